@@ -1,0 +1,136 @@
+package events
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Event types. Every type is versioned; a breaking change to a payload gets a
+// new type (…v2) and both are published for a deprecation period.
+const (
+	TypeSARIFUploaded              = "io.stateguard.sarif.uploaded.v1"
+	TypeCertificateExpiring        = "io.stateguard.certificate.expiring.v1"
+	TypeCertificateRotationRequest = "io.stateguard.certificate.rotation.requested.v1"
+	TypeCertificateRotated         = "io.stateguard.certificate.rotated.v1"
+	TypeCertificateRotationFailed  = "io.stateguard.certificate.rotation.failed.v1"
+	TypeSnapshotCompleted          = "io.stateguard.snapshot.completed.v1"
+	TypeSnapshotFailed             = "io.stateguard.snapshot.failed.v1"
+	TypeSnapshotMissed             = "io.stateguard.snapshot.missed.v1"
+	TypeSnapshotVerified           = "io.stateguard.snapshot.verified.v1"
+	TypeSnapshotPinRequested       = "io.stateguard.snapshot.pin.requested.v1"
+	TypeSnapshotUnpinRequested     = "io.stateguard.snapshot.unpin.requested.v1"
+	TypeRestoreRecommended         = "io.stateguard.restore.recommended.v1"
+	TypeIncidentOpened             = "io.stateguard.incident.opened.v1"
+	TypeIncidentClosed             = "io.stateguard.incident.closed.v1"
+)
+
+// Stream names, one per domain, plus the dead-letter stream.
+const (
+	StreamSARIF       = "SARIF"
+	StreamCertificate = "CERTIFICATE"
+	StreamSnapshot    = "SNAPSHOT"
+	StreamDecision    = "DECISION"
+	StreamDeadLetter  = "DEADLETTER"
+)
+
+// SubjectPrefix starts every subject stateguard publishes on.
+const SubjectPrefix = "stateguard."
+
+// DeadLetterPrefix starts the subjects of dead letters:
+// stateguard.deadletter.<stream>.<consumer>.
+const DeadLetterPrefix = SubjectPrefix + "deadletter."
+
+// Spec describes one event type of the catalogue.
+type Spec struct {
+	// Type is the CloudEvents type attribute.
+	Type string
+	// Payload is a zero value of the Go type carried as the event data.
+	Payload any
+	// Producer is the service that publishes the event.
+	Producer string
+	// Consumers are the services that act on it.
+	Consumers []string
+	// Description says in one sentence when the event is published.
+	Description string
+}
+
+// Subject is the NATS subject the event is published on.
+func (s Spec) Subject() string { return SubjectOf(s.Type) }
+
+// Stream is the JetStream stream that stores the event.
+func (s Spec) Stream() string { return StreamOf(s.Type) }
+
+// Schema is the file name of the payload's JSON Schema under schemas/.
+func (s Spec) Schema() string { return schemaName(s.Type) }
+
+// Catalogue lists every event type stateguard publishes. The README's event
+// table and the JSON Schemas under schemas/ are generated from it.
+var Catalogue = []Spec{
+	{TypeSARIFUploaded, SARIFUploaded{}, "sastingest", []string{"correlator"}, "A SARIF log was accepted, stored and summarised."},
+	{TypeCertificateExpiring, CertificateExpiring{}, "certwatcher", []string{"correlator"}, "A certificate crossed an expiry threshold, or is weak or expired."},
+	{TypeCertificateRotationRequest, CertificateRotationRequested{}, "correlator", []string{"certwatcher"}, "A certificate should be rotated (expiry or possible key exposure)."},
+	{TypeCertificateRotated, CertificateRotated{}, "certwatcher", []string{"correlator"}, "A certificate was re-issued, its workloads rolled and the served certificate checked."},
+	{TypeCertificateRotationFailed, CertificateRotationFailed{}, "certwatcher", []string{"correlator"}, "A requested rotation was not carried out, with the reason."},
+	{TypeSnapshotCompleted, SnapshotCompleted{}, "snapshotter", []string{"correlator"}, "A VolumeSnapshot is ready to use; it names the workloads running on the volume when it was taken."},
+	{TypeSnapshotFailed, SnapshotFailed{}, "snapshotter", []string{"correlator"}, "A VolumeSnapshot could not be taken or never became ready."},
+	{TypeSnapshotMissed, SnapshotMissed{}, "snapshotter", nil, "Scheduled slots passed while the snapshotter was down; one catch-up snapshot replaces them."},
+	{TypeSnapshotVerified, SnapshotVerified{}, "snapshotter", []string{"correlator"}, "A restore test of a snapshot passed or failed."},
+	{TypeSnapshotPinRequested, SnapshotPinRequested{}, "correlator", []string{"snapshotter"}, "A snapshot must be kept: it is a known-good restore point."},
+	{TypeSnapshotUnpinRequested, SnapshotUnpinRequested{}, "correlator", []string{"snapshotter"}, "A snapshot pinned earlier may be subject to retention again."},
+	{TypeRestoreRecommended, RestoreRecommended{}, "correlator", nil, "A running version is vulnerable: restore this known-good snapshot, for these reasons."},
+	{TypeIncidentOpened, IncidentOpened{}, "correlator", nil, "An application runs a vulnerable version."},
+	{TypeIncidentClosed, IncidentClosed{}, "correlator", nil, "A clean version runs and a clean snapshot of it exists."},
+}
+
+// Lookup returns the Spec of an event type.
+func Lookup(typ string) (Spec, bool) {
+	for _, s := range Catalogue {
+		if s.Type == typ {
+			return s, true
+		}
+	}
+	return Spec{}, false
+}
+
+// SubjectOf maps an event type to its subject:
+// io.stateguard.snapshot.pin.requested.v1 → stateguard.snapshot.pin.requested.
+func SubjectOf(typ string) string {
+	t := strings.TrimPrefix(typ, "io.stateguard.")
+	if i := strings.LastIndex(t, ".v"); i > 0 {
+		t = t[:i]
+	}
+	return SubjectPrefix + t
+}
+
+// StreamOf maps an event type to the stream of its domain.
+func StreamOf(typ string) string {
+	domain, _, _ := strings.Cut(strings.TrimPrefix(SubjectOf(typ), SubjectPrefix), ".")
+	switch domain {
+	case "sarif":
+		return StreamSARIF
+	case "certificate":
+		return StreamCertificate
+	case "snapshot":
+		return StreamSnapshot
+	default:
+		return StreamDecision
+	}
+}
+
+// StreamSubjects are the subjects each stream captures.
+var StreamSubjects = map[string][]string{
+	StreamSARIF:       {SubjectPrefix + "sarif.>"},
+	StreamCertificate: {SubjectPrefix + "certificate.>"},
+	StreamSnapshot:    {SubjectPrefix + "snapshot.>"},
+	StreamDecision:    {SubjectPrefix + "restore.>", SubjectPrefix + "incident.>"},
+	StreamDeadLetter:  {DeadLetterPrefix + ">"},
+}
+
+func schemaName(typ string) string {
+	return strings.TrimPrefix(typ, "io.stateguard.") + ".schema.json"
+}
+
+// SchemaURL is the dataschema attribute of events of this type.
+func SchemaURL(typ string) string {
+	return fmt.Sprintf("https://stateguard.io/schemas/%s", schemaName(typ))
+}

@@ -1,0 +1,68 @@
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// Event is a CloudEvents 1.0 event; stateguard uses the sdk-go type as is.
+type Event = event.Event
+
+// NewEvent builds a CloudEvent of a catalogued type with its payload as JSON data.
+//
+// id must be deterministic for the fact the event reports (an upload id, a
+// snapshot's uid and phase, a decision's key): JetStream drops a second
+// publish with the same id inside the duplicate window, and consumers use it
+// to recognise redeliveries.
+func NewEvent(typ, source, id string, payload any) (Event, error) {
+	spec, ok := Lookup(typ)
+	if !ok {
+		return Event{}, fmt.Errorf("new event: %w: %q", ErrUnknownType, typ)
+	}
+	ev := event.New(event.CloudEventsVersionV1)
+	ev.SetID(id)
+	ev.SetType(typ)
+	ev.SetSource(source)
+	ev.SetTime(time.Now().UTC())
+	ev.SetDataSchema(SchemaURL(spec.Type))
+	if err := ev.SetData("application/json", payload); err != nil {
+		return Event{}, fmt.Errorf("new event %s: %w", typ, err)
+	}
+	if err := ev.Validate(); err != nil {
+		return Event{}, fmt.Errorf("new event %s: %w", typ, err)
+	}
+	return ev, nil
+}
+
+// MustNewEvent is NewEvent for tests and constants; it panics on error.
+func MustNewEvent(typ, source, id string, payload any) Event {
+	ev, err := NewEvent(typ, source, id, payload)
+	if err != nil {
+		panic(err)
+	}
+	return ev
+}
+
+// Decode unmarshals an event's data into T. A payload that does not decode is
+// a permanent error: redelivering it cannot help.
+func Decode[T any](ev Event) (T, error) {
+	var v T
+	if len(ev.Data()) == 0 {
+		return v, Permanent(fmt.Errorf("event %s (%s) has no data", ev.ID(), ev.Type()))
+	}
+	if err := json.Unmarshal(ev.Data(), &v); err != nil {
+		return v, Permanent(fmt.Errorf("event %s (%s): decode data: %w", ev.ID(), ev.Type(), err))
+	}
+	return v, nil
+}
+
+// Sentinel errors.
+var (
+	ErrUnknownType = errors.New("unknown event type")
+	ErrClosed      = errors.New("events client closed")
+	ErrMalformed   = errors.New("malformed event")
+)

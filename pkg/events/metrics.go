@@ -1,0 +1,70 @@
+package events
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the transport's Prometheus collectors.
+type metrics struct {
+	published    *prometheus.CounterVec
+	publishFails *prometheus.CounterVec
+	consumed     *prometheus.CounterVec
+	failed       *prometheus.CounterVec
+	deadLettered *prometheus.CounterVec
+	handling     *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_events_published_total",
+			Help: "Events stored by JetStream, by type.",
+		}, []string{"type"}),
+		publishFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_events_publish_failures_total",
+			Help: "Events that could not be stored after all retries, by type.",
+		}, []string{"type"}),
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_events_consumed_total",
+			Help: "Events handled and acknowledged, by consumer and type.",
+		}, []string{"consumer", "type"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_events_failed_total",
+			Help: "Handler failures, by consumer, type and kind (retry or permanent).",
+		}, []string{"consumer", "type", "kind"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_events_dead_lettered_total",
+			Help: "Events sent to the dead-letter stream, by consumer.",
+		}, []string{"consumer"}),
+		handling: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "stateguard_events_handling_seconds",
+			Help:    "Time a handler took, by consumer and type.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"consumer", "type"}),
+	}
+	if reg != nil {
+		m.published = register(reg, m.published)
+		m.publishFails = register(reg, m.publishFails)
+		m.consumed = register(reg, m.consumed)
+		m.failed = register(reg, m.failed)
+		m.deadLettered = register(reg, m.deadLettered)
+		m.handling = register(reg, m.handling)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// its name, so several clients in one process share their series.
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(T); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}

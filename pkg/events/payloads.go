@@ -1,0 +1,330 @@
+package events
+
+import "time"
+
+// Every payload below is the data of one CloudEvent. Field names are
+// snake_case and stable: other teams code against the JSON Schemas generated
+// from these types (schemas/). Decision payloads carry Causes: the ids of the
+// events that led to them, so every decision can be explained.
+
+// ObjectRef names a namespaced Kubernetes object.
+type ObjectRef struct {
+	Kind      string `json:"kind,omitempty"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// Tool is a scanner that produced SARIF results.
+type Tool struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+// SeverityCounts counts results by security severity, with GitHub's bands:
+// ≥9.0 critical, 7.0–8.9 high, 4.0–6.9 medium, 0.1–3.9 low, else none.
+type SeverityCounts struct {
+	Critical int `json:"critical"`
+	High     int `json:"high"`
+	Medium   int `json:"medium"`
+	Low      int `json:"low"`
+	None     int `json:"none"`
+}
+
+// LevelCounts counts results by SARIF level.
+type LevelCounts struct {
+	Error   int `json:"error"`
+	Warning int `json:"warning"`
+	Note    int `json:"note"`
+	None    int `json:"none"`
+}
+
+// ToolCounts are the counts of one tool's results.
+type ToolCounts struct {
+	Tool       Tool           `json:"tool"`
+	Results    int            `json:"results"`
+	BySeverity SeverityCounts `json:"by_severity"`
+	ByLevel    LevelCounts    `json:"by_level"`
+}
+
+// Finding is one normalised SARIF result.
+type Finding struct {
+	Tool        string   `json:"tool,omitempty"`
+	RuleID      string   `json:"rule_id"`
+	Severity    string   `json:"severity" jsonschema:"enum=critical,enum=high,enum=medium,enum=low,enum=none"`
+	Level       string   `json:"level,omitempty" jsonschema:"enum=error,enum=warning,enum=note,enum=none"`
+	CWEs        []string `json:"cwe,omitempty"`
+	Tags        []string `json:"tags,omitempty"`
+	File        string   `json:"file,omitempty"`
+	Line        int      `json:"line,omitempty"`
+	Fingerprint string   `json:"fingerprint"`
+}
+
+// ObjectLocation is where an object (the original SARIF log) is stored in a
+// JetStream Object Store.
+type ObjectLocation struct {
+	Bucket string `json:"bucket"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size,omitempty"`
+}
+
+// SARIFUploaded is published once per accepted SARIF upload.
+type SARIFUploaded struct {
+	UploadID     string         `json:"upload_id"`
+	Repository   string         `json:"repository"`
+	CommitSHA    string         `json:"commit_sha"`
+	Ref          string         `json:"ref"`
+	Category     string         `json:"category"`
+	App          string         `json:"app"`
+	Namespace    string         `json:"namespace"`
+	Version      string         `json:"version"`
+	Environment  string         `json:"environment,omitempty"`
+	Images       []string       `json:"images" jsonschema:"description=Image references with digest (repo@sha256:…) that the scan covers"`
+	Tools        []Tool         `json:"tools"`
+	ByTool       []ToolCounts   `json:"by_tool,omitempty"`
+	ResultsTotal int            `json:"results_total"`
+	BySeverity   SeverityCounts `json:"by_severity"`
+	ByLevel      LevelCounts    `json:"by_level"`
+	New          int            `json:"new"`
+	Fixed        int            `json:"fixed"`
+	Unchanged    int            `json:"unchanged"`
+	// NewFindings lists the new critical and high findings against the
+	// previous upload of the same (repository, category, ref), bounded.
+	NewFindings          []Finding `json:"new_findings"`
+	NewFindingsTruncated bool      `json:"new_findings_truncated,omitempty"`
+	// Findings lists the open findings at medium severity or above, highest
+	// first, bounded; the correlator reads rule ids and CWEs from them.
+	Findings          []Finding      `json:"findings,omitempty"`
+	FindingsTruncated bool           `json:"findings_truncated,omitempty"`
+	Anomalies         int            `json:"anomalies,omitempty" jsonschema:"description=Malformed fields that were skipped while parsing"`
+	Object            ObjectLocation `json:"object"`
+	ReceivedAt        time.Time      `json:"received_at"`
+}
+
+// Certificate holds the facts of one X.509 certificate.
+type Certificate struct {
+	Subject            string    `json:"subject"`
+	Issuer             string    `json:"issuer"`
+	Serial             string    `json:"serial" jsonschema:"description=Serial number in lower-case hex"`
+	DNSNames           []string  `json:"dns_names,omitempty"`
+	IPAddresses        []string  `json:"ip_addresses,omitempty"`
+	EmailAddresses     []string  `json:"email_addresses,omitempty"`
+	URIs               []string  `json:"uris,omitempty"`
+	NotBefore          time.Time `json:"not_before"`
+	NotAfter           time.Time `json:"not_after"`
+	KeyType            string    `json:"key_type" jsonschema:"enum=RSA,enum=ECDSA,enum=Ed25519,enum=unknown"`
+	KeyBits            int       `json:"key_bits,omitempty"`
+	SignatureAlgorithm string    `json:"signature_algorithm"`
+	IsCA               bool      `json:"is_ca,omitempty"`
+	SHA256             string    `json:"sha256" jsonschema:"description=SHA-256 fingerprint of the DER bytes, hex"`
+}
+
+// CertificateSource says where a certificate was found: a Secret key in the
+// cluster, or a file under a watched directory.
+type CertificateSource struct {
+	Namespace string `json:"namespace,omitempty"`
+	Secret    string `json:"secret,omitempty"`
+	Key       string `json:"key,omitempty"`
+	Path      string `json:"path,omitempty"`
+}
+
+// WorkloadRef names a workload (Deployment, StatefulSet, DaemonSet, or a
+// bare Pod) that uses a certificate or a volume.
+type WorkloadRef = ObjectRef
+
+// CertificateUsers are the objects that use a certificate's Secret.
+type CertificateUsers struct {
+	Pods      []ObjectRef   `json:"pods,omitempty"`
+	Workloads []WorkloadRef `json:"workloads,omitempty"`
+	Ingresses []ObjectRef   `json:"ingresses,omitempty"`
+}
+
+// CertManagerInfo is set when a cert-manager Certificate owns the Secret.
+type CertManagerInfo struct {
+	Certificate string     `json:"certificate"`
+	NotAfter    *time.Time `json:"not_after,omitempty"`
+	RenewalTime *time.Time `json:"renewal_time,omitempty"`
+}
+
+// CertificateExpiring is published once per certificate and threshold.
+type CertificateExpiring struct {
+	Source      CertificateSource `json:"source"`
+	Threshold   string            `json:"threshold" jsonschema:"description=The threshold crossed: a duration such as 30d or 7d, or expired"`
+	DaysLeft    float64           `json:"days_left"`
+	Certificate Certificate       `json:"certificate"`
+	Chain       []Certificate     `json:"chain,omitempty"`
+	Weaknesses  []string          `json:"weaknesses,omitempty" jsonschema:"description=For example rsa-key-too-small or sha1-signature"`
+	Users       CertificateUsers  `json:"users"`
+	CertManager *CertManagerInfo  `json:"cert_manager,omitempty"`
+}
+
+// CertificateRotationRequested asks certwatcher to rotate the certificate in a
+// Secret.
+type CertificateRotationRequested struct {
+	RequestID string   `json:"request_id"`
+	Namespace string   `json:"namespace"`
+	Secret    string   `json:"secret"`
+	Reason    string   `json:"reason"`
+	App       string   `json:"app,omitempty"`
+	Incident  string   `json:"incident,omitempty"`
+	DryRun    bool     `json:"dry_run,omitempty"`
+	Causes    []string `json:"causes,omitempty"`
+}
+
+// TLSVerification is the result of checking the certificate a Service serves.
+type TLSVerification struct {
+	Checked      bool   `json:"checked"`
+	Service      string `json:"service,omitempty"`
+	Port         int    `json:"port,omitempty"`
+	ServedSerial string `json:"served_serial,omitempty"`
+	Match        bool   `json:"match"`
+	Error        string `json:"error,omitempty"`
+}
+
+// CertificateRotated reports a completed rotation.
+type CertificateRotated struct {
+	RequestID    string          `json:"request_id"`
+	Namespace    string          `json:"namespace"`
+	Secret       string          `json:"secret"`
+	Method       string          `json:"method" jsonschema:"enum=cert-manager,enum=in-cluster-ca"`
+	OldSerial    string          `json:"old_serial"`
+	NewSerial    string          `json:"new_serial"`
+	Rolled       []WorkloadRef   `json:"rolled,omitempty"`
+	Paused       []WorkloadRef   `json:"paused,omitempty"`
+	Verification TLSVerification `json:"verification"`
+	DryRun       bool            `json:"dry_run,omitempty"`
+	Causes       []string        `json:"causes,omitempty"`
+}
+
+// CertificateRotationFailed reports a rotation that was not carried out.
+type CertificateRotationFailed struct {
+	RequestID string   `json:"request_id"`
+	Namespace string   `json:"namespace"`
+	Secret    string   `json:"secret"`
+	Reason    string   `json:"reason"`
+	Causes    []string `json:"causes,omitempty"`
+}
+
+// Container is one container of a pod, with the digest it runs.
+type Container struct {
+	Name    string `json:"name"`
+	Image   string `json:"image"`
+	ImageID string `json:"image_id,omitempty" jsonschema:"description=status.containerStatuses[].imageID"`
+	Digest  string `json:"digest,omitempty" jsonschema:"description=sha256:… taken from the imageID"`
+}
+
+// VolumeWorkload is a pod that mounted a volume when it was snapshotted.
+type VolumeWorkload struct {
+	Pod        string      `json:"pod"`
+	Owner      *ObjectRef  `json:"owner,omitempty"`
+	App        string      `json:"app,omitempty" jsonschema:"description=app.kubernetes.io/name"`
+	Version    string      `json:"version,omitempty" jsonschema:"description=app.kubernetes.io/version"`
+	Containers []Container `json:"containers"`
+}
+
+// SnapshotCompleted reports a VolumeSnapshot that became ready to use.
+type SnapshotCompleted struct {
+	Namespace             string           `json:"namespace"`
+	PVC                   string           `json:"pvc"`
+	VolumeSnapshot        string           `json:"volume_snapshot"`
+	VolumeSnapshotContent string           `json:"volume_snapshot_content,omitempty"`
+	VolumeSnapshotClass   string           `json:"volume_snapshot_class,omitempty"`
+	RestoreSize           string           `json:"restore_size,omitempty"`
+	CreationTime          time.Time        `json:"creation_time"`
+	Policy                string           `json:"policy,omitempty"`
+	Slot                  *time.Time       `json:"slot,omitempty"`
+	Workloads             []VolumeWorkload `json:"workloads"`
+}
+
+// SnapshotFailed reports a snapshot that failed.
+type SnapshotFailed struct {
+	Namespace      string     `json:"namespace"`
+	PVC            string     `json:"pvc"`
+	VolumeSnapshot string     `json:"volume_snapshot,omitempty"`
+	Policy         string     `json:"policy,omitempty"`
+	Slot           *time.Time `json:"slot,omitempty"`
+	Error          string     `json:"error"`
+}
+
+// SnapshotMissed lists scheduled slots that passed while no snapshotter ran.
+type SnapshotMissed struct {
+	Namespace string      `json:"namespace"`
+	Policy    string      `json:"policy"`
+	Slots     []time.Time `json:"slots"`
+	CatchUp   time.Time   `json:"catch_up" jsonschema:"description=The slot of the single catch-up snapshot taken instead"`
+}
+
+// SnapshotVerified reports a restore test.
+type SnapshotVerified struct {
+	Namespace      string    `json:"namespace"`
+	PVC            string    `json:"pvc"`
+	VolumeSnapshot string    `json:"volume_snapshot"`
+	Policy         string    `json:"policy,omitempty"`
+	Passed         bool      `json:"passed"`
+	Job            ObjectRef `json:"job"`
+	Message        string    `json:"message,omitempty"`
+}
+
+// SnapshotPinRequested asks the snapshotter to keep a snapshot whatever its
+// retention says.
+type SnapshotPinRequested struct {
+	Namespace      string   `json:"namespace"`
+	VolumeSnapshot string   `json:"volume_snapshot"`
+	PVC            string   `json:"pvc,omitempty"`
+	Reason         string   `json:"reason"`
+	Incident       string   `json:"incident,omitempty"`
+	Causes         []string `json:"causes,omitempty"`
+}
+
+// SnapshotUnpinRequested releases a pin.
+type SnapshotUnpinRequested struct {
+	Namespace      string   `json:"namespace"`
+	VolumeSnapshot string   `json:"volume_snapshot"`
+	PVC            string   `json:"pvc,omitempty"`
+	Reason         string   `json:"reason"`
+	Incident       string   `json:"incident,omitempty"`
+	Causes         []string `json:"causes,omitempty"`
+}
+
+// Reason is one finding behind a decision, with the event it came from.
+type Reason struct {
+	UploadID   string   `json:"upload_id,omitempty"`
+	EventID    string   `json:"event_id"`
+	Version    string   `json:"version,omitempty"`
+	RuleIDs    []string `json:"rule_ids,omitempty"`
+	Severities []string `json:"severities,omitempty"`
+	Text       string   `json:"text"`
+}
+
+// RestoreRecommended recommends restoring a PVC from a known-good snapshot.
+type RestoreRecommended struct {
+	Incident       string    `json:"incident"`
+	Namespace      string    `json:"namespace"`
+	App            string    `json:"app"`
+	PVC            string    `json:"pvc"`
+	VolumeSnapshot string    `json:"volume_snapshot"`
+	SnapshotTime   time.Time `json:"snapshot_time"`
+	Versions       []string  `json:"versions" jsonschema:"description=The vulnerable versions (digests) now running"`
+	Reasons        []Reason  `json:"reasons"`
+	Manifest       string    `json:"manifest" jsonschema:"description=Ready-to-apply YAML: a PVC restored from the snapshot"`
+	Steps          []string  `json:"steps,omitempty"`
+	Causes         []string  `json:"causes"`
+}
+
+// IncidentOpened reports that an application runs a vulnerable version.
+type IncidentOpened struct {
+	Incident  string   `json:"incident"`
+	Namespace string   `json:"namespace"`
+	App       string   `json:"app"`
+	Versions  []string `json:"versions"`
+	Reasons   []Reason `json:"reasons"`
+	Causes    []string `json:"causes"`
+}
+
+// IncidentClosed reports that an incident is over.
+type IncidentClosed struct {
+	Incident  string   `json:"incident"`
+	Namespace string   `json:"namespace"`
+	App       string   `json:"app"`
+	Reason    string   `json:"reason"`
+	Causes    []string `json:"causes"`
+}
