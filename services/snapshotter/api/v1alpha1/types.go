@@ -1,0 +1,202 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// GroupVersion is the API group and version of SnapshotPolicy.
+var GroupVersion = schema.GroupVersion{Group: "stateguard.io", Version: "v1alpha1"}
+
+// Resource is the plural resource name of SnapshotPolicy.
+const Resource = "snapshotpolicies"
+
+// AddToScheme registers the types of this package.
+func AddToScheme(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &SnapshotPolicy{}, &SnapshotPolicyList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}
+
+// OnError says what a failing hook does to the snapshot.
+// +kubebuilder:validation:Enum=Fail;Continue
+type OnError string
+
+// The hook error modes.
+const (
+	// OnErrorFail fails the snapshot when the hook fails.
+	OnErrorFail OnError = "Fail"
+	// OnErrorContinue takes the snapshot anyway.
+	OnErrorContinue OnError = "Continue"
+)
+
+// Hook is a command run in a container of every pod that mounts the PVC,
+// before (pre) or after (post) the snapshot is taken.
+type Hook struct {
+	// Container to run the command in; empty means the pod's first container.
+	// +optional
+	Container string `json:"container,omitempty"`
+	// Command and arguments, not run through a shell.
+	// +kubebuilder:validation:MinItems=1
+	Command []string `json:"command"`
+	// Timeout bounds the command (default 30s).
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// OnError is Fail (default) or Continue.
+	// +optional
+	// +kubebuilder:default=Fail
+	OnError OnError `json:"onError,omitempty"`
+}
+
+// Hooks are the consistency hooks of a policy.
+type Hooks struct {
+	// Pre hooks run before the snapshot is created (for example fsfreeze or
+	// a database checkpoint).
+	// +optional
+	Pre []Hook `json:"pre,omitempty"`
+	// Post hooks run after the snapshot was created, also when a pre hook
+	// failed, so that a freeze is always undone.
+	// +optional
+	Post []Hook `json:"post,omitempty"`
+}
+
+// Retention says which snapshots to keep, with restic's forget semantics:
+// a snapshot is kept when any rule keeps it.
+type Retention struct {
+	// KeepLast keeps the newest n snapshots.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	KeepLast int `json:"keepLast,omitempty"`
+	// Hourly keeps the newest snapshot of each of the last n hours that have one.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Hourly int `json:"hourly,omitempty"`
+	// Daily keeps the newest snapshot of each of the last n days that have one.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Daily int `json:"daily,omitempty"`
+	// Weekly keeps the newest snapshot of each of the last n ISO weeks that have one.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Weekly int `json:"weekly,omitempty"`
+	// Monthly keeps the newest snapshot of each of the last n months that have one.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Monthly int `json:"monthly,omitempty"`
+	// Yearly keeps the newest snapshot of each of the last n years that have one.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Yearly int `json:"yearly,omitempty"`
+	// MaxAge deletes snapshots older than this even when a bucket rule would
+	// keep them (pinned and newest-ready snapshots are still kept).
+	// +optional
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
+}
+
+// RestoreTest configures periodic restore tests.
+type RestoreTest struct {
+	// Schedule is a cron expression (in the policy's time zone).
+	Schedule string `json:"schedule"`
+	// Image of the verification Job.
+	Image string `json:"image"`
+	// Command of the verification Job; the restored volume is mounted at /data.
+	// +optional
+	Command []string `json:"command,omitempty"`
+	// VerificationNamespace is where the scratch PVC and the Job are created;
+	// empty means the policy's namespace.
+	// +optional
+	VerificationNamespace string `json:"verificationNamespace,omitempty"`
+}
+
+// SnapshotPolicySpec is the desired snapshotting of a set of PVCs.
+type SnapshotPolicySpec struct {
+	// PVCSelector selects the PVCs of the policy's namespace to snapshot.
+	PVCSelector metav1.LabelSelector `json:"pvcSelector"`
+	// Schedule is a cron expression (5 fields, or a descriptor such as @hourly).
+	// +kubebuilder:validation:MinLength=1
+	Schedule string `json:"schedule"`
+	// TimeZone is an IANA time zone name for the schedule and the retention
+	// buckets (default UTC).
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
+	// VolumeSnapshotClassName is the VolumeSnapshotClass to use; empty uses
+	// the cluster default.
+	// +optional
+	VolumeSnapshotClassName string `json:"volumeSnapshotClassName,omitempty"`
+	// Retention says which snapshots to keep.
+	// +optional
+	Retention Retention `json:"retention,omitempty"`
+	// Hooks run in the pods that mount the PVC.
+	// +optional
+	Hooks Hooks `json:"hooks,omitempty"`
+	// Labels are added to every VolumeSnapshot.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// RestoreTest, when set, periodically restores the newest snapshot and
+	// verifies it with a Job.
+	// +optional
+	RestoreTest *RestoreTest `json:"restoreTest,omitempty"`
+}
+
+// Result values of SnapshotPolicyStatus.LastResult.
+const (
+	ResultSucceeded = "Succeeded"
+	ResultFailed    = "Failed"
+	ResultPartial   = "PartiallyFailed"
+)
+
+// SnapshotPolicyStatus is the observed state of a policy.
+type SnapshotPolicyStatus struct {
+	// LastRun is the slot of the last run.
+	// +optional
+	LastRun *metav1.Time `json:"lastRun,omitempty"`
+	// LastSnapshot is the name of the newest VolumeSnapshot created.
+	// +optional
+	LastSnapshot string `json:"lastSnapshot,omitempty"`
+	// NextRun is the next scheduled slot.
+	// +optional
+	NextRun *metav1.Time `json:"nextRun,omitempty"`
+	// LastResult is Succeeded, Failed or PartiallyFailed.
+	// +optional
+	LastResult string `json:"lastResult,omitempty"`
+	// LastRestoreTest is the slot of the last restore test.
+	// +optional
+	LastRestoreTest *metav1.Time `json:"lastRestoreTest,omitempty"`
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready (the spec is valid and scheduled).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// SnapshotPolicy snapshots the PVCs it selects on a schedule, runs
+// consistency hooks, applies GFS retention and tests restores.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=snappol,categories=stateguard
+// +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule`
+// +kubebuilder:printcolumn:name="Last Snapshot",type=string,JSONPath=`.status.lastSnapshot`
+// +kubebuilder:printcolumn:name="Last Result",type=string,JSONPath=`.status.lastResult`,priority=1
+// +kubebuilder:printcolumn:name="Next Run",type=string,JSONPath=`.status.nextRun`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type SnapshotPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   SnapshotPolicySpec   `json:"spec,omitempty"`
+	Status SnapshotPolicyStatus `json:"status,omitempty"`
+}
+
+// SnapshotPolicyList is a list of SnapshotPolicy.
+//
+// +kubebuilder:object:root=true
+type SnapshotPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SnapshotPolicy `json:"items"`
+}
