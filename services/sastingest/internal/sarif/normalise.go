@@ -1,0 +1,169 @@
+package sarif
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"hash/fnv"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Severity bands, as GitHub code scanning maps security-severity scores.
+const (
+	SeverityCritical = "critical"
+	SeverityHigh     = "high"
+	SeverityMedium   = "medium"
+	SeverityLow      = "low"
+	SeverityNone     = "none"
+)
+
+// Levels of a SARIF result.
+const (
+	LevelError   = "error"
+	LevelWarning = "warning"
+	LevelNote    = "note"
+	LevelNone    = "none"
+)
+
+// SeverityOf maps a security-severity score to a band: ≥9.0 critical,
+// 7.0–8.9 high, 4.0–6.9 medium, 0.1–3.9 low, anything else (no score, 0,
+// negative, NaN) none.
+func SeverityOf(score float64) string {
+	switch {
+	case math.IsNaN(score):
+		return SeverityNone
+	case score >= 9.0:
+		return SeverityCritical
+	case score >= 7.0:
+		return SeverityHigh
+	case score >= 4.0:
+		return SeverityMedium
+	case score >= 0.1:
+		return SeverityLow
+	default:
+		return SeverityNone
+	}
+}
+
+// SeverityRank orders bands: critical 4 … none 0.
+func SeverityRank(s string) int {
+	switch s {
+	case SeverityCritical:
+		return 4
+	case SeverityHigh:
+		return 3
+	case SeverityMedium:
+		return 2
+	case SeverityLow:
+		return 1
+	}
+	return 0
+}
+
+// parseScore reads a security-severity property, which tools write as a
+// string ("8.8") or a number. ok is false when there is none.
+func parseScore(v any) (float64, bool) {
+	switch s := v.(type) {
+	case float64:
+		return s, true
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return 0, false
+		}
+		return f, true
+	}
+	return 0, false
+}
+
+var cweRe = regexp.MustCompile(`(?i)\bcwe[-_/: ]?0*([0-9]{1,6})\b`)
+
+// CWEsFromTags returns the CWE ids named by tags such as
+// "external/cwe/cwe-079" (CodeQL), "CWE-79: Improper …" (Semgrep) or
+// "cwe-89", as "CWE-79".
+func CWEsFromTags(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		for _, m := range cweRe.FindAllStringSubmatch(t, -1) {
+			out = appendCWE(out, m[1])
+		}
+	}
+	return out
+}
+
+// cweFromTaxon turns a CWE taxonomy id ("79", "CWE-79") into "CWE-79".
+func cweFromTaxon(id string) string {
+	id = strings.TrimSpace(id)
+	if m := cweRe.FindStringSubmatch(id); m != nil {
+		id = m[1]
+	}
+	n, err := strconv.Atoi(strings.TrimLeft(id, "0"))
+	if err != nil || n <= 0 {
+		return ""
+	}
+	return "CWE-" + strconv.Itoa(n)
+}
+
+func appendCWE(list []string, digits string) []string {
+	c := cweFromTaxon(digits)
+	if c == "" || slices.Contains(list, c) {
+		return list
+	}
+	return append(list, c)
+}
+
+// Fingerprint is the stable identity of a finding across uploads: a 64-bit
+// FNV-1a hash of the rule id and the result's partialFingerprints when it
+// has any, else of the rule id, the file, and the snippet (or, without a
+// snippet, the line and message). It is shown as 16 hex digits.
+type Fingerprint uint64
+
+// String returns the fingerprint as 16 lower-case hex digits.
+func (f Fingerprint) String() string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(f))
+	return hex.EncodeToString(b[:])
+}
+
+// ParseFingerprint reads a fingerprint written by String.
+func ParseFingerprint(s string) (Fingerprint, bool) {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 8 {
+		return 0, false
+	}
+	return Fingerprint(binary.BigEndian.Uint64(b)), true
+}
+
+func fingerprint(ruleID string, partial map[string]string, file string, line int, snippet, message string) Fingerprint {
+	h := fnv.New64a()
+	w := func(s string) {
+		_, _ = h.Write([]byte(s))
+		_, _ = h.Write([]byte{0})
+	}
+	w(ruleID)
+	if len(partial) > 0 {
+		keys := make([]string, 0, len(partial))
+		for k := range partial {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		w("partial")
+		for _, k := range keys {
+			w(k)
+			w(partial[k])
+		}
+		return Fingerprint(h.Sum64())
+	}
+	w(file)
+	if s := strings.TrimSpace(snippet); s != "" {
+		w("snippet")
+		w(s)
+	} else {
+		w(strconv.Itoa(line))
+		w(message)
+	}
+	return Fingerprint(h.Sum64())
+}
