@@ -77,11 +77,12 @@ func (cfg *ConsumerConfig) defaults() error {
 
 // Subscription is a running consumer.
 type Subscription struct {
-	c     *Client
-	cfg   ConsumerConfig
-	cc    jetstream.ConsumeContext
-	adv   *nats.Subscription
-	wg    sync.WaitGroup
+	c   *Client
+	cfg ConsumerConfig
+	cc  jetstream.ConsumeContext
+	adv *nats.Subscription
+	// busy is held while a handler runs, so Stop can wait for it.
+	busy  sync.Mutex
 	once  sync.Once
 	label string
 }
@@ -138,8 +139,8 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 		return nil, fmt.Errorf("consumer %s: advisory subscription: %w", cfg.Name, err)
 	}
 	s.cc, err = cons.Consume(func(m jetstream.Msg) {
-		s.wg.Add(1)
-		defer s.wg.Done()
+		s.busy.Lock()
+		defer s.busy.Unlock()
 		s.handle(m, h)
 	}, jetstream.PullMaxMessages(cfg.BatchSize), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -170,7 +171,7 @@ func (s *Subscription) Stop(ctx context.Context) error {
 			err = fmt.Errorf("consumer %s: stop: %w", s.label, ctx.Err())
 		}
 		done := make(chan struct{})
-		go func() { s.wg.Wait(); close(done) }()
+		go func() { s.busy.Lock(); s.busy.Unlock(); close(done) }() //nolint:staticcheck // waiting for the handler in hand
 		select {
 		case <-done:
 		case <-ctx.Done():

@@ -17,3 +17,5 @@
 //
 // Delivery is at least once: handlers must be idempotent.
 package events
+
+//go:generate go run ./internal/schemagen/gen
