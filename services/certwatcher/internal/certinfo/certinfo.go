@@ -1,0 +1,198 @@
+package certinfo
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stateguard/stateguard/pkg/events"
+)
+
+// Weakness names reported in events.CertificateExpiring.Weaknesses.
+const (
+	WeakRSAKey   = "rsa-key-too-small"
+	WeakSHA1     = "sha1-signature"
+	WeakMD5      = "md5-signature"
+	WeakExpired  = "expired"
+	WeakNotValid = "not-yet-valid"
+)
+
+// MinRSABits is the smallest RSA modulus not reported as weak.
+const MinRSABits = 2048
+
+// Errors describing unreadable certificate data. They never quote the data.
+var (
+	ErrEmpty         = errors.New("empty")
+	ErrNotPEM        = errors.New("neither PEM nor DER certificate data")
+	ErrPrivateKey    = errors.New("holds a private key where a certificate should be")
+	ErrNoCertificate = errors.New("no CERTIFICATE block in PEM data")
+)
+
+// Chain is a parsed certificate chain, leaf first.
+type Chain struct {
+	Certs []*x509.Certificate
+}
+
+// Leaf returns the first certificate.
+func (c Chain) Leaf() *x509.Certificate { return c.Certs[0] }
+
+// Parse reads every certificate in data, which is PEM (any number of
+// CERTIFICATE blocks, other blocks ignored) or a single DER certificate.
+// A private key in place of certificates, truncated or corrupt DER, and
+// bytes that are neither PEM nor DER are errors.
+func Parse(data []byte) (Chain, error) {
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return Chain{}, ErrEmpty
+	}
+	var (
+		certs    []*x509.Certificate
+		sawKey   bool
+		sawBlock bool
+		rest     = data
+	)
+	for n := 1; ; n++ {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		sawBlock = true
+		switch {
+		case block.Type == "CERTIFICATE":
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return Chain{}, fmt.Errorf("PEM block %d: %w", n, sanitize(err))
+			}
+			certs = append(certs, c)
+		case strings.HasSuffix(block.Type, "PRIVATE KEY"):
+			sawKey = true
+		}
+	}
+	if len(certs) > 0 {
+		return Chain{Certs: certs}, nil
+	}
+	if sawKey {
+		return Chain{}, ErrPrivateKey
+	}
+	if sawBlock {
+		return Chain{}, ErrNoCertificate
+	}
+	// Not PEM: maybe DER.
+	c, err := x509.ParseCertificates(data)
+	if err != nil || len(c) == 0 {
+		if err == nil || data[0] != 0x30 {
+			return Chain{}, ErrNotPEM
+		}
+		return Chain{}, fmt.Errorf("DER: %w", sanitize(err))
+	}
+	return Chain{Certs: c}, nil
+}
+
+// HasCertificateBlock reports whether data holds at least one PEM
+// CERTIFICATE block, whether or not it parses.
+func HasCertificateBlock(data []byte) bool {
+	rest := data
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return false
+		}
+		if b.Type == "CERTIFICATE" {
+			return true
+		}
+	}
+}
+
+// sanitize keeps the message of crypto/x509 errors, which describe
+// structure, not content.
+func sanitize(err error) error {
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return errors.New(msg)
+}
+
+// Facts returns what events carry about c.
+func Facts(c *x509.Certificate) events.Certificate {
+	f := events.Certificate{
+		Subject:            c.Subject.String(),
+		Issuer:             c.Issuer.String(),
+		Serial:             SerialHex(c),
+		DNSNames:           c.DNSNames,
+		EmailAddresses:     c.EmailAddresses,
+		NotBefore:          c.NotBefore.UTC(),
+		NotAfter:           c.NotAfter.UTC(),
+		SignatureAlgorithm: c.SignatureAlgorithm.String(),
+		IsCA:               c.IsCA,
+		SHA256:             Fingerprint(c),
+	}
+	for _, ip := range c.IPAddresses {
+		f.IPAddresses = append(f.IPAddresses, ip.String())
+	}
+	for _, u := range c.URIs {
+		f.URIs = append(f.URIs, u.String())
+	}
+	f.KeyType, f.KeyBits = KeyInfo(c)
+	return f
+}
+
+// SerialHex is the serial number in lower-case hex.
+func SerialHex(c *x509.Certificate) string {
+	if c.SerialNumber == nil {
+		return ""
+	}
+	return c.SerialNumber.Text(16)
+}
+
+// Fingerprint is the SHA-256 of the DER bytes, in hex.
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// KeyInfo returns the public key's type and size in bits.
+func KeyInfo(c *x509.Certificate) (string, int) {
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return "RSA", k.N.BitLen()
+	case *ecdsa.PublicKey:
+		return "ECDSA", k.Curve.Params().BitSize
+	case ed25519.PublicKey:
+		return "Ed25519", 256
+	default:
+		return "unknown", 0
+	}
+}
+
+// Weaknesses lists what is wrong with c at now, sorted by name.
+func Weaknesses(c *x509.Certificate, now time.Time) []string {
+	var w []string
+	if now.After(c.NotAfter) {
+		w = append(w, WeakExpired)
+	}
+	switch c.SignatureAlgorithm {
+	case x509.MD5WithRSA:
+		w = append(w, WeakMD5)
+	}
+	if now.Before(c.NotBefore) {
+		w = append(w, WeakNotValid)
+	}
+	if k, ok := c.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() < MinRSABits {
+		w = append(w, WeakRSAKey)
+	}
+	switch c.SignatureAlgorithm {
+	case x509.SHA1WithRSA, x509.ECDSAWithSHA1, x509.DSAWithSHA1:
+		w = append(w, WeakSHA1)
+	}
+	return w
+}

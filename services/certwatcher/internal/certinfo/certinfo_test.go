@@ -1,0 +1,102 @@
+package certinfo
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+)
+
+func TestParse(t *testing.T) {
+	ca := certgen.New(t, certgen.CommonName("root"), certgen.CA())
+	leaf := certgen.New(t, certgen.CommonName("web"), certgen.DNSNames("web.example"), certgen.SignedBy(ca))
+	truncated := []byte("-----BEGIN CERTIFICATE-----\n" + strings.Repeat("MIIB", 10) + "\n-----END CERTIFICATE-----\n")
+	tests := []struct {
+		name     string
+		data     []byte
+		subjects []string
+		err      error
+		errText  string
+	}{
+		{"a chain is parsed leaf first", certgen.ChainPEM(leaf, ca), []string{"CN=web", "CN=root"}, nil, ""},
+		{"raw DER is accepted", leaf.Cert.Raw, []string{"CN=web"}, nil, ""},
+		{"a key next to the certificate is ignored", append(append([]byte{}, leaf.KeyPEM...), leaf.CertPEM...), []string{"CN=web"}, nil, ""},
+		{"empty data", []byte(" \n"), nil, ErrEmpty, ""},
+		{"text that is not PEM", []byte("hello, I am not a certificate"), nil, ErrNotPEM, ""},
+		{"a private key where a certificate should be", leaf.KeyPEM, nil, ErrPrivateKey, ""},
+		{"truncated DER inside PEM", truncated, nil, nil, "PEM block 1"},
+		{"truncated raw DER", leaf.Cert.Raw[:40], nil, nil, "DER:"},
+		{"PEM without a certificate block", []byte("-----BEGIN FOO-----\nAAAA\n-----END FOO-----\n"), nil, ErrNoCertificate, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			chain, err := Parse(tt.data)
+			if tt.err != nil && !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if tt.errText != "" && (err == nil || !strings.Contains(err.Error(), tt.errText)) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.errText)
+			}
+			if tt.err == nil && tt.errText == "" && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			var got []string
+			for _, c := range chain.Certs {
+				got = append(got, c.Subject.String())
+			}
+			if diff := cmp.Diff(tt.subjects, got); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseErrorsNeverQuoteKeyMaterial(t *testing.T) {
+	leaf := certgen.New(t)
+	_, err := Parse(leaf.KeyPEM)
+	if err == nil {
+		t.Fatal("no error for a private key")
+	}
+	if strings.Contains(err.Error(), "BEGIN") || strings.Contains(err.Error(), string(leaf.KeyPEM[30:60])) {
+		t.Errorf("error quotes the key: %v", err)
+	}
+}
+
+func TestFactsAndWeaknesses(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name       string
+		opts       []certgen.Option
+		keyType    string
+		keyBits    int
+		weaknesses []string
+	}{
+		{"ECDSA P-256 valid for 90 days is fine", nil, "ECDSA", 256, nil},
+		{"RSA 2048 is fine", []certgen.Option{certgen.RSA(2048)}, "RSA", 2048, nil},
+		{"RSA 1024 is weak", []certgen.Option{certgen.RSA(1024)}, "RSA", 1024, []string{WeakRSAKey}},
+		{"SHA-1 signature is weak", []certgen.Option{certgen.RSA(2048), certgen.SHA1()}, "RSA", 2048, []string{WeakSHA1}},
+		{"expired", []certgen.Option{certgen.NotBefore(now.Add(-48 * time.Hour)), certgen.NotAfter(now.Add(-time.Hour))}, "ECDSA", 256, []string{WeakExpired}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := certgen.New(t, append([]certgen.Option{certgen.CommonName("x"), certgen.DNSNames("x.example")}, tt.opts...)...)
+			f := Facts(p.Cert)
+			if f.KeyType != tt.keyType || f.KeyBits != tt.keyBits {
+				t.Errorf("key = %s/%d, want %s/%d", f.KeyType, f.KeyBits, tt.keyType, tt.keyBits)
+			}
+			if f.Serial != p.Cert.SerialNumber.Text(16) || len(f.SHA256) != 64 || f.Subject != "CN=x" {
+				t.Errorf("facts = %+v", f)
+			}
+			if diff := cmp.Diff([]string{"x.example"}, f.DNSNames); diff != "" {
+				t.Errorf("SANs (-want +got)\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.weaknesses, Weaknesses(p.Cert, now)); diff != "" {
+				t.Errorf("weaknesses (-want +got)\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,355 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/stateguard/stateguard/pkg/events"
+
+	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
+)
+
+// CertificateGVR is cert-manager's Certificate resource.
+var CertificateGVR = schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}
+
+const (
+	indexSecretRefs  = "secret-refs"
+	indexTLSSecrets  = "tls-secrets"
+	indexCertSecrets = "cert-secret"
+)
+
+// Options configure discovery.
+type Options struct {
+	Client  kubernetes.Interface
+	Dynamic dynamic.Interface // nil: no cert-manager support
+	// Namespaces to watch; none means all.
+	Namespaces     []string
+	LabelSelector  string
+	PEMKeyPatterns []string
+	Store          *inventory.Store
+	Log            *slog.Logger
+	// Users turns off the pod, ReplicaSet and Ingress informers when false
+	// (used by the benchmark that measures the Secret scan alone).
+	WithoutUsers bool
+}
+
+// Discovery runs the informers.
+type Discovery struct {
+	o         Options
+	secrets   []cache.SharedIndexInformer
+	pods      []cache.SharedIndexInformer
+	ingresses []cache.SharedIndexInformer
+	rsets     []cache.SharedIndexInformer
+	certs     []cache.SharedIndexInformer
+	factories []informers.SharedInformerFactory
+	dynFacts  []dynamicinformer.DynamicSharedInformerFactory
+	certMgr   bool
+}
+
+// New prepares the informers; Start runs them.
+func New(ctx context.Context, o Options) (*Discovery, error) {
+	if o.Client == nil || o.Store == nil || o.Log == nil {
+		return nil, errors.New("discovery: client, store and log are required")
+	}
+	d := &Discovery{o: o}
+	if o.Dynamic != nil {
+		ok, err := certManagerServed(ctx, o.Client)
+		if err != nil {
+			return nil, err
+		}
+		d.certMgr = ok
+	}
+	nss := o.Namespaces
+	if len(nss) == 0 {
+		nss = []string{metav1.NamespaceAll}
+	}
+	for _, ns := range nss {
+		for _, typ := range []corev1.SecretType{corev1.SecretTypeTLS, corev1.SecretTypeOpaque} {
+			inf, err := d.secretInformer(ns, typ)
+			if err != nil {
+				return nil, err
+			}
+			d.secrets = append(d.secrets, inf)
+		}
+		if !o.WithoutUsers {
+			f := informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithNamespace(ns))
+			pods := f.Core().V1().Pods().Informer()
+			if err := pods.SetTransform(stripPod); err != nil {
+				return nil, err
+			}
+			if err := pods.AddIndexers(cache.Indexers{indexSecretRefs: podSecretIndex}); err != nil {
+				return nil, err
+			}
+			ing := f.Networking().V1().Ingresses().Informer()
+			if err := ing.AddIndexers(cache.Indexers{indexTLSSecrets: ingressSecretIndex}); err != nil {
+				return nil, err
+			}
+			rs := f.Apps().V1().ReplicaSets().Informer()
+			if err := rs.SetTransform(stripReplicaSet); err != nil {
+				return nil, err
+			}
+			d.pods, d.ingresses, d.rsets = append(d.pods, pods), append(d.ingresses, ing), append(d.rsets, rs)
+			d.factories = append(d.factories, f)
+		}
+		if d.certMgr {
+			df := dynamicinformer.NewFilteredDynamicSharedInformerFactory(o.Dynamic, 0, ns, nil)
+			ci := df.ForResource(CertificateGVR).Informer()
+			if err := ci.AddIndexers(cache.Indexers{indexCertSecrets: certificateSecretIndex}); err != nil {
+				return nil, err
+			}
+			d.certs = append(d.certs, ci)
+			d.dynFacts = append(d.dynFacts, df)
+		}
+	}
+	return d, nil
+}
+
+// certManagerServed reports whether the API server serves
+// certificates.cert-manager.io/v1.
+func certManagerServed(ctx context.Context, cs kubernetes.Interface) (bool, error) {
+	_ = ctx
+	list, err := cs.Discovery().ServerResourcesForGroupVersion(CertificateGVR.GroupVersion().String())
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("discover cert-manager: %w", err)
+	}
+	for _, r := range list.APIResources {
+		if r.Name == CertificateGVR.Resource {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// CertManagerEnabled reports whether cert-manager Certificates are watched.
+func (d *Discovery) CertManagerEnabled() bool { return d.certMgr }
+
+func (d *Discovery) secretInformer(ns string, typ corev1.SecretType) (cache.SharedIndexInformer, error) {
+	sel := fields.OneTermEqualSelector("type", string(typ)).String()
+	tweak := func(o *metav1.ListOptions) {
+		o.FieldSelector = sel
+		o.LabelSelector = d.o.LabelSelector
+	}
+	secrets := d.o.Client.CoreV1().Secrets(ns)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			tweak(&o)
+			return secrets.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			tweak(&o)
+			return secrets.Watch(ctx, o)
+		},
+	}
+	inf := cache.NewSharedIndexInformer(lw, &corev1.Secret{}, 0, cache.Indexers{})
+	if err := inf.SetTransform(stripSecret(d.o.PEMKeyPatterns)); err != nil {
+		return nil, err
+	}
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { d.secretChanged(obj) },
+		UpdateFunc: func(_, obj any) { d.secretChanged(obj) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if s, ok := obj.(*corev1.Secret); ok {
+				d.o.Store.ReplaceSecret(s.Namespace, s.Name, nil)
+			}
+		},
+	})
+	return inf, err
+}
+
+func (d *Discovery) secretChanged(obj any) {
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return
+	}
+	recs := SecretRecords(s, d.o.PEMKeyPatterns)
+	for _, r := range recs {
+		if r.Err != nil {
+			d.o.Log.Warn("unreadable certificate", "namespace", s.Namespace, "secret", s.Name, "key", r.Source.Key, "reason", r.Err.Error())
+		}
+	}
+	d.o.Store.ReplaceSecret(s.Namespace, s.Name, recs)
+}
+
+// Start runs the informers until ctx ends.
+func (d *Discovery) Start(ctx context.Context) {
+	for _, inf := range d.secrets {
+		go inf.RunWithContext(ctx)
+	}
+	for _, f := range d.factories {
+		f.Start(ctx.Done())
+	}
+	for _, f := range d.dynFacts {
+		f.Start(ctx.Done())
+	}
+}
+
+// WaitForSync waits until every informer has listed, bounded by ctx.
+func (d *Discovery) WaitForSync(ctx context.Context) error {
+	var synced []cache.InformerSynced
+	for _, l := range [][]cache.SharedIndexInformer{d.secrets, d.pods, d.ingresses, d.rsets, d.certs} {
+		for _, inf := range l {
+			synced = append(synced, inf.HasSynced)
+		}
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("informers not synced: %w", context.Cause(ctx))
+	}
+	return nil
+}
+
+// Users returns who uses the Secret namespace/name.
+func (d *Discovery) Users(namespace, name string) events.CertificateUsers {
+	var u events.CertificateUsers
+	key := namespace + "/" + name
+	rsOwner := replicaSetOwner(d.getReplicaSet)
+	for _, inf := range d.pods {
+		objs, _ := inf.GetIndexer().ByIndex(indexSecretRefs, key)
+		for _, o := range objs {
+			p := o.(*corev1.Pod)
+			u.Pods = append(u.Pods, events.ObjectRef{Kind: "Pod", Namespace: p.Namespace, Name: p.Name})
+			u.Workloads = append(u.Workloads, Workload(p, rsOwner))
+		}
+	}
+	for _, inf := range d.ingresses {
+		objs, _ := inf.GetIndexer().ByIndex(indexTLSSecrets, key)
+		for _, o := range objs {
+			i := o.(*networkingv1.Ingress)
+			u.Ingresses = append(u.Ingresses, events.ObjectRef{Kind: "Ingress", Namespace: i.Namespace, Name: i.Name})
+		}
+	}
+	u.Pods, u.Workloads, u.Ingresses = sortRefs(u.Pods), sortRefs(u.Workloads), sortRefs(u.Ingresses)
+	return u
+}
+
+func (d *Discovery) getReplicaSet(namespace, name string) (*appsv1.ReplicaSet, error) {
+	for _, inf := range d.rsets {
+		obj, ok, err := inf.GetIndexer().GetByKey(namespace + "/" + name)
+		if err == nil && ok {
+			return obj.(*appsv1.ReplicaSet), nil
+		}
+	}
+	return nil, apierrors.NewNotFound(appsv1.Resource("replicasets"), name)
+}
+
+// CertManager returns the cert-manager Certificate that owns the Secret, if
+// any.
+func (d *Discovery) CertManager(namespace, name string) *events.CertManagerInfo {
+	for _, inf := range d.certs {
+		objs, _ := inf.GetIndexer().ByIndex(indexCertSecrets, namespace+"/"+name)
+		for _, o := range objs {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				return CertManagerInfo(u)
+			}
+		}
+	}
+	return nil
+}
+
+// CertManagerInfo reads the facts of a cert-manager Certificate.
+func CertManagerInfo(u *unstructured.Unstructured) *events.CertManagerInfo {
+	info := &events.CertManagerInfo{Certificate: u.GetName()}
+	if s, ok, _ := unstructured.NestedString(u.Object, "status", "notAfter"); ok {
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			info.NotAfter = &t
+		}
+	}
+	if s, ok, _ := unstructured.NestedString(u.Object, "status", "renewalTime"); ok {
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			info.RenewalTime = &t
+		}
+	}
+	return info
+}
+
+func podSecretIndex(obj any) ([]string, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil, nil
+	}
+	var keys []string
+	for _, s := range SecretRefs(&p.Spec) {
+		keys = append(keys, p.Namespace+"/"+s)
+	}
+	return keys, nil
+}
+
+func ingressSecretIndex(obj any) ([]string, error) {
+	i, ok := obj.(*networkingv1.Ingress)
+	if !ok {
+		return nil, nil
+	}
+	var keys []string
+	for _, s := range IngressTLSSecrets(i) {
+		keys = append(keys, i.Namespace+"/"+s)
+	}
+	return keys, nil
+}
+
+func certificateSecretIndex(obj any) ([]string, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, nil
+	}
+	s, _, _ := unstructured.NestedString(u.Object, "spec", "secretName")
+	if s == "" {
+		return nil, nil
+	}
+	return []string{u.GetNamespace() + "/" + s}, nil
+}
+
+// stripPod keeps the metadata and the parts of the spec that reference
+// Secrets.
+func stripPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Pod{ObjectMeta: p.ObjectMeta}
+	out.ManagedFields = nil
+	out.Spec.Volumes = p.Spec.Volumes
+	strip := func(cs []corev1.Container) []corev1.Container {
+		var r []corev1.Container
+		for _, c := range cs {
+			r = append(r, corev1.Container{Name: c.Name, Env: c.Env, EnvFrom: c.EnvFrom})
+		}
+		return r
+	}
+	out.Spec.Containers, out.Spec.InitContainers = strip(p.Spec.Containers), strip(p.Spec.InitContainers)
+	return out, nil
+}
+
+func stripReplicaSet(obj any) (any, error) {
+	rs, ok := obj.(*appsv1.ReplicaSet)
+	if !ok {
+		return obj, nil
+	}
+	out := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{
+		Name: rs.Name, Namespace: rs.Namespace, UID: rs.UID, ResourceVersion: rs.ResourceVersion, OwnerReferences: rs.OwnerReferences,
+	}}
+	return out, nil
+}

@@ -1,0 +1,85 @@
+package discovery
+
+import (
+	"path"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/stateguard/stateguard/pkg/events"
+
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certinfo"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
+)
+
+// certKeys returns the keys of s read as certificates, sorted, and whether
+// each must hold one (strict) or may hold something else.
+func certKeys(s *corev1.Secret, patterns []string) (keys []string, strict map[string]bool) {
+	strict = map[string]bool{}
+	for k := range s.Data {
+		switch {
+		case s.Type == corev1.SecretTypeTLS && k == corev1.TLSCertKey:
+			strict[k] = true
+			keys = append(keys, k)
+		case s.Type == corev1.SecretTypeTLS && k == corev1.TLSPrivateKeyKey:
+		case matchAny(patterns, k):
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys, strict
+}
+
+func matchAny(patterns []string, key string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, key); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// SecretRecords parses the certificate keys of s: tls.crt of a
+// kubernetes.io/tls Secret always (anything unreadable there is a finding),
+// and keys matching patterns when they hold a PEM CERTIFICATE block or DER.
+func SecretRecords(s *corev1.Secret, patterns []string) []inventory.Record {
+	keys, strict := certKeys(s, patterns)
+	var out []inventory.Record
+	for _, k := range keys {
+		data := s.Data[k]
+		if !strict[k] && !certinfo.HasCertificateBlock(data) && !looksDER(data) {
+			continue
+		}
+		rec := inventory.Record{Source: events.CertificateSource{Namespace: s.Namespace, Secret: s.Name, Key: k}}
+		chain, err := certinfo.Parse(data)
+		if err != nil {
+			rec.Err = err
+		} else {
+			rec.Chain = chain.Certs
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+func looksDER(b []byte) bool { return len(b) > 4 && b[0] == 0x30 && b[1] >= 0x80 }
+
+// stripSecret keeps only what discovery needs of a Secret in the informer's
+// cache: metadata without managed fields, the type, and the certificate
+// keys. Private keys never enter the cache.
+func stripSecret(patterns []string) func(any) (any, error) {
+	return func(obj any) (any, error) {
+		s, ok := obj.(*corev1.Secret)
+		if !ok {
+			return obj, nil
+		}
+		keys, _ := certKeys(s, patterns)
+		data := make(map[string][]byte, len(keys))
+		for _, k := range keys {
+			data[k] = s.Data[k]
+		}
+		out := &corev1.Secret{TypeMeta: s.TypeMeta, ObjectMeta: s.ObjectMeta, Type: s.Type, Data: data}
+		out.ManagedFields = nil
+		return out, nil
+	}
+}

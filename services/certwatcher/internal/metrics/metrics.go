@@ -1,0 +1,109 @@
+// Package metrics exports the certificates in the inventory under the
+// metric and label names of x509-certificate-exporter, so dashboards and
+// alerts written for it keep working: x509_cert_not_after,
+// x509_cert_not_before, x509_cert_expired and x509_read_errors, labelled
+// secret_namespace, secret_name, secret_key (or filename, filepath),
+// serial_number, subject_* and issuer_*.
+package metrics
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+
+	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
+)
+
+// Labels are the label names of every certificate series, in order. Empty
+// values are the same as absent labels to Prometheus.
+var Labels = []string{
+	"secret_namespace", "secret_name", "secret_key", "filename", "filepath",
+	"serial_number",
+	"subject_C", "subject_O", "subject_OU", "subject_CN",
+	"issuer_C", "issuer_O", "issuer_OU", "issuer_CN",
+}
+
+var (
+	notAfterDesc  = prometheus.NewDesc("x509_cert_not_after", "Indicates the certificate's not after timestamp", Labels, nil)
+	notBeforeDesc = prometheus.NewDesc("x509_cert_not_before", "Indicates the certificate's not before timestamp", Labels, nil)
+	expiredDesc   = prometheus.NewDesc("x509_cert_expired", "Indicates if the certificate is expired", Labels, nil)
+	expiresInDesc = prometheus.NewDesc("x509_cert_expires_in_seconds", "Indicates the remaining time before the certificate's not after timestamp", Labels, nil)
+	errorDesc     = prometheus.NewDesc("x509_cert_error", "Indicates wether the corresponding secret has read failure(s)", []string{"secret_namespace", "secret_name", "secret_key", "filename", "filepath"}, nil)
+	readErrsDesc  = prometheus.NewDesc("x509_read_errors", "Indicates the number of read failure(s)", nil, nil)
+)
+
+// Collector reads the inventory at each scrape.
+type Collector struct {
+	Store *inventory.Store
+	Clock clock.PassiveClock
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{notAfterDesc, notBeforeDesc, expiredDesc, expiresInDesc, errorDesc, readErrsDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	now := c.Clock.Now()
+	errs := 0
+	for _, r := range c.Store.All() {
+		src := sourceLabels(r)
+		if r.Err != nil {
+			errs++
+			ch <- prometheus.MustNewConstMetric(errorDesc, prometheus.GaugeValue, 1, src...)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(errorDesc, prometheus.GaugeValue, 0, src...)
+		seen := map[string]bool{}
+		for _, cert := range r.Chain {
+			lv := certLabels(src, cert)
+			id := cert.SerialNumber.String() + "\x00" + cert.Subject.String() + "\x00" + cert.Issuer.String()
+			if seen[id] { // the same certificate twice in a bundle
+				continue
+			}
+			seen[id] = true
+			expired := 0.0
+			if now.After(cert.NotAfter) {
+				expired = 1
+			}
+			ch <- prometheus.MustNewConstMetric(notAfterDesc, prometheus.GaugeValue, float64(cert.NotAfter.Unix()), lv...)
+			ch <- prometheus.MustNewConstMetric(notBeforeDesc, prometheus.GaugeValue, float64(cert.NotBefore.Unix()), lv...)
+			ch <- prometheus.MustNewConstMetric(expiredDesc, prometheus.GaugeValue, expired, lv...)
+			ch <- prometheus.MustNewConstMetric(expiresInDesc, prometheus.GaugeValue, cert.NotAfter.Sub(now).Seconds(), lv...)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(readErrsDesc, prometheus.GaugeValue, float64(errs))
+}
+
+func sourceLabels(r inventory.Record) []string {
+	s := r.Source
+	var file, path string
+	if s.Path != "" {
+		file, path = filepath.Base(s.Path), s.Path
+	}
+	return []string{s.Namespace, s.Secret, s.Key, file, path}
+}
+
+func certLabels(src []string, c *x509.Certificate) []string {
+	lv := append(append([]string{}, src...), c.SerialNumber.String())
+	lv = append(lv, nameLabels(c.Subject)...)
+	return append(lv, nameLabels(c.Issuer)...)
+}
+
+func nameLabels(n pkix.Name) []string {
+	first := func(v []string) string {
+		if len(v) == 0 {
+			return ""
+		}
+		return v[0]
+	}
+	return []string{first(n.Country), first(n.Organization), first(n.OrganizationalUnit), n.CommonName}
+}
