@@ -27,6 +27,7 @@ type Client struct {
 
 	publishRetries int
 	publishBackoff time.Duration
+	stallWait      time.Duration
 
 	mu        sync.Mutex
 	consumers []*Subscription
@@ -145,6 +146,9 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 		metrics:        newMetrics(o.reg),
 		publishRetries: o.publishRetries,
 		publishBackoff: o.publishBackoff,
+		// While max pending publishes await acks, a publish waits this
+		// long for room before it counts as failed (and is retried).
+		stallWait: o.ackTimeout,
 	}, nil
 }
 

@@ -35,14 +35,17 @@ func (c *Client) Publish(ctx context.Context, evs ...Event) error {
 	}
 	fl := make([]inflight, len(evs))
 	for i := range evs {
-		ev := evs[i].Clone()
+		ev := evs[i]
 		subject := SubjectOf(ev.Type())
-		sctx, span := c.tracer.Start(ctx, "send "+subject,
-			trace.WithSpanKind(trace.SpanKindProducer),
-			trace.WithAttributes(eventAttrs(ev, subject)...),
-			trace.WithAttributes(attrOperation.String("send"), attrOperationNm.String("send")),
-		)
-		InjectTrace(sctx, &ev)
+		sctx, span := c.tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindProducer))
+		if span.IsRecording() {
+			span.SetAttributes(eventAttrs(ev, subject)...)
+			span.SetAttributes(attrOperation.String("send"), attrOperationNm.String("send"))
+		}
+		if trace.SpanContextFromContext(sctx).IsValid() {
+			ev = ev.Clone() // the caller's event stays as it was
+			InjectTrace(sctx, &ev)
+		}
 		msg, err := Encode(ev)
 		if err != nil {
 			span.RecordError(err)
@@ -54,7 +57,7 @@ func (c *Client) Publish(ctx context.Context, evs ...Event) error {
 			return fmt.Errorf("publish %s %s: %w", ev.Type(), ev.ID(), err)
 		}
 		fl[i] = inflight{msg: msg, typ: ev.Type(), span: span}
-		fl[i].fut, fl[i].err = c.js.PublishMsgAsync(msg)
+		fl[i].fut, fl[i].err = c.js.PublishMsgAsync(msg, jetstream.WithStallWait(c.stallWait))
 	}
 	var errs []error
 	for i := range fl {
@@ -97,7 +100,7 @@ func (c *Client) await(ctx context.Context, msg *nats.Msg, fut jetstream.PubAckF
 			return ctx.Err()
 		}
 		backoff = min(backoff*2, 10*time.Second)
-		fut, sendErr = c.js.PublishMsgAsync(msg)
+		fut, sendErr = c.js.PublishMsgAsync(msg, jetstream.WithStallWait(c.stallWait))
 	}
 }
 
