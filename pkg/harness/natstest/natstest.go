@@ -47,7 +47,7 @@ func Start(cfg Config) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      !cfg.Debug,
 		// sync_interval: always.
-		SyncAlways: cfg.SyncAlways,
+		SyncAlways:         cfg.SyncAlways,
 		JetStreamMaxStore:  8 << 30,
 		JetStreamMaxMemory: 256 << 20,
 	}

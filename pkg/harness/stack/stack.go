@@ -1,0 +1,343 @@
+// Package stack starts stateguard's whole local stack: an embedded NATS
+// JetStream server, a Kubernetes control plane (kube-apiserver + etcd with
+// the CRDs) unless a cluster is given, the CSI snapshot simulator, and the
+// four services as real processes built from this workspace. `make run` and
+// the end-to-end test use it.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/stateguard/stateguard/pkg/harness/kubetest"
+	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/harness/snapsim"
+)
+
+// Services are the four services, in start order.
+var Services = []string{"sastingest", "certwatcher", "snapshotter", "correlator"}
+
+// DefaultPorts are the services' HTTP ports for `make run`.
+var DefaultPorts = map[string]int{"sastingest": 8080, "certwatcher": 8081, "snapshotter": 8082, "correlator": 8083}
+
+// Config configures Start.
+type Config struct {
+	// Root is the repository root (holding go.work).
+	Root string
+	// Dir holds the stack's state: NATS store, kubeconfig, binaries, logs.
+	Dir string
+	// NATSPort for the embedded server; 0 picks a free port.
+	NATSPort int
+	// Kubeconfig of an existing cluster; empty starts a local control plane.
+	Kubeconfig string
+	// Ports of the services' HTTP servers; a missing or 0 entry picks a free
+	// port.
+	Ports map[string]int
+	// Env is added to every service's environment (OTEL_*, LOG_LEVEL, …).
+	Env []string
+	// ServiceEnv is added to one service's environment.
+	ServiceEnv map[string][]string
+	// Args are extra command-line arguments per service.
+	Args map[string][]string
+	// Log receives progress lines.
+	Log *slog.Logger
+	// Snapsim, when set, configures the CSI snapshot simulator; it always
+	// runs against a local control plane.
+	Snapsim snapsim.Options
+}
+
+// Stack is a running local stack.
+type Stack struct {
+	NATS       *natsserver.Server
+	NATSURL    string
+	Kubeconfig string
+	RestConfig *rest.Config
+	// Addr maps a service to its HTTP address (127.0.0.1:port).
+	Addr map[string]string
+	// Token is the bearer token the services' APIs accept.
+	Token string
+
+	cfg    Config
+	kube   *kubetest.Env
+	procs  []*proc
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+	log  *os.File
+}
+
+// Start builds the services and starts everything, waiting until every
+// service answers /readyz. On error it stops what it started.
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range []string{"bin", "logs", "nats"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	s := &Stack{cfg: cfg, Addr: map[string]string{}}
+	defer func() {
+		if err != nil {
+			_ = s.Stop(context.Background())
+		}
+	}()
+	bctx, bcancel := context.WithCancel(context.Background())
+	s.cancel = bcancel
+
+	cfg.Log.Info("building the services")
+	if err := s.build(ctx); err != nil {
+		return nil, err
+	}
+
+	port := cfg.NATSPort
+	if port == 0 {
+		port = -1
+	}
+	s.NATS, err = natstest.Start(natstest.Config{StoreDir: filepath.Join(cfg.Dir, "nats"), Port: port, SyncAlways: true})
+	if err != nil {
+		return nil, err
+	}
+	s.NATSURL = s.NATS.ClientURL()
+	cfg.Log.Info("NATS JetStream running (sync_interval: always)", "url", s.NATSURL)
+
+	if cfg.Kubeconfig != "" {
+		s.Kubeconfig = cfg.Kubeconfig
+		s.RestConfig, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
+		}
+		cfg.Log.Info("using the cluster of KUBECONFIG", "kubeconfig", cfg.Kubeconfig)
+	} else {
+		cfg.Log.Info("starting a local control plane (kube-apiserver + etcd) with the CRDs")
+		s.kube, err = kubetest.StartEnv(kubetest.Options{})
+		if err != nil {
+			return nil, err
+		}
+		s.RestConfig = s.kube.Config
+		s.Kubeconfig = filepath.Join(cfg.Dir, "kubeconfig")
+		if err := s.kube.WriteKubeconfig(s.Kubeconfig); err != nil {
+			return nil, err
+		}
+		so := cfg.Snapsim
+		if so.Log == nil {
+			so.Log = cfg.Log.With("component", "snapsim")
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := snapsim.Run(bctx, s.RestConfig, so); err != nil {
+				cfg.Log.Error("snapshot simulator stopped", "error", err)
+			}
+		}()
+		cfg.Log.Info("control plane running; CSI snapshot simulator playing the snapshot controller", "kubeconfig", s.Kubeconfig)
+	}
+
+	if err := s.writeSecrets(); err != nil {
+		return nil, err
+	}
+	for _, name := range Services {
+		if err := s.startService(name); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range Services {
+		if err := s.waitReady(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Stack) build(ctx context.Context) error {
+	for _, name := range Services {
+		out := filepath.Join(s.cfg.Dir, "bin", name)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
+		cmd.Dir = filepath.Join(s.cfg.Root, "services", name)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", name, err, b)
+		}
+		if name == "correlator" {
+			cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(s.cfg.Dir, "bin", "stateguardctl"), "./cmd/stateguardctl")
+			cmd.Dir = filepath.Join(s.cfg.Root, "services", name)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("build stateguardctl: %v\n%s", err, b)
+			}
+		}
+	}
+	return nil
+}
+
+// writeSecrets writes the API token and webhook secrets the services read.
+func (s *Stack) writeSecrets() error {
+	tok, err := randomToken()
+	if err != nil {
+		return err
+	}
+	s.Token = tok
+	if err := os.WriteFile(s.TokensFile(), []byte("# generated by the local stack\n"+tok+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(s.WebhookSecretsFile(), []byte("github dev-github-secret\ngitlab dev-gitlab-secret\n"), 0o600)
+}
+
+// TokensFile is the file of bearer tokens the APIs accept.
+func (s *Stack) TokensFile() string { return filepath.Join(s.cfg.Dir, "tokens") }
+
+// WebhookSecretsFile holds the scanner webhook secrets.
+func (s *Stack) WebhookSecretsFile() string { return filepath.Join(s.cfg.Dir, "webhook-secrets") }
+
+// LogFile is where a service's output goes.
+func (s *Stack) LogFile(name string) string { return filepath.Join(s.cfg.Dir, "logs", name+".log") }
+
+func (s *Stack) startService(name string) error {
+	port := s.cfg.Ports[name]
+	if port == 0 {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		port = p
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	s.Addr[name] = addr
+	f, err := os.Create(s.LogFile(name))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(s.cfg.Dir, "bin", name), s.cfg.Args[name]...)
+	cmd.Dir = s.cfg.Root
+	cmd.Env = append(os.Environ(),
+		"NATS_URL="+s.NATSURL,
+		"HTTP_ADDR="+addr,
+		"KUBECONFIG="+s.Kubeconfig,
+		"TOKENS_FILE="+s.TokensFile(),
+		"API_TOKENS_FILE="+s.TokensFile(),
+		"WEBHOOK_SECRETS_FILE="+s.WebhookSecretsFile(),
+	)
+	cmd.Env = append(cmd.Env, s.cfg.Env...)
+	cmd.Env = append(cmd.Env, s.cfg.ServiceEnv[name]...)
+	cmd.Stdout, cmd.Stderr = f, f
+	// The kernel stops the service if this process dies, so nothing is
+	// left behind even on SIGKILL.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan error, 1), log: f}
+	go func() { p.done <- cmd.Wait() }()
+	s.procs = append(s.procs, p)
+	s.cfg.Log.Info("service started", "service", name, "pid", cmd.Process.Pid, "http", "http://"+addr, "log", s.LogFile(name))
+	return nil
+}
+
+func (s *Stack) waitReady(ctx context.Context, name string) error {
+	url := "http://" + s.Addr[name] + "/readyz"
+	deadline := time.Now().Add(90 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		for _, p := range s.procs {
+			if p.name == name {
+				select {
+				case err := <-p.done:
+					p.done <- err
+					return fmt.Errorf("%s exited: %v (see %s)", name, err, s.LogFile(name))
+				default:
+				}
+			}
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				s.cfg.Log.Info("service ready", "service", name)
+				return nil
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s not ready after 90s: %s (see %s)", name, last, s.LogFile(name))
+}
+
+// Stop sends SIGTERM to every service, waits for each (killing it after
+// 20 s), then stops the simulator, the control plane and NATS.
+func (s *Stack) Stop(ctx context.Context) error {
+	var errs []error
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range s.procs {
+		select {
+		case err := <-p.done:
+			var ee *exec.ExitError
+			if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 0) {
+				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+			}
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+			errs = append(errs, fmt.Errorf("%s did not stop within 20s; killed", p.name))
+		}
+		p.log.Close()
+	}
+	s.procs = nil
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.kube != nil {
+		if err := s.kube.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("control plane: %w", err))
+		}
+		s.kube = nil
+	}
+	if s.NATS != nil {
+		s.NATS.Shutdown()
+		s.NATS.WaitForShutdown()
+		s.NATS = nil
+	}
+	return errors.Join(errs...)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
