@@ -1,0 +1,209 @@
+package model
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Apply records the fact in in, re-derives the namespace's view and returns
+// the decisions to publish, in the order to publish them. It mutates st.
+// changed is false when the fact was already known (a duplicate): then there
+// is nothing to store or publish.
+//
+// Facts are sets, so the facts after any permutation of the same events
+// (with or without duplicates) are the same; the Ledger is brought to what
+// those facts call for after every call, so it ends the same too.
+func Apply(r Rules, st *State, in Input) (decisions []Decision, changed bool, err error) {
+	if in.Namespace != st.Namespace {
+		return nil, false, fmt.Errorf("apply: event %s for namespace %q applied to %q", in.EventID, in.Namespace, st.Namespace)
+	}
+	if !merge(st, in) {
+		return nil, false, nil
+	}
+	prune(r, st)
+	v := Derive(r, st)
+	return decide(r, st, v), true, nil
+}
+
+// merge adds the fact to st and reports whether st changed. Where two events
+// claim the same identity with different content, the one with the smaller
+// event id wins, whatever the order they came in.
+func merge(st *State, in Input) bool {
+	switch {
+	case in.Upload != nil:
+		u := in.Upload
+		if st.Uploads == nil {
+			st.Uploads = map[string]*Upload{}
+		}
+		if old, ok := st.Uploads[u.ID]; ok && old.EventID <= u.EventID {
+			return false
+		}
+		if superseded(st, u) {
+			return false
+		}
+		st.Uploads[u.ID] = u
+		return true
+	case in.Snapshot != nil:
+		s := snapshotFor(st, in.Snapshot.Name, in.Snapshot.PVC)
+		if s.Completed && s.EventID <= in.EventID {
+			return false
+		}
+		n := in.Snapshot
+		s.PVC, s.EventID, s.Time, s.Completed, s.RestoreSize, s.Workloads = n.PVC, in.EventID, n.Time, true, n.RestoreSize, n.Workloads
+		return true
+	case in.SnapshotFailed != nil:
+		s := snapshotFor(st, in.SnapshotFailed.Name, in.SnapshotFailed.PVC)
+		var added bool
+		s.Failed, added = setAdd(s.Failed, in.EventID)
+		return added
+	case in.Verified != nil:
+		s := snapshotFor(st, in.Verified.Name, in.Verified.PVC)
+		if s.Verifications == nil {
+			s.Verifications = map[string]bool{}
+		}
+		if _, ok := s.Verifications[in.EventID]; ok {
+			return false
+		}
+		s.Verifications[in.EventID] = in.Verified.Passed
+		return true
+	case in.Expiring != nil:
+		e := in.Expiring
+		c := certFor(st, e.Secret)
+		obs := c.Observations[e.Serial]
+		if obs == nil {
+			obs = map[string]CertObservation{}
+			c.Observations[e.Serial] = obs
+		}
+		changed := false
+		if _, ok := obs[in.EventID]; !ok {
+			obs[in.EventID] = e.Observation
+			changed = true
+		}
+		for _, w := range e.Users.Workloads {
+			if !slices.Contains(c.Users.Workloads, w) {
+				c.Users.Workloads = append(c.Users.Workloads, w)
+				changed = true
+			}
+		}
+		slices.SortFunc(c.Users.Workloads, func(a, b WorkloadRef) int { return compareRef(a, b) })
+		for _, p := range e.Users.Pods {
+			var added bool
+			c.Users.Pods, added = setAdd(c.Users.Pods, p)
+			changed = changed || added
+		}
+		return changed
+	case in.Rotated != nil:
+		c := certFor(st, in.Rotated.Secret)
+		if c.Rotated == nil {
+			c.Rotated = map[string]string{}
+		}
+		if old, ok := c.Rotated[in.Rotated.OldSerial]; ok && old <= in.EventID {
+			return false
+		}
+		c.Rotated[in.Rotated.OldSerial] = in.EventID
+		return true
+	case in.RotationFailed != nil:
+		c := certFor(st, in.RotationFailed.Secret)
+		if c.Failures == nil {
+			c.Failures = map[string]string{}
+		}
+		if _, ok := c.Failures[in.EventID]; ok {
+			return false
+		}
+		c.Failures[in.EventID] = in.RotationFailed.Reason
+		return true
+	}
+	return false
+}
+
+func snapshotFor(st *State, name, pvc string) *Snapshot {
+	if st.Snapshots == nil {
+		st.Snapshots = map[string]*Snapshot{}
+	}
+	s := st.Snapshots[name]
+	if s == nil {
+		s = &Snapshot{Name: name, PVC: pvc}
+		st.Snapshots[name] = s
+	}
+	if s.PVC == "" {
+		s.PVC = pvc
+	}
+	return s
+}
+
+func certFor(st *State, secret string) *Cert {
+	if st.Certs == nil {
+		st.Certs = map[string]*Cert{}
+	}
+	c := st.Certs[secret]
+	if c == nil {
+		c = &Cert{Secret: secret, Observations: map[string]map[string]CertObservation{}}
+		st.Certs[secret] = c
+	}
+	return c
+}
+
+// newer orders uploads: the later received wins, then the greater id.
+func newer(a, b *Upload) bool {
+	if c := a.ReceivedAt.Compare(b.ReceivedAt); c != 0 {
+		return c > 0
+	}
+	return a.ID > b.ID
+}
+
+// superseded reports whether every (key, category) u covers already has a
+// newer upload: then u can never decide a verdict.
+func superseded(st *State, u *Upload) bool {
+	for _, k := range u.Keys {
+		beaten := false
+		for _, o := range st.Uploads {
+			if o.App == u.App && o.Category == u.Category && o.ID != u.ID && slices.Contains(o.Keys, k) && newer(o, u) {
+				beaten = true
+				break
+			}
+		}
+		if !beaten {
+			return false
+		}
+	}
+	return true
+}
+
+// prune drops facts that can no longer matter: uploads that are not the
+// latest of any (app, version, category), and completed snapshots beyond
+// the History newest of their PVC unless pinned or inside an open incident.
+func prune(r Rules, st *State) {
+	for id, u := range st.Uploads {
+		if superseded(st, u) {
+			delete(st.Uploads, id)
+		}
+	}
+	var openSince time.Time
+	for _, rec := range st.Ledger.Incidents {
+		if rec.Status == StatusOpen && (openSince.IsZero() || rec.Start.Before(openSince)) {
+			openSince = rec.Start
+		}
+	}
+	byPVC := map[string][]*Snapshot{}
+	for _, s := range st.Snapshots {
+		if s.Completed {
+			byPVC[s.PVC] = append(byPVC[s.PVC], s)
+		}
+	}
+	for _, list := range byPVC {
+		if len(list) <= r.History {
+			continue
+		}
+		slices.SortFunc(list, func(a, b *Snapshot) int { return snapshotLess(b, a) })
+		for _, s := range list[r.History:] {
+			if _, pinned := st.Ledger.Pinned[s.Name]; pinned {
+				continue
+			}
+			if !openSince.IsZero() && !s.Time.Before(openSince) {
+				continue
+			}
+			delete(st.Snapshots, s.Name)
+		}
+	}
+}

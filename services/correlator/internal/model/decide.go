@@ -1,0 +1,238 @@
+package model
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/events/restoreplan"
+)
+
+// Decision is an event the correlator publishes. ID is deterministic: the
+// same decision taken again (after a redelivery or a restart) has the same
+// id, which JetStream de-duplicates.
+type Decision struct {
+	ID      string
+	Type    string
+	Payload any
+}
+
+// decide brings st.Ledger to what v calls for and returns the decisions
+// that do it: pins first (protect the restore point before recommending
+// it), then incidents with their recommendations and rotation requests,
+// then certificate expiry rotations, then unpins.
+func decide(r Rules, st *State, v View) []Decision {
+	var out []Decision
+	l, j := &st.Ledger, &st.Journal
+	if l.Pinned == nil {
+		l.Pinned = map[string]Pin{}
+	}
+	if l.Incidents == nil {
+		l.Incidents = map[string]IncidentRecord{}
+	}
+	if j.PinGeneration == nil {
+		j.PinGeneration = map[string]int{}
+	}
+	if j.Published == nil {
+		j.Published = map[string]bool{}
+	}
+	if j.IncidentGeneration == nil {
+		j.IncidentGeneration = map[string]int{}
+	}
+	// Pins.
+	for _, name := range sortedKeys(v.Pins) {
+		p := v.Pins[name]
+		if _, ok := l.Pinned[name]; !ok {
+			j.PinGeneration[name]++
+			out = append(out, Decision{
+				ID:   "pin-" + hash(st.Namespace, name, strconv.Itoa(j.PinGeneration[name])),
+				Type: events.TypeSnapshotPinRequested,
+				Payload: events.SnapshotPinRequested{
+					Namespace: st.Namespace, VolumeSnapshot: name, PVC: p.PVC,
+					Reason: p.Reason, Incident: p.Incident, Causes: p.Causes,
+				},
+			})
+		}
+		l.Pinned[name] = p
+	}
+	// Incidents.
+	inView := map[string]bool{}
+	for _, av := range v.Apps {
+		for _, inc := range av.Incidents {
+			inView[inc.ID] = true
+			out = append(out, decideIncident(st, av, inc)...)
+		}
+	}
+	for _, id := range sortedKeys(l.Incidents) {
+		rec := l.Incidents[id]
+		if inView[id] {
+			continue
+		}
+		if rec.Status == StatusOpen {
+			out = append(out, Decision{
+				ID:   "incident-closed-" + hash(st.Namespace, id, strconv.Itoa(j.IncidentGeneration[id])),
+				Type: events.TypeIncidentClosed,
+				Payload: events.IncidentClosed{
+					Incident: id, Namespace: st.Namespace, App: rec.App,
+					Reason: "rescinded: the versions are no longer vulnerable (a newer scan of the same category is clean)",
+					Causes: []string{},
+				},
+			})
+		}
+		delete(l.Incidents, id)
+	}
+	// Certificates close to expiry.
+	for _, cv := range v.Certificates {
+		if !cv.NeedsRotation {
+			continue
+		}
+		id := "rotate-expiry-" + hash(st.Namespace, cv.Secret, cv.Serial)
+		if j.Published[id] {
+			continue
+		}
+		j.Published[id] = true
+		out = append(out, Decision{
+			ID:   id,
+			Type: events.TypeCertificateRotationRequest,
+			Payload: events.CertificateRotationRequested{
+				RequestID: id, Namespace: st.Namespace, Secret: cv.Secret, Reason: cv.Reason, Causes: cv.Causes,
+			},
+		})
+	}
+	// Unpins.
+	for _, name := range sortedKeys(l.Pinned) {
+		if _, ok := v.Pins[name]; ok {
+			continue
+		}
+		p := l.Pinned[name]
+		reason, causes := unpinReason(v, name, p)
+		out = append(out, Decision{
+			ID:   "unpin-" + hash(st.Namespace, name, strconv.Itoa(j.PinGeneration[name])),
+			Type: events.TypeSnapshotUnpinRequested,
+			Payload: events.SnapshotUnpinRequested{
+				Namespace: st.Namespace, VolumeSnapshot: name, PVC: p.PVC, Reason: reason, Incident: p.Incident, Causes: causes,
+			},
+		})
+		delete(l.Pinned, name)
+	}
+	return out
+}
+
+func decideIncident(st *State, av AppView, inc IncidentView) []Decision {
+	var out []Decision
+	l, j := &st.Ledger, &st.Journal
+	rec, known := l.Incidents[inc.ID]
+	if !known {
+		j.IncidentGeneration[inc.ID]++
+		out = append(out, Decision{
+			ID:   "incident-opened-" + hash(st.Namespace, inc.ID, strconv.Itoa(j.IncidentGeneration[inc.ID])),
+			Type: events.TypeIncidentOpened,
+			Payload: events.IncidentOpened{
+				Incident: inc.ID, Namespace: st.Namespace, App: av.App, Versions: inc.Versions,
+				Reasons: inc.Reasons, Causes: inc.Causes,
+			},
+		})
+		rec = IncidentRecord{App: av.App, Status: StatusOpen, Start: inc.StartTime}
+	}
+	rec.Start = inc.StartTime
+	if inc.Open {
+		for _, rp := range inc.RestorePoints {
+			id := "restore-" + hash(st.Namespace, inc.ID, rp.PVC, rp.Name)
+			if j.Published[id] {
+				continue
+			}
+			d, err := restoreDecision(st.Namespace, av, inc, rp)
+			if err != nil {
+				continue // restoreplan only fails without a PVC name; nothing to recommend
+			}
+			d.ID = id
+			j.Published[id] = true
+			out = append(out, d)
+		}
+	}
+	for _, secret := range inc.Secrets {
+		id := "rotate-exposure-" + hash(st.Namespace, inc.ID, secret)
+		if j.Published[id] {
+			continue
+		}
+		j.Published[id] = true
+		out = append(out, Decision{
+			ID:   id,
+			Type: events.TypeCertificateRotationRequest,
+			Payload: events.CertificateRotationRequested{
+				RequestID: id, Namespace: st.Namespace, Secret: secret, App: av.App, Incident: inc.ID,
+				Reason: fmt.Sprintf("possible key exposure: %s ran versions with findings that point at exposed keys or credentials", av.App),
+				Causes: inc.Causes,
+			},
+		})
+	}
+	if !inc.Open && rec.Status != StatusClosed {
+		causes := slices.Clone(inc.CloseCauses)
+		out = append(out, Decision{
+			ID:   "incident-closed-" + hash(st.Namespace, inc.ID, strconv.Itoa(j.IncidentGeneration[inc.ID])),
+			Type: events.TypeIncidentClosed,
+			Payload: events.IncidentClosed{
+				Incident: inc.ID, Namespace: st.Namespace, App: av.App,
+				Reason: fmt.Sprintf("a clean version runs and snapshot %s of it is clean", inc.End),
+				Causes: causes,
+			},
+		})
+		rec.Status = StatusClosed
+	}
+	if inc.Open {
+		rec.Status = StatusOpen
+	}
+	l.Incidents[inc.ID] = rec
+	return out
+}
+
+func restoreDecision(ns string, av AppView, inc IncidentView, rp SnapshotView) (Decision, error) {
+	plan, err := restoreplan.For(restoreplan.Snapshot{
+		Namespace: ns, VolumeSnapshot: rp.Name, PVC: rp.PVC, RestoreSize: rp.RestoreSize, Workloads: rp.Workloads,
+	})
+	if err != nil {
+		return Decision{}, err
+	}
+	causes, _ := setAdd(slices.Clone(inc.Causes), rp.EventID)
+	return Decision{
+		Type: events.TypeRestoreRecommended,
+		Payload: events.RestoreRecommended{
+			Incident: inc.ID, Namespace: ns, App: av.App, PVC: rp.PVC, VolumeSnapshot: rp.Name,
+			SnapshotTime: rp.Time, Versions: inc.Versions, Reasons: inc.Reasons,
+			Manifest: plan.Manifest, Steps: plan.Steps, Causes: causes,
+		},
+	}, nil
+}
+
+func unpinReason(v View, name string, p Pin) (string, []string) {
+	for _, av := range v.Apps {
+		sv, ok := av.Snapshot(name)
+		if !ok {
+			continue
+		}
+		if sv.Class != Clean || !sv.Ready {
+			return fmt.Sprintf("snapshot is no longer known-good: class %s, ready %t", sv.Class, sv.Ready), av.snapshotCauses(name)
+		}
+		if p.Incident != "" {
+			return "incident " + p.Incident + " is closed", []string{sv.EventID}
+		}
+		if kg := av.KnownGood[sv.PVC]; len(kg) > 0 {
+			return "a newer known-good snapshot exists: " + kg[0], av.snapshotCauses(kg[0])
+		}
+	}
+	return "snapshot is no longer tracked", []string{}
+}
+
+// InForce lists the decisions in force in a ledger, for comparisons.
+func (l Ledger) InForce() map[string]string {
+	out := map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(l.Pinned)) {
+		out["pin/"+k] = l.Pinned[k].Reason
+	}
+	for _, k := range slices.Sorted(maps.Keys(l.Incidents)) {
+		out["incident/"+k] = l.Incidents[k].Status
+	}
+	return out
+}

@@ -1,0 +1,53 @@
+package model
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stateguard/stateguard/pkg/events"
+)
+
+// feed applies evs to st in order and returns every decision taken.
+func feed(t *testing.T, r Rules, st *State, evs ...events.Event) []Decision {
+	t.Helper()
+	var out []Decision
+	for _, ev := range evs {
+		in, err := FromEvent(ev)
+		if errors.Is(err, ErrIgnored) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("from event %s: %v", ev.ID(), err)
+		}
+		ds, _, err := Apply(r, st, in)
+		if err != nil {
+			t.Fatalf("apply %s: %v", ev.ID(), err)
+		}
+		out = append(out, ds...)
+	}
+	return out
+}
+
+// brief is a decision as "type subject", for readable comparisons.
+func brief(ds []Decision) []string {
+	var out []string
+	for _, d := range ds {
+		switch p := d.Payload.(type) {
+		case events.SnapshotPinRequested:
+			out = append(out, "pin "+p.VolumeSnapshot)
+		case events.SnapshotUnpinRequested:
+			out = append(out, "unpin "+p.VolumeSnapshot)
+		case events.IncidentOpened:
+			out = append(out, "incident.opened "+p.App)
+		case events.IncidentClosed:
+			out = append(out, "incident.closed "+p.App)
+		case events.RestoreRecommended:
+			out = append(out, "restore "+p.PVC+" from "+p.VolumeSnapshot)
+		case events.CertificateRotationRequested:
+			out = append(out, "rotate "+p.Secret)
+		default:
+			out = append(out, d.Type)
+		}
+	}
+	return out
+}

@@ -1,0 +1,281 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/stateguard/stateguard/pkg/events"
+)
+
+// Input is one fact taken from an event. Exactly one of the pointers is set.
+type Input struct {
+	EventID   string
+	Namespace string
+
+	Upload         *Upload
+	Snapshot       *Snapshot // completed
+	SnapshotFailed *SnapshotRef
+	Verified       *Verification
+	Expiring       *Expiring
+	Rotated        *Rotation
+	RotationFailed *Rotation
+}
+
+// SnapshotRef names a snapshot in the input's namespace.
+type SnapshotRef struct {
+	Name string
+	PVC  string
+}
+
+// Verification is a restore test result.
+type Verification struct {
+	Name   string
+	PVC    string
+	Passed bool
+}
+
+// Expiring is a certificate.expiring fact.
+type Expiring struct {
+	Secret      string
+	Serial      string
+	Observation CertObservation
+	Users       Users
+}
+
+// Rotation is a certificate.rotated or rotation.failed fact.
+type Rotation struct {
+	Secret    string
+	OldSerial string
+	Reason    string
+}
+
+// ErrIgnored is returned by FromEvent for events the correlator does not
+// use (its own decisions, path-only certificates, missed slots).
+var ErrIgnored = errors.New("event not used by the correlator")
+
+// FromEvent extracts the fact an event reports. Malformed payloads and
+// events that cannot be joined yield permanent errors (dead-letter).
+func FromEvent(ev events.Event) (Input, error) {
+	in := Input{EventID: ev.ID()}
+	switch ev.Type() {
+	case events.TypeSARIFUploaded:
+		p, err := events.Decode[events.SARIFUploaded](ev)
+		if err != nil {
+			return in, err
+		}
+		return in, fromUpload(&in, p)
+	case events.TypeSnapshotCompleted:
+		p, err := events.Decode[events.SnapshotCompleted](ev)
+		if err != nil {
+			return in, err
+		}
+		return in, fromSnapshot(&in, p)
+	case events.TypeSnapshotFailed:
+		p, err := events.Decode[events.SnapshotFailed](ev)
+		if err != nil {
+			return in, err
+		}
+		if p.Namespace == "" || p.VolumeSnapshot == "" {
+			return in, ErrIgnored // nothing was created, nothing to correlate
+		}
+		in.Namespace, in.SnapshotFailed = p.Namespace, &SnapshotRef{Name: p.VolumeSnapshot, PVC: p.PVC}
+		return in, nil
+	case events.TypeSnapshotVerified:
+		p, err := events.Decode[events.SnapshotVerified](ev)
+		if err != nil {
+			return in, err
+		}
+		if p.Namespace == "" || p.VolumeSnapshot == "" {
+			return in, events.Permanent(fmt.Errorf("snapshot.verified %s: namespace and volume_snapshot are required", ev.ID()))
+		}
+		in.Namespace, in.Verified = p.Namespace, &Verification{Name: p.VolumeSnapshot, PVC: p.PVC, Passed: p.Passed}
+		return in, nil
+	case events.TypeCertificateExpiring:
+		p, err := events.Decode[events.CertificateExpiring](ev)
+		if err != nil {
+			return in, err
+		}
+		return in, fromExpiring(&in, p)
+	case events.TypeCertificateRotated:
+		p, err := events.Decode[events.CertificateRotated](ev)
+		if err != nil {
+			return in, err
+		}
+		if p.Namespace == "" || p.Secret == "" {
+			return in, events.Permanent(fmt.Errorf("certificate.rotated %s: namespace and secret are required", ev.ID()))
+		}
+		if p.DryRun {
+			return in, ErrIgnored
+		}
+		in.Namespace, in.Rotated = p.Namespace, &Rotation{Secret: p.Secret, OldSerial: strings.ToLower(p.OldSerial)}
+		return in, nil
+	case events.TypeCertificateRotationFailed:
+		p, err := events.Decode[events.CertificateRotationFailed](ev)
+		if err != nil {
+			return in, err
+		}
+		if p.Namespace == "" || p.Secret == "" {
+			return in, events.Permanent(fmt.Errorf("certificate.rotation.failed %s: namespace and secret are required", ev.ID()))
+		}
+		in.Namespace, in.RotationFailed = p.Namespace, &Rotation{Secret: p.Secret, Reason: p.Reason}
+		return in, nil
+	}
+	return in, ErrIgnored
+}
+
+func fromUpload(in *Input, p events.SARIFUploaded) error {
+	if p.UploadID == "" || p.Namespace == "" || p.App == "" {
+		return events.Permanent(fmt.Errorf("sarif.uploaded %s: upload_id, namespace and app are required", in.EventID))
+	}
+	u := &Upload{
+		ID: p.UploadID, EventID: in.EventID, App: p.App, Category: p.Category,
+		ReceivedAt: p.ReceivedAt.UTC(), Counts: p.BySeverity,
+	}
+	for _, img := range p.Images {
+		if k := imageKey(img); k != "" {
+			u.Keys = append(u.Keys, k)
+		}
+	}
+	if p.CommitSHA != "" {
+		u.Keys = append(u.Keys, "commit:"+strings.ToLower(p.CommitSHA))
+	}
+	if p.Version != "" {
+		u.Keys = append(u.Keys, "version:"+p.Version)
+	}
+	if len(u.Keys) == 0 {
+		return events.Permanent(fmt.Errorf("sarif.uploaded %s: no image digest, commit or version to join on", in.EventID))
+	}
+	slices.Sort(u.Keys)
+	u.Keys = slices.Compact(u.Keys)
+	seen := map[string]bool{}
+	for _, f := range append(append([]events.Finding(nil), p.Findings...), p.NewFindings...) {
+		k := f.RuleID + "\x00" + f.Fingerprint + "\x00" + f.Severity
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		cwes := append([]string(nil), f.CWEs...)
+		tags := append([]string(nil), f.Tags...)
+		slices.Sort(cwes)
+		slices.Sort(tags)
+		u.Findings = append(u.Findings, Finding{RuleID: f.RuleID, Severity: strings.ToLower(f.Severity), CWEs: cwes, Tags: tags})
+	}
+	slices.SortFunc(u.Findings, func(a, b Finding) int {
+		return strings.Compare(a.RuleID+"\x00"+a.Severity+"\x00"+strings.Join(a.CWEs, ","), b.RuleID+"\x00"+b.Severity+"\x00"+strings.Join(b.CWEs, ","))
+	})
+	u.Findings = slices.CompactFunc(u.Findings, func(a, b Finding) bool {
+		return a.RuleID == b.RuleID && a.Severity == b.Severity && slices.Equal(a.CWEs, b.CWEs) && slices.Equal(a.Tags, b.Tags)
+	})
+	in.Namespace, in.Upload = p.Namespace, u
+	return nil
+}
+
+// imageKey is the version key of an image reference: its digest when it
+// has one (repo@sha256:…), else "image:<ref>".
+func imageKey(ref string) string {
+	ref = strings.TrimSpace(ref)
+	if ref == "" {
+		return ""
+	}
+	if _, d, ok := strings.Cut(ref, "@"); ok && d != "" {
+		return strings.ToLower(d)
+	}
+	if strings.HasPrefix(ref, "sha256:") {
+		return strings.ToLower(ref)
+	}
+	return "image:" + ref
+}
+
+func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
+	if p.Namespace == "" || p.VolumeSnapshot == "" {
+		return events.Permanent(fmt.Errorf("snapshot.completed %s: namespace and volume_snapshot are required", in.EventID))
+	}
+	if p.CreationTime.IsZero() {
+		return events.Permanent(fmt.Errorf("snapshot.completed %s: creation_time is required", in.EventID))
+	}
+	s := &Snapshot{
+		Name: p.VolumeSnapshot, PVC: p.PVC, EventID: in.EventID, Time: p.CreationTime.UTC(),
+		Completed: true, RestoreSize: p.RestoreSize,
+	}
+	for _, w := range p.Workloads {
+		wl := Workload{App: AppOf(w), Pod: w.Pod, Label: w.Version}
+		if w.Owner != nil {
+			o := *w.Owner
+			if o.Namespace == "" {
+				o.Namespace = p.Namespace
+			}
+			wl.Owner = &o
+		}
+		if wl.App == "" {
+			continue
+		}
+		for _, c := range w.Containers {
+			k := strings.ToLower(c.Digest)
+			if k == "" && c.ImageID != "" {
+				k = imageKey(c.ImageID)
+			}
+			if k == "" {
+				k = imageKey(c.Image)
+			}
+			if k != "" {
+				wl.Versions = append(wl.Versions, k)
+			}
+		}
+		slices.Sort(wl.Versions)
+		wl.Versions = slices.Compact(wl.Versions)
+		s.Workloads = append(s.Workloads, wl)
+	}
+	slices.SortFunc(s.Workloads, func(a, b Workload) int {
+		return strings.Compare(a.App+"\x00"+a.Pod, b.App+"\x00"+b.Pod)
+	})
+	in.Namespace, in.Snapshot = p.Namespace, s
+	return nil
+}
+
+// AppOf is the application a pod belongs to: its app.kubernetes.io/name,
+// else the workload that owns it, else the pod itself.
+func AppOf(w events.VolumeWorkload) string {
+	switch {
+	case w.App != "":
+		return w.App
+	case w.Owner != nil && w.Owner.Name != "":
+		return w.Owner.Name
+	}
+	return w.Pod
+}
+
+func fromExpiring(in *Input, p events.CertificateExpiring) error {
+	if p.Source.Secret == "" {
+		return ErrIgnored // a file on disk: no Secret to rotate
+	}
+	if p.Source.Namespace == "" || p.Certificate.Serial == "" {
+		return events.Permanent(fmt.Errorf("certificate.expiring %s: source namespace and certificate serial are required", in.EventID))
+	}
+	e := &Expiring{
+		Secret: p.Source.Secret,
+		Serial: strings.ToLower(p.Certificate.Serial),
+		Observation: CertObservation{
+			NotAfter: p.Certificate.NotAfter.UTC(), DaysLeft: p.DaysLeft, Threshold: p.Threshold,
+		},
+	}
+	if cm := p.CertManager; cm != nil {
+		e.Observation.CertManager = cm.Certificate
+		if cm.RenewalTime != nil {
+			t := cm.RenewalTime.UTC()
+			e.Observation.RenewalTime = &t
+		}
+	}
+	for _, w := range p.Users.Workloads {
+		if w.Namespace == "" {
+			w.Namespace = p.Source.Namespace
+		}
+		e.Users.Workloads = append(e.Users.Workloads, w)
+	}
+	for _, pod := range p.Users.Pods {
+		e.Users.Pods = append(e.Users.Pods, pod.Name)
+	}
+	in.Namespace, in.Expiring = p.Source.Namespace, e
+	return nil
+}

@@ -1,0 +1,250 @@
+package model
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+)
+
+func TestCaseStudy(t *testing.T) {
+	st := NewState(scenario.CaseNS)
+	want := map[string][]string{
+		"snapshot-shop-s1": {"pin s1"},
+		"snapshot-shop-s2": {"pin s2", "unpin s1"},
+		"sarif-u2":         {"incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls"},
+		"sarif-u3":         {"pin s4", "incident.closed db", "unpin s2"},
+	}
+	var all []Decision
+	for _, ev := range scenario.CaseStudy() {
+		ds := feed(t, DefaultRules(), st, ev)
+		all = append(all, ds...)
+		if diff := cmp.Diff(want[ev.ID()], brief(ds)); diff != "" {
+			t.Errorf("decisions after %s (-want +got):\n%s", ev.ID(), diff)
+		}
+	}
+	i := slices.IndexFunc(all, func(d Decision) bool { return d.Type == events.TypeRestoreRecommended })
+	rec := all[i].Payload.(events.RestoreRecommended)
+	if diff := cmp.Diff([]events.Reason{{
+		UploadID: "u2", EventID: "sarif-u2", Version: scenario.Digest("v2"),
+		RuleIDs: []string{"G101", "G402"}, Severities: []string{"critical", "high"},
+		Text: `upload u2 (category "gosec") has 2 open findings at or above high for version ` + scenario.Digest("v2"),
+	}}, rec.Reasons); diff != "" {
+		t.Errorf("reasons (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"sarif-u2", "snapshot-shop-s2", "snapshot-shop-s3"}, rec.Causes); diff != "" {
+		t.Errorf("causes (-want +got):\n%s", diff)
+	}
+	if rec.Manifest == "" || rec.SnapshotTime != scenario.T0.Add(2*time.Hour) {
+		t.Errorf("restore recommendation without manifest or with snapshot time %s", rec.SnapshotTime)
+	}
+	v := Derive(DefaultRules(), st)
+	db, _ := v.App(scenario.CaseApp)
+	var classes []string
+	for _, s := range db.Snapshots {
+		classes = append(classes, s.Name+"="+s.Class)
+	}
+	if diff := cmp.Diff([]string{"s1=clean", "s2=clean", "s3=tainted", "s4=clean"}, classes); diff != "" {
+		t.Errorf("classes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"pin/s4": "known-good: newest clean, ready snapshot of the PVC", "incident/" + db.Incidents[0].ID: StatusClosed}, st.Ledger.InForce()); diff != "" {
+		t.Errorf("in force (-want +got):\n%s", diff)
+	}
+}
+
+func TestLateSARIFReclassifiesOlderSnapshots(t *testing.T) {
+	ns, app, pvc := "late", "api", "data"
+	h := func(n int) time.Time { return scenario.T0.Add(time.Duration(n) * time.Hour) }
+	run := scenario.Run{App: app, Versions: []string{"v1"}}
+	st := NewState(ns)
+	steps := []struct {
+		name    string
+		events  []events.Event
+		want    []string
+		classes []string
+	}{
+		{
+			name:    "snapshots of an unscanned version are unknown and not pinned",
+			events:  []events.Event{scenario.Snapshot(ns, pvc, "s1", h(1), run), scenario.Snapshot(ns, pvc, "s2", h(2), run)},
+			classes: []string{"s1=unknown", "s2=unknown"},
+		},
+		{
+			name:    "a clean scan makes both clean and the newest known-good",
+			events:  []events.Event{scenario.SARIF(ns, app, "u1", "v1", h(3))},
+			want:    []string{"pin s2"},
+			classes: []string{"s1=clean", "s2=clean"},
+		},
+		{
+			name:    "a later scan with a new rule taints both: incident, no restore point, unpin",
+			events:  []events.Event{scenario.SARIF(ns, app, "u2", "v1", h(4), scenario.Critical)},
+			want:    []string{"incident.opened api", "unpin s2"},
+			classes: []string{"s1=tainted", "s2=tainted"},
+		},
+		{
+			name:    "the older scan arriving again changes nothing",
+			events:  []events.Event{scenario.SARIF(ns, app, "u1", "v1", h(3))},
+			classes: []string{"s1=tainted", "s2=tainted"},
+		},
+	}
+	for _, step := range steps {
+		got := brief(feed(t, DefaultRules(), st, step.events...))
+		if diff := cmp.Diff(step.want, got); diff != "" {
+			t.Errorf("%s: decisions (-want +got):\n%s", step.name, diff)
+		}
+		av, _ := Derive(DefaultRules(), st).App(app)
+		var classes []string
+		for _, s := range av.Snapshots {
+			classes = append(classes, s.Name+"="+s.Class)
+		}
+		if diff := cmp.Diff(step.classes, classes); diff != "" {
+			t.Errorf("%s: classes (-want +got):\n%s", step.name, diff)
+		}
+	}
+}
+
+func TestAppWithoutSARIF(t *testing.T) {
+	ns, pvc := "nosarif", "data"
+	evs := []events.Event{
+		scenario.Snapshot(ns, pvc, "s1", scenario.T0, scenario.Run{App: "cache", Versions: []string{"v1"}}),
+		scenario.Snapshot(ns, pvc, "s2", scenario.T0.Add(time.Hour), scenario.Run{App: "cache", Versions: []string{"v1"}}),
+	}
+	tests := []struct {
+		name  string
+		rules func(*Rules)
+		want  []string
+		class string
+	}{
+		{name: "unknown is not clean by default: nothing is pinned", rules: func(*Rules) {}, class: Unknown},
+		{name: "unknown is clean when configured: the newest is pinned", rules: func(r *Rules) { r.UnknownIsClean = true }, want: []string{"pin s1", "pin s2", "unpin s1"}, class: Clean},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := DefaultRules()
+			tt.rules(&r)
+			st := NewState(ns)
+			if diff := cmp.Diff(tt.want, brief(feed(t, r, st, evs...))); diff != "" {
+				t.Errorf("decisions (-want +got):\n%s", diff)
+			}
+			av, _ := Derive(r, st).App("cache")
+			if got := av.Snapshots[1].Class; got != tt.class {
+				t.Errorf("class = %s, want %s", got, tt.class)
+			}
+			if got := av.Versions[0].Verdict; got != Unknown {
+				t.Errorf("verdict = %s, want unknown", got)
+			}
+		})
+	}
+}
+
+func TestSnapshotReadiness(t *testing.T) {
+	ns, app, pvc := "ready", "api", "data"
+	run := scenario.Run{App: app, Versions: []string{"v1"}}
+	base := []events.Event{
+		scenario.SARIF(ns, app, "u1", "v1", scenario.T0),
+		scenario.Snapshot(ns, pvc, "s1", scenario.T0.Add(time.Hour), run),
+	}
+	tests := []struct {
+		name  string
+		extra []events.Event
+		want  []string
+	}{
+		{name: "a newer snapshot takes over", extra: []events.Event{scenario.Snapshot(ns, pvc, "s2", scenario.T0.Add(2*time.Hour), run)}, want: []string{"pin s1", "pin s2", "unpin s1"}},
+		{name: "a failed restore test disqualifies the newer snapshot", extra: []events.Event{
+			scenario.Verified(ns, pvc, "s2", false), scenario.Snapshot(ns, pvc, "s2", scenario.T0.Add(2*time.Hour), run),
+		}, want: []string{"pin s1"}},
+		{name: "a failed snapshot is never known-good", extra: []events.Event{
+			scenario.Snapshot(ns, pvc, "s2", scenario.T0.Add(2*time.Hour), run), scenario.SnapshotFailed(ns, pvc, "s2"),
+		}, want: []string{"pin s1", "pin s2", "unpin s1", "pin s1", "unpin s2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := NewState(ns)
+			got := brief(feed(t, DefaultRules(), st, append(slices.Clone(base), tt.extra...)...))
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("decisions (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCertificateRotation(t *testing.T) {
+	ns := "certs"
+	notAfter := scenario.T0.Add(5 * 24 * time.Hour)
+	users := []events.ObjectRef{scenario.Workload(ns, "Deployment", "web")}
+	at := func(d time.Duration) *time.Time { t := notAfter.Add(d); return &t }
+	tests := []struct {
+		name   string
+		events []events.Event
+		want   []string
+	}{
+		{name: "5 days left, no cert-manager: rotate", events: []events.Event{scenario.Cert(ns, "web-tls", "aa", notAfter, 5, users, nil)}, want: []string{"rotate web-tls"}},
+		{name: "20 days left: nothing yet", events: []events.Event{scenario.Cert(ns, "web-tls", "aa", notAfter, 20, users, nil)}},
+		{name: "cert-manager renews two days before notAfter: no request", events: []events.Event{scenario.Cert(ns, "web-tls", "aa", notAfter, 5, users, at(-48*time.Hour))}},
+		{name: "cert-manager renewal time already passed: rotate", events: []events.Event{scenario.Cert(ns, "web-tls", "aa", notAfter, 5, users, at(-6*24*time.Hour))}, want: []string{"rotate web-tls"}},
+		{name: "cert-manager renews only after notAfter: rotate", events: []events.Event{scenario.Cert(ns, "web-tls", "aa", notAfter, 5, users, at(time.Hour))}, want: []string{"rotate web-tls"}},
+		{name: "rotated before the expiry event arrives: nothing", events: []events.Event{
+			scenario.Rotated(ns, "web-tls", "aa", "bb"), scenario.Cert(ns, "web-tls", "aa", notAfter, 5, users, nil),
+		}},
+		{name: "the same event twice: one request", events: []events.Event{
+			scenario.Cert(ns, "web-tls", "aa", notAfter, 5, users, nil), scenario.Cert(ns, "web-tls", "aa", notAfter, 5, users, nil),
+		}, want: []string{"rotate web-tls"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := NewState(ns)
+			if diff := cmp.Diff(tt.want, brief(feed(t, DefaultRules(), st, tt.events...))); diff != "" {
+				t.Errorf("decisions (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDuplicatesChangeNothing(t *testing.T) {
+	st := NewState(scenario.CaseNS)
+	evs := scenario.CaseStudy()
+	feed(t, DefaultRules(), st, evs...)
+	for _, ev := range evs {
+		in, err := FromEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, changed, err := Apply(DefaultRules(), st, in)
+		if err != nil || changed || len(ds) != 0 {
+			t.Errorf("duplicate %s: changed %t, %d decisions, err %v", ev.ID(), changed, len(ds), err)
+		}
+	}
+}
+
+func TestNormCWE(t *testing.T) {
+	for in, want := range map[string]string{"CWE-798": "CWE-798", "cwe-0798": "CWE-798", "external/cwe/cwe-798": "CWE-798", "798": "CWE-798"} {
+		if got := normCWE(in); got != want {
+			t.Errorf("normCWE(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRulesValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Rules)
+		ok   bool
+	}{
+		{"defaults are valid", func(*Rules) {}, true},
+		{"keep 0 is refused", func(r *Rules) { r.KeepKnownGood = 0 }, false},
+		{"threshold none is refused", func(r *Rules) { r.Threshold = SeverityNone }, false},
+		{"history below keep is refused", func(r *Rules) { r.KeepKnownGood, r.History = 3, 2 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := DefaultRules()
+			tt.edit(&r)
+			if err := r.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate() = %v, want ok %t", err, tt.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,170 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+)
+
+// randomScenario builds a namespace's history from a seed: two apps with
+// their PVCs, snapshots of whichever version ran, scans (clean, critical, a
+// leaked credential, later re-scans), restore tests, failures, certificates
+// and rotations.
+func randomScenario(seed uint64) []events.Event {
+	rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	ns := "prop"
+	var evs []events.Event
+	at := scenario.T0
+	apps := []string{"a", "b"}
+	for _, app := range apps {
+		evs = append(evs, scenario.Cert(ns, app+"-tls", "s-"+app, scenario.T0.Add(time.Duration(3+rnd.IntN(40))*24*time.Hour), float64(3+rnd.IntN(40)),
+			[]events.ObjectRef{scenario.Workload(ns, "StatefulSet", app)}, nil))
+	}
+	evs = append(evs, scenario.Cert(ns, "cm-tls", "cm", scenario.T0.Add(4*24*time.Hour), 4,
+		[]events.ObjectRef{scenario.Workload(ns, "StatefulSet", "a")}, ptr(scenario.T0.Add(3*24*time.Hour))))
+	if rnd.IntN(2) == 0 {
+		evs = append(evs, scenario.Rotated(ns, "a-tls", "s-a", "s-a2"))
+	}
+	upload := 0
+	for i := range 6 + rnd.IntN(10) {
+		at = at.Add(time.Duration(1+rnd.IntN(3)) * time.Hour)
+		app := apps[rnd.IntN(len(apps))]
+		version := fmt.Sprintf("%s-v%d", app, rnd.IntN(4))
+		pvc := fmt.Sprintf("%s-data-%d", app, rnd.IntN(2))
+		name := fmt.Sprintf("snap-%d", i)
+		evs = append(evs, scenario.Snapshot(ns, pvc, name, at, scenario.Run{App: app, Versions: []string{version}}))
+		switch rnd.IntN(6) {
+		case 0:
+			evs = append(evs, scenario.SnapshotFailed(ns, pvc, name))
+		case 1:
+			evs = append(evs, scenario.Verified(ns, pvc, name, rnd.IntN(3) > 0))
+		}
+		for range rnd.IntN(3) {
+			upload++
+			var findings []events.Finding
+			switch rnd.IntN(4) {
+			case 0:
+				findings = []events.Finding{scenario.Critical}
+			case 1:
+				findings = []events.Finding{scenario.Leak, scenario.Medium}
+			case 2:
+				findings = []events.Finding{scenario.Medium}
+			}
+			evs = append(evs, scenario.SARIF(ns, app, fmt.Sprintf("u%d", upload), version, at.Add(time.Duration(rnd.IntN(600))*time.Minute), findings...))
+		}
+	}
+	return evs
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// permute shuffles evs and inserts duplicates.
+func permute(evs []events.Event, seed uint64) []events.Event {
+	rnd := rand.New(rand.NewPCG(seed, 42))
+	out := slices.Clone(evs)
+	rnd.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	for range 1 + rnd.IntN(len(evs)) {
+		dup := evs[rnd.IntN(len(evs))]
+		out = slices.Insert(out, rnd.IntN(len(out)+1), dup)
+	}
+	return out
+}
+
+// outcome is what must not depend on the order: the facts, the derived
+// view, and the decisions in force.
+type outcome struct {
+	Facts   string
+	View    string
+	InForce map[string]string
+}
+
+func outcomeOf(t *testing.T, r Rules, st *State) outcome {
+	t.Helper()
+	facts, err := json.Marshal(struct {
+		U map[string]*Upload
+		S map[string]*Snapshot
+		C map[string]*Cert
+	}{st.Uploads, st.Snapshots, st.Certs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, err := json.Marshal(Derive(r, st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return outcome{Facts: string(facts), View: string(view), InForce: st.Ledger.InForce()}
+}
+
+// replayPins applies the pin and unpin decisions in publication order, as
+// the snapshotter would, and returns what stays pinned.
+func replayPins(ds []Decision) []string {
+	pinned := map[string]bool{}
+	for _, d := range ds {
+		switch p := d.Payload.(type) {
+		case events.SnapshotPinRequested:
+			pinned[p.VolumeSnapshot] = true
+		case events.SnapshotUnpinRequested:
+			delete(pinned, p.VolumeSnapshot)
+		}
+	}
+	return slices.Sorted(mapsKeys(pinned))
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func TestOrderAndDuplicatesDoNotMatter(t *testing.T) {
+	r := DefaultRules()
+	for seed := range uint64(150) {
+		evs := randomScenario(seed)
+		inOrder := NewState("prop")
+		wantDecisions := feed(t, r, inOrder, evs...)
+		want := outcomeOf(t, r, inOrder)
+		for p := range uint64(8) {
+			st := NewState("prop")
+			got := feed(t, r, st, permute(evs, seed*100+p)...)
+			if diff := cmp.Diff(want, outcomeOf(t, r, st)); diff != "" {
+				t.Fatalf("seed %d permutation %d: outcome differs from the in-order run (-want +got):\n%s", seed, p, diff)
+			}
+			if diff := cmp.Diff(replayPins(wantDecisions), replayPins(got)); diff != "" {
+				t.Fatalf("seed %d permutation %d: pins after replaying the decisions (-in order +permuted):\n%s", seed, p, diff)
+			}
+			if diff := cmp.Diff(slices.Sorted(mapsKeys(st.Ledger.Pinned)), replayPins(got)); diff != "" {
+				t.Fatalf("seed %d permutation %d: ledger vs published pins (-ledger +published):\n%s", seed, p, diff)
+			}
+		}
+	}
+}
+
+// The generator must produce the situations the property is about, or the
+// test proves little.
+func TestRandomScenariosCoverIncidentsAndPins(t *testing.T) {
+	seen := map[string]int{}
+	for seed := range uint64(150) {
+		st := NewState("prop")
+		for _, d := range feed(t, DefaultRules(), st, randomScenario(seed)...) {
+			seen[d.Type]++
+		}
+	}
+	for _, typ := range []string{events.TypeSnapshotPinRequested, events.TypeSnapshotUnpinRequested, events.TypeIncidentOpened,
+		events.TypeIncidentClosed, events.TypeRestoreRecommended, events.TypeCertificateRotationRequest} {
+		if seen[typ] == 0 {
+			t.Errorf("no %s in 150 random scenarios", typ)
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package model
+
+import (
+	"slices"
+	"time"
+
+	"github.com/stateguard/stateguard/pkg/events"
+)
+
+// State is everything the correlator knows about one namespace. The
+// namespace is the unit of serialisation: a TLS Secret can only be mounted
+// by workloads of its own namespace, so joining certificates with
+// applications never crosses it.
+type State struct {
+	Namespace string `json:"namespace"`
+	// Facts, keyed by identity.
+	Uploads   map[string]*Upload   `json:"uploads,omitempty"`
+	Snapshots map[string]*Snapshot `json:"snapshots,omitempty"`
+	Certs     map[string]*Cert     `json:"certs,omitempty"`
+	// Ledger holds the decisions in force; after every Apply it equals what
+	// the facts call for.
+	Ledger Ledger `json:"ledger"`
+	// Journal is bookkeeping that depends on the path taken (how often a
+	// snapshot was pinned, which one-off decisions were published). It is
+	// what keeps a restarted correlator from publishing a decision again.
+	Journal Journal `json:"journal"`
+}
+
+// NewState returns the empty state of a namespace.
+func NewState(namespace string) *State {
+	return &State{Namespace: namespace}
+}
+
+// Upload is the part of a sarif.uploaded event the rules need.
+type Upload struct {
+	ID       string `json:"id"`
+	EventID  string `json:"event_id"`
+	App      string `json:"app"`
+	Category string `json:"category"`
+	// Keys are the version keys the scan covers, sorted: image digests
+	// (sha256:…), "commit:<sha>", "version:<label>", "image:<ref>".
+	Keys       []string              `json:"keys"`
+	ReceivedAt time.Time             `json:"received_at"`
+	Counts     events.SeverityCounts `json:"counts"`
+	Findings   []Finding             `json:"findings,omitempty"`
+}
+
+// Finding is the part of a SARIF finding the rules need.
+type Finding struct {
+	RuleID   string   `json:"rule_id"`
+	Severity string   `json:"severity"`
+	CWEs     []string `json:"cwe,omitempty"`
+	Tags     []string `json:"tags,omitempty"`
+}
+
+// Snapshot is what the snapshot events say about one VolumeSnapshot.
+type Snapshot struct {
+	Name        string     `json:"name"`
+	PVC         string     `json:"pvc,omitempty"`
+	EventID     string     `json:"event_id,omitempty"`
+	Time        time.Time  `json:"time"`
+	Completed   bool       `json:"completed,omitempty"`
+	RestoreSize string     `json:"restore_size,omitempty"`
+	Workloads   []Workload `json:"workloads,omitempty"`
+	// Failed holds the ids of snapshot.failed events.
+	Failed []string `json:"failed,omitempty"`
+	// Verifications maps a snapshot.verified event id to its result.
+	Verifications map[string]bool `json:"verifications,omitempty"`
+}
+
+// Workload is a pod that mounted the volume, with what it ran.
+type Workload struct {
+	App      string            `json:"app"`
+	Pod      string            `json:"pod,omitempty"`
+	Owner    *events.ObjectRef `json:"owner,omitempty"`
+	Label    string            `json:"label,omitempty"`
+	Versions []string          `json:"versions"`
+}
+
+// Cert is what the certificate events say about one TLS Secret.
+type Cert struct {
+	Secret string `json:"secret"`
+	// Observations are keyed by serial, then by event id.
+	Observations map[string]map[string]CertObservation `json:"observations"`
+	Users        Users                                 `json:"users"`
+	// Rotated maps an old serial to the event that reported its rotation.
+	Rotated map[string]string `json:"rotated,omitempty"`
+	// Failures maps a rotation.failed event id to its reason.
+	Failures map[string]string `json:"failures,omitempty"`
+}
+
+// CertObservation is one certificate.expiring event.
+type CertObservation struct {
+	NotAfter    time.Time  `json:"not_after"`
+	DaysLeft    float64    `json:"days_left"`
+	Threshold   string     `json:"threshold"`
+	CertManager string     `json:"cert_manager,omitempty"`
+	RenewalTime *time.Time `json:"renewal_time,omitempty"`
+}
+
+// WorkloadRef names a workload.
+type WorkloadRef = events.ObjectRef
+
+// Users are the workloads and pods that mount a Secret.
+type Users struct {
+	Workloads []WorkloadRef `json:"workloads,omitempty"`
+	Pods      []string      `json:"pods,omitempty"`
+}
+
+// Ledger is the set of decisions in force.
+type Ledger struct {
+	// Pinned maps a snapshot to why it is pinned.
+	Pinned map[string]Pin `json:"pinned,omitempty"`
+	// Incidents maps an incident id to its status.
+	Incidents map[string]IncidentRecord `json:"incidents,omitempty"`
+}
+
+// IncidentRecord is an incident's status and when it started (the creation
+// time of the first snapshot that ran a vulnerable version).
+type IncidentRecord struct {
+	App    string    `json:"app"`
+	Status string    `json:"status"`
+	Start  time.Time `json:"start"`
+}
+
+// Pin says why a snapshot is pinned.
+type Pin struct {
+	PVC      string   `json:"pvc,omitempty"`
+	Reason   string   `json:"reason"`
+	Incident string   `json:"incident,omitempty"`
+	Causes   []string `json:"causes,omitempty"`
+}
+
+// Incident statuses in the Ledger.
+const (
+	StatusOpen   = "open"
+	StatusClosed = "closed"
+)
+
+// Journal is path-dependent bookkeeping.
+type Journal struct {
+	// PinGeneration counts the pins of each snapshot, so a snapshot pinned
+	// again after an unpin gets a new decision id.
+	PinGeneration map[string]int `json:"pin_generation,omitempty"`
+	// Published holds the ids of one-off decisions already published
+	// (restore recommendations, rotation requests).
+	Published map[string]bool `json:"published,omitempty"`
+	// IncidentGeneration counts the openings of each incident id.
+	IncidentGeneration map[string]int `json:"incident_generation,omitempty"`
+}
+
+// ready reports whether the snapshot can be restored: it completed, did not
+// fail, and no restore test failed.
+func (s *Snapshot) ready() bool {
+	if !s.Completed || len(s.Failed) > 0 {
+		return false
+	}
+	for _, ok := range s.Verifications {
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// apps are the applications that ran on the volume, sorted.
+func (s *Snapshot) apps() []string {
+	var out []string
+	for _, w := range s.Workloads {
+		out = append(out, w.App)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func snapshotLess(a, b *Snapshot) int {
+	if c := a.Time.Compare(b.Time); c != 0 {
+		return c
+	}
+	switch {
+	case a.Name < b.Name:
+		return -1
+	case a.Name > b.Name:
+		return 1
+	}
+	return 0
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func setAdd(list []string, v string) ([]string, bool) {
+	i, found := slices.BinarySearch(list, v)
+	if found {
+		return list, false
+	}
+	return slices.Insert(list, i, v), true
+}

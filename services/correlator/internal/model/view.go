@@ -1,0 +1,568 @@
+package model
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stateguard/stateguard/pkg/events"
+)
+
+// Verdicts and classes.
+const (
+	Vulnerable = "vulnerable"
+	Clean      = "clean"
+	Unknown    = "unknown"
+	Tainted    = "tainted"
+)
+
+// View is derived from a State: a pure function of its facts.
+type View struct {
+	Namespace string    `json:"namespace"`
+	Apps      []AppView `json:"apps"`
+	// Pins are the snapshots that must be pinned, and why.
+	Pins map[string]Pin `json:"pins,omitempty"`
+	// Certificates are the namespace's TLS Secrets.
+	Certificates []CertView `json:"certificates,omitempty"`
+}
+
+// AppView is an application's posture.
+type AppView struct {
+	Namespace string `json:"namespace"`
+	App       string `json:"app"`
+	// Running are the versions on the app's newest snapshot.
+	Running   []string            `json:"running"`
+	Versions  []VersionView       `json:"versions"`
+	Snapshots []SnapshotView      `json:"snapshots"`
+	KnownGood map[string][]string `json:"known_good,omitempty"`
+	Incidents []IncidentView      `json:"incidents,omitempty"`
+	// Secrets are the TLS Secrets the app's workloads mount.
+	Secrets []string `json:"secrets,omitempty"`
+}
+
+// VersionView is a version and its verdict.
+type VersionView struct {
+	Version string      `json:"version"`
+	Verdict string      `json:"verdict"`
+	Uploads []UploadRef `json:"uploads,omitempty"`
+}
+
+// UploadRef is the latest upload of one category for a version.
+type UploadRef struct {
+	UploadID   string                `json:"upload_id"`
+	EventID    string                `json:"event_id"`
+	Category   string                `json:"category,omitempty"`
+	ReceivedAt time.Time             `json:"received_at"`
+	Vulnerable bool                  `json:"vulnerable"`
+	RuleIDs    []string              `json:"rule_ids,omitempty"`
+	Severities []string              `json:"severities,omitempty"`
+	Secret     bool                  `json:"secret_exposure,omitempty"`
+	Counts     events.SeverityCounts `json:"counts"`
+}
+
+// SnapshotView is a snapshot's class for one application.
+type SnapshotView struct {
+	Name        string           `json:"name"`
+	PVC         string           `json:"pvc"`
+	Time        time.Time        `json:"time"`
+	Ready       bool             `json:"ready"`
+	Class       string           `json:"class"`
+	Versions    []VersionVerdict `json:"versions"`
+	EventID     string           `json:"event_id"`
+	RestoreSize string           `json:"restore_size,omitempty"`
+	Workloads   []WorkloadRef    `json:"workloads,omitempty"`
+}
+
+// VersionVerdict is a version seen on a snapshot and its verdict.
+type VersionVerdict struct {
+	Version string `json:"version"`
+	Verdict string `json:"verdict"`
+}
+
+// IncidentView is a run of snapshots on which a vulnerable version ran,
+// ended by the first clean snapshot after it.
+type IncidentView struct {
+	ID        string          `json:"id"`
+	App       string          `json:"app"`
+	Open      bool            `json:"open"`
+	Versions  []string        `json:"versions"`
+	Start     string          `json:"start_snapshot"`
+	StartTime time.Time       `json:"start_time"`
+	End       string          `json:"end_snapshot,omitempty"`
+	Reasons   []events.Reason `json:"reasons"`
+	Causes    []string        `json:"causes"`
+	// RestorePoints are, per PVC, the newest clean, ready snapshot taken
+	// before the incident started.
+	RestorePoints []SnapshotView `json:"restore_points,omitempty"`
+	// SecretExposure: a finding points at exposed keys or credentials.
+	SecretExposure bool     `json:"secret_exposure,omitempty"`
+	Secrets        []string `json:"secrets,omitempty"`
+	CloseCauses    []string `json:"close_causes,omitempty"`
+}
+
+// CertView is a TLS Secret's certificate posture.
+type CertView struct {
+	Secret        string     `json:"secret"`
+	Serial        string     `json:"serial"`
+	NotAfter      time.Time  `json:"not_after"`
+	DaysLeft      float64    `json:"days_left"`
+	ObservedAt    time.Time  `json:"observed_at"`
+	CertManager   string     `json:"cert_manager,omitempty"`
+	RenewalTime   *time.Time `json:"renewal_time,omitempty"`
+	RenewsInTime  bool       `json:"renews_in_time,omitempty"`
+	Rotated       bool       `json:"rotated,omitempty"`
+	NeedsRotation bool       `json:"needs_rotation,omitempty"`
+	Reason        string     `json:"reason,omitempty"`
+	Causes        []string   `json:"causes,omitempty"`
+	Users         Users      `json:"users"`
+}
+
+// Derive computes the view of st under r.
+func Derive(r Rules, st *State) View {
+	v := View{Namespace: st.Namespace, Pins: map[string]Pin{}}
+	v.Certificates = certViews(r, st)
+	apps := map[string]bool{}
+	for _, s := range st.Snapshots {
+		for _, a := range s.apps() {
+			apps[a] = true
+		}
+	}
+	for _, u := range st.Uploads {
+		apps[u.App] = true
+	}
+	for _, app := range sortedKeys(apps) {
+		av := deriveApp(r, st, app)
+		for pvc, names := range av.KnownGood {
+			for _, n := range names {
+				if _, ok := v.Pins[n]; !ok {
+					v.Pins[n] = Pin{PVC: pvc, Reason: "known-good: newest clean, ready snapshot of the PVC", Causes: av.snapshotCauses(n)}
+				}
+			}
+		}
+		for _, inc := range av.Incidents {
+			if !inc.Open {
+				continue
+			}
+			for _, rp := range inc.RestorePoints {
+				p := v.Pins[rp.Name]
+				if p.Incident == "" || inc.ID < p.Incident {
+					causes, _ := setAdd(slices.Clone(inc.Causes), rp.EventID)
+					v.Pins[rp.Name] = Pin{PVC: rp.PVC, Reason: "restore point of incident " + inc.ID, Incident: inc.ID, Causes: causes}
+				}
+			}
+		}
+		v.Apps = append(v.Apps, av)
+	}
+	return v
+}
+
+// App returns the view of one application.
+func (v View) App(app string) (AppView, bool) {
+	i := slices.IndexFunc(v.Apps, func(a AppView) bool { return a.App == app })
+	if i < 0 {
+		return AppView{}, false
+	}
+	return v.Apps[i], true
+}
+
+// Snapshot finds a snapshot's view.
+func (av AppView) Snapshot(name string) (SnapshotView, bool) {
+	i := slices.IndexFunc(av.Snapshots, func(s SnapshotView) bool { return s.Name == name })
+	if i < 0 {
+		return SnapshotView{}, false
+	}
+	return av.Snapshots[i], true
+}
+
+// snapshotCauses are the snapshot's event and the uploads behind the
+// verdicts of its versions.
+func (av AppView) snapshotCauses(name string) []string {
+	sv, ok := av.Snapshot(name)
+	if !ok {
+		return nil
+	}
+	causes := []string{sv.EventID}
+	for _, vv := range sv.Versions {
+		i := slices.IndexFunc(av.Versions, func(v VersionView) bool { return v.Version == vv.Version })
+		if i < 0 {
+			continue
+		}
+		for _, u := range av.Versions[i].Uploads {
+			causes, _ = setAdd(causes, u.EventID)
+		}
+	}
+	slices.Sort(causes)
+	return slices.Compact(causes)
+}
+
+type verdicts struct {
+	r     Rules
+	st    *State
+	app   string
+	byKey map[string][]*Upload
+	cache map[string]VersionView
+}
+
+func newVerdicts(r Rules, st *State, app string) *verdicts {
+	vd := &verdicts{r: r, st: st, app: app, byKey: map[string][]*Upload{}, cache: map[string]VersionView{}}
+	for _, u := range st.Uploads {
+		if u.App != app {
+			continue
+		}
+		for _, k := range u.Keys {
+			vd.byKey[k] = append(vd.byKey[k], u)
+		}
+	}
+	return vd
+}
+
+func (vd *verdicts) of(key string) VersionView {
+	if v, ok := vd.cache[key]; ok {
+		return v
+	}
+	latest := map[string]*Upload{}
+	for _, u := range vd.byKey[key] {
+		if o, ok := latest[u.Category]; !ok || newer(u, o) {
+			latest[u.Category] = u
+		}
+	}
+	v := VersionView{Version: key, Verdict: Unknown}
+	if len(latest) > 0 {
+		v.Verdict = Clean
+	}
+	for _, cat := range sortedKeys(latest) {
+		u := latest[cat]
+		ref := UploadRef{UploadID: u.ID, EventID: u.EventID, Category: u.Category, ReceivedAt: u.ReceivedAt, Counts: u.Counts}
+		ref.Vulnerable = atOrAbove(u.Counts, vd.r.Threshold) > 0
+		for _, f := range u.Findings {
+			if sev, err := ParseSeverity(f.Severity); err == nil && sev >= vd.r.Threshold {
+				ref.RuleIDs, _ = setAdd(ref.RuleIDs, f.RuleID)
+				ref.Severities, _ = setAdd(ref.Severities, sev.String())
+			}
+			if vd.r.isSecretFinding(f) {
+				ref.Secret = true
+			}
+		}
+		if ref.Vulnerable {
+			v.Verdict = Vulnerable
+			if len(ref.Severities) == 0 {
+				ref.Severities = severitiesOf(u.Counts, vd.r.Threshold)
+			}
+		}
+		v.Uploads = append(v.Uploads, ref)
+	}
+	vd.cache[key] = v
+	return v
+}
+
+// ofWorkload is the verdict of a version a workload ran: by digest, else by
+// the workload's version label.
+func (vd *verdicts) ofWorkload(w Workload, key string) VersionView {
+	v := vd.of(key)
+	if v.Verdict == Unknown && w.Label != "" {
+		if lv := vd.of("version:" + w.Label); lv.Verdict != Unknown {
+			lv.Version = key
+			return lv
+		}
+	}
+	return v
+}
+
+func atOrAbove(c events.SeverityCounts, t Severity) int {
+	n := 0
+	for s, count := range []int{c.None, c.Low, c.Medium, c.High, c.Critical} {
+		if Severity(s) >= t {
+			n += count
+		}
+	}
+	return n
+}
+
+func severitiesOf(c events.SeverityCounts, t Severity) []string {
+	var out []string
+	for s, count := range []int{c.None, c.Low, c.Medium, c.High, c.Critical} {
+		if Severity(s) >= t && count > 0 {
+			out = append(out, Severity(s).String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func deriveApp(r Rules, st *State, app string) AppView {
+	av := AppView{Namespace: st.Namespace, App: app, KnownGood: map[string][]string{}}
+	vd := newVerdicts(r, st, app)
+	var timeline []*Snapshot
+	for _, s := range st.Snapshots {
+		if s.Completed && slices.Contains(s.apps(), app) {
+			timeline = append(timeline, s)
+		}
+	}
+	slices.SortFunc(timeline, snapshotLess)
+	seen := map[string]bool{}
+	owners := map[WorkloadRef]bool{}
+	pods := map[string]bool{}
+	views := make([]SnapshotView, 0, len(timeline))
+	for _, s := range timeline {
+		sv := SnapshotView{Name: s.Name, PVC: s.PVC, Time: s.Time, Ready: s.ready(), EventID: s.EventID, RestoreSize: s.RestoreSize}
+		anyVuln, allClean, any := false, true, false
+		for _, w := range s.Workloads {
+			if w.App != app {
+				continue
+			}
+			if w.Owner != nil {
+				owners[*w.Owner] = true
+				if !slices.Contains(sv.Workloads, *w.Owner) {
+					sv.Workloads = append(sv.Workloads, *w.Owner)
+				}
+			}
+			if w.Pod != "" {
+				pods[w.Pod] = true
+			}
+			for _, k := range w.Versions {
+				vv := vd.ofWorkload(w, k)
+				any = true
+				sv.Versions = append(sv.Versions, VersionVerdict{Version: k, Verdict: vv.Verdict})
+				seen[k] = true
+				switch vv.Verdict {
+				case Vulnerable:
+					anyVuln = true
+				case Unknown:
+					if !r.UnknownIsClean {
+						allClean = false
+					}
+				}
+			}
+		}
+		slices.SortFunc(sv.Versions, func(a, b VersionVerdict) int { return strings.Compare(a.Version, b.Version) })
+		sv.Versions = slices.Compact(sv.Versions)
+		switch {
+		case anyVuln:
+			sv.Class = Tainted
+		case any && allClean:
+			sv.Class = Clean
+		default:
+			sv.Class = Unknown
+		}
+		views = append(views, sv)
+	}
+	av.Snapshots = views
+	if n := len(views); n > 0 {
+		for _, vv := range views[n-1].Versions {
+			av.Running = append(av.Running, vv.Version)
+		}
+	}
+	keys := map[string]bool{}
+	for k := range seen {
+		keys[k] = true
+	}
+	for k := range vd.byKey {
+		keys[k] = true
+	}
+	for _, k := range sortedKeys(keys) {
+		av.Versions = append(av.Versions, vd.of(k))
+	}
+	// Known-good: newest clean, ready snapshots per PVC.
+	for i := len(views) - 1; i >= 0; i-- {
+		sv := views[i]
+		if sv.Ready && sv.Class == Clean && len(av.KnownGood[sv.PVC]) < r.KeepKnownGood {
+			av.KnownGood[sv.PVC] = append(av.KnownGood[sv.PVC], sv.Name)
+		}
+	}
+	av.Secrets = secretsOf(st, app, owners, pods)
+	av.Incidents = incidents(r, st, app, vd, timeline, views, av.Secrets)
+	return av
+}
+
+// secretsOf lists the TLS Secrets mounted by the app's workloads or pods.
+func secretsOf(st *State, app string, owners map[WorkloadRef]bool, pods map[string]bool) []string {
+	var out []string
+	for _, name := range sortedKeys(st.Certs) {
+		c := st.Certs[name]
+		match := slices.ContainsFunc(c.Users.Pods, func(p string) bool { return pods[p] })
+		for _, w := range c.Users.Workloads {
+			if owners[w] || w.Name == app {
+				match = true
+			}
+			for o := range owners {
+				if o.Name == w.Name && o.Namespace == w.Namespace && (o.Kind == "" || w.Kind == "" || strings.EqualFold(o.Kind, w.Kind)) {
+					match = true
+				}
+			}
+		}
+		if match {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func incidents(r Rules, st *State, app string, vd *verdicts, timeline []*Snapshot, views []SnapshotView, secrets []string) []IncidentView {
+	var out []IncidentView
+	var cur *IncidentView
+	starts := map[string]int{}
+	for i, sv := range views {
+		s := timeline[i]
+		switch {
+		case cur == nil && sv.Class == Tainted:
+			cur = &IncidentView{App: app, Open: true, Start: sv.Name, StartTime: sv.Time}
+			first := ""
+			for _, vv := range sv.Versions {
+				if vv.Verdict == Vulnerable {
+					first = vv.Version
+					break
+				}
+			}
+			starts[first]++
+			cur.ID = "inc-" + hash(st.Namespace, app, first, fmt.Sprint(starts[first]))
+			cur.Causes = []string{s.EventID}
+			cur.RestorePoints = restorePoints(views[:i])
+		case cur != nil && sv.Class == Clean:
+			cur.Open = false
+			cur.End = sv.Name
+			cur.CloseCauses = []string{s.EventID}
+			for _, vv := range sv.Versions {
+				for _, u := range vd.of(vv.Version).Uploads {
+					cur.CloseCauses, _ = setAdd(cur.CloseCauses, u.EventID)
+				}
+			}
+			out = append(out, finishIncident(cur, secrets))
+			cur = nil
+			continue
+		}
+		if cur == nil || sv.Class != Tainted {
+			continue
+		}
+		for _, w := range s.Workloads {
+			if w.App != app {
+				continue
+			}
+			for _, k := range w.Versions {
+				vv := vd.ofWorkload(w, k)
+				if vv.Verdict != Vulnerable {
+					continue
+				}
+				var added bool
+				cur.Versions, added = setAdd(cur.Versions, k)
+				if !added {
+					continue
+				}
+				for _, u := range vv.Uploads {
+					if !u.Vulnerable {
+						continue
+					}
+					cur.SecretExposure = cur.SecretExposure || u.Secret
+					cur.Reasons = append(cur.Reasons, events.Reason{
+						UploadID: u.UploadID, EventID: u.EventID, Version: k,
+						RuleIDs: u.RuleIDs, Severities: u.Severities,
+						Text: fmt.Sprintf("upload %s (category %q) has %d open findings at or above %s for version %s",
+							u.UploadID, u.Category, atOrAbove(u.Counts, r.Threshold), r.Threshold, k),
+					})
+					cur.Causes, _ = setAdd(cur.Causes, u.EventID)
+				}
+			}
+		}
+	}
+	if cur != nil {
+		out = append(out, finishIncident(cur, secrets))
+	}
+	return out
+}
+
+func finishIncident(inc *IncidentView, secrets []string) IncidentView {
+	slices.SortFunc(inc.Reasons, func(a, b events.Reason) int {
+		return cmp.Or(strings.Compare(a.Version, b.Version), strings.Compare(a.UploadID, b.UploadID))
+	})
+	slices.Sort(inc.Causes)
+	inc.Causes = slices.Compact(inc.Causes)
+	if inc.SecretExposure {
+		inc.Secrets = secrets
+	}
+	return *inc
+}
+
+// restorePoints picks, per PVC, the newest clean, ready snapshot of views
+// (which are sorted oldest first).
+func restorePoints(views []SnapshotView) []SnapshotView {
+	byPVC := map[string]SnapshotView{}
+	for _, sv := range views {
+		if sv.Ready && sv.Class == Clean {
+			byPVC[sv.PVC] = sv
+		}
+	}
+	out := make([]SnapshotView, 0, len(byPVC))
+	for _, pvc := range sortedKeys(byPVC) {
+		out = append(out, byPVC[pvc])
+	}
+	return out
+}
+
+func certViews(r Rules, st *State) []CertView {
+	var out []CertView
+	for _, name := range sortedKeys(st.Certs) {
+		c := st.Certs[name]
+		for _, serial := range sortedKeys(c.Observations) {
+			obs := c.Observations[serial]
+			var best CertObservation
+			bestID := ""
+			var causes []string
+			for _, id := range sortedKeys(obs) {
+				causes = append(causes, id)
+				o := obs[id]
+				if bestID == "" || o.DaysLeft < best.DaysLeft {
+					best, bestID = o, id
+				}
+			}
+			cv := CertView{
+				Secret: name, Serial: serial, NotAfter: best.NotAfter, DaysLeft: best.DaysLeft,
+				ObservedAt:  best.NotAfter.Add(-time.Duration(best.DaysLeft * float64(24*time.Hour))),
+				CertManager: best.CertManager, RenewalTime: best.RenewalTime, Causes: causes, Users: c.Users,
+			}
+			if rid, ok := c.Rotated[serial]; ok {
+				cv.Rotated = true
+				cv.Causes = append(cv.Causes, rid)
+			}
+			if cv.CertManager != "" && cv.RenewalTime != nil {
+				rt := *cv.RenewalTime
+				cv.RenewsInTime = !rt.After(cv.NotAfter.Add(-r.RenewalMargin)) && !rt.Before(cv.ObservedAt.Add(-time.Hour))
+			}
+			threshold := r.RotationThreshold.Hours() / 24
+			switch {
+			case cv.Rotated:
+			case cv.DaysLeft > threshold:
+			case cv.RenewsInTime:
+				cv.Reason = fmt.Sprintf("cert-manager Certificate %s renews at %s, before notAfter %s", cv.CertManager, cv.RenewalTime.Format(time.RFC3339), cv.NotAfter.Format(time.RFC3339))
+			default:
+				cv.NeedsRotation = true
+				cv.Reason = fmt.Sprintf("certificate %s expires in %s days (at or below the rotation threshold of %s days)", serial, trimFloat(cv.DaysLeft), trimFloat(threshold))
+				if cv.CertManager != "" {
+					cv.Reason += "; cert-manager will not renew it in time"
+				}
+			}
+			out = append(out, cv)
+		}
+	}
+	return out
+}
+
+func trimFloat(f float64) string {
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", math.Round(f*10)/10), ".0")
+}
+
+func hash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+func compareRef(a, b WorkloadRef) int {
+	return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Kind, b.Kind), strings.Compare(a.Name, b.Name))
+}
