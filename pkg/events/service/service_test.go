@@ -1,0 +1,104 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stateguard/stateguard/pkg/events/envflag"
+	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/harness/natstest"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestOpsEndpointsFollowJetStream runs the operations server of a service
+// that connected through Common: /readyz is 200 while JetStream and the
+// streams are there and 503 once the server is gone; /healthz stays 200.
+func TestOpsEndpointsFollowJetStream(t *testing.T) {
+	srv := natstest.Run(t)
+	var common service.Common
+	fs := flag.NewFlagSet("svc", flag.ContinueOnError)
+	set := envflag.New(fs, func(k string) string {
+		if k == "NATS_URL" {
+			return srv.ClientURL()
+		}
+		return ""
+	})
+	common.Register(set, "127.0.0.1:0")
+	if err := set.Parse([]string{"--nats-reconnect-wait", "50ms"}); err != nil {
+		t.Fatal(err)
+	}
+	log, err := service.NewLogger(io.Discard, common.LogLevel, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := service.NewOps()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	client, err := common.Connect(ctx, "test", log, ops.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close(context.Background())
+	ops.AddReadiness("jetstream", client.Ready)
+
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- service.Serve(ctx, log, common.HTTPAddr, ops.Mux, 5*time.Second, func(a net.Addr) { addrc <- a })
+	}()
+	base := "http://" + (<-addrc).String()
+
+	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz = %d %s, want 200", code, body)
+	}
+	if code, body := get(t, base+"/metrics"); code != http.StatusOK || len(body) == 0 {
+		t.Errorf("/metrics = %d", code)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(t, base+"/readyz")
+		if code == http.StatusServiceUnavailable {
+			var status map[string]string
+			if err := json.Unmarshal([]byte(body), &status); err != nil || status["jetstream"] == "" || status["jetstream"] == "ok" {
+				t.Errorf("/readyz body %q does not name the failing check", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d after NATS stopped", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d while NATS is down, want 200 (liveness must not follow a dependency)", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}
+
+func TestNewLoggerRejectsUnknownLevels(t *testing.T) {
+	if _, err := service.NewLogger(io.Discard, "loud", "x"); err == nil {
+		t.Error("level loud accepted")
+	}
+}
