@@ -238,7 +238,9 @@ func TestUsersOfASecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _, _ := startDiscovery(t, Options{Namespaces: []string{ns}})
-	ref := func(kind, name string) events.ObjectRef { return events.ObjectRef{Kind: kind, Namespace: ns, Name: name} }
+	ref := func(kind, name string) events.ObjectRef {
+		return events.ObjectRef{Kind: kind, Namespace: ns, Name: name}
+	}
 	want := events.CertificateUsers{
 		Pods:      []events.ObjectRef{ref("Pod", "agent-x"), ref("Pod", "api-123-a"), ref("Pod", "db-0"), ref("Pod", "debug")},
 		Workloads: []events.WorkloadRef{ref("DaemonSet", "agent"), ref("Deployment", "api"), ref("Pod", "debug"), ref("StatefulSet", "db")},
