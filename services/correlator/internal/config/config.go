@@ -1,0 +1,156 @@
+// Package config loads the correlator's settings once, from flags, the
+// environment and the rules file (--config), and validates them.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/stateguard/stateguard/pkg/events/envflag"
+	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/services/correlator/internal/model"
+)
+
+// Config is the correlator's configuration.
+type Config struct {
+	service.Common
+	// ConfigFile is the rules file; empty keeps the default rules.
+	ConfigFile string
+	// TokensFile holds the API bearer tokens, one per line.
+	TokensFile string
+	// Bucket is the JetStream KV bucket of the state.
+	Bucket     string
+	KVReplicas int
+	// Workers is how many events of each stream are handled at once.
+	Workers int
+	// Consumer prefixes the durable consumer names.
+	Consumer string
+	Rules    model.Rules
+}
+
+// Load parses args (without the program name) and the environment, then
+// reads the rules file with readFile.
+func Load(args []string, getenv func(string) string, readFile func(string) ([]byte, error)) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("correlator", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	s := envflag.New(fs, getenv)
+	c.Common.Register(s, ":8083")
+	s.String(&c.ConfigFile, "config", "CORRELATOR_CONFIG", "", "rules file (YAML or JSON), see config.example.yaml")
+	s.String(&c.TokensFile, "api-tokens-file", "API_TOKENS_FILE", "", "file of API bearer tokens, one per line; the /v1 API is off without it")
+	s.String(&c.Bucket, "kv-bucket", "KV_BUCKET", "stateguard-correlator", "JetStream KV bucket holding the state")
+	s.Int(&c.KVReplicas, "kv-replicas", "KV_REPLICAS", 1, "replicas of the KV bucket (3 in a cluster)")
+	s.Int(&c.Workers, "workers", "WORKERS", 4, "events handled at once per stream")
+	s.String(&c.Consumer, "consumer", "CONSUMER", "correlator", "prefix of the durable consumer names")
+	if err := s.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			var b strings.Builder
+			fs.SetOutput(&b)
+			fs.PrintDefaults()
+			return c, fmt.Errorf("usage of correlator:\n%s", b.String())
+		}
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	c.Rules = model.DefaultRules()
+	if c.ConfigFile != "" {
+		data, err := readFile(c.ConfigFile)
+		if err != nil {
+			return c, fmt.Errorf("rules file: %w", err)
+		}
+		if c.Rules, err = ParseRules(data); err != nil {
+			return c, fmt.Errorf("rules file %s: %w", c.ConfigFile, err)
+		}
+	}
+	if err := c.NATS.Validate(); err != nil {
+		return c, err
+	}
+	switch {
+	case c.Workers < 1:
+		return c, fmt.Errorf("--workers %d < 1", c.Workers)
+	case c.KVReplicas < 1:
+		return c, fmt.Errorf("--kv-replicas %d < 1", c.KVReplicas)
+	case c.Bucket == "":
+		return c, errors.New("--kv-bucket is empty")
+	}
+	return c, nil
+}
+
+// File is the rules file. Unset fields keep their defaults.
+type File struct {
+	Threshold         *string   `json:"threshold"`
+	UnknownIsClean    *bool     `json:"unknown_is_clean"`
+	KeepKnownGood     *int      `json:"keep_known_good"`
+	SecretCWEs        *[]string `json:"secret_cwes"`
+	SecretRules       *[]string `json:"secret_rules"`
+	SecretTags        *[]string `json:"secret_tags"`
+	RotationThreshold *string   `json:"rotation_threshold"`
+	RenewalMargin     *string   `json:"renewal_margin"`
+	History           *int      `json:"history"`
+}
+
+// ParseRules reads a rules file (YAML or JSON) over the default rules.
+func ParseRules(data []byte) (model.Rules, error) {
+	r := model.DefaultRules()
+	var f File
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		return r, err
+	}
+	var err error
+	if f.Threshold != nil {
+		if r.Threshold, err = model.ParseSeverity(*f.Threshold); err != nil {
+			return r, err
+		}
+	}
+	if f.UnknownIsClean != nil {
+		r.UnknownIsClean = *f.UnknownIsClean
+	}
+	if f.KeepKnownGood != nil {
+		r.KeepKnownGood = *f.KeepKnownGood
+	}
+	if f.SecretCWEs != nil {
+		r.SecretCWEs = *f.SecretCWEs
+	}
+	if f.SecretRules != nil {
+		r.SecretRules = *f.SecretRules
+	}
+	if f.SecretTags != nil {
+		r.SecretTags = *f.SecretTags
+	}
+	if f.RotationThreshold != nil {
+		if r.RotationThreshold, err = ParseDuration(*f.RotationThreshold); err != nil {
+			return r, fmt.Errorf("rotation_threshold: %w", err)
+		}
+	}
+	if f.RenewalMargin != nil {
+		if r.RenewalMargin, err = ParseDuration(*f.RenewalMargin); err != nil {
+			return r, fmt.Errorf("renewal_margin: %w", err)
+		}
+	}
+	if f.History != nil {
+		r.History = *f.History
+	}
+	return r, r.Validate()
+}
+
+// ParseDuration accepts Go durations and whole days ("7d").
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil {
+			return 0, fmt.Errorf("duration %q: %w", s, err)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
