@@ -86,7 +86,7 @@ func Parse(r io.Reader, fn func(*Finding) error) (*Summary, error) {
 	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
 		_, _ = br.Discard(3)
 	}
-	p := &parser{dec: json.NewDecoder(br), fn: fn, sum: &Summary{}}
+	p := &parser{dec: json.NewDecoder(&spaceReader{r: br}), fn: fn, sum: &Summary{}}
 	if err := p.log(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,186 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stateguard/stateguard/services/sastingest/internal/auth"
+	"github.com/stateguard/stateguard/services/sastingest/internal/ingest"
+)
+
+// Options configure a Server.
+type Options struct {
+	Pipeline *ingest.Pipeline
+	// Tokens authorise bearer-token writes; nil refuses them.
+	Tokens *auth.Tokens
+	// Secrets and Replay authorise webhooks; nil refuses them.
+	Secrets *auth.Secrets
+	Replay  *auth.Replay
+	// MaxBody bounds a request body as sent.
+	MaxBody int64
+	// PublicURL is the base of links in answers; empty: from the request.
+	PublicURL string
+	Log       *slog.Logger
+	Metrics   *Metrics
+	Now       func() time.Time
+	// GitHubRetry is how long a GitHub-style upload is retried in the
+	// background while storage is unavailable (default 2 minutes).
+	GitHubRetry time.Duration
+}
+
+// Server serves the API.
+type Server struct {
+	opts Options
+
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+}
+
+// New returns a Server.
+func New(opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.GitHubRetry <= 0 {
+		opts.GitHubRetry = 2 * time.Minute
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{opts: opts, bgCtx: ctx, bgCancel: cancel}
+}
+
+// Register adds the API's routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/sarif", s.postSARIF)
+	mux.HandleFunc("GET /v1/sarif/{id}", s.getSARIF)
+}
+
+// Close stops background processing (GitHub-style uploads) and waits for
+// it, at most until ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	s.bgCancel()
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("background uploads still running: %w", ctx.Err())
+	}
+}
+
+func (s *Server) baseURL(r *http.Request) string {
+	if s.opts.PublicURL != "" {
+		return strings.TrimSuffix(s.opts.PublicURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// countingReader counts body bytes and marks read failures of the client
+// connection, leaving size-limit errors as they are.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		var mb *http.MaxBytesError
+		if !errors.As(err, &mb) {
+			err = fmt.Errorf("%w: %v", errReadBody, err)
+		}
+	}
+	return n, err
+}
+
+// sarifMediaType reports whether a Content-Type names a SARIF log.
+func sarifMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	switch mt {
+	case "application/sarif+json", "application/json":
+		return true
+	}
+	return false
+}
+
+// gzipEncoding reads Content-Encoding: gzip, identity or none.
+func gzipEncoding(ce string) (gzipped, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(ce)) {
+	case "":
+		return false, true
+	case "identity":
+		return false, true
+	case "gzip", "x-gzip":
+		return true, true
+	}
+	return false, false
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// finish records an upload's outcome and answers a failed one.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, endpoint string, start time.Time, err error) {
+	p, oc := problemOf(err)
+	s.done(endpoint, start, oc)
+	if p.Status >= 500 {
+		s.opts.Log.Warn("upload failed", "endpoint", endpoint, "status", p.Status, "error", err)
+	} else {
+		s.opts.Log.Info("upload rejected", "endpoint", endpoint, "status", p.Status, "reason", p.Title, "json_path", p.JSONPath)
+	}
+	writeProblem(w, r, p)
+}
+
+func (s *Server) done(endpoint string, start time.Time, oc outcome) {
+	s.opts.Metrics.uploads.WithLabelValues(endpoint, string(oc)).Inc()
+	s.opts.Metrics.latency.WithLabelValues(endpoint, string(oc)).Observe(time.Since(start).Seconds())
+}
+
+// authorize checks the bearer token of r for repository and answers 401 or
+// 403 when it fails.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, endpoint string, start time.Time, repository string) bool {
+	if s.opts.Tokens == nil {
+		s.done(endpoint, start, outcomeUnauth)
+		writeProblem(w, r, Problem{Type: ProblemBase + "unauthorized", Status: http.StatusUnauthorized, Detail: "bearer tokens are not configured"})
+		return false
+	}
+	err := s.opts.Tokens.Authorize(auth.BearerToken(r.Header.Get("Authorization")), repository)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, auth.ErrForbiddenRepo):
+		s.done(endpoint, start, outcomeForbidden)
+		writeProblem(w, r, Problem{Type: ProblemBase + "forbidden", Status: http.StatusForbidden, Detail: "the token may not upload for repository " + repository})
+	default:
+		s.done(endpoint, start, outcomeUnauth)
+		writeProblem(w, r, Problem{Type: ProblemBase + "unauthorized", Status: http.StatusUnauthorized, Detail: err.Error()})
+	}
+	return false
+}

@@ -1,0 +1,95 @@
+package ingest
+
+import (
+	"slices"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/sastingest/internal/sarif"
+)
+
+// delta compares an upload's findings with the previous upload's
+// fingerprints. It keeps 8 bytes per result, and bounded lists of findings.
+type delta struct {
+	prev []sarif.Fingerprint // sorted, unique
+	cur  []sarif.Fingerprint
+
+	new, fixed, unchanged int
+
+	newFindings  []events.Finding
+	newListed    map[sarif.Fingerprint]bool
+	newTruncated bool
+
+	// open findings at medium or above, per band (critical, high, medium).
+	bands             [3][]events.Finding
+	findingsTruncated bool
+}
+
+func newDelta(prev []sarif.Fingerprint) *delta {
+	return &delta{prev: prev, newListed: map[sarif.Fingerprint]bool{}}
+}
+
+func (d *delta) isPrev(f sarif.Fingerprint) bool {
+	_, ok := slices.BinarySearch(d.prev, f)
+	return ok
+}
+
+func (d *delta) add(f *sarif.Finding) {
+	d.cur = append(d.cur, f.Fingerprint)
+	rank := sarif.SeverityRank(f.Severity)
+	if rank >= 3 && !d.isPrev(f.Fingerprint) && !d.newListed[f.Fingerprint] {
+		if len(d.newFindings) < MaxNewFindings {
+			d.newFindings = append(d.newFindings, f.Event())
+			d.newListed[f.Fingerprint] = true
+		} else {
+			d.newTruncated = true
+		}
+	}
+	if rank >= 2 {
+		b := 4 - rank // critical 0, high 1, medium 2
+		if len(d.bands[b]) < MaxFindings {
+			d.bands[b] = append(d.bands[b], f.Event())
+		} else {
+			d.findingsTruncated = true
+		}
+	}
+}
+
+// finish computes new, fixed and unchanged over the unique fingerprints and
+// returns the current set, sorted.
+func (d *delta) finish() []sarif.Fingerprint {
+	slices.Sort(d.cur)
+	d.cur = slices.Compact(d.cur)
+	i, j := 0, 0
+	for i < len(d.cur) && j < len(d.prev) {
+		switch {
+		case d.cur[i] == d.prev[j]:
+			d.unchanged++
+			i++
+			j++
+		case d.cur[i] < d.prev[j]:
+			d.new++
+			i++
+		default:
+			d.fixed++
+			j++
+		}
+	}
+	d.new += len(d.cur) - i
+	d.fixed += len(d.prev) - j
+	return d.cur
+}
+
+// topFindings lists the open findings highest first, at most MaxFindings.
+func (d *delta) topFindings() []events.Finding {
+	var out []events.Finding
+	for _, b := range d.bands {
+		for _, f := range b {
+			if len(out) == MaxFindings {
+				d.findingsTruncated = true
+				return out
+			}
+			out = append(out, f)
+		}
+	}
+	return out
+}

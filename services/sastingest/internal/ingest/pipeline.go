@@ -1,0 +1,388 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/sastingest/internal/sarif"
+)
+
+// Bucket names.
+const (
+	LogsBucket      = "SARIF_LOGS"
+	BaselinesBucket = "SARIF_BASELINES"
+	StatusBucket    = "SARIF_UPLOADS"
+)
+
+// Bounds of the lists in the event.
+const (
+	MaxNewFindings = 100
+	MaxFindings    = 200
+)
+
+// ErrUnavailable wraps failures of NATS, the object store or the KV
+// buckets: the upload was not stored and may be retried.
+var ErrUnavailable = errors.New("storage unavailable")
+
+// Status is what GET /v1/sarif/{id} answers: the stored summary of an
+// accepted upload.
+type Status struct {
+	ID        string                `json:"id"`
+	State     string                `json:"state"`
+	Summary   *events.SARIFUploaded `json:"summary"`
+	Anomalies []sarif.Anomaly       `json:"anomalies,omitempty"`
+	// Duplicate is true when the upload had been accepted before and
+	// nothing was stored or published again.
+	Duplicate bool `json:"-"`
+}
+
+// StateComplete is the state of a stored upload.
+const StateComplete = "complete"
+
+// Options configure a Pipeline.
+type Options struct {
+	// MaxUncompressed bounds the inflated log (gzip bombs included).
+	MaxUncompressed int64
+	// SpoolDir holds the compressed copy of a log while it is parsed
+	// (default os.TempDir()).
+	SpoolDir string
+	// StoreTimeout bounds storing and publishing once the log is parsed.
+	StoreTimeout time.Duration
+	Log          *slog.Logger
+	Now          func() time.Time
+	// Replicas of the buckets (1, or 3 in a cluster).
+	Replicas int
+}
+
+// Pipeline ingests uploads. It is safe for concurrent use; uploads of the
+// same (repository, category, ref) are serialised so their deltas chain.
+type Pipeline struct {
+	client    *events.Client
+	logs      jetstream.ObjectStore
+	baselines jetstream.ObjectStore
+	status    jetstream.KeyValue
+	opts      Options
+
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// New creates (or opens) the buckets and returns a Pipeline.
+func New(ctx context.Context, client *events.Client, opts Options) (*Pipeline, error) {
+	if opts.MaxUncompressed <= 0 {
+		opts.MaxUncompressed = 4 << 30
+	}
+	if opts.StoreTimeout <= 0 {
+		opts.StoreTimeout = 30 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	js := client.JetStream()
+	logs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: LogsBucket, Description: "original SARIF logs, gzip, by upload id", Replicas: opts.Replicas, Compression: false,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", LogsBucket, err)
+	}
+	baselines, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: BaselinesBucket, Description: "fingerprints of the last upload per repository, category and ref", Replicas: opts.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", BaselinesBucket, err)
+	}
+	status, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: StatusBucket, Description: "status and summary of each upload", Replicas: opts.Replicas, History: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: %w", StatusBucket, err)
+	}
+	return &Pipeline{client: client, logs: logs, baselines: baselines, status: status, opts: opts, locks: map[string]*keyLock{}}, nil
+}
+
+// KV gives the status bucket to other parts of the service (the GitHub
+// endpoint keeps its processing records there).
+func (p *Pipeline) KV() jetstream.KeyValue { return p.status }
+
+func (p *Pipeline) lock(key string) func() {
+	p.mu.Lock()
+	l := p.locks[key]
+	if l == nil {
+		l = &keyLock{}
+		p.locks[key] = l
+	}
+	l.refs++
+	p.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		p.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(p.locks, key)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// available fails fast when the NATS connection is down.
+func (p *Pipeline) available() error {
+	if st := p.client.Conn().Status(); st != nats.CONNECTED {
+		return fmt.Errorf("%w: nats connection %s", ErrUnavailable, st)
+	}
+	return nil
+}
+
+func unavailable(what string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
+}
+
+// Get returns the status of an upload, or jetstream.ErrKeyNotFound.
+func (p *Pipeline) Get(ctx context.Context, id string) (*Status, error) {
+	e, err := p.status.Get(ctx, "upload."+id)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+			return nil, jetstream.ErrKeyNotFound
+		}
+		return nil, unavailable("status", err)
+	}
+	var st Status
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return nil, fmt.Errorf("status %s: %w", id, err)
+	}
+	return &st, nil
+}
+
+// Ingest reads one log from body (gzip when gzipped), stores and publishes
+// it. It returns a *sarif.Error for a log that is not SARIF 2.1.0, a
+// *TooLargeError past the uncompressed limit, a *GzipError for a broken
+// gzip body, an error wrapping ErrUnavailable when storage failed, or the
+// body's own read error.
+func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gzipped bool) (*Status, error) {
+	if err := p.available(); err != nil {
+		return nil, err
+	}
+	key := BaselineKey(meta)
+	unlock := p.lock(key)
+	defer unlock()
+
+	prev, err := p.loadBaseline(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+
+	spool, err := os.CreateTemp(p.opts.SpoolDir, "sarif-*.gz")
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	defer func() {
+		_ = spool.Close()
+		_ = os.Remove(spool.Name())
+	}()
+
+	hash := sha256.New()
+	var src io.Reader
+	var gzw *gzip.Writer
+	if gzipped {
+		raw := &rawReader{r: io.TeeReader(body, spool)}
+		zr, err := gzip.NewReader(raw)
+		if err != nil {
+			if raw.err != nil {
+				return nil, raw.err
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, &GzipError{Reason: "the compressed stream is truncated"}
+			}
+			return nil, &GzipError{Reason: err.Error()}
+		}
+		defer zr.Close()
+		src = gzipErrReader{r: zr, raw: raw}
+	} else {
+		gzw, _ = gzip.NewWriterLevel(spool, gzip.BestSpeed)
+		src = io.TeeReader(body, gzw)
+	}
+	src = io.TeeReader(&limitReader{r: src, limit: p.opts.MaxUncompressed}, hash)
+
+	d := newDelta(prev)
+	sum, err := sarif.Parse(src, func(f *sarif.Finding) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		d.add(f)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Drain what follows the JSON (gzip trailer, white space) so the hash
+	// and the stored copy cover the whole body.
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		return nil, err
+	}
+	if gzw != nil {
+		if err := gzw.Close(); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	id := UploadID(hash.Sum(nil), meta)
+
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.StoreTimeout)
+	defer cancel()
+	if st, err := p.Get(sctx, id); err == nil {
+		st.Duplicate = true
+		return st, nil
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, err
+	}
+	if err := p.available(); err != nil {
+		return nil, err
+	}
+
+	size, err := spool.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	info, err := p.logs.Put(sctx, jetstream.ObjectMeta{
+		Name:        id,
+		Description: "SARIF log of " + meta.Repository,
+		Headers:     nats.Header{"Content-Type": []string{"application/sarif+json"}, "Content-Encoding": []string{"gzip"}},
+	}, spool)
+	if err != nil {
+		return nil, unavailable("store log", err)
+	}
+	if info.Size != uint64(size) {
+		return nil, unavailable("store log", fmt.Errorf("stored %d of %d bytes", info.Size, size))
+	}
+
+	cur := d.finish()
+	payload := &events.SARIFUploaded{
+		UploadID:             id,
+		Repository:           meta.Repository,
+		CommitSHA:            meta.CommitSHA,
+		Ref:                  meta.Ref,
+		Category:             meta.Category,
+		App:                  meta.App,
+		Namespace:            meta.Namespace,
+		Version:              meta.Version,
+		Environment:          meta.Environment,
+		Images:               nonNil(meta.Images),
+		Tools:                nonNilTools(sum.Tools),
+		ByTool:               sum.ByTool,
+		ResultsTotal:         sum.ResultsTotal,
+		BySeverity:           sum.BySeverity,
+		ByLevel:              sum.ByLevel,
+		New:                  d.new,
+		Fixed:                d.fixed,
+		Unchanged:            d.unchanged,
+		NewFindings:          nonNilFindings(d.newFindings),
+		NewFindingsTruncated: d.newTruncated,
+		Findings:             d.topFindings(),
+		FindingsTruncated:    d.findingsTruncated,
+		Anomalies:            sum.Anomalies,
+		Object:               events.ObjectLocation{Bucket: LogsBucket, Name: id, Size: size},
+		ReceivedAt:           p.opts.Now().UTC().Truncate(time.Millisecond),
+	}
+	ev, err := p.client.NewEvent(events.TypeSARIFUploaded, id, payload)
+	if err != nil {
+		return nil, fmt.Errorf("event: %w", err)
+	}
+	if err := p.client.Publish(sctx, ev); err != nil {
+		return nil, unavailable("publish", err)
+	}
+	if _, err := p.baselines.PutBytes(sctx, key, encodeFingerprints(cur)); err != nil {
+		return nil, unavailable("store baseline", err)
+	}
+	st := &Status{ID: id, State: StateComplete, Summary: payload, Anomalies: sum.AnomalyList}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	if _, err := p.status.Put(sctx, "upload."+id, b); err != nil {
+		return nil, unavailable("store status", err)
+	}
+	p.opts.Log.Info("sarif upload stored", "upload_id", id, "repository", meta.Repository, "results", sum.ResultsTotal,
+		"new", d.new, "fixed", d.fixed, "anomalies", sum.Anomalies, "bytes_stored", size)
+	return st, nil
+}
+
+func (p *Pipeline) loadBaseline(ctx context.Context, key string) ([]sarif.Fingerprint, error) {
+	b, err := p.baselines.GetBytes(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable("load baseline", err)
+	}
+	return decodeFingerprints(b), nil
+}
+
+func encodeFingerprints(fps []sarif.Fingerprint) []byte {
+	var buf bytes.Buffer
+	buf.Grow(8 * len(fps))
+	var b [8]byte
+	for _, f := range fps {
+		binary.BigEndian.PutUint64(b[:], uint64(f))
+		buf.Write(b[:])
+	}
+	return buf.Bytes()
+}
+
+func decodeFingerprints(b []byte) []sarif.Fingerprint {
+	out := make([]sarif.Fingerprint, 0, len(b)/8)
+	for i := 0; i+8 <= len(b); i += 8 {
+		out = append(out, sarif.Fingerprint(binary.BigEndian.Uint64(b[i:])))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilTools(s []events.Tool) []events.Tool {
+	if s == nil {
+		return []events.Tool{}
+	}
+	return s
+}
+
+func nonNilFindings(s []events.Finding) []events.Finding {
+	if s == nil {
+		return []events.Finding{}
+	}
+	return s
+}
