@@ -201,4 +201,3 @@ func TestOverlaysBuild(t *testing.T) {
 		})
 	}
 }
-

@@ -35,11 +35,16 @@ func Build(dir string) ([]*unstructured.Unstructured, error) {
 	}
 	objs := make([]*unstructured.Unstructured, 0, rm.Size())
 	for _, r := range rm.Resources() {
-		m, err := r.Map()
+		// Through JSON, so numbers are int64 as in objects from the API.
+		data, err := r.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build %s: %s: %w", dir, r.CurId(), err)
 		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
+		o := &unstructured.Unstructured{}
+		if err := o.UnmarshalJSON(data); err != nil {
+			return nil, fmt.Errorf("kustomize build %s: %s: %w", dir, r.CurId(), err)
+		}
+		objs = append(objs, o)
 	}
 	if len(objs) == 0 {
 		return nil, errors.New("kustomize build " + dir + ": no objects")
