@@ -4,6 +4,8 @@ go 1.26.0
 
 require github.com/stateguard/stateguard/pkg/events v0.0.0
 
+require golang.org/x/sync v0.25.0
+
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect

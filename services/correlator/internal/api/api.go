@@ -1,0 +1,321 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/events/restoreplan"
+	"github.com/stateguard/stateguard/services/correlator/internal/model"
+)
+
+// Store reads the correlator's state.
+type Store interface {
+	Namespaces(ctx context.Context) ([]string, error)
+	State(ctx context.Context, namespace string) (*model.State, bool, error)
+	Rules() model.Rules
+}
+
+// Server answers the API.
+type Server struct {
+	store Store
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// Register adds the /v1 routes, behind tokens, to mux.
+func Register(mux *http.ServeMux, store Store, tokens Tokens, log *slog.Logger, now func() time.Time) {
+	s := &Server{store: store, log: log, now: now}
+	route := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, tokens.wrap(h)) }
+	route("GET /v1/apps", s.apps)
+	route("GET /v1/apps/{namespace}/{app}", s.app)
+	route("GET /v1/apps/{namespace}/{app}/restore-plan", s.restorePlan)
+	route("GET /v1/incidents", s.incidents)
+	route("GET /v1/snapshots/{namespace}/{name}/why", s.why)
+}
+
+// AppSummary is one line of GET /v1/apps.
+type AppSummary struct {
+	Namespace     string              `json:"namespace"`
+	App           string              `json:"app"`
+	Running       []string            `json:"running"`
+	Vulnerable    []string            `json:"vulnerable_versions,omitempty"`
+	KnownGood     map[string][]string `json:"known_good,omitempty"`
+	OpenIncidents []string            `json:"open_incidents,omitempty"`
+	Snapshots     int                 `json:"snapshots"`
+}
+
+// Posture is GET /v1/apps/{namespace}/{app}.
+type Posture struct {
+	model.AppView
+	Pinned       map[string]model.Pin `json:"pinned,omitempty"`
+	Certificates []CertPosture        `json:"certificates,omitempty"`
+}
+
+// CertPosture is a certificate with the days it has left now.
+type CertPosture struct {
+	model.CertView
+	DaysLeftNow float64 `json:"days_left_now"`
+}
+
+// Incident is an incident with where it happened.
+type Incident struct {
+	Namespace string `json:"namespace"`
+	model.IncidentView
+}
+
+// Why is GET /v1/snapshots/{namespace}/{name}/why.
+type Why struct {
+	Namespace string     `json:"namespace"`
+	Snapshot  string     `json:"snapshot"`
+	Pinned    bool       `json:"pinned"`
+	Pin       *model.Pin `json:"pin,omitempty"`
+	// Apps says, for each app that ran on the volume, the snapshot's class
+	// and the verdict of every version with the uploads behind it.
+	Apps []WhyApp `json:"apps"`
+}
+
+// WhyApp is a snapshot seen from one app.
+type WhyApp struct {
+	App       string              `json:"app"`
+	Class     string              `json:"class"`
+	Ready     bool                `json:"ready"`
+	KnownGood bool                `json:"known_good"`
+	Versions  []model.VersionView `json:"versions"`
+	// Incidents lists the incidents it is the restore point of or that
+	// started on it.
+	Incidents []string `json:"incidents,omitempty"`
+	Summary   string   `json:"summary"`
+}
+
+// RestorePlan is one recommended restore of an open incident.
+type RestorePlan struct {
+	Incident       string    `json:"incident"`
+	PVC            string    `json:"pvc"`
+	VolumeSnapshot string    `json:"volume_snapshot"`
+	SnapshotTime   time.Time `json:"snapshot_time"`
+	restoreplan.Plan
+	Reasons []events.Reason `json:"reasons"`
+}
+
+func (s *Server) views(ctx context.Context) ([]model.View, error) {
+	nss, err := s.store.Namespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(nss)
+	var out []model.View
+	for _, ns := range nss {
+		st, ok, err := s.store.State(ctx, ns)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, model.Derive(s.store.Rules(), st))
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) apps(w http.ResponseWriter, r *http.Request) {
+	views, err := s.views(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := []AppSummary{}
+	for _, v := range views {
+		for _, av := range v.Apps {
+			sum := AppSummary{Namespace: av.Namespace, App: av.App, Running: av.Running, KnownGood: av.KnownGood, Snapshots: len(av.Snapshots)}
+			for _, vv := range av.Versions {
+				if vv.Verdict == model.Vulnerable {
+					sum.Vulnerable = append(sum.Vulnerable, vv.Version)
+				}
+			}
+			for _, inc := range av.Incidents {
+				if inc.Open {
+					sum.OpenIncidents = append(sum.OpenIncidents, inc.ID)
+				}
+			}
+			out = append(out, sum)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) appView(w http.ResponseWriter, r *http.Request) (*model.State, model.View, model.AppView, bool) {
+	ns, app := r.PathValue("namespace"), r.PathValue("app")
+	st, ok, err := s.store.State(r.Context(), ns)
+	if err != nil {
+		s.fail(w, err)
+		return nil, model.View{}, model.AppView{}, false
+	}
+	if ok {
+		v := model.Derive(s.store.Rules(), st)
+		if av, found := v.App(app); found {
+			return st, v, av, true
+		}
+	}
+	writeError(w, http.StatusNotFound, "no application "+app+" in namespace "+ns)
+	return nil, model.View{}, model.AppView{}, false
+}
+
+func (s *Server) app(w http.ResponseWriter, r *http.Request) {
+	st, v, av, ok := s.appView(w, r)
+	if !ok {
+		return
+	}
+	p := Posture{AppView: av, Pinned: map[string]model.Pin{}}
+	for _, sv := range av.Snapshots {
+		if pin, ok := st.Ledger.Pinned[sv.Name]; ok {
+			p.Pinned[sv.Name] = pin
+		}
+	}
+	now := s.now()
+	for _, cv := range v.Certificates {
+		if slices.Contains(av.Secrets, cv.Secret) {
+			p.Certificates = append(p.Certificates, CertPosture{CertView: cv, DaysLeftNow: cv.NotAfter.Sub(now).Hours() / 24})
+		}
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) restorePlan(w http.ResponseWriter, r *http.Request) {
+	_, _, av, ok := s.appView(w, r)
+	if !ok {
+		return
+	}
+	out := []RestorePlan{}
+	for _, inc := range av.Incidents {
+		if !inc.Open {
+			continue
+		}
+		for _, rp := range inc.RestorePoints {
+			plan, err := restoreplan.For(restoreplan.Snapshot{Namespace: av.Namespace, VolumeSnapshot: rp.Name, PVC: rp.PVC, RestoreSize: rp.RestoreSize, Workloads: rp.Workloads})
+			if err != nil {
+				continue
+			}
+			out = append(out, RestorePlan{Incident: inc.ID, PVC: rp.PVC, VolumeSnapshot: rp.Name, SnapshotTime: rp.Time, Plan: plan, Reasons: inc.Reasons})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) incidents(w http.ResponseWriter, r *http.Request) {
+	views, err := s.views(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	status := r.URL.Query().Get("status")
+	out := []Incident{}
+	for _, v := range views {
+		for _, av := range v.Apps {
+			for _, inc := range av.Incidents {
+				if status == "open" && !inc.Open || status == "closed" && inc.Open {
+					continue
+				}
+				out = append(out, Incident{Namespace: v.Namespace, IncidentView: inc})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Incident) int { return cmp.Or(b.StartTime.Compare(a.StartTime), cmp.Compare(a.ID, b.ID)) })
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) why(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	st, ok, err := s.store.State(r.Context(), ns)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if !ok {
+		writeError(w, http.StatusNotFound, "nothing known about namespace "+ns)
+		return
+	}
+	v := model.Derive(s.store.Rules(), st)
+	out := Why{Namespace: ns, Snapshot: name, Apps: []WhyApp{}}
+	if pin, ok := st.Ledger.Pinned[name]; ok {
+		out.Pinned, out.Pin = true, &pin
+	}
+	for _, av := range v.Apps {
+		sv, ok := av.Snapshot(name)
+		if !ok {
+			continue
+		}
+		wa := WhyApp{App: av.App, Class: sv.Class, Ready: sv.Ready, KnownGood: slices.Contains(av.KnownGood[sv.PVC], name)}
+		for _, vv := range sv.Versions {
+			i := slices.IndexFunc(av.Versions, func(x model.VersionView) bool { return x.Version == vv.Version })
+			if i >= 0 {
+				wa.Versions = append(wa.Versions, av.Versions[i])
+			} else {
+				wa.Versions = append(wa.Versions, model.VersionView{Version: vv.Version, Verdict: vv.Verdict})
+			}
+		}
+		for _, inc := range av.Incidents {
+			if inc.Start == name || slices.ContainsFunc(inc.RestorePoints, func(rp model.SnapshotView) bool { return rp.Name == name }) {
+				wa.Incidents = append(wa.Incidents, inc.ID)
+			}
+		}
+		wa.Summary = summary(sv, wa)
+		out.Apps = append(out.Apps, wa)
+	}
+	if len(out.Apps) == 0 && !out.Pinned {
+		writeError(w, http.StatusNotFound, "no snapshot "+name+" in namespace "+ns)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func summary(sv model.SnapshotView, wa WhyApp) string {
+	switch sv.Class {
+	case model.Tainted:
+		var vuln []string
+		for _, v := range wa.Versions {
+			if v.Verdict == model.Vulnerable {
+				vuln = append(vuln, v.Version)
+			}
+		}
+		return "tainted: it ran vulnerable versions " + strings.Join(vuln, ", ")
+	case model.Clean:
+		s := "clean: every version it ran was scanned clean"
+		if !sv.Ready {
+			s += ", but it is not ready (failed, or a restore test failed)"
+		}
+		return s
+	}
+	var unknown []string
+	for _, v := range wa.Versions {
+		if v.Verdict == model.Unknown {
+			unknown = append(unknown, v.Version)
+		}
+	}
+	if len(unknown) == 0 {
+		return "unknown: no version of the app was recorded on it"
+	}
+	return "unknown: no scan of versions " + strings.Join(unknown, ", ")
+}
+
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	s.log.Error("api", "error", err)
+	writeError(w, http.StatusServiceUnavailable, "state unavailable")
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

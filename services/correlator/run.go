@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/services/correlator/internal/api"
+	"github.com/stateguard/stateguard/services/correlator/internal/config"
+	"github.com/stateguard/stateguard/services/correlator/internal/engine"
+)
+
+// bound, when set (by tests), learns the HTTP server's address.
+var bound func(net.Addr)
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(args, getenv, os.ReadFile)
+	if err != nil {
+		return err
+	}
+	log, err := service.NewLogger(stdout, cfg.LogLevel, "correlator")
+	if err != nil {
+		return err
+	}
+	shutdownOTel, err := service.SetupOTel(ctx, "correlator", getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdownOTel(sctx)
+	}()
+	ops := service.NewOps()
+	client, err := cfg.Connect(ctx, "correlator", log, ops.Registry)
+	if err != nil {
+		return err
+	}
+	closeClient := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		return client.Close(sctx)
+	}
+	ops.AddReadiness("jetstream", client.Ready)
+	eng, err := engine.New(ctx, engine.Options{
+		Client: client, Rules: cfg.Rules, Bucket: cfg.Bucket, Replicas: cfg.KVReplicas,
+		Workers: cfg.Workers, Consumer: cfg.Consumer, Log: log, Registerer: ops.Registry,
+	})
+	if err != nil {
+		return errors.Join(err, closeClient())
+	}
+	if cfg.TokensFile != "" {
+		data, err := os.ReadFile(cfg.TokensFile)
+		if err != nil {
+			return errors.Join(fmt.Errorf("tokens file: %w", err), closeClient())
+		}
+		tokens, err := api.ParseTokens(data)
+		if err != nil {
+			return errors.Join(fmt.Errorf("tokens file %s: %w", cfg.TokensFile, err), closeClient())
+		}
+		api.Register(ops.Mux, eng, tokens, log, time.Now)
+	} else {
+		log.Warn("no --api-tokens-file: the /v1 API is off")
+	}
+	if err := eng.Start(ctx); err != nil {
+		return errors.Join(err, closeClient())
+	}
+	log.Info("correlator started", "bucket", cfg.Bucket, "workers", cfg.Workers, "threshold", cfg.Rules.Threshold.String())
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return service.Serve(gctx, log, cfg.HTTPAddr, ops.Mux, cfg.ShutdownTimeout, bound) })
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		return eng.Stop(sctx)
+	})
+	err = g.Wait()
+	err = errors.Join(err, closeClient())
+	log.Info("correlator stopped")
+	return err
+}
