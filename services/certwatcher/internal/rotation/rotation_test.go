@@ -197,7 +197,9 @@ func TestInClusterCAReissueRollsWorkloads(t *testing.T) {
 		t.Errorf("new certificate differs: subject %s SANs %v validity %s", leaf.Subject, leaf.DNSNames, leaf.NotAfter.Sub(leaf.NotBefore))
 	}
 	newSerial := certinfo.SerialHex(leaf)
-	ref := func(name string) events.WorkloadRef { return events.WorkloadRef{Kind: "Deployment", Namespace: ns, Name: name} }
+	ref := func(name string) events.WorkloadRef {
+		return events.WorkloadRef{Kind: "Deployment", Namespace: ns, Name: name}
+	}
 	want := events.CertificateRotated{
 		RequestID: "req-1", Namespace: ns, Secret: "web-tls", Method: MethodInClusterCA,
 		OldSerial: certinfo.SerialHex(old.Cert), NewSerial: newSerial,
