@@ -31,6 +31,10 @@ type Options struct {
 	// Fail returns a non-empty error message for the snapshots that must
 	// fail; nil fails none.
 	Fail func(s *snapv1.VolumeSnapshot) string
+	// Hold leaves the snapshots for which it returns true untouched, as a
+	// slow CSI driver would; a later change to such a snapshot (a label
+	// removed, say) makes snapsim look at it again. nil holds none.
+	Hold func(s *snapv1.VolumeSnapshot) bool
 	// RestoreSize is the size reported for every snapshot (default 1Gi).
 	RestoreSize string
 	// Now is the creation time to report (default time.Now).
@@ -117,6 +121,9 @@ func contentName(vs *snapv1.VolumeSnapshot) string { return "snapcontent-" + str
 
 func (s *sim) handle(ctx context.Context, vs *snapv1.VolumeSnapshot) {
 	if vs.DeletionTimestamp != nil || vs.Status != nil && (vs.Status.ReadyToUse != nil && *vs.Status.ReadyToUse || vs.Status.Error != nil) {
+		return
+	}
+	if s.o.Hold != nil && s.o.Hold(vs) {
 		return
 	}
 	log := s.o.Log.With("namespace", vs.Namespace, "volume_snapshot", vs.Name)

@@ -1,0 +1,34 @@
+package v1alpha1
+
+// Labels and annotations the snapshotter sets on the VolumeSnapshots it
+// creates, and reads back.
+const (
+	// LabelManagedBy is app.kubernetes.io/managed-by; its value is ManagedBy.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedBy marks snapshots the snapshotter created.
+	ManagedBy = "stateguard-snapshotter"
+	// LabelPolicy names the SnapshotPolicy that created a snapshot.
+	LabelPolicy = "stateguard.io/policy"
+	// LabelPVC names the snapshotted PVC.
+	LabelPVC = "stateguard.io/pvc"
+	// LabelPinned = "true" exempts a snapshot from retention.
+	LabelPinned = "stateguard.io/pinned"
+	// AnnotationPinnedReason says why a snapshot is pinned.
+	AnnotationPinnedReason = "stateguard.io/pinned-reason"
+	// AnnotationPinUpdatedAt is the time (RFC 3339, nanoseconds) of the pin
+	// or unpin request last applied; older requests are ignored.
+	AnnotationPinUpdatedAt = "stateguard.io/pin-updated-at"
+	// AnnotationSlot is the schedule slot (RFC 3339) of a snapshot.
+	AnnotationSlot = "stateguard.io/slot"
+	// AnnotationWorkloads holds the JSON list of workloads that ran on the
+	// PVC when the snapshot was taken.
+	AnnotationWorkloads = "stateguard.io/workloads"
+	// AnnotationReported is set to completed or failed once the snapshot's
+	// event is stored in JetStream.
+	AnnotationReported = "stateguard.io/reported"
+	// AnnotationHookErrors lists hook failures that were ignored
+	// (onError: Continue).
+	AnnotationHookErrors = "stateguard.io/hook-errors"
+	// LabelRestoreTest marks the objects of a restore test.
+	LabelRestoreTest = "stateguard.io/restore-test"
+)

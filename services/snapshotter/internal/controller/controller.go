@@ -1,0 +1,245 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/schedule"
+)
+
+// Publisher publishes events; *events.Client is one.
+type Publisher interface {
+	NewEvent(typ, id string, payload any) (events.Event, error)
+	Publish(ctx context.Context, evs ...events.Event) error
+}
+
+var _ Publisher = (*events.Client)(nil)
+
+// Scheme returns a scheme with every type the snapshotter reads or writes.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, snapv1.AddToScheme, v1alpha1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Controller snapshots the PVCs of SnapshotPolicies.
+type Controller struct {
+	// Client reads and writes Kubernetes objects; a client.WithWatch also
+	// lets Run react to VolumeSnapshot changes at once.
+	Client client.Client
+	// Events publishes the snapshot events.
+	Events Publisher
+	// Hooks runs consistency hooks.
+	Hooks hooks.Executor
+	// Clock is the time source (a fake clock in tests).
+	Clock clock.Clock
+	// Log is the logger.
+	Log *slog.Logger
+	// Metrics are updated as the controller works; nil disables them.
+	Metrics *metrics.Metrics
+	// Namespace limits the controller to one namespace; "" watches all.
+	Namespace string
+	// Resync bounds the wait between passes (default 30s).
+	Resync time.Duration
+	// Passes, when not nil, is called after every pass (tests count them).
+	Passes func()
+}
+
+func (c *Controller) metrics() *metrics.Metrics {
+	if c.Metrics == nil {
+		c.Metrics = metrics.New(nil)
+	}
+	return c.Metrics
+}
+
+// Run makes passes until ctx ends: at the next scheduled slot, at least every
+// Resync, and whenever a managed VolumeSnapshot changes.
+func (c *Controller) Run(ctx context.Context) error {
+	resync := c.Resync
+	if resync <= 0 {
+		resync = 30 * time.Second
+	}
+	trigger := make(chan struct{}, 1)
+	if w, ok := c.Client.(client.WithWatch); ok {
+		go c.watch(ctx, w, trigger)
+	}
+	for {
+		next, err := c.Reconcile(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.Log.Error("reconcile pass failed", "error", err)
+		}
+		wait := resync
+		if !next.IsZero() {
+			if d := next.Sub(c.Clock.Now()); d < wait {
+				wait = max(d, 0)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.Clock.After(wait):
+		case <-trigger:
+		}
+	}
+}
+
+func (c *Controller) watch(ctx context.Context, w client.WithWatch, trigger chan<- struct{}) {
+	for ctx.Err() == nil {
+		var list snapv1.VolumeSnapshotList
+		wi, err := w.Watch(ctx, &list, client.MatchingLabels{v1alpha1.LabelManagedBy: v1alpha1.ManagedBy}, client.InNamespace(c.Namespace))
+		if err != nil {
+			c.Log.Warn("watch volume snapshots", "error", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Second):
+			}
+			continue
+		}
+		for ev := range wi.ResultChan() {
+			if ev.Type == watch.Error {
+				break
+			}
+			select {
+			case trigger <- struct{}{}:
+			default:
+			}
+		}
+		wi.Stop()
+	}
+}
+
+// Reconcile makes one pass over every policy and returns the earliest next
+// slot (zero when no policy is scheduled).
+func (c *Controller) Reconcile(ctx context.Context) (time.Time, error) {
+	if c.Passes != nil {
+		defer c.Passes()
+	}
+	var policies v1alpha1.SnapshotPolicyList
+	if err := c.Client.List(ctx, &policies, client.InNamespace(c.Namespace)); err != nil {
+		return time.Time{}, fmt.Errorf("list snapshot policies: %w", err)
+	}
+	var errs []error
+	var next time.Time
+	for i := range policies.Items {
+		p := &policies.Items[i]
+		n, err := c.schedulePolicy(ctx, p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policy %s/%s: %w", p.Namespace, p.Name, err))
+		}
+		if !n.IsZero() && (next.IsZero() || n.Before(next)) {
+			next = n
+		}
+	}
+	if err := c.report(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	for i := range policies.Items {
+		p := &policies.Items[i]
+		if err := c.retain(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("retention %s/%s: %w", p.Namespace, p.Name, err))
+		}
+		n, err := c.restoreTest(ctx, p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore test %s/%s: %w", p.Namespace, p.Name, err))
+		}
+		if !n.IsZero() && (next.IsZero() || n.Before(next)) {
+			next = n
+		}
+	}
+	return next, errors.Join(errs...)
+}
+
+// schedulePolicy runs the policy's due slot, if any, and returns its next slot.
+func (c *Controller) schedulePolicy(ctx context.Context, p *v1alpha1.SnapshotPolicy) (time.Time, error) {
+	log := c.Log.With("namespace", p.Namespace, "policy", p.Name)
+	orig := p.DeepCopy()
+	sched, err := schedule.Parse(p.Spec.Schedule, p.Spec.TimeZone)
+	if err != nil {
+		meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
+			Type: "Ready", Status: metav1.ConditionFalse, Reason: "InvalidSchedule", Message: err.Error(), ObservedGeneration: p.Generation,
+		})
+		p.Status.ObservedGeneration = p.Generation
+		return time.Time{}, c.patchStatus(ctx, orig, p)
+	}
+	meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
+		Type: "Ready", Status: metav1.ConditionTrue, Reason: "Scheduled", Message: "the schedule is valid", ObservedGeneration: p.Generation,
+	})
+	p.Status.ObservedGeneration = p.Generation
+	last := p.CreationTimestamp.Time
+	if p.Status.LastRun != nil {
+		last = p.Status.LastRun.Time
+	}
+	now := c.Clock.Now()
+	run := sched.Due(last, now)
+	var runErr error
+	if !run.Slot.IsZero() {
+		if run.MissedTotal > 0 {
+			if err := c.publishMissed(ctx, p, run); err != nil {
+				return run.Next, err
+			}
+			log.Warn("missed schedule slots; taking one catch-up snapshot", "missed", run.MissedTotal, "slot", run.Slot)
+		}
+		result, newest, err := c.runSlot(ctx, p, run.Slot)
+		if err != nil {
+			runErr = err
+		} else {
+			p.Status.LastRun = &metav1.Time{Time: run.Slot}
+			p.Status.LastResult = result
+			if newest != "" {
+				p.Status.LastSnapshot = newest
+			}
+		}
+	}
+	p.Status.NextRun = &metav1.Time{Time: run.Next}
+	if err := c.patchStatus(ctx, orig, p); err != nil {
+		return run.Next, errors.Join(runErr, err)
+	}
+	return run.Next, runErr
+}
+
+func (c *Controller) patchStatus(ctx context.Context, orig, p *v1alpha1.SnapshotPolicy) error {
+	if err := c.Client.Status().Patch(ctx, p, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("update status: %w", err)
+	}
+	return nil
+}
+
+func (c *Controller) publishMissed(ctx context.Context, p *v1alpha1.SnapshotPolicy, run schedule.Run) error {
+	id := fmt.Sprintf("snapshot-missed-%s.%s-%d", p.Namespace, p.Name, run.Slot.Unix())
+	ev, err := c.Events.NewEvent(events.TypeSnapshotMissed, id, events.SnapshotMissed{
+		Namespace: p.Namespace, Policy: p.Name, Slots: run.Missed, CatchUp: run.Slot,
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.Events.Publish(ctx, ev); err != nil {
+		return fmt.Errorf("publish missed: %w", err)
+	}
+	c.metrics().Missed.WithLabelValues(p.Namespace, p.Name).Add(float64(run.MissedTotal))
+	return nil
+}
