@@ -76,10 +76,10 @@ func decode(h nats.Header, data []byte) (Event, error) {
 		}
 		var ev event.Event
 		if err := json.Unmarshal(data, &ev); err != nil {
-			return Event{}, fmt.Errorf("%w: structured: %v", ErrMalformed, err)
+			return Event{}, fmt.Errorf("%w: structured: %w", ErrMalformed, err)
 		}
 		if err := ev.Validate(); err != nil {
-			return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+			return Event{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 		return ev, nil
 	}
@@ -95,7 +95,7 @@ func decode(h nats.Header, data []byte) (Event, error) {
 		name := lk[len(headerPrefix):]
 		val, err := pctDecode(vals[0])
 		if err != nil {
-			return Event{}, fmt.Errorf("%w: header %s: %v", ErrMalformed, key, err)
+			return Event{}, fmt.Errorf("%w: header %s: %w", ErrMalformed, key, err)
 		}
 		switch name {
 		case "specversion":
@@ -112,7 +112,7 @@ func decode(h nats.Header, data []byte) (Event, error) {
 		case "time":
 			t, err := time.Parse(time.RFC3339Nano, val)
 			if err != nil {
-				return Event{}, fmt.Errorf("%w: ce-time: %v", ErrMalformed, err)
+				return Event{}, fmt.Errorf("%w: ce-time: %w", ErrMalformed, err)
 			}
 			ev.SetTime(t)
 		default:
@@ -126,7 +126,7 @@ func decode(h nats.Header, data []byte) (Event, error) {
 		ev.DataEncoded = data
 	}
 	if err := ev.Validate(); err != nil {
-		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return Event{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return ev, nil
 }

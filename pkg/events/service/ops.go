@@ -77,7 +77,7 @@ func (o *Ops) ready(w http.ResponseWriter, r *http.Request) {
 // timeout. It reports the bound address through bound (may be nil), which
 // lets tests listen on :0.
 func Serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler, timeout time.Duration, bound func(net.Addr)) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}

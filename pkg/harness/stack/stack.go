@@ -178,13 +178,13 @@ func (s *Stack) build(ctx context.Context) error {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
 		cmd.Dir = filepath.Join(s.cfg.Root, "services", name)
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v\n%s", name, err, b)
+			return fmt.Errorf("build %s: %w\n%s", name, err, b)
 		}
 		if name == "correlator" {
 			cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(s.cfg.Dir, "bin", "stateguardctl"), "./cmd/stateguardctl")
 			cmd.Dir = filepath.Join(s.cfg.Root, "services", name)
 			if b, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("build stateguardctl: %v\n%s", err, b)
+				return fmt.Errorf("build stateguardctl: %w\n%s", err, b)
 			}
 		}
 	}
@@ -265,7 +265,7 @@ func (s *Stack) waitReady(ctx context.Context, name string) error {
 				select {
 				case err := <-p.done:
 					p.done <- err
-					return fmt.Errorf("%s exited: %v (see %s)", name, err, s.LogFile(name))
+					return fmt.Errorf("%s exited: %w (see %s)", name, err, s.LogFile(name))
 				default:
 				}
 			}
@@ -303,13 +303,12 @@ func (s *Stack) Stop(ctx context.Context) error {
 	for _, p := range s.procs {
 		select {
 		case err := <-p.done:
-			var ee *exec.ExitError
-			if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 0) {
+			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
 			}
 		case <-time.After(20 * time.Second):
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
+			_ = <-p.done
 			errs = append(errs, fmt.Errorf("%s did not stop within 20s; killed", p.name))
 		}
 		p.log.Close()
