@@ -42,6 +42,7 @@ type fixtureOpts struct {
 	maxBody, maxUncompressed int64
 	natsOpts                 []natstest.Option
 	now                      func() time.Time
+	gate                     chan struct{}
 }
 
 func newFixture(t *testing.T, o fixtureOpts) *fixture {
@@ -82,7 +83,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.api = New(Options{Pipeline: f.pipeline, Tokens: tokens, Secrets: secrets, Replay: replay, MaxBody: o.maxBody, Now: o.now, GitHubRetry: 5 * time.Second})
+	f.api = New(Options{Pipeline: f.pipeline, Tokens: tokens, Secrets: secrets, Replay: replay, MaxBody: o.maxBody, Now: o.now, GitHubRetry: 5 * time.Second, gate: o.gate})
 	mux := http.NewServeMux()
 	f.api.Register(mux)
 	hs := httptest.NewServer(mux)

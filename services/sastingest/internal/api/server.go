@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,10 @@ type Options struct {
 	// GitHubRetry is how long a GitHub-style upload is retried in the
 	// background while storage is unavailable (default 2 minutes).
 	GitHubRetry time.Duration
+
+	// gate, when set by a test, holds background processing until it
+	// is closed, so the test can see the pending state.
+	gate chan struct{}
 }
 
 // Server serves the API.
@@ -68,6 +73,8 @@ func New(opts Options) *Server {
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/sarif", s.postSARIF)
 	mux.HandleFunc("GET /v1/sarif/{id}", s.getSARIF)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/code-scanning/sarifs", s.postGitHub)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/code-scanning/sarifs/{id}", s.getGitHub)
 }
 
 // Close stops background processing (GitHub-style uploads) and waits for
@@ -184,3 +191,5 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, endpoint stri
 	}
 	return false
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,257 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stateguard/stateguard/services/sastingest/internal/ingest"
+)
+
+const endpointGitHub = "github"
+
+// GitHub processing states.
+const (
+	ghPending  = "pending"
+	ghComplete = "complete"
+	ghFailed   = "failed"
+)
+
+// githubUpload is the body GitHub's "Upload an analysis as SARIF data"
+// endpoint takes.
+type githubUpload struct {
+	CommitSHA   string `json:"commit_sha"`
+	Ref         string `json:"ref"`
+	SARIF       string `json:"sarif"`
+	CheckoutURI string `json:"checkout_uri"`
+	StartedAt   string `json:"started_at"`
+	ToolName    string `json:"tool_name"`
+	Validate    bool   `json:"validate"`
+}
+
+// githubRecord is kept in the status bucket under gh.<id>.
+type githubRecord struct {
+	ProcessingStatus string    `json:"processing_status"`
+	UploadID         string    `json:"upload_id,omitempty"`
+	Repository       string    `json:"repository"`
+	Errors           []string  `json:"errors,omitempty"`
+	Updated          time.Time `json:"updated"`
+}
+
+var (
+	commitRe = regexp.MustCompile(`^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$`)
+	refRe    = regexp.MustCompile(`^refs/(heads|tags|pull)/.+$`)
+)
+
+func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	repo := r.PathValue("owner") + "/" + r.PathValue("repo")
+	if !s.authorize(w, r, endpointGitHub, start, repo) {
+		return
+	}
+	// base64 makes the gzip a third larger; the JSON around it is small.
+	limit := s.opts.MaxBody/3*4 + 64<<10
+	if r.ContentLength > limit {
+		s.fail(w, r, endpointGitHub, start, &http.MaxBytesError{Limit: limit})
+		return
+	}
+	cr := &countingReader{r: http.MaxBytesReader(w, r.Body, limit)}
+	var up githubUpload
+	err := json.NewDecoder(cr).Decode(&up)
+	s.opts.Metrics.bytes.WithLabelValues(endpointGitHub).Add(float64(cr.n))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			s.fail(w, r, endpointGitHub, start, err)
+			return
+		}
+		s.badGitHub(w, r, start, "the body is not a JSON upload request: "+err.Error())
+		return
+	}
+	switch {
+	case !commitRe.MatchString(up.CommitSHA):
+		s.badGitHub(w, r, start, "commit_sha must be a 40 or 64 character hex SHA")
+		return
+	case !refRe.MatchString(up.Ref):
+		s.badGitHub(w, r, start, "ref must be refs/heads/<branch>, refs/tags/<tag> or refs/pull/<n>/merge|head")
+		return
+	case up.SARIF == "":
+		s.badGitHub(w, r, start, "sarif is required: base64 of the gzip-compressed SARIF log")
+		return
+	}
+	gz, err := base64.StdEncoding.DecodeString(strings.TrimSpace(up.SARIF))
+	up.SARIF = ""
+	if err != nil {
+		s.badGitHub(w, r, start, "sarif is not base64: "+err.Error())
+		return
+	}
+	if len(gz) < 2 || gz[0] != 0x1f || gz[1] != 0x8b {
+		s.badGitHub(w, r, start, "sarif must be gzip-compressed before base64 encoding")
+		return
+	}
+	meta := ingest.Metadata{Repository: repo, CommitSHA: up.CommitSHA, Ref: up.Ref, Category: up.ToolName}
+	h := sha256.New()
+	h.Write(gz)
+	m, _ := json.Marshal(meta)
+	h.Write(m)
+	id := hex.EncodeToString(h.Sum(nil))[:36]
+	key := "gh." + id
+
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	kv := s.opts.Pipeline.KV()
+	rec := githubRecord{ProcessingStatus: ghPending, Repository: repo, Updated: s.opts.Now().UTC()}
+	b, _ := json.Marshal(rec)
+	_, err = kv.Create(ctx, key, b)
+	switch {
+	case err == nil:
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.processGitHub(key, meta, gz)
+		}()
+	case errors.Is(err, jetstream.ErrKeyExists):
+		// The same upload again: its processing is under way or done;
+		// one that failed is tried again.
+		if err := s.retryFailedGitHub(ctx, key, meta, gz); err != nil {
+			s.fail(w, r, endpointGitHub, start, err)
+			return
+		}
+	default:
+		s.fail(w, r, endpointGitHub, start, fmt.Errorf("%w: %w", ingest.ErrUnavailable, err))
+		return
+	}
+	s.done(endpointGitHub, start, outcomeAccepted)
+	writeJSON(w, http.StatusAccepted, map[string]string{
+		"id":  id,
+		"url": s.baseURL(r) + "/repos/" + repo + "/code-scanning/sarifs/" + id,
+	})
+}
+
+func (s *Server) retryFailedGitHub(ctx context.Context, key string, meta ingest.Metadata, gz []byte) error {
+	kv := s.opts.Pipeline.KV()
+	e, err := kv.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ingest.ErrUnavailable, err)
+	}
+	var rec githubRecord
+	if json.Unmarshal(e.Value(), &rec) == nil && rec.ProcessingStatus != ghFailed {
+		return nil
+	}
+	rec = githubRecord{ProcessingStatus: ghPending, Repository: meta.Repository, Updated: s.opts.Now().UTC()}
+	b, _ := json.Marshal(rec)
+	if _, err := kv.Update(ctx, key, b, e.Revision()); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return nil // another request restarted it
+		}
+		return fmt.Errorf("%w: %w", ingest.ErrUnavailable, err)
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.processGitHub(key, meta, gz)
+	}()
+	return nil
+}
+
+func (s *Server) badGitHub(w http.ResponseWriter, r *http.Request, start time.Time, detail string) {
+	s.done(endpointGitHub, start, outcomeInvalid)
+	writeProblem(w, r, Problem{Type: ProblemBase + "bad-request", Status: http.StatusBadRequest, Detail: detail})
+}
+
+// processGitHub ingests an accepted GitHub-style upload in the background,
+// retrying while storage is unavailable, and records the outcome.
+func (s *Server) processGitHub(key string, meta ingest.Metadata, gz []byte) {
+	ctx := s.bgCtx
+	if s.opts.gate != nil {
+		select {
+		case <-s.opts.gate:
+		case <-ctx.Done():
+		}
+	}
+	deadline := time.Now().Add(s.opts.GitHubRetry)
+	rec := githubRecord{Repository: meta.Repository}
+	for attempt := 1; ; attempt++ {
+		st, err := s.opts.Pipeline.Ingest(ctx, meta, bytesReader(gz), true)
+		if err == nil {
+			rec.ProcessingStatus, rec.UploadID = ghComplete, st.ID
+			if !st.Duplicate {
+				s.opts.Metrics.accepted(st.Summary.BySeverity)
+			}
+			break
+		}
+		p, _ := problemOf(err)
+		if p.Status == http.StatusServiceUnavailable && time.Now().Before(deadline) && ctx.Err() == nil {
+			s.opts.Log.Warn("github upload: storage unavailable, retrying", "key", key, "attempt", attempt, "error", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)):
+			}
+			continue
+		}
+		rec.ProcessingStatus = ghFailed
+		msg := p.Title
+		if p.Detail != "" {
+			msg += ": " + p.Detail
+		}
+		if p.JSONPath != "" {
+			msg += " (at " + p.JSONPath + ")"
+		}
+		rec.Errors = []string{msg}
+		break
+	}
+	rec.Updated = s.opts.Now().UTC()
+	b, _ := json.Marshal(rec)
+	for attempt := 1; attempt <= 10; attempt++ {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, err := s.opts.Pipeline.KV().Put(sctx, key, b)
+		cancel()
+		if err == nil {
+			return
+		}
+		s.opts.Log.Warn("github upload: recording status failed", "key", key, "error", err)
+		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+	}
+}
+
+// getGitHub answers like GitHub's "Get information about a SARIF upload".
+func (s *Server) getGitHub(w http.ResponseWriter, r *http.Request) {
+	repo := r.PathValue("owner") + "/" + r.PathValue("repo")
+	if !s.authorize(w, r, endpointGitHub+"_status", time.Now(), repo) {
+		return
+	}
+	e, err := s.opts.Pipeline.KV().Get(r.Context(), "gh."+r.PathValue("id"))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+			writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Status: http.StatusNotFound, Detail: "no SARIF upload with this id"})
+			return
+		}
+		p, _ := problemOf(fmt.Errorf("%w: %w", ingest.ErrUnavailable, err))
+		writeProblem(w, r, p)
+		return
+	}
+	var rec githubRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.Repository != repo {
+		writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Status: http.StatusNotFound, Detail: "no SARIF upload with this id"})
+		return
+	}
+	out := map[string]any{"processing_status": rec.ProcessingStatus, "analyses_url": nil, "errors": nil}
+	if len(rec.Errors) > 0 {
+		out["errors"] = rec.Errors
+	}
+	if rec.UploadID != "" {
+		out["upload_id"] = rec.UploadID
+		out["status_url"] = s.baseURL(r) + "/v1/sarif/" + rec.UploadID
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,147 @@
+package api
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// githubRequest builds the request GitHub documents for "Upload an analysis
+// as SARIF data": the SARIF gzip-compressed, then base64-encoded.
+func githubRequest(t *testing.T, log []byte, commit string) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"commit_sha":   commit,
+		"ref":          "refs/heads/main",
+		"sarif":        base64.StdEncoding.EncodeToString(gzipBytes(t, log)),
+		"checkout_uri": "file:///home/runner/work/shop/shop",
+		"started_at":   "2026-11-25T20:00:00Z",
+		"tool_name":    "gosec",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func githubHeaders() map[string]string {
+	return map[string]string{
+		"Accept":               "application/vnd.github+json",
+		"Authorization":        "Bearer " + goodToken,
+		"X-GitHub-Api-Version": "2022-11-28",
+		"Content-Type":         "application/json",
+	}
+}
+
+func githubStatus(t *testing.T, url string) map[string]any {
+	t.Helper()
+	code, b, _ := do(t, http.MethodGet, url, nil, githubHeaders())
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, code, b)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func waitGitHub(t *testing.T, url, want string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := githubStatus(t, url)
+		if st["processing_status"] != "pending" {
+			if st["processing_status"] != want {
+				t.Fatalf("processing_status = %v (%v), want %s", st["processing_status"], st["errors"], want)
+			}
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still pending after 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestGitHubUploadPendingThenComplete(t *testing.T) {
+	gate := make(chan struct{})
+	f := newFixture(t, fixtureOpts{gate: gate})
+	commit := "0123456789abcdef0123456789abcdef01234567"
+	code, b, _ := do(t, http.MethodPost, f.url+"/repos/acme/shop/code-scanning/sarifs", bytes.NewReader(githubRequest(t, gosecLog(t), commit)), githubHeaders())
+	if code != http.StatusAccepted {
+		t.Fatalf("upload: %d %s, want 202", code, b)
+	}
+	var a struct{ ID, URL string }
+	if err := json.Unmarshal(b, &a); err != nil || a.ID == "" || a.URL != f.url+"/repos/acme/shop/code-scanning/sarifs/"+a.ID {
+		t.Fatalf("answer %s: want {id, url}", b)
+	}
+	if st := githubStatus(t, a.URL); st["processing_status"] != "pending" {
+		t.Fatalf("before processing: %v, want pending", st)
+	}
+	close(gate)
+	st := waitGitHub(t, a.URL, "complete")
+	if st["errors"] != nil {
+		t.Errorf("errors = %v, want null", st["errors"])
+	}
+	_, p := f.lastEvent(t)
+	if p.Repository != "acme/shop" || p.CommitSHA != commit || p.Ref != "refs/heads/main" || p.ResultsTotal != 12 || p.UploadID != st["upload_id"] {
+		t.Errorf("event = %+v", p)
+	}
+
+	// The same request again is the same upload: no second event.
+	code, b2, _ := do(t, http.MethodPost, f.url+"/repos/acme/shop/code-scanning/sarifs", bytes.NewReader(githubRequest(t, gosecLog(t), commit)), githubHeaders())
+	var a2 struct{ ID string }
+	_ = json.Unmarshal(b2, &a2)
+	if code != http.StatusAccepted || a2.ID != a.ID {
+		t.Errorf("re-post: %d %s, want 202 with id %s", code, b2, a.ID)
+	}
+	if n := f.eventsStored(t); n != 1 {
+		t.Errorf("events = %d, want 1", n)
+	}
+}
+
+func TestGitHubUploadFailsWithReason(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	code, b, _ := do(t, http.MethodPost, f.url+"/repos/acme/shop/code-scanning/sarifs",
+		bytes.NewReader(githubRequest(t, []byte(`{"version":"2.0.0","runs":[]}`), "0123456789abcdef0123456789abcdef01234567")), githubHeaders())
+	if code != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", code, b)
+	}
+	var a struct{ URL string }
+	_ = json.Unmarshal(b, &a)
+	st := waitGitHub(t, a.URL, "failed")
+	if errs, _ := st["errors"].([]any); len(errs) != 1 {
+		t.Errorf("errors = %v, want one reason", st["errors"])
+	}
+}
+
+func TestGitHubUploadRejects(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	good := "0123456789abcdef0123456789abcdef01234567"
+	tests := []struct {
+		name string
+		body []byte
+		h    map[string]string
+		repo string
+		want int
+	}{
+		{"no token", githubRequest(t, gosecLog(t), good), map[string]string{"Content-Type": "application/json"}, "acme/shop", http.StatusUnauthorized},
+		{"a repository the token may not upload for", githubRequest(t, gosecLog(t), good), githubHeaders(), "other/shop", http.StatusForbidden},
+		{"a short commit sha", githubRequest(t, gosecLog(t), "abc"), githubHeaders(), "acme/shop", http.StatusBadRequest},
+		{"sarif not base64", []byte(`{"commit_sha":"` + good + `","ref":"refs/heads/main","sarif":"%%%"}`), githubHeaders(), "acme/shop", http.StatusBadRequest},
+		{"sarif not gzip", []byte(`{"commit_sha":"` + good + `","ref":"refs/heads/main","sarif":"` + base64.StdEncoding.EncodeToString([]byte("{}")) + `"}`), githubHeaders(), "acme/shop", http.StatusBadRequest},
+		{"not JSON", []byte(`sarif=x`), githubHeaders(), "acme/shop", http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, b, _ := do(t, http.MethodPost, f.url+"/repos/"+tt.repo+"/code-scanning/sarifs", bytes.NewReader(tt.body), tt.h)
+			if code != tt.want {
+				t.Errorf("status %d (%s), want %d", code, b, tt.want)
+			}
+		})
+	}
+}
