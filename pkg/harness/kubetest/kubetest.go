@@ -77,7 +77,7 @@ func BinaryDir() (string, error) {
 	}
 	root, err := RepoRoot()
 	if err != nil {
-		return "", fmt.Errorf("%w (%v)", ErrNoBinaries, err)
+		return "", fmt.Errorf("%w (%w)", ErrNoBinaries, err)
 	}
 	d := filepath.Join(root, "bin")
 	return d, checkBinaries(d)
@@ -101,7 +101,7 @@ func ModuleDir(module, version string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	cmd.Dir = os.TempDir()
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go mod download %s@%s: %v: %s", module, version, err, stderr.String())
+		return "", fmt.Errorf("go mod download %s@%s: %w: %s", module, version, err, stderr.String())
 	}
 	var info struct{ Dir, Error string }
 	if err := json.Unmarshal(out.Bytes(), &info); err != nil {

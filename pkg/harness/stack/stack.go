@@ -308,8 +308,8 @@ func (s *Stack) Stop(ctx context.Context) error {
 			}
 		case <-time.After(20 * time.Second):
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			_ = <-p.done
-			errs = append(errs, fmt.Errorf("%s did not stop within 20s; killed", p.name))
+			err := <-p.done
+			errs = append(errs, fmt.Errorf("%s did not stop within 20s; killed: %w", p.name, err))
 		}
 		p.log.Close()
 	}
