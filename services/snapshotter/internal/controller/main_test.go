@@ -254,6 +254,17 @@ func (r *rig) published(typ string) []events.Event {
 	return out
 }
 
+// pollUntil waits for cond (bounded by 30s of real time).
+func pollUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
 // until makes passes until cond holds (bounded by 30s of real time).
 func (r *rig) until(what string, cond func() bool) {
 	r.t.Helper()
