@@ -90,6 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Secrets:   secrets,
 		Replay:    replay,
 		MaxBody:   cfg.MaxBodyBytes,
+		SpoolDir:  cfg.SpoolDir,
 		PublicURL: cfg.PublicURL,
 		Log:       log,
 		Metrics:   api.NewMetrics(ops.Registry),

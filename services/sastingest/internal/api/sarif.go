@@ -69,7 +69,7 @@ func (s *Server) checkRequest(w http.ResponseWriter, r *http.Request, endpoint s
 }
 
 // ingest streams body through the pipeline and answers 202 or a problem.
-func (s *Server) ingest(w http.ResponseWriter, r *http.Request, endpoint string, start time.Time, meta ingest.Metadata, body io.Reader, gzipped bool) (*ingest.Status, bool) {
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, endpoint string, start time.Time, meta ingest.Metadata, body io.Reader, gzipped bool) (*ingest.Status, error) {
 	m := s.opts.Metrics
 	m.inflight.Inc()
 	defer m.inflight.Dec()
@@ -78,7 +78,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, endpoint string,
 	m.bytes.WithLabelValues(endpoint).Add(float64(cr.n))
 	if err != nil {
 		s.fail(w, r, endpoint, start, err)
-		return nil, false
+		return nil, err
 	}
 	if st.Duplicate {
 		s.done(endpoint, start, outcomeDuplicate)
@@ -87,7 +87,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, endpoint string,
 		m.accepted(st.Summary.BySeverity)
 	}
 	writeJSON(w, http.StatusAccepted, Accepted{ID: st.ID, StatusURL: s.baseURL(r) + "/v1/sarif/" + st.ID, Duplicate: st.Duplicate})
-	return st, true
+	return st, nil
 }
 
 func (s *Server) postSARIF(w http.ResponseWriter, r *http.Request) {
@@ -100,7 +100,7 @@ func (s *Server) postSARIF(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.ingest(w, r, endpointSARIF, start, meta, http.MaxBytesReader(w, r.Body, s.opts.MaxBody), gzipped)
+	_, _ = s.ingest(w, r, endpointSARIF, start, meta, http.MaxBytesReader(w, r.Body, s.opts.MaxBody), gzipped)
 }
 
 func (s *Server) getSARIF(w http.ResponseWriter, r *http.Request) {

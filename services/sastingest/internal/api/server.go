@@ -26,6 +26,9 @@ type Options struct {
 	// Secrets and Replay authorise webhooks; nil refuses them.
 	Secrets *auth.Secrets
 	Replay  *auth.Replay
+	// SpoolDir holds webhook bodies while their signature is checked
+	// (default: the system temp dir).
+	SpoolDir string
 	// MaxBody bounds a request body as sent.
 	MaxBody int64
 	// PublicURL is the base of links in answers; empty: from the request.
@@ -75,6 +78,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/sarif/{id}", s.getSARIF)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/code-scanning/sarifs", s.postGitHub)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/code-scanning/sarifs/{id}", s.getGitHub)
+	mux.HandleFunc("POST /v1/webhooks/{provider}", s.postWebhook)
+	mux.HandleFunc("POST /v1/events", s.postCloudEvent)
 }
 
 // Close stops background processing (GitHub-style uploads) and waits for
