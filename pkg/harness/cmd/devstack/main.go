@@ -57,6 +57,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		Kubeconfig: getenv("KUBECONFIG"),
 		Ports:      stack.DefaultPorts,
 		Env:        []string{"LOG_LEVEL=info"},
+		ServiceEnv: map[string][]string{
+			"correlator": {"CORRELATOR_CONFIG=" + filepath.Join(root, "services", "correlator", "config.example.yaml")},
+		},
 		Log:        log,
 	})
 	if err != nil {
@@ -82,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 	fmt.Fprintln(out, "\nCtrl-C stops everything.")
 	if *demo {
-		if err := runDemo(ctx, s, out); err != nil && ctx.Err() == nil {
+		if err := runDemo(ctx, s, root, abs, out); err != nil && ctx.Err() == nil {
 			fmt.Fprintln(out, "demo:", err)
 		}
 	}

@@ -1,0 +1,329 @@
+// Package demo seeds the story that `make run` tells and the end-to-end
+// test checks: a namespace with a database Deployment, its PVC, a TLS
+// Secret signed by an in-cluster CA that expires soon, a SnapshotPolicy, and
+// the pods that a kubelet would report — the control plane has no kubelet
+// and no controllers, so the demo writes the ReplicaSet and the Pod with the
+// image digests they run, and "deploys" a new version by changing them.
+package demo
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+// Scene names the demo's objects.
+type Scene struct {
+	Namespace  string
+	App        string
+	PVC        string
+	TLSSecret  string
+	CASecret   string
+	Policy     string
+	Schedule   string
+	CertExpiry time.Duration
+}
+
+// Default is the scene of `make run`.
+func Default() Scene {
+	return Scene{
+		Namespace:  "shop",
+		App:        "db",
+		PVC:        "db-data",
+		TLSSecret:  "db-tls",
+		CASecret:   "shop-ca",
+		Policy:     "db-every-minute",
+		Schedule:   "* * * * *",
+		CertExpiry: 20 * 24 * time.Hour,
+	}
+}
+
+// Version is one build of the app: what runs, as a kubelet reports it.
+type Version struct {
+	Name   string // app.kubernetes.io/version
+	Image  string // repository:tag
+	Digest string // sha256:…
+}
+
+// Ref is the image reference with digest that SARIF uploads name.
+func (v Version) Ref() string { return repo(v.Image) + "@" + v.Digest }
+
+func repo(image string) string {
+	for i := len(image) - 1; i >= 0; i-- {
+		switch image[i] {
+		case ':':
+			return image[:i]
+		case '/':
+			return image
+		}
+	}
+	return image
+}
+
+// Versions of the demo app: 1.0 is clean, 1.1 ships a hard-coded credential.
+var (
+	V1 = Version{Name: "1.0.0", Image: "registry.example/shop/db:1.0.0", Digest: "sha256:" + hex64('a')}
+	V2 = Version{Name: "1.1.0", Image: "registry.example/shop/db:1.1.0", Digest: "sha256:" + hex64('b')}
+)
+
+func hex64(c byte) string {
+	b := make([]byte, 64)
+	for i := range b {
+		b[i] = c
+	}
+	return string(b)
+}
+
+// PolicyGVR is the SnapshotPolicy resource.
+var PolicyGVR = schema.GroupVersionResource{Group: "stateguard.io", Version: "v1alpha1", Resource: "snapshotpolicies"}
+
+// Seed creates the scene's objects, running version v.
+func Seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s Scene, v Version) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Namespace}}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("namespace: %w", err)
+	}
+	caPEM, caKeyPEM, caCert, caKey, err := newCA(s.Namespace + " demo CA")
+	if err != nil {
+		return err
+	}
+	certPEM, keyPEM, err := newLeaf(caCert, caKey, s.App+"."+s.Namespace+".svc", s.CertExpiry)
+	if err != nil {
+		return err
+	}
+	secrets := []*corev1.Secret{
+		{
+			ObjectMeta: metav1.ObjectMeta{Name: s.CASecret, Namespace: s.Namespace},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{"tls.crt": caPEM, "tls.key": caKeyPEM, "ca.crt": caPEM},
+		},
+		{
+			ObjectMeta: metav1.ObjectMeta{Name: s.TLSSecret, Namespace: s.Namespace,
+				Annotations: map[string]string{"stateguard.io/ca-secret": s.Namespace + "/" + s.CASecret}},
+			Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM, "ca.crt": caPEM},
+		},
+	}
+	for _, sec := range secrets {
+		if _, err := cs.CoreV1().Secrets(s.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("secret %s: %w", sec.Name, err)
+		}
+	}
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: s.PVC, Namespace: s.Namespace, Labels: map[string]string{"stateguard.io/backup": "true", "app.kubernetes.io/name": s.App}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+	if _, err := cs.CoreV1().PersistentVolumeClaims(s.Namespace).Create(ctx, pvc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("pvc: %w", err)
+	}
+	labels := map[string]string{"app.kubernetes.io/name": s.App}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: s.App, Namespace: s.Namespace, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: podTemplate(s, v),
+		},
+	}
+	if _, err := cs.AppsV1().Deployments(s.Namespace).Create(ctx, dep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("deployment: %w", err)
+	}
+	if err := Deploy(ctx, cs, s, v); err != nil {
+		return err
+	}
+	class := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion":     "snapshot.storage.k8s.io/v1",
+		"kind":           "VolumeSnapshotClass",
+		"metadata":       map[string]any{"name": "snapsim"},
+		"driver":         "snapsim.stateguard.io",
+		"deletionPolicy": "Delete",
+	}}
+	classGVR := schema.GroupVersionResource{Group: "snapshot.storage.k8s.io", Version: "v1", Resource: "volumesnapshotclasses"}
+	if _, err := dyn.Resource(classGVR).Create(ctx, class, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("volumesnapshotclass: %w", err)
+	}
+	policy := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "stateguard.io/v1alpha1",
+		"kind":       "SnapshotPolicy",
+		"metadata":   map[string]any{"name": s.Policy, "namespace": s.Namespace},
+		"spec": map[string]any{
+			"pvcSelector":             map[string]any{"matchLabels": map[string]any{"stateguard.io/backup": "true"}},
+			"schedule":                s.Schedule,
+			"timeZone":                "UTC",
+			"volumeSnapshotClassName": "snapsim",
+			"retention":               map[string]any{"keepLast": int64(5), "hourly": int64(24), "daily": int64(7)},
+		},
+	}}
+	if _, err := dyn.Resource(PolicyGVR).Namespace(s.Namespace).Create(ctx, policy, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("snapshot policy: %w", err)
+	}
+	return nil
+}
+
+func podTemplate(s Scene, v Version) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app.kubernetes.io/name": s.App, "app.kubernetes.io/version": v.Name}},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{
+				Name:  "db",
+				Image: v.Image,
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "data", MountPath: "/var/lib/db"},
+					{Name: "tls", MountPath: "/etc/tls", ReadOnly: true},
+				},
+			}},
+			Volumes: []corev1.Volume{
+				{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: s.PVC}}},
+				{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: s.TLSSecret}}},
+			},
+		},
+	}
+}
+
+// Deploy makes version v the running one, as a rollout would: a
+// ReplicaSet of the Deployment and a running Pod whose status names v's
+// digest. The pod of the previous version is deleted.
+func Deploy(ctx context.Context, cs kubernetes.Interface, s Scene, v Version) error {
+	dep, err := cs.AppsV1().Deployments(s.Namespace).Get(ctx, s.App, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("deployment: %w", err)
+	}
+	tmpl := podTemplate(s, v)
+	tmpl.Annotations = dep.Spec.Template.Annotations
+	dep.Spec.Template = tmpl
+	if dep, err = cs.AppsV1().Deployments(s.Namespace).Update(ctx, dep, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("deployment: %w", err)
+	}
+	rsName := s.App + "-" + v.Digest[len("sha256:"):len("sha256:")+10]
+	owner := func(kind, name string, uid string) []metav1.OwnerReference {
+		return []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: kind, Name: name, UID: typesUID(uid), Controller: ptr.To(true)}}
+	}
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: rsName, Namespace: s.Namespace, Labels: tmpl.Labels, OwnerReferences: owner("Deployment", dep.Name, string(dep.UID))},
+		Spec:       appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: tmpl.Labels}, Template: tmpl},
+	}
+	created, err := cs.AppsV1().ReplicaSets(s.Namespace).Create(ctx, rs, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		created, err = cs.AppsV1().ReplicaSets(s.Namespace).Get(ctx, rsName, metav1.GetOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("replicaset: %w", err)
+	}
+	pods, err := cs.CoreV1().Pods(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + s.App})
+	if err != nil {
+		return err
+	}
+	podName := rsName + "-0"
+	for _, p := range pods.Items {
+		if p.Name != podName {
+			if err := cs.CoreV1().Pods(s.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+		}
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: s.Namespace, Labels: tmpl.Labels, OwnerReferences: owner("ReplicaSet", created.Name, string(created.UID))},
+		Spec:       tmpl.Spec,
+	}
+	p, err := cs.CoreV1().Pods(s.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pod: %w", err)
+	}
+	now := metav1.Now()
+	p.Status = corev1.PodStatus{
+		Phase: corev1.PodRunning,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now}},
+		ContainerStatuses: []corev1.ContainerStatus{{
+			Name: "db", Image: v.Image, ImageID: repo(v.Image) + "@" + v.Digest, Ready: true,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
+		}},
+	}
+	if _, err := cs.CoreV1().Pods(s.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("pod status: %w", err)
+	}
+	return nil
+}
+
+func newCA(cn string) (certPEM, keyPEM []byte, cert *x509.Certificate, key *ecdsa.PrivateKey, err error) {
+	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"stateguard demo"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(5 * 365 * 24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	cert, err = x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), cert, key, nil
+}
+
+func newLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey, dns string, validFor time.Duration) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: dns},
+		DNSNames:     []string{dns},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(validFor),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	return n
+}

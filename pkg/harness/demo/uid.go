@@ -1,0 +1,5 @@
+package demo
+
+import "k8s.io/apimachinery/pkg/types"
+
+func typesUID(s string) types.UID { return types.UID(s) }
