@@ -23,6 +23,7 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -58,6 +59,8 @@ type Config struct {
 	Args map[string][]string
 	// Log receives progress lines.
 	Log *slog.Logger
+	// BuildFlags are passed to go build (the end-to-end test adds -race).
+	BuildFlags []string
 	// Snapsim, when set, configures the CSI snapshot simulator; it always
 	// runs against a local control plane.
 	Snapsim snapsim.Options
@@ -175,13 +178,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 func (s *Stack) build(ctx context.Context) error {
 	for _, name := range Services {
 		out := filepath.Join(s.cfg.Dir, "bin", name)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
+		args := append(append([]string{"build"}, s.cfg.BuildFlags...), "-o", out, ".")
+		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = filepath.Join(s.cfg.Root, "services", name)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %w\n%s", name, err, b)
 		}
 		if name == "correlator" {
-			cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(s.cfg.Dir, "bin", "stateguardctl"), "./cmd/stateguardctl")
+			args := append(append([]string{"build"}, s.cfg.BuildFlags...), "-o", filepath.Join(s.cfg.Dir, "bin", "stateguardctl"), "./cmd/stateguardctl")
+			cmd := exec.CommandContext(ctx, "go", args...)
 			cmd.Dir = filepath.Join(s.cfg.Root, "services", name)
 			if b, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("build stateguardctl: %w\n%s", err, b)
@@ -203,6 +208,9 @@ func (s *Stack) writeSecrets() error {
 	}
 	return os.WriteFile(s.WebhookSecretsFile(), []byte("github dev-github-secret\ngitlab dev-gitlab-secret\n"), 0o600)
 }
+
+// Kube is a clientset for the stack's cluster.
+func (s *Stack) Kube() kubernetes.Interface { return kubernetes.NewForConfigOrDie(s.RestConfig) }
 
 // TokensFile is the file of bearer tokens the APIs accept.
 func (s *Stack) TokensFile() string { return filepath.Join(s.cfg.Dir, "tokens") }
