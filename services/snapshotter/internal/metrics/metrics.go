@@ -1,4 +1,3 @@
-// Package metrics defines the snapshotter's Prometheus metrics.
 package metrics
 
 import "github.com/prometheus/client_golang/prometheus"

@@ -1,0 +1,85 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/stateguard/stateguard/pkg/events/envflag"
+	"github.com/stateguard/stateguard/pkg/events/service"
+)
+
+// Config is the snapshotter's configuration.
+type Config struct {
+	service.Common
+	// Kubeconfig is a kubeconfig path; empty uses the in-cluster config.
+	Kubeconfig string
+	// Namespace limits the snapshotter to one namespace; empty means all.
+	Namespace string
+	// Resync bounds the time between two passes.
+	Resync time.Duration
+	// LeaderElect enables leader election (on by default).
+	LeaderElect    bool
+	LeaseNamespace string
+	LeaseName      string
+	Identity       string
+	LeaseDuration  time.Duration
+	RenewDeadline  time.Duration
+	RetryPeriod    time.Duration
+}
+
+// Load parses args (without the program name) with defaults from getenv.
+func Load(args []string, getenv func(string) string, output io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("snapshotter", flag.ContinueOnError)
+	fs.SetOutput(output)
+	s := envflag.New(fs, getenv)
+	c.Common.Register(s, ":8083")
+	s.String(&c.Kubeconfig, "kubeconfig", "KUBECONFIG", "", "kubeconfig file; empty uses the in-cluster service account")
+	s.String(&c.Namespace, "namespace", "WATCH_NAMESPACE", "", "only handle SnapshotPolicies of this namespace; empty means all namespaces")
+	s.Duration(&c.Resync, "resync", "RESYNC", 30*time.Second, "longest wait between two passes over all policies")
+	s.Bool(&c.LeaderElect, "leader-elect", "LEADER_ELECT", true, "elect a leader on a coordination.k8s.io Lease so that only one replica snapshots")
+	s.String(&c.LeaseNamespace, "leader-elect-namespace", "POD_NAMESPACE", "stateguard", "namespace of the leader election Lease")
+	s.String(&c.LeaseName, "leader-elect-lease", "LEADER_ELECT_LEASE", "stateguard-snapshotter", "name of the leader election Lease")
+	s.String(&c.Identity, "leader-elect-identity", "POD_NAME", "", "identity of this replica in the election (default: the host name)")
+	s.Duration(&c.LeaseDuration, "leader-elect-lease-duration", "LEADER_ELECT_LEASE_DURATION", 15*time.Second, "how long a lease is valid without renewal")
+	s.Duration(&c.RenewDeadline, "leader-elect-renew-deadline", "LEADER_ELECT_RENEW_DEADLINE", 10*time.Second, "how long the leader tries to renew before giving up")
+	s.Duration(&c.RetryPeriod, "leader-elect-retry-period", "LEADER_ELECT_RETRY_PERIOD", 2*time.Second, "wait between attempts to acquire or renew")
+	if err := s.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if c.Identity == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return Config{}, fmt.Errorf("leader election identity: %w", err)
+		}
+		c.Identity = h
+	}
+	return c, c.Validate()
+}
+
+// Validate reports inconsistent settings.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.NATS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Resync <= 0 {
+		errs = append(errs, errors.New("--resync must be positive"))
+	}
+	if c.LeaderElect {
+		if c.LeaseNamespace == "" || c.LeaseName == "" {
+			errs = append(errs, errors.New("--leader-elect-namespace and --leader-elect-lease are required with --leader-elect"))
+		}
+		if !(c.LeaseDuration > c.RenewDeadline && c.RenewDeadline > c.RetryPeriod && c.RetryPeriod > 0) {
+			errs = append(errs, errors.New("leader election needs lease duration > renew deadline > retry period > 0"))
+		}
+	}
+	return errors.Join(errs...)
+}

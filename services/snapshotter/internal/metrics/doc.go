@@ -1,0 +1,2 @@
+// Package metrics defines the snapshotter's Prometheus metrics.
+package metrics

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/stateguard/stateguard/pkg/events/restoreplan"
+	"github.com/stateguard/stateguard/pkg/harness/kubetest"
+	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/harness/snapsim"
+	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestService runs the whole service against a real API server and real
+// JetStream: health, readiness, metrics, a snapshot taken by a policy, and
+// its restore plan over HTTP and the CLI.
+func TestService(t *testing.T) {
+	env := kubetest.Start(t, kubetest.Options{WithoutCertManager: true})
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := env.WriteKubeconfig(kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	srv := natstest.Run(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = snapsim.Run(ctx, env.Config, snapsim.Options{}) })
+
+	ns := "shop"
+	if _, err := env.Client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "data", Labels: map[string]string{"app": "db"}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")}},
+		},
+	}
+	if _, err := env.Client.CoreV1().PersistentVolumeClaims(ns).Create(t.Context(), claim, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kc, err := newClient(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every two seconds on the real clock.
+	pol := &v1alpha1.SnapshotPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "frequent"},
+		Spec: v1alpha1.SnapshotPolicySpec{
+			PVCSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Schedule:    "@every 2s",
+			Retention:   v1alpha1.Retention{KeepLast: 3},
+		},
+	}
+	if err := kc.Create(t.Context(), pol); err != nil {
+		t.Fatal(err)
+	}
+
+	addr := freeAddr(t)
+	out := &syncBuffer{}
+	getenv := func(k string) string {
+		return map[string]string{
+			"KUBECONFIG": kubeconfig, "NATS_URL": srv.ClientURL(), "HTTP_ADDR": addr,
+			"POD_NAMESPACE": ns, "POD_NAME": "snapshotter-0", "RESYNC": "1s",
+		}[k]
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, nil, getenv, out) }()
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		wg.Wait()
+	}()
+
+	base := "http://" + addr
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	poll := func(what string, d time.Duration, cond func() bool) {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, d, true, func(context.Context) (bool, error) { return cond(), nil }); err != nil {
+			t.Fatalf("waiting for %s: %v\nlogs:\n%s", what, err, out.String())
+		}
+	}
+	poll("/readyz", 30*time.Second, func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz %d", code)
+	}
+
+	var snap snapv1.VolumeSnapshot
+	poll("a reported snapshot", 90*time.Second, func() bool {
+		var list snapv1.VolumeSnapshotList
+		if err := kc.List(t.Context(), &list); err != nil {
+			return false
+		}
+		for _, s := range list.Items {
+			if s.Annotations[v1alpha1.AnnotationReported] == "completed" {
+				snap = s
+				return true
+			}
+		}
+		return false
+	})
+	code, body := get("/metrics")
+	if code != http.StatusOK || !strings.Contains(body, `stateguard_snapshotter_snapshots_total{namespace="shop",outcome="completed",policy="frequent"}`) {
+		t.Errorf("/metrics %d lacks the snapshot counter:\n%s", code, body)
+	}
+
+	code, body = get(fmt.Sprintf("/v1/restore-plan/%s/%s", ns, snap.Name))
+	if code != http.StatusOK {
+		t.Fatalf("restore plan: %d %s", code, body)
+	}
+	var p restoreplan.Plan
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatal(err)
+	}
+	want, err := restoreplan.For(restoreplan.Snapshot{Namespace: ns, VolumeSnapshot: snap.Name, PVC: "data", RestoreSize: "1Gi", AccessModes: []string{"ReadWriteOnce"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Manifest != want.Manifest || p.NewPVC != want.NewPVC {
+		t.Errorf("restore plan manifest:\n%s\nwant:\n%s", p.Manifest, want.Manifest)
+	}
+	if code, _ := get("/v1/restore-plan/shop/missing"); code != http.StatusNotFound {
+		t.Errorf("plan of a missing snapshot: %d, want 404", code)
+	}
+
+	var cli bytes.Buffer
+	if err := run(t.Context(), []string{"restore-plan", "--kubeconfig", kubeconfig, ns + "/" + snap.Name}, func(string) string { return "" }, &cli); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(cli.String(), want.Manifest) || !strings.Contains(cli.String(), "# Steps:\n# 1. ") {
+		t.Errorf("restore-plan output:\n%s", cli.String())
+	}
+}

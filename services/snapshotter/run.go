@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/config"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/leader"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/pins"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/plan"
+)
+
+const name = "snapshotter"
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "restore-plan" {
+		return restorePlan(ctx, args[1:], getenv, stdout)
+	}
+	cfg, err := config.Load(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	log, err := service.NewLogger(stdout, cfg.LogLevel, name)
+	if err != nil {
+		return err
+	}
+	klog.SetSlogLogger(log)
+	shutdownOTel, err := service.SetupOTel(ctx, name, getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := shutdownOTel(sctx); err != nil {
+			log.Warn("otel shutdown", "error", err)
+		}
+	}()
+
+	restCfg, err := kubeConfig(cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	kc, err := newClient(restCfg)
+	if err != nil {
+		return err
+	}
+	exec, err := hooks.NewExec(restCfg)
+	if err != nil {
+		return err
+	}
+
+	ops := service.NewOps()
+	m := metrics.New(ops.Registry)
+	ev, err := cfg.Common.Connect(ctx, name, log, ops.Registry)
+	if err != nil {
+		return err
+	}
+	ops.AddReadiness("jetstream", ev.Ready)
+	ops.AddReadiness("kubernetes", func(context.Context) error {
+		_, err := cs.Discovery().ServerVersion()
+		return err
+	})
+	ops.Mux.Handle(plan.Route, plan.Handler(kc, log))
+
+	ctrl := &controller.Controller{
+		Client: kc, Events: ev, Hooks: exec, Clock: clock.RealClock{}, Log: log,
+		Metrics: m, Namespace: cfg.Namespace, Resync: cfg.Resync,
+	}
+	pinHandler := &pins.Handler{Client: kc, Log: log, Metrics: m}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return service.Serve(gctx, log, cfg.HTTPAddr, ops.Mux, cfg.ShutdownTimeout, nil)
+	})
+	sub, err := ev.Consume(gctx, pins.Consumer(), pinHandler.Handle)
+	if err != nil {
+		_ = ev.Close(context.Background())
+		return fmt.Errorf("consume pin requests: %w", err)
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		return sub.Stop(sctx)
+	})
+	g.Go(func() error {
+		if !cfg.LeaderElect {
+			return ctrl.Run(gctx)
+		}
+		return leader.Run(gctx, cs, leader.Config{
+			Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName, Identity: cfg.Identity,
+			LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
+		}, log, func(ctx context.Context) {
+			if err := ctrl.Run(ctx); err != nil {
+				log.Error("controller stopped", "error", err)
+			}
+		})
+	})
+	log.Info("snapshotter started", "namespace", cfg.Namespace, "leader_elect", cfg.LeaderElect, "identity", cfg.Identity)
+	err = g.Wait()
+	cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if cerr := ev.Close(cctx); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close events client: %w", cerr))
+	}
+	log.Info("snapshotter stopped")
+	return err
+}
+
+// kubeConfig loads path, or the in-cluster configuration when path is empty.
+func kubeConfig(path string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = path
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes config: %w", err)
+	}
+	cfg.UserAgent = "stateguard-snapshotter"
+	cfg.Timeout = 30 * time.Second
+	return cfg, nil
+}
+
+func newClient(cfg *rest.Config) (client.WithWatch, error) {
+	scheme, err := controller.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	return client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+}
