@@ -36,8 +36,8 @@ type Options struct {
 	// CacheSize bounds the namespace states kept in memory (default 4096).
 	CacheSize int
 	// OnPublished, when set, sees every batch of decisions once JetStream
-	// stored it (tests use it).
-	OnPublished func(namespace string, ds []model.Decision)
+	// stored it, with the event that caused it (tests and benchmarks use it).
+	OnPublished func(namespace string, cause events.Event, ds []model.Decision)
 }
 
 // Engine correlates events into decisions.
@@ -206,7 +206,7 @@ func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 		if len(ds) > 0 {
 			e.m.latency.Observe(time.Since(ev.Time()).Seconds())
 			if e.o.OnPublished != nil {
-				e.o.OnPublished(in.Namespace, ds)
+				e.o.OnPublished(in.Namespace, ev, ds)
 			}
 		}
 		e.remember(in.Namespace, st, newRev)

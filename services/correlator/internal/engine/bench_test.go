@@ -1,0 +1,265 @@
+package engine
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+)
+
+var (
+	benchEvents    = flag.Int("events", 1_000_000, "BenchmarkMixedStream: snapshot events of the throughput phase")
+	benchApps      = flag.Int("apps", 10_000, "BenchmarkMixedStream: applications")
+	benchAppsPerNS = flag.Int("apps-per-namespace", 2, "BenchmarkMixedStream: applications per namespace")
+	benchWorkers   = flag.Int("workers", 8, "BenchmarkMixedStream: events handled at once per stream")
+	benchRate      = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
+	benchLatencyN  = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
+	benchNoSync    = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")
+)
+
+// mixedStream generates, app by app and slot by slot, snapshots (a new
+// version every 20 slots), a SARIF upload per new version (one in ten
+// critical) and one certificate per app (one in ten close to expiry, one in
+// twenty managed by cert-manager). from and n select the slots.
+type mixedStream struct {
+	apps, perNS int
+	start       time.Time
+}
+
+func (m mixedStream) names(i int) (ns, app string) {
+	return fmt.Sprintf("bench-%05d", i/m.perNS), fmt.Sprintf("app-%05d", i)
+}
+
+func (m mixedStream) certs() []events.Event {
+	var out []events.Event
+	for i := range m.apps {
+		ns, app := m.names(i)
+		days := 60.0
+		if i%10 == 0 {
+			days = 5
+		}
+		notAfter := m.start.Add(time.Duration(days * float64(24*time.Hour)))
+		var renew *time.Time
+		if i%20 == 0 {
+			r := notAfter.Add(-2 * 24 * time.Hour)
+			renew = &r
+		}
+		out = append(out, scenario.Cert(ns, app+"-tls", strconv.Itoa(i), notAfter, days,
+			[]events.ObjectRef{scenario.Workload(ns, "StatefulSet", app)}, renew))
+	}
+	return out
+}
+
+func vulnerable(app string, version int) bool {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s/%d", app, version)
+	return h.Sum32()%10 == 0
+}
+
+// slot returns the events of one slot for every app.
+func (m mixedStream) slot(k int) []events.Event {
+	out := make([]events.Event, 0, m.apps+m.apps/20)
+	at := m.start.Add(time.Duration(k) * time.Minute)
+	for i := range m.apps {
+		ns, app := m.names(i)
+		v := k / 20
+		version := fmt.Sprintf("%s-v%d", app, v)
+		if k%20 == 0 {
+			var findings []events.Finding
+			if vulnerable(app, v) {
+				findings = []events.Finding{scenario.Critical}
+			}
+			out = append(out, scenario.SARIF(ns, app, fmt.Sprintf("%s-u%d", app, v), version, at, findings...))
+		}
+		out = append(out, scenario.Snapshot(ns, "data-"+app, fmt.Sprintf("%s-s%d", app, k), at.Add(time.Second),
+			scenario.Run{App: app, Versions: []string{version}}))
+	}
+	return out
+}
+
+func pending(tb testing.TB, c *events.Client) uint64 {
+	var n uint64
+	for _, cons := range Consumers {
+		info, err := c.JetStream().Consumer(context.Background(), cons.Stream, "correlator-"+cons.Suffix)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ci, err := info.Info(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		n += ci.NumPending + uint64(ci.NumAckPending)
+	}
+	return n
+}
+
+func rssPeak() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+// BenchmarkMixedStream measures the correlator with its state in KV on a
+// real (embedded) JetStream: the sustained rate over a backlog of the mixed
+// stream, then the decision latency at a fixed rate. It runs once whatever
+// b.N is; sizes come from the flags (-events, -apps, ...).
+func BenchmarkMixedStream(b *testing.B) {
+	for b.Loop() {
+		benchmarkMixedStream(b)
+	}
+}
+
+func benchmarkMixedStream(b *testing.B) {
+	var opts []natstest.Option
+	if *benchNoSync {
+		opts = append(opts, natstest.WithoutSyncAlways())
+	}
+	srv := natstest.Run(b, opts...)
+	c := natstest.Client(b, srv, events.WithMaxPending(16384))
+	m := mixedStream{apps: *benchApps, perNS: *benchAppsPerNS, start: scenario.T0}
+	slots := max(1, *benchEvents / *benchApps)
+
+	// Backlog.
+	t0 := time.Now()
+	total := 0
+	publishAll := func(evs []events.Event) {
+		for chunk := range slices.Chunk(evs, 4096) {
+			if err := c.Publish(b.Context(), chunk...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		total += len(evs)
+	}
+	publishAll(m.certs())
+	for k := range slots {
+		publishAll(m.slot(k))
+	}
+	b.Logf("backlog: %d events (%d snapshot slots x %d apps, SARIF and certificates) published in %s", total, slots, *benchApps, time.Since(t0).Round(time.Millisecond))
+
+	var heapPeak atomic.Uint64
+	stopSampling := make(chan struct{})
+	var sampling sync.WaitGroup
+	sampling.Go(func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > heapPeak.Load() {
+				heapPeak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+
+	var mu sync.Mutex
+	var latencies []time.Duration
+	measuring := atomic.Bool{}
+	var decisions atomic.Int64
+	e, err := New(b.Context(), Options{
+		Client: c, Rules: model.DefaultRules(), Workers: *benchWorkers, CacheSize: *benchApps,
+		OnPublished: func(_ string, cause events.Event, ds []model.Decision) {
+			decisions.Add(int64(len(ds)))
+			if measuring.Load() {
+				mu.Lock()
+				latencies = append(latencies, time.Since(cause.Time()))
+				mu.Unlock()
+			}
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t1 := time.Now()
+	if err := e.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = e.Stop(ctx)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	for pending(b, c) > 0 {
+		time.Sleep(200 * time.Millisecond)
+	}
+	elapsed := time.Since(t1)
+	rate := float64(total) / elapsed.Seconds()
+	b.Logf("throughput: %d events in %s = %.0f events/s, %d decisions", total, elapsed.Round(time.Millisecond), rate, decisions.Load())
+	b.ReportMetric(rate, "events/s")
+
+	// Latency at a fixed rate: new slots, created just before publication.
+	measuring.Store(true)
+	per := time.Second / time.Duration(*benchRate)
+	batch := 10
+	tick := time.NewTicker(per * time.Duration(batch))
+	var queue []events.Event
+	sent := 0
+	k := slots
+	t2 := time.Now()
+	for sent < *benchLatencyN {
+		<-tick.C
+		for len(queue) < batch {
+			queue = append(queue, m.slotLazy(k)...)
+			k++
+		}
+		evs := queue[:batch]
+		queue = queue[batch:]
+		// Stamp the events now, so latency counts from publication.
+		for i := range evs {
+			evs[i] = evs[i].Clone()
+			evs[i].SetTime(time.Now())
+		}
+		if err := c.Publish(b.Context(), evs...); err != nil {
+			b.Fatal(err)
+		}
+		sent += len(evs)
+	}
+	tick.Stop()
+	for pending(b, c) > 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	offered := float64(sent) / time.Since(t2).Seconds()
+	close(stopSampling)
+	sampling.Wait()
+	mu.Lock()
+	slices.Sort(latencies)
+	n := len(latencies)
+	mu.Unlock()
+	if n == 0 {
+		b.Fatal("no decisions in the latency phase")
+	}
+	p := func(q float64) time.Duration { return latencies[min(n-1, int(q*float64(n)))] }
+	b.Logf("latency at %.0f events/s offered: %d decision batches, p50 %s, p99 %s, max %s", offered, n, p(0.5), p(0.99), latencies[n-1])
+	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(heapPeak.Load())/(1<<20), "heap-peak-MiB")
+	b.Logf("peak RSS of the process (correlator and the embedded NATS server): %s; peak Go heap in use %d MiB", rssPeak(), heapPeak.Load()>>20)
+}
+
+// slotLazy is slot k, the apps' events in the order they happen.
+func (m mixedStream) slotLazy(k int) []events.Event { return m.slot(k) }
