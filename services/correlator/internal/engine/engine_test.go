@@ -237,3 +237,16 @@ func TestTwoReplicasAgreeWithTheModel(t *testing.T) {
 		t.Errorf("view (-model +replicas):\n%s", diff)
 	}
 }
+
+func TestEmptyBucketHasNoNamespaces(t *testing.T) {
+	srv := natstest.Run(t)
+	c := natstest.Client(t, srv)
+	e := startEngine(t, c, &recorder{})
+	nss, err := e.Namespaces(t.Context())
+	if err != nil || len(nss) != 0 {
+		t.Errorf("Namespaces() = %v, %v; want none", nss, err)
+	}
+	if _, ok, err := e.State(t.Context(), "nowhere"); ok || err != nil {
+		t.Errorf("State(nowhere) = ok %t, %v; want not found", ok, err)
+	}
+}

@@ -361,8 +361,18 @@ func deriveApp(r Rules, st *State, app string) AppView {
 	for k := range seen {
 		keys[k] = true
 	}
-	for k := range vd.byKey {
-		keys[k] = true
+	for _, u := range st.Uploads {
+		if u.App != app {
+			continue
+		}
+		// List an upload by its digests; its commit and version label are
+		// aliases, shown only when it names no digest.
+		digests := slices.ContainsFunc(u.Keys, func(k string) bool { return strings.HasPrefix(k, "sha256:") })
+		for _, k := range u.Keys {
+			if !digests || strings.HasPrefix(k, "sha256:") {
+				keys[k] = true
+			}
+		}
 	}
 	for _, k := range sortedKeys(keys) {
 		av.Versions = append(av.Versions, vd.of(k))
