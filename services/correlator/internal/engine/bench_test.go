@@ -182,7 +182,7 @@ func benchmarkMixedStream(b *testing.B) {
 	measuring := atomic.Bool{}
 	var decisions atomic.Int64
 	e, err := New(b.Context(), Options{
-		Client: c, Rules: model.DefaultRules(), Workers: *benchWorkers, CacheSize: *benchApps,
+		Client: c, Rules: model.DefaultRules(), Workers: *benchWorkers,
 		OnPublished: func(_ string, cause events.Event, ds []model.Decision) {
 			decisions.Add(int64(len(ds)))
 			if measuring.Load() {

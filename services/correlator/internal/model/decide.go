@@ -76,7 +76,7 @@ func decide(r Rules, st *State, v View) []Decision {
 				Type: events.TypeIncidentClosed,
 				Payload: events.IncidentClosed{
 					Incident: id, Namespace: st.Namespace, App: rec.App,
-					Reason: "rescinded: the versions are no longer vulnerable (a newer scan of the same category is clean)",
+					Reason: "rescinded: the facts no longer support it (a newer scan of the versions is clean, or late events re-identified the incident)",
 					Causes: []string{},
 				},
 			})
