@@ -117,6 +117,15 @@ func decide(r Rules, st *State, v View) []Decision {
 		})
 		delete(l.Pinned, name)
 	}
+	// Forget the pin generations of snapshots that are gone for good (pruned
+	// and not pinned): prune drops any event about them that comes again.
+	for name := range j.PinGeneration {
+		if _, ok := st.Snapshots[name]; !ok {
+			if _, pinned := l.Pinned[name]; !pinned {
+				delete(j.PinGeneration, name)
+			}
+		}
+	}
 	return out
 }
 

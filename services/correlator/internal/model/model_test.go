@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -246,5 +247,32 @@ func TestRulesValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want ok %t", err, tt.ok)
 			}
 		})
+	}
+}
+
+func TestStateStaysBounded(t *testing.T) {
+	r := DefaultRules()
+	r.History = 4
+	ns, app, pvc := "bounded", "api", "data"
+	st := NewState(ns)
+	var evs []events.Event
+	for i := range 50 {
+		v := fmt.Sprintf("v%d", i/5)
+		at := scenario.T0.Add(time.Duration(i) * time.Hour)
+		if i%5 == 0 {
+			evs = append(evs, scenario.SARIF(ns, app, "u"+v, v, at))
+		}
+		evs = append(evs, scenario.Snapshot(ns, pvc, fmt.Sprintf("s%02d", i), at.Add(time.Minute), scenario.Run{App: app, Versions: []string{v}}))
+	}
+	feed(t, r, st, evs...)
+	if len(st.Snapshots) != 4 || len(st.Journal.PinGeneration) > 4 {
+		t.Errorf("%d snapshots and %d pin generations remembered, want 4 and at most 4", len(st.Snapshots), len(st.Journal.PinGeneration))
+	}
+	if diff := cmp.Diff(map[string]string{"pin/s49": "known-good: newest clean, ready snapshot of the PVC"}, st.Ledger.InForce()); diff != "" {
+		t.Errorf("in force (-want +got):\n%s", diff)
+	}
+	// An old snapshot delivered again is dropped at once: nothing changes.
+	if ds := feed(t, r, st, evs[1]); len(ds) != 0 {
+		t.Errorf("an old redelivered snapshot decided %v", brief(ds))
 	}
 }
