@@ -33,7 +33,7 @@ func (c *Controller) report(ctx context.Context) error {
 	var errs []error
 	for i := range list.Items {
 		vs := &list.Items[i]
-		if vs.Annotations[v1alpha1.AnnotationReported] != "" || vs.DeletionTimestamp != nil || vs.Status == nil {
+		if vs.Annotations[v1alpha1.AnnotationReported] != "" || vs.Labels[v1alpha1.LabelRestoreTest] != "" || vs.DeletionTimestamp != nil || vs.Status == nil {
 			continue
 		}
 		var err error
