@@ -97,8 +97,8 @@ func TestOverlaysBuild(t *testing.T) {
 		},
 		{
 			overlay: "prod", natsReplicas: 3, streamReplicas: "3", routes: true,
-			pdbs:     []string{"nats", "sastingest", "snapshotter"},
-			replicas: map[string]int32{"sastingest": 2, "certwatcher": 1, "snapshotter": 2, "correlator": 1},
+			pdbs:     []string{"nats", "sastingest", "snapshotter", "correlator"},
+			replicas: map[string]int32{"sastingest": 2, "certwatcher": 1, "snapshotter": 2, "correlator": 2},
 		},
 	}
 	for _, tt := range tests {
