@@ -78,6 +78,7 @@ func TestCorpus(t *testing.T) {
 		rel, _ := filepath.Rel(dir, path)
 		kind := strings.SplitN(filepath.ToSlash(rel), "/", 2)[0]
 		t.Run(rel, func(t *testing.T) {
+			t.Parallel() // distinct (repository, category, ref) per file: no shared baseline
 			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"io"
 	"slices"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -11,7 +12,7 @@ import (
 // fingerprints. It keeps 8 bytes per result, and bounded lists of findings.
 type delta struct {
 	prev []sarif.Fingerprint // sorted, unique
-	cur  []sarif.Fingerprint
+	cur  fingerprintSet
 
 	new, fixed, unchanged int
 
@@ -34,7 +35,7 @@ func (d *delta) isPrev(f sarif.Fingerprint) bool {
 }
 
 func (d *delta) add(f *sarif.Finding) {
-	d.cur = append(d.cur, f.Fingerprint)
+	d.cur.add(f.Fingerprint)
 	rank := sarif.SeverityRank(f.Severity)
 	if rank >= 3 && !d.isPrev(f.Fingerprint) && !d.newListed[f.Fingerprint] {
 		if len(d.newFindings) < MaxNewFindings {
@@ -54,29 +55,25 @@ func (d *delta) add(f *sarif.Finding) {
 	}
 }
 
-// finish computes new, fixed and unchanged over the unique fingerprints and
-// returns the current set, sorted.
-func (d *delta) finish() []sarif.Fingerprint {
-	slices.Sort(d.cur)
-	d.cur = slices.Compact(d.cur)
-	i, j := 0, 0
-	for i < len(d.cur) && j < len(d.prev) {
-		switch {
-		case d.cur[i] == d.prev[j]:
-			d.unchanged++
-			i++
-			j++
-		case d.cur[i] < d.prev[j]:
-			d.new++
-			i++
-		default:
+// finish computes new, fixed and unchanged over the distinct fingerprints
+// and returns them, ascending, as the next upload's baseline.
+func (d *delta) finish() io.Reader {
+	d.cur.sort()
+	j := 0
+	d.cur.each(func(f sarif.Fingerprint) {
+		for j < len(d.prev) && d.prev[j] < f {
 			d.fixed++
 			j++
 		}
-	}
-	d.new += len(d.cur) - i
+		if j < len(d.prev) && d.prev[j] == f {
+			d.unchanged++
+			j++
+			return
+		}
+		d.new++
+	})
 	d.fixed += len(d.prev) - j
-	return d.cur
+	return d.cur.reader()
 }
 
 // topFindings lists the open findings highest first, at most MaxFindings.

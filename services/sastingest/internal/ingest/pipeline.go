@@ -1,7 +1,7 @@
 package ingest
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -319,7 +319,7 @@ func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gz
 	if err := p.client.Publish(sctx, ev); err != nil {
 		return nil, unavailable("publish", err)
 	}
-	if _, err := p.baselines.PutBytes(sctx, key, encodeFingerprints(cur)); err != nil {
+	if _, err := p.baselines.Put(sctx, jetstream.ObjectMeta{Name: key}, cur); err != nil {
 		return nil, unavailable("store baseline", err)
 	}
 	st := &Status{ID: id, State: StateComplete, Summary: payload, Anomalies: sum.AnomalyList}
@@ -335,35 +335,38 @@ func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gz
 	return st, nil
 }
 
+// loadBaseline reads the previous upload's fingerprints, streaming them
+// from the object into one slice.
 func (p *Pipeline) loadBaseline(ctx context.Context, key string) ([]sarif.Fingerprint, error) {
-	b, err := p.baselines.GetBytes(ctx, key)
+	res, err := p.baselines.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, unavailable("load baseline", err)
 	}
-	return decodeFingerprints(b), nil
-}
-
-func encodeFingerprints(fps []sarif.Fingerprint) []byte {
-	var buf bytes.Buffer
-	buf.Grow(8 * len(fps))
+	defer res.Close()
+	info, err := res.Info()
+	if err != nil {
+		return nil, unavailable("load baseline", err)
+	}
+	out := make([]sarif.Fingerprint, 0, info.Size/8)
+	br := bufio.NewReaderSize(res, 64<<10)
 	var b [8]byte
-	for _, f := range fps {
-		binary.BigEndian.PutUint64(b[:], uint64(f))
-		buf.Write(b[:])
+	for {
+		if _, err := io.ReadFull(br, b[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, unavailable("load baseline", err)
+		}
+		out = append(out, sarif.Fingerprint(binary.BigEndian.Uint64(b[:])))
 	}
-	return buf.Bytes()
-}
-
-func decodeFingerprints(b []byte) []sarif.Fingerprint {
-	out := make([]sarif.Fingerprint, 0, len(b)/8)
-	for i := 0; i+8 <= len(b); i += 8 {
-		out = append(out, sarif.Fingerprint(binary.BigEndian.Uint64(b[i:])))
+	if !slices.IsSorted(out) {
+		slices.Sort(out)
+		out = slices.Compact(out)
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return out, nil
 }
 
 func nonNil(s []string) []string {

@@ -203,27 +203,36 @@ func (p *parser) log() error {
 	return nil
 }
 
-// skip consumes one value of any size without holding it.
+// skip consumes one value without holding it whole: an array or object is
+// walked one level down and each element is decoded into nothing, so the
+// decoder's buffer holds one element at a time.
 func (p *parser) skip(path string) error {
-	depth := 0
-	for {
-		t, err := p.token(path)
-		if err != nil {
-			return err
-		}
-		if d, ok := t.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				depth++
-			default:
-				depth--
+	t, err := p.token(path)
+	if err != nil {
+		return err
+	}
+	d, ok := t.(json.Delim)
+	if !ok {
+		return nil
+	}
+	for p.dec.More() {
+		if d == '{' {
+			if _, err := p.token(path); err != nil {
+				return err
 			}
 		}
-		if depth == 0 {
-			return nil
+		if err := p.dec.Decode(&skipValue{}); err != nil {
+			return p.fail(path, err)
 		}
 	}
+	_, err = p.token(path)
+	return err
 }
+
+// skipValue decodes any JSON value into nothing.
+type skipValue struct{}
+
+func (*skipValue) UnmarshalJSON([]byte) error { return nil }
 
 func (p *parser) runs() error {
 	t, err := p.token("$.runs")

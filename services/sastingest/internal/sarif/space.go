@@ -1,6 +1,9 @@
 package sarif
 
-import "io"
+import (
+	"bytes"
+	"io"
+)
 
 // spaceReader collapses each run of white space outside JSON strings to a
 // single byte. encoding/json's Decoder keeps the white space between values
@@ -18,36 +21,60 @@ type spaceReader struct {
 func (s *spaceReader) Read(p []byte) (int, error) {
 	for {
 		n, err := s.r.Read(p)
-		w := 0
-		for i := 0; i < n; i++ {
-			c := p[i]
-			switch {
-			case s.inString:
-				switch {
-				case s.escape:
-					s.escape = false
-				case c == '\\':
-					s.escape = true
-				case c == '"':
-					s.inString = false
-				}
-			case c == ' ' || c == '\n' || c == '\r' || c == '\t':
-				if s.space {
-					continue
-				}
-				s.space = true
-				p[w] = c
-				w++
-				continue
-			case c == '"':
-				s.inString = true
-			}
-			s.space = false
-			p[w] = c
-			w++
-		}
+		w := s.collapse(p[:n])
 		if w > 0 || err != nil || n == 0 {
 			return w, err
 		}
 	}
+}
+
+// collapse rewrites b in place and returns the length kept. Inside strings
+// it jumps from quote to backslash with IndexAny, which is most of a log.
+func (s *spaceReader) collapse(b []byte) int {
+	w, i, n := 0, 0, len(b)
+	for i < n {
+		c := b[i]
+		switch {
+		case s.escape:
+			s.escape = false
+		case s.inString:
+			j := bytes.IndexAny(b[i:], `\"`)
+			if j < 0 {
+				if w != i {
+					copy(b[w:], b[i:])
+				}
+				return w + n - i
+			}
+			if j > 0 {
+				if w != i {
+					copy(b[w:], b[i:i+j])
+				}
+				w += j
+				i += j
+				c = b[i]
+			}
+			if c == '\\' {
+				s.escape = true
+			} else {
+				s.inString = false
+			}
+		case c == ' ' || c == '\n' || c == '\r' || c == '\t':
+			if s.space {
+				i++
+				continue
+			}
+			s.space = true
+			b[w] = c
+			w++
+			i++
+			continue
+		case c == '"':
+			s.inString = true
+		}
+		s.space = false
+		b[w] = c
+		w++
+		i++
+	}
+	return w
 }

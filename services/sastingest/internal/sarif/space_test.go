@@ -19,3 +19,17 @@ func TestSpaceReaderCollapsesOnlyOutsideStrings(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+func TestSpaceReaderLongStringsAndEscapesAcrossReads(t *testing.T) {
+	in := `{"a":"` + strings.Repeat(`x  \" \\ y`, 100) + `"   ,  "b" :  [ "  " ] }`
+	want := `{"a":"` + strings.Repeat(`x  \" \\ y`, 100) + `" , "b" : [ "  " ] }`
+	for _, r := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in)), iotest.HalfReader(strings.NewReader(in))} {
+		got, err := io.ReadAll(&spaceReader{r: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+}
