@@ -20,6 +20,16 @@ import (
 
 const endpointGitHub = "github"
 
+const githubEnterprisePrefix = "/api/v3"
+
+// githubBase is the API base the request came through.
+func (s *Server) githubBase(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, githubEnterprisePrefix+"/") {
+		return s.baseURL(r) + githubEnterprisePrefix
+	}
+	return s.baseURL(r)
+}
+
 // GitHub processing states.
 const (
 	ghPending  = "pending"
@@ -134,7 +144,7 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 	s.done(endpointGitHub, start, outcomeAccepted)
 	writeJSON(w, http.StatusAccepted, map[string]string{
 		"id":  id,
-		"url": s.baseURL(r) + "/repos/" + repo + "/code-scanning/sarifs/" + id,
+		"url": s.githubBase(r) + "/repos/" + repo + "/code-scanning/sarifs/" + id,
 	})
 }
 

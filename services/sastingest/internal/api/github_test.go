@@ -104,15 +104,20 @@ func TestGitHubUploadPendingThenComplete(t *testing.T) {
 	}
 }
 
+// The upload fails with a reason; it goes through GitHub Enterprise
+// Server's API prefix, and the status URL keeps it.
 func TestGitHubUploadFailsWithReason(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	code, b, _ := do(t, http.MethodPost, f.url+"/repos/acme/shop/code-scanning/sarifs",
+	code, b, _ := do(t, http.MethodPost, f.url+"/api/v3/repos/acme/shop/code-scanning/sarifs",
 		bytes.NewReader(githubRequest(t, []byte(`{"version":"2.0.0","runs":[]}`), "0123456789abcdef0123456789abcdef01234567")), githubHeaders())
 	if code != http.StatusAccepted {
 		t.Fatalf("upload: %d %s", code, b)
 	}
-	var a struct{ URL string }
+	var a struct{ ID, URL string }
 	_ = json.Unmarshal(b, &a)
+	if a.URL != f.url+"/api/v3/repos/acme/shop/code-scanning/sarifs/"+a.ID {
+		t.Errorf("url = %q, want it under /api/v3", a.URL)
+	}
 	st := waitGitHub(t, a.URL, "failed")
 	if errs, _ := st["errors"].([]any); len(errs) != 1 {
 		t.Errorf("errors = %v, want one reason", st["errors"])

@@ -76,8 +76,12 @@ func New(opts Options) *Server {
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/sarif", s.postSARIF)
 	mux.HandleFunc("GET /v1/sarif/{id}", s.getSARIF)
-	mux.HandleFunc("POST /repos/{owner}/{repo}/code-scanning/sarifs", s.postGitHub)
-	mux.HandleFunc("GET /repos/{owner}/{repo}/code-scanning/sarifs/{id}", s.getGitHub)
+	// GitHub.com's API lives at the root, GitHub Enterprise Server's under
+	// /api/v3: an uploader configured for either finds the endpoint.
+	for _, prefix := range []string{"", githubEnterprisePrefix} {
+		mux.HandleFunc("POST "+prefix+"/repos/{owner}/{repo}/code-scanning/sarifs", s.postGitHub)
+		mux.HandleFunc("GET "+prefix+"/repos/{owner}/{repo}/code-scanning/sarifs/{id}", s.getGitHub)
+	}
 	mux.HandleFunc("POST /v1/webhooks/{provider}", s.postWebhook)
 	mux.HandleFunc("POST /v1/events", s.postCloudEvent)
 }

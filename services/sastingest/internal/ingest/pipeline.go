@@ -253,15 +253,16 @@ func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gz
 	}
 	id := UploadID(hash.Sum(nil), meta)
 
+	// NATS may have gone while the body was read: fail fast then.
+	if err := p.available(); err != nil {
+		return nil, err
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.StoreTimeout)
 	defer cancel()
 	if st, err := p.Get(sctx, id); err == nil {
 		st.Duplicate = true
 		return st, nil
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, err
-	}
-	if err := p.available(); err != nil {
 		return nil, err
 	}
 
