@@ -1,6 +1,7 @@
 package certinfo
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -48,8 +50,12 @@ func (c Chain) Leaf() *x509.Certificate { return c.Certs[0] }
 // CERTIFICATE blocks, other blocks ignored) or a single DER certificate.
 // A private key in place of certificates, truncated or corrupt DER, and
 // bytes that are neither PEM nor DER are errors.
-func Parse(data []byte) (Chain, error) {
-	if len(strings.TrimSpace(string(data))) == 0 {
+func Parse(data []byte) (Chain, error) { return ParseCached(data, nil) }
+
+// ParseCached is Parse with a cache of parsed certificates (nil for none).
+// Certificates from the cache are shared: callers must not modify them.
+func ParseCached(data []byte, cache *Cache) (Chain, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return Chain{}, ErrEmpty
 	}
 	var (
@@ -67,7 +73,7 @@ func Parse(data []byte) (Chain, error) {
 		sawBlock = true
 		switch {
 		case block.Type == "CERTIFICATE":
-			c, err := x509.ParseCertificate(block.Bytes)
+			c, err := cache.parse(block.Bytes)
 			if err != nil {
 				return Chain{}, fmt.Errorf("PEM block %d: %w", n, sanitize(err))
 			}
@@ -195,4 +201,41 @@ func Weaknesses(c *x509.Certificate, now time.Time) []string {
 		w = append(w, WeakSHA1)
 	}
 	return w
+}
+
+// Cache remembers parsed certificates by their DER bytes, so a CA that
+// appears in thousands of chains is parsed — and held in memory — once.
+// It is safe for concurrent use; when full it starts over.
+type Cache struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]*x509.Certificate
+}
+
+// NewCache returns a cache of at most max certificates.
+func NewCache(max int) *Cache {
+	return &Cache{max: max, m: make(map[string]*x509.Certificate)}
+}
+
+func (c *Cache) parse(der []byte) (*x509.Certificate, error) {
+	if c == nil {
+		return x509.ParseCertificate(der)
+	}
+	c.mu.Lock()
+	cert, ok := c.m[string(der)]
+	c.mu.Unlock()
+	if ok {
+		return cert, nil
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[string(cert.Raw)] = cert
+	c.mu.Unlock()
+	return cert, nil
 }

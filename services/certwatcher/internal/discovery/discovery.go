@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	goruntime "runtime"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -25,6 +28,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certinfo"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
 )
 
@@ -63,6 +67,8 @@ type Discovery struct {
 	factories []informers.SharedInformerFactory
 	dynFacts  []dynamicinformer.DynamicSharedInformerFactory
 	certMgr   bool
+	cache     *certinfo.Cache
+	shards    []chan func()
 }
 
 // New prepares the informers; Start runs them.
@@ -70,7 +76,10 @@ func New(ctx context.Context, o Options) (*Discovery, error) {
 	if o.Client == nil || o.Store == nil || o.Log == nil {
 		return nil, errors.New("discovery: client, store and log are required")
 	}
-	d := &Discovery{o: o}
+	d := &Discovery{o: o, cache: certinfo.NewCache(1 << 16)}
+	for range max(goruntime.GOMAXPROCS(0), 1) {
+		d.shards = append(d.shards, make(chan func(), 256))
+	}
 	if o.Dynamic != nil {
 		ok, err := certManagerServed(ctx, o.Client)
 		if err != nil {
@@ -155,14 +164,16 @@ func (d *Discovery) secretInformer(ns string, typ corev1.SecretType) (cache.Shar
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			tweak(&o)
-			return secrets.List(ctx, o)
+			return d.listSecrets(ctx, secrets, o)
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			tweak(&o)
 			return secrets.Watch(ctx, o)
 		},
 	}
-	inf := cache.NewSharedIndexInformer(lw, &corev1.Secret{}, 0, cache.Indexers{})
+	// A paged list lets parsing overlap the transfer (see listSecrets); the
+	// streaming watch-list would deliver objects one watch event at a time.
+	inf := cache.NewSharedIndexInformer(listOnly{lw}, &corev1.Secret{}, 0, cache.Indexers{})
 	if err := inf.SetTransform(stripSecret(d.o.PEMKeyPatterns)); err != nil {
 		return nil, err
 	}
@@ -174,11 +185,19 @@ func (d *Discovery) secretInformer(ns string, typ corev1.SecretType) (cache.Shar
 				obj = t.Obj
 			}
 			if s, ok := obj.(*corev1.Secret); ok {
-				d.o.Store.ReplaceSecret(s.Namespace, s.Name, nil)
+				d.onShard(s, func() { d.o.Store.ReplaceSecret(s.Namespace, s.Name, nil) })
 			}
 		},
 	})
 	return inf, err
+}
+
+// onShard runs fn on the parsing worker of the Secret: Secrets are parsed
+// in parallel, and the changes of one Secret in order.
+func (d *Discovery) onShard(s *corev1.Secret, fn func()) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(s.Namespace + "/" + s.Name))
+	d.shards[h.Sum32()%uint32(len(d.shards))] <- fn
 }
 
 func (d *Discovery) secretChanged(obj any) {
@@ -186,7 +205,11 @@ func (d *Discovery) secretChanged(obj any) {
 	if !ok {
 		return
 	}
-	recs := SecretRecords(s, d.o.PEMKeyPatterns)
+	d.onShard(s, func() { d.parseSecret(s) })
+}
+
+func (d *Discovery) parseSecret(s *corev1.Secret) {
+	recs := secretRecords(s, d.o.PEMKeyPatterns, d.cache)
 	for _, r := range recs {
 		if r.Err != nil {
 			d.o.Log.Warn("unreadable certificate", "namespace", s.Namespace, "secret", s.Name, "key", r.Source.Key, "reason", r.Err.Error())
@@ -197,6 +220,18 @@ func (d *Discovery) secretChanged(obj any) {
 
 // Start runs the informers until ctx ends.
 func (d *Discovery) Start(ctx context.Context) {
+	for _, ch := range d.shards {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case fn := <-ch:
+					fn()
+				}
+			}
+		}()
+	}
 	for _, inf := range d.secrets {
 		go inf.RunWithContext(ctx)
 	}
@@ -206,6 +241,18 @@ func (d *Discovery) Start(ctx context.Context) {
 	for _, f := range d.dynFacts {
 		f.Start(ctx.Done())
 	}
+}
+
+// HasSynced reports whether every informer has listed.
+func (d *Discovery) HasSynced() bool {
+	for _, l := range [][]cache.SharedIndexInformer{d.secrets, d.pods, d.ingresses, d.rsets, d.certs} {
+		for _, inf := range l {
+			if !inf.HasSynced() {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // WaitForSync waits until every informer has listed, bounded by ctx.
@@ -352,4 +399,58 @@ func stripReplicaSet(obj any) (any, error) {
 		Name: rs.Name, Namespace: rs.Namespace, UID: rs.UID, ResourceVersion: rs.ResourceVersion, OwnerReferences: rs.OwnerReferences,
 	}}
 	return out, nil
+}
+
+// listOnly makes the reflector list (in pages) instead of streaming the
+// initial state through a watch.
+type listOnly struct{ *cache.ListWatch }
+
+func (listOnly) IsWatchListSemanticsUnSupported() bool { return true }
+
+// listPageSize is the page size of the Secret list.
+const listPageSize = 2000
+
+// listSecrets lists Secrets (in pages when the API server pages them)
+// and, while the reflector stores them, parses their certificates into the
+// parse cache on every core; the event handlers then find them parsed. The
+// pages are returned as one list, as the reflector expects.
+func (d *Discovery) listSecrets(ctx context.Context, secrets secretLister, o metav1.ListOptions) (*corev1.SecretList, error) {
+	if o.Limit == 0 {
+		o.Limit = listPageSize
+	}
+	out := &corev1.SecretList{}
+	workers := max(goruntime.GOMAXPROCS(0), 1)
+	sem := make(chan struct{}, workers)
+	for {
+		page, err := secrets.List(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		if out.ResourceVersion == "" {
+			out.ListMeta = page.ListMeta
+		}
+		out.Items = append(out.Items, page.Items...)
+		chunk := max((len(page.Items)+workers-1)/workers, 1)
+		for items := range slices.Chunk(page.Items, chunk) {
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem }()
+				for i := range items {
+					keys, _ := certKeys(&items[i], d.o.PEMKeyPatterns)
+					for _, k := range keys {
+						_, _ = certinfo.ParseCached(items[i].Data[k], d.cache)
+					}
+				}
+			}()
+		}
+		if page.Continue == "" {
+			out.Continue = ""
+			return out, nil
+		}
+		o.Continue = page.Continue
+	}
+}
+
+type secretLister interface {
+	List(ctx context.Context, o metav1.ListOptions) (*corev1.SecretList, error)
 }

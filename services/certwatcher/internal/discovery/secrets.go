@@ -43,6 +43,10 @@ func matchAny(patterns []string, key string) bool {
 // kubernetes.io/tls Secret always (anything unreadable there is a finding),
 // and keys matching patterns when they hold a PEM CERTIFICATE block or DER.
 func SecretRecords(s *corev1.Secret, patterns []string) []inventory.Record {
+	return secretRecords(s, patterns, nil)
+}
+
+func secretRecords(s *corev1.Secret, patterns []string, cache *certinfo.Cache) []inventory.Record {
 	keys, strict := certKeys(s, patterns)
 	var out []inventory.Record
 	for _, k := range keys {
@@ -51,7 +55,7 @@ func SecretRecords(s *corev1.Secret, patterns []string) []inventory.Record {
 			continue
 		}
 		rec := inventory.Record{Source: events.CertificateSource{Namespace: s.Namespace, Secret: s.Name, Key: k}}
-		chain, err := certinfo.Parse(data)
+		chain, err := certinfo.ParseCached(data, cache)
 		if err != nil {
 			rec.Err = err
 		} else {

@@ -43,6 +43,7 @@ func ownerID(s events.CertificateSource) string {
 type Store struct {
 	mu      sync.RWMutex
 	owners  map[string][]Record
+	n       int
 	changed func([]Record)
 }
 
@@ -64,6 +65,7 @@ func (s *Store) ReplaceFile(path string, recs []Record) {
 
 func (s *Store) replace(owner string, recs []Record) {
 	s.mu.Lock()
+	s.n += len(recs) - len(s.owners[owner])
 	if len(recs) == 0 {
 		delete(s.owners, owner)
 	} else {
@@ -111,9 +113,5 @@ func (s *Store) All() []Record {
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	n := 0
-	for _, recs := range s.owners {
-		n += len(recs)
-	}
-	return n
+	return s.n
 }
