@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,6 +54,9 @@ type Hooks struct {
 // RunWith is Run with hooks.
 func RunWith(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, h Hooks) error {
 	cfg, err := config.Load(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
