@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	ops := service.NewOps()
 	m := metrics.New(ops.Registry)
-	ev, err := cfg.Common.Connect(ctx, name, log, ops.Registry)
+	ev, err := cfg.Connect(ctx, name, log, ops.Registry)
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,7 @@ func (s *sim) listAndWatch(ctx context.Context) error {
 			vs, isVS := ev.Object.(*snapv1.VolumeSnapshot)
 			switch {
 			case ev.Type == watch.Error:
-				return fmt.Errorf("watch: %v", apierrors.FromObject(ev.Object))
+				return fmt.Errorf("watch: %w", apierrors.FromObject(ev.Object))
 			case !isVS:
 			case ev.Type == watch.Added || ev.Type == watch.Modified:
 				s.handle(ctx, vs)

@@ -37,7 +37,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	fs := flag.NewFlagSet("snapshotter", flag.ContinueOnError)
 	fs.SetOutput(output)
 	s := envflag.New(fs, getenv)
-	c.Common.Register(s, ":8083")
+	c.Register(s, ":8083")
 	s.String(&c.Kubeconfig, "kubeconfig", "KUBECONFIG", "", "kubeconfig file; empty uses the in-cluster service account")
 	s.String(&c.Namespace, "namespace", "WATCH_NAMESPACE", "", "only handle SnapshotPolicies of this namespace; empty means all namespaces")
 	s.Duration(&c.Resync, "resync", "RESYNC", 30*time.Second, "longest wait between two passes over all policies")
@@ -77,7 +77,7 @@ func (c Config) Validate() error {
 		if c.LeaseNamespace == "" || c.LeaseName == "" {
 			errs = append(errs, errors.New("--leader-elect-namespace and --leader-elect-lease are required with --leader-elect"))
 		}
-		if !(c.LeaseDuration > c.RenewDeadline && c.RenewDeadline > c.RetryPeriod && c.RetryPeriod > 0) {
+		if c.LeaseDuration <= c.RenewDeadline || c.RenewDeadline <= c.RetryPeriod || c.RetryPeriod <= 0 {
 			errs = append(errs, errors.New("leader election needs lease duration > renew deadline > retry period > 0"))
 		}
 	}

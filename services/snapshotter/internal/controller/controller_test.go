@@ -30,7 +30,10 @@ func TestScheduledSnapshotCompletes(t *testing.T) {
 	appPod(t, ns, "data")
 	// In envtest no kubelet runs, so the exec of this hook fails; with
 	// onError: Continue the snapshot is taken anyway.
-	p := policy(t, ns, "hourly", withHooks(v1alpha1.Hook{Command: []string{"fsfreeze", "-f", "/data"}, OnError: v1alpha1.OnErrorContinue}))
+	p := policy(t, ns, "hourly", withHooks(v1alpha1.Hook{Command: []string{"fsfreeze", "-f", "/data"}, OnError: v1alpha1.OnErrorContinue}),
+		func(p *v1alpha1.SnapshotPolicy) {
+			p.Spec.Hooks.Post = []v1alpha1.Hook{{Command: []string{"fsfreeze", "-u", "/data"}}}
+		})
 	r := newRig(t, ns, p.CreationTimestamp.Time)
 
 	r.pass()
@@ -48,7 +51,7 @@ func TestScheduledSnapshotCompletes(t *testing.T) {
 	if len(snaps) != 1 || snaps[0].Name != wantName {
 		t.Fatalf("snapshots %v, want exactly %s", names(snaps), wantName)
 	}
-	if !strings.Contains(snaps[0].Annotations[v1alpha1.AnnotationHookErrors], "fsfreeze") {
+	if he := snaps[0].Annotations[v1alpha1.AnnotationHookErrors]; !strings.Contains(he, `pre hook "fsfreeze -f /data"`) || !strings.Contains(he, `post hook "fsfreeze -u /data"`) {
 		t.Errorf("hook error not recorded: %v", snaps[0].Annotations)
 	}
 	completed := r.published(events.TypeSnapshotCompleted)

@@ -98,7 +98,7 @@ func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolic
 	preErrs, fatal := c.runHooks(ctx, log, p, "pre", p.Spec.Hooks.Pre, pods)
 	if fatal != nil {
 		// Undo whatever the pre hooks did (unfreeze) before giving up.
-		c.runHooks(ctx, log, p, "post", p.Spec.Hooks.Post, pods)
+		c.postHooks(ctx, log, p, pods, nil)
 		if err := c.publishHookFailure(ctx, p, pvc.Name, name, slot, fatal); err != nil {
 			return "", err
 		}
@@ -126,12 +126,33 @@ func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolic
 		vs.Spec.VolumeSnapshotClassName = &cls
 	}
 	if err := c.Client.Create(ctx, vs); err != nil && !apierrors.IsAlreadyExists(err) {
-		c.runHooks(ctx, log, p, "post", p.Spec.Hooks.Post, pods)
+		c.postHooks(ctx, log, p, pods, nil)
 		return "", fmt.Errorf("create volume snapshot: %w", err)
 	}
 	log.Info("volume snapshot created", "slot", slot, "pods", len(pods))
-	c.runHooks(ctx, log, p, "post", p.Spec.Hooks.Post, pods)
+	c.postHooks(ctx, log, p, pods, vs)
 	return name, nil
+}
+
+// postHooks runs the post hooks. Their failures never fail the snapshot
+// (it exists already): they are logged and, when vs is given, appended to
+// its hook-errors annotation.
+func (c *Controller) postHooks(ctx context.Context, log *slog.Logger, p *v1alpha1.SnapshotPolicy, pods []corev1.Pod, vs *snapv1.VolumeSnapshot) {
+	failures, _ := c.runHooks(ctx, log, p, "post", p.Spec.Hooks.Post, pods) // post hooks never return a fatal error
+	if len(failures) == 0 || vs == nil {
+		return
+	}
+	orig := vs.DeepCopy()
+	if prev := vs.Annotations[v1alpha1.AnnotationHookErrors]; prev != "" {
+		failures = append([]string{prev}, failures...)
+	}
+	if vs.Annotations == nil {
+		vs.Annotations = map[string]string{}
+	}
+	vs.Annotations[v1alpha1.AnnotationHookErrors] = strings.Join(failures, "; ")
+	if err := c.Client.Patch(ctx, vs, client.MergeFrom(orig)); err != nil {
+		log.Warn("record post hook failures", "error", err)
+	}
 }
 
 // runHooks runs hs in every pod. It returns the failures that were ignored

@@ -26,14 +26,6 @@ func hourly(start time.Time, n int) []Snapshot {
 	return s
 }
 
-func kept(p Plan) []string {
-	var out []string
-	for _, d := range p.Kept() {
-		out = append(out, d.Snapshot.Name)
-	}
-	return out
-}
-
 func TestApply(t *testing.T) {
 	day := func(d, h int) time.Time { return t0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour) }
 	snap := func(name string, ts time.Time, mods ...func(*Snapshot)) Snapshot {
