@@ -69,7 +69,7 @@ func TestCompose(t *testing.T) {
 	mounts := func(name string, s composeService) map[string]string {
 		m := map[string]string{}
 		for _, v := range s.Volumes {
-			src, rest := v, ""
+			var src, rest string
 			if strings.HasPrefix(v, "${") { // ${VAR:-default}:target
 				i := strings.Index(v, "}")
 				src, rest = v[:i+1], strings.TrimPrefix(v[i+1:], ":")

@@ -383,7 +383,7 @@ func deniedPublish(c *events.Client, subject string) error {
 	}
 	last := nc.LastError()
 	if last == nil || !strings.Contains(last.Error(), "Permissions Violation for Publish to \""+subject+"\"") {
-		return fmt.Errorf("publish to %s was not refused (last error: %v)", subject, last)
+		return fmt.Errorf("publish to %s was not refused (last error: %w)", subject, last)
 	}
 	return nil
 }
