@@ -94,9 +94,7 @@ var rbacMatrix = []struct {
 			expand("apps", "daemonsets", "", app, "get", "list", "watch", "patch"),
 			expand("networking.k8s.io", "ingresses", "", app, "get", "list", "watch"),
 			expand("cert-manager.io", "certificates", "", app, "get", "list", "watch"),
-			expand("cert-manager.io", "certificates", "status", app, "update", "patch"),
-			expand("", "events", "", app, "create"),
-			expand("events.k8s.io", "events", "", app, "create"),
+			expand("cert-manager.io", "certificates", "status", app, "update"),
 		),
 		denied: concat(
 			expand("snapshot.storage.k8s.io", "volumesnapshots", "", app, "create", "delete"),
@@ -108,6 +106,8 @@ var rbacMatrix = []struct {
 			expand("", "namespaces", "", "", "delete", "update"),
 			expand("rbac.authorization.k8s.io", "clusterrolebindings", "", "", "create"),
 			expand("", "configmaps", "", app, "get"),
+			expand("", "events", "", app, "create"),
+			expand("coordination.k8s.io", "leases", "", "stateguard", "get", "update"),
 		),
 	},
 	{
