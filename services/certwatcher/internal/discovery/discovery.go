@@ -69,6 +69,7 @@ type Discovery struct {
 	certMgr   bool
 	cache     *certinfo.Cache
 	shards    []chan func()
+	done      <-chan struct{}
 }
 
 // New prepares the informers; Start runs them.
@@ -197,7 +198,10 @@ func (d *Discovery) secretInformer(ns string, typ corev1.SecretType) (cache.Shar
 func (d *Discovery) onShard(s *corev1.Secret, fn func()) {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(s.Namespace + "/" + s.Name))
-	d.shards[h.Sum32()%uint32(len(d.shards))] <- fn
+	select {
+	case d.shards[h.Sum32()%uint32(len(d.shards))] <- fn:
+	case <-d.done:
+	}
 }
 
 func (d *Discovery) secretChanged(obj any) {
@@ -220,6 +224,7 @@ func (d *Discovery) parseSecret(s *corev1.Secret) {
 
 // Start runs the informers until ctx ends.
 func (d *Discovery) Start(ctx context.Context) {
+	d.done = ctx.Done()
 	for _, ch := range d.shards {
 		go func() {
 			for {

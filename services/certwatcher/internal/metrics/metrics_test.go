@@ -1,0 +1,54 @@
+package metrics
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/stateguard/stateguard/pkg/events"
+
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
+)
+
+func TestCollectorUsesExporterNames(t *testing.T) {
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	ca := certgen.New(t, certgen.CommonName("Root"), certgen.Organization("Acme"), certgen.CA(), certgen.Serial(7),
+		certgen.NotBefore(now.Add(-1000*time.Hour)), certgen.NotAfter(now.Add(-time.Hour)))
+	leaf := certgen.New(t, certgen.CommonName("web"), certgen.Serial(255), certgen.SignedBy(ca),
+		certgen.NotBefore(now.Add(-time.Hour)), certgen.NotAfter(now.Add(24*time.Hour)))
+	store := inventory.New(nil)
+	store.ReplaceSecret("shop", "web-tls", []inventory.Record{
+		{Source: events.CertificateSource{Namespace: "shop", Secret: "web-tls", Key: "tls.crt"}, Chain: []*x509.Certificate{leaf.Cert, ca.Cert}},
+		{Source: events.CertificateSource{Namespace: "shop", Secret: "web-tls", Key: "ca.crt"}, Err: errors.New("not PEM")},
+	})
+	store.ReplaceFile("/etc/ssl/x.pem", []inventory.Record{{Source: events.CertificateSource{Path: "/etc/ssl/x.pem"}, Err: errors.New("empty")}})
+	c := &Collector{Store: store, Clock: clocktesting.NewFakeClock(now)}
+
+	secretLabels := `secret_key="tls.crt",secret_name="web-tls",secret_namespace="shop"`
+	want := fmt.Sprintf(`
+# HELP x509_cert_expired Indicates if the certificate is expired
+# TYPE x509_cert_expired gauge
+x509_cert_expired{filename="",filepath="",issuer_C="",issuer_CN="Root",issuer_O="Acme",issuer_OU="",%[1]s,serial_number="255",subject_C="",subject_CN="web",subject_O="",subject_OU=""} 0
+x509_cert_expired{filename="",filepath="",issuer_C="",issuer_CN="Root",issuer_O="Acme",issuer_OU="",%[1]s,serial_number="7",subject_C="",subject_CN="Root",subject_O="Acme",subject_OU=""} 1
+# HELP x509_cert_not_after Indicates the certificate's not after timestamp
+# TYPE x509_cert_not_after gauge
+x509_cert_not_after{filename="",filepath="",issuer_C="",issuer_CN="Root",issuer_O="Acme",issuer_OU="",%[1]s,serial_number="255",subject_C="",subject_CN="web",subject_O="",subject_OU=""} %[2]d
+x509_cert_not_after{filename="",filepath="",issuer_C="",issuer_CN="Root",issuer_O="Acme",issuer_OU="",%[1]s,serial_number="7",subject_C="",subject_CN="Root",subject_O="Acme",subject_OU=""} %[3]d
+# HELP x509_read_errors Indicates the number of read failure(s)
+# TYPE x509_read_errors gauge
+x509_read_errors 2
+`, secretLabels, now.Add(24*time.Hour).Unix(), now.Add(-time.Hour).Unix())
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "x509_cert_expired", "x509_cert_not_after", "x509_read_errors"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(c, "x509_cert_error"); n != 3 {
+		t.Errorf("x509_cert_error series = %d, want 3", n)
+	}
+}
