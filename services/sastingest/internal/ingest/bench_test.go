@@ -59,18 +59,28 @@ func heapPeak() (stop func() uint64) {
 // generatedLog writes a SARIF log of about size bytes to w: one run in
 // CodeQL's shape (tool and rules first) with distinct results, produced as
 // it is read and never held whole.
-func generatedLog(w io.Writer, size int64) (int, error) {
+//
+// With resultsFirst the results come before the tool, as gosec writes them.
+func generatedLog(w io.Writer, size int64, resultsFirst bool) (int, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var n int64
 	wr := func(s string) { m, _ := bw.WriteString(s); n += int64(m) }
-	wr(`{"version":"2.1.0","$schema":"https://json.schemastore.org/sarif-2.1.0.json","runs":[{"tool":{"driver":{"name":"CodeQL","semanticVersion":"2.19.3","rules":[`)
-	for r := 0; r < 50; r++ {
-		if r > 0 {
-			wr(",")
+	tool := func() {
+		wr(`"tool":{"driver":{"name":"CodeQL","semanticVersion":"2.19.3","rules":[`)
+		for r := 0; r < 50; r++ {
+			if r > 0 {
+				wr(",")
+			}
+			wr(fmt.Sprintf(`{"id":"go/rule-%d","defaultConfiguration":{"level":"warning"},"properties":{"security-severity":"%d.%d","tags":["security","external/cwe/cwe-%03d"]}}`, r, r%10, r%7, 20+r))
 		}
-		wr(fmt.Sprintf(`{"id":"go/rule-%d","defaultConfiguration":{"level":"warning"},"properties":{"security-severity":"%d.%d","tags":["security","external/cwe/cwe-%03d"]}}`, r, r%10, r%7, 20+r))
+		wr(`]}}`)
 	}
-	wr(`]}},"results":[`)
+	wr(`{"version":"2.1.0","$schema":"https://json.schemastore.org/sarif-2.1.0.json","runs":[{`)
+	if !resultsFirst {
+		tool()
+		wr(",")
+	}
+	wr(`"results":[`)
 	results := 0
 	for i := 0; n < size; i++ {
 		if i > 0 {
@@ -84,7 +94,12 @@ func generatedLog(w io.Writer, size int64) (int, error) {
 			`"partialFingerprints":{"primaryLocationLineHash":"` + strconv.FormatUint(uint64(i)*2654435761, 16) + `:1"}}`)
 		results++
 	}
-	wr(`]}]}`)
+	wr(`]`)
+	if resultsFirst {
+		wr(",")
+		tool()
+	}
+	wr(`}]}`)
 	return results, bw.Flush()
 }
 
@@ -93,7 +108,15 @@ func generatedLog(w io.Writer, size int64) (int, error) {
 // same parse and delta (every fingerprint kept, compared with a baseline,
 // the next baseline streamed out) that Pipeline.Ingest runs, and reports
 // the peak heap. The generator's own buffers count in the figure.
+//
+// The results-first case holds each result packed (40 bytes) until the tool
+// arrives, so its heap grows with the number of results.
 func BenchmarkIngest1GBGzipStream(b *testing.B) {
+	b.Run("tool-first", func(b *testing.B) { bench1GB(b, false) })
+	b.Run("results-first", func(b *testing.B) { bench1GB(b, true) })
+}
+
+func bench1GB(b *testing.B, resultsFirst bool) {
 	const size = 1 << 30
 	for i := 0; i < b.N; i++ {
 		pr, pw := io.Pipe()
@@ -101,7 +124,7 @@ func BenchmarkIngest1GBGzipStream(b *testing.B) {
 		var compressed atomic.Int64
 		go func() {
 			zw, _ := gzip.NewWriterLevel(&countWriter{w: pw, n: &compressed}, gzip.BestSpeed)
-			n, err := generatedLog(zw, size)
+			n, err := generatedLog(zw, size, resultsFirst)
 			if err == nil {
 				err = zw.Close()
 			}

@@ -237,7 +237,7 @@ func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gz
 		}
 		d.add(f)
 		return nil
-	})
+	}, sarif.WithSpoolDir(p.opts.SpoolDir))
 	if err != nil {
 		return nil, err
 	}

@@ -77,16 +77,27 @@ type Summary struct {
 	AnomalyList  []Anomaly
 }
 
-// Parse reads one SARIF log from r and calls fn for every result, in order.
-// An error from fn stops the parse and is returned as is; so is an error
-// from r (a size limit, a broken gzip stream). A document that is not
-// SARIF 2.1.0 gives an *Error.
-func Parse(r io.Reader, fn func(*Finding) error) (*Summary, error) {
+// Option configures Parse.
+type Option func(*parser)
+
+// WithSpoolDir sets where results read before their run's tool are kept
+// once there are many of them (default: the system temp dir).
+func WithSpoolDir(dir string) Option { return func(p *parser) { p.spoolDir = dir } }
+
+// Parse reads one SARIF log from r and calls fn for every result, in order
+// (the results of a run that come before its tool are called when the tool
+// has been read). An error from fn stops the parse and is returned as is;
+// so is an error from r (a size limit, a broken gzip stream). A document
+// that is not SARIF 2.1.0 gives an *Error.
+func Parse(r io.Reader, fn func(*Finding) error, opts ...Option) (*Summary, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
 		_, _ = br.Discard(3)
 	}
 	p := &parser{dec: json.NewDecoder(&spaceReader{r: br}), fn: fn, sum: &Summary{}}
+	for _, o := range opts {
+		o(p)
+	}
 	if err := p.log(); err != nil {
 		return nil, err
 	}
@@ -94,11 +105,12 @@ func Parse(r io.Reader, fn func(*Finding) error) (*Summary, error) {
 }
 
 type parser struct {
-	dec *json.Decoder
-	fn  func(*Finding) error
-	sum *Summary
-	f   Finding
-	rr  rawResult
+	spoolDir string
+	dec      *json.Decoder
+	fn       func(*Finding) error
+	sum      *Summary
+	f        Finding
+	rr       rawResult
 }
 
 // fail turns a decoder error into what Parse returns.
@@ -255,8 +267,7 @@ type runState struct {
 	path    string
 	tool    *toolInfo
 	counts  *events.ToolCounts
-	pending []pendingResult
-	files   map[string]string
+	pending backlog
 }
 
 func (p *parser) run(i int) error {
@@ -269,7 +280,8 @@ func (p *parser) run(i int) error {
 		return &Error{Path: path, Reason: "a run must be an object"}
 	}
 	p.sum.Runs++
-	rs := &runState{path: path}
+	rs := &runState{path: path, pending: backlog{dir: p.spoolDir}}
+	defer rs.pending.close()
 	for p.dec.More() {
 		kt, err := p.token(path)
 		if err != nil {
@@ -322,12 +334,11 @@ func (p *parser) setTool(rs *runState, rt *rawTool) error {
 	}
 	rs.counts = &p.sum.ByTool[idx]
 	// Results read before the tool: resolve their rules now.
-	for i := range rs.pending {
-		if err := p.emit(rs, &rs.pending[i]); err != nil {
-			return err
-		}
+	if err := rs.pending.each(func(pr *pendingResult) error { return p.emit(rs, pr) }); err != nil {
+		return err
 	}
-	rs.pending, rs.files = nil, nil
+	rs.pending.close()
+	rs.pending = backlog{dir: p.spoolDir}
 	if rs.counts != nil {
 		rs.counts = &p.sum.ByTool[idx] // emit may not grow ByTool, but stay safe
 	}
@@ -367,15 +378,9 @@ func (p *parser) results(rs *runState) error {
 		}
 		pr := p.pendingOf(rs, rpath, rr)
 		if rs.tool == nil {
-			if rs.files == nil {
-				rs.files = map[string]string{}
+			if err := rs.pending.push(&pr); err != nil {
+				return err
 			}
-			if f, ok := rs.files[pr.file]; ok {
-				pr.file = f
-			} else {
-				rs.files[pr.file] = pr.file
-			}
-			rs.pending = append(rs.pending, pr)
 			continue
 		}
 		if err := p.emit(rs, &pr); err != nil {

@@ -2,6 +2,8 @@ package sarif_test
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -168,5 +170,43 @@ func TestFingerprintStable(t *testing.T) {
 	s := fps[0].String()
 	if back, ok := sarif.ParseFingerprint(s); !ok || back != fps[0] || len(s) != 16 {
 		t.Errorf("fingerprint %q does not round-trip", s)
+	}
+}
+
+// Results before the tool, more than the backlog keeps in memory: every
+// one is counted and resolved against its rule, in order.
+func TestParseManyResultsBeforeTool(t *testing.T) {
+	const n = 40_000
+	var b strings.Builder
+	b.WriteString(`{"version":"2.1.0","runs":[{"results":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		rule := []string{"A", "B"}[i%2]
+		b.WriteString(`{"ruleId":"` + rule + `","locations":[{"physicalLocation":{"artifactLocation":{"uri":"f.go"},"region":{"startLine":` + strconv.Itoa(i+1) + `}}}]}`)
+	}
+	b.WriteString(`],"tool":{"driver":{"name":"gosec","rules":[{"id":"A","defaultConfiguration":{"level":"error"},"properties":{"security-severity":"9.5"}},` +
+		`{"id":"B","properties":{"tags":["CWE-22"]}}]}}}]}`)
+	line := 0
+	sum, err := sarif.Parse(strings.NewReader(b.String()), func(f *sarif.Finding) error {
+		line++
+		if f.Line != line {
+			return fmt.Errorf("finding %d has line %d: out of order", line, f.Line)
+		}
+		want := sarif.Finding{Tool: "gosec", RuleID: "A", Severity: "critical", Level: "error", File: "f.go", Line: line, Fingerprint: f.Fingerprint}
+		if line%2 == 0 {
+			want = sarif.Finding{Tool: "gosec", RuleID: "B", Severity: "none", Level: "warning", CWEs: []string{"CWE-22"}, File: "f.go", Line: line, Fingerprint: f.Fingerprint}
+		}
+		if diff := cmp.Diff(want, *f); diff != "" {
+			return fmt.Errorf("finding %d (-want +got):\n%s", line, diff)
+		}
+		return nil
+	}, sarif.WithSpoolDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.ResultsTotal != n || sum.BySeverity.Critical != n/2 || sum.ByLevel.Error != n/2 {
+		t.Errorf("summary = %+v", sum)
 	}
 }

@@ -65,7 +65,7 @@ type pendingResult struct {
 	compName  string
 	hasComp   bool
 	level     string
-	kind      string
+	kind      string // folded into level by pendingOf
 	score     float64
 	hasScore  bool
 	cwes      []string
@@ -110,6 +110,11 @@ func (p *parser) pendingOf(rs *runState, path string, rr *rawResult) pendingResu
 	if pr.level != "" && !validLevel(pr.level) {
 		p.anomaly(path+".level", fmt.Sprintf("level %q is not error, warning, note or none", pr.level))
 		pr.level = LevelWarning
+	}
+	// SARIF §3.27.10: without a level, a result whose kind is not fail
+	// has level none.
+	if pr.level == "" && pr.kind != "" && pr.kind != "fail" {
+		pr.level = LevelNone
 	}
 	if props := rr.Properties; props != nil {
 		pr.score, pr.hasScore = parseScore(props.SecuritySeverity)
