@@ -96,6 +96,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Metrics:   api.NewMetrics(ops.Registry),
 	})
 	srv.Register(ops.Mux)
+	if err := srv.Resume(ctx); err != nil {
+		log.Warn("resuming pending github uploads", "error", err)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -51,11 +51,12 @@ type githubUpload struct {
 
 // githubRecord is kept in the status bucket under gh.<id>.
 type githubRecord struct {
-	ProcessingStatus string    `json:"processing_status"`
-	UploadID         string    `json:"upload_id,omitempty"`
-	Repository       string    `json:"repository"`
-	Errors           []string  `json:"errors,omitempty"`
-	Updated          time.Time `json:"updated"`
+	ProcessingStatus string          `json:"processing_status"`
+	UploadID         string          `json:"upload_id,omitempty"`
+	Repository       string          `json:"repository"`
+	Meta             ingest.Metadata `json:"meta"`
+	Errors           []string        `json:"errors,omitempty"`
+	Updated          time.Time       `json:"updated"`
 }
 
 var (
@@ -119,26 +120,8 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	kv := s.opts.Pipeline.KV()
-	rec := githubRecord{ProcessingStatus: ghPending, Repository: repo, Updated: s.opts.Now().UTC()}
-	b, _ := json.Marshal(rec)
-	_, err = kv.Create(ctx, key, b)
-	switch {
-	case err == nil:
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			s.processGitHub(key, meta, gz)
-		}()
-	case errors.Is(err, jetstream.ErrKeyExists):
-		// The same upload again: its processing is under way or done;
-		// one that failed is tried again.
-		if err := s.retryFailedGitHub(ctx, key, meta, gz); err != nil {
-			s.fail(w, r, endpointGitHub, start, err)
-			return
-		}
-	default:
-		s.fail(w, r, endpointGitHub, start, fmt.Errorf("%w: %w", ingest.ErrUnavailable, err))
+	if err := s.acceptGitHub(ctx, key, meta, gz); err != nil {
+		s.fail(w, r, endpointGitHub, start, err)
 		return
 	}
 	s.done(endpointGitHub, start, outcomeAccepted)
@@ -148,29 +131,81 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) retryFailedGitHub(ctx context.Context, key string, meta ingest.Metadata, gz []byte) error {
+// acceptGitHub stores an upload as received and records it pending before
+// it is answered 202, then ingests it in the background. The same upload
+// again is answered from its record; one that failed is tried again.
+func (s *Server) acceptGitHub(ctx context.Context, key string, meta ingest.Metadata, gz []byte) error {
 	kv := s.opts.Pipeline.KV()
+	var rev uint64
 	e, err := kv.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ingest.ErrUnavailable, err)
-	}
-	var rec githubRecord
-	if json.Unmarshal(e.Value(), &rec) == nil && rec.ProcessingStatus != ghFailed {
-		return nil
-	}
-	rec = githubRecord{ProcessingStatus: ghPending, Repository: meta.Repository, Updated: s.opts.Now().UTC()}
-	b, _ := json.Marshal(rec)
-	if _, err := kv.Update(ctx, key, b, e.Revision()); err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			return nil // another request restarted it
+	switch {
+	case err == nil:
+		var rec githubRecord
+		if json.Unmarshal(e.Value(), &rec) == nil && rec.ProcessingStatus != ghFailed {
+			return nil
 		}
+		rev = e.Revision()
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
 		return fmt.Errorf("%w: %w", ingest.ErrUnavailable, err)
 	}
+	if _, err := s.opts.Pipeline.Pending().PutBytes(ctx, key, gz); err != nil {
+		return fmt.Errorf("%w: store pending upload: %w", ingest.ErrUnavailable, err)
+	}
+	rec := githubRecord{ProcessingStatus: ghPending, Repository: meta.Repository, Meta: meta, Updated: s.opts.Now().UTC()}
+	b, _ := json.Marshal(rec)
+	if rev == 0 {
+		_, err = kv.Create(ctx, key, b)
+	} else {
+		_, err = kv.Update(ctx, key, b, rev)
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return nil // a concurrent post of the same upload won
+	case err != nil:
+		return fmt.Errorf("%w: %w", ingest.ErrUnavailable, err)
+	}
+	s.startGitHub(key, meta, gz)
+	return nil
+}
+
+func (s *Server) startGitHub(key string, meta ingest.Metadata, gz []byte) {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
 		s.processGitHub(key, meta, gz)
 	}()
+}
+
+// Resume restarts the ingest of GitHub-style uploads that were accepted
+// but not finished when the service stopped.
+func (s *Server) Resume(ctx context.Context) error {
+	lister, err := s.opts.Pipeline.KV().ListKeysFiltered(ctx, "gh.*")
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil
+		}
+		return fmt.Errorf("list pending uploads: %w", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	for _, key := range keys {
+		e, err := s.opts.Pipeline.KV().Get(ctx, key)
+		if err != nil {
+			continue
+		}
+		var rec githubRecord
+		if json.Unmarshal(e.Value(), &rec) != nil || rec.ProcessingStatus != ghPending {
+			continue
+		}
+		gz, err := s.opts.Pipeline.Pending().GetBytes(ctx, key)
+		if err != nil {
+			return fmt.Errorf("pending upload %s: %w", key, err)
+		}
+		s.opts.Log.Info("resuming a pending github upload", "key", key)
+		s.startGitHub(key, rec.Meta, gz)
+	}
 	return nil
 }
 
@@ -190,7 +225,7 @@ func (s *Server) processGitHub(key string, meta ingest.Metadata, gz []byte) {
 		}
 	}
 	deadline := time.Now().Add(s.opts.GitHubRetry)
-	rec := githubRecord{Repository: meta.Repository}
+	rec := githubRecord{Repository: meta.Repository, Meta: meta}
 	for attempt := 1; ; attempt++ {
 		st, err := s.opts.Pipeline.Ingest(ctx, meta, bytesReader(gz), true)
 		if err == nil {
@@ -200,8 +235,13 @@ func (s *Server) processGitHub(key string, meta ingest.Metadata, gz []byte) {
 			}
 			break
 		}
+		if ctx.Err() != nil {
+			// Shutting down: the upload stays pending and is resumed
+			// on the next start.
+			return
+		}
 		p, _ := problemOf(err)
-		if p.Status == http.StatusServiceUnavailable && time.Now().Before(deadline) && ctx.Err() == nil {
+		if p.Status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
 			s.opts.Log.Warn("github upload: storage unavailable, retrying", "key", key, "attempt", attempt, "error", err)
 			select {
 			case <-ctx.Done():
@@ -225,10 +265,14 @@ func (s *Server) processGitHub(key string, meta ingest.Metadata, gz []byte) {
 	for attempt := 1; attempt <= 10; attempt++ {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_, err := s.opts.Pipeline.KV().Put(sctx, key, b)
-		cancel()
 		if err == nil {
+			if err := s.opts.Pipeline.Pending().Delete(sctx, key); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+				s.opts.Log.Warn("github upload: removing the pending copy", "key", key, "error", err)
+			}
+			cancel()
 			return
 		}
+		cancel()
 		s.opts.Log.Warn("github upload: recording status failed", "key", key, "error", err)
 		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 	}

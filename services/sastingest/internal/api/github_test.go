@@ -2,9 +2,11 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -148,5 +150,48 @@ func TestGitHubUploadRejects(t *testing.T) {
 				t.Errorf("status %d (%s), want %d", code, b, tt.want)
 			}
 		})
+	}
+}
+
+// An upload answered 202 is finished after a restart: it was stored as
+// received before the answer.
+func TestGitHubUploadResumedAfterRestart(t *testing.T) {
+	gate := make(chan struct{}) // never opened: the first server never ingests
+	f := newFixture(t, fixtureOpts{gate: gate})
+	code, b, _ := do(t, http.MethodPost, f.url+"/repos/acme/shop/code-scanning/sarifs",
+		bytes.NewReader(githubRequest(t, gosecLog(t), "0123456789abcdef0123456789abcdef01234567")), githubHeaders())
+	if code != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", code, b)
+	}
+	var a struct{ ID, URL string }
+	_ = json.Unmarshal(b, &a)
+	if err := f.api.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := githubStatus(t, a.URL); st["processing_status"] != "pending" {
+		t.Fatalf("after stop: %v, want pending", st)
+	}
+	if n := f.eventsStored(t); n != 0 {
+		t.Fatalf("events before the restart = %d, want 0", n)
+	}
+
+	// A new server on the same JetStream resumes it.
+	restarted := New(f.api.opts)
+	restarted.opts.gate = nil
+	t.Cleanup(func() { _ = restarted.Close(context.Background()) })
+	if err := restarted.Resume(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	restarted.Register(mux)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	st := waitGitHub(t, hs.URL+"/repos/acme/shop/code-scanning/sarifs/"+a.ID, "complete")
+	_, p := f.lastEvent(t)
+	if p.UploadID != st["upload_id"] || p.ResultsTotal != 12 {
+		t.Errorf("event = %+v", p)
+	}
+	if _, err := f.pipeline.Pending().GetInfo(t.Context(), "gh."+a.ID); err == nil {
+		t.Errorf("the pending copy is still there after completion")
 	}
 }

@@ -28,6 +28,9 @@ const (
 	LogsBucket      = "SARIF_LOGS"
 	BaselinesBucket = "SARIF_BASELINES"
 	StatusBucket    = "SARIF_UPLOADS"
+	// PendingBucket keeps GitHub-style uploads, as received, from their
+	// 202 until their ingest is done, so a restart can finish them.
+	PendingBucket = "SARIF_PENDING"
 )
 
 // Bounds of the lists in the event.
@@ -77,6 +80,7 @@ type Pipeline struct {
 	logs      jetstream.ObjectStore
 	baselines jetstream.ObjectStore
 	status    jetstream.KeyValue
+	pending   jetstream.ObjectStore
 	opts      Options
 
 	mu    sync.Mutex
@@ -124,8 +128,18 @@ func New(ctx context.Context, client *events.Client, opts Options) (*Pipeline, e
 	if err != nil {
 		return nil, fmt.Errorf("kv %s: %w", StatusBucket, err)
 	}
-	return &Pipeline{client: client, logs: logs, baselines: baselines, status: status, opts: opts, locks: map[string]*keyLock{}}, nil
+	pending, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: PendingBucket, Description: "GitHub-style uploads accepted and not yet ingested", Replicas: opts.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", PendingBucket, err)
+	}
+	return &Pipeline{client: client, logs: logs, baselines: baselines, status: status, pending: pending, opts: opts, locks: map[string]*keyLock{}}, nil
 }
+
+// Pending gives the bucket of accepted, not yet ingested GitHub-style
+// uploads.
+func (p *Pipeline) Pending() jetstream.ObjectStore { return p.pending }
 
 // KV gives the status bucket to other parts of the service (the GitHub
 // endpoint keeps its processing records there).
