@@ -87,7 +87,8 @@ func TestEventIDIsDeterministicPerFact(t *testing.T) {
 	k := Key{Source: events.CertificateSource{Namespace: "ns", Secret: "s", Key: "tls.crt"}, Serial: "0a"}
 	th := Threshold{Name: "7d", Before: 7 * 24 * time.Hour}
 	other := Key{Source: events.CertificateSource{Namespace: "ns", Secret: "s", Key: "tls.crt"}, Serial: "0b"}
-	if EventID(k, th) != EventID(k, th) {
+	same := Key{Source: events.CertificateSource{Namespace: "ns", Secret: "s", Key: "tls.crt"}, Serial: "0a"}
+	if EventID(k, th) != EventID(same, th) {
 		t.Error("same fact, different ids")
 	}
 	if EventID(k, th) == EventID(other, th) {

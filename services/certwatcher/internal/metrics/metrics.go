@@ -31,7 +31,7 @@ var (
 	notBeforeDesc = prometheus.NewDesc("x509_cert_not_before", "Indicates the certificate's not before timestamp", Labels, nil)
 	expiredDesc   = prometheus.NewDesc("x509_cert_expired", "Indicates if the certificate is expired", Labels, nil)
 	expiresInDesc = prometheus.NewDesc("x509_cert_expires_in_seconds", "Indicates the remaining time before the certificate's not after timestamp", Labels, nil)
-	errorDesc     = prometheus.NewDesc("x509_cert_error", "Indicates wether the corresponding secret has read failure(s)", []string{"secret_namespace", "secret_name", "secret_key", "filename", "filepath"}, nil)
+	errorDesc     = prometheus.NewDesc("x509_cert_error", "Indicates whether the corresponding secret has read failure(s)", []string{"secret_namespace", "secret_name", "secret_key", "filename", "filepath"}, nil)
 	readErrsDesc  = prometheus.NewDesc("x509_read_errors", "Indicates the number of read failure(s)", nil, nil)
 )
 
