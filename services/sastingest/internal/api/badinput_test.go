@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 )
 
@@ -80,30 +82,38 @@ func TestBadInputThenGoodUpload(t *testing.T) {
 		h        map[string]string
 		want     int
 		wantPath string
+		// maxRead bounds the body bytes the server may read: past a limit
+		// it answers without reading the rest.
+		maxRead float64
 	}{
-		{"no token", url, func() io.Reader { return bytes.NewReader(good) }, hdr("", sarifCT, ""), http.StatusUnauthorized, ""},
-		{"wrong token", url, func() io.Reader { return bytes.NewReader(good) }, hdr("not-a-token", sarifCT, ""), http.StatusUnauthorized, ""},
-		{"a token for other repositories", f.url + "/v1/sarif?repository=other/repo", func() io.Reader { return bytes.NewReader(good) }, hdr(goodToken, sarifCT, ""), http.StatusForbidden, ""},
-		{"wrong content type", url, func() io.Reader { return bytes.NewReader(good) }, hdr(goodToken, "text/plain", ""), http.StatusUnsupportedMediaType, ""},
-		{"unknown content encoding", url, func() io.Reader { return bytes.NewReader(good) }, hdr(goodToken, sarifCT, "br"), http.StatusUnsupportedMediaType, ""},
-		{"an image without a digest", f.url + "/v1/sarif?repository=acme/shop&image=shop:latest", func() io.Reader { return bytes.NewReader(good) }, hdr(goodToken, sarifCT, ""), http.StatusBadRequest, ""},
-		{"2 GB gzip bomb", url, func() io.Reader { return gzipBomb(t, 2<<30) }, hdr(goodToken, sarifCT, "gzip"), http.StatusRequestEntityTooLarge, ""},
-		{"body over the compressed limit", url, func() io.Reader { return &repeatReader{data: bytes.Repeat([]byte(" "), 1<<20), n: 64} }, hdr(goodToken, sarifCT, ""), http.StatusRequestEntityTooLarge, ""},
-		{"truncated gzip", url, func() io.Reader { return bytes.NewReader(gz[:len(gz)/2]) }, hdr(goodToken, sarifCT, "gzip"), http.StatusBadRequest, ""},
-		{"not gzip at all", url, func() io.Reader { return bytes.NewReader(good) }, hdr(goodToken, sarifCT, "gzip"), http.StatusBadRequest, ""},
-		{"truncated JSON", url, func() io.Reader { return bytes.NewReader(good[:bytes.Index(good, []byte(`"G101"`))]) }, hdr(goodToken, sarifCT, ""), http.StatusBadRequest, "$.runs[0].results["},
-		{"JSON that is not SARIF", url, func() io.Reader { return bytes.NewReader([]byte(`{"hello":"world"}`)) }, hdr(goodToken, "application/json", ""), http.StatusBadRequest, "$.version"},
+		{"no token", url, func() io.Reader { return bytes.NewReader(good) }, hdr("", sarifCT, ""), http.StatusUnauthorized, "", 0},
+		{"wrong token", url, func() io.Reader { return bytes.NewReader(good) }, hdr("not-a-token", sarifCT, ""), http.StatusUnauthorized, "", 0},
+		{"a token for other repositories", f.url + "/v1/sarif?repository=other/repo", func() io.Reader { return bytes.NewReader(good) }, hdr(goodToken, sarifCT, ""), http.StatusForbidden, "", 0},
+		{"wrong content type", url, func() io.Reader { return bytes.NewReader(good) }, hdr(goodToken, "text/plain", ""), http.StatusUnsupportedMediaType, "", 0},
+		{"unknown content encoding", url, func() io.Reader { return bytes.NewReader(good) }, hdr(goodToken, sarifCT, "br"), http.StatusUnsupportedMediaType, "", 0},
+		{"an image without a digest", f.url + "/v1/sarif?repository=acme/shop&image=shop:latest", func() io.Reader { return bytes.NewReader(good) }, hdr(goodToken, sarifCT, ""), http.StatusBadRequest, "", 0},
+		{"2 GB gzip bomb", url, func() io.Reader { return gzipBomb(t, 2<<30) }, hdr(goodToken, sarifCT, "gzip"), http.StatusRequestEntityTooLarge, "", 1 << 20},
+		{"body over the compressed limit", url, func() io.Reader { return &repeatReader{data: bytes.Repeat([]byte(" "), 1<<20), n: 64} }, hdr(goodToken, sarifCT, ""), http.StatusRequestEntityTooLarge, "", 9 << 20},
+		{"a declared length over the limit is refused unread", url, func() io.Reader { return bytes.NewReader(make([]byte, 9<<20)) }, hdr(goodToken, sarifCT, ""), http.StatusRequestEntityTooLarge, "", 0.5},
+		{"truncated gzip", url, func() io.Reader { return bytes.NewReader(gz[:len(gz)/2]) }, hdr(goodToken, sarifCT, "gzip"), http.StatusBadRequest, "", 0},
+		{"not gzip at all", url, func() io.Reader { return bytes.NewReader(good) }, hdr(goodToken, sarifCT, "gzip"), http.StatusBadRequest, "", 0},
+		{"truncated JSON", url, func() io.Reader { return bytes.NewReader(good[:bytes.Index(good, []byte(`"G101"`))]) }, hdr(goodToken, sarifCT, ""), http.StatusBadRequest, "$.runs[0].results[", 0},
+		{"JSON that is not SARIF", url, func() io.Reader { return bytes.NewReader([]byte(`{"hello":"world"}`)) }, hdr(goodToken, "application/json", ""), http.StatusBadRequest, "$.version", 0},
 		{"wrong version", url, func() io.Reader {
 			return bytes.NewReader(bytes.Replace(good, []byte(`"version": "2.1.0"`), []byte(`"version": "2.0.0"`), 1))
-		}, hdr(goodToken, sarifCT, ""), http.StatusBadRequest, "$.version"},
-		{"not JSON", url, func() io.Reader { return bytes.NewReader([]byte("Check: CKV_AWS_1 FAILED")) }, hdr(goodToken, sarifCT, ""), http.StatusBadRequest, "$"},
+		}, hdr(goodToken, sarifCT, ""), http.StatusBadRequest, "$.version", 0},
+		{"not JSON", url, func() io.Reader { return bytes.NewReader([]byte("Check: CKV_AWS_1 FAILED")) }, hdr(goodToken, sarifCT, ""), http.StatusBadRequest, "$", 0},
 	}
 	accepted := 0
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			read := testutil.ToFloat64(f.api.opts.Metrics.bytes.WithLabelValues(endpointSARIF))
 			code, b, h := do(t, http.MethodPost, tt.url, tt.body(), tt.h)
 			if code != tt.want {
 				t.Fatalf("status %d (%s), want %d", code, b, tt.want)
+			}
+			if read = testutil.ToFloat64(f.api.opts.Metrics.bytes.WithLabelValues(endpointSARIF)) - read; tt.maxRead > 0 && read > tt.maxRead {
+				t.Errorf("the server read %.0f body bytes, want at most %.0f", read, tt.maxRead)
 			}
 			if h.Get("Content-Type") != "application/problem+json" {
 				t.Errorf("Content-Type %q, want application/problem+json", h.Get("Content-Type"))
