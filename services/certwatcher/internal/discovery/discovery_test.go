@@ -123,6 +123,7 @@ func TestDiscoversCertificatesAndGarbage(t *testing.T) {
 		tlsSecret(ns, "ignored-by-label", web.CertPEM, web.KeyPEM, func(s *corev1.Secret) { s.Labels = map[string]string{"certwatcher": "skip"} }),
 		{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "opaque"}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{
 			"ca.crt": ca.CertPEM, "client.pem": web.CertPEM, "key.pem": web.KeyPEM, "password": []byte("hunter2"),
+			"bundle.pem": append(append([]byte{}, web.KeyPEM...), web.CertPEM...),
 		}},
 		tlsSecret(other, "elsewhere", web.CertPEM, web.KeyPEM),
 	}
@@ -131,7 +132,7 @@ func TestDiscoversCertificatesAndGarbage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, store, logs := startDiscovery(t, Options{Namespaces: []string{ns}, LabelSelector: "certwatcher!=skip"})
+	d, store, logs := startDiscovery(t, Options{Namespaces: []string{ns}, LabelSelector: "certwatcher!=skip"})
 	want := map[string]string{
 		ns + "/chain/tls.crt":         "web,ca",
 		ns + "/weak/tls.crt":          "weak",
@@ -141,6 +142,7 @@ func TestDiscoversCertificatesAndGarbage(t *testing.T) {
 		ns + "/key-as-cert/tls.crt":   "error",
 		ns + "/opaque/ca.crt":         "ca",
 		ns + "/opaque/client.pem":     "web",
+		ns + "/opaque/bundle.pem":     "web",
 	}
 	eventually(t, "all secrets discovered", func() bool { return len(store.All()) == len(want) })
 	if diff := cmp.Diff(want, summarize(store.All())); diff != "" {
@@ -155,6 +157,15 @@ func TestDiscoversCertificatesAndGarbage(t *testing.T) {
 	for _, name := range []string{"not-pem", "truncated", "truncated-der", "key-as-cert"} {
 		if !strings.Contains(out, `"secret":"`+name+`"`) {
 			t.Errorf("no finding logged for %s", name)
+		}
+	}
+	for _, inf := range d.secrets {
+		for _, obj := range inf.GetStore().List() {
+			for k, v := range obj.(*corev1.Secret).Data {
+				if bytes.Contains(v, web.KeyPEM[40:80]) || bytes.Contains(v, []byte("hunter2")) {
+					t.Errorf("the informer cache keeps key material in %s/%s", obj.(*corev1.Secret).Name, k)
+				}
+			}
 		}
 	}
 	if strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, string(web.KeyPEM[40:80])) || strings.Contains(out, "hunter2") {

@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"bytes"
+	"encoding/pem"
 	"path"
 	"slices"
 
@@ -70,7 +72,8 @@ func looksDER(b []byte) bool { return len(b) > 4 && b[0] == 0x30 && b[1] >= 0x80
 
 // stripSecret keeps only what discovery needs of a Secret in the informer's
 // cache: metadata without managed fields, the type, and the certificate
-// keys. Private keys never enter the cache.
+// keys, with any private key PEM blocks in them removed. Private keys never
+// stay in the cache.
 func stripSecret(patterns []string) func(any) (any, error) {
 	return func(obj any) (any, error) {
 		s, ok := obj.(*corev1.Secret)
@@ -80,10 +83,37 @@ func stripSecret(patterns []string) func(any) (any, error) {
 		keys, _ := certKeys(s, patterns)
 		data := make(map[string][]byte, len(keys))
 		for _, k := range keys {
-			data[k] = s.Data[k]
+			data[k] = withoutPrivateKeys(s.Data[k])
 		}
 		out := &corev1.Secret{TypeMeta: s.TypeMeta, ObjectMeta: s.ObjectMeta, Type: s.Type, Data: data}
 		out.ManagedFields = nil
 		return out, nil
 	}
+}
+
+// keyPlaceholder stands for PEM data that held only private keys: an empty
+// key block, so parsing still reports "a private key where a certificate
+// should be" without the key being kept.
+var keyPlaceholder = []byte("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")
+
+// withoutPrivateKeys returns data without its private key PEM blocks.
+func withoutPrivateKeys(data []byte) []byte {
+	if !bytes.Contains(data, []byte("PRIVATE KEY-----")) {
+		return data
+	}
+	var out []byte
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			out = append(out, pem.EncodeToMemory(b)...)
+		}
+	}
+	if len(out) == 0 {
+		return keyPlaceholder
+	}
+	return out
 }

@@ -265,12 +265,22 @@ func (e *Executor) rotate(ctx context.Context, log *slog.Logger, req events.Cert
 		curSerial = certinfo.SerialHex(cur.Leaf())
 	}
 
-	method, certificate, err := e.method(ctx, secret)
-	if err != nil {
-		return err
+	// The method is decided once; a resumed request keeps it.
+	method := p.Method
+	var certificate *unstructured.Unstructured
+	if p.Phase == "" || (p.Phase == phaseIssuing && p.Method == MethodCertManager) {
+		m, crt, err := e.method(ctx, secret)
+		if err != nil {
+			return err
+		}
+		if p.Phase == "" {
+			method = m
+		}
+		certificate = crt
 	}
 	if p.Phase == "" && method == MethodInClusterCA && curSerial == "" {
-		return declined("%s of the secret is unreadable: %v", corev1.TLSCertKey, errOr(err, "no certificate"))
+		_, perr := certinfo.Parse(secret.Data[corev1.TLSCertKey])
+		return declined("%s of the secret is unreadable: %v", corev1.TLSCertKey, errOr(perr, "no certificate"))
 	}
 	ws, err := findWorkloads(ctx, cs, req.Namespace, req.Secret)
 	if err != nil {
@@ -433,6 +443,9 @@ func (e *Executor) findCertificate(ctx context.Context, s *corev1.Secret) (*unst
 // renewCertManager sets the Issuing condition as `cmctl renew` does and
 // waits until the Secret holds a certificate with another serial.
 func (e *Executor) renewCertManager(ctx context.Context, log *slog.Logger, req events.CertificateRotationRequested, crt *unstructured.Unstructured, oldSerial string) (string, error) {
+	if crt == nil {
+		return "", declined("the cert-manager Certificate of the secret disappeared during the rotation")
+	}
 	crts := e.o.Dynamic.Resource(discovery.CertificateGVR).Namespace(req.Namespace)
 	if !issuing(crt) {
 		SetIssuing(crt, e.o.Clock.Now())
