@@ -101,7 +101,6 @@ func (s *Server) postCloudEvent(w http.ResponseWriter, r *http.Request) {
 			bad(err.Error())
 			return
 		}
-		body = nil
 		if !sarifMediaType(ev.DataContentType()) {
 			s.done(endpointEvents, start, outcomeUnsupported)
 			writeProblem(w, r, Problem{Type: ProblemBase + "unsupported-media-type", Status: http.StatusUnsupportedMediaType,

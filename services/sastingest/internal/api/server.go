@@ -121,10 +121,12 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		var mb *http.MaxBytesError
 		if !errors.As(err, &mb) {
-			err = fmt.Errorf("%w: %v", errReadBody, err)
+			// The cause is not wrapped: an io.ErrUnexpectedEOF from the
+			// client's connection must not read as truncated JSON.
+			err = fmt.Errorf("%w: %v", errReadBody, err) //nolint:errorlint // deliberately not wrapped, see above
 		}
 	}
 	return n, err

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strconv"
 	"testing"
@@ -87,7 +88,7 @@ func TestWebhooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := replay.Claim(t.Context(), "github", "d-1"); err != auth.ErrReplayed {
+	if err := replay.Claim(t.Context(), "github", "d-1"); !errors.Is(err, auth.ErrReplayed) {
 		t.Errorf("claim after restart: %v, want ErrReplayed", err)
 	}
 }

@@ -56,7 +56,6 @@ type mergeReader struct {
 	m   *merge
 	buf [8]byte
 	off int
-	eof bool
 }
 
 func (r *mergeReader) Read(p []byte) (int, error) {

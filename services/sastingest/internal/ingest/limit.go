@@ -58,7 +58,7 @@ type rawReader struct {
 
 func (r *rawReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		r.err = err
 	}
 	return n, err
@@ -71,7 +71,7 @@ type gzipErrReader struct {
 
 func (g gzipErrReader) Read(p []byte) (int, error) {
 	n, err := g.r.Read(p)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		if g.raw.err != nil {
 			return n, g.raw.err
 		}

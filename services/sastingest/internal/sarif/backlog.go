@@ -3,6 +3,7 @@ package sarif
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -174,7 +175,7 @@ func (b *backlog) each(fn func(*pendingResult) error) error {
 	var rec packedResult
 	for {
 		if _, err := io.ReadFull(br, buf[:]); err != nil {
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return fmt.Errorf("backlog: %w", err)
