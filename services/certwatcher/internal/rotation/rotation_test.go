@@ -412,3 +412,36 @@ func TestDryRunChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestResumesAfterARestartMidRotation: the progress record says the
+// re-issue started and the Secret already holds a new certificate (the
+// process died after writing it): the request resumes at rolling and does
+// not re-issue.
+func TestResumesAfterARestartMidRotation(t *testing.T) {
+	ns := namespace(t, nil)
+	ctx := t.Context()
+	cs := env.Client
+	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA())
+	old := certgen.New(t, certgen.CommonName("svc"), certgen.SignedBy(ca))
+	written := certgen.New(t, certgen.CommonName("svc"), certgen.SignedBy(ca))
+	must(t)(cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "ca", ca.CertPEM, ca.KeyPEM, nil), metav1.CreateOptions{}))
+	before := must(t)(cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "svc-tls", written.CertPEM, written.KeyPEM,
+		map[string]string{CASecretAnnotation: ns + "/ca"}), metav1.CreateOptions{})).(*corev1.Secret)
+	must(t)(cs.AppsV1().Deployments(ns).Create(ctx, deployment("svc", "svc-tls", false), metav1.CreateOptions{}))
+	r := newRig(t)
+	if err := r.exec.save(ctx, progressKey("resume-1"), progress{Phase: phaseIssuing, Method: MethodInClusterCA, OldSerial: certinfo.SerialHex(old.Cert)}); err != nil {
+		t.Fatal(err)
+	}
+	req := events.CertificateRotationRequested{RequestID: "resume-1", Namespace: ns, Secret: "svc-tls"}
+	if err := r.exec.Handle(ctx, r.request(t, "resume-event", req)); err != nil {
+		t.Fatal(err)
+	}
+	got := streamtest.Payloads[events.CertificateRotated](t, streamtest.Stored(t, r.client, events.TypeCertificateRotated))
+	if len(got) != 1 || got[0].OldSerial != certinfo.SerialHex(old.Cert) || got[0].NewSerial != certinfo.SerialHex(written.Cert) || len(got[0].Rolled) != 1 {
+		t.Fatalf("rotated = %+v", got)
+	}
+	after := must(t)(cs.CoreV1().Secrets(ns).Get(ctx, "svc-tls", metav1.GetOptions{})).(*corev1.Secret)
+	if after.ResourceVersion != before.ResourceVersion {
+		t.Error("the secret was re-issued again")
+	}
+}
