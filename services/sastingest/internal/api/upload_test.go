@@ -157,3 +157,28 @@ func TestUploadDeltaAgainstPreviousUpload(t *testing.T) {
 		t.Errorf("other ref: new %d fixed %d, want 4 0", p3.New, p3.Fixed)
 	}
 }
+
+// A malformed field inside a result does not reject the log: the result
+// counts and the anomaly is in the upload's status.
+func TestUploadReportsAnomalies(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	log := []byte(`{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"MSVC"}},"results":[
+		{"ruleId":"C6001","level":"warning","locations":[{"physicalLocation":{"artifactLocation":{"uri":"a.cpp"},"region":{"startLine":4,"startColumn":18446744073709551615}}}]},
+		{"ruleId":"S1","properties":{"tags":[{"not":"a string"}]}}]}]}`)
+	a := f.mustUpload(t, "?repository=acme/native", log)
+	st, err := f.pipeline.Get(t.Context(), a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Summary.ResultsTotal != 2 || st.Summary.Anomalies != 2 {
+		t.Errorf("results %d anomalies %d, want 2 and 2", st.Summary.ResultsTotal, st.Summary.Anomalies)
+	}
+	var paths []string
+	for _, an := range st.Anomalies {
+		paths = append(paths, an.Path)
+	}
+	want := []string{"$.runs[0].results[0].locations.physicalLocation.region.startColumn", "$.runs[0].results[1].properties.tags[0]"}
+	if diff := cmp.Diff(want, paths); diff != "" {
+		t.Errorf("anomaly paths (-want +got):\n%s", diff)
+	}
+}
