@@ -37,6 +37,8 @@ func Run(ctx context.Context, e Env, print func(string)) error {
 	if e.Timeout == 0 {
 		e.Timeout = 3 * time.Minute
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	cs, err := kubernetes.NewForConfig(e.RestConfig)
 	if err != nil {
 		return err

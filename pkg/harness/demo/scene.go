@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -205,14 +206,19 @@ func podTemplate(s Scene, v Version) corev1.PodTemplateSpec {
 // ReplicaSet of the Deployment and a running Pod whose status names v's
 // digest. The pod of the previous version is deleted.
 func Deploy(ctx context.Context, cs kubernetes.Interface, s Scene, v Version) error {
-	dep, err := cs.AppsV1().Deployments(s.Namespace).Get(ctx, s.App, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("deployment: %w", err)
-	}
 	tmpl := podTemplate(s, v)
-	tmpl.Annotations = dep.Spec.Template.Annotations
-	dep.Spec.Template = tmpl
-	if dep, err = cs.AppsV1().Deployments(s.Namespace).Update(ctx, dep, metav1.UpdateOptions{}); err != nil {
+	var dep *appsv1.Deployment
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := cs.AppsV1().Deployments(s.Namespace).Get(ctx, s.App, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		tmpl.Annotations = d.Spec.Template.Annotations
+		d.Spec.Template = tmpl
+		dep, err = cs.AppsV1().Deployments(s.Namespace).Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("deployment: %w", err)
 	}
 	rsName := s.App + "-" + v.Digest[len("sha256:"):len("sha256:")+10]
@@ -255,7 +261,7 @@ func Deploy(ctx context.Context, cs kubernetes.Interface, s Scene, v Version) er
 	}
 	now := metav1.Now()
 	p.Status = corev1.PodStatus{
-		Phase: corev1.PodRunning,
+		Phase:      corev1.PodRunning,
 		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now}},
 		ContainerStatuses: []corev1.ContainerStatus{{
 			Name: "db", Image: v.Image, ImageID: repo(v.Image) + "@" + v.Digest, Ready: true,

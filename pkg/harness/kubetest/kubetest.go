@@ -154,7 +154,7 @@ func StartEnv(o Options) (*Env, error) {
 			MaxTime:            60 * time.Second,
 		},
 		ControlPlaneStartTimeout: 90 * time.Second,
-		ControlPlaneStopTimeout:  30 * time.Second,
+		ControlPlaneStopTimeout:  60 * time.Second,
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -23,6 +23,9 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -144,6 +147,12 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		s.Kubeconfig = filepath.Join(cfg.Dir, "kubeconfig")
 		if err := s.kube.WriteKubeconfig(s.Kubeconfig); err != nil {
 			return nil, err
+		}
+		// The namespace stateguard is installed in: the snapshotter's
+		// leader-election Lease lives there.
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "stateguard"}}
+		if _, err := s.kube.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("namespace stateguard: %w", err)
 		}
 		so := cfg.Snapsim
 		if so.Log == nil {

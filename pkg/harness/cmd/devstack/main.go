@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		ServiceEnv: map[string][]string{
 			"correlator": {"CORRELATOR_CONFIG=" + filepath.Join(root, "services", "correlator", "config.example.yaml")},
 		},
-		Log:        log,
+		Log: log,
 	})
 	if err != nil {
 		return err
