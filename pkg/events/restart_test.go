@@ -1,0 +1,59 @@
+package events_test
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/harness/natstest"
+)
+
+// TestPublishSurvivesAServerRestart publishes while the server is down: the
+// client buffers and retries, and Publish returns only once the restarted
+// server stored the event — once.
+func TestPublishSurvivesAServerRestart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	srv := natstest.Run(t, natstest.WithStoreDir(dir), natstest.WithPort(port))
+	c := natstest.Client(t, srv, events.WithPublishRetry(40, 100*time.Millisecond), events.WithAckTimeout(time.Second))
+	ctx := t.Context()
+	if err := c.Publish(ctx, snapshotEvent(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+
+	done := make(chan error, 1)
+	go func() { done <- c.Publish(ctx, snapshotEvent(t, 2)) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Publish returned %v while the server was down", err)
+	case <-time.After(700 * time.Millisecond):
+	}
+	natstest.Run(t, natstest.WithStoreDir(dir), natstest.WithPort(port))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("publish across the restart: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("publish did not complete after the restart")
+	}
+	st, err := c.JetStream().Stream(ctx, events.StreamSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Errorf("stream holds %d events, want 2 (one before, one across the restart)", info.State.Msgs)
+	}
+}
