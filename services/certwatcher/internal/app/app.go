@@ -15,7 +15,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -119,7 +118,7 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 				return err
 			}
 		}
-		cs, err := kubernetes.NewForConfig(rc)
+		cs, err := discovery.NewClient(rc)
 		if err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
 		}
