@@ -55,6 +55,21 @@ func Parse(data []byte) (Chain, error) { return ParseCached(data, nil) }
 // ParseCached is Parse with a cache of parsed certificates (nil for none).
 // Certificates from the cache are shared: callers must not modify them.
 func ParseCached(data []byte, cache *Cache) (Chain, error) {
+	if cache == nil {
+		return parse(data, nil)
+	}
+	sum := sha256.Sum256(data)
+	if ch, ok := cache.chain(sum); ok {
+		return Chain{Certs: ch}, nil
+	}
+	c, err := parse(data, cache)
+	if err == nil {
+		cache.putChain(sum, c.Certs)
+	}
+	return c, err
+}
+
+func parse(data []byte, cache *Cache) (Chain, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return Chain{}, ErrEmpty
 	}
@@ -204,26 +219,29 @@ func Weaknesses(c *x509.Certificate, now time.Time) []string {
 }
 
 // Cache remembers parsed certificates by their DER bytes, so a CA that
-// appears in thousands of chains is parsed — and held in memory — once.
-// It is safe for concurrent use; when full it starts over.
+// appears in thousands of chains is parsed — and held in memory — once, and
+// whole parsed chains by the SHA-256 of the data they came from, so the same
+// Secret value is decoded once however often it is seen. It is safe for
+// concurrent use; when full it starts over.
 type Cache struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]*x509.Certificate
+	mu     sync.RWMutex
+	max    int
+	certs  map[string]*x509.Certificate
+	chains map[[32]byte][]*x509.Certificate
 }
 
-// NewCache returns a cache of at most max certificates.
+// NewCache returns a cache of at most max certificates and max chains.
 func NewCache(max int) *Cache {
-	return &Cache{max: max, m: make(map[string]*x509.Certificate)}
+	return &Cache{max: max, certs: make(map[string]*x509.Certificate), chains: make(map[[32]byte][]*x509.Certificate)}
 }
 
 func (c *Cache) parse(der []byte) (*x509.Certificate, error) {
 	if c == nil {
 		return x509.ParseCertificate(der)
 	}
-	c.mu.Lock()
-	cert, ok := c.m[string(der)]
-	c.mu.Unlock()
+	c.mu.RLock()
+	cert, ok := c.certs[string(der)]
+	c.mu.RUnlock()
 	if ok {
 		return cert, nil
 	}
@@ -232,10 +250,26 @@ func (c *Cache) parse(der []byte) (*x509.Certificate, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	if len(c.m) >= c.max {
-		clear(c.m)
+	if len(c.certs) >= c.max {
+		clear(c.certs)
 	}
-	c.m[string(cert.Raw)] = cert
+	c.certs[string(cert.Raw)] = cert
 	c.mu.Unlock()
 	return cert, nil
+}
+
+func (c *Cache) chain(sum [32]byte) ([]*x509.Certificate, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ch, ok := c.chains[sum]
+	return ch, ok
+}
+
+func (c *Cache) putChain(sum [32]byte, ch []*x509.Certificate) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.chains) >= c.max {
+		clear(c.chains)
+	}
+	c.chains[sum] = ch
 }

@@ -100,3 +100,31 @@ func TestFactsAndWeaknesses(t *testing.T) {
 		})
 	}
 }
+
+func TestCacheSharesParsedCertificates(t *testing.T) {
+	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA())
+	a := certgen.New(t, certgen.CommonName("a"), certgen.SignedBy(ca))
+	b := certgen.New(t, certgen.CommonName("b"), certgen.SignedBy(ca))
+	c := NewCache(16)
+	ca1, err := ParseCached(certgen.ChainPEM(a, ca), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca2, err := ParseCached(certgen.ChainPEM(b, ca), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ParseCached(certgen.ChainPEM(a, ca), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca1.Certs[1] != ca2.Certs[1] {
+		t.Error("the CA of two chains was parsed twice")
+	}
+	if again.Certs[0] != ca1.Certs[0] {
+		t.Error("the same data was parsed twice")
+	}
+	if _, err := ParseCached([]byte("garbage"), c); !errors.Is(err, ErrNotPEM) {
+		t.Errorf("garbage through the cache: %v", err)
+	}
+}
