@@ -83,7 +83,7 @@ func New(ctx context.Context, o Options) (*Discovery, error) {
 		d.shards = append(d.shards, make(chan func(), 256))
 	}
 	if o.Dynamic != nil {
-		ok, err := certManagerServed(ctx, o.Client)
+		ok, err := certManagerServed(o.Client)
 		if err != nil {
 			return nil, err
 		}
@@ -147,8 +147,7 @@ func NewClient(rc *rest.Config) (kubernetes.Interface, error) {
 
 // certManagerServed reports whether the API server serves
 // certificates.cert-manager.io/v1.
-func certManagerServed(ctx context.Context, cs kubernetes.Interface) (bool, error) {
-	_ = ctx
+func certManagerServed(cs kubernetes.Interface) (bool, error) {
 	list, err := cs.Discovery().ServerResourcesForGroupVersion(CertificateGVR.GroupVersion().String())
 	if apierrors.IsNotFound(err) {
 		return false, nil
