@@ -97,15 +97,20 @@ func (s *Store) Files() []string {
 	return out
 }
 
-// All returns every record, sorted by ID.
+// All returns every record, sorted by owner (files first, then Secrets by
+// namespace and name) and, within an owner, in the order they were given.
 func (s *Store) All() []Record {
 	s.mu.RLock()
-	out := make([]Record, 0, len(s.owners))
-	for _, recs := range s.owners {
-		out = append(out, recs...)
+	ids := make([]string, 0, len(s.owners))
+	for id := range s.owners {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]Record, 0, s.n)
+	for _, id := range ids {
+		out = append(out, s.owners[id]...)
 	}
 	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.ID(), b.ID()) })
 	return out
 }
 
