@@ -359,7 +359,7 @@ func (p *parser) results(rs *runState) error {
 	}
 	for i := 0; p.dec.More(); i++ {
 		rpath := path + "[" + strconv.Itoa(i) + "]"
-		p.rr = rawResult{}
+		p.rr.reset()
 		rr := &p.rr
 		if err := p.dec.Decode(&rr); err != nil {
 			var ute *json.UnmarshalTypeError
@@ -374,7 +374,8 @@ func (p *parser) results(rs *runState) error {
 		}
 		if rr == nil {
 			p.anomaly(rpath, "a result that is null")
-			rr = &rawResult{}
+			p.rr.reset()
+			rr = &p.rr
 		}
 		pr := p.pendingOf(rs, rpath, rr)
 		if rs.tool == nil {

@@ -10,15 +10,19 @@ import (
 // decoder skips every other field without allocating it. Types are loose
 // where real tools are: a field of the wrong JSON type is an anomaly, not a
 // rejection.
+//
+// Nested objects whose presence does not matter are values, not pointers,
+// and indexes are preset to -1 (absent), so decoding a result allocates
+// little more than its strings.
 type rawResult struct {
-	RuleID    *string `json:"ruleId"`
-	RuleIndex *int    `json:"ruleIndex"`
-	Rule      *struct {
-		ID            *string `json:"id"`
-		Index         *int    `json:"index"`
-		ToolComponent *struct {
-			Name  *string `json:"name"`
-			Index *int    `json:"index"`
+	RuleID    string `json:"ruleId"`
+	RuleIndex int    `json:"ruleIndex"`
+	Rule      struct {
+		ID            string `json:"id"`
+		Index         int    `json:"index"`
+		ToolComponent struct {
+			Name  string `json:"name"`
+			Index int    `json:"index"`
 		} `json:"toolComponent"`
 	} `json:"rule"`
 	Level   string `json:"level"`
@@ -31,18 +35,28 @@ type rawResult struct {
 	Properties          *rawProperties    `json:"properties"`
 }
 
+// reset empties r for the next result, keeping the partialFingerprints
+// map's storage.
+func (r *rawResult) reset() {
+	m := r.PartialFingerprints
+	clear(m)
+	*r = rawResult{RuleIndex: -1, PartialFingerprints: m}
+	r.Rule.Index = -1
+	r.Rule.ToolComponent.Index = -1
+}
+
 type rawLocation struct {
-	PhysicalLocation *struct {
-		ArtifactLocation *struct {
+	PhysicalLocation struct {
+		ArtifactLocation struct {
 			URI       string `json:"uri"`
 			URIBaseID string `json:"uriBaseId"`
 		} `json:"artifactLocation"`
-		Region *struct {
+		Region struct {
 			StartLine   int `json:"startLine"`
 			StartColumn int `json:"startColumn"`
 			EndLine     int `json:"endLine"`
 			EndColumn   int `json:"endColumn"`
-			Snippet     *struct {
+			Snippet     struct {
 				Text string `json:"text"`
 			} `json:"snippet"`
 		} `json:"region"`
@@ -83,29 +97,15 @@ func validLevel(l string) bool {
 }
 
 func (p *parser) pendingOf(rs *runState, path string, rr *rawResult) pendingResult {
-	pr := pendingResult{ruleIndex: -1, compIndex: -1, level: rr.Level, kind: rr.Kind}
-	if rr.RuleID != nil {
-		pr.ruleID = *rr.RuleID
+	pr := pendingResult{ruleID: rr.RuleID, ruleIndex: rr.RuleIndex, compIndex: -1, level: rr.Level, kind: rr.Kind}
+	if pr.ruleID == "" {
+		pr.ruleID = rr.Rule.ID
 	}
-	if rr.RuleIndex != nil {
-		pr.ruleIndex = *rr.RuleIndex
+	if pr.ruleIndex < 0 {
+		pr.ruleIndex = rr.Rule.Index
 	}
-	if r := rr.Rule; r != nil {
-		if pr.ruleID == "" && r.ID != nil {
-			pr.ruleID = *r.ID
-		}
-		if pr.ruleIndex < 0 && r.Index != nil {
-			pr.ruleIndex = *r.Index
-		}
-		if tc := r.ToolComponent; tc != nil {
-			pr.hasComp = true
-			if tc.Index != nil {
-				pr.compIndex = *tc.Index
-			}
-			if tc.Name != nil {
-				pr.compName = *tc.Name
-			}
-		}
+	if tc := rr.Rule.ToolComponent; tc.Name != "" || tc.Index >= 0 {
+		pr.hasComp, pr.compIndex, pr.compName = true, tc.Index, tc.Name
 	}
 	if pr.level != "" && !validLevel(pr.level) {
 		p.anomaly(path+".level", fmt.Sprintf("level %q is not error, warning, note or none", pr.level))
@@ -122,17 +122,10 @@ func (p *parser) pendingOf(rs *runState, path string, rr *rawResult) pendingResu
 	}
 	var snippet string
 	if len(rr.Locations) > 0 {
-		if pl := rr.Locations[0].PhysicalLocation; pl != nil {
-			if al := pl.ArtifactLocation; al != nil {
-				pr.file = al.URI
-			}
-			if rg := pl.Region; rg != nil {
-				pr.line = rg.StartLine
-				if rg.Snippet != nil {
-					snippet = rg.Snippet.Text
-				}
-			}
-		}
+		pl := &rr.Locations[0].PhysicalLocation
+		pr.file = pl.ArtifactLocation.URI
+		pr.line = pl.Region.StartLine
+		snippet = pl.Region.Snippet.Text
 	}
 	id := pr.ruleID
 	if id == "" && pr.ruleIndex >= 0 {
