@@ -87,11 +87,25 @@ var cweRe = regexp.MustCompile(`(?i)\bcwe[-_/: ]?0*([0-9]{1,6})\b`)
 func CWEsFromTags(tags []string) []string {
 	var out []string
 	for _, t := range tags {
+		if !mentionsCWE(t) {
+			continue
+		}
 		for _, m := range cweRe.FindAllStringSubmatch(t, -1) {
 			out = appendCWE(out, m[1])
 		}
 	}
 	return out
+}
+
+// mentionsCWE reports whether s contains "cwe" in any case: most tags do
+// not, and this is much cheaper than the regular expression.
+func mentionsCWE(s string) bool {
+	for i := 0; i+3 <= len(s); i++ {
+		if (s[i]|0x20) == 'c' && (s[i+1]|0x20) == 'w' && (s[i+2]|0x20) == 'e' {
+			return true
+		}
+	}
+	return false
 }
 
 // cweFromTaxon turns a CWE taxonomy id ("79", "CWE-79") into "CWE-79".
