@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Ops is a service's HTTP surface: /healthz, /readyz and /metrics, plus the
@@ -73,6 +74,27 @@ func (o *Ops) ready(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(status)
 }
 
+// Traced wraps h so that every API request gets an OpenTelemetry server
+// span (continuing a traceparent the caller sent); the health and metrics
+// endpoints are left out.
+func Traced(h http.Handler) http.Handler {
+	return otelhttp.NewHandler(h, "http",
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if r.Pattern != "" {
+				return r.Pattern
+			}
+			return r.Method
+		}),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/metrics":
+				return false
+			}
+			return true
+		}),
+	)
+}
+
 // Serve listens on addr and serves h until ctx ends, then shuts down within
 // timeout. It reports the bound address through bound (may be nil), which
 // lets tests listen on :0.
@@ -85,7 +107,7 @@ func Serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler, t
 		bound(ln.Addr())
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           Traced(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },

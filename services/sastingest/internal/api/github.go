@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stateguard/stateguard/services/sastingest/internal/ingest"
 )
@@ -111,6 +112,14 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	meta := ingest.Metadata{Repository: repo, CommitSHA: up.CommitSHA, Ref: up.Ref, Category: up.ToolName}
+	// GitHub's body has no place for stateguard's join keys; an uploader
+	// adds them as the query parameters of /v1/sarif (app, namespace,
+	// version, image, category, environment), or leaves them out.
+	q := metadataOf(r.URL.Query())
+	meta.App, meta.Namespace, meta.Version, meta.Environment, meta.Images = q.App, q.Namespace, q.Version, q.Environment, q.Images
+	if q.Category != "" {
+		meta.Category = q.Category
+	}
 	h := sha256.New()
 	h.Write(gz)
 	m, _ := json.Marshal(meta)
@@ -164,15 +173,16 @@ func (s *Server) acceptGitHub(ctx context.Context, key string, meta ingest.Metad
 	case err != nil:
 		return fmt.Errorf("%w: %w", ingest.ErrUnavailable, err)
 	}
-	s.startGitHub(key, meta, gz)
+	// The background ingest continues the request's trace.
+	s.startGitHub(trace.SpanContextFromContext(ctx), key, meta, gz)
 	return nil
 }
 
-func (s *Server) startGitHub(key string, meta ingest.Metadata, gz []byte) {
+func (s *Server) startGitHub(parent trace.SpanContext, key string, meta ingest.Metadata, gz []byte) {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		s.processGitHub(key, meta, gz)
+		s.processGitHub(parent, key, meta, gz)
 	}()
 }
 
@@ -204,7 +214,7 @@ func (s *Server) Resume(ctx context.Context) error {
 			return fmt.Errorf("pending upload %s: %w", key, err)
 		}
 		s.opts.Log.Info("resuming a pending github upload", "key", key)
-		s.startGitHub(key, rec.Meta, gz)
+		s.startGitHub(trace.SpanContext{}, key, rec.Meta, gz)
 	}
 	return nil
 }
@@ -216,8 +226,11 @@ func (s *Server) badGitHub(w http.ResponseWriter, r *http.Request, start time.Ti
 
 // processGitHub ingests an accepted GitHub-style upload in the background,
 // retrying while storage is unavailable, and records the outcome.
-func (s *Server) processGitHub(key string, meta ingest.Metadata, gz []byte) {
+func (s *Server) processGitHub(parent trace.SpanContext, key string, meta ingest.Metadata, gz []byte) {
 	ctx := s.bgCtx
+	if parent.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, parent)
+	}
 	if s.opts.gate != nil {
 		select {
 		case <-s.opts.gate:

@@ -195,3 +195,30 @@ func TestGitHubUploadResumedAfterRestart(t *testing.T) {
 		t.Errorf("the pending copy is still there after completion")
 	}
 }
+
+// GitHub's body has no field for stateguard's join keys: an uploader adds
+// them as query parameters, and they reach the event.
+func TestGitHubUploadCarriesJoinKeysFromTheQuery(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	commit := "1123456789abcdef0123456789abcdef01234567"
+	q := "?app=db&namespace=shop&version=1.1.0&image=registry.example/shop/db@sha256:bbbb&image=registry.example/shop/sidecar@sha256:cccc"
+	code, b, _ := do(t, http.MethodPost, f.url+"/repos/acme/shop/code-scanning/sarifs"+q, bytes.NewReader(githubRequest(t, gosecLog(t), commit)), githubHeaders())
+	if code != http.StatusAccepted {
+		t.Fatalf("upload: %d %s, want 202", code, b)
+	}
+	var a struct{ ID, URL string }
+	if err := json.Unmarshal(b, &a); err != nil {
+		t.Fatal(err)
+	}
+	waitGitHub(t, a.URL, "complete")
+	_, p := f.lastEvent(t)
+	if p.App != "db" || p.Namespace != "shop" || p.Version != "1.1.0" || len(p.Images) != 2 || p.Images[0] != "registry.example/shop/db@sha256:bbbb" {
+		t.Errorf("event metadata = app %q namespace %q version %q images %v", p.App, p.Namespace, p.Version, p.Images)
+	}
+	if p.Repository != "acme/shop" || p.CommitSHA != commit || p.Category != "gosec" {
+		t.Errorf("event repository/commit/category = %q %q %q", p.Repository, p.CommitSHA, p.Category)
+	}
+	if p.BySeverity.High == 0 {
+		t.Errorf("gosec's HIGH rules counted as %+v", p.BySeverity)
+	}
+}

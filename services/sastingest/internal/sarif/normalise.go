@@ -181,3 +181,21 @@ func fingerprint(ruleID string, partial map[string]string, file string, line int
 	}
 	return Fingerprint(h.Sum64())
 }
+
+// tagSeverityScore maps a severity tag (case-insensitive "critical", "high",
+// "medium" or "low") to a score inside GitHub's band of that name, for rules
+// that carry no security-severity property. A security-severity, where
+// present, wins.
+func tagSeverityScore(tag string) (float64, bool) {
+	switch strings.ToLower(strings.TrimSpace(tag)) {
+	case SeverityCritical:
+		return 9.0, true
+	case SeverityHigh:
+		return 7.0, true
+	case SeverityMedium:
+		return 4.0, true
+	case SeverityLow:
+		return 0.1, true
+	}
+	return 0, false
+}

@@ -3,6 +3,8 @@ package sarif_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -208,5 +210,42 @@ func TestParseManyResultsBeforeTool(t *testing.T) {
 	}
 	if sum.ResultsTotal != n || sum.BySeverity.Critical != n/2 || sum.ByLevel.Error != n/2 {
 		t.Errorf("summary = %+v", sum)
+	}
+}
+
+// gosec writes no security-severity; its rules say HIGH or MEDIUM in a tag.
+// The findings of the project's own gosec test data get those bands.
+func TestSeverityFromTagsWithoutSecuritySeverity(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "..", "testdata", "gosec-sampleapp.sarif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	byRule := map[string]string{}
+	sum, err := sarif.Parse(f, func(fd *sarif.Finding) error {
+		byRule[fd.RuleID] = fd.Severity
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rule, want := range map[string]string{"G101": sarif.SeverityHigh, "G402": sarif.SeverityHigh, "G401": sarif.SeverityMedium, "G204": sarif.SeverityMedium} {
+		if got := byRule[rule]; got != want {
+			t.Errorf("%s: severity %q, want %q (from its tag)", rule, got, want)
+		}
+	}
+	if sum.BySeverity.None != 0 || sum.BySeverity.High == 0 {
+		t.Errorf("by severity %+v: every gosec rule has a severity tag", sum.BySeverity)
+	}
+}
+
+func TestSecuritySeverityWinsOverATag(t *testing.T) {
+	log := `{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"x","rules":[{"id":"R1","properties":{"tags":["LOW"],"security-severity":"9.5"}}]}},"results":[{"ruleId":"R1","message":{"text":"m"}}]}]}`
+	var got string
+	if _, err := sarif.Parse(strings.NewReader(log), func(fd *sarif.Finding) error { got = fd.Severity; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got != sarif.SeverityCritical {
+		t.Errorf("severity %q, want critical from security-severity 9.5", got)
 	}
 }

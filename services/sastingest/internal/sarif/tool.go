@@ -114,6 +114,11 @@ func newComponent(rc *rawComponent, path string, anomaly func(path, reason strin
 					continue
 				}
 				ri.cwes = appendCWEs(ri.cwes, CWEsFromTags([]string{s}))
+				// Tools without security-severity (gosec, for one) name
+				// their severity in a tag: HIGH, MEDIUM, LOW.
+				if score, ok := tagSeverityScore(s); ok && !ri.hasScore {
+					ri.score, ri.hasScore = score, true
+				}
 			}
 			switch v := props.CWE.(type) {
 			case string:
