@@ -35,11 +35,10 @@ func TestUploadStoresPublishesOnceAndAnswersStatus(t *testing.T) {
 		Tools:        []events.Tool{{Name: "gosec", Version: "dev"}},
 		ResultsTotal: 12,
 		New:          12,
-		NewFindings:  []events.Finding{},
 		Object:       events.ObjectLocation{Bucket: ingest.LogsBucket, Name: a.ID},
 	}
 	opts := cmp.Options{
-		cmpopts.IgnoreFields(events.SARIFUploaded{}, "ByTool", "BySeverity", "ByLevel", "ReceivedAt", "Findings", "FindingsTruncated"),
+		cmpopts.IgnoreFields(events.SARIFUploaded{}, "ByTool", "BySeverity", "ByLevel", "ReceivedAt", "Findings", "FindingsTruncated", "NewFindings"),
 		cmpopts.IgnoreFields(events.ObjectLocation{}, "Size"),
 	}
 	if diff := cmp.Diff(want, got, opts); diff != "" {
@@ -47,6 +46,16 @@ func TestUploadStoresPublishesOnceAndAnswersStatus(t *testing.T) {
 	}
 	if got.ByLevel.Error+got.ByLevel.Warning+got.ByLevel.Note+got.ByLevel.None != 12 || got.ByLevel.Error == 0 {
 		t.Errorf("by_level = %+v", got.ByLevel)
+	}
+	// Every result is new; the new critical and high ones are listed (gosec
+	// names HIGH in its rules' tags).
+	if len(got.NewFindings) != got.BySeverity.Critical+got.BySeverity.High || len(got.NewFindings) == 0 {
+		t.Errorf("new_findings lists %d, by_severity %+v", len(got.NewFindings), got.BySeverity)
+	}
+	for _, nf := range got.NewFindings {
+		if nf.Severity != "critical" && nf.Severity != "high" {
+			t.Errorf("new finding %s of severity %s listed", nf.RuleID, nf.Severity)
+		}
 	}
 	if len(got.ByTool) != 1 || got.ByTool[0].Results != 12 {
 		t.Errorf("by_tool = %+v", got.ByTool)
