@@ -36,14 +36,15 @@ func SetupOTel(ctx context.Context, name string, getenv func(string) string) (fu
 	if err != nil {
 		return nil, fmt.Errorf("otlp exporter: %w", err)
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(name)))
+	// The service's name, unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES
+	// say otherwise (later options win).
+	res, err := resource.New(ctx,
+		resource.WithTelemetrySDK(),
+		resource.WithAttributes(semconv.ServiceName(name)),
+		resource.WithFromEnv(),
+	)
 	if err != nil {
-		res = resource.Default()
-	}
-	if envRes, err := resource.New(ctx, resource.WithFromEnv()); err == nil {
-		if merged, err := resource.Merge(res, envRes); err == nil {
-			res = merged
-		}
+		return nil, fmt.Errorf("otel resource: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)

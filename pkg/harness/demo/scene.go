@@ -123,11 +123,6 @@ func Seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s
 			Data: map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM, "ca.crt": caPEM},
 		},
 	}
-	for _, sec := range secrets {
-		if _, err := cs.CoreV1().Secrets(s.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("secret %s: %w", sec.Name, err)
-		}
-	}
 	pvc := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: s.PVC, Namespace: s.Namespace, Labels: map[string]string{"stateguard.io/backup": "true", "app.kubernetes.io/name": s.App}},
 		Spec: corev1.PersistentVolumeClaimSpec{
@@ -152,6 +147,14 @@ func Seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s
 	}
 	if err := Deploy(ctx, cs, s, v); err != nil {
 		return err
+	}
+	// The Secrets come after the pods that mount them, so the first expiry
+	// event names their users: the correlator learns from it which
+	// workloads mount which TLS Secret.
+	for _, sec := range secrets {
+		if _, err := cs.CoreV1().Secrets(s.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("secret %s: %w", sec.Name, err)
+		}
 	}
 	class := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion":     "snapshot.storage.k8s.io/v1",
