@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ var (
 	benchRate      = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
 	benchLatencyN  = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
 	benchNoSync    = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")
+	benchHeap      = flag.String("heapprofile", "", "BenchmarkMixedStream: write a heap profile here after the throughput phase")
 )
 
 // mixedStream generates, app by app and slot by slot, snapshots (a new
@@ -212,6 +214,17 @@ func benchmarkMixedStream(b *testing.B) {
 	rate := float64(total) / elapsed.Seconds()
 	b.Logf("throughput: %d events in %s = %.0f events/s, %d decisions", total, elapsed.Round(time.Millisecond), rate, decisions.Load())
 	b.ReportMetric(rate, "events/s")
+	if *benchHeap != "" {
+		f, err := os.Create(*benchHeap)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		_ = f.Close()
+	}
 
 	// Latency at a fixed rate: new slots, created just before publication.
 	measuring.Store(true)
