@@ -1,0 +1,313 @@
+package e2e
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/harness/demo"
+	"github.com/stateguard/stateguard/pkg/harness/kubetest"
+	"github.com/stateguard/stateguard/pkg/harness/otlptest"
+	"github.com/stateguard/stateguard/pkg/harness/stack"
+)
+
+// TestCaseStudyEndToEnd: CI posts SARIF with a hard-coded credential for
+// the version that runs → the known-good VolumeSnapshot is pinned, a restore
+// recommendation is on the stream and in the correlator's API, the app's TLS
+// Secret holds a new certificate and its Deployment was rolled — and the
+// flow from the upload on is one trace.
+func TestCaseStudyEndToEnd(t *testing.T) {
+	root, err := kubetest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "bin", "gosec")); err != nil {
+		t.Fatalf("bin/gosec missing: run `make tools` (%v)", err)
+	}
+	rec, err := otlptest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	s, err := stack.Start(ctx, stack.Config{
+		Root:       root,
+		Dir:        dir,
+		BuildFlags: []string{"-race"},
+		Env: []string{
+			"LOG_LEVEL=info",
+			"OTEL_EXPORTER_OTLP_ENDPOINT=" + rec.Endpoint,
+			"OTEL_BSP_SCHEDULE_DELAY=100",
+		},
+		ServiceEnv: map[string][]string{
+			"correlator": {"CORRELATOR_CONFIG=" + filepath.Join(root, "services", "correlator", "config.example.yaml")},
+		},
+		Log: log,
+	})
+	if err != nil {
+		t.Fatalf("start the stack: %v", err)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
+		defer scancel()
+		if err := s.Stop(sctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}
+	defer stop()
+	defer func() {
+		if t.Failed() {
+			for _, name := range stack.Services {
+				b, _ := os.ReadFile(s.LogFile(name))
+				t.Logf("---- %s log (tail) ----\n%s", name, tail(string(b), 40))
+			}
+		}
+	}()
+
+	scene := demo.Default()
+	scene.Schedule = "@every 10s"
+	err = demo.Run(ctx, demo.Env{
+		RestConfig: s.RestConfig, NATSURL: s.NATSURL, IngestURL: "http://" + s.Addr["sastingest"],
+		Token: s.Token, Root: root, Dir: dir, Scene: scene, Timeout: 2 * time.Minute,
+	}, func(line string) { t.Log(line) })
+	if err != nil {
+		t.Fatalf("case study: %v", err)
+	}
+
+	// The known-good snapshot — the one taken while 1.0.0 ran — is pinned.
+	sc, err := snapclient.NewForConfig(s.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pinned []string
+	eventually(t, "a pinned VolumeSnapshot", func() bool {
+		list, err := sc.SnapshotV1().VolumeSnapshots(scene.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "stateguard.io/pinned=true"})
+		if err != nil {
+			return false
+		}
+		pinned = nil
+		for _, vs := range list.Items {
+			pinned = append(pinned, vs.Name)
+		}
+		return len(pinned) > 0
+	})
+
+	// A restore recommendation is on the DECISION stream …
+	client, err := events.Connect(ctx, events.ConnConfig{URL: s.NATSURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close(context.Background())
+	cons, err := client.JetStream().OrderedConsumer(ctx, events.StreamDecision, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectOf(events.TypeRestoreRecommended)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatalf("no restore recommendation on the stream: %v", err)
+	}
+	ev, err := events.DecodeMsg(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, err := events.Decode[events.RestoreRecommended](ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pinned, rr.VolumeSnapshot) {
+		t.Errorf("recommended snapshot %s is not among the pinned %v", rr.VolumeSnapshot, pinned)
+	}
+	if rr.PVC != scene.PVC || !strings.Contains(rr.Manifest, rr.VolumeSnapshot) || len(rr.Reasons) == 0 {
+		t.Errorf("recommendation incomplete: %+v", rr)
+	}
+	// … and in the correlator's API.
+	body := apiGet(t, ctx, "http://"+s.Addr["correlator"]+"/v1/incidents", s.Token)
+	if !strings.Contains(body, rr.Incident) || !strings.Contains(body, rr.VolumeSnapshot) {
+		t.Errorf("GET /v1/incidents does not show incident %s recommending %s:\n%s", rr.Incident, rr.VolumeSnapshot, body)
+	}
+	if code := apiStatus(t, ctx, "http://"+s.Addr["correlator"]+"/v1/incidents", "wrong-token"); code != http.StatusUnauthorized {
+		t.Errorf("a wrong token got %d, want 401", code)
+	}
+
+	// The TLS Secret holds the new certificate that the rotation reported,
+	// and the Deployment was rolled.
+	rot := lastEvent[events.CertificateRotated](t, ctx, client, events.StreamCertificate, events.TypeCertificateRotated)
+	if rot.Namespace != scene.Namespace || rot.Secret != scene.TLSSecret || rot.NewSerial == rot.OldSerial || rot.Method != "in-cluster-ca" {
+		t.Errorf("rotation event %+v", rot)
+	}
+	sec, err := s.Kube().CoreV1().Secrets(scene.Namespace).Get(ctx, scene.TLSSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := serialOf(t, sec.Data["tls.crt"]); got != rot.NewSerial {
+		t.Errorf("the Secret holds serial %s, the rotation reported %s (old %s)", got, rot.NewSerial, rot.OldSerial)
+	}
+	dep, err := s.Kube().AppsV1().Deployments(scene.Namespace).Get(ctx, scene.App, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dep.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
+		t.Errorf("Deployment %s was not rolled: template annotations %v", scene.App, dep.Spec.Template.Annotations)
+	}
+
+	// One trace: ingest → publish → correlate → rotate (and the restore
+	// recommendation beside it). Stop the services first so every span is
+	// flushed.
+	stop()
+	var rotation otlptest.Span
+	for _, sp := range rec.Spans() {
+		if sp.Service == "certwatcher" && sp.Name == "process "+events.SubjectOf(events.TypeCertificateRotationRequest) {
+			rotation = sp
+		}
+	}
+	if rotation.SpanID == "" {
+		t.Fatalf("no certwatcher span for the rotation request; spans:\n%s", otlptest.Tree(rec.Spans()))
+	}
+	trace := rec.Trace(rotation.TraceID)
+	path := otlptest.Path(trace, rotation)
+	want := []string{
+		"sastingest:send " + events.SubjectOf(events.TypeSARIFUploaded),
+		"correlator:process " + events.SubjectOf(events.TypeSARIFUploaded),
+		"correlator:send " + events.SubjectOf(events.TypeCertificateRotationRequest),
+		"certwatcher:process " + events.SubjectOf(events.TypeCertificateRotationRequest),
+	}
+	if !subsequence(path, want) || !strings.HasPrefix(path[0], "sastingest:") {
+		t.Errorf("rotation path %v does not start at ingest and pass %v; trace:\n%s", path, want, otlptest.Tree(trace))
+	}
+	t.Logf("the trace of the upload:\n%s", otlptest.Tree(trace))
+	names := map[string]bool{}
+	for _, sp := range trace {
+		names[sp.Service+":"+sp.Name] = true
+	}
+	for _, n := range []string{
+		"correlator:send " + events.SubjectOf(events.TypeRestoreRecommended),
+		"certwatcher:send " + events.SubjectOf(events.TypeCertificateRotated),
+	} {
+		if !names[n] {
+			t.Errorf("trace lacks %s:\n%s", n, otlptest.Tree(trace))
+		}
+	}
+}
+
+// lastEvent reads the newest event of a type from a stream.
+func lastEvent[T any](t *testing.T, ctx context.Context, c *events.Client, stream, typ string) T {
+	t.Helper()
+	st, err := c.JetStream().Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetLastMsgForSubject(ctx, events.SubjectOf(typ))
+	if err != nil {
+		t.Fatalf("no %s on %s: %v", typ, stream, err)
+	}
+	ev, err := events.DecodeMsg(&nats.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := events.Decode[T](ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func serialOf(t *testing.T, pemBytes []byte) string {
+	t.Helper()
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		t.Fatal("tls.crt is not PEM")
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", c.SerialNumber)
+}
+
+func subsequence(have, want []string) bool {
+	i := 0
+	for _, h := range have {
+		if i < len(want) && h == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+func apiGet(t *testing.T, ctx context.Context, url, token string) string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+func apiStatus(t *testing.T, ctx context.Context, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
