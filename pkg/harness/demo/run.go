@@ -57,7 +57,7 @@ func Run(ctx context.Context, e Env, print func(string)) error {
 	if err != nil {
 		return err
 	}
-	defer sub.Unsubscribe()
+	defer func() { _ = sub.Unsubscribe() }()
 
 	s := e.Scene
 	go func() { _ = PlayDeploymentController(ctx, cs, s.Namespace) }()
