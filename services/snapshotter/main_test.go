@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -58,6 +59,9 @@ func freeAddr(t *testing.T) string {
 // JetStream: health, readiness, metrics, a snapshot taken by a policy, and
 // its restore plan over HTTP and the CLI.
 func TestService(t *testing.T) {
+	// klog is global: route it before snapsim's client-go goroutines start,
+	// which makes run's own routeKlog a no-op.
+	routeKlog(slog.New(slog.DiscardHandler))
 	env := kubetest.Start(t, kubetest.Options{WithoutCertManager: true})
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := env.WriteKubeconfig(kubeconfig); err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -39,7 +41,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	klog.SetSlogLogger(log)
+	routeKlog(log)
 	shutdownOTel, err := service.SetupOTel(ctx, name, getenv)
 	if err != nil {
 		return err
@@ -126,6 +128,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info("snapshotter stopped")
 	return err
 }
+
+var klogOnce sync.Once
+
+// routeKlog sends client-go's klog output to log, once per process: klog's
+// logger is global and client-go reads it from every goroutine, so it is set
+// before the first client exists and never again.
+func routeKlog(log *slog.Logger) { klogOnce.Do(func() { klog.SetSlogLogger(log) }) }
 
 // kubeConfig loads path, or the in-cluster configuration when path is empty.
 func kubeConfig(path string) (*rest.Config, error) {

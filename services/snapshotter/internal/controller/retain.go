@@ -98,6 +98,10 @@ func (c *Controller) retain(ctx context.Context, p *v1alpha1.SnapshotPolicy) err
 				if apierrors.IsNotFound(err) {
 					continue
 				}
+				if apierrors.IsConflict(err) {
+					c.Log.Info("retention skipped a snapshot that changed since it was listed", "namespace", p.Namespace, "volume_snapshot", vs.Name)
+					continue
+				}
 				// A conflict means the snapshot changed (for example it was
 				// pinned) since it was listed: the next pass decides again.
 				errs = append(errs, fmt.Errorf("delete %s: %w", vs.Name, err))

@@ -155,12 +155,15 @@ func (c *Controller) postHooks(ctx context.Context, log *slog.Logger, p *v1alpha
 	}
 }
 
-// runHooks runs hs in every pod. It returns the failures that were ignored
+// runHooks runs hs in every running pod. It returns the failures that were ignored
 // (onError: Continue) and the first failure that was not.
 func (c *Controller) runHooks(ctx context.Context, log *slog.Logger, p *v1alpha1.SnapshotPolicy, phase string, hs []v1alpha1.Hook, pods []corev1.Pod) ([]string, error) {
 	var ignored []string
 	for i := range pods {
 		pod := &pods[i]
+		if pod.Status.Phase != corev1.PodRunning {
+			continue // no running container to quiesce
+		}
 		for _, h := range hs {
 			timeout := hooks.DefaultTimeout
 			if h.Timeout != nil && h.Timeout.Duration > 0 {

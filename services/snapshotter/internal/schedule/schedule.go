@@ -92,10 +92,14 @@ func (s Schedule) Due(last, now time.Time) Run {
 }
 
 // SnapshotName is the deterministic name of the snapshot of pvc taken by
-// policy for slot: <policy>-<pvc>-<yyyymmddhhmm UTC>. Names longer than a
+// policy for slot: <policy>-<pvc>-<yyyymmddhhmm UTC> (with seconds appended
+// when the slot is not on a minute). Names longer than a
 // DNS label allows are shortened with a hash, so they stay unique.
 func SnapshotName(policy, pvc string, slot time.Time) string {
 	suffix := slot.UTC().Format("200601021504")
+	if slot.Second() != 0 {
+		suffix = slot.UTC().Format("20060102150405") // sub-minute schedules (@every 30s)
+	}
 	name := policy + "-" + pvc + "-" + suffix
 	if len(name) <= 63 {
 		return name

@@ -119,6 +119,14 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestSnapshotNameSubMinute(t *testing.T) {
+	a := SnapshotName("p", "v", ts("2025-01-02T03:04:00Z"))
+	b := SnapshotName("p", "v", ts("2025-01-02T03:04:30Z"))
+	if a != "p-v-202501020304" || b != "p-v-20250102030430" {
+		t.Errorf("names %q and %q", a, b)
+	}
+}
+
 func TestSnapshotName(t *testing.T) {
 	slot := ts("2025-01-02T03:04:00Z")
 	tests := []struct {
