@@ -37,7 +37,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	fs := flag.NewFlagSet("snapshotter", flag.ContinueOnError)
 	fs.SetOutput(output)
 	s := envflag.New(fs, getenv)
-	c.Register(s, ":8083")
+	c.Register(s, ":8082")
 	s.String(&c.Kubeconfig, "kubeconfig", "KUBECONFIG", "", "kubeconfig file; empty uses the in-cluster service account")
 	s.String(&c.Namespace, "namespace", "WATCH_NAMESPACE", "", "only handle SnapshotPolicies of this namespace; empty means all namespaces")
 	s.Duration(&c.Resync, "resync", "RESYNC", 30*time.Second, "longest wait between two passes over all policies")

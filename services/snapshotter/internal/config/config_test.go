@@ -21,7 +21,7 @@ func TestLoad(t *testing.T) {
 		{
 			name: "defaults",
 			check: func(t *testing.T, c Config) {
-				if c.HTTPAddr != ":8083" || !c.LeaderElect || c.LeaseName != "stateguard-snapshotter" || c.Resync != 30*time.Second || c.Identity == "" {
+				if c.HTTPAddr != ":8082" || !c.LeaderElect || c.LeaseName != "stateguard-snapshotter" || c.Resync != 30*time.Second || c.Identity == "" {
 					t.Errorf("defaults: %+v", c)
 				}
 			},
