@@ -8,14 +8,19 @@ package kubetest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -205,4 +210,44 @@ func (e *Env) WriteKubeconfig(path string) error {
 		return err
 	}
 	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// Main starts one control plane for a test package, runs its tests and
+// stops it. Call it from TestMain:
+//
+//	var env *kubetest.Env
+//	func TestMain(m *testing.M) { os.Exit(kubetest.Main(m, &env)) }
+//
+// A control plane that does not start fails the package with the reason
+// (for missing binaries: the command that builds them).
+func Main(m *testing.M, env **Env, opts ...Options) int {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	e, err := StartEnv(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kubetest:", err)
+		return 1
+	}
+	*env = e
+	code := m.Run()
+	if err := e.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "kubetest: stop control plane:", err)
+	}
+	return code
+}
+
+var nsSeq atomic.Int64
+
+// Namespace creates a fresh namespace, with the given annotations, for one
+// test of a package that shares a control plane.
+func (e *Env) Namespace(tb testing.TB, annotations map[string]string) string {
+	tb.Helper()
+	name := fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e6, nsSeq.Add(1))
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}
+	if _, err := e.Client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
+		tb.Fatalf("create namespace: %v", err)
+	}
+	return name
 }
