@@ -4,57 +4,16 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/stateguard/stateguard/pkg/harness/benchmem"
 	"github.com/stateguard/stateguard/services/sastingest/internal/sarif"
 )
-
-// heapPeak samples the bytes of heap objects (live and not yet swept)
-// every 500µs until stop is called, and returns the peak above the level
-// when it started.
-func heapPeak() (stop func() uint64) {
-	runtime.GC()
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	base := s[0].Value.Uint64()
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		t := time.NewTicker(500 * time.Microsecond)
-		defer t.Stop()
-		for {
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() uint64 {
-		close(done)
-		wg.Wait()
-		if p := peak.Load(); p > base {
-			return p - base
-		}
-		return 0
-	}
-}
 
 // generatedLog writes a SARIF log of about size bytes to w: one run in
 // CodeQL's shape (tool and rules first) with distinct results, produced as
@@ -131,7 +90,7 @@ func bench1GB(b *testing.B, resultsFirst bool) {
 			want = n
 			pw.CloseWithError(err)
 		}()
-		stop := heapPeak()
+		stop := benchmem.HeapPeak()
 		start := time.Now()
 		zr, err := gzip.NewReader(pr)
 		if err != nil {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
+
+	"github.com/stateguard/stateguard/pkg/harness/benchmem"
 )
 
 // BenchmarkPipelineIngest100MB runs the whole ingest of a 100 MB log sent
@@ -46,7 +48,7 @@ func BenchmarkPipelineIngest100MB(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		stop := heapPeak()
+		stop := benchmem.HeapPeak()
 		start := time.Now()
 		st, err := p.Ingest(b.Context(), Metadata{Repository: "bench/log", Version: strconv.Itoa(i)}, body, false)
 		sec := time.Since(start).Seconds()
@@ -59,7 +61,7 @@ func BenchmarkPipelineIngest100MB(b *testing.B) {
 			b.Fatalf("results %d, want %d", st.Summary.ResultsTotal, want)
 		}
 
-		stop = heapPeak()
+		stop = benchmem.HeapPeak()
 		start = time.Now()
 		data, err := os.ReadFile(path)
 		if err != nil {

@@ -7,54 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/metrics"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	gosarif "github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
 
+	"github.com/stateguard/stateguard/pkg/harness/benchmem"
 	"github.com/stateguard/stateguard/services/sastingest/internal/sarif"
 )
-
-// heapPeak samples the bytes of live heap objects every 500µs until stop
-// is called, and returns the peak above the level when it started.
-func heapPeak() (stop func() uint64) {
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(sample)
-	base := sample[0].Value.Uint64()
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		t := time.NewTicker(500 * time.Microsecond)
-		defer t.Stop()
-		for {
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() uint64 {
-		close(done)
-		wg.Wait()
-		if p := peak.Load(); p > base {
-			return p - base
-		}
-		return 0
-	}
-}
 
 // benchRuns returns real runs to replicate: the project's gosec log and,
 // when the shared corpus is there, every valid log that go-sarif's types
@@ -147,7 +107,7 @@ func BenchmarkIngestVsUnmarshal(b *testing.B) {
 	var parseSec, unmarshalSec float64
 	var parsePeak, unmarshalPeak uint64
 	for i := 0; i < b.N; i++ {
-		stop := heapPeak()
+		stop := benchmem.HeapPeak()
 		start := time.Now()
 		f, err := os.Open(path)
 		if err != nil {
@@ -163,7 +123,7 @@ func BenchmarkIngestVsUnmarshal(b *testing.B) {
 		}
 		fps = nil
 
-		stop = heapPeak()
+		stop = benchmem.HeapPeak()
 		start = time.Now()
 		data, err := os.ReadFile(path)
 		if err != nil {
