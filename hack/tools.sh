@@ -15,7 +15,7 @@ GOSEC_VERSION=${GOSEC_VERSION:-2.30.0}
 NATSCLI_VERSION=${NATSCLI_VERSION:-0.5.0}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-cache=${STATEGUARD_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stateguard/tools}
+cache=${STATEGUARD_TOOLS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/stateguard/tools}
 bin="$root/bin"
 mkdir -p "$cache" "$bin"
 export GOWORK=off GOFLAGS=-mod=mod
