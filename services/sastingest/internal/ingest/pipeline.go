@@ -224,6 +224,7 @@ func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gz
 	hash := sha256.New()
 	var src io.Reader
 	var gzw *gzip.Writer
+	var async *asyncWriter
 	if gzipped {
 		raw := &rawReader{r: io.TeeReader(body, spool)}
 		zr, err := gzip.NewReader(raw)
@@ -239,10 +240,22 @@ func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gz
 		defer zr.Close()
 		src = gzipErrReader{r: zr, raw: raw}
 	} else {
-		gzw, _ = gzip.NewWriterLevel(spool, gzip.BestSpeed)
-		src = io.TeeReader(body, gzw)
+		src = body
 	}
-	src = io.TeeReader(&limitReader{r: src, limit: p.opts.MaxUncompressed}, hash)
+	// Compressing the copy to store and hashing run beside the parser.
+	if gzipped {
+		async = newAsyncWriter(hash)
+	} else {
+		gzw, _ = gzip.NewWriterLevel(spool, gzip.BestSpeed)
+		async = newAsyncWriter(gzw, hash)
+	}
+	asyncClosed := false
+	defer func() {
+		if !asyncClosed {
+			_ = async.Close()
+		}
+	}()
+	src = io.TeeReader(&limitReader{r: src, limit: p.opts.MaxUncompressed}, async)
 
 	d := newDelta(prev)
 	sum, err := sarif.Parse(src, func(f *sarif.Finding) error {
@@ -259,6 +272,10 @@ func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gz
 	// and the stored copy cover the whole body.
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return nil, err
+	}
+	asyncClosed = true
+	if err := async.Close(); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
 	}
 	if gzw != nil {
 		if err := gzw.Close(); err != nil {
