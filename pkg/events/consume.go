@@ -45,6 +45,10 @@ type ConsumerConfig struct {
 	MaxAckPending int
 	// BatchSize is how many messages one pull asks for (default 256).
 	BatchSize int
+	// Concurrency is how many events the subscription handles at once
+	// (default 1: one at a time, in delivery order). Handlers that wait for
+	// something shared, such as a group commit, need more.
+	Concurrency int
 }
 
 func (cfg *ConsumerConfig) defaults() error {
@@ -72,6 +76,9 @@ func (cfg *ConsumerConfig) defaults() error {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 256
 	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1
+	}
 	return nil
 }
 
@@ -81,10 +88,13 @@ type Subscription struct {
 	cfg ConsumerConfig
 	cc  jetstream.ConsumeContext
 	adv *nats.Subscription
-	// busy is held while a handler runs, so Stop can wait for it.
-	busy  sync.Mutex
-	once  sync.Once
-	label string
+	// work hands deliveries to the handler goroutines; quit stops them and
+	// handlers tracks them, so Stop can wait for the events in hand.
+	work     chan jetstream.Msg
+	quit     chan struct{}
+	handlers sync.WaitGroup
+	once     sync.Once
+	label    string
 }
 
 // Dead-letter headers added to the copy of a failed event.
@@ -104,7 +114,8 @@ func DeadLetterSubject(stream, consumer string) string {
 
 // Consume creates (or updates) a durable consumer and runs h on every
 // event until the subscription is stopped or the client closed. Events are
-// handled one at a time, in stream order per delivery.
+// handled cfg.Concurrency at a time (by default one at a time, in stream
+// order per delivery).
 func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*Subscription, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -129,7 +140,8 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Name, cfg.Stream, err)
 	}
-	s := &Subscription{c: c, cfg: cfg, label: cfg.Stream + "/" + cfg.Name}
+	s := &Subscription{c: c, cfg: cfg, label: cfg.Stream + "/" + cfg.Name,
+		work: make(chan jetstream.Msg), quit: make(chan struct{})}
 	// Events whose deliveries ran out on ack timeouts (a handler that hung or
 	// a process that died each time) reach the dead-letter stream through
 	// the server's max-deliveries advisory.
@@ -138,10 +150,23 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: advisory subscription: %w", cfg.Name, err)
 	}
+	for range cfg.Concurrency {
+		s.handlers.Go(func() {
+			for {
+				select {
+				case m := <-s.work:
+					s.handle(m, h)
+				case <-s.quit:
+					return
+				}
+			}
+		})
+	}
 	s.cc, err = cons.Consume(func(m jetstream.Msg) {
-		s.busy.Lock()
-		defer s.busy.Unlock()
-		s.handle(m, h)
+		select {
+		case s.work <- m:
+		case <-s.quit: // stopping: left unacknowledged for the next start
+		}
 	}, jetstream.PullMaxMessages(cfg.BatchSize), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			c.log.Debug("consume", "consumer", s.label, "error", err)
@@ -149,6 +174,8 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 	}))
 	if err != nil {
 		_ = s.adv.Unsubscribe()
+		close(s.quit)
+		s.handlers.Wait()
 		return nil, fmt.Errorf("consumer %s: consume: %w", cfg.Name, err)
 	}
 	c.mu.Lock()
@@ -157,7 +184,7 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 	return s, nil
 }
 
-// Stop stops pulling, lets the event in hand finish (bounded by ctx), and
+// Stop stops pulling, lets the events in hand finish (bounded by ctx), and
 // leaves everything not acknowledged for the next start.
 func (s *Subscription) Stop(ctx context.Context) error {
 	var err error
@@ -170,8 +197,9 @@ func (s *Subscription) Stop(ctx context.Context) error {
 			s.cc.Stop()
 			err = fmt.Errorf("consumer %s: stop: %w", s.label, ctx.Err())
 		}
+		close(s.quit)
 		done := make(chan struct{})
-		go func() { s.busy.Lock(); s.busy.Unlock(); close(done) }() //nolint:staticcheck // waiting for the handler in hand
+		go func() { s.handlers.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():

@@ -293,6 +293,66 @@ func TestConsumerStoppedMidBatchLosesNothing(t *testing.T) {
 	}
 }
 
+// With Concurrency, handlers run side by side: eight handlers that each wait
+// for all eight to arrive (a group commit does much the same) finish, and
+// Stop waits for the events in hand.
+func TestConcurrentHandlersRunSideBySide(t *testing.T) {
+	srv := natstest.Run(t)
+	c := natstest.Client(t, srv)
+	ctx := t.Context()
+	const width, n = 8, 64
+	evs := make([]events.Event, n)
+	for i := range evs {
+		evs[i] = snapshotEvent(t, i)
+	}
+	if err := c.Publish(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	arrived := 0
+	full := make(chan struct{})
+	var inHand, most atomic.Int32
+	done := newCollector()
+	sub, err := c.Consume(ctx, events.ConsumerConfig{Stream: events.StreamSnapshot, Name: "wide", Concurrency: width},
+		func(ctx context.Context, ev events.Event) error {
+			now := inHand.Add(1)
+			defer inHand.Add(-1)
+			for {
+				m := most.Load()
+				if now <= m || most.CompareAndSwap(m, now) {
+					break
+				}
+			}
+			mu.Lock()
+			arrived++
+			if arrived == width {
+				close(full)
+			}
+			mu.Unlock()
+			select {
+			case <-full:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return done.handle(ctx, ev)
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every event handled", func() bool { return done.n.Load() >= n })
+	if err := sub.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := most.Load(); got != width {
+		t.Errorf("at most %d handlers ran at once, want %d", got, width)
+	}
+	for i := range n {
+		if id := fmt.Sprintf("snap-%04d", i); done.count(id) != 1 {
+			t.Errorf("event %s handled %d times, want 1", id, done.count(id))
+		}
+	}
+}
+
 func TestTraceContextTravelsFromPublisherToConsumer(t *testing.T) {
 	srv := natstest.Run(t)
 	rec := tracetest.NewSpanRecorder()
