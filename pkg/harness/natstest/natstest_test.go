@@ -2,10 +2,13 @@ package natstest
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/stateguard/stateguard/pkg/events"
 )
 
 func TestRunServesJetStreamWithSyncAlways(t *testing.T) {
@@ -26,5 +29,33 @@ func TestRunServesJetStreamWithSyncAlways(t *testing.T) {
 	c := Client(t, s)
 	if err := c.Ready(ctx); err != nil {
 		t.Fatalf("client not ready: %v", err)
+	}
+}
+
+func TestMain(m *testing.M) {
+	ServeIfChild()
+	os.Exit(m.Run())
+}
+
+func TestRunProcessServesJetStreamFromAChild(t *testing.T) {
+	p := RunProcess(t)
+	if p.Pid == os.Getpid() {
+		t.Fatal("the server runs in the test process")
+	}
+	c := ClientURL(t, p.URL)
+	ev := events.MustNewEvent(events.TypeSnapshotFailed, "/natstest", "child-1", events.SnapshotFailed{Namespace: "ns", PVC: "data", Error: "test"})
+	if err := c.Publish(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.JetStream().Stream(t.Context(), events.StreamSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Errorf("stream holds %d messages, want 1", info.State.Msgs)
 	}
 }
