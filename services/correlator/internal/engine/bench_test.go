@@ -26,12 +26,18 @@ var (
 	benchEvents    = flag.Int("events", 1_000_000, "BenchmarkMixedStream: snapshot events of the throughput phase")
 	benchApps      = flag.Int("apps", 10_000, "BenchmarkMixedStream: applications")
 	benchAppsPerNS = flag.Int("apps-per-namespace", 2, "BenchmarkMixedStream: applications per namespace")
-	benchWorkers   = flag.Int("workers", 8, "BenchmarkMixedStream: events handled at once per stream")
+	benchWorkers   = flag.Int("workers", 256, "BenchmarkMixedStream: events handled at once per stream")
 	benchRate      = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
 	benchLatencyN  = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
 	benchNoSync    = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")
 	benchHeap      = flag.String("heapprofile", "", "BenchmarkMixedStream: write a heap profile here after the throughput phase")
+	benchEmbedded  = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
 )
+
+func TestMain(m *testing.M) {
+	natstest.ServeIfChild()
+	os.Exit(m.Run())
+}
 
 // mixedStream generates, app by app and slot by slot, snapshots (a new
 // version every 20 slots), a SARIF upload per new version (one in ten
@@ -109,8 +115,8 @@ func pending(tb testing.TB, c *events.Client) uint64 {
 	return n
 }
 
-func rssPeak() string {
-	b, err := os.ReadFile("/proc/self/status")
+func rssPeak(pid string) string {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return "?"
 	}
@@ -137,8 +143,15 @@ func benchmarkMixedStream(b *testing.B) {
 	if *benchNoSync {
 		opts = append(opts, natstest.WithoutSyncAlways())
 	}
-	srv := natstest.Run(b, opts...)
-	c := natstest.Client(b, srv, events.WithMaxPending(16384))
+	var c *events.Client
+	serverPid := ""
+	if *benchEmbedded {
+		c = natstest.Client(b, natstest.Run(b, opts...), events.WithMaxPending(16384))
+	} else {
+		p := natstest.RunProcess(b, opts...)
+		serverPid = strconv.Itoa(p.Pid)
+		c = natstest.ClientURL(b, p.URL, events.WithMaxPending(16384))
+	}
 	m := mixedStream{apps: *benchApps, perNS: *benchAppsPerNS, start: scenario.T0}
 	slots := max(1, *benchEvents / *benchApps)
 
@@ -157,7 +170,9 @@ func benchmarkMixedStream(b *testing.B) {
 	for k := range slots {
 		publishAll(m.slot(k))
 	}
-	b.Logf("backlog: %d events (%d snapshot slots x %d apps, SARIF and certificates) published in %s", total, slots, *benchApps, time.Since(t0).Round(time.Millisecond))
+	publishRate := float64(total) / time.Since(t0).Seconds()
+	b.Logf("backlog: %d events (%d snapshot slots x %d apps, SARIF and certificates) published in %s = %.0f messages/s (the baseline: plain publishing to the same server)",
+		total, slots, *benchApps, time.Since(t0).Round(time.Millisecond), publishRate)
 
 	var heapPeak atomic.Uint64
 	stopSampling := make(chan struct{})
@@ -212,8 +227,12 @@ func benchmarkMixedStream(b *testing.B) {
 	}
 	elapsed := time.Since(t1)
 	rate := float64(total) / elapsed.Seconds()
-	b.Logf("throughput: %d events in %s = %.0f events/s, %d decisions", total, elapsed.Round(time.Millisecond), rate, decisions.Load())
+	writes := e.store.writes.Load()
+	stored := float64(decisions.Load()+writes) / elapsed.Seconds()
+	b.Logf("throughput: %d events in %s = %.0f events/s; it stored %d decisions and %d state writes (%.2f messages per event) = %.0f messages/s, %.2fx the baseline's publishing",
+		total, elapsed.Round(time.Millisecond), rate, decisions.Load(), writes, float64(decisions.Load()+writes)/float64(total), stored, stored/publishRate)
 	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(stored/publishRate, "stored-vs-publish")
 	if *benchHeap != "" {
 		f, err := os.Create(*benchHeap)
 		if err != nil {
@@ -271,7 +290,11 @@ func benchmarkMixedStream(b *testing.B) {
 	b.Logf("latency at %.0f events/s offered: %d decision batches, p50 %s, p99 %s, max %s", offered, n, p(0.5), p(0.99), latencies[n-1])
 	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(heapPeak.Load())/(1<<20), "heap-peak-MiB")
-	b.Logf("peak RSS of the process (correlator and the embedded NATS server): %s; peak Go heap in use %d MiB", rssPeak(), heapPeak.Load()>>20)
+	if serverPid == "" {
+		b.Logf("peak RSS of the process (correlator and the embedded NATS server): %s; peak Go heap in use %d MiB", rssPeak("self"), heapPeak.Load()>>20)
+	} else {
+		b.Logf("peak RSS: correlator (with the benchmark's publisher) %s, NATS server (child process) %s; peak Go heap in use %d MiB", rssPeak("self"), rssPeak(serverPid), heapPeak.Load()>>20)
+	}
 }
 
 // slotLazy is slot k, the apps' events in the order they happen.

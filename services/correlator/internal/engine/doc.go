@@ -3,12 +3,18 @@
 // decisions are published, and the namespace's state is written back to a
 // JetStream KV bucket with a compare-and-set on its revision.
 //
-// Serialisation is per namespace. Inside a process a striped lock keeps two
-// handlers off the same namespace; across replicas (which share the durable
-// consumers) the compare-and-set does: a handler that lost the race reloads
-// the state and applies the event again. Decisions are published before the
-// state is stored, with deterministic ids, so a crash in between repeats the
-// same decisions, which JetStream de-duplicates; once the state is stored,
-// its ledger and journal keep a restarted correlator from deciding them
-// again.
+// Serialisation is per namespace. Inside a process a lock per namespace keeps
+// two handlers off the same state from applying an event until its decisions
+// are published. State writes are group commits: a handler marks its
+// namespace dirty and waits; one writer stores every dirty namespace at once
+// (pipelined) and releases the handlers, which then acknowledge their events.
+// A namespace touched by several events between two commits is written once.
+//
+// Across replicas (which share the durable consumers) the compare-and-set
+// serialises: a write that lost the race drops the namespace from memory,
+// its events are delivered again and apply to the state the other replica
+// stored. Decisions are published before the state is stored, with
+// deterministic ids, so a crash in between repeats the same decisions, which
+// JetStream de-duplicates; once the state is stored, its ledger and journal
+// keep a restarted correlator from deciding them again.
 package engine

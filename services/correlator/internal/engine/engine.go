@@ -2,10 +2,8 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -26,14 +24,17 @@ type Options struct {
 	// Bucket is the KV bucket of the state; Replicas its replication.
 	Bucket   string
 	Replicas int
-	// Workers is how many events of each stream are handled at once.
+	// Workers is how many events of each stream are handled at once; they
+	// share the group commits of the state, so more workers mean fewer,
+	// larger KV write batches under load (default 256).
 	Workers int
 	// Consumer prefixes the durable consumer names.
 	Consumer string
 	Log      *slog.Logger
 	// Registerer registers the metrics (may be nil).
 	Registerer prometheus.Registerer
-	// CacheSize bounds the namespace states kept in memory (default 4096).
+	// CacheSize bounds the namespace states kept in memory (default
+	// 16384); a namespace evicted is read again from KV when it comes back.
 	CacheSize int
 	// OnPublished, when set, sees every batch of decisions once JetStream
 	// stored it, with the event that caused it (tests and benchmarks use it).
@@ -42,19 +43,15 @@ type Options struct {
 
 // Engine correlates events into decisions.
 type Engine struct {
-	o       Options
-	kv      jetstream.KeyValue
-	m       *metrics
-	stripes [64]sync.Mutex
+	o     Options
+	kv    jetstream.KeyValue
+	m     *metrics
+	store *store
 
-	mu    sync.Mutex
-	cache map[string]cached
-	subs  []*events.Subscription
-}
-
-type cached struct {
-	st  *model.State
-	rev uint64
+	mu         sync.Mutex
+	subs       []*events.Subscription
+	stopWriter context.CancelFunc
+	writerDone chan struct{}
 }
 
 // New opens (or creates) the KV bucket.
@@ -69,7 +66,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		o.Bucket = "stateguard-correlator"
 	}
 	if o.Workers < 1 {
-		o.Workers = 1
+		o.Workers = 256
 	}
 	if o.Replicas < 1 {
 		o.Replicas = 1
@@ -81,7 +78,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.CacheSize <= 0 {
-		o.CacheSize = 4096
+		o.CacheSize = 16384
 	}
 	kv, err := o.Client.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      o.Bucket,
@@ -93,7 +90,8 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kv bucket %s: %w", o.Bucket, err)
 	}
-	return &Engine{o: o, kv: kv, m: newMetrics(o.Registerer), cache: map[string]cached{}}, nil
+	m := newMetrics(o.Registerer)
+	return &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.JetStream(), o.Bucket, o.CacheSize, m)}, nil
 }
 
 // Consumers are the durable consumers the engine runs: stream, name suffix
@@ -107,35 +105,49 @@ var Consumers = []struct {
 	{events.StreamCertificate, "certificate", []string{events.TypeCertificateExpiring, events.TypeCertificateRotated, events.TypeCertificateRotationFailed}},
 }
 
-// Start runs Workers subscriptions of each durable consumer.
+// Start runs the state writer and the durable consumers, each handling
+// Workers events at once.
 func (e *Engine) Start(ctx context.Context) error {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.store.run(wctx)
+	}()
+	e.mu.Lock()
+	e.stopWriter, e.writerDone = cancel, done
+	e.mu.Unlock()
 	for _, c := range Consumers {
-		cfg := events.ConsumerConfig{Stream: c.Stream, Name: e.o.Consumer + "-" + c.Suffix, MaxAckPending: 1000}
+		cfg := events.ConsumerConfig{Stream: c.Stream, Name: e.o.Consumer + "-" + c.Suffix,
+			Concurrency: e.o.Workers, MaxAckPending: max(1000, 4*e.o.Workers)}
 		for _, t := range c.Types {
 			cfg.Subjects = append(cfg.Subjects, events.SubjectOf(t))
 		}
-		for range e.o.Workers {
-			sub, err := e.o.Client.Consume(ctx, cfg, e.Handle)
-			if err != nil {
-				return errors.Join(err, e.Stop(ctx))
-			}
-			e.mu.Lock()
-			e.subs = append(e.subs, sub)
-			e.mu.Unlock()
+		sub, err := e.o.Client.Consume(ctx, cfg, e.Handle)
+		if err != nil {
+			return errors.Join(err, e.Stop(ctx))
 		}
+		e.mu.Lock()
+		e.subs = append(e.subs, sub)
+		e.mu.Unlock()
 	}
 	return nil
 }
 
-// Stop stops the consumers, letting the events in hand finish.
+// Stop stops the consumers, letting the events in hand finish (their state
+// is written), then the state writer.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
-	subs := e.subs
-	e.subs = nil
+	subs, stop, done := e.subs, e.stopWriter, e.writerDone
+	e.subs, e.stopWriter = nil, nil
 	e.mu.Unlock()
 	var errs []error
 	for _, s := range subs {
 		errs = append(errs, s.Stop(ctx))
+	}
+	if stop != nil {
+		stop()
+		<-done
 	}
 	return errors.Join(errs...)
 }
@@ -144,7 +156,9 @@ var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 func key(ns string) string { return "ns." + ns }
 
-// Handle applies one event. It is the consumers' handler.
+// Handle applies one event. It is the consumers' handler: it returns once
+// the event's decisions are published and the state they follow from is in
+// KV, so an acknowledged event is never lost.
 func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 	in, err := model.FromEvent(ev)
 	if errors.Is(err, model.ErrIgnored) {
@@ -159,60 +173,38 @@ func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 		e.m.events.WithLabelValues(ev.Type(), "invalid").Inc()
 		return events.Permanent(fmt.Errorf("event %s: namespace %q is not a Kubernetes namespace name", ev.ID(), in.Namespace))
 	}
-	stripe := e.stripe(in.Namespace)
-	stripe.Lock()
-	defer stripe.Unlock()
-	for range 10 {
-		st, rev, err := e.load(ctx, in.Namespace)
-		if err != nil {
-			return err
-		}
-		ds, changed, err := model.Apply(e.o.Rules, st, in)
-		if err != nil {
-			e.forget(in.Namespace)
-			return events.Permanent(err)
-		}
-		if !changed {
-			e.m.events.WithLabelValues(ev.Type(), "duplicate").Inc()
-			return nil
-		}
-		if err := e.publish(ctx, in.Namespace, ds); err != nil {
-			e.forget(in.Namespace)
-			return err
-		}
-		data, err := json.Marshal(st)
-		if err != nil {
-			e.forget(in.Namespace)
-			return fmt.Errorf("encode state of %s: %w", in.Namespace, err)
-		}
-		var newRev uint64
-		if rev == 0 {
-			newRev, err = e.kv.Create(ctx, key(in.Namespace), data)
-		} else {
-			newRev, err = e.kv.Update(ctx, key(in.Namespace), data, rev)
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			// Another replica wrote the namespace: start again from its state.
-			e.m.conflicts.Inc()
-			e.forget(in.Namespace)
-			continue
-		}
-		if err != nil {
-			e.forget(in.Namespace)
-			return fmt.Errorf("store state of %s: %w", in.Namespace, err)
-		}
-		e.m.stateSize.Observe(float64(len(data)))
-		e.m.events.WithLabelValues(ev.Type(), "applied").Inc()
-		if len(ds) > 0 {
-			e.m.latency.Observe(time.Since(ev.Time()).Seconds())
-			if e.o.OnPublished != nil {
-				e.o.OnPublished(in.Namespace, ev, ds)
-			}
-		}
-		e.remember(in.Namespace, st, newRev)
-		return nil
+	en, err := e.store.acquire(ctx, in.Namespace)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("state of %s: too many write conflicts", in.Namespace)
+	ds, changed, err := model.Apply(e.o.Rules, en.st, in)
+	if err != nil {
+		e.store.discard(en, fmt.Errorf("state of %s reloaded after a failed event: %w", in.Namespace, err))
+		en.mu.Unlock()
+		e.store.unref(en)
+		return events.Permanent(err)
+	}
+	if !changed {
+		e.m.events.WithLabelValues(ev.Type(), "duplicate").Inc()
+		return e.store.release(ctx, en, false)
+	}
+	if err := e.publish(ctx, in.Namespace, ds); err != nil {
+		e.store.discard(en, fmt.Errorf("state of %s reloaded after a failed publication: %w", in.Namespace, err))
+		en.mu.Unlock()
+		e.store.unref(en)
+		return err
+	}
+	if len(ds) > 0 {
+		e.m.latency.Observe(time.Since(ev.Time()).Seconds())
+		if e.o.OnPublished != nil {
+			e.o.OnPublished(in.Namespace, ev, ds)
+		}
+	}
+	if err := e.store.release(ctx, en, true); err != nil {
+		return err
+	}
+	e.m.events.WithLabelValues(ev.Type(), "applied").Inc()
+	return nil
 }
 
 func (e *Engine) publish(ctx context.Context, ns string, ds []model.Decision) error {
@@ -237,63 +229,10 @@ func (e *Engine) publish(ctx context.Context, ns string, ds []model.Decision) er
 	return nil
 }
 
-func (e *Engine) stripe(ns string) *sync.Mutex {
-	h := fnv.New32a()
-	h.Write([]byte(ns))
-	return &e.stripes[h.Sum32()%uint32(len(e.stripes))]
-}
-
-// load returns the namespace's state for a handler holding its stripe: from
-// the cache, else from KV. The caller may mutate it.
-func (e *Engine) load(ctx context.Context, ns string) (*model.State, uint64, error) {
-	e.mu.Lock()
-	c, ok := e.cache[ns]
-	e.mu.Unlock()
-	if ok {
-		return c.st, c.rev, nil
-	}
-	return e.read(ctx, ns)
-}
-
-func (e *Engine) read(ctx context.Context, ns string) (*model.State, uint64, error) {
-	entry, err := e.kv.Get(ctx, key(ns))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return model.NewState(ns), 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("load state of %s: %w", ns, err)
-	}
-	st := model.NewState(ns)
-	if err := json.Unmarshal(entry.Value(), st); err != nil {
-		return nil, 0, events.Permanent(fmt.Errorf("decode state of %s: %w", ns, err))
-	}
-	return st, entry.Revision(), nil
-}
-
-func (e *Engine) forget(ns string) {
-	e.mu.Lock()
-	delete(e.cache, ns)
-	e.mu.Unlock()
-}
-
-func (e *Engine) remember(ns string, st *model.State, rev uint64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.cache) >= e.o.CacheSize {
-		for k := range e.cache { // evict an arbitrary tenth
-			delete(e.cache, k)
-			if len(e.cache) < e.o.CacheSize*9/10 {
-				break
-			}
-		}
-	}
-	e.cache[ns] = cached{st: st, rev: rev}
-}
-
 // State reads a namespace's state from KV (never from the cache, which
 // handlers mutate). ok is false when the namespace is unknown.
 func (e *Engine) State(ctx context.Context, ns string) (st *model.State, ok bool, err error) {
-	st, rev, err := e.read(ctx, ns)
+	st, rev, err := readState(ctx, e.kv, ns)
 	return st, rev != 0, err
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
@@ -248,5 +250,86 @@ func TestEmptyBucketHasNoNamespaces(t *testing.T) {
 	}
 	if _, ok, err := e.State(t.Context(), "nowhere"); ok || err != nil {
 		t.Errorf("State(nowhere) = ok %t, %v; want not found", ok, err)
+	}
+}
+
+// Another replica writes a namespace behind this engine's back: the engine's
+// next write loses the compare-and-set, the event comes again, and the state
+// ends as the model's on all the events — nothing of either writer is lost.
+func TestStateWrittenBehindItsBackIsReloaded(t *testing.T) {
+	srv := natstest.Run(t)
+	c := natstest.Client(t, srv)
+	reg := prometheus.NewRegistry()
+	e, err := New(t.Context(), Options{Client: c, Rules: model.DefaultRules(), Workers: 4, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.Stop(ctx)
+	})
+	ns := scenario.CaseNS
+	evs := scenario.CaseStudy()
+	if len(evs) < 3 {
+		t.Fatalf("the case study has %d events", len(evs))
+	}
+	first, other, rest := evs[:len(evs)/2], evs[len(evs)/2], evs[len(evs)/2+1:]
+	publish(t, c, first...)
+	drain(t, c)
+
+	// The other replica applies one event to what is in KV and stores it.
+	kv, err := c.JetStream().KeyValue(t.Context(), "stateguard-correlator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, rev, err := readState(t.Context(), kv, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := model.FromEvent(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := model.Apply(model.DefaultRules(), st, in); err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Update(t.Context(), "ns."+ns, data, rev); err != nil {
+		t.Fatal(err)
+	}
+
+	publish(t, c, rest...)
+	drain(t, c)
+	if got := testutil.ToFloat64(e.m.conflicts); got < 1 {
+		t.Errorf("%v compare-and-set conflicts, want at least one", got)
+	}
+	want := model.NewState(ns)
+	for _, ev := range evs {
+		in, err := model.FromEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := model.Apply(model.DefaultRules(), want, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _, err := e.State(t.Context(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wv, _ := json.Marshal(model.Derive(model.DefaultRules(), want))
+	gv, _ := json.Marshal(model.Derive(model.DefaultRules(), got))
+	if diff := cmp.Diff(string(wv), string(gv)); diff != "" {
+		t.Errorf("view (-model +engine):\n%s", diff)
+	}
+	if diff := cmp.Diff(want.Ledger.InForce(), got.Ledger.InForce()); diff != "" {
+		t.Errorf("decisions in force (-model +engine):\n%s", diff)
 	}
 }
