@@ -186,7 +186,7 @@ func TestUploadReportsAnomalies(t *testing.T) {
 	for _, an := range st.Anomalies {
 		paths = append(paths, an.Path)
 	}
-	want := []string{"$.runs[0].results[0].locations.physicalLocation.region.startColumn", "$.runs[0].results[1].properties.tags[0]"}
+	want := []string{"$.runs[0].results[0].locations[0].physicalLocation.region.startColumn", "$.runs[0].results[1].properties.tags[0]"}
 	if diff := cmp.Diff(want, paths); diff != "" {
 		t.Errorf("anomaly paths (-want +got):\n%s", diff)
 	}

@@ -1,9 +1,9 @@
 package sarif
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"hash/fnv"
 	"math"
 	"regexp"
 	"slices"
@@ -61,22 +61,6 @@ func SeverityRank(s string) int {
 		return 1
 	}
 	return 0
-}
-
-// parseScore reads a security-severity property, which tools write as a
-// string ("8.8") or a number. ok is false when there is none.
-func parseScore(v any) (float64, bool) {
-	switch s := v.(type) {
-	case float64:
-		return s, true
-	case string:
-		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if err != nil {
-			return 0, false
-		}
-		return f, true
-	}
-	return 0, false
 }
 
 var cweRe = regexp.MustCompile(`(?i)\bcwe[-_/: ]?0*([0-9]{1,6})\b`)
@@ -151,35 +135,62 @@ func ParseFingerprint(s string) (Fingerprint, bool) {
 	return Fingerprint(binary.BigEndian.Uint64(b)), true
 }
 
-func fingerprint(ruleID string, partial map[string]string, file string, line int, snippet, message string) Fingerprint {
-	h := fnv.New64a()
-	w := func(s string) {
-		_, _ = h.Write([]byte(s))
-		_, _ = h.Write([]byte{0})
+// fnv64a is FNV-1a, 64 bits, written out so that hashing a result
+// allocates nothing.
+type fnv64a uint64
+
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+// field hashes s and a 0 byte that ends it.
+func (h *fnv64a) field(s []byte) {
+	v := *h
+	for _, c := range s {
+		v ^= fnv64a(c)
+		v *= fnvPrime64
 	}
-	w(ruleID)
-	if len(partial) > 0 {
-		keys := make([]string, 0, len(partial))
-		for k := range partial {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		w("partial")
-		for _, k := range keys {
-			w(k)
-			w(partial[k])
-		}
-		return Fingerprint(h.Sum64())
+	v *= fnvPrime64 // ^= 0
+	*h = v
+}
+
+func (h *fnv64a) fieldString(s string) {
+	v := *h
+	for i := 0; i < len(s); i++ {
+		v ^= fnv64a(s[i])
+		v *= fnvPrime64
 	}
-	w(file)
-	if s := strings.TrimSpace(snippet); s != "" {
-		w("snippet")
-		w(s)
+	v *= fnvPrime64
+	*h = v
+}
+
+// fingerprint hashes the rule id and the partialFingerprints (sorted by
+// key) when there are any, else the rule id, the file and the trimmed
+// snippet (without one: the line and the message).
+func (r *rawResult) fingerprint(ruleID string) Fingerprint {
+	h := fnv64a(fnvOffset64)
+	h.fieldString(ruleID)
+	if len(r.partial) > 0 {
+		b := r.partialBytes
+		slices.SortFunc(r.partial, func(x, y partialEntry) int { return bytes.Compare(b[x.k0:x.k1], b[y.k0:y.k1]) })
+		h.fieldString("partial")
+		for _, e := range r.partial {
+			h.field(b[e.k0:e.k1])
+			h.field(b[e.v0:e.v1])
+		}
+		return Fingerprint(h)
+	}
+	h.fieldString(r.file)
+	if s := bytes.TrimSpace(r.snippet); len(s) > 0 {
+		h.fieldString("snippet")
+		h.field(s)
 	} else {
-		w(strconv.Itoa(line))
-		w(message)
+		r.scratch = strconv.AppendInt(r.scratch[:0], int64(r.line), 10)
+		h.field(r.scratch)
+		h.field(r.message)
 	}
-	return Fingerprint(h.Sum64())
+	return Fingerprint(h)
 }
 
 // tagSeverityScore maps a severity tag (case-insensitive "critical", "high",

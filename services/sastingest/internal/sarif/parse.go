@@ -2,13 +2,13 @@ package sarif
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/stateguard/stateguard/pkg/events"
 )
@@ -90,15 +90,19 @@ func WithSpoolDir(dir string) Option { return func(p *parser) { p.spoolDir = dir
 // so is an error from r (a size limit, a broken gzip stream). A document
 // that is not SARIF 2.1.0 gives an *Error.
 func Parse(r io.Reader, fn func(*Finding) error, opts ...Option) (*Summary, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	er := &errReader{r: r}
+	br := bufio.NewReaderSize(er, 64<<10)
 	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
 		_, _ = br.Discard(3)
 	}
-	p := &parser{dec: json.NewDecoder(&spaceReader{r: br}), fn: fn, sum: &Summary{}}
+	p := &parser{src: er, dec: jsontext.NewDecoder(&spaceReader{r: br}, decoderOptions...), fn: fn, sum: &Summary{}}
 	for _, o := range opts {
 		o(p)
 	}
 	if err := p.log(); err != nil {
+		if er.err != nil {
+			return nil, er.err
+		}
 		return nil, err
 	}
 	return p.sum, nil
@@ -106,34 +110,53 @@ func Parse(r io.Reader, fn func(*Finding) error, opts ...Option) (*Summary, erro
 
 type parser struct {
 	spoolDir string
-	dec      *json.Decoder
+	src      *errReader
+	dec      *jsontext.Decoder
 	fn       func(*Finding) error
 	sum      *Summary
 	f        Finding
 	rr       rawResult
+
+	// where names the element being read, for errors: errAt, and
+	// [errIndex] when errIndex >= 0.
+	errAt    string
+	errIndex int
+
+	nameBuf, strBuf []byte
+	strings         map[string]string
+	// peekFailed is set when more met a decoder error instead of the
+	// next member.
+	peekFailed bool
 }
 
-// fail turns a decoder error into what Parse returns.
-func (p *parser) fail(path string, err error) error {
-	var syn *json.SyntaxError
+// at sets the element that a decoder error is reported at.
+func (p *parser) at(path string) { p.errAt, p.errIndex = path, -1 }
+
+// fail turns a decoder error into what Parse returns, naming the element
+// being read.
+func (p *parser) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	if p.src.err != nil {
+		return p.src.err
+	}
+	var serr *Error
+	if errors.As(err, &serr) {
+		return err
+	}
+	path := p.errAt
+	if p.errIndex >= 0 {
+		path += "[" + strconv.Itoa(p.errIndex) + "]"
+	}
+	var syn *jsontext.SyntacticError
 	switch {
-	case errors.As(err, &syn):
-		return &Error{Path: path, Reason: fmt.Sprintf("not valid JSON at byte %d: %v", syn.Offset, syn)}
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return &Error{Path: path, Reason: "unexpected end of JSON: the document is truncated"}
-	}
-	var ute *json.UnmarshalTypeError
-	if errors.As(err, &ute) {
-		return &Error{Path: path, Reason: fmt.Sprintf("%s must not be a JSON %s", describe(path), ute.Value)}
+	case errors.As(err, &syn):
+		return &Error{Path: path, Reason: fmt.Sprintf("not valid JSON at byte %d: %v", syn.ByteOffset, syn)}
 	}
 	return err
-}
-
-func describe(path string) string {
-	if i := strings.LastIndexAny(path, ".["); i >= 0 {
-		return strings.TrimSuffix(path[i+1:], "]")
-	}
-	return path
 }
 
 func (p *parser) anomaly(path, reason string) {
@@ -143,66 +166,66 @@ func (p *parser) anomaly(path, reason string) {
 	}
 }
 
-func (p *parser) token(path string) (json.Token, error) {
-	t, err := p.dec.Token()
-	if err != nil {
-		return nil, p.fail(path, err)
-	}
-	return t, nil
-}
-
 func (p *parser) log() error {
-	t, err := p.dec.Token()
+	p.at("$")
+	t, err := p.dec.ReadToken()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return &Error{Path: "$", Reason: "empty body: not a SARIF log"}
 		}
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) {
+		var syn *jsontext.SyntacticError
+		if p.src.err == nil && errors.As(err, &syn) && !errors.Is(err, io.ErrUnexpectedEOF) {
 			return &Error{Path: "$", Reason: fmt.Sprintf("not JSON: %v", syn)}
 		}
-		return p.fail("$", err)
+		return p.fail(err)
 	}
-	if d, ok := t.(json.Delim); !ok || d != '{' {
+	if t.Kind() != '{' {
 		return &Error{Path: "$", Reason: "not a SARIF log: the document is not a JSON object"}
 	}
 	var version *string
 	sawRuns := false
-	for p.dec.More() {
-		kt, err := p.token("$")
+	for p.more() {
+		p.at("$")
+		name, err := p.name()
 		if err != nil {
-			return err
+			return p.fail(err)
 		}
-		key, _ := kt.(string)
-		switch key {
-		case "version":
-			var v any
-			if err := p.dec.Decode(&v); err != nil {
-				return p.fail("$.version", err)
+		switch {
+		case string(name) == "version":
+			p.at("$.version")
+			v, err := p.dec.ReadValue()
+			if err != nil {
+				return p.fail(err)
 			}
-			s, ok := v.(string)
-			if !ok {
+			if v.Kind() != '"' {
 				return &Error{Path: "$.version", Reason: fmt.Sprintf("version must be the string %q", SupportedVersion)}
 			}
+			b, _ := jsontext.AppendUnquote(nil, v)
+			s := string(b)
 			if s != SupportedVersion {
 				return &Error{Path: "$.version", Reason: fmt.Sprintf("SARIF version %q is not supported: only %s is", s, SupportedVersion)}
 			}
 			version = &s
-		case "runs":
+		case string(name) == "runs":
 			sawRuns = true
 			if err := p.runs(); err != nil {
 				return err
 			}
 		default:
-			if err := p.skip("$." + key); err != nil {
-				return err
+			p.at("$." + string(name))
+			if err := p.skipLarge(); err != nil {
+				return p.fail(err)
 			}
 		}
 	}
-	if _, err := p.token("$"); err != nil { // closing '}'
-		return err
+	p.at("$")
+	if err := p.end(); err != nil { // closing '}'
+		return p.fail(err)
 	}
-	if _, err := p.dec.Token(); !errors.Is(err, io.EOF) {
+	if _, err := p.dec.ReadToken(); !errors.Is(err, io.EOF) {
+		if p.src.err != nil {
+			return p.src.err
+		}
 		return &Error{Path: "$", Reason: "data after the end of the SARIF log"}
 	}
 	if version == nil {
@@ -215,52 +238,30 @@ func (p *parser) log() error {
 	return nil
 }
 
-// skip consumes one value without holding it whole: an array or object is
-// walked one level down and each element is decoded into nothing, so the
-// decoder's buffer holds one element at a time.
-func (p *parser) skip(path string) error {
-	t, err := p.token(path)
-	if err != nil {
-		return err
-	}
-	d, ok := t.(json.Delim)
-	if !ok {
-		return nil
-	}
-	for p.dec.More() {
-		if d == '{' {
-			if _, err := p.token(path); err != nil {
-				return err
-			}
-		}
-		if err := p.dec.Decode(&skipValue{}); err != nil {
-			return p.fail(path, err)
-		}
-	}
-	_, err = p.token(path)
-	return err
-}
-
-// skipValue decodes any JSON value into nothing.
-type skipValue struct{}
-
-func (*skipValue) UnmarshalJSON([]byte) error { return nil }
-
 func (p *parser) runs() error {
-	t, err := p.token("$.runs")
-	if err != nil {
-		return err
-	}
-	if d, ok := t.(json.Delim); !ok || d != '[' {
+	p.at("$.runs")
+	if k := p.dec.PeekKind(); k != '[' {
+		if k == jsontext.KindInvalid {
+			_, err := p.dec.ReadToken()
+			return p.fail(err)
+		}
 		return &Error{Path: "$.runs", Reason: "runs must be an array"}
 	}
-	for i := 0; p.dec.More(); i++ {
+	if _, err := p.dec.ReadToken(); err != nil {
+		return p.fail(err)
+	}
+	i := 0
+	for ; p.more(); i++ {
 		if err := p.run(i); err != nil {
 			return err
 		}
+		p.at("$.runs")
 	}
-	_, err = p.token("$.runs")
-	return err
+	if p.peekFailed {
+		// Not the end of the array: the next run is broken.
+		p.at("$.runs[" + strconv.Itoa(i) + "]")
+	}
+	return p.fail(p.end())
 }
 
 type runState struct {
@@ -272,47 +273,50 @@ type runState struct {
 
 func (p *parser) run(i int) error {
 	path := "$.runs[" + strconv.Itoa(i) + "]"
-	t, err := p.token(path)
-	if err != nil {
-		return err
-	}
-	if d, ok := t.(json.Delim); !ok || d != '{' {
+	p.at(path)
+	if k := p.dec.PeekKind(); k != '{' {
+		if k == jsontext.KindInvalid {
+			_, err := p.dec.ReadToken()
+			return p.fail(err)
+		}
 		return &Error{Path: path, Reason: "a run must be an object"}
+	}
+	if _, err := p.dec.ReadToken(); err != nil {
+		return p.fail(err)
 	}
 	p.sum.Runs++
 	rs := &runState{path: path, pending: backlog{dir: p.spoolDir}}
 	defer rs.pending.close()
-	for p.dec.More() {
-		kt, err := p.token(path)
+	for p.more() {
+		p.at(path)
+		name, err := p.name()
 		if err != nil {
-			return err
+			return p.fail(err)
 		}
-		key, _ := kt.(string)
-		switch key {
-		case "tool":
-			var rt *rawTool
-			if err := p.dec.Decode(&rt); err != nil {
-				var ute *json.UnmarshalTypeError
-				if !errors.As(err, &ute) {
-					return p.fail(path+".tool", err)
-				}
-				p.anomaly(path+".tool."+ute.Field, fmt.Sprintf("a JSON %s where %s was expected", ute.Value, ute.Type))
+		switch {
+		case string(name) == "tool":
+			p.at(path + ".tool")
+			rt, err := p.tool()
+			if err != nil {
+				return p.fail(err)
 			}
 			if err := p.setTool(rs, rt); err != nil {
 				return err
 			}
-		case "results":
+		case string(name) == "results":
 			if err := p.results(rs); err != nil {
 				return err
 			}
 		default:
-			if err := p.skip(path + "." + key); err != nil {
-				return err
+			p.at(path + "." + string(name))
+			if err := p.skipLarge(); err != nil {
+				return p.fail(err)
 			}
 		}
 	}
-	if _, err := p.token(path); err != nil {
-		return err
+	p.at(path)
+	if err := p.end(); err != nil {
+		return p.fail(err)
 	}
 	if rs.tool == nil {
 		if err := p.setTool(rs, nil); err != nil {
@@ -323,7 +327,7 @@ func (p *parser) run(i int) error {
 }
 
 func (p *parser) setTool(rs *runState, rt *rawTool) error {
-	ti := newToolInfo(rt, func(path, reason string) { p.anomaly(rs.path+".tool"+path, reason) })
+	ti := newToolInfo(rt)
 	rs.tool = ti
 	tool := events.Tool{Name: ti.name, Version: ti.version}
 	idx := slices.IndexFunc(p.sum.ByTool, func(c events.ToolCounts) bool { return c.Tool == tool })
@@ -339,45 +343,35 @@ func (p *parser) setTool(rs *runState, rt *rawTool) error {
 	}
 	rs.pending.close()
 	rs.pending = backlog{dir: p.spoolDir}
-	if rs.counts != nil {
-		rs.counts = &p.sum.ByTool[idx] // emit may not grow ByTool, but stay safe
-	}
 	return nil
 }
 
 func (p *parser) results(rs *runState) error {
 	path := rs.path + ".results"
-	t, err := p.token(path)
-	if err != nil {
-		return err
-	}
-	if t == nil {
-		return nil
-	}
-	if d, ok := t.(json.Delim); !ok || d != '[' {
+	p.at(path)
+	switch k := p.dec.PeekKind(); k {
+	case 'n':
+		_, err := p.dec.ReadValue()
+		return p.fail(err)
+	case '[':
+	case jsontext.KindInvalid:
+		_, err := p.dec.ReadToken()
+		return p.fail(err)
+	default:
 		return &Error{Path: path, Reason: "results must be an array"}
 	}
-	for i := 0; p.dec.More(); i++ {
-		rpath := path + "[" + strconv.Itoa(i) + "]"
-		p.rr.reset()
+	if _, err := p.dec.ReadToken(); err != nil {
+		return p.fail(err)
+	}
+	i := 0
+	for ; p.more(); i++ {
+		p.errAt, p.errIndex = path, i
 		rr := &p.rr
-		if err := p.dec.Decode(&rr); err != nil {
-			var ute *json.UnmarshalTypeError
-			if !errors.As(err, &ute) {
-				return p.fail(rpath, err)
-			}
-			field := ute.Field
-			if field != "" {
-				field = "." + field
-			}
-			p.anomaly(rpath+field, fmt.Sprintf("a JSON %s where %s was expected", ute.Value, ute.Type))
+		rr.reset()
+		if err := p.result(rr); err != nil {
+			return p.fail(err)
 		}
-		if rr == nil {
-			p.anomaly(rpath, "a result that is null")
-			p.rr.reset()
-			rr = &p.rr
-		}
-		pr := p.pendingOf(rs, rpath, rr)
+		pr := p.pendingOf(path, i, rr)
 		if rs.tool == nil {
 			if err := rs.pending.push(&pr); err != nil {
 				return err
@@ -388,6 +382,10 @@ func (p *parser) results(rs *runState) error {
 			return err
 		}
 	}
-	_, err = p.token(path)
-	return err
+	p.at(path)
+	if p.peekFailed {
+		// Not the end of the array: the next result is broken.
+		p.errIndex = i
+	}
+	return p.fail(p.end())
 }

@@ -95,7 +95,7 @@ func TestParseCountsMalformedResults(t *testing.T) {
 		t.Errorf("first result lost its location: %+v", got[0])
 	}
 	wantPaths := []string{
-		"$.runs[0].results[0].locations.physicalLocation.region.startColumn",
+		"$.runs[0].results[0].locations[0].physicalLocation.region.startColumn",
 		"$.runs[0].results[1].properties.tags[1]",
 		"$.runs[0].results[2]",
 	}

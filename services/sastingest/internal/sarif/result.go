@@ -1,73 +1,465 @@
 package sarif
 
 import (
-	"fmt"
+	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// rawResult holds the fields of a result that normalisation reads; the
-// decoder skips every other field without allocating it. Types are loose
-// where real tools are: a field of the wrong JSON type is an anomaly, not a
-// rejection.
-//
-// Nested objects whose presence does not matter are values, not pointers,
-// and indexes are preset to -1 (absent), so decoding a result allocates
-// little more than its strings.
+// rawResult holds the fields of a result that normalisation reads, taken
+// from the JSON text as the walk passes them; every other field is skipped
+// undecoded. Types are loose where real tools are: a field of the wrong
+// JSON type is an anomaly, not a rejection. The buffers are reused from
+// result to result, so reading a result allocates little more than its
+// file name.
 type rawResult struct {
-	RuleID    string `json:"ruleId"`
-	RuleIndex int    `json:"ruleIndex"`
-	Rule      struct {
-		ID            string `json:"id"`
-		Index         int    `json:"index"`
-		ToolComponent struct {
-			Name  string `json:"name"`
-			Index int    `json:"index"`
-		} `json:"toolComponent"`
-	} `json:"rule"`
-	Level   string `json:"level"`
-	Kind    string `json:"kind"`
-	Message struct {
-		Text string `json:"text"`
-	} `json:"message"`
-	Locations           []rawLocation     `json:"locations"`
-	PartialFingerprints map[string]string `json:"partialFingerprints"`
-	Properties          *rawProperties    `json:"properties"`
+	ruleID       string
+	ruleIndex    int
+	refID        string // rule.id
+	refIndex     int    // rule.index
+	compName     string // rule.toolComponent.name
+	compIndex    int    // rule.toolComponent.index
+	level        string
+	kind         string
+	message      []byte // message.text
+	file         string // locations[0].physicalLocation.artifactLocation.uri
+	line         int    // locations[0].physicalLocation.region.startLine
+	snippet      []byte // locations[0].physicalLocation.region.snippet.text
+	partial      []partialEntry
+	partialBytes []byte
+	props        rawProperties
+	scratch      []byte
 }
 
-// reset empties r for the next result, keeping the partialFingerprints
-// map's storage.
+// partialEntry is one partialFingerprints member: key and value as
+// offsets into rawResult.partialBytes.
+type partialEntry struct{ k0, k1, v0, v1 int }
+
+// reset empties r for the next result, keeping its buffers.
 func (r *rawResult) reset() {
-	m := r.PartialFingerprints
-	clear(m)
-	*r = rawResult{RuleIndex: -1, PartialFingerprints: m}
-	r.Rule.Index = -1
-	r.Rule.ToolComponent.Index = -1
-}
-
-type rawLocation struct {
-	PhysicalLocation struct {
-		ArtifactLocation struct {
-			URI       string `json:"uri"`
-			URIBaseID string `json:"uriBaseId"`
-		} `json:"artifactLocation"`
-		Region struct {
-			StartLine   int `json:"startLine"`
-			StartColumn int `json:"startColumn"`
-			EndLine     int `json:"endLine"`
-			EndColumn   int `json:"endColumn"`
-			Snippet     struct {
-				Text string `json:"text"`
-			} `json:"snippet"`
-		} `json:"region"`
-	} `json:"physicalLocation"`
+	*r = rawResult{
+		ruleIndex: -1, refIndex: -1, compIndex: -1,
+		message: r.message[:0], snippet: r.snippet[:0],
+		partial: r.partial[:0], partialBytes: r.partialBytes[:0],
+		props:   rawProperties{tags: r.props.tags[:0]},
+		scratch: r.scratch[:0],
+	}
 }
 
 // rawProperties are the property-bag entries that carry severity and CWEs.
 type rawProperties struct {
-	Tags             []any `json:"tags"`
-	SecuritySeverity any   `json:"security-severity"`
-	CWE              any   `json:"cwe"`
+	tags     []string // the string tags kept (see properties)
+	cwe      []string // the cwe property: a string or a list of strings
+	score    float64  // security-severity
+	hasScore bool
+}
+
+// result reads one element of a results array into rr. A null or a value
+// that is not an object is an anomaly: the result still counts.
+func (p *parser) result(rr *rawResult) error {
+	switch k := p.dec.PeekKind(); k {
+	case '{':
+	case 'n':
+		if _, err := p.dec.ReadValue(); err != nil {
+			return err
+		}
+		p.anomaly(p.here(), "a result that is null")
+		return nil
+	default:
+		if ok, err := p.beginObject(); !ok || err != nil {
+			return err
+		}
+	}
+	if _, err := p.dec.ReadToken(); err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		switch {
+		case match(name, "ruleId"):
+			err = p.interned(&rr.ruleID)
+		case match(name, "ruleIndex"):
+			err = p.integer(&rr.ruleIndex)
+		case match(name, "rule"):
+			err = p.ruleRef(rr)
+		case match(name, "level"):
+			err = p.interned(&rr.level)
+		case match(name, "kind"):
+			err = p.interned(&rr.kind)
+		case match(name, "message"):
+			err = p.message(rr)
+		case match(name, "locations"):
+			err = p.locations(rr)
+		case match(name, "partialFingerprints"):
+			err = p.partialFingerprints(rr)
+		case match(name, "properties"):
+			err = p.properties(&rr.props, false)
+		default:
+			err = p.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+// ruleRef reads result.rule: {id, index, toolComponent: {name, index}}.
+func (p *parser) ruleRef(rr *rawResult) error {
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		switch {
+		case match(name, "id"):
+			err = p.interned(&rr.refID)
+		case match(name, "index"):
+			err = p.integer(&rr.refIndex)
+		case match(name, "toolComponent"):
+			err = p.toolComponentRef(rr)
+		default:
+			err = p.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+func (p *parser) toolComponentRef(rr *rawResult) error {
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		switch {
+		case match(name, "name"):
+			err = p.interned(&rr.compName)
+		case match(name, "index"):
+			err = p.integer(&rr.compIndex)
+		default:
+			err = p.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+// message reads message.text.
+func (p *parser) message(rr *rawResult) error {
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		if match(name, "text") {
+			rr.message, _, err = p.appendString(rr.message[:0])
+		} else {
+			err = p.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+// locations reads the first location's file, line and snippet; the others
+// are checked for malformed fields, as the first is, and dropped.
+func (p *parser) locations(rr *rawResult) error {
+	if ok, err := p.beginArray(); !ok || err != nil {
+		return err
+	}
+	for i := 0; p.more(); i++ {
+		if err := p.location(rr, i == 0); err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+func (p *parser) location(rr *rawResult, keep bool) error {
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		if match(name, "physicalLocation") {
+			err = p.physicalLocation(rr, keep)
+		} else {
+			err = p.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+func (p *parser) physicalLocation(rr *rawResult, keep bool) error {
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		switch {
+		case match(name, "artifactLocation"):
+			err = p.artifactLocation(rr, keep)
+		case match(name, "region"):
+			err = p.region(rr, keep)
+		default:
+			err = p.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+func (p *parser) artifactLocation(rr *rawResult, keep bool) error {
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		switch {
+		case match(name, "uri") && keep:
+			err = p.str(&rr.file)
+		case match(name, "uri"), match(name, "uriBaseId"):
+			rr.scratch, _, err = p.appendString(rr.scratch[:0])
+		default:
+			err = p.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+func (p *parser) region(rr *rawResult, keep bool) error {
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	var n int
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		switch {
+		case match(name, "startLine") && keep:
+			err = p.integer(&rr.line)
+		case match(name, "startLine"), match(name, "startColumn"), match(name, "endLine"), match(name, "endColumn"):
+			err = p.integer(&n)
+		case match(name, "snippet"):
+			err = p.snippet(rr, keep)
+		default:
+			err = p.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+func (p *parser) snippet(rr *rawResult, keep bool) error {
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		switch {
+		case match(name, "text") && keep:
+			rr.snippet, _, err = p.appendString(rr.snippet[:0])
+		case match(name, "text"):
+			rr.scratch, _, err = p.appendString(rr.scratch[:0])
+		default:
+			err = p.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+// partialFingerprints reads an object of strings. A value that is not a
+// string is an anomaly and counts as "" (as encoding/json left it); a
+// repeated key keeps its last value; null empties the set.
+func (p *parser) partialFingerprints(rr *rawResult) error {
+	if p.dec.PeekKind() == 'n' {
+		rr.partial, rr.partialBytes = rr.partial[:0], rr.partialBytes[:0]
+	}
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		k0 := len(rr.partialBytes)
+		rr.partialBytes = append(rr.partialBytes, name...)
+		k1 := len(rr.partialBytes)
+		rr.partialBytes, _, err = p.appendString(rr.partialBytes)
+		if err != nil {
+			return err
+		}
+		e := partialEntry{k0: k0, k1: k1, v0: k1, v1: len(rr.partialBytes)}
+		key := rr.partialBytes[k0:k1]
+		dup := slices.IndexFunc(rr.partial, func(o partialEntry) bool { return bytes.Equal(rr.partialBytes[o.k0:o.k1], key) })
+		if dup >= 0 {
+			rr.partial[dup] = e
+		} else {
+			rr.partial = append(rr.partial, e)
+		}
+	}
+	return p.end()
+}
+
+// properties reads a property bag's tags, security-severity and cwe. With
+// allTags every string tag is kept (a rule's tags name its CWEs and, for
+// some tools, its severity); otherwise only tags that mention a CWE are.
+// A tag that is not a string is an anomaly.
+func (p *parser) properties(props *rawProperties, allTags bool) error {
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		switch {
+		case match(name, "tags"):
+			props.tags = props.tags[:0]
+			err = p.tags(props, allTags)
+		case match(name, "security-severity"):
+			props.score, props.hasScore, err = p.score()
+		case match(name, "cwe"):
+			props.cwe, err = p.cweProperty()
+		default:
+			err = p.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+func (p *parser) tags(props *rawProperties, allTags bool) error {
+	if ok, err := p.beginArray(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		if p.dec.PeekKind() != '"' {
+			if err := p.skip(); err != nil {
+				return err
+			}
+			p.anomaly(p.here(), "a tag that is not a string")
+			continue
+		}
+		b, _, err := p.appendString(p.strBuf[:0])
+		p.strBuf = b[:0]
+		if err != nil {
+			return err
+		}
+		if allTags || mentionsCWE(string(b)) {
+			props.tags = append(props.tags, p.intern(b))
+		}
+	}
+	return p.end()
+}
+
+// score reads a security-severity, which tools write as a string ("8.8")
+// or a number; anything else is no score.
+func (p *parser) score() (float64, bool, error) {
+	switch p.dec.PeekKind() {
+	case '"':
+		b, _, err := p.appendString(p.strBuf[:0])
+		p.strBuf = b[:0]
+		if err != nil {
+			return 0, false, err
+		}
+		f, perr := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+		return f, perr == nil, nil
+	case '0':
+		v, err := p.dec.ReadValue()
+		if err != nil {
+			return 0, false, err
+		}
+		f, perr := strconv.ParseFloat(string(v), 64)
+		if perr != nil {
+			p.anomaly(p.here(), "a JSON number "+string(v)+" where float64 was expected")
+			return 0, false, nil
+		}
+		return f, true, nil
+	}
+	return 0, false, p.skip()
+}
+
+// cweProperty reads a cwe property: a string or a list of strings (other
+// elements are ignored).
+func (p *parser) cweProperty() ([]string, error) {
+	switch p.dec.PeekKind() {
+	case '"':
+		var s string
+		err := p.str(&s)
+		return []string{s}, err
+	case '[':
+		if _, err := p.dec.ReadToken(); err != nil {
+			return nil, err
+		}
+		var out []string
+		for p.more() {
+			if p.dec.PeekKind() != '"' {
+				if err := p.skip(); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			var s string
+			if err := p.str(&s); err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		}
+		return out, p.end()
+	}
+	return nil, p.skip()
 }
 
 // pendingResult is a decoded result waiting for its run's tool (some tools,
@@ -96,19 +488,19 @@ func validLevel(l string) bool {
 	return false
 }
 
-func (p *parser) pendingOf(rs *runState, path string, rr *rawResult) pendingResult {
-	pr := pendingResult{ruleID: rr.RuleID, ruleIndex: rr.RuleIndex, compIndex: -1, level: rr.Level, kind: rr.Kind}
+func (p *parser) pendingOf(path string, index int, rr *rawResult) pendingResult {
+	pr := pendingResult{ruleID: rr.ruleID, ruleIndex: rr.ruleIndex, compIndex: -1, level: rr.level, kind: rr.kind}
 	if pr.ruleID == "" {
-		pr.ruleID = rr.Rule.ID
+		pr.ruleID = rr.refID
 	}
 	if pr.ruleIndex < 0 {
-		pr.ruleIndex = rr.Rule.Index
+		pr.ruleIndex = rr.refIndex
 	}
-	if tc := rr.Rule.ToolComponent; tc.Name != "" || tc.Index >= 0 {
-		pr.hasComp, pr.compIndex, pr.compName = true, tc.Index, tc.Name
+	if rr.compName != "" || rr.compIndex >= 0 {
+		pr.hasComp, pr.compIndex, pr.compName = true, rr.compIndex, rr.compName
 	}
 	if pr.level != "" && !validLevel(pr.level) {
-		p.anomaly(path+".level", fmt.Sprintf("level %q is not error, warning, note or none", pr.level))
+		p.anomaly(path+"["+strconv.Itoa(index)+"].level", "level "+strconv.Quote(pr.level)+" is not error, warning, note or none")
 		pr.level = LevelWarning
 	}
 	// SARIF §3.27.10: without a level, a result whose kind is not fail
@@ -116,48 +508,27 @@ func (p *parser) pendingOf(rs *runState, path string, rr *rawResult) pendingResu
 	if pr.level == "" && pr.kind != "" && pr.kind != "fail" {
 		pr.level = LevelNone
 	}
-	if props := rr.Properties; props != nil {
-		pr.score, pr.hasScore = parseScore(props.SecuritySeverity)
-		pr.cwes = p.propertyCWEs(path+".properties", props)
-	}
-	var snippet string
-	if len(rr.Locations) > 0 {
-		pl := &rr.Locations[0].PhysicalLocation
-		pr.file = pl.ArtifactLocation.URI
-		pr.line = pl.Region.StartLine
-		snippet = pl.Region.Snippet.Text
-	}
+	pr.score, pr.hasScore = rr.props.score, rr.props.hasScore
+	pr.cwes = propertyCWEs(&rr.props)
+	pr.file, pr.line = rr.file, rr.line
 	id := pr.ruleID
 	if id == "" && pr.ruleIndex >= 0 {
 		id = "#" + strconv.Itoa(pr.compIndex) + ":" + strconv.Itoa(pr.ruleIndex)
 	}
-	pr.fp = fingerprint(id, rr.PartialFingerprints, pr.file, pr.line, snippet, rr.Message.Text)
+	pr.fp = rr.fingerprint(id)
 	return pr
 }
 
-// propertyCWEs reads CWE ids from tags and a "cwe" property (a string or a
-// list), recording tags that are not strings as anomalies.
-func (p *parser) propertyCWEs(path string, props *rawProperties) []string {
+// propertyCWEs reads CWE ids from tags and a "cwe" property.
+func propertyCWEs(props *rawProperties) []string {
 	var out []string
-	for i, t := range props.Tags {
-		s, ok := t.(string)
-		if !ok {
-			p.anomaly(path+".tags["+strconv.Itoa(i)+"]", "a tag that is not a string")
-			continue
-		}
-		if strings.Contains(strings.ToLower(s), "cwe") {
+	for _, s := range props.tags {
+		if mentionsCWE(s) {
 			out = appendCWEs(out, CWEsFromTags([]string{s}))
 		}
 	}
-	switch v := props.CWE.(type) {
-	case string:
-		out = appendCWEs(out, CWEsFromTags([]string{v}))
-	case []any:
-		for _, e := range v {
-			if s, ok := e.(string); ok {
-				out = appendCWEs(out, CWEsFromTags([]string{s}))
-			}
-		}
+	for _, s := range props.cwe {
+		out = appendCWEs(out, CWEsFromTags([]string{s}))
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package sarif
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -9,31 +8,29 @@ import (
 // rawTool is run.tool: the driver and its extensions (CodeQL keeps its
 // query packs' rules in extensions).
 type rawTool struct {
-	Driver     *rawComponent   `json:"driver"`
-	Extensions []*rawComponent `json:"extensions"`
+	driver     *rawComponent
+	extensions []*rawComponent // nil for a null element
 }
 
 type rawComponent struct {
-	Name            *string    `json:"name"`
-	Version         *string    `json:"version"`
-	SemanticVersion *string    `json:"semanticVersion"`
-	Rules           []*rawRule `json:"rules"`
+	name            *string
+	version         *string
+	semanticVersion *string
+	rules           []*rawRule // nil for a null element
 }
 
 type rawRule struct {
-	ID                   string `json:"id"`
-	DefaultConfiguration *struct {
-		Level string `json:"level"`
-	} `json:"defaultConfiguration"`
-	Properties    *rawProperties `json:"properties"`
-	Relationships []*struct {
-		Target *struct {
-			ID            string `json:"id"`
-			ToolComponent *struct {
-				Name string `json:"name"`
-			} `json:"toolComponent"`
-		} `json:"target"`
-	} `json:"relationships"`
+	id            string
+	level         string // defaultConfiguration.level, when valid
+	props         rawProperties
+	relationships []rawRelationship
+}
+
+// rawRelationship is a rule's relationship whose target names its tool
+// component (gosec points at the CWE taxonomy).
+type rawRelationship struct {
+	targetID string
+	compName string
 }
 
 type ruleInfo struct {
@@ -59,94 +56,304 @@ type toolInfo struct {
 // UnknownTool names the tool of a run that does not name one.
 const UnknownTool = "unknown"
 
-func newToolInfo(rt *rawTool, anomaly func(path, reason string)) *toolInfo {
+func newToolInfo(rt *rawTool) *toolInfo {
 	ti := &toolInfo{name: UnknownTool}
 	if rt == nil {
 		return ti
 	}
-	if d := rt.Driver; d != nil {
-		if d.Name != nil && strings.TrimSpace(*d.Name) != "" {
-			ti.name = strings.TrimSpace(*d.Name)
+	if d := rt.driver; d != nil {
+		if d.name != nil && strings.TrimSpace(*d.name) != "" {
+			ti.name = strings.TrimSpace(*d.name)
 		}
 		switch {
-		case d.Version != nil && *d.Version != "":
-			ti.version = *d.Version
-		case d.SemanticVersion != nil:
-			ti.version = *d.SemanticVersion
+		case d.version != nil && *d.version != "":
+			ti.version = *d.version
+		case d.semanticVersion != nil:
+			ti.version = *d.semanticVersion
 		}
-		ti.driver = newComponent(d, ".driver", anomaly)
+		ti.driver = newComponent(d)
 	}
-	for i, e := range rt.Extensions {
-		ti.extensions = append(ti.extensions, newComponent(e, ".extensions["+strconv.Itoa(i)+"]", anomaly))
+	for _, e := range rt.extensions {
+		ti.extensions = append(ti.extensions, newComponent(e))
 	}
 	return ti
 }
 
-func newComponent(rc *rawComponent, path string, anomaly func(path, reason string)) component {
+func newComponent(rc *rawComponent) component {
 	c := component{}
 	if rc == nil {
 		return c
 	}
-	if rc.Name != nil {
-		c.name = *rc.Name
+	if rc.name != nil {
+		c.name = *rc.name
 	}
-	c.rules = make([]*ruleInfo, len(rc.Rules))
-	c.byID = make(map[string]*ruleInfo, len(rc.Rules))
-	for i, r := range rc.Rules {
+	c.rules = make([]*ruleInfo, len(rc.rules))
+	c.byID = make(map[string]*ruleInfo, len(rc.rules))
+	for i, r := range rc.rules {
 		if r == nil {
 			continue
 		}
-		rpath := path + ".rules[" + strconv.Itoa(i) + "]"
-		ri := &ruleInfo{id: r.ID}
-		if dc := r.DefaultConfiguration; dc != nil && dc.Level != "" {
-			if validLevel(dc.Level) {
-				ri.level = dc.Level
-			} else {
-				anomaly(rpath+".defaultConfiguration.level", fmt.Sprintf("level %q is not error, warning, note or none", dc.Level))
+		ri := &ruleInfo{id: r.id, level: r.level, score: r.props.score, hasScore: r.props.hasScore}
+		for _, s := range r.props.tags {
+			ri.cwes = appendCWEs(ri.cwes, CWEsFromTags([]string{s}))
+			// Tools without security-severity (gosec, for one) name
+			// their severity in a tag: HIGH, MEDIUM, LOW.
+			if score, ok := tagSeverityScore(s); ok && !ri.hasScore {
+				ri.score, ri.hasScore = score, true
 			}
 		}
-		if props := r.Properties; props != nil {
-			ri.score, ri.hasScore = parseScore(props.SecuritySeverity)
-			for j, t := range props.Tags {
-				s, ok := t.(string)
-				if !ok {
-					anomaly(rpath+".properties.tags["+strconv.Itoa(j)+"]", "a tag that is not a string")
-					continue
-				}
-				ri.cwes = appendCWEs(ri.cwes, CWEsFromTags([]string{s}))
-				// Tools without security-severity (gosec, for one) name
-				// their severity in a tag: HIGH, MEDIUM, LOW.
-				if score, ok := tagSeverityScore(s); ok && !ri.hasScore {
-					ri.score, ri.hasScore = score, true
-				}
-			}
-			switch v := props.CWE.(type) {
-			case string:
-				ri.cwes = appendCWEs(ri.cwes, CWEsFromTags([]string{v}))
-			case []any:
-				for _, e := range v {
-					if s, ok := e.(string); ok {
-						ri.cwes = appendCWEs(ri.cwes, CWEsFromTags([]string{s}))
-					}
-				}
-			}
+		for _, s := range r.props.cwe {
+			ri.cwes = appendCWEs(ri.cwes, CWEsFromTags([]string{s}))
 		}
-		for _, rel := range r.Relationships {
-			if rel == nil || rel.Target == nil || rel.Target.ToolComponent == nil {
-				continue
-			}
-			if strings.EqualFold(rel.Target.ToolComponent.Name, "CWE") {
-				if cwe := cweFromTaxon(rel.Target.ID); cwe != "" && !contains(ri.cwes, cwe) {
+		for _, rel := range r.relationships {
+			if strings.EqualFold(rel.compName, "CWE") {
+				if cwe := cweFromTaxon(rel.targetID); cwe != "" && !contains(ri.cwes, cwe) {
 					ri.cwes = append(ri.cwes, cwe)
 				}
 			}
 		}
 		c.rules[i] = ri
-		if _, dup := c.byID[r.ID]; !dup && r.ID != "" {
-			c.byID[r.ID] = ri
+		if _, dup := c.byID[r.id]; !dup && r.id != "" {
+			c.byID[r.id] = ri
 		}
 	}
 	return c
+}
+
+// tool reads run.tool (nil for null; a malformed tool is an anomaly and an
+// empty tool).
+func (p *parser) tool() (*rawTool, error) {
+	if p.dec.PeekKind() == 'n' {
+		_, err := p.dec.ReadValue()
+		return nil, err
+	}
+	rt := &rawTool{}
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return rt, err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case match(name, "driver"):
+			rt.driver, err = p.component()
+		case match(name, "extensions"):
+			rt.extensions = rt.extensions[:0]
+			var ok bool
+			if ok, err = p.beginArray(); !ok || err != nil {
+				break
+			}
+			for p.more() {
+				var c *rawComponent
+				if c, err = p.component(); err != nil {
+					return nil, err
+				}
+				rt.extensions = append(rt.extensions, c)
+			}
+			err = p.end()
+		default:
+			err = p.skipLarge()
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return rt, p.end()
+}
+
+// component reads a tool component: its name, version and rules; the rest
+// (notifications, taxa, help texts) is skipped.
+func (p *parser) component() (*rawComponent, error) {
+	if p.dec.PeekKind() == 'n' {
+		_, err := p.dec.ReadValue()
+		return nil, err
+	}
+	c := &rawComponent{}
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return c, err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case match(name, "name"):
+			err = p.strPtr(&c.name)
+		case match(name, "version"):
+			err = p.strPtr(&c.version)
+		case match(name, "semanticVersion"):
+			err = p.strPtr(&c.semanticVersion)
+		case match(name, "rules"):
+			c.rules = c.rules[:0]
+			var ok bool
+			if ok, err = p.beginArray(); !ok || err != nil {
+				break
+			}
+			for p.more() {
+				var r *rawRule
+				if r, err = p.rule(); err != nil {
+					return nil, err
+				}
+				c.rules = append(c.rules, r)
+			}
+			err = p.end()
+		default:
+			err = p.skipLarge()
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return c, p.end()
+}
+
+func (p *parser) rule() (*rawRule, error) {
+	if p.dec.PeekKind() == 'n' {
+		_, err := p.dec.ReadValue()
+		return nil, err
+	}
+	r := &rawRule{}
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return r, err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case match(name, "id"):
+			err = p.interned(&r.id)
+		case match(name, "defaultConfiguration"):
+			err = p.defaultConfiguration(r)
+		case match(name, "properties"):
+			r.props = rawProperties{}
+			err = p.properties(&r.props, true)
+		case match(name, "relationships"):
+			err = p.relationships(r)
+		default:
+			err = p.skip()
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return r, p.end()
+}
+
+func (p *parser) defaultConfiguration(r *rawRule) error {
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		if !match(name, "level") {
+			if err := p.skip(); err != nil {
+				return err
+			}
+			continue
+		}
+		var level string
+		if err := p.interned(&level); err != nil {
+			return err
+		}
+		switch {
+		case level == "":
+		case validLevel(level):
+			r.level = level
+		default:
+			r.level = ""
+			p.anomaly(p.here(), "level "+strconv.Quote(level)+" is not error, warning, note or none")
+		}
+	}
+	return p.end()
+}
+
+// relationships keeps the targets that name their tool component.
+func (p *parser) relationships(r *rawRule) error {
+	r.relationships = r.relationships[:0]
+	if ok, err := p.beginArray(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		var rel rawRelationship
+		hasComp := false
+		if ok, err := p.beginObject(); err != nil {
+			return err
+		} else if !ok {
+			continue
+		}
+		for p.more() {
+			name, err := p.name()
+			if err != nil {
+				return err
+			}
+			if !match(name, "target") {
+				if err := p.skip(); err != nil {
+					return err
+				}
+				continue
+			}
+			rel, hasComp = rawRelationship{}, false
+			if ok, err := p.beginObject(); err != nil {
+				return err
+			} else if !ok {
+				continue
+			}
+			for p.more() {
+				name, err := p.name()
+				if err != nil {
+					return err
+				}
+				switch {
+				case match(name, "id"):
+					err = p.str(&rel.targetID)
+				case match(name, "toolComponent"):
+					var ok bool
+					if ok, err = p.beginObject(); !ok || err != nil {
+						break
+					}
+					hasComp = true
+					for p.more() {
+						var n []byte
+						if n, err = p.name(); err != nil {
+							return err
+						}
+						if match(n, "name") {
+							err = p.str(&rel.compName)
+						} else {
+							err = p.skip()
+						}
+						if err != nil {
+							return err
+						}
+					}
+					err = p.end()
+				default:
+					err = p.skip()
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if err := p.end(); err != nil {
+				return err
+			}
+		}
+		if err := p.end(); err != nil {
+			return err
+		}
+		if hasComp {
+			r.relationships = append(r.relationships, rel)
+		}
+	}
+	return p.end()
 }
 
 // resolve finds the rule a result points at: through rule.toolComponent to
