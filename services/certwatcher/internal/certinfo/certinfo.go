@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -73,6 +74,17 @@ func parse(data []byte, cache *Cache) (Chain, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return Chain{}, ErrEmpty
 	}
+	if ders, ok := certBlocks(data); ok {
+		certs := make([]*x509.Certificate, 0, len(ders))
+		for i, der := range ders {
+			c, err := cache.parse(der)
+			if err != nil {
+				return Chain{}, fmt.Errorf("PEM block %d: %w", i+1, sanitize(err))
+			}
+			certs = append(certs, c)
+		}
+		return Chain{Certs: certs}, nil
+	}
 	var (
 		certs    []*x509.Certificate
 		sawKey   bool
@@ -115,6 +127,65 @@ func parse(data []byte, cache *Cache) (Chain, error) {
 		return Chain{}, fmt.Errorf("DER: %w", sanitize(err))
 	}
 	return Chain{Certs: c}, nil
+}
+
+var (
+	beginCertificate = []byte("-----BEGIN CERTIFICATE-----")
+	endCertificate   = []byte("-----END CERTIFICATE-----")
+)
+
+// certBlocks decodes data that holds nothing but CERTIFICATE PEM blocks in
+// the form every tool writes them: BEGIN line, base64 lines, END line, each
+// ending in LF or CRLF, blocks separated by nothing or by empty lines. For
+// such data it returns what encoding/pem.Decode would, without pem.Decode's
+// backward search for the BEGIN line over every body. Anything else —
+// headers, other block types, spaces, text around the blocks, bad base64 —
+// is not ok, and the caller decodes it with encoding/pem.
+func certBlocks(data []byte) (ders [][]byte, ok bool) {
+	rest := data
+	for {
+		for len(rest) > 0 && rest[0] == '\n' {
+			rest = rest[1:]
+		}
+		if len(rest) == 0 {
+			return ders, len(ders) > 0
+		}
+		if !bytes.HasPrefix(rest, beginCertificate) {
+			return nil, false
+		}
+		if rest, ok = cutEOL(rest[len(beginCertificate):]); !ok {
+			return nil, false
+		}
+		end := bytes.Index(rest, endCertificate)
+		if end <= 0 || rest[end-1] != '\n' {
+			return nil, false
+		}
+		// The decoder skips CR and LF and rejects every other byte that is
+		// not base64, spaces and tabs included.
+		der := make([]byte, base64.StdEncoding.DecodedLen(end))
+		n, err := base64.StdEncoding.Decode(der, rest[:end])
+		if err != nil || n == 0 {
+			return nil, false
+		}
+		ders = append(ders, der[:n])
+		rest = rest[end+len(endCertificate):]
+		if len(rest) > 0 {
+			if rest, ok = cutEOL(rest); !ok {
+				return nil, false
+			}
+		}
+	}
+}
+
+// cutEOL removes the LF or CRLF that b must start with.
+func cutEOL(b []byte) ([]byte, bool) {
+	switch {
+	case len(b) > 0 && b[0] == '\n':
+		return b[1:], true
+	case len(b) > 1 && b[0] == '\r' && b[1] == '\n':
+		return b[2:], true
+	}
+	return b, false
 }
 
 // HasCertificateBlock reports whether data holds at least one PEM
@@ -218,7 +289,7 @@ func Weaknesses(c *x509.Certificate, now time.Time) []string {
 	return w
 }
 
-// Cache remembers parsed certificates by their DER bytes, so a CA that
+// Cache remembers parsed CA certificates by their DER bytes, so a CA that
 // appears in thousands of chains is parsed — and held in memory — once, and
 // whole parsed chains by the SHA-256 of the data they came from, so the same
 // Secret value is decoded once however often it is seen. It is safe for
@@ -248,6 +319,11 @@ func (c *Cache) parse(der []byte) (*x509.Certificate, error) {
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, err
+	}
+	if !cert.IsCA {
+		// Leaves are rarely shared between chains; a Secret value seen
+		// again is found in the chain cache.
+		return cert, nil
 	}
 	c.mu.Lock()
 	if len(c.certs) >= c.max {

@@ -1,6 +1,8 @@
 package certinfo
 
 import (
+	"bytes"
+	"encoding/pem"
 	"errors"
 	"strings"
 	"testing"
@@ -127,4 +129,100 @@ func TestCacheSharesParsedCertificates(t *testing.T) {
 	if _, err := ParseCached([]byte("garbage"), c); !errors.Is(err, ErrNotPEM) {
 		t.Errorf("garbage through the cache: %v", err)
 	}
+}
+
+// pemCertBlocks is the reference for certBlocks: the bytes of every
+// CERTIFICATE block encoding/pem finds, and whether it found any other.
+func pemCertBlocks(data []byte) (ders [][]byte, others bool) {
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return ders, others
+		}
+		if b.Type != "CERTIFICATE" || len(b.Headers) > 0 {
+			others = true
+			continue
+		}
+		ders = append(ders, b.Bytes)
+	}
+}
+
+func certBlocksCases(t testing.TB) map[string]struct {
+	data []byte
+	fast bool
+} {
+	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA())
+	leaf := certgen.New(t, certgen.CommonName("leaf"), certgen.SignedBy(ca))
+	chain := certgen.ChainPEM(leaf, ca)
+	crlf := bytes.ReplaceAll(chain, []byte("\n"), []byte("\r\n"))
+	s := string(chain)
+	return map[string]struct {
+		data []byte
+		fast bool
+	}{
+		"a chain as tools write it":            {chain, true},
+		"one certificate":                      {leaf.CertPEM, true},
+		"CRLF line ends":                       {crlf, true},
+		"empty lines around and between":       {[]byte("\n\n" + string(leaf.CertPEM) + "\n\n" + string(ca.CertPEM) + "\n"), true},
+		"no newline after the last END line":   {bytes.TrimSuffix(chain, []byte("\n")), true},
+		"a private key after the certificate":  {append(append([]byte{}, leaf.CertPEM...), leaf.KeyPEM...), false},
+		"a private key before the certificate": {append(append([]byte{}, leaf.KeyPEM...), leaf.CertPEM...), false},
+		"text before the first block":          {[]byte("subject=CN=leaf\n" + s), false},
+		"text after an END line":               {[]byte(strings.Replace(s, "CERTIFICATE-----\n", "CERTIFICATE----- trailing\n", 1)), false},
+		"a space inside the base64":            {[]byte(strings.Replace(s, "\n", "\n ", 2)), false},
+		"a tab inside the base64":              {[]byte(strings.Replace(s, "\n", "\n\t", 2)), false},
+		"a header in the block":                {[]byte(strings.Replace(s, "-----\n", "-----\nProc-Type: 4,ENCRYPTED\n\n", 1)), false},
+		"a BEGIN without END":                  {[]byte("-----BEGIN CERTIFICATE-----\nMIIB\n"), false},
+		"an empty block":                       {[]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), false},
+		"a CR-only line end":                   {[]byte(strings.Replace(s, "\n", "\r", 1)), false},
+		"bad base64":                           {[]byte(strings.Replace(s, "\n", "\n!!", 1)), false},
+		"a mismatched END type":                {[]byte(strings.Replace(s, "END CERTIFICATE", "END FOO", 1)), false},
+		"a second BEGIN before the END":        {[]byte("-----BEGIN CERTIFICATE-----\n" + s), false},
+		"not PEM at all":                       {[]byte("hello"), false},
+		"raw DER":                              {leaf.Cert.Raw, false},
+		"nothing":                              {nil, false},
+	}
+}
+
+func TestCertBlocksAgreesWithEncodingPEM(t *testing.T) {
+	for name, tc := range certBlocksCases(t) {
+		t.Run(name, func(t *testing.T) {
+			got, ok := certBlocks(tc.data)
+			if ok != tc.fast {
+				t.Fatalf("fast path taken = %v, want %v", ok, tc.fast)
+			}
+			if !ok {
+				return
+			}
+			want, others := pemCertBlocks(tc.data)
+			if others {
+				t.Fatal("fast path taken for data holding other PEM blocks")
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("(-encoding/pem +certBlocks)\n%s", diff)
+			}
+		})
+	}
+}
+
+// FuzzCertBlocks checks that whatever certBlocks accepts, encoding/pem
+// reads the same way.
+func FuzzCertBlocks(f *testing.F) {
+	for _, tc := range certBlocksCases(f) {
+		f.Add(tc.data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, ok := certBlocks(data)
+		if !ok {
+			return
+		}
+		want, others := pemCertBlocks(data)
+		if others {
+			t.Fatal("fast path taken for data holding other PEM blocks")
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("(-encoding/pem +certBlocks)\n%s", diff)
+		}
+	})
 }

@@ -14,14 +14,12 @@ import (
 	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
 )
 
-// certKeys returns the keys of s read as certificates, sorted, and whether
-// each must hold one (strict) or may hold something else.
-func certKeys(s *corev1.Secret, patterns []string) (keys []string, strict map[string]bool) {
-	strict = map[string]bool{}
+// certKeys returns the keys of s read as certificates, sorted.
+func certKeys(s *corev1.Secret, patterns []string) []string {
+	keys := make([]string, 0, 2)
 	for k := range s.Data {
 		switch {
-		case s.Type == corev1.SecretTypeTLS && k == corev1.TLSCertKey:
-			strict[k] = true
+		case strictKey(s, k):
 			keys = append(keys, k)
 		case s.Type == corev1.SecretTypeTLS && k == corev1.TLSPrivateKeyKey:
 		case matchAny(patterns, k):
@@ -29,7 +27,13 @@ func certKeys(s *corev1.Secret, patterns []string) (keys []string, strict map[st
 		}
 	}
 	slices.Sort(keys)
-	return keys, strict
+	return keys
+}
+
+// strictKey reports whether key k of s must hold a certificate (tls.crt of
+// a kubernetes.io/tls Secret) rather than may hold one.
+func strictKey(s *corev1.Secret, k string) bool {
+	return s.Type == corev1.SecretTypeTLS && k == corev1.TLSCertKey
 }
 
 func matchAny(patterns []string, key string) bool {
@@ -49,11 +53,21 @@ func SecretRecords(s *corev1.Secret, patterns []string) []inventory.Record {
 }
 
 func secretRecords(s *corev1.Secret, patterns []string, cache *certinfo.Cache) []inventory.Record {
-	keys, strict := certKeys(s, patterns)
+	return records(s, patterns, cache, func(b []byte) []byte { return b })
+}
+
+// strippedRecords returns the records of s as stripSecret leaves it, that
+// is secretRecords(stripSecret(s)), without copying s.
+func strippedRecords(s *corev1.Secret, patterns []string, cache *certinfo.Cache) []inventory.Record {
+	return records(s, patterns, cache, withoutPrivateKeys)
+}
+
+func records(s *corev1.Secret, patterns []string, cache *certinfo.Cache, view func([]byte) []byte) []inventory.Record {
+	keys := certKeys(s, patterns)
 	var out []inventory.Record
 	for _, k := range keys {
-		data := s.Data[k]
-		if !strict[k] && !certinfo.HasCertificateBlock(data) && !looksDER(data) {
+		data := view(s.Data[k])
+		if !strictKey(s, k) && !certinfo.HasCertificateBlock(data) && !looksDER(data) {
 			continue
 		}
 		rec := inventory.Record{Source: events.CertificateSource{Namespace: s.Namespace, Secret: s.Name, Key: k}}
@@ -80,7 +94,7 @@ func stripSecret(patterns []string) func(any) (any, error) {
 		if !ok {
 			return obj, nil
 		}
-		keys, _ := certKeys(s, patterns)
+		keys := certKeys(s, patterns)
 		data := make(map[string][]byte, len(keys))
 		for _, k := range keys {
 			data[k] = withoutPrivateKeys(s.Data[k])
