@@ -187,10 +187,11 @@ func (d *Discovery) secretInformer(ns string, typ corev1.SecretType) (cache.Shar
 		o.LabelSelector = d.o.LabelSelector
 	}
 	secrets := d.o.Client.CoreV1().Secrets(ns)
+	pages := secretPages(d.o.Client.CoreV1().RESTClient(), secrets, ns)
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			tweak(&o)
-			return d.listSecrets(ctx, secrets, o)
+			return d.listSecrets(ctx, pages, o)
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			tweak(&o)
@@ -443,20 +444,46 @@ type listOnly struct{ *cache.ListWatch }
 func (listOnly) IsWatchListSemanticsUnSupported() bool { return true }
 
 // listSecrets lists Secrets and parses their certificates on every core
-// while the reflector stores them; the event handlers then take the parsed
+// while the list is still being received (streamSecrets hands over each
+// Secret as it is decoded); the event handlers then take the parsed
 // records (takeParsed) instead of parsing again. The reflector's first list
 // asks for resourceVersion 0 with a limit, which the API server's watch
 // cache answers in one response (it ignores the limit); should the server
-// page the answer (watch cache disabled), each page is parsed while the
-// next one is received. The pages are returned as one list, as the
-// reflector expects.
-func (d *Discovery) listSecrets(ctx context.Context, secrets secretLister, o metav1.ListOptions) (*corev1.SecretList, error) {
+// page the answer (watch cache disabled), the pages are returned as one
+// list, as the reflector expects.
+func (d *Discovery) listSecrets(ctx context.Context, list pageLister, o metav1.ListOptions) (*corev1.SecretList, error) {
 	out := &corev1.SecretList{}
-	workers := max(goruntime.GOMAXPROCS(0), 1)
-	sem := make(chan struct{}, workers)
+	type job struct {
+		s *corev1.Secret
+		p *parsedSecret
+	}
+	work := make(chan job, 1<<14)
+	for range max(goruntime.GOMAXPROCS(0), 1) {
+		go func() {
+			for j := range work {
+				j.p.recs = secretRecords(j.s, d.o.PEMKeyPatterns, d.cache)
+				close(j.p.done)
+			}
+		}()
+	}
+	defer close(work)
 	var mine []string // keys of d.parsed this list added
+	each := func(s *corev1.Secret) *corev1.Secret {
+		// Keep what the informer's transform keeps, at once: private keys
+		// and managed fields do not stay in memory for the rest of the list.
+		obj, _ := d.strip(s)
+		s = obj.(*corev1.Secret)
+		key := s.Namespace + "/" + s.Name
+		p := &parsedSecret{rv: s.ResourceVersion, done: make(chan struct{})}
+		d.parsedMu.Lock()
+		d.parsed[key] = p
+		d.parsedMu.Unlock()
+		mine = append(mine, key)
+		work <- job{s, p}
+		return s
+	}
 	for {
-		page, err := secrets.List(ctx, o)
+		page, err := list(ctx, o, each)
 		if err != nil {
 			d.dropParsed(mine)
 			return nil, err
@@ -465,35 +492,37 @@ func (d *Discovery) listSecrets(ctx context.Context, secrets secretLister, o met
 			out.ListMeta = page.ListMeta
 		}
 		out.Items = append(out.Items, page.Items...)
-		pending := make([]*parsedSecret, len(page.Items))
-		d.parsedMu.Lock()
-		for i := range page.Items {
-			s := &page.Items[i]
-			key := s.Namespace + "/" + s.Name
-			pending[i] = &parsedSecret{rv: s.ResourceVersion, done: make(chan struct{})}
-			d.parsed[key] = pending[i]
-			mine = append(mine, key)
-		}
-		d.parsedMu.Unlock()
-		chunk := max((len(page.Items)+workers-1)/workers, 1)
-		for first := 0; first < len(page.Items); first += chunk {
-			items, ps := page.Items[first:min(first+chunk, len(page.Items))], pending[first:]
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem }()
-				for i := range items {
-					// Parse what the informer will hold: the Secret as
-					// the transform leaves it.
-					ps[i].recs = strippedRecords(&items[i], d.o.PEMKeyPatterns, d.cache)
-					close(ps[i].done)
-				}
-			}()
-		}
 		if page.Continue == "" {
 			out.Continue = ""
 			return out, nil
 		}
 		o.Continue = page.Continue
+	}
+}
+
+// pageLister lists one page of Secrets, calling each with every Secret
+// before it returns; the page holds what each returned.
+type pageLister func(ctx context.Context, o metav1.ListOptions, each func(*corev1.Secret) *corev1.Secret) (*corev1.SecretList, error)
+
+// secretPages lists the Secrets of namespace through rc as they arrive
+// (streamSecrets) or, when the API server does not answer in protobuf or rc
+// is not a REST client (fakes), with an ordinary List.
+func secretPages(rc rest.Interface, secrets secretLister, namespace string) pageLister {
+	return func(ctx context.Context, o metav1.ListOptions, each func(*corev1.Secret) *corev1.Secret) (*corev1.SecretList, error) {
+		if c, ok := rc.(*rest.RESTClient); ok && c != nil {
+			l, err := streamSecrets(ctx, rc, namespace, o, each)
+			if !errors.Is(err, errNotProtobuf) {
+				return l, err
+			}
+		}
+		l, err := secrets.List(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		for i := range l.Items {
+			l.Items[i] = *each(&l.Items[i])
+		}
+		return l, nil
 	}
 }
 

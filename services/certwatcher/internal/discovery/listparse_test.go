@@ -74,7 +74,7 @@ func TestListParsesAheadOfTheHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.done = t.Context().Done()
-	list, err := d.listSecrets(t.Context(), &pagedLister{pages: pages, failAt: -1}, metav1.ListOptions{ResourceVersion: "0", Limit: 500})
+	list, err := d.listSecrets(t.Context(), secretPages(nil, &pagedLister{pages: pages, failAt: -1}, "ns"), metav1.ListOptions{ResourceVersion: "0", Limit: 500})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestListParsesAheadOfTheHandlers(t *testing.T) {
 	}
 
 	// A Secret changed since the list is parsed by its handler.
-	if _, err := d.listSecrets(t.Context(), &pagedLister{pages: pages[:1], failAt: -1}, metav1.ListOptions{}); err != nil {
+	if _, err := d.listSecrets(t.Context(), secretPages(nil, &pagedLister{pages: pages[:1], failAt: -1}, "ns"), metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	newer := pages[0][0].DeepCopy()
@@ -112,7 +112,7 @@ func TestListParsesAheadOfTheHandlers(t *testing.T) {
 
 	// A list that fails half-way leaves nothing behind.
 	d.parsed = map[string]*parsedSecret{}
-	if _, err := d.listSecrets(t.Context(), &pagedLister{pages: pages, failAt: 1}, metav1.ListOptions{}); err == nil {
+	if _, err := d.listSecrets(t.Context(), secretPages(nil, &pagedLister{pages: pages, failAt: 1}, "ns"), metav1.ListOptions{}); err == nil {
 		t.Fatal("no error from a failing list")
 	}
 	if len(d.parsed) != 0 {

@@ -53,20 +53,10 @@ func SecretRecords(s *corev1.Secret, patterns []string) []inventory.Record {
 }
 
 func secretRecords(s *corev1.Secret, patterns []string, cache *certinfo.Cache) []inventory.Record {
-	return records(s, patterns, cache, func(b []byte) []byte { return b })
-}
-
-// strippedRecords returns the records of s as stripSecret leaves it, that
-// is secretRecords(stripSecret(s)), without copying s.
-func strippedRecords(s *corev1.Secret, patterns []string, cache *certinfo.Cache) []inventory.Record {
-	return records(s, patterns, cache, withoutPrivateKeys)
-}
-
-func records(s *corev1.Secret, patterns []string, cache *certinfo.Cache, view func([]byte) []byte) []inventory.Record {
 	keys := certKeys(s, patterns)
 	var out []inventory.Record
 	for _, k := range keys {
-		data := view(s.Data[k])
+		data := s.Data[k]
 		if !strictKey(s, k) && !certinfo.HasCertificateBlock(data) && !looksDER(data) {
 			continue
 		}
