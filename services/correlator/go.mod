@@ -4,10 +4,14 @@ go 1.26.0
 
 require github.com/stateguard/stateguard/pkg/events v0.0.0
 
-require golang.org/x/sync v0.25.0
+require (
+	github.com/go-json-experiment/json v1.27.2
+	golang.org/x/sync v0.25.0
+)
 
 require (
 	github.com/felixge/httpsnoop v1.1.0 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
 	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.70.0 // indirect
 )
 

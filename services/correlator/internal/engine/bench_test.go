@@ -115,13 +115,18 @@ func pending(tb testing.TB, c *events.Client) uint64 {
 	return n
 }
 
-func rssPeak(pid string) string {
+// rssPeak and rss read a process's peak and current resident set size.
+func rssPeak(pid string) string { return procStatus(pid, "VmHWM:") }
+
+func rss(pid string) string { return procStatus(pid, "VmRSS:") }
+
+func procStatus(pid, field string) string {
 	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return "?"
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			return strings.TrimSpace(v)
 		}
 	}
@@ -222,7 +227,14 @@ func benchmarkMixedStream(b *testing.B) {
 		_ = e.Stop(ctx)
 	}()
 	time.Sleep(200 * time.Millisecond)
-	for pending(b, c) > 0 {
+	lastReport := time.Now()
+	for left := pending(b, c); left > 0; left = pending(b, c) {
+		if time.Since(lastReport) >= 10*time.Second {
+			lastReport = time.Now()
+			done := total - int(left)
+			b.Logf("progress: %d of %d events handled in %s (%.0f/s), RSS %s", done, total,
+				time.Since(t1).Round(time.Second), float64(done)/time.Since(t1).Seconds(), rss("self"))
+		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	elapsed := time.Since(t1)

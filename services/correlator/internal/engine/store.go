@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -44,9 +43,10 @@ type store struct {
 type entry struct {
 	ns string
 
-	mu  sync.Mutex
-	st  *model.State
-	gen uint64 // bumped by every change
+	mu    sync.Mutex
+	st    *model.State
+	gen   uint64 // bumped by every change
+	codec codec  // encodes st, reusing what did not change
 
 	wmu     sync.Mutex
 	rev     uint64 // KV revision st was read from or last written as
@@ -266,7 +266,7 @@ func (s *store) write(ctx context.Context, batch []*entry) (busy bool) {
 			continue
 		}
 		w := write{en: en, gen: en.gen}
-		data, err := json.Marshal(en.st)
+		data, err := en.codec.encode(en.st)
 		en.mu.Unlock()
 		if err == nil {
 			w.size = len(data)
@@ -331,7 +331,7 @@ func readState(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.St
 		return nil, 0, fmt.Errorf("load state of %s: %w", ns, err)
 	}
 	st := model.NewState(ns)
-	if err := json.Unmarshal(entry.Value(), st); err != nil {
+	if err := decodeState(entry.Value(), st); err != nil {
 		return nil, 0, events.Permanent(fmt.Errorf("decode state of %s: %w", ns, err))
 	}
 	return st, entry.Revision(), nil

@@ -163,14 +163,14 @@ func (s *Snapshot) ready() bool {
 	return true
 }
 
-// apps are the applications that ran on the volume, sorted.
-func (s *Snapshot) apps() []string {
-	var out []string
+// ran reports whether app ran on the volume.
+func (s *Snapshot) ran(app string) bool {
 	for _, w := range s.Workloads {
-		out = append(out, w.App)
+		if w.App == app {
+			return true
+		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	return false
 }
 
 func snapshotLess(a, b *Snapshot) int {

@@ -128,8 +128,8 @@ func Derive(r Rules, st *State) View {
 	v.Certificates = certViews(r, st)
 	apps := map[string]bool{}
 	for _, s := range st.Snapshots {
-		for _, a := range s.apps() {
-			apps[a] = true
+		for _, w := range s.Workloads {
+			apps[w.App] = true
 		}
 	}
 	for _, u := range st.Uploads {
@@ -299,7 +299,7 @@ func deriveApp(r Rules, st *State, app string) AppView {
 	vd := newVerdicts(r, st, app)
 	var timeline []*Snapshot
 	for _, s := range st.Snapshots {
-		if s.Completed && slices.Contains(s.apps(), app) {
+		if s.Completed && s.ran(app) {
 			timeline = append(timeline, s)
 		}
 	}

@@ -1,0 +1,78 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+)
+
+// The codec writes exactly what encoding/json writes for the state, after
+// every event of a run long enough to prune snapshots, and of the case study
+// in a shuffled order with duplicates; and what it writes reads back equal.
+func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
+	m := mixedStream{apps: 2, perNS: 2, start: scenario.T0}
+	long := m.certs()
+	for k := range 45 {
+		long = append(long, m.slot(k)...)
+		// Facts that change a completed snapshot: a restore test passes, a
+		// later one fails, the snapshot controller reports a failure.
+		if k%7 == 3 {
+			snap := fmt.Sprintf("app-00001-s%d", k-1)
+			long = append(long, scenario.Verified("bench-00000", "data-app-00001", snap, true))
+			long = append(long, scenario.SnapshotFailed("bench-00000", "data-app-00001", snap))
+		}
+	}
+	shuffled := scenario.CaseStudy()
+	rng := rand.New(rand.NewPCG(1, 2))
+	shuffled = append(shuffled, shuffled[:len(shuffled)/2]...)
+	rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	for name, evs := range map[string][]events.Event{"mixed stream": long, "shuffled case study": shuffled} {
+		t.Run(name, func(t *testing.T) {
+			var c codec
+			states := map[string]*model.State{}
+			for i, ev := range evs {
+				in, err := model.FromEvent(ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st := states[in.Namespace]
+				if st == nil {
+					st = model.NewState(in.Namespace)
+					states[in.Namespace] = st
+				}
+				if _, _, err := model.Apply(model.DefaultRules(), st, in); err != nil {
+					t.Fatal(err)
+				}
+				if len(states) > 1 {
+					t.Fatal("the run spans namespaces; the codec is per namespace")
+				}
+				want, err := json.Marshal(st)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := c.encode(st)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != string(want) {
+					t.Fatalf("after event %d (%s) the codec wrote\n%s\nencoding/json\n%s", i, ev.ID(), got, want)
+				}
+				back := model.NewState(st.Namespace)
+				if err := decodeState(got, back); err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(st, back, cmpopts.EquateEmpty()); diff != "" {
+					t.Fatalf("after event %d read back (-written +read):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
