@@ -51,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ops.AddReadiness("jetstream", client.Ready)
 	eng, err := engine.New(ctx, engine.Options{
 		Client: client, Rules: cfg.Rules, Bucket: cfg.Bucket, Replicas: cfg.KVReplicas,
-		Workers: cfg.Workers, Consumer: cfg.Consumer, Log: log, Registerer: ops.Registry,
+		Workers: cfg.Workers, CacheSize: cfg.CacheNamespaces, Consumer: cfg.Consumer, Log: log, Registerer: ops.Registry,
 	})
 	if err != nil {
 		return errors.Join(err, closeClient())

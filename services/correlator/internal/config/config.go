@@ -30,6 +30,8 @@ type Config struct {
 	KVReplicas int
 	// Workers is how many events of each stream are handled at once.
 	Workers int
+	// CacheNamespaces bounds the namespace states kept in memory.
+	CacheNamespaces int
 	// Consumer prefixes the durable consumer names.
 	Consumer string
 	Rules    model.Rules
@@ -48,6 +50,7 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	s.String(&c.Bucket, "kv-bucket", "KV_BUCKET", "stateguard-correlator", "JetStream KV bucket holding the state")
 	s.Int(&c.KVReplicas, "kv-replicas", "KV_REPLICAS", 1, "replicas of the KV bucket (3 in a cluster)")
 	s.Int(&c.Workers, "workers", "WORKERS", 256, "events handled at once per stream (they share the group commits of the state)")
+	s.Int(&c.CacheNamespaces, "cache-namespaces", "CACHE_NAMESPACES", 16384, "namespace states kept in memory (others are read from KV when needed)")
 	s.String(&c.Consumer, "consumer", "CONSUMER", "correlator", "prefix of the durable consumer names")
 	if err := s.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -77,6 +80,8 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	switch {
 	case c.Workers < 1:
 		return c, fmt.Errorf("--workers %d < 1", c.Workers)
+	case c.CacheNamespaces < 1:
+		return c, fmt.Errorf("--cache-namespaces %d < 1", c.CacheNamespaces)
 	case c.KVReplicas < 1:
 		return c, fmt.Errorf("--kv-replicas %d < 1", c.KVReplicas)
 	case c.Bucket == "":

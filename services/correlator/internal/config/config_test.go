@@ -81,3 +81,19 @@ func TestParseDuration(t *testing.T) {
 		t.Error("ParseDuration(xd) accepted")
 	}
 }
+
+func TestCacheNamespaces(t *testing.T) {
+	env := func(k string) string {
+		if k == "CACHE_NAMESPACES" {
+			return "100"
+		}
+		return ""
+	}
+	c, err := Load(nil, env, os.ReadFile)
+	if err != nil || c.CacheNamespaces != 100 {
+		t.Errorf("CACHE_NAMESPACES=100: cache %d, %v", c.CacheNamespaces, err)
+	}
+	if _, err := Load([]string{"--cache-namespaces", "0"}, func(string) string { return "" }, os.ReadFile); err == nil {
+		t.Error("--cache-namespaces 0 accepted")
+	}
+}
