@@ -97,6 +97,10 @@ func decode(h nats.Header, data []byte) (Event, error) {
 		if err != nil {
 			return Event{}, fmt.Errorf("%w: header %s: %w", ErrMalformed, key, err)
 		}
+		// nats.go's header values are substrings of the message's whole
+		// header block: a consumer that keeps an event's id (the correlator
+		// keeps thousands) would keep every block alive with it.
+		val = strings.Clone(val)
 		switch name {
 		case "specversion":
 		case "id":
@@ -120,7 +124,7 @@ func decode(h nats.Header, data []byte) (Event, error) {
 		}
 	}
 	if ct != "" {
-		ev.SetDataContentType(ct)
+		ev.SetDataContentType(strings.Clone(ct))
 	}
 	if len(data) > 0 {
 		ev.DataEncoded = data
