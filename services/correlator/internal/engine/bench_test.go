@@ -232,7 +232,8 @@ func benchmarkMixedStream(b *testing.B) {
 		if time.Since(lastReport) >= 10*time.Second {
 			lastReport = time.Now()
 			done := total - int(left)
-			b.Logf("progress: %d of %d events handled in %s (%.0f/s), RSS %s", done, total,
+			// Straight to stderr: a benchmark's log shows only when it ends.
+			fmt.Fprintf(os.Stderr, "progress: %d of %d events handled in %s (%.0f/s), RSS %s\n", done, total,
 				time.Since(t1).Round(time.Second), float64(done)/time.Since(t1).Seconds(), rss("self"))
 		}
 		time.Sleep(200 * time.Millisecond)
