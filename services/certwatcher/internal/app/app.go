@@ -94,7 +94,7 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 	}()
 	ops.AddReadiness("jetstream", client.Ready)
 
-	kv, err := marks.Open(ctx, client.JetStream(), cfg.KVBucket, cfg.Streams.Replicas)
+	kv, err := marks.Open(ctx, client.JetStream(), cfg.KVBucket, cfg.Streams.Replicas, cfg.MarkTTL)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/events/service"
 
 	"github.com/stateguard/stateguard/services/certwatcher/internal/expiry"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/marks"
 )
 
 // Cluster modes.
@@ -38,6 +39,9 @@ type Config struct {
 	EvaluateInterval time.Duration
 	DirRescan        time.Duration
 	KVBucket         string
+	// MarkTTL is how long the KV bucket keeps a mark that is no longer
+	// consulted; 0 in flags means twice the longest threshold (at least 7d).
+	MarkTTL time.Duration
 
 	Rotation        bool
 	DryRun          bool
@@ -77,6 +81,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	s.Duration(&c.EvaluateInterval, "evaluate-interval", "CERTWATCHER_EVALUATE_INTERVAL", time.Minute, "how often known certificates are checked against the thresholds as time passes")
 	s.Duration(&c.DirRescan, "dir-rescan", "CERTWATCHER_DIR_RESCAN", 5*time.Minute, "full rescan of --watch-dir besides file notifications (0 disables)")
 	s.String(&c.KVBucket, "kv-bucket", "CERTWATCHER_KV_BUCKET", "certwatcher", "JetStream KV bucket remembering reported thresholds and handled rotation requests")
+	s.Duration(&c.MarkTTL, "mark-ttl", "CERTWATCHER_MARK_TTL", 0, "how long the KV bucket keeps marks no longer consulted (marks of certificates still present are kept); 0 = twice the longest threshold, at least 168h; must exceed the longest threshold")
 	s.Bool(&c.Rotation, "rotation", "CERTWATCHER_ROTATION", true, "consume rotation requests (needs Kubernetes)")
 	s.Bool(&c.DryRun, "dry-run", "CERTWATCHER_DRY_RUN", false, "report what a rotation would do without changing anything")
 	s.String(&rate, "rotation-rate", "CERTWATCHER_ROTATION_RATE", "6/m", "rotations allowed per second, minute or hour: 6/m, 1/s, 20/h")
@@ -96,6 +101,9 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		return Config{}, err
 	}
 	c.Thresholds = ths
+	if c.MarkTTL == 0 {
+		c.MarkTTL = marks.DefaultTTL(ths[0].Before)
+	}
 	if c.RotationRate, err = ParseRate(rate); err != nil {
 		return Config{}, err
 	}
@@ -122,6 +130,9 @@ func (c Config) Validate() error {
 	}
 	if c.RotationBurst < 1 {
 		errs = append(errs, errors.New("--rotation-burst must be at least 1"))
+	}
+	if len(c.Thresholds) > 0 && c.MarkTTL <= c.Thresholds[0].Before {
+		errs = append(errs, fmt.Errorf("--mark-ttl %s must exceed the longest threshold %s", c.MarkTTL, c.Thresholds[0].Name))
 	}
 	if c.EvaluateInterval <= 0 {
 		errs = append(errs, errors.New("--evaluate-interval must be positive"))

@@ -32,6 +32,9 @@ func TestLoad(t *testing.T) {
 				if !c.UseCluster() {
 					t.Error("no --watch-dir: the cluster is used")
 				}
+				if c.MarkTTL != 60*24*time.Hour {
+					t.Errorf("mark TTL = %s, want twice the 30d threshold", c.MarkTTL)
+				}
 			},
 		},
 		{
@@ -72,6 +75,25 @@ func TestLoad(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "a mark TTL can be set",
+			args: []string{"--mark-ttl", "2160h"},
+			check: func(t *testing.T, c Config) {
+				if c.MarkTTL != 90*24*time.Hour {
+					t.Errorf("mark TTL = %s", c.MarkTTL)
+				}
+			},
+		},
+		{
+			name: "short thresholds get a week",
+			args: []string{"--thresholds", "36h,expired"},
+			check: func(t *testing.T, c Config) {
+				if c.MarkTTL != 7*24*time.Hour {
+					t.Errorf("mark TTL = %s", c.MarkTTL)
+				}
+			},
+		},
+		{name: "a mark TTL not beyond the longest threshold", args: []string{"--mark-ttl", "720h"}, wantErr: true},
 		{name: "bad threshold", args: []string{"--thresholds", "soon"}, wantErr: true},
 		{name: "bad cluster mode", args: []string{"--cluster", "maybe"}, wantErr: true},
 		{name: "cluster off without watch dirs", args: []string{"--cluster", "off"}, wantErr: true},

@@ -32,7 +32,7 @@ func (fakeContext) CertManager(string, string) *events.CertManagerInfo { return 
 
 func newNotifier(t *testing.T, c *events.Client, store *inventory.Store, clk *clocktesting.FakeClock) *Notifier {
 	t.Helper()
-	kv, err := marks.Open(t.Context(), c.JetStream(), "certwatcher", 1)
+	kv, err := marks.Open(t.Context(), c.JetStream(), "certwatcher", 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func newRig(t *testing.T, mutate ...func(*Options)) *rig {
 	t.Helper()
 	srv := natstest.Run(t)
 	c := natstest.Client(t, srv)
-	kv, err := marks.Open(t.Context(), c.JetStream(), "certwatcher", 1)
+	kv, err := marks.Open(t.Context(), c.JetStream(), "certwatcher", 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
