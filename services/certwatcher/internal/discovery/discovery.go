@@ -520,7 +520,11 @@ func secretPages(rc rest.Interface, secrets secretLister, namespace string) page
 			return nil, err
 		}
 		for i := range l.Items {
-			l.Items[i] = *each(&l.Items[i])
+			// each may keep the Secret as it is, and a worker may be
+			// reading it already.
+			if kept := each(&l.Items[i]); kept != &l.Items[i] {
+				l.Items[i] = *kept
+			}
 		}
 		return l, nil
 	}

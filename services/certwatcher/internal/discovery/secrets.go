@@ -85,6 +85,9 @@ func stripSecret(patterns []string) func(any) (any, error) {
 			return obj, nil
 		}
 		keys := certKeys(s, patterns)
+		if isStripped(s, keys) {
+			return s, nil // listSecrets strips as it decodes
+		}
 		data := make(map[string][]byte, len(keys))
 		for _, k := range keys {
 			data[k] = withoutPrivateKeys(s.Data[k])
@@ -93,6 +96,20 @@ func stripSecret(patterns []string) func(any) (any, error) {
 		out.ManagedFields = nil
 		return out, nil
 	}
+}
+
+// isStripped reports whether stripSecret would keep s as it is: no managed
+// fields, only certificate keys, no private key in them.
+func isStripped(s *corev1.Secret, keys []string) bool {
+	if s.ManagedFields != nil || len(keys) != len(s.Data) {
+		return false
+	}
+	for _, k := range keys {
+		if d := s.Data[k]; bytes.Contains(d, []byte("PRIVATE KEY-----")) && !bytes.Equal(d, keyPlaceholder) {
+			return false
+		}
+	}
+	return true
 }
 
 // keyPlaceholder stands for PEM data that held only private keys: an empty
