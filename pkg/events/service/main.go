@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
 // RunFunc is a service's entry point: it returns when ctx ends (after a
@@ -17,6 +19,11 @@ type RunFunc func(ctx context.Context, args []string, getenv func(string) string
 // second signal exits at once. It exits the process once, with status 1 on
 // error.
 func Main(fn RunFunc) {
+	// A soft memory limit at 90% of the container's (cgroup) limit, so the
+	// garbage collector works harder before the kernel kills the process;
+	// GOMEMLIMIT or AUTOMEMLIMIT in the environment take precedence. Without
+	// a cgroup limit nothing changes.
+	_, _ = memlimit.Set()
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
