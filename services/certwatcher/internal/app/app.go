@@ -154,7 +154,7 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 		})
 		if cfg.Rotation {
 			executor, err = rotation.New(rotation.Options{
-				Client: cs, Dynamic: dyn, CertManager: d.CertManagerEnabled(), Events: client, Marks: kv,
+				Client: cs, Dynamic: dyn, CertManagerServed: d.CertManagerEnabled, Events: client, Marks: kv,
 				Log: log, Clock: clk, DryRun: cfg.DryRun, Rate: cfg.RotationRate.PerSecond(), Burst: cfg.RotationBurst,
 				ReissueTimeout: cfg.ReissueTimeout, RolloutTimeout: cfg.RolloutTimeout, VerifyTimeout: cfg.VerifyTimeout,
 			})

@@ -55,6 +55,14 @@ type Options struct {
 	// Users turns off the pod, ReplicaSet and Ingress informers when false
 	// (used by the benchmark that measures the Secret scan alone).
 	WithoutUsers bool
+	// CertManagerRecheck is how often, while cert-manager's Certificate
+	// resource is not served, discovery asks the API server again, so that
+	// cert-manager installed after certwatcher is picked up (0: a minute).
+	CertManagerRecheck time.Duration
+
+	// certificates is the resource watched for cert-manager Certificates;
+	// CertificateGVR unless a test says otherwise.
+	certificates schema.GroupVersionResource
 }
 
 // Discovery runs the informers.
@@ -64,14 +72,18 @@ type Discovery struct {
 	pods      []cache.SharedIndexInformer
 	ingresses []cache.SharedIndexInformer
 	rsets     []cache.SharedIndexInformer
-	certs     []cache.SharedIndexInformer
 	factories []informers.SharedInformerFactory
-	dynFacts  []dynamicinformer.DynamicSharedInformerFactory
-	certMgr   bool
-	cache     *certinfo.Cache
-	shards    []chan func()
-	done      <-chan struct{}
-	strip     func(any) (any, error)
+
+	// cert-manager Certificates: set up in New when served then, or later
+	// by watchCertManager.
+	certMu   sync.RWMutex
+	certs    []cache.SharedIndexInformer
+	dynFacts []dynamicinformer.DynamicSharedInformerFactory
+	certMgr  bool
+	cache    *certinfo.Cache
+	shards   []chan func()
+	done     <-chan struct{}
+	strip    func(any) (any, error)
 
 	// parsed holds what listSecrets parsed ahead of the event handlers, by
 	// namespace/name, until the handler of that Secret takes it.
@@ -96,18 +108,24 @@ func New(ctx context.Context, o Options) (*Discovery, error) {
 	for range max(goruntime.GOMAXPROCS(0), 1) {
 		d.shards = append(d.shards, make(chan func(), 256))
 	}
+	if d.o.certificates.Empty() {
+		d.o.certificates = CertificateGVR
+	}
+	if d.o.CertManagerRecheck <= 0 {
+		d.o.CertManagerRecheck = time.Minute
+	}
 	if o.Dynamic != nil {
-		ok, err := certManagerServed(o.Client)
+		ok, err := served(o.Client, d.o.certificates)
 		if err != nil {
 			return nil, err
 		}
-		d.certMgr = ok
+		if ok {
+			if err := d.addCertificateInformers(); err != nil {
+				return nil, err
+			}
+		}
 	}
-	nss := o.Namespaces
-	if len(nss) == 0 {
-		nss = []string{metav1.NamespaceAll}
-	}
-	for _, ns := range nss {
+	for _, ns := range d.namespaces() {
 		for _, typ := range []corev1.SecretType{corev1.SecretTypeTLS, corev1.SecretTypeOpaque} {
 			inf, err := d.secretInformer(ns, typ)
 			if err != nil {
@@ -135,17 +153,66 @@ func New(ctx context.Context, o Options) (*Discovery, error) {
 			d.pods, d.ingresses, d.rsets = append(d.pods, pods), append(d.ingresses, ing), append(d.rsets, rs)
 			d.factories = append(d.factories, f)
 		}
-		if d.certMgr {
-			df := dynamicinformer.NewFilteredDynamicSharedInformerFactory(o.Dynamic, 0, ns, nil)
-			ci := df.ForResource(CertificateGVR).Informer()
-			if err := ci.AddIndexers(cache.Indexers{indexCertSecrets: certificateSecretIndex}); err != nil {
-				return nil, err
-			}
-			d.certs = append(d.certs, ci)
-			d.dynFacts = append(d.dynFacts, df)
-		}
 	}
 	return d, nil
+}
+
+func (d *Discovery) namespaces() []string {
+	if len(d.o.Namespaces) == 0 {
+		return []string{metav1.NamespaceAll}
+	}
+	return d.o.Namespaces
+}
+
+// addCertificateInformers sets up the Certificate informers (not started).
+func (d *Discovery) addCertificateInformers() error {
+	var certs []cache.SharedIndexInformer
+	var facts []dynamicinformer.DynamicSharedInformerFactory
+	for _, ns := range d.namespaces() {
+		df := dynamicinformer.NewFilteredDynamicSharedInformerFactory(d.o.Dynamic, 0, ns, nil)
+		ci := df.ForResource(d.o.certificates).Informer()
+		if err := ci.AddIndexers(cache.Indexers{indexCertSecrets: certificateSecretIndex}); err != nil {
+			return err
+		}
+		certs, facts = append(certs, ci), append(facts, df)
+	}
+	d.certMu.Lock()
+	d.certs, d.dynFacts, d.certMgr = certs, facts, true
+	d.certMu.Unlock()
+	return nil
+}
+
+// watchCertManager asks the API server every CertManagerRecheck whether
+// it serves Certificates now and, once it does, starts their informers.
+func (d *Discovery) watchCertManager(ctx context.Context) {
+	t := time.NewTicker(d.o.CertManagerRecheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ok, err := served(d.o.Client, d.o.certificates)
+		if err != nil {
+			d.o.Log.Warn("checking for cert-manager", "error", err.Error())
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if err := d.addCertificateInformers(); err != nil {
+			d.o.Log.Error("cert-manager informers", "error", err.Error())
+			return
+		}
+		d.certMu.RLock()
+		for _, f := range d.dynFacts {
+			f.Start(ctx.Done())
+		}
+		d.certMu.RUnlock()
+		d.o.Log.Info("cert-manager Certificates served: watching them", "resource", d.o.certificates.String())
+		return
+	}
 }
 
 // NewClient returns the clientset certwatcher uses: protobuf, and no gzip
@@ -159,10 +226,9 @@ func NewClient(rc *rest.Config) (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(c)
 }
 
-// certManagerServed reports whether the API server serves
-// certificates.cert-manager.io/v1.
-func certManagerServed(cs kubernetes.Interface) (bool, error) {
-	list, err := cs.Discovery().ServerResourcesForGroupVersion(CertificateGVR.GroupVersion().String())
+// served reports whether the API server serves the resource gvr.
+func served(cs kubernetes.Interface, gvr schema.GroupVersionResource) (bool, error) {
+	list, err := cs.Discovery().ServerResourcesForGroupVersion(gvr.GroupVersion().String())
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
@@ -170,15 +236,20 @@ func certManagerServed(cs kubernetes.Interface) (bool, error) {
 		return false, fmt.Errorf("discover cert-manager: %w", err)
 	}
 	for _, r := range list.APIResources {
-		if r.Name == CertificateGVR.Resource {
+		if r.Name == gvr.Resource {
 			return true, nil
 		}
 	}
 	return false, nil
 }
 
-// CertManagerEnabled reports whether cert-manager Certificates are watched.
-func (d *Discovery) CertManagerEnabled() bool { return d.certMgr }
+// CertManagerEnabled reports whether cert-manager Certificates are watched
+// (served at start, or detected since).
+func (d *Discovery) CertManagerEnabled() bool {
+	d.certMu.RLock()
+	defer d.certMu.RUnlock()
+	return d.certMgr
+}
 
 func (d *Discovery) secretInformer(ns string, typ corev1.SecretType) (cache.SharedIndexInformer, error) {
 	sel := fields.OneTermEqualSelector("type", string(typ)).String()
@@ -274,14 +345,26 @@ func (d *Discovery) Start(ctx context.Context) {
 	for _, f := range d.factories {
 		f.Start(ctx.Done())
 	}
+	d.certMu.RLock()
 	for _, f := range d.dynFacts {
 		f.Start(ctx.Done())
 	}
+	watch := d.o.Dynamic != nil && !d.certMgr
+	d.certMu.RUnlock()
+	if watch {
+		go d.watchCertManager(ctx)
+	}
+}
+
+func (d *Discovery) informers() [][]cache.SharedIndexInformer {
+	d.certMu.RLock()
+	defer d.certMu.RUnlock()
+	return [][]cache.SharedIndexInformer{d.secrets, d.pods, d.ingresses, d.rsets, d.certs}
 }
 
 // HasSynced reports whether every informer has listed.
 func (d *Discovery) HasSynced() bool {
-	for _, l := range [][]cache.SharedIndexInformer{d.secrets, d.pods, d.ingresses, d.rsets, d.certs} {
+	for _, l := range d.informers() {
 		for _, inf := range l {
 			if !inf.HasSynced() {
 				return false
@@ -294,7 +377,7 @@ func (d *Discovery) HasSynced() bool {
 // WaitForSync waits until every informer has listed, bounded by ctx.
 func (d *Discovery) WaitForSync(ctx context.Context) error {
 	var synced []cache.InformerSynced
-	for _, l := range [][]cache.SharedIndexInformer{d.secrets, d.pods, d.ingresses, d.rsets, d.certs} {
+	for _, l := range d.informers() {
 		for _, inf := range l {
 			synced = append(synced, inf.HasSynced)
 		}
@@ -342,7 +425,10 @@ func (d *Discovery) getReplicaSet(namespace, name string) (*appsv1.ReplicaSet, e
 // CertManager returns the cert-manager Certificate that owns the Secret, if
 // any.
 func (d *Discovery) CertManager(namespace, name string) *events.CertManagerInfo {
-	for _, inf := range d.certs {
+	d.certMu.RLock()
+	certs := d.certs
+	d.certMu.RUnlock()
+	for _, inf := range certs {
 		objs, _ := inf.GetIndexer().ByIndex(indexCertSecrets, namespace+"/"+name)
 		for _, o := range objs {
 			if u, ok := o.(*unstructured.Unstructured); ok {

@@ -67,11 +67,14 @@ type Options struct {
 	Client      kubernetes.Interface
 	Dynamic     dynamic.Interface
 	CertManager bool // cert-manager's Certificate CRD is served
-	Events      Events
-	Marks       Marks
-	Log         *slog.Logger
-	Clock       clock.Clock
-	DryRun      bool
+	// CertManagerServed, when set, is asked instead of CertManager, for a
+	// CRD that may appear while certwatcher runs.
+	CertManagerServed func() bool
+	Events            Events
+	Marks             Marks
+	Log               *slog.Logger
+	Clock             clock.Clock
+	DryRun            bool
 	// Rate and Burst bound rotations (per second, and at once).
 	Rate  float64
 	Burst int
@@ -399,7 +402,11 @@ func (e *Executor) wait(ctx context.Context) error {
 
 // method decides how the Secret can be re-issued.
 func (e *Executor) method(ctx context.Context, s *corev1.Secret) (string, *unstructured.Unstructured, error) {
-	if e.o.CertManager && e.o.Dynamic != nil {
+	certManager := e.o.CertManager
+	if e.o.CertManagerServed != nil {
+		certManager = e.o.CertManagerServed()
+	}
+	if certManager && e.o.Dynamic != nil {
 		crt, err := e.findCertificate(ctx, s)
 		if err != nil {
 			return "", nil, err
