@@ -73,6 +73,10 @@ type Discovery struct {
 	ingresses []cache.SharedIndexInformer
 	rsets     []cache.SharedIndexInformer
 	factories []informers.SharedInformerFactory
+	cache     *certinfo.Cache
+	shards    []chan func()
+	done      <-chan struct{}
+	strip     func(any) (any, error)
 
 	// cert-manager Certificates: set up in New when served then, or later
 	// by watchCertManager.
@@ -80,10 +84,6 @@ type Discovery struct {
 	certs    []cache.SharedIndexInformer
 	dynFacts []dynamicinformer.DynamicSharedInformerFactory
 	certMgr  bool
-	cache    *certinfo.Cache
-	shards   []chan func()
-	done     <-chan struct{}
-	strip    func(any) (any, error)
 
 	// parsed holds what listSecrets parsed ahead of the event handlers, by
 	// namespace/name, until the handler of that Secret takes it.
