@@ -148,11 +148,15 @@ func RunProcess(tb testing.TB, opts ...Option) Process {
 		_ = stdin.Close() // the child shuts down when its stdin closes
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
+		var err error
 		select {
-		case <-done:
+		case err = <-done:
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
-			<-done
+			err = <-done
+		}
+		if err != nil {
+			tb.Errorf("nats child: %v", err)
 		}
 	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
