@@ -7,7 +7,7 @@ SHELL := bash
 MODULES = $(shell go list -m -f '{{.Dir}}')
 GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
 BENCH ?= .
-BENCH_FLAGS ?= -run '^$$' -benchmem -benchtime 1x
+BENCH_FLAGS ?= -run '^$$' -benchmem -benchtime 1x -timeout 60m
 
 .PHONY: help
 help: ## list the targets

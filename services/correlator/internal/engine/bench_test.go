@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -31,6 +32,7 @@ var (
 	benchLatencyN  = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
 	benchNoSync    = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")
 	benchHeap      = flag.String("heapprofile", "", "BenchmarkMixedStream: write a heap profile here after the throughput phase")
+	benchMemLimit  = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
 	benchEmbedded  = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
 )
 
@@ -144,6 +146,11 @@ func BenchmarkMixedStream(b *testing.B) {
 }
 
 func benchmarkMixedStream(b *testing.B) {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *benchMemLimit > 0 {
+		old := debug.SetMemoryLimit(int64(*benchMemLimit) << 20)
+		defer debug.SetMemoryLimit(old)
+		b.Logf("Go memory limit %d MiB (90%% of a 1 GiB container, as service.Main sets it)", *benchMemLimit)
+	}
 	var opts []natstest.Option
 	if *benchNoSync {
 		opts = append(opts, natstest.WithoutSyncAlways())
