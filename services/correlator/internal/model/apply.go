@@ -174,8 +174,22 @@ func superseded(st *State, u *Upload) bool {
 // latest of any (app, version, category), and completed snapshots beyond
 // the History newest of their PVC unless pinned or inside an open incident.
 func prune(r Rules, st *State) {
+	// The newest upload of every (app, category, version key), in one pass:
+	// an upload that is the newest of none of its keys can go. (Checking
+	// each upload against all the others was quadratic in the versions an
+	// app ever had.)
+	type slot struct{ app, category, key string }
+	newest := make(map[slot]*Upload, len(st.Uploads))
+	for _, u := range st.Uploads {
+		for _, k := range u.Keys {
+			sl := slot{u.App, u.Category, k}
+			if o := newest[sl]; o == nil || newer(u, o) {
+				newest[sl] = u
+			}
+		}
+	}
 	for id, u := range st.Uploads {
-		if superseded(st, u) {
+		if !slices.ContainsFunc(u.Keys, func(k string) bool { return newest[slot{u.App, u.Category, k}] == u }) {
 			delete(st.Uploads, id)
 		}
 	}
