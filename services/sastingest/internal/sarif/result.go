@@ -110,14 +110,7 @@ func (p *parser) result(rr *rawResult) error {
 
 // ruleRef reads result.rule: {id, index, toolComponent: {name, index}}.
 func (p *parser) ruleRef(rr *rawResult) error {
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return err
-		}
+	return p.members(func(name []byte) (err error) {
 		switch {
 		case match(name, "id"):
 			err = p.interned(&rr.refID)
@@ -128,22 +121,12 @@ func (p *parser) ruleRef(rr *rawResult) error {
 		default:
 			err = p.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return p.end()
+		return err
+	})
 }
 
 func (p *parser) toolComponentRef(rr *rawResult) error {
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return err
-		}
+	return p.members(func(name []byte) (err error) {
 		switch {
 		case match(name, "name"):
 			err = p.interned(&rr.compName)
@@ -152,33 +135,20 @@ func (p *parser) toolComponentRef(rr *rawResult) error {
 		default:
 			err = p.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return p.end()
+		return err
+	})
 }
 
 // message reads message.text.
 func (p *parser) message(rr *rawResult) error {
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return err
-		}
+	return p.members(func(name []byte) (err error) {
 		if match(name, "text") {
 			rr.message, _, err = p.appendString(rr.message[:0])
 		} else {
 			err = p.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return p.end()
+		return err
+	})
 }
 
 // locations reads the first location's file, line and snippet; the others
@@ -196,35 +166,18 @@ func (p *parser) locations(rr *rawResult) error {
 }
 
 func (p *parser) location(rr *rawResult, keep bool) error {
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return err
-		}
+	return p.members(func(name []byte) (err error) {
 		if match(name, "physicalLocation") {
 			err = p.physicalLocation(rr, keep)
 		} else {
 			err = p.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return p.end()
+		return err
+	})
 }
 
 func (p *parser) physicalLocation(rr *rawResult, keep bool) error {
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return err
-		}
+	return p.members(func(name []byte) (err error) {
 		switch {
 		case match(name, "artifactLocation"):
 			err = p.artifactLocation(rr, keep)
@@ -233,22 +186,12 @@ func (p *parser) physicalLocation(rr *rawResult, keep bool) error {
 		default:
 			err = p.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return p.end()
+		return err
+	})
 }
 
 func (p *parser) artifactLocation(rr *rawResult, keep bool) error {
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return err
-		}
+	return p.members(func(name []byte) (err error) {
 		switch {
 		case match(name, "uri") && keep:
 			err = p.str(&rr.file)
@@ -257,23 +200,13 @@ func (p *parser) artifactLocation(rr *rawResult, keep bool) error {
 		default:
 			err = p.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return p.end()
+		return err
+	})
 }
 
 func (p *parser) region(rr *rawResult, keep bool) error {
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return err
-	}
 	var n int
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return err
-		}
+	return p.members(func(name []byte) (err error) {
 		switch {
 		case match(name, "startLine") && keep:
 			err = p.integer(&rr.line)
@@ -284,22 +217,12 @@ func (p *parser) region(rr *rawResult, keep bool) error {
 		default:
 			err = p.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return p.end()
+		return err
+	})
 }
 
 func (p *parser) snippet(rr *rawResult, keep bool) error {
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return err
-		}
+	return p.members(func(name []byte) (err error) {
 		switch {
 		case match(name, "text") && keep:
 			rr.snippet, _, err = p.appendString(rr.snippet[:0])
@@ -308,11 +231,8 @@ func (p *parser) snippet(rr *rawResult, keep bool) error {
 		default:
 			err = p.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return p.end()
+		return err
+	})
 }
 
 // partialFingerprints reads an object of strings. A value that is not a
@@ -354,14 +274,7 @@ func (p *parser) partialFingerprints(rr *rawResult) error {
 // some tools, its severity); otherwise only tags that mention a CWE are.
 // A tag that is not a string is an anomaly.
 func (p *parser) properties(props *rawProperties, allTags bool) error {
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return err
-		}
+	return p.members(func(name []byte) (err error) {
 		switch {
 		case match(name, "tags"):
 			props.tags = props.tags[:0]
@@ -373,11 +286,8 @@ func (p *parser) properties(props *rawProperties, allTags bool) error {
 		default:
 			err = p.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return p.end()
+		return err
+	})
 }
 
 func (p *parser) tags(props *rawProperties, allTags bool) error {

@@ -351,3 +351,22 @@ func (p *parser) skipLarge() error {
 	}
 	return p.end()
 }
+
+// members reads an object member by member: field gets each member's name
+// (valid until the next read) and must read its value. A value that is not
+// an object is handled as beginObject says.
+func (p *parser) members(field func(name []byte) error) error {
+	if ok, err := p.beginObject(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		name, err := p.name()
+		if err != nil {
+			return err
+		}
+		if err := field(name); err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
