@@ -21,7 +21,7 @@ func Apply(r Rules, st *State, in Input) (decisions []Decision, changed bool, er
 	if !merge(st, in) {
 		return nil, false, nil
 	}
-	prune(r, st)
+	prune(r, st, in.Upload != nil)
 	v := Derive(r, st)
 	return decide(r, st, v), true, nil
 }
@@ -173,25 +173,11 @@ func superseded(st *State, u *Upload) bool {
 // prune drops facts that can no longer matter: uploads that are not the
 // latest of any (app, version, category), and completed snapshots beyond
 // the History newest of their PVC unless pinned or inside an open incident.
-func prune(r Rules, st *State) {
-	// The newest upload of every (app, category, version key), in one pass:
-	// an upload that is the newest of none of its keys can go. (Checking
-	// each upload against all the others was quadratic in the versions an
-	// app ever had.)
-	type slot struct{ app, category, key string }
-	newest := make(map[slot]*Upload, len(st.Uploads))
-	for _, u := range st.Uploads {
-		for _, k := range u.Keys {
-			sl := slot{u.App, u.Category, k}
-			if o := newest[sl]; o == nil || newer(u, o) {
-				newest[sl] = u
-			}
-		}
-	}
-	for id, u := range st.Uploads {
-		if !slices.ContainsFunc(u.Keys, func(k string) bool { return newest[slot{u.App, u.Category, k}] == u }) {
-			delete(st.Uploads, id)
-		}
+// Only a new upload can supersede others, so uploads are looked at only
+// when one came in.
+func prune(r Rules, st *State, uploadCame bool) {
+	if uploadCame {
+		pruneUploads(st)
 	}
 	var openSince time.Time
 	for _, rec := range st.Ledger.Incidents {
@@ -218,6 +204,27 @@ func prune(r Rules, st *State) {
 				continue
 			}
 			delete(st.Snapshots, s.Name)
+		}
+	}
+}
+
+// pruneUploads drops the uploads that are the newest of none of their
+// (app, category, version key), in one pass (checking each upload against
+// all the others was quadratic in the versions an app ever had).
+func pruneUploads(st *State) {
+	type slot struct{ app, category, key string }
+	newest := make(map[slot]*Upload, len(st.Uploads))
+	for _, u := range st.Uploads {
+		for _, k := range u.Keys {
+			sl := slot{u.App, u.Category, k}
+			if o := newest[sl]; o == nil || newer(u, o) {
+				newest[sl] = u
+			}
+		}
+	}
+	for id, u := range st.Uploads {
+		if !slices.ContainsFunc(u.Keys, func(k string) bool { return newest[slot{u.App, u.Category, k}] == u }) {
+			delete(st.Uploads, id)
 		}
 	}
 }

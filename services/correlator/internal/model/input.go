@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unique"
 
 	"github.com/stateguard/stateguard/pkg/events"
 )
@@ -195,17 +196,20 @@ func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
 	if p.CreationTime.IsZero() {
 		return events.Permanent(fmt.Errorf("snapshot.completed %s: creation_time is required", in.EventID))
 	}
+	// A namespace's state keeps up to history snapshots per PVC, which
+	// repeat the same PVC, apps, pods, owners and digests: one copy each.
 	s := &Snapshot{
-		Name: p.VolumeSnapshot, PVC: p.PVC, EventID: in.EventID, Time: p.CreationTime.UTC(),
-		Completed: true, RestoreSize: p.RestoreSize,
+		Name: p.VolumeSnapshot, PVC: intern(p.PVC), EventID: in.EventID, Time: p.CreationTime.UTC(),
+		Completed: true, RestoreSize: intern(p.RestoreSize),
 	}
 	for _, w := range p.Workloads {
-		wl := Workload{App: AppOf(w), Pod: w.Pod, Label: w.Version}
+		wl := Workload{App: intern(AppOf(w)), Pod: intern(w.Pod), Label: intern(w.Version)}
 		if w.Owner != nil {
 			o := *w.Owner
 			if o.Namespace == "" {
 				o.Namespace = p.Namespace
 			}
+			o.Kind, o.Namespace, o.Name = intern(o.Kind), intern(o.Namespace), intern(o.Name)
 			wl.Owner = &o
 		}
 		if wl.App == "" {
@@ -220,7 +224,7 @@ func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
 				k = imageKey(c.Image)
 			}
 			if k != "" {
-				wl.Versions = append(wl.Versions, k)
+				wl.Versions = append(wl.Versions, intern(k))
 			}
 		}
 		slices.Sort(wl.Versions)
@@ -233,6 +237,9 @@ func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
 	in.Namespace, in.Snapshot = p.Namespace, s
 	return nil
 }
+
+// intern returns the one copy of s.
+func intern(s string) string { return unique.Make(s).Value() }
 
 // AppOf is the application a pod belongs to: its app.kubernetes.io/name,
 // else the workload that owns it, else the pod itself.

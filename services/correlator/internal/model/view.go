@@ -308,17 +308,23 @@ func deriveApp(r Rules, st *State, app string) AppView {
 	owners := map[WorkloadRef]bool{}
 	pods := map[string]bool{}
 	views := make([]SnapshotView, 0, len(timeline))
+	// The views' workload and version lists share two backing arrays
+	// (each list capped at its length): two allocations, not two per
+	// snapshot, on every event.
+	refs := make([]WorkloadRef, 0, len(timeline))
+	vers := make([]VersionVerdict, 0, len(timeline))
 	for _, s := range timeline {
 		sv := SnapshotView{Name: s.Name, PVC: s.PVC, Time: s.Time, Ready: s.ready(), EventID: s.EventID, RestoreSize: s.RestoreSize}
 		anyVuln, allClean, any := false, true, false
+		rstart, vstart := len(refs), len(vers)
 		for _, w := range s.Workloads {
 			if w.App != app {
 				continue
 			}
 			if w.Owner != nil {
 				owners[*w.Owner] = true
-				if !slices.Contains(sv.Workloads, *w.Owner) {
-					sv.Workloads = append(sv.Workloads, *w.Owner)
+				if !slices.Contains(refs[rstart:], *w.Owner) {
+					refs = append(refs, *w.Owner)
 				}
 			}
 			if w.Pod != "" {
@@ -327,7 +333,7 @@ func deriveApp(r Rules, st *State, app string) AppView {
 			for _, k := range w.Versions {
 				vv := vd.ofWorkload(w, k)
 				any = true
-				sv.Versions = append(sv.Versions, VersionVerdict{Version: k, Verdict: vv.Verdict})
+				vers = append(vers, VersionVerdict{Version: k, Verdict: vv.Verdict})
 				seen[k] = true
 				switch vv.Verdict {
 				case Vulnerable:
@@ -339,8 +345,15 @@ func deriveApp(r Rules, st *State, app string) AppView {
 				}
 			}
 		}
-		slices.SortFunc(sv.Versions, func(a, b VersionVerdict) int { return strings.Compare(a.Version, b.Version) })
-		sv.Versions = slices.Compact(sv.Versions)
+		if len(refs) > rstart {
+			sv.Workloads = refs[rstart:len(refs):len(refs)]
+		}
+		if cur := vers[vstart:]; len(cur) > 0 {
+			slices.SortFunc(cur, func(a, b VersionVerdict) int { return strings.Compare(a.Version, b.Version) })
+			cur = slices.Compact(cur)
+			vers = vers[:vstart+len(cur)]
+			sv.Versions = cur[:len(cur):len(cur)]
+		}
 		switch {
 		case anyVuln:
 			sv.Class = Tainted
