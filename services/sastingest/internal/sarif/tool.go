@@ -128,39 +128,26 @@ func (p *parser) tool() (*rawTool, error) {
 		return nil, err
 	}
 	rt := &rawTool{}
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return rt, err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return nil, err
-		}
+	err := p.members(func(name []byte) (err error) {
 		switch {
 		case match(name, "driver"):
 			rt.driver, err = p.component()
 		case match(name, "extensions"):
 			rt.extensions = rt.extensions[:0]
-			var ok bool
-			if ok, err = p.beginArray(); !ok || err != nil {
-				break
-			}
-			for p.more() {
-				var c *rawComponent
-				if c, err = p.component(); err != nil {
-					return nil, err
-				}
+			err = p.elements(func() error {
+				c, err := p.component()
 				rt.extensions = append(rt.extensions, c)
-			}
-			err = p.end()
+				return err
+			})
 		default:
 			err = p.skipLarge()
 		}
-		if err != nil {
-			return nil, err
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return rt, p.end()
+	return rt, nil
 }
 
 // component reads a tool component: its name, version and rules; the rest
@@ -171,14 +158,7 @@ func (p *parser) component() (*rawComponent, error) {
 		return nil, err
 	}
 	c := &rawComponent{}
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return c, err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return nil, err
-		}
+	err := p.members(func(name []byte) (err error) {
 		switch {
 		case match(name, "name"):
 			err = p.strPtr(&c.name)
@@ -188,26 +168,20 @@ func (p *parser) component() (*rawComponent, error) {
 			err = p.strPtr(&c.semanticVersion)
 		case match(name, "rules"):
 			c.rules = c.rules[:0]
-			var ok bool
-			if ok, err = p.beginArray(); !ok || err != nil {
-				break
-			}
-			for p.more() {
-				var r *rawRule
-				if r, err = p.rule(); err != nil {
-					return nil, err
-				}
+			err = p.elements(func() error {
+				r, err := p.rule()
 				c.rules = append(c.rules, r)
-			}
-			err = p.end()
+				return err
+			})
 		default:
 			err = p.skipLarge()
 		}
-		if err != nil {
-			return nil, err
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return c, p.end()
+	return c, nil
 }
 
 func (p *parser) rule() (*rawRule, error) {
@@ -216,14 +190,7 @@ func (p *parser) rule() (*rawRule, error) {
 		return nil, err
 	}
 	r := &rawRule{}
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return r, err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return nil, err
-		}
+	err := p.members(func(name []byte) (err error) {
 		switch {
 		case match(name, "id"):
 			err = p.interned(&r.id)
@@ -237,27 +204,18 @@ func (p *parser) rule() (*rawRule, error) {
 		default:
 			err = p.skip()
 		}
-		if err != nil {
-			return nil, err
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return r, p.end()
+	return r, nil
 }
 
 func (p *parser) defaultConfiguration(r *rawRule) error {
-	if ok, err := p.beginObject(); !ok || err != nil {
-		return err
-	}
-	for p.more() {
-		name, err := p.name()
-		if err != nil {
-			return err
-		}
+	return p.members(func(name []byte) error {
 		if !match(name, "level") {
-			if err := p.skip(); err != nil {
-				return err
-			}
-			continue
+			return p.skip()
 		}
 		var level string
 		if err := p.interned(&level); err != nil {
@@ -271,8 +229,8 @@ func (p *parser) defaultConfiguration(r *rawRule) error {
 			r.level = ""
 			p.anomaly(p.here(), "level "+strconv.Quote(level)+" is not error, warning, note or none")
 		}
-	}
-	return p.end()
+		return nil
+	})
 }
 
 // relationships keeps the targets that name their tool component.

@@ -96,26 +96,14 @@ func (p *parser) wrongType(k jsontext.Kind, want string) error {
 // beginObject reads the '{' of an object. ok is false (and the value
 // skipped, as an anomaly unless null) when the next value is not an
 // object.
-func (p *parser) beginObject() (ok bool, err error) {
-	switch k := p.dec.PeekKind(); k {
-	case '{':
-		_, err := p.dec.ReadToken()
-		return err == nil, err
-	case 'n':
-		_, err := p.dec.ReadValue()
-		return false, err
-	case jsontext.KindInvalid:
-		_, err := p.dec.ReadToken()
-		return false, err
-	default:
-		return false, p.wrongType(k, "an object")
-	}
-}
+func (p *parser) beginObject() (ok bool, err error) { return p.begin('{', "an object") }
 
 // beginArray reads the '[' of an array, as beginObject does for objects.
-func (p *parser) beginArray() (ok bool, err error) {
+func (p *parser) beginArray() (ok bool, err error) { return p.begin('[', "an array") }
+
+func (p *parser) begin(kind jsontext.Kind, want string) (ok bool, err error) {
 	switch k := p.dec.PeekKind(); k {
-	case '[':
+	case kind:
 		_, err := p.dec.ReadToken()
 		return err == nil, err
 	case 'n':
@@ -125,7 +113,7 @@ func (p *parser) beginArray() (ok bool, err error) {
 		_, err := p.dec.ReadToken()
 		return false, err
 	default:
-		return false, p.wrongType(k, "an array")
+		return false, p.wrongType(k, want)
 	}
 }
 
@@ -346,6 +334,20 @@ func (p *parser) skipLarge() error {
 			}
 		}
 		if err := p.skip(); err != nil {
+			return err
+		}
+	}
+	return p.end()
+}
+
+// elements reads an array element by element: element must read one. A
+// value that is not an array is handled as beginArray says.
+func (p *parser) elements(element func() error) error {
+	if ok, err := p.beginArray(); !ok || err != nil {
+		return err
+	}
+	for p.more() {
+		if err := element(); err != nil {
 			return err
 		}
 	}
