@@ -22,7 +22,7 @@ func Apply(r Rules, st *State, in Input) (decisions []Decision, changed bool, er
 		return nil, false, nil
 	}
 	prune(r, st, in.Upload != nil)
-	v := Derive(r, st)
+	v := st.derive(r)
 	return decide(r, st, v), true, nil
 }
 
@@ -43,6 +43,7 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		st.Uploads[u.ID] = u
+		st.touch(u.App)
 		return true
 	case in.Snapshot != nil:
 		s := snapshotFor(st, in.Snapshot.Name, in.Snapshot.PVC)
@@ -50,12 +51,17 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		n := in.Snapshot
+		st.touchSnapshot(s)
 		s.PVC, s.EventID, s.Time, s.Completed, s.RestoreSize, s.Workloads = n.PVC, in.EventID, n.Time, true, n.RestoreSize, n.Workloads
+		st.touchSnapshot(s)
 		return true
 	case in.SnapshotFailed != nil:
 		s := snapshotFor(st, in.SnapshotFailed.Name, in.SnapshotFailed.PVC)
 		var added bool
 		s.Failed, added = setAdd(s.Failed, in.EventID)
+		if added {
+			st.touchSnapshot(s)
+		}
 		return added
 	case in.Verified != nil:
 		s := snapshotFor(st, in.Verified.Name, in.Verified.PVC)
@@ -66,6 +72,7 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		s.Verifications[in.EventID] = in.Verified.Passed
+		st.touchSnapshot(s)
 		return true
 	case in.Expiring != nil:
 		e := in.Expiring
@@ -92,6 +99,9 @@ func merge(st *State, in Input) bool {
 			c.Users.Pods, added = setAdd(c.Users.Pods, p)
 			changed = changed || added
 		}
+		if changed {
+			st.touchCerts()
+		}
 		return changed
 	case in.Rotated != nil:
 		c := certFor(st, in.Rotated.Secret)
@@ -102,6 +112,7 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		c.Rotated[in.Rotated.OldSerial] = in.EventID
+		st.touchCerts()
 		return true
 	case in.RotationFailed != nil:
 		c := certFor(st, in.RotationFailed.Secret)
@@ -112,6 +123,7 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		c.Failures[in.EventID] = in.RotationFailed.Reason
+		st.touchCerts()
 		return true
 	}
 	return false
@@ -204,6 +216,7 @@ func prune(r Rules, st *State, uploadCame bool) {
 				continue
 			}
 			delete(st.Snapshots, s.Name)
+			st.touchSnapshot(s)
 		}
 	}
 }
@@ -225,6 +238,7 @@ func pruneUploads(st *State) {
 	for id, u := range st.Uploads {
 		if !slices.ContainsFunc(u.Keys, func(k string) bool { return newest[slot{u.App, u.Category, k}] == u }) {
 			delete(st.Uploads, id)
+			st.touch(u.App)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -24,8 +25,26 @@ func feed(t *testing.T, r Rules, st *State, evs ...events.Event) []Decision {
 			t.Fatalf("apply %s: %v", ev.ID(), err)
 		}
 		out = append(out, ds...)
+		checkCache(t, r, st, ev.ID())
 	}
 	return out
+}
+
+// checkCache fails when the views Apply keeps between events differ from
+// a derivation from scratch.
+func checkCache(t *testing.T, r Rules, st *State, after string) {
+	t.Helper()
+	fresh, err := json.Marshal(Derive(r, st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, err := json.Marshal(st.derive(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(fresh) != string(cached) {
+		t.Fatalf("after %s the cached view differs from a fresh derivation:\nfresh:  %s\ncached: %s", after, fresh, cached)
+	}
 }
 
 // brief is a decision as "type subject", for readable comparisons.

@@ -24,6 +24,9 @@ type State struct {
 	// snapshot was pinned, which one-off decisions were published). It is
 	// what keeps a restarted correlator from publishing a decision again.
 	Journal Journal `json:"journal"`
+
+	// cache holds derived views between events (in memory only).
+	cache *viewCache
 }
 
 // NewState returns the empty state of a namespace.

@@ -122,10 +122,20 @@ type CertView struct {
 	Users         Users      `json:"users"`
 }
 
-// Derive computes the view of st under r.
+// Derive computes the view of st under r, every application afresh.
 func Derive(r Rules, st *State) View {
-	v := View{Namespace: st.Namespace, Pins: map[string]Pin{}}
-	v.Certificates = certViews(r, st)
+	apps := appNames(st)
+	views := make([]*AppView, len(apps))
+	for i, app := range apps {
+		av := deriveApp(r, st, app)
+		views[i] = &av
+	}
+	return assemble(st.Namespace, views, certViews(r, st))
+}
+
+// appNames lists, sorted, the applications st knows of: those that ran on
+// a snapshot and those named by an upload.
+func appNames(st *State) []string {
 	apps := map[string]bool{}
 	for _, s := range st.Snapshots {
 		for _, w := range s.Workloads {
@@ -135,8 +145,14 @@ func Derive(r Rules, st *State) View {
 	for _, u := range st.Uploads {
 		apps[u.App] = true
 	}
-	for _, app := range sortedKeys(apps) {
-		av := deriveApp(r, st, app)
+	return sortedKeys(apps)
+}
+
+// assemble builds the namespace's view from its applications' views (in
+// the order of their names) and its certificates.
+func assemble(ns string, apps []*AppView, certs []CertView) View {
+	v := View{Namespace: ns, Pins: map[string]Pin{}, Certificates: certs, Apps: make([]AppView, 0, len(apps))}
+	for _, av := range apps {
 		for pvc, names := range av.KnownGood {
 			for _, n := range names {
 				if _, ok := v.Pins[n]; !ok {
@@ -156,7 +172,7 @@ func Derive(r Rules, st *State) View {
 				}
 			}
 		}
-		v.Apps = append(v.Apps, av)
+		v.Apps = append(v.Apps, *av)
 	}
 	return v
 }

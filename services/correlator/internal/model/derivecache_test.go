@@ -1,0 +1,71 @@
+package model
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/stateguard/stateguard/pkg/events"
+)
+
+// With a short history prune drops snapshots on most events; the views kept
+// between events must follow (feed compares them with a fresh derivation
+// after every event).
+func TestCachedViewsFollowPrunedSnapshots(t *testing.T) {
+	r := DefaultRules()
+	r.History = 2
+	pruned := 0
+	for seed := range uint64(60) {
+		evs := randomScenario(seed)
+		for p := range uint64(3) {
+			st := NewState("prop")
+			feed(t, r, st, permute(evs, seed*100+p)...)
+			n := 0
+			for _, s := range st.Snapshots {
+				if s.Completed {
+					n++
+				}
+			}
+			pruned += countSnapshotEvents(evs) - n
+		}
+	}
+	if pruned == 0 {
+		t.Fatal("no snapshot was pruned: the test does not exercise prune")
+	}
+}
+
+func countSnapshotEvents(evs []events.Event) int {
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		if ev.Type() == events.TypeSnapshotCompleted {
+			seen[ev.ID()] = true
+		}
+	}
+	return len(seen)
+}
+
+// A rule changed between two events must not reuse views derived under the
+// old rules: equal must see every field.
+func TestRulesEqualSeesEveryField(t *testing.T) {
+	base := DefaultRules()
+	rv := reflect.ValueOf(&base).Elem()
+	for i := range rv.NumField() {
+		changed := base.clone()
+		f := reflect.ValueOf(&changed).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.Bool:
+			f.SetBool(!f.Bool())
+		case reflect.Int, reflect.Int64:
+			f.SetInt(f.Int() + 1)
+		case reflect.Slice:
+			f.Set(reflect.Append(f, reflect.ValueOf("x")))
+		default:
+			t.Fatalf("field %s: kind %s not covered by this test", rv.Type().Field(i).Name, f.Kind())
+		}
+		if base.equal(changed) {
+			t.Errorf("Rules.equal does not see a change of %s", rv.Type().Field(i).Name)
+		}
+	}
+	if !base.equal(base.clone()) {
+		t.Error("a clone of the rules is not equal to them")
+	}
+}
