@@ -15,13 +15,11 @@ import (
 //
 // Encoding a whole namespace for every group commit was the correlator's
 // largest cost, yet snapshots and uploads, nine tenths of a state, hardly
-// change once known. A codec therefore keeps each one's encoding and reuses
-// it while its version is the same (for a snapshot the facts that can change
-// it: its completion event, PVC, failures and verifications, which only
-// grow; for an upload the event it came from), and encodes the rest of the
-// state as encoding/json does.
+// change once known. Snapshots, the pins and the journal are written by
+// hand-written appenders (append.go, several times faster than reflection);
+// an upload's encoding (its findings can be long) is kept and reused while
+// it is the same upload event; the rest goes through encoding/json.
 type codec struct {
-	snaps   map[string]fragment[snapVersion]
 	uploads map[string]fragment[string]
 	size    int // of the last encoding, to allocate the next one at once
 }
@@ -31,22 +29,12 @@ type fragment[V comparable] struct {
 	data []byte
 }
 
-type snapVersion struct {
-	eventID       string
-	pvc           string
-	completed     bool
-	failed        int
-	verifications int
-}
-
-func snapshotVersion(s *model.Snapshot) snapVersion {
-	return snapVersion{eventID: s.EventID, pvc: s.PVC, completed: s.Completed, failed: len(s.Failed), verifications: len(s.Verifications)}
-}
-
 func uploadVersion(u *model.Upload) string { return u.EventID }
 
-func (c *codec) encode(st *model.State) ([]byte, error) {
-	buf := make([]byte, 0, c.size+c.size/8+512)
+// encode appends the encoding of st to buf[:0] (growing it to the size of
+// the last encoding at once) and returns it.
+func (c *codec) encode(buf []byte, st *model.State) ([]byte, error) {
+	buf = slices.Grow(buf[:0], c.size+c.size/8+512)
 	buf = append(buf, `{"namespace":`...)
 	buf, err := appendJSON(buf, st.Namespace)
 	if err != nil {
@@ -59,10 +47,20 @@ func (c *codec) encode(st *model.State) ([]byte, error) {
 		}
 	}
 	if len(st.Snapshots) > 0 {
-		buf = append(buf, `,"snapshots":`...)
-		if buf, err = appendCached(buf, st.Snapshots, &c.snaps, snapshotVersion); err != nil {
-			return nil, err
+		buf = append(buf, `,"snapshots":{`...)
+		for i, k := range sortedKeys(st.Snapshots) {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			if buf, err = appendString(buf, k); err != nil {
+				return nil, err
+			}
+			buf = append(buf, ':')
+			if buf, err = appendSnapshot(buf, st.Snapshots[k]); err != nil {
+				return nil, err
+			}
 		}
+		buf = append(buf, '}')
 	}
 	if len(st.Certs) > 0 {
 		buf = append(buf, `,"certs":`...)
@@ -71,11 +69,11 @@ func (c *codec) encode(st *model.State) ([]byte, error) {
 		}
 	}
 	buf = append(buf, `,"ledger":`...)
-	if buf, err = appendJSON(buf, st.Ledger); err != nil {
+	if buf, err = appendLedger(buf, &st.Ledger); err != nil {
 		return nil, err
 	}
 	buf = append(buf, `,"journal":`...)
-	if buf, err = appendJSON(buf, st.Journal); err != nil {
+	if buf, err = appendJournal(buf, &st.Journal); err != nil {
 		return nil, err
 	}
 	buf = append(buf, '}')
@@ -89,11 +87,7 @@ func appendCached[T any, V comparable](buf []byte, m map[string]*T, cache *map[s
 	if *cache == nil {
 		*cache = map[string]fragment[V]{}
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(m)
 	buf = append(buf, '{')
 	var err error
 	for i, k := range keys {

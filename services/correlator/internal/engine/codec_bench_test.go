@@ -36,7 +36,7 @@ func steadyState(tb testing.TB) *model.State {
 func BenchmarkStateCodec(b *testing.B) {
 	st := steadyState(b)
 	var c codec
-	data, err := c.encode(st)
+	data, err := c.encode(nil, st)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func BenchmarkStateCodec(b *testing.B) {
 	b.Run("encode/codec", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
-			if _, err := c.encode(st); err != nil {
+			if _, err := c.encode(nil, st); err != nil {
 				b.Fatal(err)
 			}
 		}

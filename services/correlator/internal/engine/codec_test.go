@@ -58,7 +58,7 @@ func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := c.encode(st)
+				got, err := c.encode(nil, st)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -69,7 +69,7 @@ func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
 				if err := decodeState(got, back); err != nil {
 					t.Fatal(err)
 				}
-				if diff := cmp.Diff(st, back, cmpopts.EquateEmpty()); diff != "" {
+				if diff := cmp.Diff(st, back, cmpopts.EquateEmpty(), cmpopts.IgnoreUnexported(model.State{})); diff != "" {
 					t.Fatalf("after event %d read back (-written +read):\n%s", i, diff)
 				}
 			}

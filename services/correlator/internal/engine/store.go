@@ -29,6 +29,10 @@ type store struct {
 	limit  int
 	m      *metrics
 	writes atomic.Int64 // state writes stored, for the benchmark
+	// bufs are encoding buffers whose writes are acknowledged, for the
+	// next ones: a state is tens of kilobytes, and allocating one per
+	// write was a fifth of the correlator's allocations.
+	bufs sync.Pool
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -220,6 +224,7 @@ func (s *store) run(ctx context.Context) {
 type write struct {
 	en   *entry
 	gen  uint64
+	data []byte
 	size int
 	ack  jetstream.PubAckFuture
 	rev  uint64
@@ -266,10 +271,14 @@ func (s *store) write(ctx context.Context, batch []*entry) (busy bool) {
 			continue
 		}
 		w := write{en: en, gen: en.gen}
-		data, err := en.codec.encode(en.st)
+		var buf []byte
+		if b, ok := s.bufs.Get().(*[]byte); ok {
+			buf = *b
+		}
+		data, err := en.codec.encode(buf, en.st)
 		en.mu.Unlock()
 		if err == nil {
-			w.size = len(data)
+			w.data, w.size = data, len(data)
 			w.ack, err = s.js.PublishAsync(kvSubject(s.bucket, key(en.ns)), data, jetstream.WithExpectLastSequencePerSubject(rev))
 		}
 		w.err = err
@@ -283,6 +292,11 @@ func (s *store) write(ctx context.Context, batch []*entry) (busy bool) {
 		select {
 		case pa := <-w.ack.Ok():
 			w.rev = pa.Sequence
+			// Stored: the client no longer needs the data (on an error or
+			// a timeout it may, so the buffer is left to the GC).
+			buf := w.data
+			s.bufs.Put(&buf)
+			w.data = nil
 		case w.err = <-w.ack.Err():
 		case <-ctx.Done():
 			w.err = ctx.Err()

@@ -1,0 +1,279 @@
+package engine
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/stateguard/stateguard/services/correlator/internal/model"
+)
+
+// Hand-written appenders for the parts of a state that make up nearly all
+// of it (snapshots, the pins and the journal), writing what encoding/json
+// writes for them, field by field in the order and with the omitempty rules
+// of their struct tags. TestCodecWritesWhatEncodingJSONWrites compares
+// them with encoding/json after every event of two long runs. They replace
+// a cache of each snapshot's encoding, which was fast but kept a few
+// hundred bytes per snapshot on the heap: over 40% of the correlator's
+// live heap at 10,000 applications.
+
+func appendSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
+	var err error
+	buf = append(buf, `{"name":`...)
+	buf, err = appendString(buf, s.Name)
+	if err != nil {
+		return nil, err
+	}
+	if s.PVC != "" {
+		buf = append(buf, `,"pvc":`...)
+		if buf, err = appendString(buf, s.PVC); err != nil {
+			return nil, err
+		}
+	}
+	if s.EventID != "" {
+		buf = append(buf, `,"event_id":`...)
+		if buf, err = appendString(buf, s.EventID); err != nil {
+			return nil, err
+		}
+	}
+	buf = append(buf, `,"time":`...)
+	if buf, err = appendTime(buf, s.Time); err != nil {
+		return nil, err
+	}
+	if s.Completed {
+		buf = append(buf, `,"completed":true`...)
+	}
+	if s.RestoreSize != "" {
+		buf = append(buf, `,"restore_size":`...)
+		if buf, err = appendString(buf, s.RestoreSize); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.Workloads) > 0 {
+		buf = append(buf, `,"workloads":[`...)
+		for i := range s.Workloads {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			if buf, err = appendWorkload(buf, &s.Workloads[i]); err != nil {
+				return nil, err
+			}
+		}
+		buf = append(buf, ']')
+	}
+	if len(s.Failed) > 0 {
+		buf = append(buf, `,"failed":`...)
+		if buf, err = appendStrings(buf, s.Failed); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.Verifications) > 0 {
+		buf = append(buf, `,"verifications":{`...)
+		for i, k := range sortedKeys(s.Verifications) {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			if buf, err = appendString(buf, k); err != nil {
+				return nil, err
+			}
+			buf = append(buf, ':')
+			buf = strconv.AppendBool(buf, s.Verifications[k])
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, '}'), nil
+}
+
+func appendWorkload(buf []byte, w *model.Workload) ([]byte, error) {
+	var err error
+	buf = append(buf, `{"app":`...)
+	if buf, err = appendString(buf, w.App); err != nil {
+		return nil, err
+	}
+	if w.Pod != "" {
+		buf = append(buf, `,"pod":`...)
+		if buf, err = appendString(buf, w.Pod); err != nil {
+			return nil, err
+		}
+	}
+	if o := w.Owner; o != nil {
+		buf = append(buf, `,"owner":{`...)
+		if o.Kind != "" {
+			buf = append(buf, `"kind":`...)
+			if buf, err = appendString(buf, o.Kind); err != nil {
+				return nil, err
+			}
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `"namespace":`...)
+		if buf, err = appendString(buf, o.Namespace); err != nil {
+			return nil, err
+		}
+		buf = append(buf, `,"name":`...)
+		if buf, err = appendString(buf, o.Name); err != nil {
+			return nil, err
+		}
+		buf = append(buf, '}')
+	}
+	if w.Label != "" {
+		buf = append(buf, `,"label":`...)
+		if buf, err = appendString(buf, w.Label); err != nil {
+			return nil, err
+		}
+	}
+	buf = append(buf, `,"versions":`...)
+	if buf, err = appendStrings(buf, w.Versions); err != nil {
+		return nil, err
+	}
+	return append(buf, '}'), nil
+}
+
+// appendStrings writes a string slice; nil is null, as encoding/json has it.
+func appendStrings(buf []byte, list []string) ([]byte, error) {
+	if list == nil {
+		return append(buf, "null"...), nil
+	}
+	buf = append(buf, '[')
+	var err error
+	for i, s := range list {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		if buf, err = appendString(buf, s); err != nil {
+			return nil, err
+		}
+	}
+	return append(buf, ']'), nil
+}
+
+// appendTime writes t as time.Time's MarshalJSON does (RFC 3339 with
+// nanoseconds); the rare times it refuses or writes differently (years
+// outside 0–9999, offsets not in whole minutes) go through encoding/json.
+func appendTime(buf []byte, t time.Time) ([]byte, error) {
+	if _, off := t.Zone(); t.Year() < 0 || t.Year() > 9999 || off%60 != 0 {
+		return appendJSON(buf, t)
+	}
+	buf = append(buf, '"')
+	buf = t.AppendFormat(buf, time.RFC3339Nano)
+	return append(buf, '"'), nil
+}
+
+func appendLedger(buf []byte, l *model.Ledger) ([]byte, error) {
+	var err error
+	buf = append(buf, '{')
+	comma := false
+	if len(l.Pinned) > 0 {
+		buf = append(buf, `"pinned":{`...)
+		for i, k := range sortedKeys(l.Pinned) {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			if buf, err = appendString(buf, k); err != nil {
+				return nil, err
+			}
+			p := l.Pinned[k]
+			buf = append(buf, ':', '{')
+			if p.PVC != "" {
+				buf = append(buf, `"pvc":`...)
+				if buf, err = appendString(buf, p.PVC); err != nil {
+					return nil, err
+				}
+				buf = append(buf, ',')
+			}
+			buf = append(buf, `"reason":`...)
+			if buf, err = appendString(buf, p.Reason); err != nil {
+				return nil, err
+			}
+			if p.Incident != "" {
+				buf = append(buf, `,"incident":`...)
+				if buf, err = appendString(buf, p.Incident); err != nil {
+					return nil, err
+				}
+			}
+			if len(p.Causes) > 0 {
+				buf = append(buf, `,"causes":`...)
+				if buf, err = appendStrings(buf, p.Causes); err != nil {
+					return nil, err
+				}
+			}
+			buf = append(buf, '}')
+		}
+		buf = append(buf, '}')
+		comma = true
+	}
+	if len(l.Incidents) > 0 {
+		if comma {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `"incidents":`...)
+		if buf, err = appendJSON(buf, l.Incidents); err != nil {
+			return nil, err
+		}
+	}
+	return append(buf, '}'), nil
+}
+
+func appendJournal(buf []byte, j *model.Journal) ([]byte, error) {
+	var err error
+	buf = append(buf, '{')
+	comma := false
+	field := func(name string) {
+		if comma {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, name...)
+		comma = true
+	}
+	if len(j.PinGeneration) > 0 {
+		field(`"pin_generation":`)
+		if buf, err = appendInts(buf, j.PinGeneration); err != nil {
+			return nil, err
+		}
+	}
+	if len(j.Published) > 0 {
+		field(`"published":{`)
+		for i, k := range sortedKeys(j.Published) {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			if buf, err = appendString(buf, k); err != nil {
+				return nil, err
+			}
+			buf = append(buf, ':')
+			buf = strconv.AppendBool(buf, j.Published[k])
+		}
+		buf = append(buf, '}')
+	}
+	if len(j.IncidentGeneration) > 0 {
+		field(`"incident_generation":`)
+		if buf, err = appendInts(buf, j.IncidentGeneration); err != nil {
+			return nil, err
+		}
+	}
+	return append(buf, '}'), nil
+}
+
+func appendInts(buf []byte, m map[string]int) ([]byte, error) {
+	buf = append(buf, '{')
+	var err error
+	for i, k := range sortedKeys(m) {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		if buf, err = appendString(buf, k); err != nil {
+			return nil, err
+		}
+		buf = append(buf, ':')
+		buf = strconv.AppendInt(buf, int64(m[k]), 10)
+	}
+	return append(buf, '}'), nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
