@@ -42,8 +42,11 @@ func merge(st *State, in Input) bool {
 		if superseded(st, u) {
 			return false
 		}
+		if old, ok := st.Uploads[u.ID]; ok {
+			st.ref(old.App, -1)
+		}
 		st.Uploads[u.ID] = u
-		st.touch(u.App)
+		st.ref(u.App, 1)
 		return true
 	case in.Snapshot != nil:
 		s := snapshotFor(st, in.Snapshot.Name, in.Snapshot.PVC)
@@ -51,9 +54,9 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		n := in.Snapshot
-		st.touchSnapshot(s)
+		st.forget(s)
 		s.PVC, s.EventID, s.Time, s.Completed, s.RestoreSize, s.Workloads = n.PVC, in.EventID, n.Time, true, n.RestoreSize, n.Workloads
-		st.touchSnapshot(s)
+		st.remember(s)
 		return true
 	case in.SnapshotFailed != nil:
 		s := snapshotFor(st, in.SnapshotFailed.Name, in.SnapshotFailed.PVC)
@@ -138,8 +141,10 @@ func snapshotFor(st *State, name, pvc string) *Snapshot {
 		s = &Snapshot{Name: name, PVC: pvc}
 		st.Snapshots[name] = s
 	}
-	if s.PVC == "" {
+	if s.PVC == "" && pvc != "" {
+		st.forget(s)
 		s.PVC = pvc
+		st.remember(s)
 	}
 	return s
 }
@@ -197,27 +202,28 @@ func prune(r Rules, st *State, uploadCame bool) {
 			openSince = rec.Start
 		}
 	}
-	byPVC := map[string][]*Snapshot{}
-	for _, s := range st.Snapshots {
-		if s.Completed {
-			byPVC[s.PVC] = append(byPVC[s.PVC], s)
-		}
+	var byPVC map[string][]*Snapshot
+	if st.cache != nil {
+		byPVC = st.cache.byPVC
+	} else {
+		byPVC = completedByPVC(st)
 	}
+	var drop []*Snapshot
 	for _, list := range byPVC {
-		if len(list) <= r.History {
-			continue
-		}
-		slices.SortFunc(list, func(a, b *Snapshot) int { return snapshotLess(b, a) })
-		for _, s := range list[r.History:] {
+		// Oldest first: all but the History newest are candidates.
+		for _, s := range list[:max(0, len(list)-r.History)] {
 			if _, pinned := st.Ledger.Pinned[s.Name]; pinned {
 				continue
 			}
 			if !openSince.IsZero() && !s.Time.Before(openSince) {
 				continue
 			}
-			delete(st.Snapshots, s.Name)
-			st.touchSnapshot(s)
+			drop = append(drop, s)
 		}
+	}
+	for _, s := range drop {
+		st.forget(s)
+		delete(st.Snapshots, s.Name)
 	}
 }
 
@@ -238,7 +244,7 @@ func pruneUploads(st *State) {
 	for id, u := range st.Uploads {
 		if !slices.ContainsFunc(u.Keys, func(k string) bool { return newest[slot{u.App, u.Category, k}] == u }) {
 			delete(st.Uploads, id)
-			st.touch(u.App)
+			st.ref(u.App, -1)
 		}
 	}
 }

@@ -23,6 +23,14 @@ type viewCache struct {
 	certs []CertView
 	// certsOK is false when the certificates changed since certs.
 	certsOK bool
+	// refs counts, per application, the workloads of snapshots and the
+	// uploads that name it, so the applications are known without going
+	// over every snapshot; names are its keys, sorted (nil when stale).
+	refs  map[string]int
+	names []string
+	// byPVC lists each PVC's completed snapshots, oldest first, so prune
+	// looks at the PVC's oldest ones only.
+	byPVC map[string][]*Snapshot
 }
 
 // touch marks app dirty.
@@ -36,6 +44,55 @@ func (st *State) touch(app string) {
 func (st *State) touchSnapshot(s *Snapshot) {
 	for _, w := range s.Workloads {
 		st.touch(w.App)
+	}
+}
+
+// remember counts s's workloads and marks their applications dirty;
+// forget undoes it, before s changes or goes.
+func (st *State) remember(s *Snapshot) { st.refSnapshot(s, 1) }
+func (st *State) forget(s *Snapshot)   { st.refSnapshot(s, -1) }
+
+func (st *State) refSnapshot(s *Snapshot, d int) {
+	for _, w := range s.Workloads {
+		st.ref(w.App, d)
+	}
+	c := st.cache
+	if c == nil || !s.Completed {
+		return
+	}
+	list := c.byPVC[s.PVC]
+	i, found := slices.BinarySearchFunc(list, s, snapshotLess)
+	switch {
+	case d > 0 && !found:
+		c.byPVC[s.PVC] = slices.Insert(list, i, s)
+	case d < 0 && found:
+		if list = slices.Delete(list, i, i+1); len(list) == 0 {
+			delete(c.byPVC, s.PVC)
+		} else {
+			c.byPVC[s.PVC] = list
+		}
+	}
+}
+
+// ref counts a reference to app (d is 1 or -1) and marks it dirty.
+func (st *State) ref(app string, d int) {
+	c := st.cache
+	if c == nil {
+		return
+	}
+	if !c.all {
+		c.dirty[app] = true
+	}
+	n := c.refs[app] + d
+	switch {
+	case n <= 0:
+		delete(c.refs, app)
+		c.names = nil
+	case n == d:
+		c.refs[app] = n
+		c.names = nil
+	default:
+		c.refs[app] = n
 	}
 }
 
@@ -54,14 +111,26 @@ func (st *State) touchCerts() {
 func (st *State) derive(r Rules) View {
 	c := st.cache
 	if c == nil || !c.rules.equal(r) {
-		c = &viewCache{rules: r.clone(), apps: map[string]*AppView{}, dirty: map[string]bool{}, all: true}
+		c = &viewCache{rules: r.clone(), apps: map[string]*AppView{}, dirty: map[string]bool{}, all: true, refs: map[string]int{}}
+		for _, s := range st.Snapshots {
+			for _, w := range s.Workloads {
+				c.refs[w.App]++
+			}
+		}
+		for _, u := range st.Uploads {
+			c.refs[u.App]++
+		}
+		c.byPVC = completedByPVC(st)
 		st.cache = c
+	}
+	if c.names == nil {
+		c.names = sortedKeys(c.refs)
 	}
 	if !c.certsOK {
 		c.certs = certViews(r, st)
 		c.certsOK = true
 	}
-	names := appNames(st)
+	names := c.names
 	if len(c.apps) > len(names) {
 		for app := range c.apps {
 			if _, found := slices.BinarySearch(names, app); !found {
@@ -93,4 +162,18 @@ func (r Rules) equal(o Rules) bool {
 func (r Rules) clone() Rules {
 	r.SecretCWEs, r.SecretRules, r.SecretTags = slices.Clone(r.SecretCWEs), slices.Clone(r.SecretRules), slices.Clone(r.SecretTags)
 	return r
+}
+
+// completedByPVC groups st's completed snapshots by PVC, oldest first.
+func completedByPVC(st *State) map[string][]*Snapshot {
+	byPVC := map[string][]*Snapshot{}
+	for _, s := range st.Snapshots {
+		if s.Completed {
+			byPVC[s.PVC] = append(byPVC[s.PVC], s)
+		}
+	}
+	for _, list := range byPVC {
+		slices.SortFunc(list, snapshotLess)
+	}
+	return byPVC
 }

@@ -3,6 +3,8 @@ package model
 import (
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -41,6 +43,23 @@ func checkCache(t *testing.T, r Rules, st *State, after string) {
 	cached, err := json.Marshal(st.derive(r))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c := st.cache; c != nil {
+		want := map[string]int{}
+		for _, s := range st.Snapshots {
+			for _, w := range s.Workloads {
+				want[w.App]++
+			}
+		}
+		for _, u := range st.Uploads {
+			want[u.App]++
+		}
+		if !maps.Equal(want, c.refs) {
+			t.Fatalf("after %s the cache counts %v references per application, the state has %v", after, c.refs, want)
+		}
+		if !maps.EqualFunc(completedByPVC(st), c.byPVC, slices.Equal) {
+			t.Fatalf("after %s the cache's completed snapshots per PVC differ from the state's", after)
+		}
 	}
 	if string(fresh) != string(cached) {
 		t.Fatalf("after %s the cached view differs from a fresh derivation:\nfresh:  %s\ncached: %s", after, fresh, cached)
