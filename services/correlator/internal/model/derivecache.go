@@ -31,6 +31,9 @@ type viewCache struct {
 	// byPVC lists each PVC's completed snapshots, oldest first, so prune
 	// looks at the PVC's oldest ones only.
 	byPVC map[string][]*Snapshot
+	// byApp lists the completed snapshots each application ran on, oldest
+	// first: its timeline.
+	byApp map[string][]*Snapshot
 }
 
 // touch marks app dirty.
@@ -60,16 +63,27 @@ func (st *State) refSnapshot(s *Snapshot, d int) {
 	if c == nil || !s.Completed {
 		return
 	}
-	list := c.byPVC[s.PVC]
+	sortedSet(c.byPVC, s.PVC, s, d)
+	for i, w := range s.Workloads {
+		if !slices.ContainsFunc(s.Workloads[:i], func(o Workload) bool { return o.App == w.App }) {
+			sortedSet(c.byApp, w.App, s, d)
+		}
+	}
+}
+
+// sortedSet adds s to (d > 0) or removes it from (d < 0) the list of key,
+// kept oldest first.
+func sortedSet(m map[string][]*Snapshot, key string, s *Snapshot, d int) {
+	list := m[key]
 	i, found := slices.BinarySearchFunc(list, s, snapshotLess)
 	switch {
 	case d > 0 && !found:
-		c.byPVC[s.PVC] = slices.Insert(list, i, s)
+		m[key] = slices.Insert(list, i, s)
 	case d < 0 && found:
 		if list = slices.Delete(list, i, i+1); len(list) == 0 {
-			delete(c.byPVC, s.PVC)
+			delete(m, key)
 		} else {
-			c.byPVC[s.PVC] = list
+			m[key] = list
 		}
 	}
 }
@@ -120,7 +134,7 @@ func (st *State) derive(r Rules) View {
 		for _, u := range st.Uploads {
 			c.refs[u.App]++
 		}
-		c.byPVC = completedByPVC(st)
+		c.byPVC, c.byApp = completedByPVC(st), timelines(st)
 		st.cache = c
 	}
 	if c.names == nil {
@@ -142,7 +156,7 @@ func (st *State) derive(r Rules) View {
 	for i, app := range names {
 		av := c.apps[app]
 		if av == nil || c.all || c.dirty[app] {
-			d := deriveApp(r, st, app)
+			d := deriveApp(r, st, app, c.byApp[app])
 			av = &d
 			c.apps[app] = av
 		}
@@ -176,4 +190,24 @@ func completedByPVC(st *State) map[string][]*Snapshot {
 		slices.SortFunc(list, snapshotLess)
 	}
 	return byPVC
+}
+
+// timelines lists, per application, the completed snapshots it ran on,
+// oldest first.
+func timelines(st *State) map[string][]*Snapshot {
+	byApp := map[string][]*Snapshot{}
+	for _, s := range st.Snapshots {
+		if !s.Completed {
+			continue
+		}
+		for i, w := range s.Workloads {
+			if !slices.ContainsFunc(s.Workloads[:i], func(o Workload) bool { return o.App == w.App }) {
+				byApp[w.App] = append(byApp[w.App], s)
+			}
+		}
+	}
+	for _, list := range byApp {
+		slices.SortFunc(list, snapshotLess)
+	}
+	return byApp
 }

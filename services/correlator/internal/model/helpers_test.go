@@ -60,6 +60,9 @@ func checkCache(t *testing.T, r Rules, st *State, after string) {
 		if !maps.EqualFunc(completedByPVC(st), c.byPVC, slices.Equal) {
 			t.Fatalf("after %s the cache's completed snapshots per PVC differ from the state's", after)
 		}
+		if !maps.EqualFunc(timelines(st), c.byApp, slices.Equal) {
+			t.Fatalf("after %s the cache's timelines differ from the state's", after)
+		}
 	}
 	if string(fresh) != string(cached) {
 		t.Fatalf("after %s the cached view differs from a fresh derivation:\nfresh:  %s\ncached: %s", after, fresh, cached)

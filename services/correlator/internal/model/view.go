@@ -127,7 +127,7 @@ func Derive(r Rules, st *State) View {
 	apps := appNames(st)
 	views := make([]*AppView, len(apps))
 	for i, app := range apps {
-		av := deriveApp(r, st, app)
+		av := deriveApp(r, st, app, nil)
 		views[i] = &av
 	}
 	return assemble(st.Namespace, views, certViews(r, st))
@@ -310,19 +310,26 @@ func severitiesOf(c events.SeverityCounts, t Severity) []string {
 	return out
 }
 
-func deriveApp(r Rules, st *State, app string) AppView {
+// deriveApp derives the view of app. timeline lists the completed
+// snapshots app ran on, oldest first (read only); nil when unknown.
+func deriveApp(r Rules, st *State, app string, timeline []*Snapshot) AppView {
 	av := AppView{Namespace: st.Namespace, App: app, KnownGood: map[string][]string{}}
 	vd := newVerdicts(r, st, app)
-	var timeline []*Snapshot
-	for _, s := range st.Snapshots {
-		if s.Completed && s.ran(app) {
-			timeline = append(timeline, s)
+	if timeline == nil {
+		for _, s := range st.Snapshots {
+			if s.Completed && s.ran(app) {
+				timeline = append(timeline, s)
+			}
 		}
+		slices.SortFunc(timeline, snapshotLess)
 	}
-	slices.SortFunc(timeline, snapshotLess)
 	seen := map[string]bool{}
 	owners := map[WorkloadRef]bool{}
 	pods := map[string]bool{}
+	// Most snapshots of an app name the same owner and pod as the one
+	// before: skip hashing those again.
+	var lastOwner WorkloadRef
+	lastPod := ""
 	views := make([]SnapshotView, 0, len(timeline))
 	// The views' workload and version lists share two backing arrays
 	// (each list capped at its length): two allocations, not two per
@@ -338,13 +345,17 @@ func deriveApp(r Rules, st *State, app string) AppView {
 				continue
 			}
 			if w.Owner != nil {
-				owners[*w.Owner] = true
+				if *w.Owner != lastOwner || len(owners) == 0 {
+					owners[*w.Owner] = true
+					lastOwner = *w.Owner
+				}
 				if !slices.Contains(refs[rstart:], *w.Owner) {
 					refs = append(refs, *w.Owner)
 				}
 			}
-			if w.Pod != "" {
+			if w.Pod != "" && (w.Pod != lastPod || len(pods) == 0) {
 				pods[w.Pod] = true
+				lastPod = w.Pod
 			}
 			for _, k := range w.Versions {
 				vv := vd.ofWorkload(w, k)
