@@ -43,10 +43,10 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		if old, ok := st.Uploads[u.ID]; ok {
-			st.ref(old.App, -1)
+			st.refUpload(old.App, -1)
 		}
 		st.Uploads[u.ID] = u
-		st.ref(u.App, 1)
+		st.refUpload(u.App, 1)
 		return true
 	case in.Snapshot != nil:
 		s := snapshotFor(st, in.Snapshot.Name, in.Snapshot.PVC)
@@ -244,7 +244,7 @@ func pruneUploads(st *State) {
 	for id, u := range st.Uploads {
 		if !slices.ContainsFunc(u.Keys, func(k string) bool { return newest[slot{u.App, u.Category, k}] == u }) {
 			delete(st.Uploads, id)
-			st.ref(u.App, -1)
+			st.refUpload(u.App, -1)
 		}
 	}
 }

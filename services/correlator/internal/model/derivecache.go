@@ -17,10 +17,15 @@ import (
 // one of those changes, and a certificate change marks every one.
 type viewCache struct {
 	rules Rules
-	apps  map[string]*AppView
+	apps  map[string]*appViews
 	dirty map[string]bool
-	all   bool // every application is dirty
-	certs []CertView
+	// changed are the snapshots whose facts changed since the last
+	// derivation, uploaded the applications whose uploads did: the views of
+	// other snapshots of an application are taken over as they are.
+	changed  map[*Snapshot]bool
+	uploaded map[string]bool
+	all      bool // every application is dirty
+	certs    []CertView
 	// certsOK is false when the certificates changed since certs.
 	certsOK bool
 	// refs counts, per application, the workloads of snapshots and the
@@ -43,11 +48,30 @@ func (st *State) touch(app string) {
 	}
 }
 
-// touchSnapshot marks dirty every application that ran on s.
+// appViews is an application's view and the snapshots behind its
+// snapshot views, in the same order.
+type appViews struct {
+	view  AppView
+	snaps []*Snapshot
+}
+
+// touchSnapshot marks s changed and every application that ran on it
+// dirty.
 func (st *State) touchSnapshot(s *Snapshot) {
+	if c := st.cache; c != nil {
+		c.changed[s] = true
+	}
 	for _, w := range s.Workloads {
 		st.touch(w.App)
 	}
+}
+
+// refUpload counts an upload of app (d is 1 or -1): its verdicts change.
+func (st *State) refUpload(app string, d int) {
+	if c := st.cache; c != nil {
+		c.uploaded[app] = true
+	}
+	st.ref(app, d)
 }
 
 // remember counts s's workloads and marks their applications dirty;
@@ -60,7 +84,11 @@ func (st *State) refSnapshot(s *Snapshot, d int) {
 		st.ref(w.App, d)
 	}
 	c := st.cache
-	if c == nil || !s.Completed {
+	if c == nil {
+		return
+	}
+	c.changed[s] = true
+	if !s.Completed {
 		return
 	}
 	sortedSet(c.byPVC, s.PVC, s, d)
@@ -125,7 +153,8 @@ func (st *State) touchCerts() {
 func (st *State) derive(r Rules) View {
 	c := st.cache
 	if c == nil || !c.rules.equal(r) {
-		c = &viewCache{rules: r.clone(), apps: map[string]*AppView{}, dirty: map[string]bool{}, all: true, refs: map[string]int{}}
+		c = &viewCache{rules: r.clone(), apps: map[string]*appViews{}, dirty: map[string]bool{}, all: true, refs: map[string]int{},
+			changed: map[*Snapshot]bool{}, uploaded: map[string]bool{}}
 		for _, s := range st.Snapshots {
 			for _, w := range s.Workloads {
 				c.refs[w.App]++
@@ -153,17 +182,24 @@ func (st *State) derive(r Rules) View {
 		}
 	}
 	views := make([]*AppView, len(names))
+	pods := mountedByPods(st)
 	for i, app := range names {
 		av := c.apps[app]
 		if av == nil || c.all || c.dirty[app] {
-			d := deriveApp(r, st, app, c.byApp[app])
-			av = &d
+			prev := av
+			if c.uploaded[app] {
+				prev = nil // every verdict may have changed
+			}
+			timeline := c.byApp[app]
+			av = &appViews{view: deriveApp(r, st, app, timeline, reuse{prev: prev, changed: c.changed, pods: pods}), snaps: slices.Clone(timeline)}
 			c.apps[app] = av
 		}
-		views[i] = av
+		views[i] = &av.view
 	}
 	c.all = false
 	clear(c.dirty)
+	clear(c.changed)
+	clear(c.uploaded)
 	return assemble(st.Namespace, views, c.certs)
 }
 
@@ -210,4 +246,23 @@ func timelines(st *State) map[string][]*Snapshot {
 		slices.SortFunc(list, snapshotLess)
 	}
 	return byApp
+}
+
+// reuse tells deriveApp which snapshot views it may take over from the
+// application's previous view.
+type reuse struct {
+	prev    *appViews
+	changed map[*Snapshot]bool
+	// pods is false when no certificate names the pods that mount it, so
+	// the app's pods need not be collected.
+	pods bool
+}
+
+func mountedByPods(st *State) bool {
+	for _, c := range st.Certs {
+		if len(c.Users.Pods) > 0 {
+			return true
+		}
+	}
+	return false
 }

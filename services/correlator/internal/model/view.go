@@ -127,7 +127,7 @@ func Derive(r Rules, st *State) View {
 	apps := appNames(st)
 	views := make([]*AppView, len(apps))
 	for i, app := range apps {
-		av := deriveApp(r, st, app, nil)
+		av := deriveApp(r, st, app, nil, reuse{pods: true})
 		views[i] = &av
 	}
 	return assemble(st.Namespace, views, certViews(r, st))
@@ -311,8 +311,9 @@ func severitiesOf(c events.SeverityCounts, t Severity) []string {
 }
 
 // deriveApp derives the view of app. timeline lists the completed
-// snapshots app ran on, oldest first (read only); nil when unknown.
-func deriveApp(r Rules, st *State, app string, timeline []*Snapshot) AppView {
+// snapshots app ran on, oldest first (read only); nil when unknown. The
+// view of a snapshot that did not change since ru.prev is taken from it.
+func deriveApp(r Rules, st *State, app string, timeline []*Snapshot, ru reuse) AppView {
 	av := AppView{Namespace: st.Namespace, App: app, KnownGood: map[string][]string{}}
 	vd := newVerdicts(r, st, app)
 	if timeline == nil {
@@ -331,12 +332,40 @@ func deriveApp(r Rules, st *State, app string, timeline []*Snapshot) AppView {
 	var lastOwner WorkloadRef
 	lastPod := ""
 	views := make([]SnapshotView, 0, len(timeline))
+	var before map[*Snapshot]int
+	if ru.prev != nil {
+		before = make(map[*Snapshot]int, len(ru.prev.snaps))
+		for i, s := range ru.prev.snaps {
+			before[s] = i
+		}
+	}
 	// The views' workload and version lists share two backing arrays
 	// (each list capped at its length): two allocations, not two per
 	// snapshot, on every event.
-	refs := make([]WorkloadRef, 0, len(timeline))
-	vers := make([]VersionVerdict, 0, len(timeline))
+	var refs []WorkloadRef
+	var vers []VersionVerdict
 	for _, s := range timeline {
+		if i, ok := before[s]; ok && !ru.changed[s] {
+			sv := ru.prev.view.Snapshots[i]
+			for _, o := range sv.Workloads {
+				if o != lastOwner || len(owners) == 0 {
+					owners[o] = true
+					lastOwner = o
+				}
+			}
+			for _, vv := range sv.Versions {
+				seen[vv.Version] = true
+			}
+			if ru.pods {
+				for _, w := range s.Workloads {
+					if w.App == app && w.Pod != "" {
+						pods[w.Pod] = true
+					}
+				}
+			}
+			views = append(views, sv)
+			continue
+		}
 		sv := SnapshotView{Name: s.Name, PVC: s.PVC, Time: s.Time, Ready: s.ready(), EventID: s.EventID, RestoreSize: s.RestoreSize}
 		anyVuln, allClean, any := false, true, false
 		rstart, vstart := len(refs), len(vers)
@@ -353,7 +382,7 @@ func deriveApp(r Rules, st *State, app string, timeline []*Snapshot) AppView {
 					refs = append(refs, *w.Owner)
 				}
 			}
-			if w.Pod != "" && (w.Pod != lastPod || len(pods) == 0) {
+			if ru.pods && w.Pod != "" && (w.Pod != lastPod || len(pods) == 0) {
 				pods[w.Pod] = true
 				lastPod = w.Pod
 			}
