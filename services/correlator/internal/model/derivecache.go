@@ -53,6 +53,8 @@ func (st *State) touch(app string) {
 type appViews struct {
 	view  AppView
 	snaps []*Snapshot
+	// verdicts are the app's verdicts, kept while its uploads are the same.
+	verdicts *verdicts
 }
 
 // touchSnapshot marks s changed and every application that ran on it
@@ -186,12 +188,21 @@ func (st *State) derive(r Rules) View {
 	for i, app := range names {
 		av := c.apps[app]
 		if av == nil || c.all || c.dirty[app] {
-			prev := av
-			if c.uploaded[app] {
-				prev = nil // every verdict may have changed
+			ru := reuse{prev: av, changed: c.changed, pods: pods}
+			if av == nil || c.uploaded[app] {
+				// Every verdict may have changed.
+				ru.prev = nil
+				ru.verdicts = newVerdicts(r, st, app)
+			} else {
+				ru.verdicts = av.verdicts
 			}
 			timeline := c.byApp[app]
-			av = &appViews{view: deriveApp(r, st, app, timeline, reuse{prev: prev, changed: c.changed, pods: pods}), snaps: slices.Clone(timeline)}
+			view := deriveApp(r, st, app, timeline, ru)
+			var snaps []*Snapshot
+			if av != nil {
+				snaps = av.snaps[:0] // read by deriveApp until now
+			}
+			av = &appViews{view: view, snaps: append(snaps, timeline...), verdicts: ru.verdicts}
 			c.apps[app] = av
 		}
 		views[i] = &av.view
@@ -253,6 +264,8 @@ func timelines(st *State) map[string][]*Snapshot {
 type reuse struct {
 	prev    *appViews
 	changed map[*Snapshot]bool
+	// verdicts, when set, are the app's verdicts to use.
+	verdicts *verdicts
 	// pods is false when no certificate names the pods that mount it, so
 	// the app's pods need not be collected.
 	pods bool

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -216,6 +217,9 @@ func (av AppView) snapshotCauses(name string) []string {
 	return slices.Compact(causes)
 }
 
+// scratchViews are buffers deriveApp builds snapshot views in.
+var scratchViews sync.Pool
+
 type verdicts struct {
 	r     Rules
 	st    *State
@@ -315,7 +319,10 @@ func severitiesOf(c events.SeverityCounts, t Severity) []string {
 // view of a snapshot that did not change since ru.prev is taken from it.
 func deriveApp(r Rules, st *State, app string, timeline []*Snapshot, ru reuse) AppView {
 	av := AppView{Namespace: st.Namespace, App: app, KnownGood: map[string][]string{}}
-	vd := newVerdicts(r, st, app)
+	vd := ru.verdicts
+	if vd == nil {
+		vd = newVerdicts(r, st, app)
+	}
 	if timeline == nil {
 		for _, s := range st.Snapshots {
 			if s.Completed && s.ran(app) {
@@ -331,7 +338,23 @@ func deriveApp(r Rules, st *State, app string, timeline []*Snapshot, ru reuse) A
 	// before: skip hashing those again.
 	var lastOwner WorkloadRef
 	lastPod := ""
-	views := make([]SnapshotView, 0, len(timeline))
+	var views, scratch []SnapshotView
+	if ru.prev != nil {
+		// Built in a scratch buffer, then copied over the previous view's
+		// array (read until then): no new array per event.
+		b, _ := scratchViews.Get().(*[]SnapshotView)
+		if b == nil {
+			b = new([]SnapshotView)
+		}
+		views = (*b)[:0]
+		defer func() {
+			clear(scratch) // drop what the views point to
+			*b = scratch[:0]
+			scratchViews.Put(b)
+		}()
+	} else {
+		views = make([]SnapshotView, 0, len(timeline))
+	}
 	var before map[*Snapshot]int
 	if ru.prev != nil {
 		before = make(map[*Snapshot]int, len(ru.prev.snaps))
@@ -419,6 +442,14 @@ func deriveApp(r Rules, st *State, app string, timeline []*Snapshot, ru reuse) A
 			sv.Class = Unknown
 		}
 		views = append(views, sv)
+	}
+	if ru.prev != nil {
+		scratch = views
+		own := ru.prev.view.Snapshots
+		if cap(own) < len(views) {
+			own = make([]SnapshotView, 0, len(views)+len(views)/8+1)
+		}
+		views = append(own[:0], views...)
 	}
 	av.Snapshots = views
 	if n := len(views); n > 0 {
