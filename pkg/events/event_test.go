@@ -45,3 +45,17 @@ func TestDecodeReadsWhatEncodingJSONReads(t *testing.T) {
 		}
 	}
 }
+
+// Every event names the JSON Schema of its type, the same after the first
+// event of a type (its parsed URL is kept) as before.
+func TestNewEventNamesItsSchema(t *testing.T) {
+	for _, typ := range []string{TypeSnapshotCompleted, TypeSnapshotPinRequested, TypeSnapshotCompleted} {
+		ev := MustNewEvent(typ, "test", "e1", map[string]any{})
+		if got, want := ev.DataSchema(), SchemaURL(typ); got != want {
+			t.Errorf("%s: dataschema %q, want %q", typ, got, want)
+		}
+		if err := ev.Validate(); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+	}
+}
