@@ -56,9 +56,16 @@ func (c *codec) encode(buf []byte, st *model.State) ([]byte, error) {
 				return nil, err
 			}
 			buf = append(buf, ':')
-			if buf, err = appendSnapshot(buf, st.Snapshots[k]); err != nil {
+			snap := st.Snapshots[k]
+			if enc := snap.Encoded(); enc != nil {
+				buf = append(buf, enc...)
+				continue
+			}
+			start := len(buf)
+			if buf, err = appendSnapshot(buf, snap); err != nil {
 				return nil, err
 			}
+			snap.SetEncoded(slices.Clone(buf[start:]))
 		}
 		buf = append(buf, '}')
 	}
