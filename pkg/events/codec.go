@@ -28,7 +28,10 @@ func Encode(ev Event) (*nats.Msg, error) {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
 	m := nats.NewMsg(SubjectOf(ev.Type()))
-	h := m.Header
+	// The header values share one backing array (each capped at its one
+	// value), not one allocation per header.
+	vals := make([]string, 0, 12)
+	h := headerSetter{h: m.Header, vals: &vals}
 	h.Set(headerPrefix+"specversion", ev.SpecVersion())
 	h.Set(headerPrefix+"id", pctEncode(ev.ID()))
 	h.Set(headerPrefix+"source", pctEncode(ev.Source()))
@@ -60,6 +63,17 @@ func Encode(ev Event) (*nats.Msg, error) {
 	h.Set(nats.MsgIdHdr, ev.ID())
 	m.Data = ev.Data()
 	return m, nil
+}
+
+type headerSetter struct {
+	h    nats.Header
+	vals *[]string
+}
+
+func (s headerSetter) Set(key, value string) {
+	*s.vals = append(*s.vals, value)
+	n := len(*s.vals)
+	s.h[key] = (*s.vals)[n-1 : n : n]
 }
 
 // Decode reads a CloudEvent from a NATS message in binary or structured
