@@ -56,16 +56,9 @@ func (c *codec) encode(buf []byte, st *model.State) ([]byte, error) {
 				return nil, err
 			}
 			buf = append(buf, ':')
-			snap := st.Snapshots[k]
-			if enc := snap.Encoded(); enc != nil {
-				buf = append(buf, enc...)
-				continue
-			}
-			start := len(buf)
-			if buf, err = appendSnapshot(buf, snap); err != nil {
+			if buf, err = appendSnapshot(buf, st.Snapshots[k]); err != nil {
 				return nil, err
 			}
-			snap.SetEncoded(slices.Clone(buf[start:]))
 		}
 		buf = append(buf, '}')
 	}

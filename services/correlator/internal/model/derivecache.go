@@ -60,7 +60,6 @@ type appViews struct {
 // touchSnapshot marks s changed and every application that ran on it
 // dirty.
 func (st *State) touchSnapshot(s *Snapshot) {
-	s.encoded = nil
 	if c := st.cache; c != nil {
 		c.changed[s] = true
 	}
@@ -83,7 +82,6 @@ func (st *State) remember(s *Snapshot) { st.refSnapshot(s, 1) }
 func (st *State) forget(s *Snapshot)   { st.refSnapshot(s, -1) }
 
 func (st *State) refSnapshot(s *Snapshot, d int) {
-	s.encoded = nil
 	for _, w := range s.Workloads {
 		st.ref(w.App, d)
 	}

@@ -69,18 +69,7 @@ type Snapshot struct {
 	Failed []string `json:"failed,omitempty"`
 	// Verifications maps a snapshot.verified event id to its result.
 	Verifications map[string]bool `json:"verifications,omitempty"`
-
-	// encoded is the snapshot's JSON as the state writer last wrote it;
-	// every change to the snapshot drops it.
-	encoded []byte
 }
-
-// Encoded is the snapshot's JSON kept by SetEncoded, nil when the snapshot
-// changed since.
-func (s *Snapshot) Encoded() []byte { return s.encoded }
-
-// SetEncoded keeps the snapshot's JSON until the snapshot changes.
-func (s *Snapshot) SetEncoded(data []byte) { s.encoded = data }
 
 // Workload is a pod that mounted the volume, with what it ran.
 type Workload struct {
