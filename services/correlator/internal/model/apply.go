@@ -224,6 +224,7 @@ func prune(r Rules, st *State, uploadCame bool) {
 	for _, s := range drop {
 		st.forget(s)
 		delete(st.Snapshots, s.Name)
+		delete(st.Journal.PinGeneration, s.Name) // not pinned, gone for good
 	}
 }
 

@@ -116,14 +116,11 @@ func decide(r Rules, st *State, v View) []Decision {
 			},
 		})
 		delete(l.Pinned, name)
-	}
-	// Forget the pin generations of snapshots that are gone for good (pruned
-	// and not pinned): prune drops any event about them that comes again.
-	for name := range j.PinGeneration {
+		// A pin generation is forgotten once its snapshot is gone for good
+		// (pruned and not pinned: prune drops any event about it that comes
+		// again); prune forgets those of the unpinned snapshots it drops.
 		if _, ok := st.Snapshots[name]; !ok {
-			if _, pinned := l.Pinned[name]; !pinned {
-				delete(j.PinGeneration, name)
-			}
+			delete(j.PinGeneration, name)
 		}
 	}
 	return out

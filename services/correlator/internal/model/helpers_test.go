@@ -44,6 +44,13 @@ func checkCache(t *testing.T, r Rules, st *State, after string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for name := range st.Journal.PinGeneration {
+		_, known := st.Snapshots[name]
+		_, pinned := st.Ledger.Pinned[name]
+		if !known && !pinned {
+			t.Fatalf("after %s the journal keeps the pin generation of %s, gone for good", after, name)
+		}
+	}
 	if c := st.cache; c != nil {
 		want := map[string]int{}
 		for _, s := range st.Snapshots {
