@@ -55,7 +55,7 @@ func merge(st *State, in Input) bool {
 		}
 		n := in.Snapshot
 		st.forget(s)
-		s.PVC, s.EventID, s.Time, s.Completed, s.RestoreSize, s.Workloads = n.PVC, in.EventID, n.Time, true, n.RestoreSize, n.Workloads
+		s.PVC, s.EventID, s.Time, s.Completed, s.RestoreSize, s.Workloads = n.PVC, in.EventID, n.Time, true, n.RestoreSize, st.shareWorkloads(n.Workloads)
 		st.remember(s)
 		return true
 	case in.SnapshotFailed != nil:

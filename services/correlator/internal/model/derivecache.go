@@ -158,6 +158,8 @@ func (st *State) derive(r Rules) View {
 		c = &viewCache{rules: r.clone(), apps: map[string]*appViews{}, dirty: map[string]bool{}, all: true, refs: map[string]int{},
 			changed: map[*Snapshot]bool{}, uploaded: map[string]bool{}}
 		for _, s := range st.Snapshots {
+			// A state read from KV shares its workload lists from here on.
+			s.Workloads = st.shareWorkloads(s.Workloads)
 			for _, w := range s.Workloads {
 				c.refs[w.App]++
 			}

@@ -198,8 +198,11 @@ func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
 	}
 	// A namespace's state keeps up to history snapshots per PVC, which
 	// repeat the same PVC, apps, pods, owners and digests: one copy each.
+	// The two strings only this snapshot has share one allocation.
+	both := p.VolumeSnapshot + in.EventID
+	in.EventID = both[len(p.VolumeSnapshot):]
 	s := &Snapshot{
-		Name: p.VolumeSnapshot, PVC: intern(p.PVC), EventID: in.EventID, Time: p.CreationTime.UTC(),
+		Name: both[:len(p.VolumeSnapshot)], PVC: intern(p.PVC), EventID: in.EventID, Time: p.CreationTime.UTC(),
 		Completed: true, RestoreSize: intern(p.RestoreSize),
 	}
 	for _, w := range p.Workloads {

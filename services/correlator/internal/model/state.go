@@ -2,6 +2,7 @@ package model
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -27,6 +28,51 @@ type State struct {
 
 	// cache holds derived views between events (in memory only).
 	cache *viewCache
+	// workloads holds one copy of each list of workloads the namespace's
+	// snapshots carry (in memory only): an app's snapshots repeat the same
+	// pods, owners and versions, and sharing them keeps the state small
+	// and its walks in few cache lines.
+	workloads map[string][]Workload
+}
+
+// shareWorkloads returns the namespace's copy of ws, which nobody changes
+// once it is on a snapshot.
+func (st *State) shareWorkloads(ws []Workload) []Workload {
+	if len(ws) == 0 {
+		return ws
+	}
+	var b strings.Builder
+	for _, w := range ws {
+		b.WriteString(w.App)
+		b.WriteByte(0)
+		b.WriteString(w.Pod)
+		b.WriteByte(0)
+		if o := w.Owner; o != nil {
+			b.WriteString(o.Kind)
+			b.WriteByte(0)
+			b.WriteString(o.Namespace)
+			b.WriteByte(0)
+			b.WriteString(o.Name)
+		}
+		b.WriteByte(1)
+		b.WriteString(w.Label)
+		for _, v := range w.Versions {
+			b.WriteByte(0)
+			b.WriteString(v)
+		}
+		b.WriteByte(2)
+	}
+	key := b.String()
+	if shared, ok := st.workloads[key]; ok {
+		return shared
+	}
+	// Lists no snapshot uses any more are dropped now and then: the table
+	// starts afresh when it outgrows the snapshots.
+	if st.workloads == nil || len(st.workloads) > 2*len(st.Snapshots)+16 {
+		st.workloads = map[string][]Workload{}
+	}
+	st.workloads[key] = ws
+	return ws
 }
 
 // NewState returns the empty state of a namespace.
