@@ -126,7 +126,9 @@ func decode(h nats.Header, data []byte) (Event, error) {
 		case "subject":
 			ev.SetSubject(val)
 		case "dataschema":
-			ev.SetDataSchema(val)
+			if !setSchema(&ev, ourSchemas.byURL[val]) {
+				ev.SetDataSchema(val)
+			}
 		case "time":
 			t, err := time.Parse(time.RFC3339Nano, val)
 			if err != nil {

@@ -59,3 +59,24 @@ func TestNewEventNamesItsSchema(t *testing.T) {
 		}
 	}
 }
+
+// A decoded event carries the dataschema it was sent with: one of ours
+// (parsed once) or anybody else's.
+func TestDataSchemaRoundTrips(t *testing.T) {
+	ours := MustNewEvent(TypeSnapshotPinRequested, "test", "e1", map[string]any{})
+	theirs := ours.Clone()
+	theirs.SetDataSchema("https://example.com/schemas/pin.json")
+	for _, ev := range []Event{ours, theirs} {
+		m, err := Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := DecodeMsg(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.DataSchema() != ev.DataSchema() {
+			t.Errorf("dataschema %q came back as %q", ev.DataSchema(), back.DataSchema())
+		}
+	}
+}
