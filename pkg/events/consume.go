@@ -226,12 +226,14 @@ func (s *Subscription) handle(m jetstream.Msg, h Handler) {
 	}
 	typ := ev.Type()
 	ctx := ExtractTrace(context.Background(), ev)
-	ctx, span := c.tracer.Start(ctx, "process "+m.Subject(),
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(eventAttrs(ev, m.Subject())...),
-		trace.WithAttributes(attrOperation.String("process"), attrOperationNm.String("process"),
-			attrConsumer.String(s.cfg.Name), attrDeliveryCount.Int64(int64(meta.NumDelivered))),
-	)
+	ctx, span := c.tracer.Start(ctx, "process "+m.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		// Built only for a span that records them (none without a
+		// tracer provider).
+		span.SetAttributes(eventAttrs(ev, m.Subject())...)
+		span.SetAttributes(attrOperation.String("process"), attrOperationNm.String("process"),
+			attrConsumer.String(s.cfg.Name), attrDeliveryCount.Int64(int64(meta.NumDelivered)))
+	}
 	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.AckWait)
 	defer cancel()
