@@ -55,6 +55,7 @@ type appViews struct {
 	snaps []*Snapshot
 	// verdicts are the app's verdicts, kept while its uploads are the same.
 	verdicts *verdicts
+	pins     *appPins
 }
 
 // touchSnapshot marks s changed and every application that ran on it
@@ -186,6 +187,7 @@ func (st *State) derive(r Rules) View {
 		}
 	}
 	views := make([]*AppView, len(names))
+	pins := make([]*appPins, len(names))
 	pods := mountedByPods(st)
 	for i, app := range names {
 		av := c.apps[app]
@@ -205,15 +207,16 @@ func (st *State) derive(r Rules) View {
 				snaps = av.snaps[:0] // read by deriveApp until now
 			}
 			av = &appViews{view: view, snaps: append(snaps, timeline...), verdicts: ru.verdicts}
+			av.pins = pinsOf(&av.view)
 			c.apps[app] = av
 		}
-		views[i] = &av.view
+		views[i], pins[i] = &av.view, av.pins
 	}
 	c.all = false
 	clear(c.dirty)
 	clear(c.changed)
 	clear(c.uploaded)
-	return assemble(st.Namespace, views, c.certs)
+	return assemble(st.Namespace, views, pins, c.certs)
 }
 
 func (r Rules) equal(o Rules) bool {

@@ -127,11 +127,12 @@ type CertView struct {
 func Derive(r Rules, st *State) View {
 	apps := appNames(st)
 	views := make([]*AppView, len(apps))
+	pins := make([]*appPins, len(apps))
 	for i, app := range apps {
 		av := deriveApp(r, st, app, nil, reuse{pods: true})
-		views[i] = &av
+		views[i], pins[i] = &av, pinsOf(&av)
 	}
-	return assemble(st.Namespace, views, certViews(r, st))
+	return assemble(st.Namespace, views, pins, certViews(r, st))
 }
 
 // appNames lists, sorted, the applications st knows of: those that ran on
@@ -150,32 +151,54 @@ func appNames(st *State) []string {
 }
 
 // assemble builds the namespace's view from its applications' views (in
-// the order of their names) and its certificates.
-func assemble(ns string, apps []*AppView, certs []CertView) View {
+// the order of their names) and pins, and its certificates.
+func assemble(ns string, apps []*AppView, pins []*appPins, certs []CertView) View {
 	v := View{Namespace: ns, Pins: map[string]Pin{}, Certificates: certs, Apps: make([]AppView, 0, len(apps))}
-	for _, av := range apps {
-		for pvc, names := range av.KnownGood {
-			for _, n := range names {
-				if _, ok := v.Pins[n]; !ok {
-					v.Pins[n] = Pin{PVC: pvc, Reason: "known-good: newest clean, ready snapshot of the PVC", Causes: av.snapshotCauses(n)}
-				}
+	for i, av := range apps {
+		for _, kp := range pins[i].known {
+			if _, ok := v.Pins[kp.name]; !ok {
+				v.Pins[kp.name] = kp.pin
 			}
 		}
-		for _, inc := range av.Incidents {
-			if !inc.Open {
-				continue
-			}
-			for _, rp := range inc.RestorePoints {
-				p := v.Pins[rp.Name]
-				if p.Incident == "" || inc.ID < p.Incident {
-					causes, _ := setAdd(slices.Clone(inc.Causes), rp.EventID)
-					v.Pins[rp.Name] = Pin{PVC: rp.PVC, Reason: "restore point of incident " + inc.ID, Incident: inc.ID, Causes: causes}
-				}
+		for _, rp := range pins[i].restore {
+			if p := v.Pins[rp.name]; p.Incident == "" || rp.pin.Incident < p.Incident {
+				v.Pins[rp.name] = rp.pin
 			}
 		}
 		v.Apps = append(v.Apps, *av)
 	}
 	return v
+}
+
+// appPins are the pins an application's view calls for: its known-good
+// snapshots, and the restore points of its open incidents (which win over
+// a known-good pin, the smallest incident id first).
+type appPins struct {
+	known, restore []namedPin
+}
+
+type namedPin struct {
+	name string
+	pin  Pin
+}
+
+func pinsOf(av *AppView) *appPins {
+	ps := &appPins{}
+	for _, pvc := range sortedKeys(av.KnownGood) {
+		for _, n := range av.KnownGood[pvc] {
+			ps.known = append(ps.known, namedPin{n, Pin{PVC: pvc, Reason: "known-good: newest clean, ready snapshot of the PVC", Causes: av.snapshotCauses(n)}})
+		}
+	}
+	for _, inc := range av.Incidents {
+		if !inc.Open {
+			continue
+		}
+		for _, rp := range inc.RestorePoints {
+			causes, _ := setAdd(slices.Clone(inc.Causes), rp.EventID)
+			ps.restore = append(ps.restore, namedPin{rp.Name, Pin{PVC: rp.PVC, Reason: "restore point of incident " + inc.ID, Incident: inc.ID, Causes: causes}})
+		}
+	}
+	return ps
 }
 
 // App returns the view of one application.
