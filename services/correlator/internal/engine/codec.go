@@ -21,7 +21,10 @@ import (
 // it is the same upload event; the rest goes through encoding/json.
 type codec struct {
 	uploads map[string]fragment[string]
-	size    int // of the last encoding, to allocate the next one at once
+	// certs is the certificates' encoding, kept while they are the same.
+	certs     fragment[uint64]
+	certsKept bool
+	size      int // of the last encoding, to allocate the next one at once
 }
 
 type fragment[V comparable] struct {
@@ -64,9 +67,14 @@ func (c *codec) encode(buf []byte, st *model.State) ([]byte, error) {
 	}
 	if len(st.Certs) > 0 {
 		buf = append(buf, `,"certs":`...)
-		if buf, err = appendJSON(buf, st.Certs); err != nil {
-			return nil, err
+		if !c.certsKept || c.certs.v != st.CertsVersion() {
+			data, err := json.Marshal(st.Certs)
+			if err != nil {
+				return nil, err
+			}
+			c.certs, c.certsKept = fragment[uint64]{v: st.CertsVersion(), data: data}, true
 		}
+		buf = append(buf, c.certs.data...)
 	}
 	buf = append(buf, `,"ledger":`...)
 	if buf, err = appendLedger(buf, &st.Ledger); err != nil {

@@ -144,6 +144,7 @@ func (st *State) ref(app string, d int) {
 // touchCerts marks the certificates and, through the Secrets they mount,
 // every application dirty.
 func (st *State) touchCerts() {
+	st.certsVersion++
 	if c := st.cache; c != nil {
 		c.all, c.certsOK = true, false
 		clear(c.dirty)

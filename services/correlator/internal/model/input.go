@@ -197,8 +197,9 @@ func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
 		return events.Permanent(fmt.Errorf("snapshot.completed %s: creation_time is required", in.EventID))
 	}
 	// A namespace's state keeps up to history snapshots per PVC, which
-	// repeat the same PVC, apps, pods, owners and digests: one copy each.
-	// The two strings only this snapshot has share one allocation.
+	// repeat the same PVC and size (interned here) and the same workloads
+	// (one copy per namespace: State.shareWorkloads). The two strings only
+	// this snapshot has share one allocation.
 	both := p.VolumeSnapshot + in.EventID
 	in.EventID = both[len(p.VolumeSnapshot):]
 	s := &Snapshot{
@@ -206,13 +207,12 @@ func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
 		Completed: true, RestoreSize: intern(p.RestoreSize),
 	}
 	for _, w := range p.Workloads {
-		wl := Workload{App: intern(AppOf(w)), Pod: intern(w.Pod), Label: intern(w.Version)}
+		wl := Workload{App: AppOf(w), Pod: w.Pod, Label: w.Version}
 		if w.Owner != nil {
 			o := *w.Owner
 			if o.Namespace == "" {
 				o.Namespace = p.Namespace
 			}
-			o.Kind, o.Namespace, o.Name = intern(o.Kind), intern(o.Namespace), intern(o.Name)
 			wl.Owner = &o
 		}
 		if wl.App == "" {
@@ -227,7 +227,7 @@ func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
 				k = imageKey(c.Image)
 			}
 			if k != "" {
-				wl.Versions = append(wl.Versions, intern(k))
+				wl.Versions = append(wl.Versions, k)
 			}
 		}
 		slices.Sort(wl.Versions)

@@ -33,7 +33,13 @@ type State struct {
 	// pods, owners and versions, and sharing them keeps the state small
 	// and its walks in few cache lines.
 	workloads map[string][]Workload
+	// certsVersion counts the changes of Certs in memory.
+	certsVersion uint64
 }
+
+// CertsVersion changes whenever Certs does (in memory: a State read back
+// starts again from 0).
+func (st *State) CertsVersion() uint64 { return st.certsVersion }
 
 // shareWorkloads returns the namespace's copy of ws, which nobody changes
 // once it is on a snapshot.
