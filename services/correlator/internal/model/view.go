@@ -464,6 +464,16 @@ func deriveApp(r Rules, st *State, app string, timeline []*Snapshot, ru reuse) A
 		default:
 			sv.Class = Unknown
 		}
+		// Snapshot after snapshot an app runs the same owners and versions:
+		// share the lists of the view before (fewer, hotter arrays).
+		if n := len(views); n > 0 {
+			if last := views[n-1]; sv.Workloads != nil && slices.Equal(last.Workloads, sv.Workloads) {
+				sv.Workloads, refs = last.Workloads, refs[:rstart]
+			}
+			if last := views[n-1]; sv.Versions != nil && slices.Equal(last.Versions, sv.Versions) {
+				sv.Versions, vers = last.Versions, vers[:vstart]
+			}
+		}
 		views = append(views, sv)
 	}
 	if ru.prev != nil {
