@@ -7,5 +7,9 @@
 // and Apply turns the difference between what the view calls for and the
 // Ledger of decisions in force into decision events with deterministic ids.
 //
+// Derive computes a view from scratch; Apply keeps, with the State in
+// memory, each application's last view and re-derives only what an event
+// changed (derivecache.go). Tests compare the two after every event.
+//
 // The package does no I/O and reads no clock.
 package model
