@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -102,7 +103,13 @@ func (m mixedStream) slot(k int) []events.Event {
 }
 
 func pending(tb testing.TB, c *events.Client) uint64 {
-	var n uint64
+	n, _ := consumerCounts(tb, c)
+	return n
+}
+
+// consumerCounts sums, over the correlator's consumers, the events not yet
+// acknowledged and the events delivered more than once.
+func consumerCounts(tb testing.TB, c *events.Client) (pending uint64, redelivered int) {
 	for _, cons := range Consumers {
 		info, err := c.JetStream().Consumer(context.Background(), cons.Stream, "correlator-"+cons.Suffix)
 		if err != nil {
@@ -112,9 +119,10 @@ func pending(tb testing.TB, c *events.Client) uint64 {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		n += ci.NumPending + uint64(ci.NumAckPending)
+		pending += ci.NumPending + uint64(ci.NumAckPending)
+		redelivered += ci.NumRedelivered
 	}
-	return n
+	return pending, redelivered
 }
 
 // rssPeak and rss read a process's peak and current resident set size.
@@ -157,12 +165,15 @@ func benchmarkMixedStream(b *testing.B) {
 	}
 	var c *events.Client
 	serverPid := ""
+	// The client logs only what goes wrong (retries, redeliveries, pull
+	// errors): on stderr, so a slow run says why.
+	clientLog := events.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if *benchEmbedded {
-		c = natstest.Client(b, natstest.Run(b, opts...), events.WithMaxPending(16384))
+		c = natstest.Client(b, natstest.Run(b, opts...), events.WithMaxPending(16384), clientLog)
 	} else {
 		p := natstest.RunProcess(b, opts...)
 		serverPid = strconv.Itoa(p.Pid)
-		c = natstest.ClientURL(b, p.URL, events.WithMaxPending(16384))
+		c = natstest.ClientURL(b, p.URL, events.WithMaxPending(16384), clientLog)
 	}
 	m := mixedStream{apps: *benchApps, perNS: *benchAppsPerNS, start: scenario.T0}
 	slots := max(1, *benchEvents / *benchApps)
@@ -247,10 +258,13 @@ func benchmarkMixedStream(b *testing.B) {
 	}
 	elapsed := time.Since(t1)
 	rate := float64(total) / elapsed.Seconds()
+	// Redeliveries (a failed handler, or an ack that never arrived and
+	// AckWait ran out) stretch the run; say how many there were.
+	_, redelivered := consumerCounts(b, c)
 	writes := e.store.writes.Load()
 	stored := float64(decisions.Load()+writes) / elapsed.Seconds()
-	b.Logf("throughput: %d events in %s = %.0f events/s; it stored %d decisions and %d state writes (%.2f messages per event) = %.0f messages/s, %.2fx the baseline's publishing",
-		total, elapsed.Round(time.Millisecond), rate, decisions.Load(), writes, float64(decisions.Load()+writes)/float64(total), stored, stored/publishRate)
+	b.Logf("throughput: %d events in %s = %.0f events/s; it stored %d decisions and %d state writes (%.2f messages per event) = %.0f messages/s, %.2fx the baseline's publishing; %d events delivered again",
+		total, elapsed.Round(time.Millisecond), rate, decisions.Load(), writes, float64(decisions.Load()+writes)/float64(total), stored, stored/publishRate, redelivered)
 	b.ReportMetric(rate, "events/s")
 	b.ReportMetric(stored/publishRate, "stored-vs-publish")
 	if *benchHeap != "" {
