@@ -68,18 +68,10 @@ func appendSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
 		}
 	}
 	if len(s.Verifications) > 0 {
-		buf = append(buf, `,"verifications":{`...)
-		for i, k := range sortedKeys(s.Verifications) {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			if buf, err = appendString(buf, k); err != nil {
-				return nil, err
-			}
-			buf = append(buf, ':')
-			buf = strconv.AppendBool(buf, s.Verifications[k])
+		buf = append(buf, `,"verifications":`...)
+		if buf, err = appendMap(buf, s.Verifications, appendBool); err != nil {
+			return nil, err
 		}
-		buf = append(buf, '}')
 	}
 	return append(buf, '}'), nil
 }
@@ -163,42 +155,10 @@ func appendLedger(buf []byte, l *model.Ledger) ([]byte, error) {
 	buf = append(buf, '{')
 	comma := false
 	if len(l.Pinned) > 0 {
-		buf = append(buf, `"pinned":{`...)
-		for i, k := range sortedKeys(l.Pinned) {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			if buf, err = appendString(buf, k); err != nil {
-				return nil, err
-			}
-			p := l.Pinned[k]
-			buf = append(buf, ':', '{')
-			if p.PVC != "" {
-				buf = append(buf, `"pvc":`...)
-				if buf, err = appendString(buf, p.PVC); err != nil {
-					return nil, err
-				}
-				buf = append(buf, ',')
-			}
-			buf = append(buf, `"reason":`...)
-			if buf, err = appendString(buf, p.Reason); err != nil {
-				return nil, err
-			}
-			if p.Incident != "" {
-				buf = append(buf, `,"incident":`...)
-				if buf, err = appendString(buf, p.Incident); err != nil {
-					return nil, err
-				}
-			}
-			if len(p.Causes) > 0 {
-				buf = append(buf, `,"causes":`...)
-				if buf, err = appendStrings(buf, p.Causes); err != nil {
-					return nil, err
-				}
-			}
-			buf = append(buf, '}')
+		buf = append(buf, `"pinned":`...)
+		if buf, err = appendMap(buf, l.Pinned, appendPin); err != nil {
+			return nil, err
 		}
-		buf = append(buf, '}')
 		comma = true
 	}
 	if len(l.Incidents) > 0 {
@@ -207,6 +167,35 @@ func appendLedger(buf []byte, l *model.Ledger) ([]byte, error) {
 		}
 		buf = append(buf, `"incidents":`...)
 		if buf, err = appendJSON(buf, l.Incidents); err != nil {
+			return nil, err
+		}
+	}
+	return append(buf, '}'), nil
+}
+
+func appendPin(buf []byte, p model.Pin) ([]byte, error) {
+	var err error
+	buf = append(buf, '{')
+	if p.PVC != "" {
+		buf = append(buf, `"pvc":`...)
+		if buf, err = appendString(buf, p.PVC); err != nil {
+			return nil, err
+		}
+		buf = append(buf, ',')
+	}
+	buf = append(buf, `"reason":`...)
+	if buf, err = appendString(buf, p.Reason); err != nil {
+		return nil, err
+	}
+	if p.Incident != "" {
+		buf = append(buf, `,"incident":`...)
+		if buf, err = appendString(buf, p.Incident); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.Causes) > 0 {
+		buf = append(buf, `,"causes":`...)
+		if buf, err = appendStrings(buf, p.Causes); err != nil {
 			return nil, err
 		}
 	}
@@ -226,34 +215,28 @@ func appendJournal(buf []byte, j *model.Journal) ([]byte, error) {
 	}
 	if len(j.PinGeneration) > 0 {
 		field(`"pin_generation":`)
-		if buf, err = appendInts(buf, j.PinGeneration); err != nil {
+		if buf, err = appendMap(buf, j.PinGeneration, appendInt); err != nil {
 			return nil, err
 		}
 	}
 	if len(j.Published) > 0 {
-		field(`"published":{`)
-		for i, k := range sortedKeys(j.Published) {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			if buf, err = appendString(buf, k); err != nil {
-				return nil, err
-			}
-			buf = append(buf, ':')
-			buf = strconv.AppendBool(buf, j.Published[k])
+		field(`"published":`)
+		if buf, err = appendMap(buf, j.Published, appendBool); err != nil {
+			return nil, err
 		}
-		buf = append(buf, '}')
 	}
 	if len(j.IncidentGeneration) > 0 {
 		field(`"incident_generation":`)
-		if buf, err = appendInts(buf, j.IncidentGeneration); err != nil {
+		if buf, err = appendMap(buf, j.IncidentGeneration, appendInt); err != nil {
 			return nil, err
 		}
 	}
 	return append(buf, '}'), nil
 }
 
-func appendInts(buf []byte, m map[string]int) ([]byte, error) {
+// appendMap writes m as encoding/json does: an object with its keys
+// sorted, each value written by value.
+func appendMap[V any](buf []byte, m map[string]V, value func([]byte, V) ([]byte, error)) ([]byte, error) {
 	buf = append(buf, '{')
 	var err error
 	for i, k := range sortedKeys(m) {
@@ -264,10 +247,16 @@ func appendInts(buf []byte, m map[string]int) ([]byte, error) {
 			return nil, err
 		}
 		buf = append(buf, ':')
-		buf = strconv.AppendInt(buf, int64(m[k]), 10)
+		if buf, err = value(buf, m[k]); err != nil {
+			return nil, err
+		}
 	}
 	return append(buf, '}'), nil
 }
+
+func appendBool(buf []byte, b bool) ([]byte, error) { return strconv.AppendBool(buf, b), nil }
+
+func appendInt(buf []byte, n int) ([]byte, error) { return strconv.AppendInt(buf, int64(n), 10), nil }
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

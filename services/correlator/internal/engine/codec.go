@@ -50,20 +50,10 @@ func (c *codec) encode(buf []byte, st *model.State) ([]byte, error) {
 		}
 	}
 	if len(st.Snapshots) > 0 {
-		buf = append(buf, `,"snapshots":{`...)
-		for i, k := range sortedKeys(st.Snapshots) {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			if buf, err = appendString(buf, k); err != nil {
-				return nil, err
-			}
-			buf = append(buf, ':')
-			if buf, err = appendSnapshot(buf, st.Snapshots[k]); err != nil {
-				return nil, err
-			}
+		buf = append(buf, `,"snapshots":`...)
+		if buf, err = appendMap(buf, st.Snapshots, appendSnapshot); err != nil {
+			return nil, err
 		}
-		buf = append(buf, '}')
 	}
 	if len(st.Certs) > 0 {
 		buf = append(buf, `,"certs":`...)
