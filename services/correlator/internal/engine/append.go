@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -25,14 +26,12 @@ func appendSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
 		return nil, err
 	}
 	if s.PVC != "" {
-		buf = append(buf, `,"pvc":`...)
-		if buf, err = appendString(buf, s.PVC); err != nil {
+		if buf, err = appendField(buf, `,"pvc":`, s.PVC); err != nil {
 			return nil, err
 		}
 	}
 	if s.EventID != "" {
-		buf = append(buf, `,"event_id":`...)
-		if buf, err = appendString(buf, s.EventID); err != nil {
+		if buf, err = appendField(buf, `,"event_id":`, s.EventID); err != nil {
 			return nil, err
 		}
 	}
@@ -44,8 +43,7 @@ func appendSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
 		buf = append(buf, `,"completed":true`...)
 	}
 	if s.RestoreSize != "" {
-		buf = append(buf, `,"restore_size":`...)
-		if buf, err = appendString(buf, s.RestoreSize); err != nil {
+		if buf, err = appendField(buf, `,"restore_size":`, s.RestoreSize); err != nil {
 			return nil, err
 		}
 	}
@@ -78,38 +76,32 @@ func appendSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
 
 func appendWorkload(buf []byte, w *model.Workload) ([]byte, error) {
 	var err error
-	buf = append(buf, `{"app":`...)
-	if buf, err = appendString(buf, w.App); err != nil {
+	if buf, err = appendField(buf, `{"app":`, w.App); err != nil {
 		return nil, err
 	}
 	if w.Pod != "" {
-		buf = append(buf, `,"pod":`...)
-		if buf, err = appendString(buf, w.Pod); err != nil {
+		if buf, err = appendField(buf, `,"pod":`, w.Pod); err != nil {
 			return nil, err
 		}
 	}
 	if o := w.Owner; o != nil {
 		buf = append(buf, `,"owner":{`...)
 		if o.Kind != "" {
-			buf = append(buf, `"kind":`...)
-			if buf, err = appendString(buf, o.Kind); err != nil {
+			if buf, err = appendField(buf, `"kind":`, o.Kind); err != nil {
 				return nil, err
 			}
 			buf = append(buf, ',')
 		}
-		buf = append(buf, `"namespace":`...)
-		if buf, err = appendString(buf, o.Namespace); err != nil {
+		if buf, err = appendField(buf, `"namespace":`, o.Namespace); err != nil {
 			return nil, err
 		}
-		buf = append(buf, `,"name":`...)
-		if buf, err = appendString(buf, o.Name); err != nil {
+		if buf, err = appendField(buf, `,"name":`, o.Name); err != nil {
 			return nil, err
 		}
 		buf = append(buf, '}')
 	}
 	if w.Label != "" {
-		buf = append(buf, `,"label":`...)
-		if buf, err = appendString(buf, w.Label); err != nil {
+		if buf, err = appendField(buf, `,"label":`, w.Label); err != nil {
 			return nil, err
 		}
 	}
@@ -177,19 +169,16 @@ func appendPin(buf []byte, p model.Pin) ([]byte, error) {
 	var err error
 	buf = append(buf, '{')
 	if p.PVC != "" {
-		buf = append(buf, `"pvc":`...)
-		if buf, err = appendString(buf, p.PVC); err != nil {
+		if buf, err = appendField(buf, `"pvc":`, p.PVC); err != nil {
 			return nil, err
 		}
 		buf = append(buf, ',')
 	}
-	buf = append(buf, `"reason":`...)
-	if buf, err = appendString(buf, p.Reason); err != nil {
+	if buf, err = appendField(buf, `"reason":`, p.Reason); err != nil {
 		return nil, err
 	}
 	if p.Incident != "" {
-		buf = append(buf, `,"incident":`...)
-		if buf, err = appendString(buf, p.Incident); err != nil {
+		if buf, err = appendField(buf, `,"incident":`, p.Incident); err != nil {
 			return nil, err
 		}
 	}
@@ -258,11 +247,9 @@ func appendBool(buf []byte, b bool) ([]byte, error) { return strconv.AppendBool(
 
 func appendInt(buf []byte, n int) ([]byte, error) { return strconv.AppendInt(buf, int64(n), 10), nil }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+// appendField writes name (the key with its punctuation, `,"pod":`) and s.
+func appendField(buf []byte, name, s string) ([]byte, error) {
+	return appendString(append(buf, name...), s)
 }
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
