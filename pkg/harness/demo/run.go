@@ -94,9 +94,11 @@ func Run(ctx context.Context, e Env, print func(string)) error {
 	if err := Deploy(ctx, cs, s, V2); err != nil {
 		return err
 	}
-	print(fmt.Sprintf("demo: deployed %s %s (%s); waiting for the next snapshot …", s.App, V2.Name, short(V2.Digest)))
-	before := story.Reached(events.TypeSnapshotCompleted)
-	if err := wait(ctx, e.Timeout, func() bool { return story.Reached(events.TypeSnapshotCompleted) > before }); err != nil {
+	print(fmt.Sprintf("demo: deployed %s %s (%s); waiting for a snapshot taken while it runs …", s.App, V2.Name, short(V2.Digest)))
+	// The first snapshot after the rollout may still see the old pods: wait
+	// for one that ran the new digest, so that the scan below finds the
+	// version running and the incident starts at the upload.
+	if err := wait(ctx, e.Timeout, func() bool { return story.Snapshotted(V2.Digest) > 0 }); err != nil {
 		return fmt.Errorf("no snapshot of %s: %w", V2.Name, err)
 	}
 	if err := upload(V2, "app-v2", hex40('2')); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -23,16 +24,26 @@ type Story struct {
 	seen map[string]bool
 	// Reached records which steps happened (by event type).
 	reached map[string]int
+	// snapshotted counts the completed snapshots each image digest ran on.
+	snapshotted map[string]int
 }
 
 // Follow subscribes to every stateguard subject on nc.
 func (s *Story) Follow(nc *nats.Conn) (*nats.Subscription, error) {
-	s.seen, s.reached = map[string]bool{}, map[string]int{}
+	s.seen, s.reached, s.snapshotted = map[string]bool{}, map[string]int{}, map[string]int{}
 	sub, err := nc.Subscribe(events.SubjectPrefix+">", s.onMsg)
 	if err != nil {
 		return nil, err
 	}
 	return sub, nc.Flush()
+}
+
+// Snapshotted reports on how many completed snapshots an image digest was
+// running.
+func (s *Story) Snapshotted(digest string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapshotted[digest]
 }
 
 // Reached reports how often an event type was told.
@@ -66,6 +77,13 @@ func (s *Story) onMsg(m *nats.Msg) {
 	}
 	s.seen[ev.ID()] = true
 	s.reached[ev.Type()]++
+	if ev.Type() == events.TypeSnapshotCompleted {
+		if p, err := events.Decode[events.SnapshotCompleted](ev); err == nil {
+			for _, d := range digestsOf(p) {
+				s.snapshotted[d]++
+			}
+		}
+	}
 	s.mu.Unlock()
 	if line := s.line(ev); line != "" {
 		s.Print(line)
@@ -141,4 +159,17 @@ func (s *Story) line(ev events.Event) string {
 		return fmt.Sprintf("incident closed     %s: %s", p.Incident, p.Reason)
 	}
 	return ""
+}
+
+// digestsOf lists the image digests running on a snapshot, once each.
+func digestsOf(p events.SnapshotCompleted) []string {
+	var ds []string
+	for _, w := range p.Workloads {
+		for _, c := range w.Containers {
+			if !slices.Contains(ds, c.Digest) {
+				ds = append(ds, c.Digest)
+			}
+		}
+	}
+	return ds
 }
