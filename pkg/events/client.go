@@ -164,6 +164,23 @@ func Connect(ctx context.Context, cfg ConnConfig, opts ...Option) (*Client, erro
 		return nil, err
 	}
 	c.ownConn = true
+	// What happens to the connection is what explains a stalled consumer
+	// or a burst of redeliveries: say it.
+	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		if err != nil {
+			c.log.Warn("nats disconnected", "error", err)
+		}
+	})
+	nc.SetReconnectHandler(func(nc *nats.Conn) {
+		c.log.Info("nats reconnected", "server", nc.ConnectedServerName())
+	})
+	nc.SetErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		c.log.Warn("nats asynchronous error", "subject", subject, "error", err)
+	})
 	return c, nil
 }
 

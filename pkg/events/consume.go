@@ -82,6 +82,14 @@ func (cfg *ConsumerConfig) defaults() error {
 	return nil
 }
 
+// pullExpiry bounds each pull request. The client notices a pull the
+// server no longer serves after two missed heartbeats (half the expiry
+// each), so this bounds how long a consumer can sit idle with events
+// pending: nats.go's default of 30 s let the correlator's benchmark stall
+// for ~25 s with 700,000 events pending, no pull waiting on the server and
+// nothing unacknowledged.
+const pullExpiry = 5 * time.Second
+
 // Subscription is a running consumer.
 type Subscription struct {
 	c   *Client
@@ -167,11 +175,17 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 		case s.work <- m:
 		case <-s.quit: // stopping: left unacknowledged for the next start
 		}
-	}, jetstream.PullMaxMessages(cfg.BatchSize), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+	}, jetstream.PullMaxMessages(cfg.BatchSize), jetstream.PullExpiry(pullExpiry),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				// The server stopped serving the pull request the client
+				// counts on; the client pulls again.
+				c.metrics.missedHeartbeats.WithLabelValues(s.cfg.Name).Inc()
+				c.log.Info("no heartbeat from the server for a pull; pulling again", "consumer", s.label)
+				return
+			}
 			c.log.Debug("consume", "consumer", s.label, "error", err)
-		}
-	}))
+		}))
 	if err != nil {
 		_ = s.adv.Unsubscribe()
 		close(s.quit)

@@ -14,6 +14,8 @@ type metrics struct {
 	failed       *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
 	handling     *prometheus.HistogramVec
+	// missedHeartbeats counts pulls the server stopped serving unnoticed.
+	missedHeartbeats *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,6 +40,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "stateguard_events_dead_lettered_total",
 			Help: "Events sent to the dead-letter stream, by consumer.",
 		}, []string{"consumer"}),
+		missedHeartbeats: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_consumer_missed_heartbeats_total",
+			Help: "Pull requests the client gave up on after missed heartbeats and pulled again, by consumer.",
+		}, []string{"consumer"}),
 		handling: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "stateguard_events_handling_seconds",
 			Help:    "Time a handler took, by consumer and type.",
@@ -51,6 +57,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.failed = register(reg, m.failed)
 		m.deadLettered = register(reg, m.deadLettered)
 		m.handling = register(reg, m.handling)
+		m.missedHeartbeats = register(reg, m.missedHeartbeats)
 	}
 	return m
 }

@@ -125,6 +125,24 @@ func consumerCounts(tb testing.TB, c *events.Client) (pending uint64, redelivere
 	return pending, redelivered
 }
 
+// consumerStates describes each consumer as the server sees it.
+func consumerStates(tb testing.TB, c *events.Client) string {
+	var parts []string
+	for _, cons := range Consumers {
+		info, err := c.JetStream().Consumer(context.Background(), cons.Stream, "correlator-"+cons.Suffix)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ci, err := info.Info(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		parts = append(parts, fmt.Sprintf("%s: pending %d, ack pending %d, waiting pulls %d, redelivered %d, delivered %d, ack floor %d",
+			cons.Suffix, ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.NumRedelivered, ci.Delivered.Stream, ci.AckFloor.Stream))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // rssPeak and rss read a process's peak and current resident set size.
 func rssPeak(pid string) string { return procStatus(pid, "VmHWM:") }
 
@@ -246,7 +264,17 @@ func benchmarkMixedStream(b *testing.B) {
 	}()
 	time.Sleep(200 * time.Millisecond)
 	lastReport := time.Now()
+	lastLeft, lastMove, told := uint64(0), time.Now(), false
 	for left := pending(b, c); left > 0; left = pending(b, c) {
+		if left != lastLeft {
+			lastLeft, lastMove, told = left, time.Now(), false
+		} else if time.Since(lastMove) >= 3*time.Second && !told {
+			// No progress: say where the events are, so a stall can be
+			// told apart (not pulled, delivered but not acknowledged, or
+			// acknowledged but not counted).
+			told = true
+			fmt.Fprintf(os.Stderr, "stall: no event handled for %s; %s\n", time.Since(lastMove).Round(time.Second), consumerStates(b, c))
+		}
 		if time.Since(lastReport) >= 10*time.Second {
 			lastReport = time.Now()
 			done := total - int(left)
