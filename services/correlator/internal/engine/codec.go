@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"slices"
 
@@ -51,7 +52,7 @@ func (c *codec) encode(buf []byte, st *model.State) ([]byte, error) {
 	}
 	if len(st.Snapshots) > 0 {
 		buf = append(buf, `,"snapshots":`...)
-		if buf, err = appendMap(buf, st.Snapshots, appendSnapshot); err != nil {
+		if buf, err = appendMapInOrder(buf, st.Snapshots, st.SnapshotNames(), appendSnapshot); err != nil {
 			return nil, err
 		}
 	}
@@ -122,7 +123,15 @@ func appendCached[T any, V comparable](buf []byte, m map[string]*T, cache *map[s
 // appendString quotes s as encoding/json does; names of Kubernetes objects
 // and event ids need no escaping, anything else goes through encoding/json.
 func appendString(buf []byte, s string) ([]byte, error) {
-	for i := range len(s) {
+	// Eight bytes at a time (the scan was 5% of the correlator's time):
+	// names, digests and event ids hardly ever need escaping.
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if needsEscape(binary.LittleEndian.Uint64([]byte(s[i : i+8]))) {
+			return appendJSON(buf, s)
+		}
+	}
+	for ; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			return appendJSON(buf, s)
 		}
@@ -130,6 +139,21 @@ func appendString(buf []byte, s string) ([]byte, error) {
 	buf = append(buf, '"')
 	buf = append(buf, s...)
 	return append(buf, '"'), nil
+}
+
+// needsEscape reports whether any of the eight bytes in x is one that
+// encoding/json escapes or checks (control characters, '"', '\\', '<',
+// '>', '&') or any byte outside ASCII's printable range, with the
+// word-at-a-time tests of "Bit Twiddling Hacks" (haszero, hasless,
+// hasmore), each exact about whether such a byte exists.
+func needsEscape(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	control := (x - ones*0x20) & ^x & highs    // a byte < 0x20
+	above := (x + ones*(127-0x7e) | x) & highs // a byte > 0x7e
+	special := hasZero(x^(ones*'"')) | hasZero(x^(ones*'\\')) | hasZero(x^(ones*'<')) |
+		hasZero(x^(ones*'>')) | hasZero(x^(ones*'&'))
+	return control|above|special != 0
 }
 
 func appendJSON(buf []byte, v any) ([]byte, error) {
@@ -141,8 +165,8 @@ func appendJSON(buf []byte, v any) ([]byte, error) {
 }
 
 // decodeOptions read what encoding/json wrote (null for nil slices and
-// maps) with the encoding/json/v2 implementation, about four times faster
-// than encoding/json here (BenchmarkStateCodec).
+// maps) with the encoding/json/v2 implementation, 1.6–2× as fast as
+// encoding/json with a third fewer allocations (BenchmarkStateCodec).
 var decodeOptions = jsonv2.JoinOptions(
 	jsonv2.FormatNilSliceAsNull(true),
 	jsonv2.FormatNilMapAsNull(true),

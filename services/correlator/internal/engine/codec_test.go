@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +90,48 @@ func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// appendString writes what encoding/json writes for any string: every byte
+// value at every position of the eight-byte words it tests at once, and
+// random strings of bytes (valid UTF-8 or not) drawn mostly from the ones
+// that need escaping.
+func TestAppendStringWritesWhatEncodingJSONWrites(t *testing.T) {
+	check := func(s string) {
+		t.Helper()
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendString([]byte("x"), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got[1:]) != string(want) || got[0] != 'x' {
+			t.Fatalf("appendString(%q) = %s, encoding/json writes %s", s, got[1:], want)
+		}
+	}
+	for v := range 256 {
+		for length := 1; length <= 17; length++ {
+			for p := range length {
+				b := []byte(strings.Repeat("a", length))
+				b[p] = byte(v)
+				check(string(b))
+			}
+		}
+	}
+	alphabet := []byte("\x00\x1f\x20\"\\<>&\x7e\x7f\x80\xff\xe2\x80\xa8\xa9/az09-._")
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			if r.IntN(4) == 0 {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			} else {
+				b[i] = byte('a' + r.IntN(26))
+			}
+		}
+		check(string(b))
 	}
 }

@@ -140,6 +140,9 @@ func snapshotFor(st *State, name, pvc string) *Snapshot {
 	if s == nil {
 		s = &Snapshot{Name: name, PVC: pvc}
 		st.Snapshots[name] = s
+		if st.namesOK {
+			st.names, _ = setAdd(st.names, name)
+		}
 	}
 	if s.PVC == "" && pvc != "" {
 		st.forget(s)
@@ -224,6 +227,9 @@ func prune(r Rules, st *State, uploadCame bool) {
 	for _, s := range drop {
 		st.forget(s)
 		delete(st.Snapshots, s.Name)
+		if st.namesOK {
+			st.names = setRemove(st.names, s.Name)
+		}
 		delete(st.Journal.PinGeneration, s.Name) // not pinned, gone for good
 	}
 }

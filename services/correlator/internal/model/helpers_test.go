@@ -44,6 +44,12 @@ func checkCache(t *testing.T, r Rules, st *State, after string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The kept snapshot names follow every snapshot that came or went
+	// (asked for here, so the next event keeps them).
+	if st.namesOK && !slices.Equal(st.names, sortedKeys(st.Snapshots)) {
+		t.Fatalf("after %s the kept snapshot names are %v, the state has %v", after, st.names, sortedKeys(st.Snapshots))
+	}
+	_ = st.SnapshotNames()
 	for name := range st.Journal.PinGeneration {
 		_, known := st.Snapshots[name]
 		_, pinned := st.Ledger.Pinned[name]

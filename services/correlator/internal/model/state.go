@@ -1,7 +1,6 @@
 package model
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +35,21 @@ type State struct {
 	workloads map[string][]Workload
 	// certsVersion counts the changes of Certs in memory.
 	certsVersion uint64
+	// names are the keys of Snapshots, sorted, kept as snapshots come and
+	// go (in memory only; namesOK is false until first asked for).
+	names   []string
+	namesOK bool
+}
+
+// SnapshotNames returns the names of the snapshots in order. The list is
+// kept between events (snapshots come and go one at a time, and sorting
+// every name for every state write was a tenth of the correlator's time);
+// callers must not change it, and it changes with the next Apply.
+func (st *State) SnapshotNames() []string {
+	if !st.namesOK || len(st.names) != len(st.Snapshots) {
+		st.names, st.namesOK = sortedKeys(st.Snapshots), true
+	}
+	return st.names
 }
 
 // CertsVersion changes whenever Certs does (in memory: a State read back
@@ -242,7 +256,23 @@ func snapshotLess(a, b *Snapshot) int {
 	return 0
 }
 
-func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+func sortedKeys[V any](m map[string]V) []string {
+	// Sized at once: slices.Sorted(maps.Keys(m)) grows its slice step by
+	// step, measurably slower for a namespace's snapshots.
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func setRemove(list []string, v string) []string {
+	if i, found := slices.BinarySearch(list, v); found {
+		return slices.Delete(list, i, i+1)
+	}
+	return list
+}
 
 func setAdd(list []string, v string) ([]string, bool) {
 	i, found := slices.BinarySearch(list, v)
