@@ -9,8 +9,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +37,9 @@ type Config struct {
 	SyncAlways bool
 	// Debug turns on the server's logs.
 	Debug bool
+	// Cluster is the number of servers of a JetStream cluster on loopback
+	// (0 or 1: a single server), as stateguard's deployment runs three.
+	Cluster int
 }
 
 // Start starts an embedded JetStream server and waits until it accepts
@@ -72,6 +79,102 @@ func Start(cfg Config) (*server.Server, error) {
 	return s, nil
 }
 
+// StartCluster starts cfg.Cluster embedded servers that form a JetStream
+// cluster over routes on loopback, each with its store in a directory of
+// its own under cfg.StoreDir, and waits until the cluster has a meta
+// leader. The first server's client URL comes first in the list.
+func StartCluster(cfg Config) ([]*server.Server, error) {
+	n := cfg.Cluster
+	routePorts := make([]int, n)
+	for i := range routePorts {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		routePorts[i] = p
+	}
+	var routes []*url.URL
+	for _, p := range routePorts {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
+	}
+	var servers []*server.Server
+	shutdown := func() {
+		for _, s := range servers {
+			s.Shutdown()
+		}
+	}
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("stateguard-%d", i),
+			Host:       "127.0.0.1",
+			Port:       -1,
+			JetStream:  true,
+			StoreDir:   filepath.Join(cfg.StoreDir, fmt.Sprintf("s%d", i)),
+			NoSigs:     true,
+			NoLog:      !cfg.Debug,
+			SyncAlways: cfg.SyncAlways,
+			Cluster: server.ClusterOpts{
+				Name: "stateguard",
+				Host: "127.0.0.1",
+				Port: routePorts[i],
+			},
+			Routes:             routes,
+			JetStreamMaxStore:  8 << 30,
+			JetStreamMaxMemory: 256 << 20,
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			shutdown()
+			return nil, fmt.Errorf("nats server %d: %w", i, err)
+		}
+		if cfg.Debug {
+			s.ConfigureLogger()
+		}
+		go s.Start()
+		servers = append(servers, s)
+	}
+	for i, s := range servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			shutdown()
+			return nil, fmt.Errorf("nats server %d not ready after 10s", i)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leader := false
+		for _, s := range servers {
+			leader = leader || s.JetStreamIsLeader()
+		}
+		if leader {
+			return servers, nil
+		}
+		if time.Now().After(deadline) {
+			shutdown()
+			return nil, fmt.Errorf("nats cluster of %d: no JetStream meta leader after 30s", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ClusterURL lists the client URLs of servers, comma-separated, as
+// nats.Connect takes them.
+func ClusterURL(servers []*server.Server) string {
+	urls := make([]string, len(servers))
+	for i, s := range servers {
+		urls[i] = s.ClientURL()
+	}
+	return strings.Join(urls, ",")
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
 // Option changes the test server's Config.
 type Option func(*Config)
 
@@ -85,6 +188,9 @@ func WithStoreDir(dir string) Option { return func(c *Config) { c.StoreDir = dir
 
 // WithPort fixes the port, so clients reconnect to a restarted server.
 func WithPort(p int) Option { return func(c *Config) { c.Port = p } }
+
+// WithCluster runs n servers in a JetStream cluster (RunProcess only).
+func WithCluster(n int) Option { return func(c *Config) { c.Cluster = n } }
 
 // Run starts a JetStream server for the test (sync_interval: always) and
 // shuts it down when the test ends.
@@ -110,9 +216,12 @@ const childEnv = "STATEGUARD_NATSTEST_CHILD"
 
 // Process is a JetStream server running in a child process.
 type Process struct {
-	// URL is its client URL; Pid its process id.
+	// URL is its client URL (the servers' URLs, comma-separated, for a
+	// cluster); Pid its process id.
 	URL string
 	Pid int
+	// Servers is how many servers it runs (1, or the cluster's size).
+	Servers int
 }
 
 // RunProcess starts a JetStream server (sync_interval: always unless an
@@ -164,7 +273,7 @@ func RunProcess(tb testing.TB, opts ...Option) Process {
 	if err != nil || !ok {
 		tb.Fatalf("nats child did not report its URL (did TestMain call natstest.ServeIfChild?): %q %v", line, err)
 	}
-	return Process{URL: url, Pid: cmd.Process.Pid}
+	return Process{URL: url, Pid: cmd.Process.Pid, Servers: max(1, cfg.Cluster)}
 }
 
 // ServeIfChild runs the server and exits when this process was started by
@@ -179,15 +288,27 @@ func ServeIfChild() {
 		fmt.Fprintln(os.Stderr, "natstest child:", err)
 		os.Exit(2)
 	}
-	s, err := Start(cfg)
+	var servers []*server.Server
+	var err error
+	if cfg.Cluster > 1 {
+		servers, err = StartCluster(cfg)
+	} else {
+		var s *server.Server
+		s, err = Start(cfg)
+		servers = []*server.Server{s}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "natstest child:", err)
 		os.Exit(2)
 	}
-	fmt.Printf("nats-url %s\n", s.ClientURL())
+	fmt.Printf("nats-url %s\n", ClusterURL(servers))
 	_, _ = io.Copy(io.Discard, os.Stdin)
-	s.Shutdown()
-	s.WaitForShutdown()
+	for _, s := range servers {
+		s.Shutdown()
+	}
+	for _, s := range servers {
+		s.WaitForShutdown()
+	}
 	os.Exit(0)
 }
 
@@ -201,13 +322,25 @@ func Client(tb testing.TB, s *server.Server, opts ...events.Option) *events.Clie
 // ClientURL is Client for a server at url (one run by RunProcess).
 func ClientURL(tb testing.TB, url string, opts ...events.Option) *events.Client {
 	tb.Helper()
+	return clientURL(tb, url, 1, opts...)
+}
+
+// ProcessClient connects an events client to p with the streams created,
+// replicated on every server of a cluster, closed when the test ends.
+func ProcessClient(tb testing.TB, p Process, opts ...events.Option) *events.Client {
+	tb.Helper()
+	return clientURL(tb, p.URL, p.Servers, opts...)
+}
+
+func clientURL(tb testing.TB, url string, replicas int, opts ...events.Option) *events.Client {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := events.Connect(ctx, events.ConnConfig{URL: url, Name: tb.Name(), MaxReconnects: -1, ReconnectWait: 100 * time.Millisecond}, opts...)
 	if err != nil {
 		tb.Fatalf("connect events client: %v", err)
 	}
-	if err := c.EnsureStreams(ctx, events.StreamOptions{}); err != nil {
+	if err := c.EnsureStreams(ctx, events.StreamOptions{Replicas: replicas}); err != nil {
 		tb.Fatalf("ensure streams: %v", err)
 	}
 	tb.Cleanup(func() {

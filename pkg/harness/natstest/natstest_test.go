@@ -3,6 +3,7 @@ package natstest
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +58,34 @@ func TestRunProcessServesJetStreamFromAChild(t *testing.T) {
 	}
 	if info.State.Msgs != 1 {
 		t.Errorf("stream holds %d messages, want 1", info.State.Msgs)
+	}
+}
+
+// A cluster of three servers in a child process: the streams are replicated
+// on all three, with sync_interval: always, and an event published is
+// stored.
+func TestRunProcessServesAJetStreamCluster(t *testing.T) {
+	p := RunProcess(t, WithCluster(3))
+	if p.Servers != 3 || strings.Count(p.URL, ",") != 2 {
+		t.Fatalf("process %+v: want three servers' URLs", p)
+	}
+	c := ProcessClient(t, p)
+	ev := events.MustNewEvent(events.TypeSnapshotFailed, "/natstest", "cluster-1", events.SnapshotFailed{Namespace: "ns", PVC: "data", Error: "test"})
+	if err := c.Publish(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.JetStream().Stream(t.Context(), events.StreamSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Errorf("stream holds %d messages, want 1", info.State.Msgs)
+	}
+	if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+		t.Errorf("stream is not replicated on three servers: replicas %d, cluster %+v", info.Config.Replicas, info.Cluster)
 	}
 }

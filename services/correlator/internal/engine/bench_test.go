@@ -35,6 +35,7 @@ var (
 	benchHeap      = flag.String("heapprofile", "", "BenchmarkMixedStream: write a heap profile here after the throughput phase")
 	benchMemLimit  = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
 	benchEmbedded  = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
+	benchCluster   = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
 )
 
 func TestMain(m *testing.M) {
@@ -189,9 +190,10 @@ func benchmarkMixedStream(b *testing.B) {
 	if *benchEmbedded {
 		c = natstest.Client(b, natstest.Run(b, opts...), events.WithMaxPending(16384), clientLog)
 	} else {
-		p := natstest.RunProcess(b, opts...)
+		p := natstest.RunProcess(b, append(opts, natstest.WithCluster(*benchCluster))...)
 		serverPid = strconv.Itoa(p.Pid)
-		c = natstest.ClientURL(b, p.URL, events.WithMaxPending(16384), clientLog)
+		c = natstest.ProcessClient(b, p, events.WithMaxPending(16384), clientLog)
+		b.Logf("JetStream: %d server(s) in a child process, streams with %d replica(s), sync_interval always: %v", p.Servers, p.Servers, !*benchNoSync)
 	}
 	m := mixedStream{apps: *benchApps, perNS: *benchAppsPerNS, start: scenario.T0}
 	slots := max(1, *benchEvents / *benchApps)
@@ -240,7 +242,7 @@ func benchmarkMixedStream(b *testing.B) {
 	measuring := atomic.Bool{}
 	var decisions atomic.Int64
 	e, err := New(b.Context(), Options{
-		Client: c, Rules: model.DefaultRules(), Workers: *benchWorkers,
+		Client: c, Rules: model.DefaultRules(), Workers: *benchWorkers, Replicas: max(1, *benchCluster),
 		OnPublished: func(_ string, cause events.Event, ds []model.Decision) {
 			decisions.Add(int64(len(ds)))
 			if measuring.Load() {
