@@ -1,6 +1,3 @@
-// Command snapshotter takes CSI VolumeSnapshots of the PVCs that
-// SnapshotPolicies select, with consistency hooks, GFS retention, pins and
-// restore tests, and publishes what it did as CloudEvents on NATS JetStream.
 package main
 
 import "github.com/stateguard/stateguard/pkg/events/service"

@@ -1,6 +1,3 @@
-// Package natstest runs a real NATS JetStream server inside the process, on
-// a random loopback port with its store in a temporary directory, for tests
-// and for the local stack.
 package natstest
 
 import (
