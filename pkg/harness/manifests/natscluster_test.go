@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,40 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
+// errorLog passes a server's warnings and errors to the test's log, until
+// the test ends (a server goroutine may still log after Shutdown).
+type errorLog struct {
+	t    *testing.T
+	name string
+	mu   *sync.Mutex
+	done *bool
+}
+
+func newErrorLog(t *testing.T, name string) errorLog {
+	l := errorLog{t: t, name: name, mu: new(sync.Mutex), done: new(bool)}
+	t.Cleanup(func() {
+		l.mu.Lock()
+		*l.done = true
+		l.mu.Unlock()
+	})
+	return l
+}
+
+func (l errorLog) log(kind, format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !*l.done {
+		l.t.Logf("%s: %s: %s", l.name, kind, fmt.Sprintf(format, v...))
+	}
+}
+
+func (l errorLog) Noticef(string, ...any)         {}
+func (l errorLog) Debugf(string, ...any)          {}
+func (l errorLog) Tracef(string, ...any)          {}
+func (l errorLog) Warnf(format string, v ...any)  { l.log("warning", format, v...) }
+func (l errorLog) Errorf(format string, v ...any) { l.log("error", format, v...) }
+func (l errorLog) Fatalf(format string, v ...any) { l.log("fatal", format, v...) }
+
 // TestNATSProdClusterReplicatesOverTLS starts three NATS servers from the
 // prod overlay's configuration — the same files, with the pod names, route
 // addresses and paths mapped to loopback — and checks they form one
@@ -42,7 +77,9 @@ func freePorts(t *testing.T, n int) []int {
 func TestNATSProdClusterReplicatesOverTLS(t *testing.T) {
 	base := t.TempDir()
 	pki(t, base, "correlator")
-	clientPorts, routePorts := freePorts(t, 3), freePorts(t, 3)
+	// Route ports must be known before the servers start (each routes to
+	// all); client ports are picked by the servers, one race fewer.
+	routePorts := freePorts(t, 3)
 
 	var urls []string
 	for i := range 3 {
@@ -56,7 +93,6 @@ func TestNATSProdClusterReplicatesOverTLS(t *testing.T) {
 		conf := natsConfig(t, "prod", dir)
 		rewrite(t, conf, map[string]string{
 			"server_name: $POD_NAME": fmt.Sprintf("server_name: nats-%d", i),
-			"listen: 127.0.0.1:-1":   fmt.Sprintf("listen: 127.0.0.1:%d", clientPorts[i]),
 		})
 		routes := map[string]string{"listen: 0.0.0.0:6222": fmt.Sprintf("listen: 127.0.0.1:%d", routePorts[i])}
 		for j := range 3 {
@@ -76,12 +112,19 @@ func TestNATSProdClusterReplicatesOverTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The server's errors (a port taken, a TLS file refused) reach the
+		// test's log.
+		// Its cleanup, registered first, runs after the server's shutdown.
+		srv.SetLoggerV2(newErrorLog(t, fmt.Sprintf("nats-%d", i)), false, false, false)
 		go srv.Start()
-		t.Cleanup(srv.Shutdown)
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("nats-%d not ready", i)
+		t.Cleanup(func() {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+		})
+		if !srv.ReadyForConnections(30 * time.Second) {
+			t.Fatalf("nats-%d not ready after 30s (its errors, if any, are logged above)", i)
 		}
-		urls = append(urls, fmt.Sprintf("tls://localhost:%d", clientPorts[i]))
+		urls = append(urls, fmt.Sprintf("tls://localhost:%d", srv.Addr().(*net.TCPAddr).Port))
 	}
 
 	c, err := events.Connect(t.Context(), events.ConnConfig{
