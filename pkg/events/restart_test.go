@@ -1,7 +1,9 @@
 package events_test
 
 import (
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +23,9 @@ func TestPublishSurvivesAServerRestart(t *testing.T) {
 	l.Close()
 	dir := t.TempDir()
 	srv := natstest.Run(t, natstest.WithStoreDir(dir), natstest.WithPort(port))
-	c := natstest.Client(t, srv, events.WithPublishRetry(40, 100*time.Millisecond), events.WithAckTimeout(time.Second))
+	var logs syncBuffer
+	c := natstest.Client(t, srv, events.WithPublishRetry(40, 100*time.Millisecond), events.WithAckTimeout(time.Second),
+		events.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	ctx := t.Context()
 	if err := c.Publish(ctx, snapshotEvent(t, 1)); err != nil {
 		t.Fatal(err)
@@ -55,5 +59,11 @@ func TestPublishSurvivesAServerRestart(t *testing.T) {
 	}
 	if info.State.Msgs != 2 {
 		t.Errorf("stream holds %d events, want 2 (one before, one across the restart)", info.State.Msgs)
+	}
+	// The client said what happened to its connection.
+	for _, want := range []string{`"msg":"nats disconnected"`, `"msg":"nats reconnected"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the client's log lacks %s:\n%s", want, logs.String())
+		}
 	}
 }
