@@ -62,6 +62,27 @@ func publish(t *testing.T, c *events.Client, evs ...events.Event) {
 // drain waits until the correlator's consumers have nothing pending.
 func drain(t *testing.T, c *events.Client) {
 	t.Helper()
+	// What the consumers must have acknowledged: the newest message of
+	// their subjects now. Pending counts alone can read zero for a moment
+	// after a publish, before the consumer has taken the new message into
+	// account (seen under load: the decisions of an act not yet stored).
+	last := map[string]uint64{}
+	for _, cons := range Consumers {
+		st, err := c.JetStream().Stream(t.Context(), cons.Stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, typ := range cons.Types {
+			m, err := st.GetLastMsgForSubject(t.Context(), events.SubjectOf(typ))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			last[cons.Suffix] = max(last[cons.Suffix], m.Sequence)
+		}
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		idle := true
@@ -74,7 +95,7 @@ func drain(t *testing.T, c *events.Client) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ci.NumPending > 0 || ci.NumAckPending > 0 {
+			if ci.NumPending > 0 || ci.NumAckPending > 0 || ci.AckFloor.Stream < last[cons.Suffix] {
 				idle = false
 			}
 		}
