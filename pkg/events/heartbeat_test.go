@@ -1,12 +1,10 @@
 package events_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,31 +12,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 )
 
 func TestMain(m *testing.M) {
 	natstest.ServeIfChild()
 	os.Exit(m.Run())
-}
-
-// syncBuffer is a bytes.Buffer for a logger written from several
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestConsumerPullsAgainAfterMissedHeartbeats freezes the server (SIGSTOP)
@@ -50,7 +30,7 @@ func (s *syncBuffer) String() string {
 func TestConsumerPullsAgainAfterMissedHeartbeats(t *testing.T) {
 	p := natstest.RunProcess(t)
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs logtest.Buffer
 	c := natstest.ProcessClient(t, p, events.WithRegisterer(reg),
 		events.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	got := make(chan string, 4)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 )
 
@@ -23,7 +24,7 @@ func TestPublishSurvivesAServerRestart(t *testing.T) {
 	l.Close()
 	dir := t.TempDir()
 	srv := natstest.Run(t, natstest.WithStoreDir(dir), natstest.WithPort(port))
-	var logs syncBuffer
+	var logs logtest.Buffer
 	c := natstest.Client(t, srv, events.WithPublishRetry(40, 100*time.Millisecond), events.WithAckTimeout(time.Second),
 		events.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	ctx := t.Context()

@@ -23,27 +23,11 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events/restoreplan"
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
+	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/pkg/harness/snapsim"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -104,7 +88,7 @@ func TestService(t *testing.T) {
 	}
 
 	addr := freeAddr(t)
-	out := &syncBuffer{}
+	out := &logtest.Buffer{}
 	getenv := func(k string) string {
 		return map[string]string{
 			"KUBECONFIG": kubeconfig, "NATS_URL": srv.ClientURL(), "HTTP_ADDR": addr,

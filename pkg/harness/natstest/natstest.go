@@ -84,7 +84,7 @@ func StartCluster(cfg Config) ([]*server.Server, error) {
 	n := cfg.Cluster
 	routePorts := make([]int, n)
 	for i := range routePorts {
-		p, err := freePort()
+		p, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +163,10 @@ func ClusterURL(servers []*server.Server) string {
 	return strings.Join(urls, ",")
 }
 
-func freePort() (int, error) {
+// FreePort returns a loopback TCP port that was free a moment ago: for a
+// server whose address must be known before it starts (routes, a restart
+// on the same port). Prefer port -1 wherever the server can pick its own.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stateguard/stateguard/pkg/events"
 )
@@ -43,21 +44,9 @@ func TestRunProcessServesJetStreamFromAChild(t *testing.T) {
 	if p.Pid == os.Getpid() {
 		t.Fatal("the server runs in the test process")
 	}
-	c := ClientURL(t, p.URL)
-	ev := events.MustNewEvent(events.TypeSnapshotFailed, "/natstest", "child-1", events.SnapshotFailed{Namespace: "ns", PVC: "data", Error: "test"})
-	if err := c.Publish(t.Context(), ev); err != nil {
-		t.Fatal(err)
-	}
-	st, err := c.JetStream().Stream(t.Context(), events.StreamSnapshot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 1 {
-		t.Errorf("stream holds %d messages, want 1", info.State.Msgs)
+	info := publishOne(t, ClientURL(t, p.URL))
+	if info.Config.Replicas != 1 {
+		t.Errorf("stream has %d replicas, want 1", info.Config.Replicas)
 	}
 }
 
@@ -69,8 +58,16 @@ func TestRunProcessServesAJetStreamCluster(t *testing.T) {
 	if p.Servers != 3 || strings.Count(p.URL, ",") != 2 {
 		t.Fatalf("process %+v: want three servers' URLs", p)
 	}
-	c := ProcessClient(t, p)
-	ev := events.MustNewEvent(events.TypeSnapshotFailed, "/natstest", "cluster-1", events.SnapshotFailed{Namespace: "ns", PVC: "data", Error: "test"})
+	info := publishOne(t, ProcessClient(t, p))
+	if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+		t.Errorf("stream is not replicated on three servers: replicas %d, cluster %+v", info.Config.Replicas, info.Cluster)
+	}
+}
+
+// publishOne publishes an event and checks that its stream holds it.
+func publishOne(t *testing.T, c *events.Client) *jetstream.StreamInfo {
+	t.Helper()
+	ev := events.MustNewEvent(events.TypeSnapshotFailed, "/natstest", "one", events.SnapshotFailed{Namespace: "ns", PVC: "data", Error: "test"})
 	if err := c.Publish(t.Context(), ev); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +82,5 @@ func TestRunProcessServesAJetStreamCluster(t *testing.T) {
 	if info.State.Msgs != 1 {
 		t.Errorf("stream holds %d messages, want 1", info.State.Msgs)
 	}
-	if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
-		t.Errorf("stream is not replicated on three servers: replicas %d, cluster %+v", info.Config.Replicas, info.Cluster)
-	}
+	return info
 }

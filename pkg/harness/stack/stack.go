@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -228,7 +227,7 @@ func (s *Stack) LogFile(name string) string { return filepath.Join(s.cfg.Dir, "l
 func (s *Stack) startService(name string) error {
 	port := s.cfg.Ports[name]
 	if port == 0 {
-		p, err := freePort()
+		p, err := natstest.FreePort()
 		if err != nil {
 			return err
 		}
@@ -342,13 +341,4 @@ func (s *Stack) Stop(ctx context.Context) error {
 		s.NATS = nil
 	}
 	return errors.Join(errs...)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

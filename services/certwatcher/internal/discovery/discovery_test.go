@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/harness/logtest"
 
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certinfo"
@@ -27,24 +27,6 @@ import (
 )
 
 var patterns = []string{"*.crt", "*.pem"}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func tlsSecret(ns, name string, cert, key []byte, opts ...func(*corev1.Secret)) *corev1.Secret {
 	s := &corev1.Secret{
@@ -58,9 +40,9 @@ func tlsSecret(ns, name string, cert, key []byte, opts ...func(*corev1.Secret)) 
 	return s
 }
 
-func startDiscovery(t *testing.T, o Options) (*Discovery, *inventory.Store, *syncBuffer) {
+func startDiscovery(t *testing.T, o Options) (*Discovery, *inventory.Store, *logtest.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	store := inventory.New(nil)
 	o.Client, o.Store, o.Log = env.Client, store, slog.New(slog.NewJSONHandler(logs, nil))
 	if o.PEMKeyPatterns == nil {

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
@@ -108,9 +110,10 @@ func pending(tb testing.TB, c *events.Client) uint64 {
 	return n
 }
 
-// consumerCounts sums, over the correlator's consumers, the events not yet
-// acknowledged and the events delivered more than once.
-func consumerCounts(tb testing.TB, c *events.Client) (pending uint64, redelivered int) {
+// consumerInfos reads each of the correlator's consumers as the server
+// sees it, in the order of Consumers.
+func consumerInfos(tb testing.TB, c *events.Client) []*jetstream.ConsumerInfo {
+	var infos []*jetstream.ConsumerInfo
 	for _, cons := range Consumers {
 		info, err := c.JetStream().Consumer(context.Background(), cons.Stream, "correlator-"+cons.Suffix)
 		if err != nil {
@@ -120,6 +123,15 @@ func consumerCounts(tb testing.TB, c *events.Client) (pending uint64, redelivere
 		if err != nil {
 			tb.Fatal(err)
 		}
+		infos = append(infos, ci)
+	}
+	return infos
+}
+
+// consumerCounts sums, over the correlator's consumers, the events not yet
+// acknowledged and the events delivered more than once.
+func consumerCounts(tb testing.TB, c *events.Client) (pending uint64, redelivered int) {
+	for _, ci := range consumerInfos(tb, c) {
 		pending += ci.NumPending + uint64(ci.NumAckPending)
 		redelivered += ci.NumRedelivered
 	}
@@ -129,17 +141,9 @@ func consumerCounts(tb testing.TB, c *events.Client) (pending uint64, redelivere
 // consumerStates describes each consumer as the server sees it.
 func consumerStates(tb testing.TB, c *events.Client) string {
 	var parts []string
-	for _, cons := range Consumers {
-		info, err := c.JetStream().Consumer(context.Background(), cons.Stream, "correlator-"+cons.Suffix)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ci, err := info.Info(context.Background())
-		if err != nil {
-			tb.Fatal(err)
-		}
+	for i, ci := range consumerInfos(tb, c) {
 		parts = append(parts, fmt.Sprintf("%s: pending %d, ack pending %d, waiting pulls %d, redelivered %d, delivered %d, ack floor %d",
-			cons.Suffix, ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.NumRedelivered, ci.Delivered.Stream, ci.AckFloor.Stream))
+			Consumers[i].Suffix, ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.NumRedelivered, ci.Delivered.Stream, ci.AckFloor.Stream))
 	}
 	return strings.Join(parts, "; ")
 }
