@@ -4,7 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,4 +91,94 @@ func BenchmarkPublish(b *testing.B) {
 				mode.name, rawRate, rawBytes, ceRate, ceBytes, ceRate/rawRate)
 		})
 	}
+}
+
+// BenchmarkPublishBatch stores 1 KiB events with sync_interval: always three
+// ways, in alternating rounds against one server: raw jetstream.PublishAsync
+// (the baseline: one disk sync per message), PublishBatch in chunks of 100,
+// and a Batcher shared by 256 goroutines publishing two events at a time
+// (as the correlator's handlers do). It reports each rate and its ratio to
+// the baseline.
+func BenchmarkPublishBatch(b *testing.B) {
+	srv := natstest.Run(b)
+	c := natstest.Client(b, srv)
+	ctx := context.Background()
+	js := c.JetStream()
+	batcher := c.NewBatcher()
+	defer batcher.Close()
+	n := *benchEvents
+	payload := strings.Repeat("x", 1024-len(`{"namespace":"","pvc":"","error":""}`))
+	data := []byte(fmt.Sprintf(`{"namespace":"","pvc":"","error":"%s"}`, payload))
+	var rawTotal, batchTotal, groupTotal time.Duration
+	for round := 0; b.Loop(); round++ {
+		mk := func(kind string) []events.Event {
+			evs := make([]events.Event, n)
+			for i := range evs {
+				evs[i] = events.MustNewEvent(events.TypeSnapshotFailed, "/bench", fmt.Sprintf("%s-%d-%d", kind, round, i), events.SnapshotFailed{Error: payload})
+			}
+			return evs
+		}
+		batchEvs, groupEvs := mk("batch"), mk("group")
+		runs := []func(){
+			func() {
+				start := time.Now()
+				for i := range n {
+					if _, err := js.PublishAsync("stateguard.snapshot.failed", data, jetstream.WithMsgID(fmt.Sprintf("raw-%d-%d", round, i)), jetstream.WithStallWait(time.Minute)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				select {
+				case <-js.PublishAsyncComplete():
+				case <-time.After(5 * time.Minute):
+					b.Fatal("raw publishes not acknowledged")
+				}
+				rawTotal += time.Since(start)
+			},
+			func() {
+				start := time.Now()
+				for chunk := range slices.Chunk(batchEvs, 100) {
+					if err := c.PublishBatch(ctx, chunk...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				batchTotal += time.Since(start)
+			},
+			func() {
+				start := time.Now()
+				work := make(chan []events.Event)
+				var wg sync.WaitGroup
+				var failed atomic.Pointer[error]
+				for range 256 {
+					wg.Go(func() {
+						for evs := range work {
+							if err := batcher.Publish(ctx, evs...); err != nil {
+								failed.Store(&err)
+							}
+						}
+					})
+				}
+				for chunk := range slices.Chunk(groupEvs, 2) {
+					work <- chunk
+				}
+				close(work)
+				wg.Wait()
+				if err := failed.Load(); err != nil {
+					b.Fatal(*err)
+				}
+				groupTotal += time.Since(start)
+			},
+		}
+		// Rotate which goes first, so none always writes into the fullest stream.
+		for i := range runs {
+			runs[(round+i)%len(runs)]()
+		}
+	}
+	rounds := float64(b.N)
+	rate := func(d time.Duration) float64 { return rounds * float64(n) / d.Seconds() }
+	rawRate, batchRate, groupRate := rate(rawTotal), rate(batchTotal), rate(groupTotal)
+	b.ReportMetric(rawRate, "raw_msgs/s")
+	b.ReportMetric(batchRate/rawRate, "batch/raw")
+	b.ReportMetric(groupRate/rawRate, "batcher/raw")
+	b.Logf("sync_interval always: raw %.0f msgs/s; PublishBatch (100 per call) %.0f events/s = %.2fx; Batcher (256 callers, 2 events each) %.0f events/s = %.2fx",
+		rawRate, batchRate, batchRate/rawRate, groupRate, groupRate/rawRate)
 }

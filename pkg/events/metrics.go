@@ -16,6 +16,10 @@ type metrics struct {
 	handling     *prometheus.HistogramVec
 	// missedHeartbeats counts pulls the server stopped serving unnoticed.
 	missedHeartbeats *prometheus.CounterVec
+	// batches counts atomic batches by stream and result (atomic: stored
+	// as one; fallback: refused and sent event by event).
+	batches   *prometheus.CounterVec
+	batchSize prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,6 +48,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "stateguard_consumer_missed_heartbeats_total",
 			Help: "Pull requests the client gave up on after missed heartbeats and pulled again, by consumer.",
 		}, []string{"consumer"}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_events_batches_total",
+			Help: "Atomic batches of events, by stream and result (atomic: stored as one; fallback: refused and sent event by event).",
+		}, []string{"stream", "result"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "stateguard_events_batch_size",
+			Help:    "Events per atomic batch stored.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}),
 		handling: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "stateguard_events_handling_seconds",
 			Help:    "Time a handler took, by consumer and type.",
@@ -58,6 +71,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.deadLettered = register(reg, m.deadLettered)
 		m.handling = register(reg, m.handling)
 		m.missedHeartbeats = register(reg, m.missedHeartbeats)
+		m.batches = register(reg, m.batches)
+		m.batchSize = register(reg, m.batchSize)
 	}
 	return m
 }

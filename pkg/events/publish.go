@@ -19,21 +19,35 @@ import (
 // retried with backoff; a retry carries the same Nats-Msg-Id, so it cannot
 // store an event twice. Each event gets a producer span and the span's
 // context in its traceparent extension.
+//
+// With sync_interval: always a single server writes each event to disk on
+// its own; PublishBatch and Batcher write many with one sync.
 func (c *Client) Publish(ctx context.Context, evs ...Event) error {
+	out, err := c.prepare(ctx, evs)
+	if err != nil {
+		return err
+	}
+	return c.finish(out, c.sendEach(ctx, out))
+}
+
+// outgoing is one event on its way: its message and producer span.
+type outgoing struct {
+	msg    *nats.Msg
+	typ    string
+	stream string
+	span   trace.Span
+}
+
+// prepare starts each event's producer span, puts the span's context in the
+// event and encodes it. On an error no span is left open.
+func (c *Client) prepare(ctx context.Context, evs []Event) ([]outgoing, error) {
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	type inflight struct {
-		msg  *nats.Msg
-		typ  string
-		span trace.Span
-		fut  jetstream.PubAckFuture
-		err  error
-	}
-	fl := make([]inflight, len(evs))
+	out := make([]outgoing, len(evs))
 	for i := range evs {
 		ev := evs[i]
 		subject := SubjectOf(ev.Type())
@@ -52,28 +66,46 @@ func (c *Client) Publish(ctx context.Context, evs ...Event) error {
 			span.SetStatus(codes.Error, err.Error())
 			span.End()
 			for j := range i {
-				fl[j].span.End()
+				out[j].span.End()
 			}
-			return fmt.Errorf("publish %s %s: %w", ev.Type(), ev.ID(), err)
+			return nil, fmt.Errorf("publish %s %s: %w", ev.Type(), ev.ID(), err)
 		}
-		fl[i] = inflight{msg: msg, typ: ev.Type(), span: span}
-		fl[i].fut, fl[i].err = c.js.PublishMsgAsync(msg, jetstream.WithStallWait(c.stallWait))
+		out[i] = outgoing{msg: msg, typ: ev.Type(), stream: StreamOf(ev.Type()), span: span}
 	}
-	var errs []error
-	for i := range fl {
-		f := &fl[i]
-		err := c.await(ctx, f.msg, f.fut, f.err)
-		if err != nil {
-			c.metrics.publishFails.WithLabelValues(f.typ).Inc()
-			f.span.RecordError(err)
-			f.span.SetStatus(codes.Error, err.Error())
-			errs = append(errs, fmt.Errorf("publish %s %s: %w", f.typ, f.msg.Header.Get(nats.MsgIdHdr), err))
+	return out, nil
+}
+
+// finish ends the spans, counts the outcomes and joins the errors (errs is
+// per event, nil entries for the stored ones).
+func (c *Client) finish(out []outgoing, errs []error) error {
+	var joined []error
+	for i := range out {
+		o := &out[i]
+		if err := errs[i]; err != nil {
+			c.metrics.publishFails.WithLabelValues(o.typ).Inc()
+			o.span.RecordError(err)
+			o.span.SetStatus(codes.Error, err.Error())
+			joined = append(joined, fmt.Errorf("publish %s %s: %w", o.typ, o.msg.Header.Get(nats.MsgIdHdr), err))
 		} else {
-			c.metrics.published.WithLabelValues(f.typ).Inc()
+			c.metrics.published.WithLabelValues(o.typ).Inc()
 		}
-		f.span.End()
+		o.span.End()
 	}
-	return errors.Join(errs...)
+	return errors.Join(joined...)
+}
+
+// sendEach publishes every message on its own, asynchronously, and waits
+// for the acks; the result has one entry per message.
+func (c *Client) sendEach(ctx context.Context, out []outgoing) []error {
+	futs := make([]jetstream.PubAckFuture, len(out))
+	errs := make([]error, len(out))
+	for i := range out {
+		futs[i], errs[i] = c.js.PublishMsgAsync(out[i].msg, jetstream.WithStallWait(c.stallWait))
+	}
+	for i := range out {
+		errs[i] = c.await(ctx, out[i].msg, futs[i], errs[i])
+	}
+	return errs
 }
 
 // await waits for one publish's ack, re-sending on retryable errors.

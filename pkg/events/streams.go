@@ -43,6 +43,9 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 			Duplicates:  o.Duplicates,
 			MaxAge:      o.MaxAge,
 			Discard:     jetstream.DiscardOld,
+			// PublishBatch and Batcher store many events with one disk
+			// sync (nats-server 2.12+).
+			AllowAtomicPublish: true,
 		})
 	}
 	return cfgs
