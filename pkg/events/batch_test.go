@@ -124,11 +124,18 @@ func TestPublishBatchWithAnEventStoredBeforeStoresEachOnce(t *testing.T) {
 	}
 	// The server refuses the whole batch (it holds a duplicate): it is
 	// sent again event by event, and "b" is skipped as Publish skips it.
-	if err := c.PublishBatch(t.Context(), failedEvent("a", 10), failedEvent("b", 10), failedEvent("c", 10)); err != nil {
+	evs := []events.Event{failedEvent("a", 10), failedEvent("b", 10)}
+	want := "b,a"
+	for i := range events.MinBatch {
+		id := fmt.Sprintf("c%02d", i)
+		evs = append(evs, failedEvent(id, 10))
+		want += "," + id
+	}
+	if err := c.PublishBatch(t.Context(), evs...); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(storedIDs(t, c, events.StreamSnapshot), ","); got != "b,a,c" {
-		t.Errorf("stream holds %s, want b,a,c", got)
+	if got := strings.Join(storedIDs(t, c, events.StreamSnapshot), ","); got != want {
+		t.Errorf("stream holds %s, want %s", got, want)
 	}
 	if got := metricValue(t, reg, "stateguard_events_batches_total", map[string]string{"result": "fallback"}); got != 1 {
 		t.Errorf("%v batches refused, want 1", got)
@@ -146,11 +153,18 @@ func TestPublishBatchToAStreamWithoutAtomicPublishStillStores(t *testing.T) {
 	if _, err := c.JetStream().UpdateStream(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.PublishBatch(t.Context(), failedEvent("a", 10), failedEvent("b", 10)); err != nil {
+	var evs []events.Event
+	var want []string
+	for i := range events.MinBatch {
+		id := fmt.Sprintf("e%02d", i)
+		evs = append(evs, failedEvent(id, 10))
+		want = append(want, id)
+	}
+	if err := c.PublishBatch(t.Context(), evs...); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(storedIDs(t, c, events.StreamSnapshot), ","); got != "a,b" {
-		t.Errorf("stream holds %s, want a,b", got)
+	if got := storedIDs(t, c, events.StreamSnapshot); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("stream holds %v, want %v", got, want)
 	}
 	if got := metricValue(t, reg, "stateguard_events_batches_total", map[string]string{"result": "fallback"}); got != 1 {
 		t.Errorf("%v batches refused, want 1", got)
@@ -186,12 +200,12 @@ func TestBatcherSharesOneBatchAndFailsOnlyTheCallerWithARefusedEvent(t *testing.
 		t.Errorf("batch of %v events, want 40", got)
 	}
 
-	// Round 2: five callers share a batch; one sends an event larger than
-	// the server takes. The batch fails; each caller's events are sent
-	// again on their own: only that caller fails.
-	events.HoldRoundsUntil(b, 5)
-	errs = make([]error, 5)
-	for i := range 5 {
+	// Round 2: MinBatch callers share a batch; one sends an event larger
+	// than the server takes. The batch fails; each caller's events are
+	// sent again on their own: only that caller fails.
+	events.HoldRoundsUntil(b, events.MinBatch)
+	errs = make([]error, events.MinBatch)
+	for i := range events.MinBatch {
 		wg.Go(func() {
 			size := 10
 			if i == 2 {
@@ -211,11 +225,32 @@ func TestBatcherSharesOneBatchAndFailsOnlyTheCallerWithARefusedEvent(t *testing.
 	for _, id := range ids {
 		seen[id]++
 	}
-	if len(ids) != 44 || len(seen) != 44 || seen["two-2"] != 0 {
-		t.Errorf("stream holds %d events (%d distinct), want 44 each once, without two-2: %v", len(ids), len(seen), ids)
+	want := 40 + events.MinBatch - 1
+	if len(ids) != want || len(seen) != want || seen["two-2"] != 0 {
+		t.Errorf("stream holds %d events (%d distinct), want %d each once, without two-2: %v", len(ids), len(seen), want, ids)
 	}
 	if got := metricValue(t, reg, "stateguard_events_batches_total", map[string]string{"result": "fallback"}); got != 1 {
 		t.Errorf("%v batches refused, want 1", got)
+	}
+}
+
+func TestFewerEventsThanMinBatchGoOneByOne(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := natstest.Client(t, natstest.Run(t), events.WithRegisterer(reg))
+	var evs []events.Event
+	for i := range events.MinBatch - 1 {
+		evs = append(evs, failedEvent(fmt.Sprintf("e%02d", i), 10))
+	}
+	if err := c.PublishBatch(t.Context(), evs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(storedIDs(t, c, events.StreamSnapshot)); got != len(evs) {
+		t.Errorf("stream holds %d events, want %d", got, len(evs))
+	}
+	for _, result := range []string{"atomic", "fallback"} {
+		if got := metricValue(t, reg, "stateguard_events_batches_total", map[string]string{"result": result}); got != 0 {
+			t.Errorf("%v batches %s, want none", got, result)
+		}
 	}
 }
 

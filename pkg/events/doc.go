@@ -13,7 +13,10 @@
 // server's acknowledgement before it reports success, and consumes through
 // durable pull consumers with explicit acks, redelivery with backoff, and a
 // dead-letter stream for events that fail for good. Trace context travels in
-// the CloudEvents distributed-tracing extension.
+// the CloudEvents distributed-tracing extension. Publish stores events one
+// by one; PublishBatch and a Batcher (shared by concurrent callers) store
+// them in JetStream atomic batches, one disk sync for many events under
+// sync_interval: always.
 //
 // Delivery is at least once: handlers must be idempotent.
 package events

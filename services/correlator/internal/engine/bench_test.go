@@ -153,6 +153,22 @@ func rssPeak(pid string) string { return procStatus(pid, "VmHWM:") }
 
 func rss(pid string) string { return procStatus(pid, "VmRSS:") }
 
+// cpuTime is a process's user and system CPU time so far.
+func cpuTime(pid string) time.Duration {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
 func procStatus(pid, field string) string {
 	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
@@ -260,6 +276,7 @@ func benchmarkMixedStream(b *testing.B) {
 		b.Fatal(err)
 	}
 	t1 := time.Now()
+	cpuSelf0, cpuServer0 := cpuTime("self"), cpuTime(serverPid)
 	if err := e.Start(b.Context()); err != nil {
 		b.Fatal(err)
 	}
@@ -301,6 +318,11 @@ func benchmarkMixedStream(b *testing.B) {
 		total, elapsed.Round(time.Millisecond), rate, decisions.Load(), writes, float64(decisions.Load()+writes)/float64(total), stored, stored/publishRate, redelivered)
 	b.ReportMetric(rate, "events/s")
 	b.ReportMetric(stored/publishRate, "stored-vs-publish")
+	if serverPid != "" {
+		cs, cn := cpuTime("self")-cpuSelf0, cpuTime(serverPid)-cpuServer0
+		b.Logf("CPU over the throughput phase: correlator %s (%.2f cores), NATS server(s) %s (%.2f cores)",
+			cs.Round(time.Second), cs.Seconds()/elapsed.Seconds(), cn.Round(time.Second), cn.Seconds()/elapsed.Seconds())
+	}
 	if *benchHeap != "" {
 		f, err := os.Create(*benchHeap)
 		if err != nil {

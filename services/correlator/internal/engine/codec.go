@@ -1,18 +1,22 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"slices"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 )
 
-// The state is stored as JSON, readable with any JSON tool (`nats kv get`),
-// byte for byte what encoding/json writes for a model.State.
+// The state is stored as JSON, byte for byte what encoding/json writes for
+// a model.State, compressed (see compress; `stateguardctl status` and the
+// query API show it decoded).
 //
 // Encoding a whole namespace for every group commit was the correlator's
 // largest cost, yet snapshots and uploads, nine tenths of a state, hardly
@@ -173,6 +177,40 @@ var decodeOptions = jsonv2.JoinOptions(
 	jsontext.AllowInvalidUTF8(true),
 )
 
+// A state in KV is its JSON, compressed with S2 (klauspost/compress) after
+// compressedPrefix: a namespace's state at full history is ~31 KB of JSON
+// and ~4 KB compressed (8 µs to compress, 29 µs to expand), and every byte
+// of it goes to disk twice per write (an atomic batch is staged before it
+// is committed). A value that starts with '{' is plain JSON (states written
+// before compression, or by hand).
+var compressedPrefix = []byte("\x00s2\x00")
+
+// maxStateBytes bounds the JSON a compressed state may expand to.
+const maxStateBytes = 256 << 20
+
+// compress appends the stored form of the JSON state js to dst.
+func compress(dst, js []byte) []byte {
+	n := len(compressedPrefix) + s2.MaxEncodedLen(len(js))
+	if cap(dst) < n {
+		dst = make([]byte, 0, n)
+	}
+	dst = append(dst[:0], compressedPrefix...)
+	enc := s2.Encode(dst[len(dst):n], js)
+	return dst[:len(compressedPrefix)+len(enc)]
+}
+
 func decodeState(data []byte, st *model.State) error {
+	if rest, ok := bytes.CutPrefix(data, compressedPrefix); ok {
+		n, err := s2.DecodedLen(rest)
+		if err != nil {
+			return fmt.Errorf("compressed state: %w", err)
+		}
+		if n > maxStateBytes {
+			return fmt.Errorf("compressed state expands to %d bytes, more than %d", n, maxStateBytes)
+		}
+		if data, err = s2.Decode(make([]byte, n), rest); err != nil {
+			return fmt.Errorf("compressed state: %w", err)
+		}
+	}
 	return jsonv2.Unmarshal(data, st, decodeOptions)
 }

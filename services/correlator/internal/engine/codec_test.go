@@ -135,3 +135,42 @@ func TestAppendStringWritesWhatEncodingJSONWrites(t *testing.T) {
 		check(string(b))
 	}
 }
+
+// A state compressed for KV reads back as the same state; plain JSON (states
+// written before compression) still reads; a damaged or oversized value is
+// an error, not a state.
+func TestCompressedStateReadsBack(t *testing.T) {
+	st := steadyState(t)
+	var c codec
+	js, err := c.encode(nil, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := compress(nil, js)
+	if len(stored) >= len(js)/2 {
+		t.Errorf("compressed %d bytes of JSON to %d", len(js), len(stored))
+	}
+	for name, data := range map[string][]byte{"compressed": stored, "plain JSON": js} {
+		got := model.NewState(st.Namespace)
+		if err := decodeState(data, got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		again, err := json.Marshal(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(again) != string(js) {
+			t.Errorf("%s: the state read back differs from the one written", name)
+		}
+	}
+	damaged := append([]byte(nil), stored...)
+	damaged = damaged[:len(damaged)-len(damaged)/3]
+	if err := decodeState(damaged, model.NewState(st.Namespace)); err == nil {
+		t.Error("a truncated compressed state decoded")
+	}
+	// A header that claims 1 GiB of JSON.
+	bomb := append(append([]byte(nil), compressedPrefix...), 0x80, 0x80, 0x80, 0x80, 0x04)
+	if err := decodeState(bomb, model.NewState(st.Namespace)); err == nil || !strings.Contains(err.Error(), "expands to") {
+		t.Errorf("oversized state: %v", err)
+	}
+}

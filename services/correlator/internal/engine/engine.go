@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,6 +48,10 @@ type Engine struct {
 	kv    jetstream.KeyValue
 	m     *metrics
 	store *store
+
+	// batcher merges the decisions of concurrent handlers into shared
+	// atomic batches while the engine runs.
+	batcher atomic.Pointer[events.Batcher]
 
 	mu         sync.Mutex
 	subs       []*events.Subscription
@@ -90,6 +95,9 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kv bucket %s: %w", o.Bucket, err)
 	}
+	if err := allowAtomicPublish(ctx, o.Client.JetStream(), "KV_"+o.Bucket); err != nil {
+		return nil, err
+	}
 	m := newMetrics(o.Registerer)
 	return &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.JetStream(), o.Bucket, o.CacheSize, m)}, nil
 }
@@ -105,9 +113,29 @@ var Consumers = []struct {
 	{events.StreamCertificate, "certificate", []string{events.TypeCertificateExpiring, events.TypeCertificateRotated, events.TypeCertificateRotationFailed}},
 }
 
-// Start runs the state writer and the durable consumers, each handling
-// Workers events at once.
+// allowAtomicPublish lets the state be written in atomic batches (the KV
+// API creates the bucket's stream without). Without it the writes still go
+// through, one by one.
+func allowAtomicPublish(ctx context.Context, js jetstream.JetStream, stream string) error {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.AllowAtomicPublish {
+		return nil
+	}
+	cfg.AllowAtomicPublish = true
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("allow atomic publish on %s: %w", stream, err)
+	}
+	return nil
+}
+
+// Start runs the state writer, the decision batcher and the durable
+// consumers, each handling Workers events at once.
 func (e *Engine) Start(ctx context.Context) error {
+	e.batcher.Store(e.o.Client.NewBatcher())
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -135,7 +163,7 @@ func (e *Engine) Start(ctx context.Context) error {
 }
 
 // Stop stops the consumers, letting the events in hand finish (their state
-// is written), then the state writer.
+// is written), then the decision batcher and the state writer.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
 	subs, stop, done := e.subs, e.stopWriter, e.writerDone
@@ -144,6 +172,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	var errs []error
 	for _, s := range subs {
 		errs = append(errs, s.Stop(ctx))
+	}
+	if b := e.batcher.Swap(nil); b != nil {
+		b.Close()
 	}
 	if stop != nil {
 		stop()
@@ -219,7 +250,13 @@ func (e *Engine) publish(ctx context.Context, ns string, ds []model.Decision) er
 		}
 		evs = append(evs, ev)
 	}
-	if err := e.o.Client.Publish(ctx, evs...); err != nil {
+	// Decisions of concurrent handlers share atomic batches: with
+	// sync_interval: always one disk sync stores many of them.
+	publish := e.o.Client.PublishBatch
+	if b := e.batcher.Load(); b != nil {
+		publish = b.Publish
+	}
+	if err := publish(ctx, evs...); err != nil {
 		return fmt.Errorf("publish decisions for %s: %w", ns, err)
 	}
 	for _, d := range ds {

@@ -8,6 +8,7 @@ type metrics struct {
 	latency   prometheus.Histogram
 	conflicts prometheus.Counter
 	stateSize prometheus.Histogram
+	batches   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,9 +35,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Size of the namespace states written to KV.",
 			Buckets: prometheus.ExponentialBuckets(256, 2, 14),
 		}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_correlator_state_batches_total",
+			Help: "Atomic batches of state writes, by result (atomic: stored as one; fallback: refused and written one by one).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.decisions, m.latency, m.conflicts, m.stateSize)
+		reg.MustRegister(m.events, m.decisions, m.latency, m.conflicts, m.stateSize, m.batches)
 	}
 	return m
 }

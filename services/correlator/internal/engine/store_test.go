@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+)
+
+// changeAll applies one new snapshot to each namespace and releases them
+// at once; the returned function waits for the releases. It returns once
+// every namespace is dirty, so one flush writes them all.
+func changeAll(t *testing.T, s *store, nss []string, round int) func() []error {
+	t.Helper()
+	errs := make([]error, len(nss))
+	var wg sync.WaitGroup
+	for i, ns := range nss {
+		en, err := s.acquire(t.Context(), ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := model.FromEvent(scenario.Snapshot(ns, "data", fmt.Sprintf("snap-%d", round), scenario.T0.Add(time.Duration(round)*time.Minute),
+			scenario.Run{App: "db", Versions: []string{"v1"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, changed, err := model.Apply(model.DefaultRules(), en.st, in); err != nil || !changed {
+			t.Fatalf("apply to %s: changed %t, %v", ns, changed, err)
+		}
+		wg.Go(func() { errs[i] = s.release(t.Context(), en, true) })
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		n := len(s.dirty)
+		s.mu.Unlock()
+		if n == len(nss) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d namespaces dirty", n, len(nss))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return func() []error { wg.Wait(); return errs }
+}
+
+// The writer stores a flush's namespaces as one atomic batch and knows the
+// revision each got; when another replica wrote one of them, the batch is
+// refused whole and written again one by one: only that namespace fails.
+func TestStoreWritesOneAtomicBatchAndIsolatesAConflict(t *testing.T) {
+	srv := natstest.Run(t)
+	c := natstest.Client(t, srv)
+	e, err := New(t.Context(), Options{Client: c, Rules: model.DefaultRules(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := e.store
+	var nss []string
+	for i := range 30 {
+		nss = append(nss, fmt.Sprintf("batch-%02d", i))
+	}
+	kv, err := c.JetStream().KeyValue(t.Context(), "stateguard-correlator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRevisions := func(skip string) {
+		t.Helper()
+		for _, ns := range nss {
+			if ns == skip {
+				continue
+			}
+			entry, err := kv.Get(t.Context(), key(ns))
+			if err != nil {
+				t.Fatalf("%s: %v", ns, err)
+			}
+			s.mu.Lock()
+			en := s.entries[ns]
+			s.mu.Unlock()
+			en.wmu.Lock()
+			rev := en.rev
+			en.wmu.Unlock()
+			if rev != entry.Revision() {
+				t.Errorf("%s: the writer knows revision %d, KV has %d", ns, rev, entry.Revision())
+			}
+		}
+	}
+
+	wait := changeAll(t, s, nss, 1)
+	s.flush(t.Context(), s.takeDirty())
+	for i, err := range wait() {
+		if err != nil {
+			t.Errorf("%s: %v", nss[i], err)
+		}
+	}
+	if got := testutil.ToFloat64(e.m.batches.WithLabelValues("atomic")); got != 1 {
+		t.Errorf("%v atomic batches for one flush, want 1", got)
+	}
+	checkRevisions("")
+
+	// Another replica writes batch-07.
+	if _, err := kv.Put(t.Context(), key("batch-07"), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	wait = changeAll(t, s, nss, 2)
+	s.flush(t.Context(), s.takeDirty())
+	for i, err := range wait() {
+		if (err != nil) != (nss[i] == "batch-07") {
+			t.Errorf("%s: error %v", nss[i], err)
+		}
+		var apiErr *jetstream.APIError
+		if nss[i] == "batch-07" && !errors.As(err, &apiErr) {
+			t.Errorf("batch-07 failed with %v, want the server's wrong-last-sequence refusal", err)
+		}
+	}
+	if got := testutil.ToFloat64(e.m.batches.WithLabelValues("fallback")); got != 1 {
+		t.Errorf("%v batches refused, want 1", got)
+	}
+	if got := testutil.ToFloat64(e.m.conflicts); got != 1 {
+		t.Errorf("%v conflicts, want 1", got)
+	}
+	if got := s.writes.Load(); got != 30+29 {
+		t.Errorf("%d writes stored, want 59", got)
+	}
+	checkRevisions("batch-07")
+
+	// And the next round is one batch again.
+	wait = changeAll(t, s, nss, 3)
+	s.flush(t.Context(), s.takeDirty())
+	for i, err := range wait() {
+		if err != nil {
+			t.Errorf("%s: %v", nss[i], err)
+		}
+	}
+	if got := testutil.ToFloat64(e.m.batches.WithLabelValues("atomic")); got != 2 {
+		t.Errorf("%v atomic batches after three flushes, want 2", got)
+	}
+	checkRevisions("")
+}
