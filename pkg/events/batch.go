@@ -166,19 +166,23 @@ func headerSize(h nats.Header) int {
 	return n
 }
 
-// storeAtomic sends msgs as one atomic batch and waits for its commit. The
-// messages are copies: the batch headers stay off the originals, which a
-// fallback sends again.
+// storeAtomic sends the messages of out as one atomic batch and waits for
+// its commit. The batch headers go onto the messages themselves (copying
+// every header map was a twentieth of the correlator's allocations) and come
+// off again before returning, so a fallback sends them as Publish would.
 func (c *Client) storeAtomic(ctx context.Context, out []outgoing) error {
 	msgs := make([]*nats.Msg, len(out))
 	for i := range out {
-		m := out[i].msg
-		h := make(nats.Header, len(m.Header)+3)
-		for k, v := range m.Header {
-			h[k] = v
-		}
-		msgs[i] = &nats.Msg{Subject: m.Subject, Header: h, Data: m.Data}
+		msgs[i] = out[i].msg
 	}
+	defer func() {
+		for _, m := range msgs {
+			m.Header.Del(jetstreamext.BatchIDHeader)
+			m.Header.Del(jetstreamext.BatchSeqHeader)
+			m.Header.Del(jetstreamext.BatchCommitHeader)
+			m.Reply = ""
+		}
+	}()
 	ctx, cancel := context.WithTimeout(ctx, c.stallWait)
 	defer cancel()
 	// No ack for the first message: the commit's answer says whether the

@@ -47,7 +47,7 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	s.String(&c.TokensFile, "api-tokens-file", "API_TOKENS_FILE", "", "file of API bearer tokens, one per line; the /v1 API is off without it")
 	s.String(&c.Bucket, "kv-bucket", "KV_BUCKET", "stateguard-correlator", "JetStream KV bucket holding the state")
 	s.Int(&c.KVReplicas, "kv-replicas", "KV_REPLICAS", 1, "replicas of the KV bucket (3 in a cluster)")
-	s.Int(&c.Workers, "workers", "WORKERS", 256, "events handled at once per stream (they share the group commits of the state)")
+	s.Int(&c.Workers, "workers", "WORKERS", 512, "events handled at once per stream (they share the group commits of the state and the decision batches)")
 	s.Int(&c.CacheNamespaces, "cache-namespaces", "CACHE_NAMESPACES", 16384, "namespace states kept in memory (others are read from KV when needed)")
 	s.String(&c.Consumer, "consumer", "CONSUMER", "correlator", "prefix of the durable consumer names")
 	if err := s.Parse(args); err != nil {

@@ -33,9 +33,9 @@ func TestLoad(t *testing.T) {
 		workers int
 		err     bool
 	}{
-		{name: "defaults", want: model.DefaultRules(), workers: 256},
+		{name: "defaults", want: model.DefaultRules(), workers: 512},
 		{name: "rules file from the flag", args: []string{"--config", "rules.yaml", "--workers", "2"}, want: want, workers: 2},
-		{name: "rules file from the environment", env: map[string]string{"CORRELATOR_CONFIG": "rules.yaml"}, want: want, workers: 256},
+		{name: "rules file from the environment", env: map[string]string{"CORRELATOR_CONFIG": "rules.yaml"}, want: want, workers: 512},
 		{name: "an unknown severity is refused", args: []string{"--config", "bad.yaml"}, err: true},
 		{name: "an unknown field is refused", args: []string{"--config", "typo.yaml"}, err: true},
 		{name: "a missing file is refused", args: []string{"--config", "nope.yaml"}, err: true},

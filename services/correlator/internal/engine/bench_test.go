@@ -30,7 +30,7 @@ var (
 	benchEvents    = flag.Int("events", 1_000_000, "BenchmarkMixedStream: snapshot events of the throughput phase")
 	benchApps      = flag.Int("apps", 10_000, "BenchmarkMixedStream: applications")
 	benchAppsPerNS = flag.Int("apps-per-namespace", 2, "BenchmarkMixedStream: applications per namespace")
-	benchWorkers   = flag.Int("workers", 256, "BenchmarkMixedStream: events handled at once per stream")
+	benchWorkers   = flag.Int("workers", 512, "BenchmarkMixedStream: events handled at once per stream")
 	benchRate      = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
 	benchLatencyN  = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
 	benchNoSync    = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")

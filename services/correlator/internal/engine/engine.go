@@ -27,7 +27,7 @@ type Options struct {
 	Replicas int
 	// Workers is how many events of each stream are handled at once; they
 	// share the group commits of the state, so more workers mean fewer,
-	// larger KV write batches under load (default 256).
+	// larger KV write batches under load (default 512).
 	Workers int
 	// Consumer prefixes the durable consumer names.
 	Consumer string
@@ -71,7 +71,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		o.Bucket = "stateguard-correlator"
 	}
 	if o.Workers < 1 {
-		o.Workers = 256
+		o.Workers = 512
 	}
 	if o.Replicas < 1 {
 		o.Replicas = 1
