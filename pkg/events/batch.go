@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/synadia-io/orbit.go/jetstreamext"
@@ -206,7 +207,7 @@ type Batcher struct {
 	wg   sync.WaitGroup
 	// minQueued (tests only) holds each round until that many callers
 	// are queued, so a test knows which callers share a batch.
-	minQueued int
+	minQueued atomic.Int64
 
 	mu     sync.Mutex
 	lanes  map[string]*lane
@@ -305,7 +306,7 @@ func (b *Batcher) run(l *lane) {
 			}
 		}
 		l.mu.Lock()
-		if !stopping && len(l.queue) < b.minQueued {
+		if !stopping && int64(len(l.queue)) < b.minQueued.Load() {
 			l.mu.Unlock()
 			continue
 		}
