@@ -73,6 +73,35 @@ func failedEvent(id string, size int) events.Event {
 	return events.MustNewEvent(events.TypeSnapshotFailed, "/test", id, events.SnapshotFailed{Namespace: "shop", PVC: "data", Error: strings.Repeat("x", size)})
 }
 
+// failedEvents returns n small events with ids prefix00, prefix01, … and
+// their ids.
+func failedEvents(prefix string, n int) ([]events.Event, []string) {
+	var evs []events.Event
+	var ids []string
+	for i := range n {
+		id := fmt.Sprintf("%s%02d", prefix, i)
+		evs = append(evs, failedEvent(id, 10))
+		ids = append(ids, id)
+	}
+	return evs, ids
+}
+
+// publishBatchExpectingOneFallback publishes evs with PublishBatch and
+// checks that the SNAPSHOT stream then holds want, in order, and that the
+// server refused exactly one batch.
+func publishBatchExpectingOneFallback(t *testing.T, c *events.Client, reg *prometheus.Registry, evs []events.Event, want []string) {
+	t.Helper()
+	if err := c.PublishBatch(t.Context(), evs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedIDs(t, c, events.StreamSnapshot); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("stream holds %v, want %v", got, want)
+	}
+	if got := metricValue(t, reg, "stateguard_events_batches_total", map[string]string{"result": "fallback"}); got != 1 {
+		t.Errorf("%v batches refused, want 1", got)
+	}
+}
+
 func restoreEvent(id string) events.Event {
 	return events.MustNewEvent(events.TypeRestoreRecommended, "/test", id, events.RestoreRecommended{Namespace: "shop", App: "db"})
 }
@@ -124,22 +153,9 @@ func TestPublishBatchWithAnEventStoredBeforeStoresEachOnce(t *testing.T) {
 	}
 	// The server refuses the whole batch (it holds a duplicate): it is
 	// sent again event by event, and "b" is skipped as Publish skips it.
-	evs := []events.Event{failedEvent("a", 10), failedEvent("b", 10)}
-	want := "b,a"
-	for i := range events.MinBatch {
-		id := fmt.Sprintf("c%02d", i)
-		evs = append(evs, failedEvent(id, 10))
-		want += "," + id
-	}
-	if err := c.PublishBatch(t.Context(), evs...); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(storedIDs(t, c, events.StreamSnapshot), ","); got != want {
-		t.Errorf("stream holds %s, want %s", got, want)
-	}
-	if got := metricValue(t, reg, "stateguard_events_batches_total", map[string]string{"result": "fallback"}); got != 1 {
-		t.Errorf("%v batches refused, want 1", got)
-	}
+	more, ids := failedEvents("c", events.MinBatch)
+	evs := append([]events.Event{failedEvent("a", 10), failedEvent("b", 10)}, more...)
+	publishBatchExpectingOneFallback(t, c, reg, evs, append([]string{"b", "a"}, ids...))
 }
 
 func TestPublishBatchToAStreamWithoutAtomicPublishStillStores(t *testing.T) {
@@ -153,22 +169,8 @@ func TestPublishBatchToAStreamWithoutAtomicPublishStillStores(t *testing.T) {
 	if _, err := c.JetStream().UpdateStream(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	var evs []events.Event
-	var want []string
-	for i := range events.MinBatch {
-		id := fmt.Sprintf("e%02d", i)
-		evs = append(evs, failedEvent(id, 10))
-		want = append(want, id)
-	}
-	if err := c.PublishBatch(t.Context(), evs...); err != nil {
-		t.Fatal(err)
-	}
-	if got := storedIDs(t, c, events.StreamSnapshot); strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("stream holds %v, want %v", got, want)
-	}
-	if got := metricValue(t, reg, "stateguard_events_batches_total", map[string]string{"result": "fallback"}); got != 1 {
-		t.Errorf("%v batches refused, want 1", got)
-	}
+	evs, ids := failedEvents("e", events.MinBatch)
+	publishBatchExpectingOneFallback(t, c, reg, evs, ids)
 }
 
 func TestBatcherSharesOneBatchAndFailsOnlyTheCallerWithARefusedEvent(t *testing.T) {
@@ -237,10 +239,7 @@ func TestBatcherSharesOneBatchAndFailsOnlyTheCallerWithARefusedEvent(t *testing.
 func TestFewerEventsThanMinBatchGoOneByOne(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := natstest.Client(t, natstest.Run(t), events.WithRegisterer(reg))
-	var evs []events.Event
-	for i := range events.MinBatch - 1 {
-		evs = append(evs, failedEvent(fmt.Sprintf("e%02d", i), 10))
-	}
+	evs, _ := failedEvents("e", events.MinBatch-1)
 	if err := c.PublishBatch(t.Context(), evs...); err != nil {
 		t.Fatal(err)
 	}

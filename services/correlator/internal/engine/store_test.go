@@ -54,6 +54,24 @@ func changeAll(t *testing.T, s *store, nss []string, round int) func() []error {
 	return func() []error { wg.Wait(); return errs }
 }
 
+// flushRound changes every namespace, writes them in one flush and checks
+// that each was stored, except failing, which must fail with the server's
+// refusal.
+func flushRound(t *testing.T, s *store, nss []string, round int, failing string) {
+	t.Helper()
+	wait := changeAll(t, s, nss, round)
+	s.flush(t.Context(), s.takeDirty())
+	for i, err := range wait() {
+		if (err != nil) != (nss[i] == failing) {
+			t.Errorf("%s: error %v", nss[i], err)
+		}
+		var apiErr *jetstream.APIError
+		if nss[i] == failing && !errors.As(err, &apiErr) {
+			t.Errorf("%s failed with %v, want the server's wrong-last-sequence refusal", failing, err)
+		}
+	}
+}
+
 // The writer stores a flush's namespaces as one atomic batch and knows the
 // revision each got; when another replica wrote one of them, the batch is
 // refused whole and written again one by one: only that namespace fails.
@@ -95,13 +113,7 @@ func TestStoreWritesOneAtomicBatchAndIsolatesAConflict(t *testing.T) {
 		}
 	}
 
-	wait := changeAll(t, s, nss, 1)
-	s.flush(t.Context(), s.takeDirty())
-	for i, err := range wait() {
-		if err != nil {
-			t.Errorf("%s: %v", nss[i], err)
-		}
-	}
+	flushRound(t, s, nss, 1, "")
 	if got := testutil.ToFloat64(e.m.batches.WithLabelValues("atomic")); got != 1 {
 		t.Errorf("%v atomic batches for one flush, want 1", got)
 	}
@@ -111,17 +123,7 @@ func TestStoreWritesOneAtomicBatchAndIsolatesAConflict(t *testing.T) {
 	if _, err := kv.Put(t.Context(), key("batch-07"), []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	wait = changeAll(t, s, nss, 2)
-	s.flush(t.Context(), s.takeDirty())
-	for i, err := range wait() {
-		if (err != nil) != (nss[i] == "batch-07") {
-			t.Errorf("%s: error %v", nss[i], err)
-		}
-		var apiErr *jetstream.APIError
-		if nss[i] == "batch-07" && !errors.As(err, &apiErr) {
-			t.Errorf("batch-07 failed with %v, want the server's wrong-last-sequence refusal", err)
-		}
-	}
+	flushRound(t, s, nss, 2, "batch-07")
 	if got := testutil.ToFloat64(e.m.batches.WithLabelValues("fallback")); got != 1 {
 		t.Errorf("%v batches refused, want 1", got)
 	}
@@ -134,13 +136,7 @@ func TestStoreWritesOneAtomicBatchAndIsolatesAConflict(t *testing.T) {
 	checkRevisions("batch-07")
 
 	// And the next round is one batch again.
-	wait = changeAll(t, s, nss, 3)
-	s.flush(t.Context(), s.takeDirty())
-	for i, err := range wait() {
-		if err != nil {
-			t.Errorf("%s: %v", nss[i], err)
-		}
-	}
+	flushRound(t, s, nss, 3, "")
 	if got := testutil.ToFloat64(e.m.batches.WithLabelValues("atomic")); got != 2 {
 		t.Errorf("%v atomic batches after three flushes, want 2", got)
 	}
