@@ -33,3 +33,20 @@ func TestSpaceReaderLongStringsAndEscapesAcrossReads(t *testing.T) {
 		}
 	}
 }
+
+// TestSpaceReaderWorkIsLinearInEscapes counts the bytes the string
+// searches look at in one read of a string of escapes: each escape used to
+// search the rest of the buffer for the closing quote, n²/12 bytes for n
+// bytes of \u escapes (issue #18, finding 4).
+func TestSpaceReaderWorkIsLinearInEscapes(t *testing.T) {
+	for _, body := range []string{`\u0041`, `\\`, `\"`, `a\nb`} {
+		in := []byte(`{"k":"` + strings.Repeat(body, (1<<20)/len(body)) + `"}`)
+		s := &spaceReader{}
+		if got := s.collapse(in); got != len(in) {
+			t.Fatalf("%q: kept %d bytes of %d", body, got, len(in))
+		}
+		if s.scanned > 2*len(in) {
+			t.Errorf("%q: the searches looked at %d bytes for a read of %d: not linear", body, s.scanned, len(in))
+		}
+	}
+}
