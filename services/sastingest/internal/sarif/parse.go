@@ -162,7 +162,7 @@ func (p *parser) fail(err error) error {
 func (p *parser) anomaly(path, reason string) {
 	p.sum.Anomalies++
 	if len(p.sum.AnomalyList) < MaxAnomalies {
-		p.sum.AnomalyList = append(p.sum.AnomalyList, Anomaly{Path: path, Reason: reason})
+		p.sum.AnomalyList = append(p.sum.AnomalyList, Anomaly{Path: clipText(path), Reason: clipText(reason)})
 	}
 }
 
@@ -328,9 +328,16 @@ func (p *parser) run(i int) error {
 
 func (p *parser) setTool(rs *runState, rt *rawTool) error {
 	ti := newToolInfo(rt)
+	p.boundField(rs.path+".tool.driver.name", "a tool name", &ti.name, MaxToolNameBytes)
+	p.boundField(rs.path+".tool.driver.version", "a tool version", &ti.version, MaxToolVersionBytes)
 	rs.tool = ti
 	tool := events.Tool{Name: ti.name, Version: ti.version}
 	idx := slices.IndexFunc(p.sum.ByTool, func(c events.ToolCounts) bool { return c.Tool == tool })
+	if idx < 0 && len(p.sum.ByTool) >= MaxTools {
+		p.anomaly(rs.path+".tool", "more than "+strconv.Itoa(MaxTools)+" tools: counted under "+strconv.Quote(OtherTools))
+		tool = events.Tool{Name: OtherTools}
+		idx = slices.IndexFunc(p.sum.ByTool, func(c events.ToolCounts) bool { return c.Tool == tool })
+	}
 	if idx < 0 {
 		p.sum.Tools = append(p.sum.Tools, tool)
 		p.sum.ByTool = append(p.sum.ByTool, events.ToolCounts{Tool: tool})
