@@ -60,7 +60,12 @@ type githubRecord struct {
 	Updated          time.Time       `json:"updated"`
 }
 
+// validGitHubID reports whether id has the form postGitHub gives: 36
+// lowercase hex digits.
+func validGitHubID(id string) bool { return githubIDRe.MatchString(id) }
+
 var (
+	githubIDRe = regexp.MustCompile(`^[0-9a-f]{36}$`)
 	commitRe = regexp.MustCompile(`^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$`)
 	refRe    = regexp.MustCompile(`^refs/(heads|tags|pull)/.+$`)
 )
@@ -119,6 +124,10 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 	meta.App, meta.Namespace, meta.Version, meta.Environment, meta.Images = q.App, q.Namespace, q.Version, q.Environment, q.Images
 	if q.Category != "" {
 		meta.Category = q.Category
+	}
+	if err := meta.Validate(); err != nil {
+		s.badGitHub(w, r, start, err.Error())
+		return
 	}
 	h := sha256.New()
 	h.Write(gz)
@@ -297,7 +306,12 @@ func (s *Server) getGitHub(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, endpointGitHub+"_status", time.Now(), repo) {
 		return
 	}
-	e, err := s.opts.Pipeline.KV().Get(r.Context(), "gh."+r.PathValue("id"))
+	id := r.PathValue("id")
+	if !validGitHubID(id) {
+		writeProblem(w, r, badID("a SARIF upload id is 36 lowercase hexadecimal digits", id))
+		return
+	}
+	e, err := s.opts.Pipeline.KV().Get(r.Context(), "gh."+id)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 			writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Status: http.StatusNotFound, Detail: "no SARIF upload with this id"})

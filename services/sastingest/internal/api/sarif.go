@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -108,7 +109,12 @@ func (s *Server) getSARIF(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Type: ProblemBase + "unauthorized", Status: http.StatusUnauthorized, Detail: "a bearer token is required"})
 		return
 	}
-	st, err := s.opts.Pipeline.Get(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	if !ingest.ValidUploadID(id) {
+		writeProblem(w, r, badID("an upload id is 40 lowercase hexadecimal digits", id))
+		return
+	}
+	st, err := s.opts.Pipeline.Get(r.Context(), id)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Status: http.StatusNotFound, Detail: "no upload with this id"})
@@ -133,4 +139,11 @@ func (s *Server) readable(r *http.Request) bool {
 	}
 	err := s.opts.Tokens.Authorize(auth.BearerToken(r.Header.Get("Authorization")), "")
 	return err == nil || errors.Is(err, auth.ErrForbiddenRepo)
+}
+
+// badID answers an identifier in a path that cannot be one, before it
+// reaches a key or a subject.
+func badID(want, id string) Problem {
+	return Problem{Type: ProblemBase + "bad-id", Title: "Bad identifier", Status: http.StatusBadRequest,
+		Detail: fmt.Sprintf("%s; got %d bytes", want, len(id))}
 }
