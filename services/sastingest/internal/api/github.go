@@ -66,8 +66,8 @@ func validGitHubID(id string) bool { return githubIDRe.MatchString(id) }
 
 var (
 	githubIDRe = regexp.MustCompile(`^[0-9a-f]{36}$`)
-	commitRe = regexp.MustCompile(`^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$`)
-	refRe    = regexp.MustCompile(`^refs/(heads|tags|pull)/.+$`)
+	commitRe   = regexp.MustCompile(`^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$`)
+	refRe      = regexp.MustCompile(`^refs/(heads|tags|pull)/.+$`)
 )
 
 func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
