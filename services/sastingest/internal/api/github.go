@@ -76,8 +76,7 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, endpointGitHub, start, repo) {
 		return
 	}
-	// base64 makes the gzip a third larger; the JSON around it is small.
-	limit := s.opts.MaxBody/3*4 + 64<<10
+	limit := s.opts.MaxGitHubBody
 	if r.ContentLength > limit {
 		s.fail(w, r, endpointGitHub, start, &http.MaxBytesError{Limit: limit})
 		return

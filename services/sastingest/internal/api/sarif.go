@@ -41,7 +41,7 @@ func metadataOf(q url.Values) ingest.Metadata {
 
 // checkRequest answers 415 for a body that is not SARIF in an encoding we
 // read, 413 for a declared length over the limit, 400 for bad metadata.
-func (s *Server) checkRequest(w http.ResponseWriter, r *http.Request, endpoint string, start time.Time, meta *ingest.Metadata) (gzipped, ok bool) {
+func (s *Server) checkRequest(w http.ResponseWriter, r *http.Request, endpoint string, start time.Time, meta *ingest.Metadata, limit int64) (gzipped, ok bool) {
 	if !sarifMediaType(r.Header.Get("Content-Type")) {
 		s.done(endpoint, start, outcomeUnsupported)
 		writeProblem(w, r, Problem{Type: ProblemBase + "unsupported-media-type", Status: http.StatusUnsupportedMediaType,
@@ -55,8 +55,8 @@ func (s *Server) checkRequest(w http.ResponseWriter, r *http.Request, endpoint s
 			Detail: "Content-Encoding must be gzip or identity"})
 		return false, false
 	}
-	if r.ContentLength > s.opts.MaxBody {
-		s.fail(w, r, endpoint, start, &http.MaxBytesError{Limit: s.opts.MaxBody})
+	if r.ContentLength > limit {
+		s.fail(w, r, endpoint, start, &http.MaxBytesError{Limit: limit})
 		return false, false
 	}
 	if meta != nil {
@@ -97,7 +97,7 @@ func (s *Server) postSARIF(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, endpointSARIF, start, meta.Repository) {
 		return
 	}
-	gzipped, ok := s.checkRequest(w, r, endpointSARIF, start, &meta)
+	gzipped, ok := s.checkRequest(w, r, endpointSARIF, start, &meta, s.opts.MaxBody)
 	if !ok {
 		return
 	}

@@ -29,8 +29,14 @@ type Options struct {
 	// SpoolDir holds webhook bodies while their signature is checked
 	// (default: the system temp dir).
 	SpoolDir string
-	// MaxBody bounds a request body as sent.
+	// MaxBody bounds a request body as sent (/v1/sarif, /v1/events).
 	MaxBody int64
+	// MaxWebhookBody bounds a webhook body, which is spooled to disk
+	// before its signature can be checked (default MaxBody).
+	MaxWebhookBody int64
+	// MaxGitHubBody bounds a GitHub-style upload request, which is held
+	// in memory (default from MaxBody: base64 of gzip).
+	MaxGitHubBody int64
 	// PublicURL is the base of links in answers; empty: from the request.
 	PublicURL string
 	Log       *slog.Logger
@@ -64,6 +70,13 @@ func New(opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxWebhookBody <= 0 {
+		opts.MaxWebhookBody = opts.MaxBody
+	}
+	if opts.MaxGitHubBody <= 0 {
+		// base64 makes the gzip a third larger; the JSON around it is small.
+		opts.MaxGitHubBody = opts.MaxBody/3*4 + 64<<10
 	}
 	if opts.GitHubRetry <= 0 {
 		opts.GitHubRetry = 2 * time.Minute

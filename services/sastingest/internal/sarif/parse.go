@@ -145,7 +145,7 @@ func (p *parser) fail(err error) error {
 	if errors.As(err, &serr) {
 		return err
 	}
-	path := p.errAt
+	path := clipText(p.errAt)
 	if p.errIndex >= 0 {
 		path += "[" + strconv.Itoa(p.errIndex) + "]"
 	}
@@ -154,7 +154,7 @@ func (p *parser) fail(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return &Error{Path: path, Reason: "unexpected end of JSON: the document is truncated"}
 	case errors.As(err, &syn):
-		return &Error{Path: path, Reason: fmt.Sprintf("not valid JSON at byte %d: %v", syn.ByteOffset, syn)}
+		return &Error{Path: path, Reason: clipText(fmt.Sprintf("not valid JSON at byte %d: %v", syn.ByteOffset, syn))}
 	}
 	return err
 }
