@@ -43,6 +43,7 @@ type fixtureOpts struct {
 	maxBody, maxUncompressed int64
 	maxWebhookBody           int64
 	maxConcurrent            int
+	bodyReadTimeout          time.Duration
 	natsOpts                 []natstest.Option
 	now                      func() time.Time
 	gate                     chan struct{}
@@ -88,7 +89,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	}
 	f.spoolDir = t.TempDir()
 	f.api = New(Options{Pipeline: f.pipeline, Tokens: tokens, Secrets: secrets, Replay: replay, MaxBody: o.maxBody, MaxWebhookBody: o.maxWebhookBody,
-		SpoolDir: f.spoolDir, Now: o.now, GitHubRetry: 5 * time.Second, gate: o.gate})
+		SpoolDir: f.spoolDir, MaxConcurrent: o.maxConcurrent, BodyReadTimeout: o.bodyReadTimeout, Now: o.now, GitHubRetry: 5 * time.Second, gate: o.gate})
 	mux := http.NewServeMux()
 	f.api.Register(mux)
 	hs := httptest.NewServer(mux)

@@ -87,7 +87,7 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 	s.opts.Metrics.bytes.WithLabelValues(endpointGitHub).Add(float64(cr.n))
 	if err != nil {
 		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
+		if errors.As(err, &mb) || errors.Is(err, errBodyTimeout) {
 			s.fail(w, r, endpointGitHub, start, err)
 			return
 		}
@@ -248,7 +248,12 @@ func (s *Server) processGitHub(parent trace.SpanContext, key string, meta ingest
 	deadline := time.Now().Add(s.opts.GitHubRetry)
 	rec := githubRecord{Repository: meta.Repository, Meta: meta}
 	for attempt := 1; ; attempt++ {
+		release, err := s.acquire(ctx)
+		if err != nil {
+			return // shutting down: resumed on the next start
+		}
 		st, err := s.opts.Pipeline.Ingest(ctx, meta, bytesReader(gz), true)
+		release()
 		if err == nil {
 			rec.ProcessingStatus, rec.UploadID = ghComplete, st.ID
 			if !st.Duplicate {
