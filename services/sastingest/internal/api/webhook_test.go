@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,23 +191,25 @@ func TestWebhookSignedBodyReplayedUnderNewDeliveryID(t *testing.T) {
 // read and, at each read, records the largest total size of the files in
 // dir (the spool).
 type watchedBody struct {
-	n, sent   int64
+	n         int64
 	dir       string
-	peakSpool int64
+	sent      atomic.Int64 // read by the test while the transport may still write
+	peakSpool atomic.Int64
 }
 
 func (w *watchedBody) Read(p []byte) (int, error) {
-	if w.sent >= w.n {
+	sent := w.sent.Load()
+	if sent >= w.n {
 		return 0, io.EOF
 	}
-	if w.sent%(256<<10) < int64(len(p)) {
-		w.peakSpool = max(w.peakSpool, dirSize(w.dir))
+	if sent%(256<<10) < int64(len(p)) {
+		w.peakSpool.Store(max(w.peakSpool.Load(), dirSize(w.dir)))
 	}
-	k := min(int64(len(p)), w.n-w.sent)
+	k := min(int64(len(p)), w.n-sent)
 	for i := range p[:k] {
 		p[i] = 'x'
 	}
-	w.sent += k
+	w.sent.Add(k)
 	return int(k), nil
 }
 
@@ -259,11 +262,11 @@ func TestWebhookBodyBoundedAndSpoolDiscarded(t *testing.T) {
 			}
 			// The client's buffers and the server's read ahead are a few
 			// hundred KiB at most; the old 1 GiB bound read all 16 MiB.
-			if body.sent > bound+2<<20 {
-				t.Errorf("the server read %d bytes of a %d-byte bound", body.sent, bound)
+			if sent := body.sent.Load(); sent > bound+2<<20 {
+				t.Errorf("the server read %d bytes of a %d-byte bound", sent, bound)
 			}
-			if body.peakSpool > bound {
-				t.Errorf("the spool held %d bytes, over the bound of %d", body.peakSpool, bound)
+			if peak := body.peakSpool.Load(); peak > bound {
+				t.Errorf("the spool held %d bytes, over the bound of %d", peak, bound)
 			}
 			if n := dirSize(f.spoolDir); n != 0 {
 				t.Errorf("%d bytes left in the spool", n)

@@ -153,3 +153,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLogProperty reads a log's property as the webhook does: a value or
+// an *Error, never a panic, and never a value over the limit.
+func FuzzLogProperty(f *testing.F) {
+	f.Add([]byte(`{"version":"2.1.0","runs":[],"properties":{"stateguard.io/upload":{"repository":"acme/shop"}}}`))
+	f.Add([]byte(`{"properties":{"x":1},"runs":[{"results":[{}]}],"properties":{"stateguard.io/upload":"` + strings.Repeat(`\u0041`, 40) + `"}}`))
+	f.Add([]byte(`[1,2]`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		v, err := sarif.LogProperty(bytes.NewReader(doc), "stateguard.io/upload", 1024)
+		if err != nil {
+			var serr *sarif.Error
+			if !errors.As(err, &serr) {
+				t.Fatalf("an error that is not a *sarif.Error: %v", err)
+			}
+			return
+		}
+		if len(v) > 1024 {
+			t.Fatalf("a value of %d bytes over the limit", len(v))
+		}
+	})
+}
