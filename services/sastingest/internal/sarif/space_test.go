@@ -60,9 +60,10 @@ func collapseOneByOne(in []byte) []byte {
 		case escape:
 			escape = false
 		case inString:
-			if c == '\\' {
+			switch c {
+			case '\\':
 				escape = true
-			} else if c == '"' {
+			case '"':
 				inString = false
 			}
 		case c == ' ' || c == '\n' || c == '\r' || c == '\t':
