@@ -85,15 +85,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 	srv := api.New(api.Options{
-		Pipeline:  pipeline,
-		Tokens:    tokens,
-		Secrets:   secrets,
-		Replay:    replay,
-		MaxBody:   cfg.MaxBodyBytes,
-		SpoolDir:  cfg.SpoolDir,
-		PublicURL: cfg.PublicURL,
-		Log:       log,
-		Metrics:   api.NewMetrics(ops.Registry),
+		Pipeline:        pipeline,
+		Tokens:          tokens,
+		Secrets:         secrets,
+		Replay:          replay,
+		MaxBody:         cfg.MaxBodyBytes,
+		MaxWebhookBody:  cfg.MaxWebhookBody,
+		MaxGitHubBody:   cfg.MaxGitHubBody,
+		MaxConcurrent:   cfg.MaxConcurrent,
+		BodyReadTimeout: cfg.BodyReadTimeout,
+		SpoolDir:        cfg.SpoolDir,
+		PublicURL:       cfg.PublicURL,
+		Log:             log,
+		Metrics:         api.NewMetrics(ops.Registry),
 	})
 	srv.Register(ops.Mux)
 	if err := srv.Resume(ctx); err != nil {

@@ -73,7 +73,7 @@ func (s *Server) postCloudEvent(w http.ResponseWriter, r *http.Request) {
 		if !s.authorize(w, r, endpointEvents, start, meta.Repository) {
 			return
 		}
-		gzipped, ok := s.checkRequest(w, r, endpointEvents, start, &meta)
+		gzipped, ok := s.checkRequest(w, r, endpointEvents, start, &meta, s.opts.MaxBody)
 		if !ok {
 			return
 		}

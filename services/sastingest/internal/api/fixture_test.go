@@ -36,10 +36,14 @@ type fixture struct {
 	api      *Server
 	url      string
 	secrets  string
+	spoolDir string // where the server spools webhook bodies
 }
 
 type fixtureOpts struct {
 	maxBody, maxUncompressed int64
+	maxWebhookBody           int64
+	maxConcurrent            int
+	bodyReadTimeout          time.Duration
 	natsOpts                 []natstest.Option
 	now                      func() time.Time
 	gate                     chan struct{}
@@ -83,7 +87,9 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.api = New(Options{Pipeline: f.pipeline, Tokens: tokens, Secrets: secrets, Replay: replay, MaxBody: o.maxBody, Now: o.now, GitHubRetry: 5 * time.Second, gate: o.gate})
+	f.spoolDir = t.TempDir()
+	f.api = New(Options{Pipeline: f.pipeline, Tokens: tokens, Secrets: secrets, Replay: replay, MaxBody: o.maxBody, MaxWebhookBody: o.maxWebhookBody,
+		SpoolDir: f.spoolDir, MaxConcurrent: o.maxConcurrent, BodyReadTimeout: o.bodyReadTimeout, Now: o.now, GitHubRetry: 5 * time.Second, gate: o.gate})
 	mux := http.NewServeMux()
 	f.api.Register(mux)
 	hs := httptest.NewServer(mux)

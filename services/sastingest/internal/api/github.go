@@ -60,9 +60,14 @@ type githubRecord struct {
 	Updated          time.Time       `json:"updated"`
 }
 
+// validGitHubID reports whether id has the form postGitHub gives: 36
+// lowercase hex digits.
+func validGitHubID(id string) bool { return githubIDRe.MatchString(id) }
+
 var (
-	commitRe = regexp.MustCompile(`^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$`)
-	refRe    = regexp.MustCompile(`^refs/(heads|tags|pull)/.+$`)
+	githubIDRe = regexp.MustCompile(`^[0-9a-f]{36}$`)
+	commitRe   = regexp.MustCompile(`^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$`)
+	refRe      = regexp.MustCompile(`^refs/(heads|tags|pull)/.+$`)
 )
 
 func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
@@ -71,8 +76,7 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, endpointGitHub, start, repo) {
 		return
 	}
-	// base64 makes the gzip a third larger; the JSON around it is small.
-	limit := s.opts.MaxBody/3*4 + 64<<10
+	limit := s.opts.MaxGitHubBody
 	if r.ContentLength > limit {
 		s.fail(w, r, endpointGitHub, start, &http.MaxBytesError{Limit: limit})
 		return
@@ -83,7 +87,7 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 	s.opts.Metrics.bytes.WithLabelValues(endpointGitHub).Add(float64(cr.n))
 	if err != nil {
 		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
+		if errors.As(err, &mb) || errors.Is(err, errBodyTimeout) {
 			s.fail(w, r, endpointGitHub, start, err)
 			return
 		}
@@ -119,6 +123,10 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 	meta.App, meta.Namespace, meta.Version, meta.Environment, meta.Images = q.App, q.Namespace, q.Version, q.Environment, q.Images
 	if q.Category != "" {
 		meta.Category = q.Category
+	}
+	if err := meta.Validate(); err != nil {
+		s.badGitHub(w, r, start, err.Error())
+		return
 	}
 	h := sha256.New()
 	h.Write(gz)
@@ -240,7 +248,12 @@ func (s *Server) processGitHub(parent trace.SpanContext, key string, meta ingest
 	deadline := time.Now().Add(s.opts.GitHubRetry)
 	rec := githubRecord{Repository: meta.Repository, Meta: meta}
 	for attempt := 1; ; attempt++ {
+		release, err := s.acquire(ctx)
+		if err != nil {
+			return // shutting down: resumed on the next start
+		}
 		st, err := s.opts.Pipeline.Ingest(ctx, meta, bytesReader(gz), true)
+		release()
 		if err == nil {
 			rec.ProcessingStatus, rec.UploadID = ghComplete, st.ID
 			if !st.Duplicate {
@@ -297,7 +310,12 @@ func (s *Server) getGitHub(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, endpointGitHub+"_status", time.Now(), repo) {
 		return
 	}
-	e, err := s.opts.Pipeline.KV().Get(r.Context(), "gh."+r.PathValue("id"))
+	id := r.PathValue("id")
+	if !validGitHubID(id) {
+		writeProblem(w, r, badID("a SARIF upload id is 36 lowercase hexadecimal digits", id))
+		return
+	}
+	e, err := s.opts.Pipeline.KV().Get(r.Context(), "gh."+id)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 			writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Status: http.StatusNotFound, Detail: "no SARIF upload with this id"})

@@ -40,7 +40,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	switch p.Status {
-	case http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		h.Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 	case http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `Bearer realm="sastingest"`)
@@ -64,6 +64,8 @@ const (
 	outcomeForbidden   outcome = "forbidden"
 	outcomeReplayed    outcome = "replayed"
 	outcomeUnavailable outcome = "unavailable"
+	outcomeBusy        outcome = "busy"
+	outcomeTimeout     outcome = "timeout"
 	outcomeError       outcome = "error"
 )
 
@@ -92,6 +94,9 @@ func problemOf(err error) (Problem, outcome) {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return Problem{Type: ProblemBase + "incomplete", Title: "Request incomplete", Status: http.StatusBadRequest,
 			Detail: "the request ended before the log was read"}, outcomeInvalid
+	case errors.Is(err, errBodyTimeout):
+		return Problem{Type: ProblemBase + "body-timeout", Title: "Request body too slow", Status: http.StatusRequestTimeout,
+			Detail: err.Error()}, outcomeTimeout
 	case errors.Is(err, errReadBody):
 		return Problem{Type: ProblemBase + "incomplete", Title: "Request body could not be read", Status: http.StatusBadRequest,
 			Detail: err.Error()}, outcomeInvalid

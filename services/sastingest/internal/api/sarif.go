@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -40,7 +41,7 @@ func metadataOf(q url.Values) ingest.Metadata {
 
 // checkRequest answers 415 for a body that is not SARIF in an encoding we
 // read, 413 for a declared length over the limit, 400 for bad metadata.
-func (s *Server) checkRequest(w http.ResponseWriter, r *http.Request, endpoint string, start time.Time, meta *ingest.Metadata) (gzipped, ok bool) {
+func (s *Server) checkRequest(w http.ResponseWriter, r *http.Request, endpoint string, start time.Time, meta *ingest.Metadata, limit int64) (gzipped, ok bool) {
 	if !sarifMediaType(r.Header.Get("Content-Type")) {
 		s.done(endpoint, start, outcomeUnsupported)
 		writeProblem(w, r, Problem{Type: ProblemBase + "unsupported-media-type", Status: http.StatusUnsupportedMediaType,
@@ -54,8 +55,8 @@ func (s *Server) checkRequest(w http.ResponseWriter, r *http.Request, endpoint s
 			Detail: "Content-Encoding must be gzip or identity"})
 		return false, false
 	}
-	if r.ContentLength > s.opts.MaxBody {
-		s.fail(w, r, endpoint, start, &http.MaxBytesError{Limit: s.opts.MaxBody})
+	if r.ContentLength > limit {
+		s.fail(w, r, endpoint, start, &http.MaxBytesError{Limit: limit})
 		return false, false
 	}
 	if meta != nil {
@@ -96,7 +97,7 @@ func (s *Server) postSARIF(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, endpointSARIF, start, meta.Repository) {
 		return
 	}
-	gzipped, ok := s.checkRequest(w, r, endpointSARIF, start, &meta)
+	gzipped, ok := s.checkRequest(w, r, endpointSARIF, start, &meta, s.opts.MaxBody)
 	if !ok {
 		return
 	}
@@ -108,7 +109,12 @@ func (s *Server) getSARIF(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Type: ProblemBase + "unauthorized", Status: http.StatusUnauthorized, Detail: "a bearer token is required"})
 		return
 	}
-	st, err := s.opts.Pipeline.Get(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	if !ingest.ValidUploadID(id) {
+		writeProblem(w, r, badID("an upload id is 40 lowercase hexadecimal digits", id))
+		return
+	}
+	st, err := s.opts.Pipeline.Get(r.Context(), id)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Status: http.StatusNotFound, Detail: "no upload with this id"})
@@ -133,4 +139,11 @@ func (s *Server) readable(r *http.Request) bool {
 	}
 	err := s.opts.Tokens.Authorize(auth.BearerToken(r.Header.Get("Authorization")), "")
 	return err == nil || errors.Is(err, auth.ErrForbiddenRepo)
+}
+
+// badID answers an identifier in a path that cannot be one, before it
+// reaches a key or a subject.
+func badID(want, id string) Problem {
+	return Problem{Type: ProblemBase + "bad-id", Title: "Bad identifier", Status: http.StatusBadRequest,
+		Detail: fmt.Sprintf("%s; got %d bytes", want, len(id))}
 }

@@ -29,13 +29,26 @@ type Options struct {
 	// SpoolDir holds webhook bodies while their signature is checked
 	// (default: the system temp dir).
 	SpoolDir string
-	// MaxBody bounds a request body as sent.
+	// MaxBody bounds a request body as sent (/v1/sarif, /v1/events).
 	MaxBody int64
+	// MaxWebhookBody bounds a webhook body, which is spooled to disk
+	// before its signature can be checked (default MaxBody).
+	MaxWebhookBody int64
+	// MaxGitHubBody bounds a GitHub-style upload request, which is held
+	// in memory (default from MaxBody: base64 of gzip).
+	MaxGitHubBody int64
 	// PublicURL is the base of links in answers; empty: from the request.
 	PublicURL string
 	Log       *slog.Logger
 	Metrics   *Metrics
 	Now       func() time.Time
+	// MaxConcurrent bounds the uploads read, parsed or stored at once
+	// (requests and background GitHub-style uploads); one more request is
+	// answered 429 (default 8).
+	MaxConcurrent int
+	// BodyReadTimeout bounds the time an upload's body may take to arrive
+	// (0: no bound).
+	BodyReadTimeout time.Duration
 	// GitHubRetry is how long a GitHub-style upload is retried in the
 	// background while storage is unavailable (default 2 minutes).
 	GitHubRetry time.Duration
@@ -47,7 +60,8 @@ type Options struct {
 
 // Server serves the API.
 type Server struct {
-	opts Options
+	opts  Options
+	slots chan struct{} // one per upload in progress
 
 	bg       sync.WaitGroup
 	bgCtx    context.Context
@@ -65,25 +79,35 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxWebhookBody <= 0 {
+		opts.MaxWebhookBody = opts.MaxBody
+	}
+	if opts.MaxGitHubBody <= 0 {
+		// base64 makes the gzip a third larger; the JSON around it is small.
+		opts.MaxGitHubBody = opts.MaxBody/3*4 + 64<<10
+	}
 	if opts.GitHubRetry <= 0 {
 		opts.GitHubRetry = 2 * time.Minute
 	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = 8
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{opts: opts, bgCtx: ctx, bgCancel: cancel}
+	return &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent), bgCtx: ctx, bgCancel: cancel}
 }
 
 // Register adds the API's routes to mux.
 func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/sarif", s.postSARIF)
+	mux.HandleFunc("POST /v1/sarif", s.admit(endpointSARIF, s.postSARIF))
 	mux.HandleFunc("GET /v1/sarif/{id}", s.getSARIF)
 	// GitHub.com's API lives at the root, GitHub Enterprise Server's under
 	// /api/v3: an uploader configured for either finds the endpoint.
 	for _, prefix := range []string{"", githubEnterprisePrefix} {
-		mux.HandleFunc("POST "+prefix+"/repos/{owner}/{repo}/code-scanning/sarifs", s.postGitHub)
+		mux.HandleFunc("POST "+prefix+"/repos/{owner}/{repo}/code-scanning/sarifs", s.admit(endpointGitHub, s.postGitHub))
 		mux.HandleFunc("GET "+prefix+"/repos/{owner}/{repo}/code-scanning/sarifs/{id}", s.getGitHub)
 	}
-	mux.HandleFunc("POST /v1/webhooks/{provider}", s.postWebhook)
-	mux.HandleFunc("POST /v1/events", s.postCloudEvent)
+	mux.HandleFunc("POST /v1/webhooks/{provider}", s.admit(endpointWebhook, s.postWebhook))
+	mux.HandleFunc("POST /v1/events", s.admit(endpointEvents, s.postCloudEvent))
 }
 
 // Close stops background processing (GitHub-style uploads) and waits for
@@ -123,7 +147,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	if err != nil && !errors.Is(err, io.EOF) {
 		var mb *http.MaxBytesError
-		if !errors.As(err, &mb) {
+		switch {
+		case isDeadline(err):
+			err = errBodyTimeout
+		case !errors.As(err, &mb):
 			// The cause is not wrapped: an io.ErrUnexpectedEOF from the
 			// client's connection must not read as truncated JSON.
 			err = fmt.Errorf("%w: %v", errReadBody, err) //nolint:errorlint // deliberately not wrapped, see above

@@ -92,8 +92,11 @@ func TestUploadStoresPublishesOnceAndAnswersStatus(t *testing.T) {
 	if code, _, _ := do(t, http.MethodGet, a.StatusURL, nil, nil); code != http.StatusUnauthorized {
 		t.Errorf("status without a token: %d, want 401", code)
 	}
-	if code, _, _ := do(t, http.MethodGet, f.url+"/v1/sarif/nope", nil, map[string]string{"Authorization": "Bearer " + anyToken}); code != http.StatusNotFound {
+	if code, _, _ := do(t, http.MethodGet, f.url+"/v1/sarif/"+strings.Repeat("0", 40), nil, map[string]string{"Authorization": "Bearer " + anyToken}); code != http.StatusNotFound {
 		t.Errorf("status of an unknown id: %d, want 404", code)
+	}
+	if code, _, _ := do(t, http.MethodGet, f.url+"/v1/sarif/nope", nil, map[string]string{"Authorization": "Bearer " + anyToken}); code != http.StatusBadRequest {
+		t.Errorf("status of an id that cannot be one: %d, want 400", code)
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ErrReplayed is a delivery id seen before.
-var ErrReplayed = errors.New("delivery id seen before")
+// ErrReplayed is a delivery id, or a signed body, seen before.
+var ErrReplayed = errors.New("delivery seen before")
 
 // ErrReplayUnavailable is a failure of the bucket that remembers deliveries.
 var ErrReplayUnavailable = errors.New("replay store unavailable")
@@ -21,7 +21,8 @@ var ErrReplayUnavailable = errors.New("replay store unavailable")
 // defence survives restarts.
 const DeliveriesBucket = "SARIF_DELIVERIES"
 
-// Replay remembers webhook delivery ids for a TTL in a JetStream KV bucket.
+// Replay remembers webhook delivery ids and the digests of their signed
+// bodies for a TTL in a JetStream KV bucket.
 type Replay struct{ kv jetstream.KeyValue }
 
 // NewReplay creates (or opens) the deliveries bucket with the given TTL.
@@ -43,10 +44,33 @@ func deliveryKey(provider, id string) string {
 	return hex.EncodeToString(h[:20])
 }
 
-// Claim records a delivery; it fails with ErrReplayed if it was recorded
-// before.
-func (r *Replay) Claim(ctx context.Context, provider, id string) error {
-	_, err := r.kv.Create(ctx, deliveryKey(provider, id), []byte(time.Now().UTC().Format(time.RFC3339)))
+// contentKey names a signed body: its SHA-256 under the provider.
+func contentKey(provider string, digest []byte) string {
+	h := sha256.Sum256(append([]byte(provider+"\x00content\x00"), digest...))
+	return "c" + hex.EncodeToString(h[:20])
+}
+
+// Claim records a delivery and the SHA-256 of its signed body; it fails
+// with ErrReplayed if either was recorded before. A signed body re-sent
+// under a new delivery id is a replay too: the signature covers the body,
+// not the delivery id (GitHub's scheme), so a captured delivery could
+// otherwise be sent again as new.
+func (r *Replay) Claim(ctx context.Context, provider, id string, digest []byte) error {
+	now := []byte(time.Now().UTC().Format(time.RFC3339))
+	if err := r.create(ctx, contentKey(provider, digest), now); err != nil {
+		return err
+	}
+	if err := r.create(ctx, deliveryKey(provider, id), now); err != nil {
+		if perr := r.kv.Purge(ctx, contentKey(provider, digest)); perr != nil {
+			return fmt.Errorf("%w: %w", ErrReplayUnavailable, perr)
+		}
+		return err
+	}
+	return nil
+}
+
+func (r *Replay) create(ctx context.Context, key string, value []byte) error {
+	_, err := r.kv.Create(ctx, key, value)
 	switch {
 	case err == nil:
 		return nil
@@ -59,6 +83,6 @@ func (r *Replay) Claim(ctx context.Context, provider, id string) error {
 
 // Release forgets a delivery whose processing failed, so the sender's
 // retry is accepted.
-func (r *Replay) Release(ctx context.Context, provider, id string) error {
-	return r.kv.Purge(ctx, deliveryKey(provider, id))
+func (r *Replay) Release(ctx context.Context, provider, id string, digest []byte) error {
+	return errors.Join(r.kv.Purge(ctx, deliveryKey(provider, id)), r.kv.Purge(ctx, contentKey(provider, digest)))
 }

@@ -17,6 +17,10 @@ type Config struct {
 	TokensFile         string
 	WebhookSecretsFile string
 	MaxBodyBytes       int64
+	MaxWebhookBody     int64
+	MaxGitHubBody      int64
+	MaxConcurrent      int
+	BodyReadTimeout    time.Duration
 	MaxUncompressed    int64
 	SpoolDir           string
 	StoreTimeout       time.Duration
@@ -34,6 +38,10 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	s.String(&c.TokensFile, "tokens-file", "TOKENS_FILE", "", "bearer tokens: one per line, optionally followed by repository patterns (org/*,org/repo); re-read on change")
 	s.String(&c.WebhookSecretsFile, "webhook-secrets-file", "WEBHOOK_SECRETS_FILE", "", "webhook secrets: \"provider secret\" per line; re-read on change")
 	s.Int64(&c.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", 1<<30, "largest request body, compressed as sent")
+	s.Int64(&c.MaxWebhookBody, "max-webhook-body-bytes", "MAX_WEBHOOK_BODY_BYTES", 128<<20, "largest webhook body, as sent: it is spooled to disk before its signature can be checked")
+	s.Int64(&c.MaxGitHubBody, "max-github-body-bytes", "MAX_GITHUB_BODY_BYTES", 256<<20, "largest GitHub-style upload request (JSON with the base64 gzip log), held in memory")
+	s.Int(&c.MaxConcurrent, "max-concurrent-uploads", "MAX_CONCURRENT_UPLOADS", 8, "uploads read, parsed or stored at once; one more is answered 429 with Retry-After")
+	s.Duration(&c.BodyReadTimeout, "body-read-timeout", "BODY_READ_TIMEOUT", 10*time.Minute, "time an upload's body may take to arrive; a slower body is cut off with 408")
 	s.Int64(&c.MaxUncompressed, "max-uncompressed-bytes", "MAX_UNCOMPRESSED_BYTES", 4<<30, "largest SARIF log once inflated")
 	s.String(&c.SpoolDir, "spool-dir", "SPOOL_DIR", "", "directory for the gzip copy of a log while it is parsed (default: the system temp dir)")
 	s.Duration(&c.StoreTimeout, "store-timeout", "STORE_TIMEOUT", 30*time.Second, "bound on storing and publishing one parsed upload")
@@ -53,6 +61,18 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes %d must be positive", c.MaxBodyBytes))
+	}
+	if c.MaxWebhookBody <= 0 {
+		errs = append(errs, fmt.Errorf("--max-webhook-body-bytes %d must be positive", c.MaxWebhookBody))
+	}
+	if c.MaxGitHubBody <= 0 {
+		errs = append(errs, fmt.Errorf("--max-github-body-bytes %d must be positive", c.MaxGitHubBody))
+	}
+	if c.MaxConcurrent <= 0 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-uploads %d must be positive", c.MaxConcurrent))
+	}
+	if c.BodyReadTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--body-read-timeout %s must not be negative", c.BodyReadTimeout))
 	}
 	if c.MaxUncompressed <= 0 {
 		errs = append(errs, fmt.Errorf("--max-uncompressed-bytes %d must be positive", c.MaxUncompressed))

@@ -192,8 +192,12 @@ func unavailable(what string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
 }
 
-// Get returns the status of an upload, or jetstream.ErrKeyNotFound.
+// Get returns the status of an upload, or jetstream.ErrKeyNotFound (also
+// for an id that UploadID cannot give, which never reaches NATS).
 func (p *Pipeline) Get(ctx context.Context, id string) (*Status, error) {
+	if !ValidUploadID(id) {
+		return nil, jetstream.ErrKeyNotFound
+	}
 	e, err := p.status.Get(ctx, "upload."+id)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
@@ -361,6 +365,9 @@ func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gz
 		Object:               events.ObjectLocation{Bucket: LogsBucket, Name: id, Size: size},
 		ReceivedAt:           p.opts.Now().UTC().Truncate(time.Millisecond),
 	}
+	if err := fitPayload(payload, p.client.Conn().MaxPayload()-16<<10); err != nil {
+		return nil, err
+	}
 	ev, err := p.client.NewEvent(events.TypeSARIFUploaded, id, payload)
 	if err != nil {
 		return nil, fmt.Errorf("event: %w", err)
@@ -382,6 +389,37 @@ func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gz
 	p.opts.Log.Info("sarif upload stored", "upload_id", id, "repository", meta.Repository, "results", sum.ResultsTotal,
 		"new", d.new, "fixed", d.fixed, "anomalies", sum.Anomalies, "bytes_stored", size)
 	return st, nil
+}
+
+// fitPayload shortens the finding lists of an event until it fits in
+// limit bytes of JSON (NATS's max payload less room for the headers),
+// marking them truncated: an event over the limit could never be
+// published, and the upload would be answered 503 forever. The counts are
+// kept whole; the strings are bounded by the parser. limit <= 0 (not
+// known) leaves the payload as it is.
+func fitPayload(pl *events.SARIFUploaded, limit int64) error {
+	if limit <= 0 {
+		return nil
+	}
+	for {
+		b, err := json.Marshal(pl)
+		if err != nil {
+			return fmt.Errorf("event: %w", err)
+		}
+		if int64(len(b)) <= limit {
+			return nil
+		}
+		switch {
+		case len(pl.Findings) > 0:
+			pl.Findings = pl.Findings[:len(pl.Findings)/2]
+			pl.FindingsTruncated = true
+		case len(pl.NewFindings) > 0:
+			pl.NewFindings = pl.NewFindings[:len(pl.NewFindings)/2]
+			pl.NewFindingsTruncated = true
+		default:
+			return fmt.Errorf("event: %d bytes without findings, over the limit of %d", len(b), limit)
+		}
+	}
 }
 
 // loadBaseline reads the previous upload's fingerprints, streaming them

@@ -145,7 +145,7 @@ func (p *parser) fail(err error) error {
 	if errors.As(err, &serr) {
 		return err
 	}
-	path := p.errAt
+	path := clipText(p.errAt)
 	if p.errIndex >= 0 {
 		path += "[" + strconv.Itoa(p.errIndex) + "]"
 	}
@@ -154,7 +154,7 @@ func (p *parser) fail(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return &Error{Path: path, Reason: "unexpected end of JSON: the document is truncated"}
 	case errors.As(err, &syn):
-		return &Error{Path: path, Reason: fmt.Sprintf("not valid JSON at byte %d: %v", syn.ByteOffset, syn)}
+		return &Error{Path: path, Reason: clipText(fmt.Sprintf("not valid JSON at byte %d: %v", syn.ByteOffset, syn))}
 	}
 	return err
 }
@@ -162,7 +162,7 @@ func (p *parser) fail(err error) error {
 func (p *parser) anomaly(path, reason string) {
 	p.sum.Anomalies++
 	if len(p.sum.AnomalyList) < MaxAnomalies {
-		p.sum.AnomalyList = append(p.sum.AnomalyList, Anomaly{Path: path, Reason: reason})
+		p.sum.AnomalyList = append(p.sum.AnomalyList, Anomaly{Path: clipText(path), Reason: clipText(reason)})
 	}
 }
 
@@ -328,9 +328,16 @@ func (p *parser) run(i int) error {
 
 func (p *parser) setTool(rs *runState, rt *rawTool) error {
 	ti := newToolInfo(rt)
+	p.boundField(rs.path+".tool.driver.name", "a tool name", &ti.name, MaxToolNameBytes)
+	p.boundField(rs.path+".tool.driver.version", "a tool version", &ti.version, MaxToolVersionBytes)
 	rs.tool = ti
 	tool := events.Tool{Name: ti.name, Version: ti.version}
 	idx := slices.IndexFunc(p.sum.ByTool, func(c events.ToolCounts) bool { return c.Tool == tool })
+	if idx < 0 && len(p.sum.ByTool) >= MaxTools {
+		p.anomaly(rs.path+".tool", "more than "+strconv.Itoa(MaxTools)+" tools: counted under "+strconv.Quote(OtherTools))
+		tool = events.Tool{Name: OtherTools}
+		idx = slices.IndexFunc(p.sum.ByTool, func(c events.ToolCounts) bool { return c.Tool == tool })
+	}
 	if idx < 0 {
 		p.sum.Tools = append(p.sum.Tools, tool)
 		p.sum.ByTool = append(p.sum.ByTool, events.ToolCounts{Tool: tool})

@@ -494,6 +494,7 @@ func (p *parser) emit(rs *runState, pr *pendingResult) error {
 			f.CWEs = appendCWEs(f.CWEs, rule.cwes)
 		}
 	}
+	p.boundFinding(rs, f)
 	p.sum.ResultsTotal++
 	rs.counts.Results++
 	countSeverity(&p.sum.BySeverity, f.Severity)
@@ -504,4 +505,19 @@ func (p *parser) emit(rs *runState, pr *pendingResult) error {
 		return nil
 	}
 	return p.fn(f)
+}
+
+// boundFinding cuts a finding's strings and lists to the bounds an event
+// can carry (see MaxRuleIDBytes).
+func (p *parser) boundFinding(rs *runState, f *Finding) {
+	if len(f.RuleID) <= MaxRuleIDBytes && len(f.File) <= MaxFileBytes && len(f.CWEs) <= MaxCWEs {
+		return
+	}
+	path := rs.path + ".results"
+	p.boundField(path, "a ruleId", &f.RuleID, MaxRuleIDBytes)
+	p.boundField(path, "an artifactLocation.uri", &f.File, MaxFileBytes)
+	if len(f.CWEs) > MaxCWEs {
+		p.anomaly(path, strconv.Itoa(len(f.CWEs))+" CWEs on one result: the first "+strconv.Itoa(MaxCWEs)+" kept")
+		f.CWEs = f.CWEs[:MaxCWEs:MaxCWEs]
+	}
 }
