@@ -42,7 +42,7 @@ bench: tools ## run the benchmarks (each reports its ratio against a baseline in
 
 .PHONY: run
 run: tools ## start the local stack: embedded JetStream, a control plane, the four services (DEMO=0 for the bare stack)
-	@go run ./pkg/harness/cmd/devstack -demo=$(or $(DEMO),1)
+	@go run ./pkg/harness/cmd/devstack -demo=$(or $(DEMO),1) $(if $(filter command line,$(origin KUBECONFIG)),-kubeconfig=$(KUBECONFIG))
 
 .PHONY: build
 build: ## build the four service binaries into bin/

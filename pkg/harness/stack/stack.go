@@ -74,11 +74,12 @@ type Stack struct {
 	// Token is the bearer token the services' APIs accept.
 	Token string
 
-	cfg    Config
-	kube   *kubetest.Env
-	procs  []*proc
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg      Config
+	kube     *kubetest.Env
+	watchdog *watchdog
+	procs    []*proc
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 type proc struct {
@@ -133,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		cfg.Log.Info("using the cluster of KUBECONFIG", "kubeconfig", cfg.Kubeconfig)
 	} else {
 		cfg.Log.Info("starting a local control plane (kube-apiserver + etcd) with the CRDs")
-		s.kube, err = kubetest.StartEnv(kubetest.Options{})
+		s.kube, s.watchdog, err = startControlPlane(cfg.Log)
 		if err != nil {
 			return nil, err
 		}
@@ -180,22 +181,49 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 func (s *Stack) build(ctx context.Context) error {
 	for _, name := range Services {
-		out := filepath.Join(s.cfg.Dir, "bin", name)
-		args := append(append([]string{"build"}, s.cfg.BuildFlags...), "-o", out, ".")
-		cmd := exec.CommandContext(ctx, "go", args...)
-		cmd.Dir = filepath.Join(s.cfg.Root, "services", name)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %w\n%s", name, err, b)
+		dir := filepath.Join(s.cfg.Root, "services", name)
+		if err := s.goBuild(ctx, name, dir, "."); err != nil {
+			return err
 		}
 		if name == "correlator" {
-			args := append(append([]string{"build"}, s.cfg.BuildFlags...), "-o", filepath.Join(s.cfg.Dir, "bin", "stateguardctl"), "./cmd/stateguardctl")
-			cmd := exec.CommandContext(ctx, "go", args...)
-			cmd.Dir = filepath.Join(s.cfg.Root, "services", name)
-			if b, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("build stateguardctl: %w\n%s", err, b)
+			if err := s.goBuild(ctx, "stateguardctl", dir, "./cmd/stateguardctl"); err != nil {
+				return err
 			}
 		}
 	}
+	return nil
+}
+
+// progressEvery is how often a build that is still running says so.
+var progressEvery = 15 * time.Second
+
+// goBuild builds pkg of the module in dir into the stack's bin/name, saying
+// every progressEvery that it is still at it: a cold build compiles
+// Kubernetes' client libraries and takes minutes.
+func (s *Stack) goBuild(ctx context.Context, name, dir, pkg string) error {
+	args := append(append([]string{"build"}, s.cfg.BuildFlags...), "-o", filepath.Join(s.cfg.Dir, "bin", name), pkg)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	start := time.Now()
+	s.cfg.Log.Info("building", "binary", name)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				s.cfg.Log.Info("still compiling (a cold build compiles Kubernetes' client libraries: minutes)", "binary", name, "elapsed", time.Since(start).Round(time.Second).String())
+			}
+		}
+	}()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %w\n%s", name, err, b)
+	}
+	s.cfg.Log.Info("built", "binary", name, "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
@@ -335,10 +363,36 @@ func (s *Stack) Stop(ctx context.Context) error {
 		}
 		s.kube = nil
 	}
+	if s.watchdog != nil {
+		s.watchdog.release()
+		s.watchdog = nil
+	}
 	if s.NATS != nil {
 		s.NATS.Shutdown()
 		s.NATS.WaitForShutdown()
 		s.NATS = nil
 	}
 	return errors.Join(errs...)
+}
+
+// startControlPlane starts kube-apiserver and etcd with the CRDs, and a
+// watchdog that stops them when this process dies without calling Stop
+// (SIGKILL, a crash): the services die with it by their parent-death signal,
+// the control plane by the watchdog.
+func startControlPlane(log *slog.Logger) (*kubetest.Env, *watchdog, error) {
+	before, err := childPIDs(os.Getpid(), controlPlaneBinaries)
+	if err != nil {
+		return nil, nil, err
+	}
+	kube, err := kubetest.StartEnv(kubetest.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := guardControlPlane(before)
+	if err != nil {
+		_ = kube.Stop()
+		return nil, nil, fmt.Errorf("guard the control plane: %w", err)
+	}
+	log.Info("control plane guarded: it stops when this process dies", "pids", d.pgids, "watchdog_pid", d.cmd.Process.Pid)
+	return kube, d, nil
 }

@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/stack"
 )
@@ -30,6 +33,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	demo := fs.Bool("demo", true, "seed the demo and print its story")
 	dir := fs.String("dir", ".stateguard", "state directory (NATS store, kubeconfig, logs)")
 	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server (0: any free port)")
+	kubeconfig := fs.String("kubeconfig", "", "use this cluster instead of a local control plane (KUBECONFIG in the environment is ignored)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,12 +48,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	// A fresh store each run: the demo tells its story from the start.
 	_ = os.RemoveAll(filepath.Join(abs, "nats"))
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	cluster, note := chooseCluster(*kubeconfig, getenv("KUBECONFIG"))
+	if note != "" {
+		log.Info(note)
+	}
 	start := time.Now()
 	s, err := stack.Start(ctx, stack.Config{
 		Root:       root,
 		Dir:        abs,
 		NATSPort:   *natsPort,
-		Kubeconfig: getenv("KUBECONFIG"),
+		Kubeconfig: cluster,
 		Ports:      stack.DefaultPorts,
 		Env:        []string{"LOG_LEVEL=info"},
 		ServiceEnv: map[string][]string{
@@ -86,4 +95,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// chooseCluster decides which cluster the stack uses: only the one given
+// with -kubeconfig (`make run KUBECONFIG=…` passes it). A KUBECONFIG in the
+// environment — the README's own export, or an SRE's production context — is
+// ignored, so the demo is never seeded into a cluster nobody asked for; the
+// note says so.
+func chooseCluster(flagKubeconfig, envKubeconfig string) (kubeconfig, note string) {
+	if flagKubeconfig != "" {
+		return flagKubeconfig, ""
+	}
+	if envKubeconfig != "" {
+		return "", "ignoring KUBECONFIG from the environment (" + envKubeconfig + "): starting a local control plane; use -kubeconfig or make run KUBECONFIG=… to use a cluster"
+	}
+	return "", ""
 }

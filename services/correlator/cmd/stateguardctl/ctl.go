@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err != nil {
 			return fmt.Errorf("token file: %w", err)
 		}
-		c.token = strings.TrimSpace(string(b))
+		c.token = tokenFromFile(b)
 	}
 	switch cmd, rest := rest[0], rest[1:]; cmd {
 	case "status":
@@ -378,4 +378,16 @@ func Line(m *nats.Msg) string {
 	}
 	typ := strings.TrimSuffix(strings.TrimPrefix(ev.Type(), "io.stateguard."), ".v1")
 	return fmt.Sprintf("%s  %-32s  %s  %s", ev.Time().UTC().Format(time.RFC3339), typ, ev.ID(), strings.Join(fields, " "))
+}
+
+// tokenFromFile is the first token of a tokens file: blank lines and lines
+// starting with # are skipped, as the correlator's own reader does.
+func tokenFromFile(b []byte) string {
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			return line
+		}
+	}
+	return ""
 }
