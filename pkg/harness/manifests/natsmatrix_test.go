@@ -420,7 +420,7 @@ func forbidden(u string) []string {
 				"$JS.API.CONSUMER.DELETE."+c.stream+"."+c.name,
 				"$JS.API.CONSUMER.INFO."+c.stream+"."+c.name,
 				"$JS.API.CONSUMER.MSG.NEXT."+c.stream+"."+c.name, // steal its deliveries
-				"$JS.ACK."+c.stream+"."+c.name+".1.1.1.1.0",       // ack them away
+				"$JS.ACK."+c.stream+"."+c.name+".1.1.1.1.0",      // ack them away
 				events.DeadLetterSubject(c.stream, c.name),
 			)
 		}
