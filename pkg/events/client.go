@@ -43,6 +43,7 @@ type options struct {
 	publishRetries int
 	publishBackoff time.Duration
 	ackTimeout     time.Duration
+	bind           bool
 }
 
 // Option configures a Client.
@@ -136,6 +137,9 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	)
 	if err != nil {
 		return nil, fmt.Errorf("events: jetstream: %w", err)
+	}
+	if o.bind {
+		js = bindingJetStream{js}
 	}
 	return &Client{
 		nc:             nc,

@@ -128,25 +128,9 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	jcfg := jetstream.ConsumerConfig{
-		Durable:       cfg.Name,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxDeliver,
-		BackOff:       cfg.Backoff,
-		MaxAckPending: cfg.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	switch len(cfg.Subjects) {
-	case 0:
-	case 1:
-		jcfg.FilterSubject = cfg.Subjects[0]
-	default:
-		jcfg.FilterSubjects = cfg.Subjects
-	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, cfg.Stream, jcfg)
+	cons, err := c.consumer(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Name, cfg.Stream, err)
+		return nil, err
 	}
 	s := &Subscription{c: c, cfg: cfg, label: cfg.Stream + "/" + cfg.Name,
 		work: make(chan jetstream.Msg), quit: make(chan struct{})}
@@ -196,6 +180,42 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 	c.consumers = append(c.consumers, s)
 	c.mu.Unlock()
 	return s, nil
+}
+
+// EnsureConsumer creates (or updates) the durable consumer cfg describes
+// without consuming from it: the bootstrap step creates the consumers a
+// service binds to later (WithBind).
+func (c *Client) EnsureConsumer(ctx context.Context, cfg ConsumerConfig) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	_, err := c.consumer(ctx, cfg)
+	return err
+}
+
+// consumer creates, updates or (WithBind) binds to the durable consumer.
+func (c *Client) consumer(ctx context.Context, cfg ConsumerConfig) (jetstream.Consumer, error) {
+	jcfg := jetstream.ConsumerConfig{
+		Durable:       cfg.Name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		BackOff:       cfg.Backoff,
+		MaxAckPending: cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	switch len(cfg.Subjects) {
+	case 0:
+	case 1:
+		jcfg.FilterSubject = cfg.Subjects[0]
+	default:
+		jcfg.FilterSubjects = cfg.Subjects
+	}
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, cfg.Stream, jcfg)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Name, cfg.Stream, err)
+	}
+	return cons, nil
 }
 
 // Stop stops pulling, lets the events in hand finish (bounded by ctx), and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,6 +18,9 @@ type StreamOptions struct {
 	Duplicates time.Duration
 	// MaxAge bounds how long events are kept (default 30 days; 0 keeps that).
 	MaxAge time.Duration
+	// Names limits EnsureStreams to these streams (empty: all of them): a
+	// service that binds checks only the streams it uses (StreamsOf).
+	Names []string
 }
 
 // StreamConfigs returns the configuration of every stream.
@@ -56,9 +60,32 @@ func StreamConfigs(o StreamOptions) []jetstream.StreamConfig {
 func (c *Client) EnsureStreams(ctx context.Context, o StreamOptions) error {
 	var errs []error
 	for _, cfg := range StreamConfigs(o) {
+		if len(o.Names) > 0 && !slices.Contains(o.Names, cfg.Name) {
+			continue
+		}
 		if _, err := c.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			errs = append(errs, fmt.Errorf("stream %s: %w", cfg.Name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// StreamsOf lists the streams a service uses, from the catalogue: those of
+// the events it produces or consumes, and DEADLETTER when it consumes
+// anything (its consumers dead-letter there).
+func StreamsOf(service string) []string {
+	var names []string
+	consumes := false
+	for _, s := range Catalogue {
+		c := slices.Contains(s.Consumers, service)
+		consumes = consumes || c
+		if (c || s.Producer == service) && !slices.Contains(names, s.Stream()) {
+			names = append(names, s.Stream())
+		}
+	}
+	if consumes {
+		names = append(names, StreamDeadLetter)
+	}
+	slices.Sort(names)
+	return names
 }

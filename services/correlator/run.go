@@ -21,6 +21,9 @@ import (
 var bound func(net.Addr)
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "bootstrap" {
+		return bootstrap(ctx, args[1:], getenv, stdout)
+	}
 	cfg, err := config.Load(args, getenv, os.ReadFile)
 	if err != nil {
 		return err

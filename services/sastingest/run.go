@@ -23,6 +23,9 @@ const name = "sastingest"
 var bound func(net.Addr)
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "bootstrap" {
+		return bootstrap(ctx, args[1:], getenv, stdout)
+	}
 	cfg, err := config.Parse(args, getenv, stdout)
 	if err != nil {
 		return err

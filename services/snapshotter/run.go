@@ -33,6 +33,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(args) > 0 && args[0] == "restore-plan" {
 		return restorePlan(ctx, args[1:], getenv, stdout)
 	}
+	if len(args) > 0 && args[0] == "bootstrap" {
+		return bootstrap(ctx, args[1:], getenv, stdout)
+	}
 	cfg, err := config.Load(args, getenv, stdout)
 	if err != nil {
 		return err

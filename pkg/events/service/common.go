@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -19,6 +20,9 @@ type Common struct {
 	NATS            events.ConnConfig
 	Streams         events.StreamOptions
 	ShutdownTimeout time.Duration
+	// Bind makes the service bind to the streams, consumers and buckets
+	// the bootstrap created instead of creating or updating them.
+	Bind bool
 }
 
 // Register defines the common flags; defaultHTTP is the service's default
@@ -29,26 +33,36 @@ func (c *Common) Register(s *envflag.Set, defaultHTTP string) {
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "bound on graceful shutdown")
 	s.Int(&c.Streams.Replicas, "stream-replicas", "STREAM_REPLICAS", 1, "replicas of each JetStream stream (3 in a cluster)")
 	s.Duration(&c.Streams.Duplicates, "stream-duplicate-window", "STREAM_DUPLICATE_WINDOW", 2*time.Minute, "JetStream de-duplication window")
+	s.Bool(&c.Bind, "nats-bind", "NATS_BIND", false, "bind to the JetStream streams, consumers and buckets the bootstrap subcommand created (as a NATS user that may not create them) instead of creating or updating them")
 	c.NATS.RegisterFlags(s)
 }
 
 // Connect dials NATS, makes sure the streams exist, and returns a client
 // whose events carry the source /stateguard/<name>. It waits for NATS up to
 // ctx's deadline, logging progress, so services can start before NATS does.
+//
+// With Bind (--nats-bind) the client binds instead of creating, and waits
+// for the streams the service uses (events.StreamsOf) to exist.
 func (c *Common) Connect(ctx context.Context, name string, log *slog.Logger, reg prometheus.Registerer) (*events.Client, error) {
 	cfg := c.NATS
 	cfg.Name = "stateguard-" + name
-	client, err := events.Connect(ctx, cfg,
-		events.WithSource("/stateguard/"+name),
+	opts := []events.Option{
+		events.WithSource("/stateguard/" + name),
 		events.WithLogger(log),
 		events.WithRegisterer(reg),
-	)
+	}
+	streams := c.Streams
+	if c.Bind {
+		opts = append(opts, events.WithBind())
+		streams.Names = events.StreamsOf(name)
+	}
+	client, err := events.Connect(ctx, cfg, opts...)
 	if err != nil {
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = client.EnsureStreams(sctx, c.Streams)
+		err = client.EnsureStreams(sctx, streams)
 		cancel()
 		if err == nil {
 			return client, nil
@@ -61,4 +75,30 @@ func (c *Common) Connect(ctx context.Context, name string, log *slog.Logger, reg
 		case <-time.After(min(time.Duration(attempt)*time.Second, 10*time.Second)):
 		}
 	}
+}
+
+// Bootstrap is a service's `bootstrap` subcommand: it connects as a NATS
+// user allowed to manage JetStream (the admin), creates or updates every
+// stream, then runs create, which creates the service's consumers and
+// buckets through the same code the service runs (so their configuration
+// cannot drift), and disconnects. The service then runs with --nats-bind
+// as its own, restricted user. Safe to run again at every upgrade.
+func (c *Common) Bootstrap(ctx context.Context, name string, log *slog.Logger, create func(context.Context, *events.Client) error) error {
+	bc := *c
+	bc.Bind = false
+	client, err := bc.Connect(ctx, name+"-bootstrap", log, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	err = create(ctx, client)
+	cctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if cerr := client.Close(cctx); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap %s: %w", name, err)
+	}
+	log.Info("bootstrap done: streams, consumers and buckets created or updated", "service", name)
+	return nil
 }

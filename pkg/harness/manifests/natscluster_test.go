@@ -76,7 +76,7 @@ func (l errorLog) Fatalf(format string, v ...any) { l.log("fatal", format, v...)
 // with three replicas and publishes.
 func TestNATSProdClusterReplicatesOverTLS(t *testing.T) {
 	base := t.TempDir()
-	pki(t, base, "correlator")
+	pki(t, base, "correlator", "admin")
 	// Route ports must be known before the servers start (each routes to
 	// all); client ports are picked by the servers, one race fewer.
 	routePorts := freePorts(t, 3)
@@ -127,23 +127,28 @@ func TestNATSProdClusterReplicatesOverTLS(t *testing.T) {
 		urls = append(urls, fmt.Sprintf("tls://localhost:%d", srv.Addr().(*net.TCPAddr).Port))
 	}
 
-	c, err := events.Connect(t.Context(), events.ConnConfig{
-		URL: strings.Join(urls, ","), User: "correlator", Password: password("correlator"),
-		TLSCA:   filepath.Join(base, "server", "ca.crt"),
-		TLSCert: filepath.Join(base, "correlator", "tls.crt"), TLSKey: filepath.Join(base, "correlator", "tls.key"),
-		ReconnectWait: 50 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
+	connect := func(user string, opts ...events.Option) *events.Client {
+		c, err := events.Connect(t.Context(), events.ConnConfig{
+			URL: strings.Join(urls, ","), User: user, Password: password(user),
+			TLSCA:   filepath.Join(base, "server", "ca.crt"),
+			TLSCert: filepath.Join(base, user, "tls.crt"), TLSKey: filepath.Join(base, user, "tls.key"),
+			ReconnectWait: 50 * time.Millisecond,
+		}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+		return c
 	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	// The bootstrap creates the streams as admin; the correlator binds.
+	admin, c := connect("admin"), connect("correlator", events.WithBind())
 
 	// The cluster needs a meta leader before streams can be placed.
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	for {
 		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
-		err = c.EnsureStreams(sctx, events.StreamOptions{Replicas: 3})
+		err := admin.EnsureStreams(sctx, events.StreamOptions{Replicas: 3})
 		scancel()
 		if err == nil {
 			break
@@ -153,6 +158,9 @@ func TestNATSProdClusterReplicatesOverTLS(t *testing.T) {
 			t.Fatalf("streams with 3 replicas not created: %v", err)
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+	if err := c.EnsureStreams(ctx, events.StreamOptions{Names: events.StreamsOf("correlator")}); err != nil {
+		t.Fatalf("the correlator cannot bind its streams: %v", err)
 	}
 	ev, err := c.NewEvent(events.TypeIncidentOpened, "cluster-test", events.IncidentOpened{Incident: "i", Namespace: "shop", App: "api"})
 	if err != nil {

@@ -49,6 +49,9 @@ type Hooks struct {
 
 // RunWith is Run with hooks.
 func RunWith(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, h Hooks) error {
+	if len(args) > 0 && args[0] == "bootstrap" {
+		return bootstrap(ctx, args[1:], getenv, stdout)
+	}
 	cfg, err := config.Load(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil

@@ -130,14 +130,20 @@ func New(o Options) (*Executor, error) {
 
 // Consume starts the durable consumer of rotation requests.
 func (e *Executor) Consume(ctx context.Context, name string, ackWait time.Duration) (*events.Subscription, error) {
-	return e.o.Events.Consume(ctx, events.ConsumerConfig{
+	return e.o.Events.Consume(ctx, ConsumerConfig(name, ackWait), e.Handle)
+}
+
+// ConsumerConfig is the durable consumer of rotation requests (the
+// bootstrap subcommand creates it).
+func ConsumerConfig(name string, ackWait time.Duration) events.ConsumerConfig {
+	return events.ConsumerConfig{
 		Stream:        events.StreamCertificate,
 		Name:          name,
 		Subjects:      []string{events.SubjectOf(events.TypeCertificateRotationRequest)},
 		AckWait:       ackWait,
 		MaxDeliver:    20,
 		MaxAckPending: 1,
-	}, e.Handle)
+	}
 }
 
 // Phases of a request, kept in the KV bucket.

@@ -113,6 +113,28 @@ var Consumers = []struct {
 	{events.StreamCertificate, "certificate", []string{events.TypeCertificateExpiring, events.TypeCertificateRotated, events.TypeCertificateRotationFailed}},
 }
 
+// ConsumerConfigs are the engine's durable consumers, named
+// <consumer>-<suffix>, handling workers events at once (the bootstrap
+// subcommand creates them).
+func ConsumerConfigs(consumer string, workers int) []events.ConsumerConfig {
+	if consumer == "" {
+		consumer = "correlator"
+	}
+	if workers < 1 {
+		workers = 512
+	}
+	cfgs := make([]events.ConsumerConfig, 0, len(Consumers))
+	for _, c := range Consumers {
+		cfg := events.ConsumerConfig{Stream: c.Stream, Name: consumer + "-" + c.Suffix,
+			Concurrency: workers, MaxAckPending: max(1000, 4*workers)}
+		for _, t := range c.Types {
+			cfg.Subjects = append(cfg.Subjects, events.SubjectOf(t))
+		}
+		cfgs = append(cfgs, cfg)
+	}
+	return cfgs
+}
+
 // allowAtomicPublish lets the state be written in atomic batches (the KV
 // API creates the bucket's stream without). Without it the writes still go
 // through, one by one.
@@ -145,12 +167,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	e.stopWriter, e.writerDone = cancel, done
 	e.mu.Unlock()
-	for _, c := range Consumers {
-		cfg := events.ConsumerConfig{Stream: c.Stream, Name: e.o.Consumer + "-" + c.Suffix,
-			Concurrency: e.o.Workers, MaxAckPending: max(1000, 4*e.o.Workers)}
-		for _, t := range c.Types {
-			cfg.Subjects = append(cfg.Subjects, events.SubjectOf(t))
-		}
+	for _, cfg := range ConsumerConfigs(e.o.Consumer, e.o.Workers) {
 		sub, err := e.o.Client.Consume(ctx, cfg, e.Handle)
 		if err != nil {
 			return errors.Join(err, e.Stop(ctx))

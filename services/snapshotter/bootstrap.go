@@ -1,0 +1,28 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/config"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/pins"
+)
+
+// bootstrap is `snapshotter bootstrap`: as the admin NATS user, it creates
+// or updates the streams and the durable consumer of pin requests, then
+// exits; the service runs with --nats-bind.
+func bootstrap(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	log, err := service.NewLogger(stdout, cfg.LogLevel, name)
+	if err != nil {
+		return err
+	}
+	return cfg.Bootstrap(ctx, name, log, func(ctx context.Context, c *events.Client) error {
+		return c.EnsureConsumer(ctx, pins.Consumer())
+	})
+}
