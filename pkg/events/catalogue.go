@@ -88,8 +88,8 @@ var Catalogue = []Spec{
 	{TypeWorkloadObserved, WorkloadObserved{}, "snapshotter", []string{"correlator"}, "The set of pods mounting a protected PVC changed (or a resync repeats it): which versions write to the volume from when."},
 	{TypeCertificateObserved, CertificateObserved{}, "certwatcher", []string{"correlator"}, "A certificate was first seen, or its users or serial changed: the inventory, whatever its expiry."},
 	{TypeRestoreCompleted, RestoreCompleted{}, "restorer", []string{"correlator"}, "A PVC was restored from a snapshot: its data now carries that snapshot's lineage."},
-	{TypeIncidentResolved, IncidentResolved{}, "correlator API (operator)", []string{"correlator"}, "An operator resolved an incident without a restore, with a reason."},
-	{TypeFindingDismissed, FindingDismissed{}, "correlator API (operator)", []string{"correlator"}, "An operator dismissed a finding as a false positive: it no longer makes a version vulnerable."},
+	{TypeIncidentResolved, IncidentResolved{}, "correlator", []string{"correlator"}, "An operator resolved (through the correlator's API) an incident without a restore, with a reason."},
+	{TypeFindingDismissed, FindingDismissed{}, "correlator", []string{"correlator"}, "An operator dismissed (through the correlator's API) a finding as a false positive: it no longer makes a version vulnerable."},
 }
 
 // SubjectAttributes says, per event type, what the CloudEvents subject
