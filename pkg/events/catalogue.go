@@ -22,6 +22,11 @@ const (
 	TypeRestoreRecommended         = "io.stateguard.restore.recommended.v1"
 	TypeIncidentOpened             = "io.stateguard.incident.opened.v1"
 	TypeIncidentClosed             = "io.stateguard.incident.closed.v1"
+	TypeWorkloadObserved           = "io.stateguard.workload.observed.v1"
+	TypeCertificateObserved        = "io.stateguard.certificate.observed.v1"
+	TypeRestoreCompleted           = "io.stateguard.restore.completed.v1"
+	TypeIncidentResolved           = "io.stateguard.incident.resolved.v1"
+	TypeFindingDismissed           = "io.stateguard.finding.dismissed.v1"
 )
 
 // Stream names, one per domain, plus the dead-letter stream.
@@ -79,7 +84,43 @@ var Catalogue = []Spec{
 	{TypeSnapshotUnpinRequested, SnapshotUnpinRequested{}, "correlator", []string{"snapshotter"}, "A snapshot pinned earlier may be subject to retention again."},
 	{TypeRestoreRecommended, RestoreRecommended{}, "correlator", nil, "A running version is vulnerable: restore this known-good snapshot, for these reasons."},
 	{TypeIncidentOpened, IncidentOpened{}, "correlator", nil, "An application runs a vulnerable version."},
-	{TypeIncidentClosed, IncidentClosed{}, "correlator", nil, "A clean version runs and a clean snapshot of it exists."},
+	{TypeIncidentClosed, IncidentClosed{}, "correlator", nil, "No vulnerable version runs and the data was restored from a clean snapshot, or an operator resolved the incident."},
+	{TypeWorkloadObserved, WorkloadObserved{}, "snapshotter", []string{"correlator"}, "The set of pods mounting a protected PVC changed (or a resync repeats it): which versions write to the volume from when."},
+	{TypeCertificateObserved, CertificateObserved{}, "certwatcher", []string{"correlator"}, "A certificate was first seen, or its users or serial changed: the inventory, whatever its expiry."},
+	{TypeRestoreCompleted, RestoreCompleted{}, "restorer", []string{"correlator"}, "A PVC was restored from a snapshot: its data now carries that snapshot's lineage."},
+	{TypeIncidentResolved, IncidentResolved{}, "correlator", []string{"correlator"}, "An operator resolved (through the correlator's API) an incident without a restore, with a reason."},
+	{TypeFindingDismissed, FindingDismissed{}, "correlator", []string{"correlator"}, "An operator dismissed (through the correlator's API) a finding as a false positive: it no longer makes a version vulnerable."},
+}
+
+// SubjectAttributes says, per event type, what the CloudEvents subject
+// attribute (ce-subject) holds. NewEvent sets it from the payload
+// (Subjecter); consumers may filter on it without decoding the data.
+var SubjectAttributes = map[string]string{
+	TypeSARIFUploaded:              "<namespace>/<app>",
+	TypeCertificateExpiring:        "<namespace>/<secret> (the file path for certificates on disk)",
+	TypeCertificateRotationRequest: "<namespace>/<secret>",
+	TypeCertificateRotated:         "<namespace>/<secret>",
+	TypeCertificateRotationFailed:  "<namespace>/<secret>",
+	TypeSnapshotCompleted:          "<namespace>/<volume_snapshot>",
+	TypeSnapshotFailed:             "<namespace>/<pvc>",
+	TypeSnapshotMissed:             "<namespace>/<policy>",
+	TypeSnapshotVerified:           "<namespace>/<volume_snapshot>",
+	TypeSnapshotPinRequested:       "<namespace>/<volume_snapshot>",
+	TypeSnapshotUnpinRequested:     "<namespace>/<volume_snapshot>",
+	TypeRestoreRecommended:         "<namespace>/<pvc>",
+	TypeIncidentOpened:             "<namespace>/<incident>",
+	TypeIncidentClosed:             "<namespace>/<incident>",
+	TypeWorkloadObserved:           "<namespace>/<pvc>",
+	TypeCertificateObserved:        "<namespace>/<secret> (the file path for certificates on disk)",
+	TypeRestoreCompleted:           "<namespace>/<pvc>",
+	TypeIncidentResolved:           "<namespace>/<incident>",
+	TypeFindingDismissed:           "<namespace>/<app>",
+}
+
+// Subjecter is implemented by every catalogued payload: CESubject is the
+// value of the event's subject attribute (SubjectAttributes).
+type Subjecter interface {
+	CESubject() string
 }
 
 // Lookup returns the Spec of an event type.
@@ -110,7 +151,7 @@ func StreamOf(typ string) string {
 		return StreamSARIF
 	case "certificate":
 		return StreamCertificate
-	case "snapshot":
+	case "snapshot", "workload":
 		return StreamSnapshot
 	default:
 		return StreamDecision
@@ -121,8 +162,8 @@ func StreamOf(typ string) string {
 var StreamSubjects = map[string][]string{
 	StreamSARIF:       {SubjectPrefix + "sarif.>"},
 	StreamCertificate: {SubjectPrefix + "certificate.>"},
-	StreamSnapshot:    {SubjectPrefix + "snapshot.>"},
-	StreamDecision:    {SubjectPrefix + "restore.>", SubjectPrefix + "incident.>"},
+	StreamSnapshot:    {SubjectPrefix + "snapshot.>", SubjectPrefix + "workload.>"},
+	StreamDecision:    {SubjectPrefix + "restore.>", SubjectPrefix + "incident.>", SubjectPrefix + "finding.>"},
 	StreamDeadLetter:  {DeadLetterPrefix + ">"},
 }
 

@@ -33,6 +33,11 @@ func NewEvent(typ, source, id string, payload any) (Event, error) {
 	if !setSchema(&ev, ourSchemas.byType[spec.Type]) {
 		ev.SetDataSchema(SchemaURL(spec.Type))
 	}
+	if sj, ok := payload.(Subjecter); ok {
+		if subject := sj.CESubject(); subject != "" && subject != "/" {
+			ev.SetSubject(subject)
+		}
+	}
 	if err := ev.SetData("application/json", payload); err != nil {
 		return Event{}, fmt.Errorf("new event %s: %w", typ, err)
 	}

@@ -57,6 +57,10 @@ type Finding struct {
 	File        string   `json:"file,omitempty"`
 	Line        int      `json:"line,omitempty"`
 	Fingerprint string   `json:"fingerprint"`
+	// Suppressed is set for a result the SARIF log suppresses (an accepted
+	// suppression) or that GitHub reports dismissed; it is still counted in
+	// by_severity and also in the upload's suppressed counts.
+	Suppressed bool `json:"suppressed,omitempty" jsonschema_description:"The SARIF result has an accepted suppression, or GitHub reports the alert dismissed; it is not an open finding"`
 }
 
 // ObjectLocation is where an object (the original SARIF log) is stored in a
@@ -78,15 +82,19 @@ type SARIFUploaded struct {
 	Namespace    string         `json:"namespace"`
 	Version      string         `json:"version"`
 	Environment  string         `json:"environment,omitempty"`
-	Images       []string       `json:"images" jsonschema:"description=Image references with digest (repo@sha256:…) that the scan covers"`
+	Images       []string       `json:"images" jsonschema_description:"Image references with digest (repo@sha256:…) that the scan covers"`
 	Tools        []Tool         `json:"tools"`
 	ByTool       []ToolCounts   `json:"by_tool,omitempty"`
 	ResultsTotal int            `json:"results_total"`
 	BySeverity   SeverityCounts `json:"by_severity"`
-	ByLevel      LevelCounts    `json:"by_level"`
-	New          int            `json:"new"`
-	Fixed        int            `json:"fixed"`
-	Unchanged    int            `json:"unchanged"`
+	// Suppressed counts, by severity, the results of by_severity that are
+	// not open (accepted SARIF suppressions, alerts GitHub reports
+	// dismissed). The correlator subtracts them.
+	Suppressed *SeverityCounts `json:"suppressed,omitempty" jsonschema_description:"The results of by_severity that are not open: accepted SARIF suppressions and alerts GitHub reports dismissed; the correlator subtracts them"`
+	ByLevel    LevelCounts     `json:"by_level"`
+	New        int             `json:"new"`
+	Fixed      int             `json:"fixed"`
+	Unchanged  int             `json:"unchanged"`
 	// NewFindings lists the new critical and high findings against the
 	// previous upload of the same (repository, category, ref), bounded.
 	NewFindings          []Finding `json:"new_findings"`
@@ -95,7 +103,7 @@ type SARIFUploaded struct {
 	// first, bounded; the correlator reads rule ids and CWEs from them.
 	Findings          []Finding      `json:"findings,omitempty"`
 	FindingsTruncated bool           `json:"findings_truncated,omitempty"`
-	Anomalies         int            `json:"anomalies,omitempty" jsonschema:"description=Malformed fields that were skipped while parsing"`
+	Anomalies         int            `json:"anomalies,omitempty" jsonschema_description:"Malformed fields that were skipped while parsing"`
 	Object            ObjectLocation `json:"object"`
 	ReceivedAt        time.Time      `json:"received_at"`
 }
@@ -104,7 +112,7 @@ type SARIFUploaded struct {
 type Certificate struct {
 	Subject            string    `json:"subject"`
 	Issuer             string    `json:"issuer"`
-	Serial             string    `json:"serial" jsonschema:"description=Serial number in lower-case hex"`
+	Serial             string    `json:"serial" jsonschema_description:"Serial number in lower-case hex"`
 	DNSNames           []string  `json:"dns_names,omitempty"`
 	IPAddresses        []string  `json:"ip_addresses,omitempty"`
 	EmailAddresses     []string  `json:"email_addresses,omitempty"`
@@ -115,7 +123,7 @@ type Certificate struct {
 	KeyBits            int       `json:"key_bits,omitempty"`
 	SignatureAlgorithm string    `json:"signature_algorithm"`
 	IsCA               bool      `json:"is_ca,omitempty"`
-	SHA256             string    `json:"sha256" jsonschema:"description=SHA-256 fingerprint of the DER bytes, hex"`
+	SHA256             string    `json:"sha256" jsonschema_description:"SHA-256 fingerprint of the DER bytes, hex"`
 }
 
 // CertificateSource says where a certificate was found: a Secret key in the
@@ -148,11 +156,11 @@ type CertManagerInfo struct {
 // CertificateExpiring is published once per certificate and threshold.
 type CertificateExpiring struct {
 	Source      CertificateSource `json:"source"`
-	Threshold   string            `json:"threshold" jsonschema:"description=The threshold crossed: a duration such as 30d or 7d, or expired"`
+	Threshold   string            `json:"threshold" jsonschema_description:"The threshold crossed: a duration such as 30d or 7d, or expired"`
 	DaysLeft    float64           `json:"days_left"`
 	Certificate Certificate       `json:"certificate"`
 	Chain       []Certificate     `json:"chain,omitempty"`
-	Weaknesses  []string          `json:"weaknesses,omitempty" jsonschema:"description=For example rsa-key-too-small or sha1-signature"`
+	Weaknesses  []string          `json:"weaknesses,omitempty" jsonschema_description:"For example rsa-key-too-small or sha1-signature"`
 	Users       CertificateUsers  `json:"users"`
 	CertManager *CertManagerInfo  `json:"cert_manager,omitempty"`
 }
@@ -208,16 +216,16 @@ type CertificateRotationFailed struct {
 type Container struct {
 	Name    string `json:"name"`
 	Image   string `json:"image"`
-	ImageID string `json:"image_id,omitempty" jsonschema:"description=status.containerStatuses[].imageID"`
-	Digest  string `json:"digest,omitempty" jsonschema:"description=sha256:… taken from the imageID"`
+	ImageID string `json:"image_id,omitempty" jsonschema_description:"status.containerStatuses[].imageID"`
+	Digest  string `json:"digest,omitempty" jsonschema_description:"sha256:… taken from the imageID"`
 }
 
 // VolumeWorkload is a pod that mounted a volume when it was snapshotted.
 type VolumeWorkload struct {
 	Pod        string      `json:"pod"`
 	Owner      *ObjectRef  `json:"owner,omitempty"`
-	App        string      `json:"app,omitempty" jsonschema:"description=app.kubernetes.io/name"`
-	Version    string      `json:"version,omitempty" jsonschema:"description=app.kubernetes.io/version"`
+	App        string      `json:"app,omitempty" jsonschema_description:"app.kubernetes.io/name"`
+	Version    string      `json:"version,omitempty" jsonschema_description:"app.kubernetes.io/version"`
 	Containers []Container `json:"containers"`
 }
 
@@ -250,7 +258,7 @@ type SnapshotMissed struct {
 	Namespace string      `json:"namespace"`
 	Policy    string      `json:"policy"`
 	Slots     []time.Time `json:"slots"`
-	CatchUp   time.Time   `json:"catch_up" jsonschema:"description=The slot of the single catch-up snapshot taken instead"`
+	CatchUp   time.Time   `json:"catch_up" jsonschema_description:"The slot of the single catch-up snapshot taken instead"`
 }
 
 // SnapshotVerified reports a restore test.
@@ -303,21 +311,40 @@ type RestoreRecommended struct {
 	PVC            string    `json:"pvc"`
 	VolumeSnapshot string    `json:"volume_snapshot"`
 	SnapshotTime   time.Time `json:"snapshot_time"`
-	Versions       []string  `json:"versions" jsonschema:"description=The vulnerable versions (digests) now running"`
+	Versions       []string  `json:"versions" jsonschema_description:"The vulnerable versions (digests) now running"`
 	Reasons        []Reason  `json:"reasons"`
-	Manifest       string    `json:"manifest" jsonschema:"description=Ready-to-apply YAML: a PVC restored from the snapshot"`
+	Manifest       string    `json:"manifest" jsonschema_description:"Ready-to-apply YAML: a PVC restored from the snapshot"`
 	Steps          []string  `json:"steps,omitempty"`
 	Causes         []string  `json:"causes"`
+	// Revision counts the recommendations of this incident and PVC, from
+	// 1; Supersedes is the id of the one this replaces (a better restore
+	// point became known). Only the newest revision is current.
+	Revision   int           `json:"revision,omitempty" jsonschema_description:"1 for the first recommendation of this incident and PVC; one more for each that supersedes it"`
+	Supersedes string        `json:"supersedes,omitempty" jsonschema_description:"The event id of the recommendation this one replaces"`
+	Lineage    []LineageSpan `json:"lineage,omitempty" jsonschema_description:"Every version that wrote to the PVC's data since its lineage began: the reasons the snapshot is the restore point"`
+}
+
+// LineageSpan is one version that wrote to a volume's data, and when.
+type LineageSpan struct {
+	PVC     string     `json:"pvc"`
+	App     string     `json:"app"`
+	Version string     `json:"version"`
+	Verdict string     `json:"verdict" jsonschema:"enum=vulnerable,enum=clean,enum=unknown"`
+	From    time.Time  `json:"from" jsonschema_description:"The first observation (workload.observed or snapshot.completed) that shows the version on the volume"`
+	To      *time.Time `json:"to,omitempty" jsonschema_description:"The first observation that no longer shows it; absent while it runs"`
+	Via     string     `json:"via,omitempty" jsonschema_description:"The snapshot a restore inherited this span from"`
+	Note    string     `json:"note,omitempty"`
 }
 
 // IncidentOpened reports that an application runs a vulnerable version.
 type IncidentOpened struct {
-	Incident  string   `json:"incident"`
-	Namespace string   `json:"namespace"`
-	App       string   `json:"app"`
-	Versions  []string `json:"versions"`
-	Reasons   []Reason `json:"reasons"`
-	Causes    []string `json:"causes"`
+	Incident  string        `json:"incident"`
+	Namespace string        `json:"namespace"`
+	App       string        `json:"app"`
+	Versions  []string      `json:"versions"`
+	Reasons   []Reason      `json:"reasons"`
+	Causes    []string      `json:"causes"`
+	Lineage   []LineageSpan `json:"lineage,omitempty" jsonschema_description:"The vulnerable versions that wrote to the app's volumes, and when"`
 }
 
 // IncidentClosed reports that an incident is over.
@@ -327,4 +354,84 @@ type IncidentClosed struct {
 	App       string   `json:"app"`
 	Reason    string   `json:"reason"`
 	Causes    []string `json:"causes"`
+}
+
+// ObservedPod is a pod that mounts an observed PVC.
+type ObservedPod struct {
+	Pod        string      `json:"pod"`
+	Owner      *ObjectRef  `json:"owner,omitempty" jsonschema_description:"The workload that owns the pod (Deployment, StatefulSet, DaemonSet, Job), resolved through its ReplicaSet"`
+	App        string      `json:"app,omitempty" jsonschema_description:"app.kubernetes.io/name"`
+	Version    string      `json:"version,omitempty" jsonschema_description:"app.kubernetes.io/version"`
+	Labels     []string    `json:"labels,omitempty" jsonschema_description:"Other app.kubernetes.io/* labels, as key=value"`
+	Containers []Container `json:"containers"`
+	StartedAt  *time.Time  `json:"started_at,omitempty" jsonschema_description:"When the pod started, from its status"`
+	// Secrets are the TLS Secrets the pod mounts (volumes, projected
+	// volumes, env and envFrom), sorted.
+	Secrets []string `json:"secrets,omitempty" jsonschema_description:"TLS Secrets the pod mounts: volumes, projected volumes, env and envFrom; sorted"`
+}
+
+// WorkloadObserved is published whenever the set of pods mounting a PVC
+// selected by a SnapshotPolicy changes (a pod with a new image digest
+// starts, the last pod of a version stops), and again on every resync.
+// Its event id is ObservationID: the same observation, resent, has the
+// same id.
+type WorkloadObserved struct {
+	Namespace string `json:"namespace"`
+	PVC       string `json:"pvc"`
+	// ObservedAt is when this set of pods was first seen; a resync of an
+	// unchanged set repeats it (and so its id).
+	ObservedAt time.Time     `json:"observed_at" jsonschema_description:"When this set of pods was first seen; a resync of an unchanged set repeats it, and so its event id"`
+	Pods       []ObservedPod `json:"pods" jsonschema_description:"Every pod mounting the PVC now; empty when none does (the volume is idle)"`
+	Resync     bool          `json:"resync,omitempty" jsonschema_description:"Published by a full resync (start-up or periodic), not by a change"`
+}
+
+// CertificateObserved is certwatcher's inventory: published on the first
+// sight of a certificate and whenever its users or serial change, whatever
+// its expiry.
+type CertificateObserved struct {
+	Source      CertificateSource `json:"source"`
+	Certificate Certificate       `json:"certificate"`
+	DaysLeft    float64           `json:"days_left"`
+	Users       CertificateUsers  `json:"users"`
+	CertManager *CertManagerInfo  `json:"cert_manager,omitempty"`
+	ObservedAt  time.Time         `json:"observed_at"`
+}
+
+// RestoreCompleted reports a PVC restored from a snapshot. The restored
+// claim inherits the snapshot's lineage: the versions that wrote to the
+// data up to the snapshot's time, then whatever runs on it from now on.
+type RestoreCompleted struct {
+	RestoreID      string `json:"restore_id"`
+	Namespace      string `json:"namespace"`
+	PVC            string `json:"pvc" jsonschema_description:"The claim that now holds the restored data (the same name as before, or a new claim)"`
+	VolumeSnapshot string `json:"volume_snapshot" jsonschema_description:"The VolumeSnapshot the data was restored from"`
+	SnapshotPVC    string `json:"snapshot_pvc,omitempty" jsonschema_description:"The PVC the snapshot was taken of, when it differs from pvc"`
+	PV             string `json:"pv,omitempty" jsonschema_description:"The new PersistentVolume bound to the claim"`
+	Incident       string `json:"incident,omitempty" jsonschema_description:"The incident the restore answers, if any"`
+	// CompletedAt is when the claim was bound to the restored volume and
+	// its workloads resumed: the start of its new lineage.
+	CompletedAt time.Time `json:"completed_at" jsonschema_description:"When the claim was bound to the restored volume and its workloads resumed: the start of its new lineage"`
+}
+
+// IncidentResolved is an operator's decision that an incident is over
+// without a restore ("not exploited: the endpoint was never exposed").
+type IncidentResolved struct {
+	Incident   string    `json:"incident"`
+	Namespace  string    `json:"namespace"`
+	App        string    `json:"app,omitempty"`
+	Reason     string    `json:"reason"`
+	Actor      string    `json:"actor" jsonschema_description:"Who resolved it: the name of the operator token used"`
+	ResolvedAt time.Time `json:"resolved_at"`
+}
+
+// FindingDismissed is an operator's decision that a finding is a false
+// positive: it no longer counts towards a version's verdict.
+type FindingDismissed struct {
+	Namespace   string    `json:"namespace"`
+	App         string    `json:"app"`
+	RuleID      string    `json:"rule_id"`
+	Fingerprint string    `json:"fingerprint,omitempty" jsonschema_description:"The finding's fingerprint; empty dismisses every finding of the rule for the app"`
+	Reason      string    `json:"reason"`
+	Actor       string    `json:"actor" jsonschema_description:"Who dismissed it: the name of the operator token used"`
+	DismissedAt time.Time `json:"dismissed_at"`
 }

@@ -193,3 +193,81 @@ func TestREADMEEventTableMatchesTheCatalogue(t *testing.T) {
 		}
 	}
 }
+
+// Field descriptions reach the schemas whole (invopop/jsonschema cuts a
+// description= tag at its first comma; jsonschema_description keeps it).
+func TestSchemaDescriptionsAreWhole(t *testing.T) {
+	for _, spec := range events.Catalogue {
+		raw, err := os.ReadFile(filepath.Join("schemas", spec.Schema()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		var walk func(reflect.Type, int)
+		walk = func(typ reflect.Type, depth int) {
+			for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+				typ = typ.Elem()
+			}
+			if typ.Kind() != reflect.Struct || depth > 5 {
+				return
+			}
+			for i := range typ.NumField() {
+				f := typ.Field(i)
+				if strings.Contains(f.Tag.Get("jsonschema"), "description=") {
+					t.Errorf("%s.%s: use jsonschema_description, description= is cut at the first comma", typ.Name(), f.Name)
+				}
+				if d := f.Tag.Get("jsonschema_description"); d != "" {
+					want = append(want, d)
+				}
+				walk(f.Type, depth+1)
+			}
+		}
+		walk(reflect.TypeOf(spec.Payload), 0)
+		for _, d := range want {
+			quoted, _ := json.Marshal(d)
+			if !bytes.Contains(raw, quoted) {
+				t.Errorf("schemas/%s lacks the whole description %s", spec.Schema(), quoted)
+			}
+		}
+	}
+}
+
+func TestEveryTypeSpecifiesItsCESubject(t *testing.T) {
+	for _, spec := range events.Catalogue {
+		if events.SubjectAttributes[spec.Type] == "" {
+			t.Errorf("%s: no ce-subject in SubjectAttributes", spec.Type)
+		}
+		sj, ok := spec.Payload.(events.Subjecter)
+		if !ok {
+			t.Errorf("%s: payload %T does not implement Subjecter", spec.Type, spec.Payload)
+			continue
+		}
+		filled := example(reflect.TypeOf(spec.Payload)).Interface()
+		ev, err := events.NewEvent(spec.Type, "/test", "id-1", filled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Subject() == "" || ev.Subject() != filled.(events.Subjecter).CESubject() {
+			t.Errorf("%s: ce-subject %q, want %q", spec.Type, ev.Subject(), sj.CESubject())
+		}
+	}
+}
+
+func TestObservationIDIsTheContent(t *testing.T) {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	a := events.WorkloadObserved{Namespace: "shop", PVC: "data", ObservedAt: at, Pods: []events.ObservedPod{
+		{Pod: "db-0", Containers: []events.Container{{Name: "db", Digest: "sha256:aa"}}, Secrets: []string{"t1", "t2"}},
+		{Pod: "db-1", Containers: []events.Container{{Name: "db", Digest: "sha256:aa"}}},
+	}}
+	b := a
+	b.Resync = true
+	b.Pods = []events.ObservedPod{a.Pods[1], {Pod: "db-0", Containers: a.Pods[0].Containers, Secrets: []string{"t2", "t1"}}}
+	if events.ObservationID(a) != events.ObservationID(b) {
+		t.Error("a resync of the same observation, pods in another order, has another id")
+	}
+	c := a
+	c.Pods = []events.ObservedPod{a.Pods[0], {Pod: "db-1", Containers: []events.Container{{Name: "db", Digest: "sha256:bb"}}}}
+	if events.ObservationID(a) == events.ObservationID(c) {
+		t.Error("a new digest gives the same id")
+	}
+}

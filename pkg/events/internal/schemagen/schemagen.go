@@ -20,8 +20,8 @@ func Schema(spec events.Spec) ([]byte, error) {
 	s := r.Reflect(spec.Payload)
 	s.ID = jsonschema.ID(events.SchemaURL(spec.Type))
 	s.Title = reflect.TypeOf(spec.Payload).Name()
-	s.Description = fmt.Sprintf("Data of CloudEvents of type %s, published by %s on subject %s. %s",
-		spec.Type, spec.Producer, spec.Subject(), spec.Description)
+	s.Description = fmt.Sprintf("Data of CloudEvents of type %s, published by %s on subject %s, with ce-subject %s. %s",
+		spec.Type, spec.Producer, spec.Subject(), events.SubjectAttributes[spec.Type], spec.Description)
 	raw, err := json.Marshal(s)
 	if err != nil {
 		return nil, err

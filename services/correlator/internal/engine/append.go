@@ -219,6 +219,12 @@ func appendJournal(buf []byte, j *model.Journal) ([]byte, error) {
 			return nil, err
 		}
 	}
+	if len(j.Recommended) > 0 {
+		field(`"recommended":`)
+		if buf, err = appendJSON(buf, j.Recommended); err != nil {
+			return nil, err
+		}
+	}
 	return append(buf, '}'), nil
 }
 

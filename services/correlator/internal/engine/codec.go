@@ -71,6 +71,26 @@ func (c *codec) encode(buf []byte, st *model.State) ([]byte, error) {
 		}
 		buf = append(buf, c.certs.data...)
 	}
+	// Lineage facts and operator decisions, in the order of State's
+	// fields (few and small: encoding/json).
+	for _, f := range []struct {
+		name string
+		v    any
+		n    int
+	}{
+		{`,"observations":`, st.Observations, len(st.Observations)},
+		{`,"restores":`, st.Restores, len(st.Restores)},
+		{`,"resolutions":`, st.Resolutions, len(st.Resolutions)},
+		{`,"dismissals":`, st.Dismissals, len(st.Dismissals)},
+	} {
+		if f.n == 0 {
+			continue
+		}
+		buf = append(buf, f.name...)
+		if buf, err = appendJSON(buf, f.v); err != nil {
+			return nil, err
+		}
+	}
 	buf = append(buf, `,"ledger":`...)
 	if buf, err = appendLedger(buf, &st.Ledger); err != nil {
 		return nil, err

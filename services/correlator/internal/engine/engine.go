@@ -109,8 +109,9 @@ var Consumers = []struct {
 	Types          []string
 }{
 	{events.StreamSARIF, "sarif", []string{events.TypeSARIFUploaded}},
-	{events.StreamSnapshot, "snapshot", []string{events.TypeSnapshotCompleted, events.TypeSnapshotFailed, events.TypeSnapshotVerified}},
-	{events.StreamCertificate, "certificate", []string{events.TypeCertificateExpiring, events.TypeCertificateRotated, events.TypeCertificateRotationFailed}},
+	{events.StreamSnapshot, "snapshot", []string{events.TypeSnapshotCompleted, events.TypeSnapshotFailed, events.TypeSnapshotVerified, events.TypeWorkloadObserved}},
+	{events.StreamCertificate, "certificate", []string{events.TypeCertificateExpiring, events.TypeCertificateObserved, events.TypeCertificateRotated, events.TypeCertificateRotationFailed}},
+	{events.StreamDecision, "facts", []string{events.TypeRestoreCompleted, events.TypeIncidentResolved, events.TypeFindingDismissed}},
 }
 
 // ConsumerConfigs are the engine's durable consumers, named
@@ -273,14 +274,43 @@ func (e *Engine) publish(ctx context.Context, ns string, ds []model.Decision) er
 	if b := e.batcher.Load(); b != nil {
 		publish = b.Publish
 	}
-	if err := publish(ctx, evs...); err != nil {
-		return fmt.Errorf("publish decisions for %s: %w", ns, err)
+	for _, part := range pinsFirst(ds, evs) {
+		if err := publish(ctx, part...); err != nil {
+			return fmt.Errorf("publish decisions for %s: %w", ns, err)
+		}
 	}
 	for _, d := range ds {
 		e.m.decisions.WithLabelValues(d.Type).Inc()
 		e.o.Log.Info("decision", "namespace", ns, "type", d.Type, "event_id", d.ID)
 	}
 	return nil
+}
+
+// pinsFirst splits the decisions when they recommend a restore: the pins
+// go first, and the rest only once JetStream acknowledged them, so a
+// consumer that acts on a recommendation never races retention (pins and
+// recommendations travel on different streams, whose batches are
+// otherwise stored concurrently).
+func pinsFirst(ds []model.Decision, evs []events.Event) [][]events.Event {
+	recommends := false
+	for _, d := range ds {
+		recommends = recommends || d.Type == events.TypeRestoreRecommended
+	}
+	if !recommends {
+		return [][]events.Event{evs}
+	}
+	var pins, rest []events.Event
+	for i, d := range ds {
+		if d.Type == events.TypeSnapshotPinRequested {
+			pins = append(pins, evs[i])
+		} else {
+			rest = append(rest, evs[i])
+		}
+	}
+	if len(pins) == 0 {
+		return [][]events.Event{rest}
+	}
+	return [][]events.Event{pins, rest}
 }
 
 // State reads a namespace's state from KV (never from the cache, which

@@ -117,6 +117,54 @@ func merge(st *State, in Input) bool {
 		c.Rotated[in.Rotated.OldSerial] = in.EventID
 		st.touchCerts()
 		return true
+	case in.Observation != nil:
+		o := in.Observation
+		if st.Observations == nil {
+			st.Observations = map[string]*Observation{}
+		}
+		if _, ok := st.Observations[o.EventID]; ok {
+			return false
+		}
+		st.Observations[o.EventID] = o
+		st.touchAll()
+		return true
+	case in.Restore != nil:
+		rs := in.Restore
+		if st.Restores == nil {
+			st.Restores = map[string]*Restore{}
+		}
+		if old, ok := st.Restores[rs.ID]; ok && old.EventID <= rs.EventID {
+			return false
+		}
+		st.Restores[rs.ID] = rs
+		st.touchAll()
+		return true
+	case in.Resolved != nil:
+		if st.Resolutions == nil {
+			st.Resolutions = map[string]*Resolution{}
+		}
+		res := in.Resolved.Resolution
+		if old, ok := st.Resolutions[in.Resolved.Incident]; ok && old.EventID <= res.EventID {
+			return false
+		}
+		st.Resolutions[in.Resolved.Incident] = &res
+		st.touchAll()
+		return true
+	case in.Dismissal != nil:
+		d := in.Dismissal
+		if st.Dismissals == nil {
+			st.Dismissals = map[string]*Dismissal{}
+		}
+		k := dismissalKey(d.App, d.RuleID, d.Fingerprint)
+		if old, ok := st.Dismissals[k]; ok && old.EventID <= d.EventID {
+			return false
+		}
+		st.Dismissals[k] = d
+		if c := st.cache; c != nil {
+			c.uploaded[d.App] = true
+		}
+		st.touchAll()
+		return true
 	case in.RotationFailed != nil:
 		c := certFor(st, in.RotationFailed.Secret)
 		if c.Failures == nil {

@@ -137,26 +137,14 @@ func decideIncident(st *State, av AppView, inc IncidentView) []Decision {
 			Type: events.TypeIncidentOpened,
 			Payload: events.IncidentOpened{
 				Incident: inc.ID, Namespace: st.Namespace, App: av.App, Versions: inc.Versions,
-				Reasons: inc.Reasons, Causes: inc.Causes,
+				Reasons: inc.Reasons, Causes: inc.Causes, Lineage: inc.Lineage,
 			},
 		})
 		rec = IncidentRecord{App: av.App, Status: StatusOpen, Start: inc.StartTime}
 	}
 	rec.Start = inc.StartTime
 	if inc.Open {
-		for _, rp := range inc.RestorePoints {
-			id := "restore-" + hash(st.Namespace, inc.ID, rp.PVC, rp.Name)
-			if j.Published[id] {
-				continue
-			}
-			d, err := restoreDecision(st.Namespace, av, inc, rp)
-			if err != nil {
-				continue // restoreplan only fails without a PVC name; nothing to recommend
-			}
-			d.ID = id
-			j.Published[id] = true
-			out = append(out, d)
-		}
+		out = append(out, recommend(st, av, inc)...)
 	}
 	for _, secret := range inc.Secrets {
 		id := "rotate-exposure-" + hash(st.Namespace, inc.ID, secret)
@@ -181,7 +169,7 @@ func decideIncident(st *State, av AppView, inc IncidentView) []Decision {
 			Type: events.TypeIncidentClosed,
 			Payload: events.IncidentClosed{
 				Incident: inc.ID, Namespace: st.Namespace, App: av.App,
-				Reason: fmt.Sprintf("a clean version runs and snapshot %s of it is clean", inc.End),
+				Reason: inc.CloseReason,
 				Causes: causes,
 			},
 		})
@@ -191,6 +179,36 @@ func decideIncident(st *State, av AppView, inc IncidentView) []Decision {
 		rec.Status = StatusOpen
 	}
 	l.Incidents[inc.ID] = rec
+	return out
+}
+
+// recommend returns the restore recommendations an open incident calls
+// for: one current recommendation per PVC; when its restore point changes,
+// a new revision that names the one it supersedes.
+func recommend(st *State, av AppView, inc IncidentView) []Decision {
+	var out []Decision
+	j := &st.Journal
+	if j.Recommended == nil {
+		j.Recommended = map[string]Recommendation{}
+	}
+	for _, rp := range inc.RestorePoints {
+		key := inc.ID + "\x00" + rp.PVC
+		prev, had := j.Recommended[key]
+		if had && prev.Snapshot == rp.Name {
+			continue
+		}
+		d, err := restoreDecision(st.Namespace, av, inc, rp)
+		if err != nil {
+			continue // restoreplan only fails without a PVC name; nothing to recommend
+		}
+		rec := Recommendation{Snapshot: rp.Name, Revision: prev.Revision + 1}
+		rec.ID = "restore-" + hash(st.Namespace, inc.ID, rp.PVC, rp.Name, strconv.Itoa(rec.Revision))
+		p := d.Payload.(events.RestoreRecommended)
+		p.Revision, p.Supersedes = rec.Revision, prev.ID
+		d.ID, d.Payload = rec.ID, p
+		j.Recommended[key] = rec
+		out = append(out, d)
+	}
 	return out
 }
 
@@ -207,7 +225,7 @@ func restoreDecision(ns string, av AppView, inc IncidentView, rp SnapshotView) (
 		Payload: events.RestoreRecommended{
 			Incident: inc.ID, Namespace: ns, App: av.App, PVC: rp.PVC, VolumeSnapshot: rp.Name,
 			SnapshotTime: rp.Time, Versions: inc.Versions, Reasons: inc.Reasons,
-			Manifest: plan.Manifest, Steps: plan.Steps, Causes: causes,
+			Manifest: plan.Manifest, Steps: plan.Steps, Causes: causes, Lineage: lineageOn(inc.Lineage, rp.PVC),
 		},
 	}, nil
 }
@@ -222,6 +240,9 @@ func unpinReason(v View, name string, p Pin) (string, []string) {
 			return fmt.Sprintf("snapshot is no longer known-good: class %s, ready %t", sv.Class, sv.Ready), av.snapshotCauses(name)
 		}
 		if p.Incident != "" {
+			if i := slices.IndexFunc(av.Incidents, func(inc IncidentView) bool { return inc.ID == p.Incident }); i >= 0 && av.Incidents[i].Open {
+				return "incident " + p.Incident + " has a newer restore point for the PVC", []string{sv.EventID}
+			}
 			return "incident " + p.Incident + " is closed", []string{sv.EventID}
 		}
 		if kg := av.KnownGood[sv.PVC]; len(kg) > 0 {
@@ -229,6 +250,16 @@ func unpinReason(v View, name string, p Pin) (string, []string) {
 		}
 	}
 	return "snapshot is no longer tracked", []string{}
+}
+
+func lineageOn(spans []events.LineageSpan, pvc string) []events.LineageSpan {
+	var out []events.LineageSpan
+	for _, sp := range spans {
+		if sp.PVC == pvc {
+			out = append(out, sp)
+		}
+	}
+	return out
 }
 
 // InForce lists the decisions in force in a ledger, for comparisons.

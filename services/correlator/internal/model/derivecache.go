@@ -141,6 +141,16 @@ func (st *State) ref(app string, d int) {
 	}
 }
 
+// touchAll marks every application dirty: lineage facts (observations,
+// restores) and operator decisions reach across applications sharing a
+// volume.
+func (st *State) touchAll() {
+	if c := st.cache; c != nil {
+		c.all = true
+		clear(c.dirty)
+	}
+}
+
 // touchCerts marks the certificates and, through the Secrets they mount,
 // every application dirty.
 func (st *State) touchCerts() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unique"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -22,6 +23,16 @@ type Input struct {
 	Expiring       *Expiring
 	Rotated        *Rotation
 	RotationFailed *Rotation
+	Observation    *Observation
+	Restore        *Restore
+	Resolved       *Resolved
+	Dismissal      *Dismissal
+}
+
+// Resolved is an incident.resolved fact.
+type Resolved struct {
+	Incident   string
+	Resolution Resolution
 }
 
 // SnapshotRef names a snapshot in the input's namespace.
@@ -98,7 +109,7 @@ func FromEvent(ev events.Event) (Input, error) {
 		if err != nil {
 			return in, err
 		}
-		return in, fromExpiring(&in, p)
+		return in, fromExpiring(&in, p, ev.Time())
 	case events.TypeCertificateRotated:
 		p, err := events.Decode[events.CertificateRotated](ev)
 		if err != nil {
@@ -122,8 +133,85 @@ func FromEvent(ev events.Event) (Input, error) {
 		}
 		in.Namespace, in.RotationFailed = p.Namespace, &Rotation{Secret: p.Secret, Reason: p.Reason}
 		return in, nil
+	case events.TypeCertificateObserved:
+		p, err := events.Decode[events.CertificateObserved](ev)
+		if err != nil {
+			return in, err
+		}
+		// The inventory: the same facts as an expiry warning, without a
+		// threshold, so key exposure never waits for one.
+		return in, fromExpiring(&in, events.CertificateExpiring{Source: p.Source, DaysLeft: p.DaysLeft, Certificate: p.Certificate,
+			Users: p.Users, CertManager: p.CertManager}, p.ObservedAt)
+	case events.TypeWorkloadObserved:
+		p, err := events.Decode[events.WorkloadObserved](ev)
+		if err != nil {
+			return in, err
+		}
+		return in, fromObservation(&in, p)
+	case events.TypeRestoreCompleted:
+		p, err := events.Decode[events.RestoreCompleted](ev)
+		if err != nil {
+			return in, err
+		}
+		if p.Namespace == "" || p.PVC == "" || p.VolumeSnapshot == "" || p.CompletedAt.IsZero() {
+			return in, events.Permanent(fmt.Errorf("restore.completed %s: namespace, pvc, volume_snapshot and completed_at are required", ev.ID()))
+		}
+		id := p.RestoreID
+		if id == "" {
+			id = ev.ID()
+		}
+		in.Namespace, in.Restore = p.Namespace, &Restore{ID: id, EventID: ev.ID(), PVC: p.PVC, Snapshot: p.VolumeSnapshot,
+			SnapshotPVC: p.SnapshotPVC, Time: p.CompletedAt.UTC(), Incident: p.Incident}
+		return in, nil
+	case events.TypeIncidentResolved:
+		p, err := events.Decode[events.IncidentResolved](ev)
+		if err != nil {
+			return in, err
+		}
+		if p.Namespace == "" || p.Incident == "" || strings.TrimSpace(p.Reason) == "" || p.Actor == "" {
+			return in, events.Permanent(fmt.Errorf("incident.resolved %s: namespace, incident, reason and actor are required", ev.ID()))
+		}
+		in.Namespace, in.Resolved = p.Namespace, &Resolved{Incident: p.Incident,
+			Resolution: Resolution{EventID: ev.ID(), Reason: p.Reason, Actor: p.Actor, Time: p.ResolvedAt.UTC()}}
+		return in, nil
+	case events.TypeFindingDismissed:
+		p, err := events.Decode[events.FindingDismissed](ev)
+		if err != nil {
+			return in, err
+		}
+		if p.Namespace == "" || p.App == "" || p.RuleID == "" || p.Actor == "" {
+			return in, events.Permanent(fmt.Errorf("finding.dismissed %s: namespace, app, rule_id and actor are required", ev.ID()))
+		}
+		in.Namespace, in.Dismissal = p.Namespace, &Dismissal{EventID: ev.ID(), App: p.App, RuleID: p.RuleID, Fingerprint: p.Fingerprint,
+			Reason: p.Reason, Actor: p.Actor, Time: p.DismissedAt.UTC()}
+		return in, nil
 	}
 	return in, ErrIgnored
+}
+
+func fromObservation(in *Input, p events.WorkloadObserved) error {
+	if p.Namespace == "" || p.PVC == "" || p.ObservedAt.IsZero() {
+		return events.Permanent(fmt.Errorf("workload.observed %s: namespace, pvc and observed_at are required", in.EventID))
+	}
+	o := &Observation{EventID: in.EventID, PVC: p.PVC, Time: p.ObservedAt.UTC()}
+	for _, pod := range p.Pods {
+		w := workloadOf(p.Namespace, events.VolumeWorkload{Pod: pod.Pod, Owner: pod.Owner, App: pod.App, Version: pod.Version, Containers: pod.Containers})
+		if w.App == "" {
+			continue
+		}
+		o.Workloads = append(o.Workloads, w)
+		for _, sec := range pod.Secrets {
+			if o.Secrets == nil {
+				o.Secrets = map[string][]string{}
+			}
+			o.Secrets[w.App], _ = setAdd(o.Secrets[w.App], sec)
+		}
+	}
+	slices.SortFunc(o.Workloads, func(a, b Workload) int {
+		return strings.Compare(a.App+"\x00"+a.Pod, b.App+"\x00"+b.Pod)
+	})
+	in.Namespace, in.Observation = p.Namespace, o
+	return nil
 }
 
 func fromUpload(in *Input, p events.SARIFUploaded) error {
@@ -132,7 +220,7 @@ func fromUpload(in *Input, p events.SARIFUploaded) error {
 	}
 	u := &Upload{
 		ID: p.UploadID, EventID: in.EventID, App: p.App, Category: p.Category,
-		ReceivedAt: p.ReceivedAt.UTC(), Counts: p.BySeverity,
+		ReceivedAt: p.ReceivedAt.UTC(), Counts: p.BySeverity, Suppressed: p.Suppressed,
 	}
 	for _, img := range p.Images {
 		if k := imageKey(img); k != "" {
@@ -161,13 +249,15 @@ func fromUpload(in *Input, p events.SARIFUploaded) error {
 		tags := append([]string(nil), f.Tags...)
 		slices.Sort(cwes)
 		slices.Sort(tags)
-		u.Findings = append(u.Findings, Finding{RuleID: f.RuleID, Severity: strings.ToLower(f.Severity), CWEs: cwes, Tags: tags})
+		u.Findings = append(u.Findings, Finding{RuleID: f.RuleID, Severity: strings.ToLower(f.Severity), CWEs: cwes, Tags: tags,
+			Fingerprint: f.Fingerprint, Suppressed: f.Suppressed})
 	}
 	slices.SortFunc(u.Findings, func(a, b Finding) int {
-		return strings.Compare(a.RuleID+"\x00"+a.Severity+"\x00"+strings.Join(a.CWEs, ","), b.RuleID+"\x00"+b.Severity+"\x00"+strings.Join(b.CWEs, ","))
+		return strings.Compare(a.RuleID+"\x00"+a.Severity+"\x00"+strings.Join(a.CWEs, ",")+"\x00"+a.Fingerprint, b.RuleID+"\x00"+b.Severity+"\x00"+strings.Join(b.CWEs, ",")+"\x00"+b.Fingerprint)
 	})
 	u.Findings = slices.CompactFunc(u.Findings, func(a, b Finding) bool {
-		return a.RuleID == b.RuleID && a.Severity == b.Severity && slices.Equal(a.CWEs, b.CWEs) && slices.Equal(a.Tags, b.Tags)
+		return a.RuleID == b.RuleID && a.Severity == b.Severity && slices.Equal(a.CWEs, b.CWEs) && slices.Equal(a.Tags, b.Tags) &&
+			a.Fingerprint == b.Fingerprint && a.Suppressed == b.Suppressed
 	})
 	in.Namespace, in.Upload = p.Namespace, u
 	return nil
@@ -207,38 +297,42 @@ func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
 		Completed: true, RestoreSize: intern(p.RestoreSize),
 	}
 	for _, w := range p.Workloads {
-		wl := Workload{App: AppOf(w), Pod: w.Pod, Label: w.Version}
-		if w.Owner != nil {
-			o := *w.Owner
-			if o.Namespace == "" {
-				o.Namespace = p.Namespace
-			}
-			wl.Owner = &o
+		if wl := workloadOf(p.Namespace, w); wl.App != "" {
+			s.Workloads = append(s.Workloads, wl)
 		}
-		if wl.App == "" {
-			continue
-		}
-		for _, c := range w.Containers {
-			k := strings.ToLower(c.Digest)
-			if k == "" && c.ImageID != "" {
-				k = imageKey(c.ImageID)
-			}
-			if k == "" {
-				k = imageKey(c.Image)
-			}
-			if k != "" {
-				wl.Versions = append(wl.Versions, k)
-			}
-		}
-		slices.Sort(wl.Versions)
-		wl.Versions = slices.Compact(wl.Versions)
-		s.Workloads = append(s.Workloads, wl)
 	}
 	slices.SortFunc(s.Workloads, func(a, b Workload) int {
 		return strings.Compare(a.App+"\x00"+a.Pod, b.App+"\x00"+b.Pod)
 	})
 	in.Namespace, in.Snapshot = p.Namespace, s
 	return nil
+}
+
+// workloadOf is the workload a pod is, with its versions.
+func workloadOf(ns string, w events.VolumeWorkload) Workload {
+	wl := Workload{App: AppOf(w), Pod: w.Pod, Label: w.Version}
+	if w.Owner != nil {
+		o := *w.Owner
+		if o.Namespace == "" {
+			o.Namespace = ns
+		}
+		wl.Owner = &o
+	}
+	for _, c := range w.Containers {
+		k := strings.ToLower(c.Digest)
+		if k == "" && c.ImageID != "" {
+			k = imageKey(c.ImageID)
+		}
+		if k == "" {
+			k = imageKey(c.Image)
+		}
+		if k != "" {
+			wl.Versions = append(wl.Versions, k)
+		}
+	}
+	slices.Sort(wl.Versions)
+	wl.Versions = slices.Compact(wl.Versions)
+	return wl
 }
 
 // intern returns the one copy of s.
@@ -256,7 +350,7 @@ func AppOf(w events.VolumeWorkload) string {
 	return w.Pod
 }
 
-func fromExpiring(in *Input, p events.CertificateExpiring) error {
+func fromExpiring(in *Input, p events.CertificateExpiring, observed time.Time) error {
 	if p.Source.Secret == "" {
 		return ErrIgnored // a file on disk: no Secret to rotate
 	}
@@ -267,7 +361,7 @@ func fromExpiring(in *Input, p events.CertificateExpiring) error {
 		Secret: p.Source.Secret,
 		Serial: strings.ToLower(p.Certificate.Serial),
 		Observation: CertObservation{
-			NotAfter: p.Certificate.NotAfter.UTC(), DaysLeft: p.DaysLeft, Threshold: p.Threshold,
+			NotAfter: p.Certificate.NotAfter.UTC(), DaysLeft: p.DaysLeft, Threshold: p.Threshold, ObservedAt: observed.UTC(),
 		},
 	}
 	if cm := p.CertManager; cm != nil {

@@ -18,7 +18,9 @@ func TestCaseStudy(t *testing.T) {
 		"snapshot-shop-s1": {"pin s1"},
 		"snapshot-shop-s2": {"pin s2", "unpin s1"},
 		"sarif-u2":         {"incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls"},
-		"sarif-u3":         {"pin s4", "incident.closed db", "unpin s2"},
+		// The fix without a restore: v2 wrote to the data, so s4 is
+		// tainted, the incident stays open and s2 stays pinned.
+		"sarif-u3": nil,
 	}
 	var all []Decision
 	for _, ev := range scenario.CaseStudy() {
@@ -49,10 +51,10 @@ func TestCaseStudy(t *testing.T) {
 	for _, s := range db.Snapshots {
 		classes = append(classes, s.Name+"="+s.Class)
 	}
-	if diff := cmp.Diff([]string{"s1=clean", "s2=clean", "s3=tainted", "s4=clean"}, classes); diff != "" {
+	if diff := cmp.Diff([]string{"s1=clean", "s2=clean", "s3=tainted", "s4=tainted"}, classes); diff != "" {
 		t.Errorf("classes (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(map[string]string{"pin/s4": "known-good: newest clean, ready snapshot of the PVC", "incident/" + db.Incidents[0].ID: StatusClosed}, st.Ledger.InForce()); diff != "" {
+	if diff := cmp.Diff(map[string]string{"pin/s2": "restore point of incident " + db.Incidents[0].ID, "incident/" + db.Incidents[0].ID: StatusOpen}, st.Ledger.InForce()); diff != "" {
 		t.Errorf("in force (-want +got):\n%s", diff)
 	}
 }

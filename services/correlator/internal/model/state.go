@@ -18,6 +18,16 @@ type State struct {
 	Uploads   map[string]*Upload   `json:"uploads,omitempty"`
 	Snapshots map[string]*Snapshot `json:"snapshots,omitempty"`
 	Certs     map[string]*Cert     `json:"certs,omitempty"`
+	// Observations are workload.observed facts keyed by event id: which
+	// pods (and versions) mounted a PVC from when.
+	Observations map[string]*Observation `json:"observations,omitempty"`
+	// Restores are restore.completed facts keyed by restore id.
+	Restores map[string]*Restore `json:"restores,omitempty"`
+	// Resolutions are operators' incident.resolved facts keyed by incident.
+	Resolutions map[string]*Resolution `json:"resolutions,omitempty"`
+	// Dismissals are operators' finding.dismissed facts keyed by
+	// dismissalKey(app, rule id, fingerprint).
+	Dismissals map[string]*Dismissal `json:"dismissals,omitempty"`
 	// Ledger holds the decisions in force; after every Apply it equals what
 	// the facts call for.
 	Ledger Ledger `json:"ledger"`
@@ -112,7 +122,10 @@ type Upload struct {
 	Keys       []string              `json:"keys"`
 	ReceivedAt time.Time             `json:"received_at"`
 	Counts     events.SeverityCounts `json:"counts"`
-	Findings   []Finding             `json:"findings,omitempty"`
+	// Suppressed are the results of Counts that are not open (SARIF
+	// suppressions, alerts dismissed on GitHub).
+	Suppressed *events.SeverityCounts `json:"suppressed,omitempty"`
+	Findings   []Finding              `json:"findings,omitempty"`
 }
 
 // Finding is the part of a SARIF finding the rules need.
@@ -121,6 +134,9 @@ type Finding struct {
 	Severity string   `json:"severity"`
 	CWEs     []string `json:"cwe,omitempty"`
 	Tags     []string `json:"tags,omitempty"`
+	// Fingerprint identifies the finding for dismissals.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Suppressed  bool   `json:"suppressed,omitempty"`
 }
 
 // Snapshot is what the snapshot events say about one VolumeSnapshot.
@@ -136,6 +152,52 @@ type Snapshot struct {
 	Failed []string `json:"failed,omitempty"`
 	// Verifications maps a snapshot.verified event id to its result.
 	Verifications map[string]bool `json:"verifications,omitempty"`
+}
+
+// Observation is one workload.observed fact: from Time on, these pods
+// mount the PVC (none: the volume is idle).
+type Observation struct {
+	EventID   string     `json:"event_id"`
+	PVC       string     `json:"pvc"`
+	Time      time.Time  `json:"time"`
+	Workloads []Workload `json:"workloads,omitempty"`
+	// Secrets maps an app to the TLS Secrets its pods mount.
+	Secrets map[string][]string `json:"secrets,omitempty"`
+}
+
+// Restore is one restore.completed fact: from Time on, PVC holds the data
+// of Snapshot (taken of SnapshotPVC).
+type Restore struct {
+	ID          string    `json:"id"`
+	EventID     string    `json:"event_id"`
+	PVC         string    `json:"pvc"`
+	Snapshot    string    `json:"snapshot"`
+	SnapshotPVC string    `json:"snapshot_pvc"`
+	Time        time.Time `json:"time"`
+	Incident    string    `json:"incident,omitempty"`
+}
+
+// Resolution is an operator's decision that an incident is over.
+type Resolution struct {
+	EventID string    `json:"event_id"`
+	Reason  string    `json:"reason"`
+	Actor   string    `json:"actor"`
+	Time    time.Time `json:"time"`
+}
+
+// Dismissal is an operator's decision that a finding is a false positive.
+type Dismissal struct {
+	EventID     string    `json:"event_id"`
+	App         string    `json:"app"`
+	RuleID      string    `json:"rule_id"`
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	Reason      string    `json:"reason"`
+	Actor       string    `json:"actor"`
+	Time        time.Time `json:"time"`
+}
+
+func dismissalKey(app, rule, fingerprint string) string {
+	return app + "\x00" + rule + "\x00" + fingerprint
 }
 
 // Workload is a pod that mounted the volume, with what it ran.
@@ -166,6 +228,9 @@ type CertObservation struct {
 	Threshold   string     `json:"threshold"`
 	CertManager string     `json:"cert_manager,omitempty"`
 	RenewalTime *time.Time `json:"renewal_time,omitempty"`
+	// ObservedAt is the event's time (zero in states written before it
+	// was kept: then not_after − days_left stands in).
+	ObservedAt time.Time `json:"observed_at,omitzero"`
 }
 
 // WorkloadRef names a workload.
@@ -217,6 +282,16 @@ type Journal struct {
 	Published map[string]bool `json:"published,omitempty"`
 	// IncidentGeneration counts the openings of each incident id.
 	IncidentGeneration map[string]int `json:"incident_generation,omitempty"`
+	// Recommended is the current restore recommendation of each incident
+	// and PVC (key: incident id, NUL, PVC).
+	Recommended map[string]Recommendation `json:"recommended,omitempty"`
+}
+
+// Recommendation is a restore.recommended decision in force.
+type Recommendation struct {
+	ID       string `json:"id"`
+	Snapshot string `json:"snapshot"`
+	Revision int    `json:"revision"`
 }
 
 // ready reports whether the snapshot can be restored: it completed, did not

@@ -64,6 +64,9 @@ type UploadRef struct {
 	Severities []string              `json:"severities,omitempty"`
 	Secret     bool                  `json:"secret_exposure,omitempty"`
 	Counts     events.SeverityCounts `json:"counts"`
+	// Open counts the findings at or above the threshold that are neither
+	// suppressed in the SARIF log nor dismissed by an operator.
+	Open int `json:"open"`
 }
 
 // SnapshotView is a snapshot's class for one application.
@@ -104,6 +107,10 @@ type IncidentView struct {
 	SecretExposure bool     `json:"secret_exposure,omitempty"`
 	Secrets        []string `json:"secrets,omitempty"`
 	CloseCauses    []string `json:"close_causes,omitempty"`
+	CloseReason    string   `json:"close_reason,omitempty"`
+	// Lineage is, per PVC the incident touches, every version that wrote
+	// to its data since its lineage began, with its interval and verdict.
+	Lineage []events.LineageSpan `json:"lineage,omitempty"`
 }
 
 // CertView is a TLS Secret's certificate posture.
@@ -281,8 +288,12 @@ func (vd *verdicts) of(key string) VersionView {
 	for _, cat := range sortedKeys(latest) {
 		u := latest[cat]
 		ref := UploadRef{UploadID: u.ID, EventID: u.EventID, Category: u.Category, ReceivedAt: u.ReceivedAt, Counts: u.Counts}
-		ref.Vulnerable = atOrAbove(u.Counts, vd.r.Threshold) > 0
+		ref.Open = openFindings(vd.r.Threshold, u, vd.st.Dismissals)
+		ref.Vulnerable = ref.Open > 0
 		for _, f := range u.Findings {
+			if f.Suppressed || dismissed(vd.st.Dismissals, u.App, f) {
+				continue
+			}
 			if sev, err := ParseSeverity(f.Severity); err == nil && sev >= vd.r.Threshold {
 				ref.RuleIDs, _ = setAdd(ref.RuleIDs, f.RuleID)
 				ref.Severities, _ = setAdd(ref.Severities, sev.String())
@@ -314,6 +325,35 @@ func (vd *verdicts) ofWorkload(w Workload, key string) VersionView {
 		}
 	}
 	return v
+}
+
+// openFindings counts the findings of u at or above t that are open: not
+// suppressed in the SARIF log (u.Suppressed) and not dismissed by an
+// operator (matched in u's findings by rule id and fingerprint).
+func openFindings(t Severity, u *Upload, dismissals map[string]*Dismissal) int {
+	n := atOrAbove(u.Counts, t)
+	if u.Suppressed != nil {
+		n -= atOrAbove(*u.Suppressed, t)
+	}
+	for _, f := range u.Findings {
+		if sev, err := ParseSeverity(f.Severity); err == nil && sev >= t && !f.Suppressed && dismissed(dismissals, u.App, f) {
+			n--
+		}
+	}
+	return max(n, 0)
+}
+
+// dismissed reports whether an operator dismissed f, by its fingerprint
+// or every finding of its rule.
+func dismissed(dismissals map[string]*Dismissal, app string, f Finding) bool {
+	if len(dismissals) == 0 {
+		return false
+	}
+	if _, ok := dismissals[dismissalKey(app, f.RuleID, "")]; ok {
+		return true
+	}
+	_, ok := dismissals[dismissalKey(app, f.RuleID, f.Fingerprint)]
+	return ok && f.Fingerprint != ""
 }
 
 func atOrAbove(c events.SeverityCounts, t Severity) int {
@@ -485,11 +525,6 @@ func deriveApp(r Rules, st *State, app string, timeline []*Snapshot, ru reuse) A
 		views = append(own[:0], views...)
 	}
 	av.Snapshots = views
-	if n := len(views); n > 0 {
-		for _, vv := range views[n-1].Versions {
-			av.Running = append(av.Running, vv.Version)
-		}
-	}
 	keys := map[string]bool{}
 	for k := range seen {
 		keys[k] = true
@@ -510,16 +545,82 @@ func deriveApp(r Rules, st *State, app string, timeline []*Snapshot, ru reuse) A
 	for _, k := range sortedKeys(keys) {
 		av.Versions = append(av.Versions, vd.of(k))
 	}
-	// Known-good: newest clean, ready snapshots per PVC.
-	for i := len(views) - 1; i >= 0; i-- {
-		sv := views[i]
-		if sv.Ready && sv.Class == Clean && len(av.KnownGood[sv.PVC]) < r.KeepKnownGood {
-			av.KnownGood[sv.PVC] = append(av.KnownGood[sv.PVC], sv.Name)
+	lx := newLineages(st, pvcSnapshots(st), lineageVerdict(r, st, app, vd))
+	eps := map[string][]epoch{}
+	for _, pvc := range pvcsOf(st, app, timeline) {
+		eps[pvc] = lx.epochs(pvc)
+	}
+	classifyByLineage(r, lx, views)
+	av.Running = runningOf(app, eps)
+	av.KnownGood = chooseKnownGood(views, r.KeepKnownGood)
+	av.Secrets = secretsOf(st, app, owners, pods)
+	current := map[string][]Span{}
+	for pvc := range eps {
+		current[pvc] = lx.current(pvc)
+	}
+	for _, g := range incidentSpans(st.Namespace, app, eps, st.Resolutions) {
+		av.Incidents = append(av.Incidents, dressIncident(r, app, g, vd, views, av.Secrets, current))
+	}
+	return av
+}
+
+// classifyByLineage sets each snapshot's class from the lineage of its
+// PVC at its time (classify).
+func classifyByLineage(r Rules, lx *lineages, views []SnapshotView) {
+	for i := range views {
+		views[i].Class = classify(lx.at(views[i].PVC, views[i].Time), views[i].Time, r.UnknownIsClean)
+	}
+}
+
+// lineageVerdict is the verdict of a version that wrote to a volume: by
+// app's verdicts, or another application's on a shared volume.
+func lineageVerdict(r Rules, st *State, app string, vd *verdicts) func(string, Workload, string) string {
+	others := map[string]*verdicts{app: vd}
+	return func(a string, w Workload, version string) string {
+		v := others[a]
+		if v == nil {
+			v = newVerdicts(r, st, a)
+			others[a] = v
+		}
+		return v.ofWorkload(w, version).Verdict
+	}
+}
+
+// pvcsOf lists the PVCs app wrote to: those of its snapshots and of the
+// observations that show it.
+func pvcsOf(st *State, app string, timeline []*Snapshot) []string {
+	set := map[string]bool{}
+	for _, s := range timeline {
+		set[s.PVC] = true
+	}
+	for _, o := range st.Observations {
+		if slices.ContainsFunc(o.Workloads, func(w Workload) bool { return w.App == app }) {
+			set[o.PVC] = true
 		}
 	}
-	av.Secrets = secretsOf(st, app, owners, pods)
-	av.Incidents = incidents(r, st, app, vd, timeline, views, av.Secrets)
-	return av
+	return sortedKeys(set)
+}
+
+// runningOf are app's versions on the newest sample of its PVCs.
+func runningOf(app string, eps map[string][]epoch) []string {
+	var out []string
+	for _, list := range eps {
+		for _, sp := range list[len(list)-1].spans {
+			if sp.App == app && sp.To == nil && sp.Via == "" {
+				out, _ = setAdd(out, sp.Version)
+			}
+		}
+	}
+	return out
+}
+
+// pvcSnapshots groups the completed snapshots by PVC, oldest first (the
+// cache's lists when it has them).
+func pvcSnapshots(st *State) map[string][]*Snapshot {
+	if st.cache != nil && st.cache.byPVC != nil {
+		return st.cache.byPVC
+	}
+	return completedByPVC(st)
 }
 
 // secretsOf lists the TLS Secrets mounted by the app's workloads or pods.
@@ -542,77 +643,10 @@ func secretsOf(st *State, app string, owners map[WorkloadRef]bool, pods map[stri
 			out = append(out, name)
 		}
 	}
-	return out
-}
-
-func incidents(r Rules, st *State, app string, vd *verdicts, timeline []*Snapshot, views []SnapshotView, secrets []string) []IncidentView {
-	var out []IncidentView
-	var cur *IncidentView
-	starts := map[string]int{}
-	for i, sv := range views {
-		s := timeline[i]
-		switch {
-		case cur == nil && sv.Class == Tainted:
-			cur = &IncidentView{App: app, Open: true, Start: sv.Name, StartTime: sv.Time}
-			first := ""
-			for _, vv := range sv.Versions {
-				if vv.Verdict == Vulnerable {
-					first = vv.Version
-					break
-				}
-			}
-			starts[first]++
-			cur.ID = "inc-" + hash(st.Namespace, app, first, fmt.Sprint(starts[first]))
-			cur.Causes = []string{s.EventID}
-			cur.RestorePoints = restorePoints(views[:i])
-		case cur != nil && sv.Class == Clean:
-			cur.Open = false
-			cur.End = sv.Name
-			cur.CloseCauses = []string{s.EventID}
-			for _, vv := range sv.Versions {
-				for _, u := range vd.of(vv.Version).Uploads {
-					cur.CloseCauses, _ = setAdd(cur.CloseCauses, u.EventID)
-				}
-			}
-			out = append(out, finishIncident(cur, secrets))
-			cur = nil
-			continue
+	for _, o := range st.Observations {
+		for _, sec := range o.Secrets[app] {
+			out, _ = setAdd(out, sec)
 		}
-		if cur == nil || sv.Class != Tainted {
-			continue
-		}
-		for _, w := range s.Workloads {
-			if w.App != app {
-				continue
-			}
-			for _, k := range w.Versions {
-				vv := vd.ofWorkload(w, k)
-				if vv.Verdict != Vulnerable {
-					continue
-				}
-				var added bool
-				cur.Versions, added = setAdd(cur.Versions, k)
-				if !added {
-					continue
-				}
-				for _, u := range vv.Uploads {
-					if !u.Vulnerable {
-						continue
-					}
-					cur.SecretExposure = cur.SecretExposure || u.Secret
-					cur.Reasons = append(cur.Reasons, events.Reason{
-						UploadID: u.UploadID, EventID: u.EventID, Version: k,
-						RuleIDs: u.RuleIDs, Severities: u.Severities,
-						Text: fmt.Sprintf("upload %s (category %q) has %d open findings at or above %s for version %s",
-							u.UploadID, u.Category, atOrAbove(u.Counts, r.Threshold), r.Threshold, k),
-					})
-					cur.Causes, _ = setAdd(cur.Causes, u.EventID)
-				}
-			}
-		}
-	}
-	if cur != nil {
-		out = append(out, finishIncident(cur, secrets))
 	}
 	return out
 }
@@ -627,22 +661,6 @@ func finishIncident(inc *IncidentView, secrets []string) IncidentView {
 		inc.Secrets = secrets
 	}
 	return *inc
-}
-
-// restorePoints picks, per PVC, the newest clean, ready snapshot of views
-// (which are sorted oldest first).
-func restorePoints(views []SnapshotView) []SnapshotView {
-	byPVC := map[string]SnapshotView{}
-	for _, sv := range views {
-		if sv.Ready && sv.Class == Clean {
-			byPVC[sv.PVC] = sv
-		}
-	}
-	out := make([]SnapshotView, 0, len(byPVC))
-	for _, pvc := range sortedKeys(byPVC) {
-		out = append(out, byPVC[pvc])
-	}
-	return out
 }
 
 func certViews(r Rules, st *State) []CertView {
@@ -663,8 +681,11 @@ func certViews(r Rules, st *State) []CertView {
 			}
 			cv := CertView{
 				Secret: name, Serial: serial, NotAfter: best.NotAfter, DaysLeft: best.DaysLeft,
-				ObservedAt:  best.NotAfter.Add(-time.Duration(best.DaysLeft * float64(24*time.Hour))),
+				ObservedAt:  best.ObservedAt,
 				CertManager: best.CertManager, RenewalTime: best.RenewalTime, Causes: causes, Users: c.Users,
+			}
+			if cv.ObservedAt.IsZero() {
+				cv.ObservedAt = best.NotAfter.Add(-time.Duration(best.DaysLeft * float64(24*time.Hour)))
 			}
 			if rid, ok := c.Rotated[serial]; ok {
 				cv.Rotated = true

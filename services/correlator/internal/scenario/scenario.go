@@ -119,7 +119,10 @@ func Cert(ns, secret, serial string, notAfter time.Time, daysLeft float64, users
 	if renewAt != nil {
 		p.CertManager = &events.CertManagerInfo{Certificate: secret, NotAfter: &notAfter, RenewalTime: renewAt}
 	}
-	return events.MustNewEvent(events.TypeCertificateExpiring, Source, fmt.Sprintf("cert-%s-%s-%s-%s", ns, secret, serial, p.Threshold), p)
+	ev := events.MustNewEvent(events.TypeCertificateExpiring, Source, fmt.Sprintf("cert-%s-%s-%s-%s", ns, secret, serial, p.Threshold), p)
+	// Observed when it had daysLeft left.
+	ev.SetTime(notAfter.Add(-time.Duration(daysLeft * float64(24*time.Hour))))
+	return ev
 }
 
 // Rotated is a certificate.rotated event.
@@ -166,4 +169,40 @@ func CaseStudy() []events.Event {
 		Snapshot(ns, CasePVC, "s4", h(5), Run{App: CaseApp, Versions: []string{"v3"}}),
 		SARIF(ns, CaseApp, "u3", "v3", h(5).Add(10*time.Minute), Medium),
 	}
+}
+
+// Observed is a workload.observed event: from at on, these runs mount
+// pvc (none: idle). secrets are the TLS Secrets their pods mount.
+func Observed(ns, pvc string, at time.Time, secrets []string, runs ...Run) events.Event {
+	p := events.WorkloadObserved{Namespace: ns, PVC: pvc, ObservedAt: at, Pods: []events.ObservedPod{}}
+	for _, r := range runs {
+		kind := r.Kind
+		if kind == "" {
+			kind = "StatefulSet"
+		}
+		pod := events.ObservedPod{Pod: r.App + "-0", Owner: &events.ObjectRef{Kind: kind, Namespace: ns, Name: r.App}, App: r.App, Secrets: secrets}
+		for _, v := range r.Versions {
+			pod.Containers = append(pod.Containers, events.Container{Name: r.App, Image: "registry.example/" + r.App + ":" + v, Digest: Digest(v)})
+		}
+		p.Pods = append(p.Pods, pod)
+	}
+	return events.MustNewEvent(events.TypeWorkloadObserved, Source, events.ObservationID(p), p)
+}
+
+// Restored is a restore.completed event: pvc holds snapshot's data from at.
+func Restored(ns, pvc, snapshot string, at time.Time) events.Event {
+	return events.MustNewEvent(events.TypeRestoreCompleted, Source, "restored-"+ns+"-"+pvc+"-"+snapshot,
+		events.RestoreCompleted{RestoreID: "restore-" + pvc + "-" + snapshot, Namespace: ns, PVC: pvc, VolumeSnapshot: snapshot, CompletedAt: at})
+}
+
+// Resolved is an incident.resolved event.
+func Resolved(ns, incident string, at time.Time) events.Event {
+	return events.MustNewEvent(events.TypeIncidentResolved, Source, "resolved-"+ns+"-"+incident,
+		events.IncidentResolved{Incident: incident, Namespace: ns, Reason: "not exploited: the endpoint was never exposed", Actor: "alice", ResolvedAt: at})
+}
+
+// Dismissed is a finding.dismissed event for app's finding f.
+func Dismissed(ns, app string, f events.Finding, at time.Time) events.Event {
+	return events.MustNewEvent(events.TypeFindingDismissed, Source, "dismissed-"+ns+"-"+app+"-"+f.RuleID+"-"+f.Fingerprint,
+		events.FindingDismissed{Namespace: ns, App: app, RuleID: f.RuleID, Fingerprint: f.Fingerprint, Reason: "false positive", Actor: "alice", DismissedAt: at})
 }

@@ -1,0 +1,152 @@
+package model
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stateguard/stateguard/pkg/events"
+)
+
+// incidentID names the incident that began when version of app started
+// writing to a volume at from.
+func incidentID(ns, app string, first Span) string {
+	return "inc-" + hash(ns, app, first.Version, first.From.UTC().Format(time.RFC3339Nano))
+}
+
+// vulnerableSpans are app's vulnerable spans among spans, by start.
+func vulnerableSpans(app string, spans []Span) []Span {
+	var out []Span
+	for _, sp := range spans {
+		if sp.App == app && sp.Verdict == Vulnerable {
+			out = append(out, sp)
+		}
+	}
+	slices.SortFunc(out, func(a, b Span) int {
+		return cmp.Or(a.From.Compare(b.From), strings.Compare(a.Version, b.Version), strings.Compare(a.PVC, b.PVC))
+	})
+	return out
+}
+
+// incidentSpans are the incidents of app's volumes, as groups of
+// vulnerable spans, before they are dressed with reasons and restore
+// points. An incident opens as soon as a vulnerable version of app wrote
+// to one of its volumes. It ends (1) when the data no longer carries that
+// version — a restore from a snapshot whose lineage does not hold it began
+// a new epoch — or (2) when an operator resolved it and none of its
+// versions runs any more. Vulnerable spans that start after a resolution
+// make a new incident.
+func incidentSpans(ns, app string, eps map[string][]epoch, resolutions map[string]*Resolution) []incidentGroup {
+	var out []incidentGroup
+	seen := map[string]bool{}
+	var current []Span
+	for _, pvc := range sortedKeys(eps) {
+		list := eps[pvc]
+		for i := 0; i+1 < len(list); i++ {
+			vs := vulnerableSpans(app, list[i].spans)
+			if len(vs) == 0 || slices.ContainsFunc(vulnerableSpans(app, list[i+1].spans), func(n Span) bool {
+				return n.Version == vs[0].Version && n.From.Equal(vs[0].From)
+			}) {
+				continue // restored from a snapshot that carries it: the incident goes on
+			}
+			g := incidentGroup{id: incidentID(ns, app, vs[0]), spans: vs, restoredBy: list[i+1].restore}
+			if !seen[g.id] {
+				seen[g.id] = true
+				out = append(out, g)
+			}
+		}
+		current = append(current, vulnerableSpans(app, list[len(list)-1].spans)...)
+	}
+	slices.SortFunc(current, func(a, b Span) int {
+		return cmp.Or(a.From.Compare(b.From), strings.Compare(a.Version, b.Version), strings.Compare(a.PVC, b.PVC))
+	})
+	for len(current) > 0 {
+		g := incidentGroup{id: incidentID(ns, app, current[0]), open: true}
+		res := resolutions[g.id]
+		n := len(current)
+		if res != nil {
+			n = 1 + slices.IndexFunc(current[1:], func(sp Span) bool { return sp.From.After(res.Time) })
+			if n == 0 {
+				n = len(current)
+			}
+		}
+		g.spans, current = current[:n], current[n:]
+		running := slices.ContainsFunc(g.spans, func(sp Span) bool { return sp.To == nil })
+		if res != nil && !running {
+			g.open, g.resolution = false, res
+		}
+		if seen[g.id] {
+			// The same start in a past epoch and now: the open one counts.
+			out = slices.DeleteFunc(out, func(o incidentGroup) bool { return o.id == g.id })
+		}
+		seen[g.id] = true
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b incidentGroup) int {
+		return cmp.Or(a.spans[0].From.Compare(b.spans[0].From), strings.Compare(a.id, b.id))
+	})
+	return out
+}
+
+type incidentGroup struct {
+	id         string
+	spans      []Span
+	open       bool
+	restoredBy *Restore
+	resolution *Resolution
+}
+
+// dressIncident turns a group into the incident's view: versions and the
+// uploads behind them, the restore point per PVC (the newest clean, ready
+// snapshot taken before the first vulnerable version wrote to it), the
+// Secrets to rotate, and why it is open or closed.
+func dressIncident(r Rules, app string, g incidentGroup, vd *verdicts, views []SnapshotView, secrets []string, lineage map[string][]Span) IncidentView {
+	inc := IncidentView{ID: g.id, App: app, Open: g.open, StartTime: g.spans[0].From, Start: g.spans[0].Cause}
+	firstOn := map[string]Span{}
+	for _, sp := range g.spans {
+		if f, ok := firstOn[sp.PVC]; !ok || sp.From.Before(f.From) {
+			firstOn[sp.PVC] = sp
+		}
+		inc.Causes, _ = setAdd(inc.Causes, sp.Cause)
+		var added bool
+		if inc.Versions, added = setAdd(inc.Versions, sp.Version); !added {
+			continue
+		}
+		for _, u := range vd.ofWorkload(Workload{App: app, Label: sp.Label}, sp.Version).Uploads {
+			if !u.Vulnerable {
+				continue
+			}
+			inc.SecretExposure = inc.SecretExposure || u.Secret
+			inc.Reasons = append(inc.Reasons, events.Reason{
+				UploadID: u.UploadID, EventID: u.EventID, Version: sp.Version, RuleIDs: u.RuleIDs, Severities: u.Severities,
+				Text: fmt.Sprintf("upload %s (category %q) has %d open findings at or above %s for version %s",
+					u.UploadID, u.Category, u.Open, r.Threshold, sp.Version),
+			})
+			inc.Causes, _ = setAdd(inc.Causes, u.EventID)
+		}
+	}
+	for _, pvc := range sortedKeys(firstOn) {
+		first := firstOn[pvc]
+		inc.Lineage = append(inc.Lineage, lineageSpans(lineage[pvc], true)...)
+		if rp, ok := restorePointBefore(views, pvc, first.From); ok {
+			inc.RestorePoints = append(inc.RestorePoints, rp)
+			continue
+		}
+		inc.Reasons = append(inc.Reasons, events.Reason{EventID: first.Cause, Version: first.Version,
+			Text: fmt.Sprintf("no restore point for PVC %s: no clean, ready snapshot was taken before version %s started writing to it at %s",
+				pvc, first.Version, first.From.Format(time.RFC3339))})
+	}
+	switch {
+	case g.restoredBy != nil:
+		inc.End = g.restoredBy.Snapshot
+		inc.CloseReason = fmt.Sprintf("PVC %s was restored from snapshot %s, whose lineage holds no vulnerable version", g.restoredBy.PVC, g.restoredBy.Snapshot)
+		inc.CloseCauses = []string{g.restoredBy.EventID}
+		inc.Open = false
+	case g.resolution != nil:
+		inc.CloseReason = fmt.Sprintf("resolved by %s: %s", g.resolution.Actor, g.resolution.Reason)
+		inc.CloseCauses = []string{g.resolution.EventID}
+	}
+	return finishIncident(&inc, secrets)
+}

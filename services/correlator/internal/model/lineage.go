@@ -1,0 +1,290 @@
+package model
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stateguard/stateguard/pkg/events"
+)
+
+// The lineage of a volume's data is every version that wrote to it since
+// the lineage began: the first observation of the PVC (what ran before
+// stateguard first saw it is not known), or the latest restore into it,
+// which makes the data inherit the restored snapshot's lineage. What ran
+// is learnt from samples: workload.observed events (every change of the
+// pods mounting the PVC) and the workloads a snapshot.completed names.
+// The rules below are pure functions of those facts.
+
+// Span is one version that wrote to a volume, from the first sample that
+// shows it to the first later sample that does not (To is nil while the
+// newest sample still shows it).
+type Span struct {
+	PVC     string
+	App     string
+	Version string
+	Label   string
+	From    time.Time
+	To      *time.Time
+	// Via is the snapshot a restore inherited the span from.
+	Via     string
+	Verdict string
+	// Cause is the event that first showed the version.
+	Cause string
+}
+
+// sample is what ran on a PVC from Time on.
+type sample struct {
+	time      time.Time
+	eventID   string
+	workloads []Workload
+}
+
+// spansOf turns a PVC's samples (sorted by time) into spans: a version
+// writes from the first sample that shows it until the first later sample
+// without it.
+func spansOf(pvc string, samples []sample) []Span {
+	var out []Span
+	open := map[string]int{} // app, NUL, version → index in out
+	for _, sm := range samples {
+		seen := map[string]bool{}
+		for _, w := range sm.workloads {
+			for _, v := range w.Versions {
+				k := w.App + "\x00" + v
+				seen[k] = true
+				if _, ok := open[k]; !ok {
+					open[k] = len(out)
+					out = append(out, Span{PVC: pvc, App: w.App, Version: v, Label: w.Label, From: sm.time, Cause: sm.eventID})
+				}
+			}
+		}
+		for k, i := range open {
+			if !seen[k] {
+				t := sm.time
+				out[i].To = &t
+				delete(open, k)
+			}
+		}
+	}
+	return out
+}
+
+// classify is a snapshot's class from the spans of its lineage that
+// started by its time: tainted when any version is vulnerable, clean when
+// every one is clean (unknown counts as clean only with unknownIsClean),
+// unknown otherwise, and unknown without any span.
+func classify(spans []Span, at time.Time, unknownIsClean bool) string {
+	anyVuln, allClean, any := false, true, false
+	for _, sp := range spans {
+		if sp.From.After(at) {
+			continue
+		}
+		any = true
+		switch sp.Verdict {
+		case Vulnerable:
+			anyVuln = true
+		case Unknown:
+			allClean = allClean && unknownIsClean
+		}
+	}
+	switch {
+	case anyVuln:
+		return Tainted
+	case any && allClean:
+		return Clean
+	}
+	return Unknown
+}
+
+// chooseKnownGood picks, per PVC, the keep newest clean, ready snapshots
+// of views (sorted oldest first).
+func chooseKnownGood(views []SnapshotView, keep int) map[string][]string {
+	out := map[string][]string{}
+	for i := len(views) - 1; i >= 0; i-- {
+		sv := views[i]
+		if sv.Ready && sv.Class == Clean && len(out[sv.PVC]) < keep {
+			out[sv.PVC] = append(out[sv.PVC], sv.Name)
+		}
+	}
+	return out
+}
+
+// restorePointBefore is the newest clean, ready snapshot of pvc taken
+// before t (views sorted oldest first).
+func restorePointBefore(views []SnapshotView, pvc string, t time.Time) (SnapshotView, bool) {
+	for i := len(views) - 1; i >= 0; i-- {
+		sv := views[i]
+		if sv.PVC == pvc && sv.Ready && sv.Class == Clean && sv.Time.Before(t) {
+			return sv, true
+		}
+	}
+	return SnapshotView{}, false
+}
+
+// epoch is a stretch of a PVC's lineage: from start (zero: its first
+// sample) until the next restore into it.
+type epoch struct {
+	start   time.Time
+	restore *Restore // what began it; nil for the first
+	spans   []Span
+}
+
+// lineages computes the epochs of a namespace's PVCs from its facts.
+type lineages struct {
+	st       *State
+	verdict  func(app string, w Workload, version string) string
+	samples  map[string][]sample
+	restores map[string][]*Restore
+	memo     map[string][]epoch
+}
+
+func newLineages(st *State, byPVC map[string][]*Snapshot, verdict func(app string, w Workload, version string) string) *lineages {
+	lx := &lineages{st: st, verdict: verdict, samples: map[string][]sample{}, restores: map[string][]*Restore{}, memo: map[string][]epoch{}}
+	for pvc, list := range byPVC {
+		for _, s := range list {
+			lx.samples[pvc] = append(lx.samples[pvc], sample{time: s.Time, eventID: s.EventID, workloads: s.Workloads})
+		}
+	}
+	for _, o := range st.Observations {
+		lx.samples[o.PVC] = append(lx.samples[o.PVC], sample{time: o.Time, eventID: o.EventID, workloads: o.Workloads})
+	}
+	for _, list := range lx.samples {
+		slices.SortFunc(list, func(a, b sample) int {
+			if c := a.time.Compare(b.time); c != 0 {
+				return c
+			}
+			return strings.Compare(a.eventID, b.eventID)
+		})
+	}
+	for _, r := range st.Restores {
+		lx.restores[r.PVC] = append(lx.restores[r.PVC], r)
+	}
+	for _, list := range lx.restores {
+		slices.SortFunc(list, func(a, b *Restore) int {
+			if c := a.Time.Compare(b.Time); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+	}
+	return lx
+}
+
+// epochs of pvc, oldest first. A restore's epoch starts with the spans of
+// the restored snapshot's lineage up to the snapshot's time (marked Via),
+// then what ran on the PVC since the restore.
+func (lx *lineages) epochs(pvc string) []epoch {
+	return lx.epochsDepth(pvc, 0)
+}
+
+func (lx *lineages) epochsDepth(pvc string, depth int) []epoch {
+	if eps, ok := lx.memo[pvc]; ok {
+		return eps
+	}
+	lx.memo[pvc] = nil // a cycle of restores ends here
+	samples := lx.samples[pvc]
+	bounds := []epoch{{}}
+	for _, r := range lx.restores[pvc] {
+		bounds = append(bounds, epoch{start: r.Time, restore: r})
+	}
+	for i := range bounds {
+		var own []sample
+		for _, sm := range samples {
+			if !sm.time.Before(bounds[i].start) && (i+1 == len(bounds) || sm.time.Before(bounds[i+1].start)) {
+				own = append(own, sm)
+			}
+		}
+		spans := spansOf(pvc, own)
+		// A restore into the same PVC inherits from its earlier epochs.
+		lx.memo[pvc] = bounds[:i]
+		if r := bounds[i].restore; r != nil && depth < 8 {
+			spans = append(lx.inherited(r, depth), spans...)
+		}
+		for j := range spans {
+			if spans[j].Verdict == "" {
+				spans[j].Verdict = lx.verdict(spans[j].App, Workload{App: spans[j].App, Label: spans[j].Label}, spans[j].Version)
+			}
+		}
+		bounds[i].spans = spans
+	}
+	lx.memo[pvc] = bounds
+	return bounds
+}
+
+// inherited are the spans of the restored snapshot's lineage up to its
+// time, as the restored PVC's.
+func (lx *lineages) inherited(r *Restore, depth int) []Span {
+	s := lx.st.Snapshots[r.Snapshot]
+	if s == nil || !s.Completed {
+		return []Span{{PVC: r.PVC, Version: "(snapshot " + r.Snapshot + " unknown)", Verdict: Unknown, From: r.Time, Via: r.Snapshot, Cause: r.EventID}}
+	}
+	src := r.SnapshotPVC
+	if src == "" {
+		src = s.PVC
+	}
+	var out []Span
+	for _, ep := range lx.epochsDepth(src, depth+1) {
+		if ep.start.After(s.Time) {
+			break
+		}
+		out = out[:0]
+		for _, sp := range ep.spans {
+			if sp.From.After(s.Time) {
+				continue
+			}
+			sp.PVC = r.PVC
+			if sp.Via == "" {
+				sp.Via = r.Snapshot
+			}
+			if sp.To != nil && sp.To.After(s.Time) {
+				sp.To = nil
+			}
+			out = append(out, sp)
+		}
+	}
+	// The inherited versions stopped writing when the restore began; what
+	// runs now is what the PVC's own samples show.
+	for i := range out {
+		if out[i].To == nil {
+			t := r.Time
+			out[i].To = &t
+		}
+	}
+	return out
+}
+
+// current is the spans of pvc's newest epoch.
+func (lx *lineages) current(pvc string) []Span {
+	eps := lx.epochs(pvc)
+	if len(eps) == 0 {
+		return nil
+	}
+	return eps[len(eps)-1].spans
+}
+
+// at is the spans of pvc's lineage in force at t.
+func (lx *lineages) at(pvc string, t time.Time) []Span {
+	eps := lx.epochs(pvc)
+	for i := len(eps) - 1; i >= 0; i-- {
+		if i == 0 || !eps[i].start.After(t) {
+			return eps[i].spans
+		}
+	}
+	return nil
+}
+
+// lineageSpans is spans in the events' form, for why and the decisions.
+func lineageSpans(spans []Span, first bool) []events.LineageSpan {
+	out := make([]events.LineageSpan, 0, len(spans))
+	for i, sp := range spans {
+		ls := events.LineageSpan{PVC: sp.PVC, App: sp.App, Version: sp.Version, Verdict: sp.Verdict, From: sp.From, To: sp.To, Via: sp.Via}
+		if first && i == 0 && sp.Via == "" {
+			ls.Note = "the lineage starts at stateguard's first observation of the PVC: what wrote to it before is not known"
+		}
+		if sp.Verdict == Unknown {
+			ls.Note = strings.TrimPrefix(ls.Note+"; never scanned: snapshots after it are unknown until its scan arrives", "; ")
+		}
+		out = append(out, ls)
+	}
+	return out
+}
