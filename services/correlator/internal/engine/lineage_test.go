@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -132,34 +133,39 @@ func countOf(list []string, s string) int {
 // is stored before the recommendation.
 func TestPinIsStoredBeforeTheRecommendationInEveryOrder(t *testing.T) {
 	cs := scenario.CaseStudy()
+	// Each order runs against its own server; they wait mostly on JetStream,
+	// so they run side by side.
 	for order := range 50 {
-		rnd := rand.New(rand.NewPCG(uint64(order), 14))
-		var evs []events.Event
-		for _, ev := range cs {
-			for range 1 + rnd.IntN(3) {
-				evs = append(evs, ev)
+		t.Run(fmt.Sprintf("order-%02d", order), func(t *testing.T) {
+			t.Parallel()
+			rnd := rand.New(rand.NewPCG(uint64(order), 14))
+			var evs []events.Event
+			for _, ev := range cs {
+				for range 1 + rnd.IntN(3) {
+					evs = append(evs, ev)
+				}
 			}
-		}
-		rnd.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
-		srv := natstest.Run(t)
-		c := natstest.Client(t, srv)
-		startEngine(t, c, &recorder{})
-		publish(t, c, evs...)
-		drain(t, c)
-		pins := storedTimes(t, c, events.StreamSnapshot, events.TypeSnapshotPinRequested)
-		recs := storedTimes(t, c, events.StreamDecision, events.TypeRestoreRecommended)
-		// A better restore point found later supersedes the first
-		// recommendation (s3 before s2: s1, then s2); the current one is s2.
-		if _, ok := recs["s2"]; !ok || len(recs) > 2 {
-			t.Fatalf("order %d: restore recommendations of %v, want s2 current (after at most s1)", order, recs)
-		}
-		for snap, rt := range recs {
-			pt, ok := pins[snap]
-			if !ok || !pt.Before(rt) {
-				t.Fatalf("order %d: recommendation of %s stored at %s, its pin at %s (found %t)", order, snap, rt, pt, ok)
+			rnd.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+			srv := natstest.Run(t)
+			c := natstest.Client(t, srv)
+			startEngine(t, c, &recorder{})
+			publish(t, c, evs...)
+			drain(t, c)
+			pins := storedTimes(t, c, events.StreamSnapshot, events.TypeSnapshotPinRequested)
+			recs := storedTimes(t, c, events.StreamDecision, events.TypeRestoreRecommended)
+			// A better restore point found later supersedes the first
+			// recommendation (s3 before s2: s1, then s2); the current one is s2.
+			if _, ok := recs["s2"]; !ok || len(recs) > 2 {
+				t.Fatalf("order %d: restore recommendations of %v, want s2 current (after at most s1)", order, recs)
 			}
-		}
-		srv.Shutdown()
+			for snap, rt := range recs {
+				pt, ok := pins[snap]
+				if !ok || !pt.Before(rt) {
+					t.Fatalf("order %d: recommendation of %s stored at %s, its pin at %s (found %t)", order, snap, rt, pt, ok)
+				}
+			}
+			srv.Shutdown()
+		})
 	}
 }
 
