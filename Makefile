@@ -14,8 +14,8 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 .PHONY: tools
-tools: ## build kube-apiserver, etcd and gosec from the Go module proxy (cached outside the clone, linked into bin/)
-	@bash hack/tools.sh kube-apiserver etcd gosec
+tools: ## build kube-apiserver, etcd, gosec and the cluster parts (controller-manager, scheduler, CSI sidecars, KWOK) from the Go module proxy (cached outside the clone, linked into bin/)
+	@bash hack/tools.sh kube-apiserver etcd gosec cluster
 
 .PHONY: test
 test: tools ## run every module's tests with -race, integration tests included

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the binaries that the tests and `make run` need — kube-apiserver and
-# etcd for envtest, golangci-lint for `make lint`, gosec for the SARIF test data
+# etcd for envtest, `cluster` (kube-controller-manager, kube-scheduler, the
+# CSI snapshot-controller, csi-snapshotter and csi-provisioner, and KWOK) for
+# kubetest's WithCluster, golangci-lint for `make lint`, gosec for the SARIF test data
 # and natscli for looking at the wire — from the Go module proxy, once per
 # version, into a cache outside the clone, and links them into bin/.
 #
@@ -13,6 +15,9 @@ ETCD_VERSION=${ETCD_VERSION:-3.6.6}
 GOLANGCI_VERSION=${GOLANGCI_VERSION:-2.15.0}
 GOSEC_VERSION=${GOSEC_VERSION:-2.30.0}
 NATSCLI_VERSION=${NATSCLI_VERSION:-0.5.0}
+SNAPSHOTTER_VERSION=${SNAPSHOTTER_VERSION:-v8.7.0}
+PROVISIONER_VERSION=${PROVISIONER_VERSION:-v6.4.0}
+KWOK_VERSION=${KWOK_VERSION:-0.8.0}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${STATEGUARD_TOOLS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/stateguard/tools}
@@ -25,35 +30,93 @@ log() { printf '%s tools: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # link NAME PATH links a cached binary into bin/.
 link() { ln -sf "$2" "$bin/$1"; }
 
-build_kube_apiserver() {
-  local dir="$cache/kube-apiserver-v$KUBE_VERSION" out
-  out="$dir/kube-apiserver"
-  if [[ ! -x $out ]]; then
-    log "building kube-apiserver v$KUBE_VERSION from the module proxy (about 4 min on 2 cores)"
-    local work
+# kube_module DIR makes DIR a throwaway module that requires k8s.io/kubernetes
+# and points every staging module it replaces with ./staging/... at the
+# published v0.<minor>.<patch>; kube-apiserver, kube-controller-manager and
+# kube-scheduler build from the same module, so they share the build cache.
+kube_module() {
+  (
+    cd "$1"
+    go mod init stateguard.local/kubernetes >/dev/null 2>&1
+    go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" >download.json
+    local gomod
+    gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' download.json)
+    {
+      echo "require k8s.io/kubernetes v$KUBE_VERSION"
+      sed -n 's/^[[:space:]]*\(k8s\.io\/[^ ]*\) => \.\/staging\/.*$/\1/p' "$gomod" |
+        while read -r m; do echo "replace $m => $m v0.${KUBE_VERSION#1.}"; done
+    } >>go.mod
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBE_VERSION" >/dev/null
+  )
+}
+
+# build_kube NAME... builds the named k8s.io/kubernetes commands that are
+# not cached yet, from one throwaway module.
+build_kube() {
+  local name missing=() work=
+  for name in "$@"; do
+    [[ -x $cache/$name-v$KUBE_VERSION/$name ]] || missing+=("$name")
+  done
+  if ((${#missing[@]})); then
     work=$(mktemp -d)
     trap 'rm -rf "$work"' RETURN
+    log "preparing a module for ${missing[*]} v$KUBE_VERSION"
+    kube_module "$work"
+    for name in "${missing[@]}"; do
+      build_in "$work" "$name" "v$KUBE_VERSION" "k8s.io/kubernetes/cmd/$name" "about 4 min on 2 cores for the first, less for the next"
+    done
+  fi
+  for name in "$@"; do link "$name" "$cache/$name-v$KUBE_VERSION/$name"; done
+}
+
+# build_in WORK NAME VERSION PKG HINT builds PKG in module WORK into the cache
+# and says how long it took.
+build_in() {
+  local work=$1 name=$2 version=$3 pkg=$4 hint=$5 dir start
+  dir="$cache/$name-$version"
+  start=$(date +%s)
+  log "building $name $version ($hint)"
+  (cd "$work" && go build -trimpath -ldflags "-s -w" -o "$dir.tmp/$name" "$pkg")
+  mkdir -p "$dir"
+  mv "$dir.tmp/$name" "$dir/$name"
+  rmdir "$dir.tmp"
+  log "built $name $version in $(($(date +%s) - start)) s"
+}
+
+# build_replacing NAME... -- MODULE VERSION CMDDIR builds MODULE's commands
+# CMDDIR/NAME from a throwaway module that copies MODULE's `replace
+# k8s.io/...` lines (its go.mod has replace directives, so `go install
+# pkg@version` refuses it).
+build_replacing() {
+  local names=() name missing=() work=
+  while [[ $1 != -- ]]; do names+=("$1"); shift; done
+  shift
+  local module=$1 version=$2 cmddir=$3
+  for name in "${names[@]}"; do
+    [[ -x $cache/$name-$version/$name ]] || missing+=("$name")
+  done
+  if ((${#missing[@]})); then
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' RETURN
+    log "preparing a module for ${missing[*]} $version"
     (
       cd "$work"
-      go mod init stateguard.local/kubeapiserver >/dev/null 2>&1
-      go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" >download.json
+      go mod init stateguard.local/tools >/dev/null 2>&1
+      go mod download -json "$module@$version" >download.json
       local gomod
       gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' download.json)
       {
-        echo "require k8s.io/kubernetes v$KUBE_VERSION"
-        # Every staging module that kubernetes replaces with ./staging/... is
-        # published on its own as v0.<minor>.<patch>.
-        sed -n 's/^[[:space:]]*\(k8s\.io\/[^ ]*\) => \.\/staging\/.*$/\1/p' "$gomod" |
-          while read -r m; do echo "replace $m => $m v0.${KUBE_VERSION#1.}"; done
+        echo "require $module $version"
+        grep -E '^[[:space:]]*(replace[[:space:]]+)?k8s\.io/[^ ]+ => k8s\.io/' "$gomod" |
+          sed -E 's/^[[:space:]]*(replace[[:space:]]+)?/replace /'
       } >>go.mod
-      go get "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBE_VERSION" >/dev/null
-      go build -trimpath -o "$dir.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+      for name in "${missing[@]}"; do go get "$module/$cmddir/$name@$version" >/dev/null; done
     )
-    mkdir -p "$dir"
-    mv "$dir.tmp/kube-apiserver" "$out"
-    rmdir "$dir.tmp"
+    for name in "${missing[@]}"; do
+      build_in "$work" "$name" "$version" "$module/$cmddir/$name" "about 1-2 min on 2 cores"
+    done
   fi
-  link kube-apiserver "$out"
+  for name in "${names[@]}"; do link "$name" "$cache/$name-$version/$name"; done
 }
 
 build_etcd() {
@@ -81,12 +144,15 @@ build_etcd() {
 
 # go_tool NAME MODULE@VERSION builds one Go tool into its own versioned cache dir.
 go_tool() {
-  local name=$1 pkg=$2 version=$3 dir out
+  local name=$1 pkg=$2 version=$3 dir out start
+  shift 3
   dir="$cache/$name-v$version"
   out="$dir/$name"
   if [[ ! -x $out ]]; then
+    start=$(date +%s)
     log "building $name v$version from the module proxy"
-    GOBIN="$dir" go install -trimpath "$pkg@v$version"
+    GOBIN="$dir" go install -trimpath "$@" "$pkg@v$version"
+    log "built $name v$version in $(($(date +%s) - start)) s"
   fi
   link "$name" "$out"
 }
@@ -94,7 +160,15 @@ go_tool() {
 want=${*:-kube-apiserver etcd gosec}
 for t in $want; do
   case $t in
-  kube-apiserver) build_kube_apiserver ;;
+  kube-apiserver | kube-controller-manager | kube-scheduler) build_kube "$t" ;;
+  # cluster: what kubetest's WithCluster and `make run` start beside the
+  # API server.
+  cluster)
+    build_kube kube-controller-manager kube-scheduler
+    build_replacing snapshot-controller csi-snapshotter -- github.com/kubernetes-csi/external-snapshotter/v8 "$SNAPSHOTTER_VERSION" cmd
+    build_replacing csi-provisioner -- github.com/kubernetes-csi/external-provisioner/v6 "$PROVISIONER_VERSION" cmd
+    go_tool kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" -ldflags "-s -w"
+    ;;
   etcd) build_etcd ;;
   golangci-lint) go_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_VERSION" ;;
   gosec) go_tool gosec github.com/securego/gosec/v2/cmd/gosec "$GOSEC_VERSION" ;;
