@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,8 +87,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	ops.Mux.Handle(plan.Route, plan.Handler(kc, log))
 
+	recorder, stopEvents, err := eventRecorder(cs)
+	if err != nil {
+		return err
+	}
+	defer stopEvents()
 	ctrl := &controller.Controller{
-		Client: kc, Events: ev, Hooks: exec, Clock: clock.RealClock{}, Log: log,
+		Client: kc, Events: ev, Hooks: exec, Clock: clock.RealClock{}, Log: log, Recorder: recorder,
 		Metrics: m, Namespace: cfg.Namespace, Resync: cfg.Resync,
 	}
 	pinHandler := &pins.Handler{Client: kc, Log: log, Metrics: m}
@@ -147,6 +155,18 @@ func kubeConfig(path string) (*rest.Config, error) {
 	cfg.UserAgent = "stateguard-snapshotter"
 	cfg.Timeout = 30 * time.Second
 	return cfg, nil
+}
+
+// eventRecorder records Kubernetes Events (core/v1) on the policies; the
+// returned function flushes and stops it.
+func eventRecorder(cs kubernetes.Interface) (record.EventRecorder, func(), error) {
+	scheme, err := controller.Scheme()
+	if err != nil {
+		return nil, nil, err
+	}
+	b := record.NewBroadcaster()
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	return b.NewRecorder(scheme, corev1.EventSource{Component: "stateguard-snapshotter"}), b.Shutdown, nil
 }
 
 func newClient(cfg *rest.Config) (client.WithWatch, error) {
