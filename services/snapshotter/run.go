@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/apiauth"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/config"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/controller"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
@@ -85,7 +86,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		_, err := cs.Discovery().ServerVersion()
 		return err
 	})
-	ops.Mux.Handle(plan.Route, plan.Handler(kc, log))
+	if cfg.TokensFile != "" {
+		tokens, err := apiauth.Load(cfg.TokensFile)
+		if err != nil {
+			return err
+		}
+		ops.Mux.Handle(plan.Route, tokens.Require(plan.Handler(kc, log)))
+	} else {
+		log.Info("restore-plan API off: no --api-tokens-file")
+	}
 
 	recorder, stopEvents, err := eventRecorder(cs)
 	if err != nil {
