@@ -32,9 +32,10 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 	want := [][]string{
 		{"pin s1"},
 		{"pin s1", "pin s2", "unpin s1"},
+		// s2 is pinned again as the incident's restore point.
 		{"pin s1", "pin s2", "unpin s1",
-			"incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls"},
-		{"pin s1", "pin s2", "unpin s1", "incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls",
+			"pin s2", "incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls"},
+		{"pin s1", "pin s2", "unpin s1", "pin s2", "incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls",
 			"incident.closed db", "pin s4", "unpin s2"},
 	}
 	for i, act := range acts() {
