@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -87,12 +88,25 @@ func TestService(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A policy whose time zone passes admission but exists nowhere.
+	mars := pol.DeepCopy()
+	mars.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: "mars"}
+	mars.Spec.TimeZone = "Mars/Olympus_Mons"
+	if err := kc.Create(t.Context(), mars); err != nil {
+		t.Fatal(err)
+	}
+
+	tokensFile := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokensFile, []byte("# stateguard API tokens\nrestore-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	addr := freeAddr(t)
 	out := &logtest.Buffer{}
 	getenv := func(k string) string {
 		return map[string]string{
 			"KUBECONFIG": kubeconfig, "NATS_URL": srv.ClientURL(), "HTTP_ADDR": addr,
 			"POD_NAMESPACE": ns, "POD_NAME": "snapshotter-0", "RESYNC": "1s",
+			"API_TOKENS_FILE": tokensFile,
 		}[k]
 	}
 	errc := make(chan error, 1)
@@ -106,8 +120,11 @@ func TestService(t *testing.T) {
 	}()
 
 	base := "http://" + addr
-	get := func(path string) (int, string) {
+	getAs := func(token, path string) (int, string) {
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return 0, err.Error()
@@ -116,6 +133,7 @@ func TestService(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	get := func(path string) (int, string) { return getAs("", path) }
 	poll := func(what string, d time.Duration, cond func() bool) {
 		t.Helper()
 		if err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, d, true, func(context.Context) (bool, error) { return cond(), nil }); err != nil {
@@ -146,10 +164,29 @@ func TestService(t *testing.T) {
 		code, body := get("/metrics")
 		return code == http.StatusOK &&
 			strings.Contains(body, `stateguard_snapshotter_snapshots_total{namespace="shop",outcome="completed",policy="frequent"}`) &&
-			strings.Contains(body, `stateguard_snapshotter_newest_ready_snapshot_age_seconds{namespace="shop",pvc="data"}`)
+			strings.Contains(body, `stateguard_snapshotter_newest_ready_snapshot_age_seconds{namespace="shop",pvc="data"}`) &&
+			strings.Contains(body, `stateguard_snapshotter_policy_errors_total{namespace="shop",policy="mars",reason="InvalidTimeZone"}`)
+	})
+	poll("a Warning Event on the invalid policy", 30*time.Second, func() bool {
+		evs, err := env.Client.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=mars"})
+		if err != nil {
+			return false
+		}
+		for _, e := range evs.Items {
+			if e.Type == corev1.EventTypeWarning && e.Reason == v1alpha1.ReasonInvalidTimeZone && e.Source.Component == "stateguard-snapshotter" {
+				return true
+			}
+		}
+		return false
 	})
 
-	code, body := get(fmt.Sprintf("/v1/restore-plan/%s/%s", ns, snap.Name))
+	planPath := fmt.Sprintf("/v1/restore-plan/%s/%s", ns, snap.Name)
+	for _, token := range []string{"", "wrong-token", "# stateguard API tokens"} {
+		if code, body := getAs(token, planPath); code != http.StatusUnauthorized {
+			t.Errorf("restore plan with token %q: %d %s, want 401", token, code, body)
+		}
+	}
+	code, body := getAs("restore-token", planPath)
 	if code != http.StatusOK {
 		t.Fatalf("restore plan: %d %s", code, body)
 	}
@@ -164,7 +201,7 @@ func TestService(t *testing.T) {
 	if p.Manifest != want.Manifest || p.NewPVC != want.NewPVC {
 		t.Errorf("restore plan manifest:\n%s\nwant:\n%s", p.Manifest, want.Manifest)
 	}
-	if code, _ := get("/v1/restore-plan/shop/missing"); code != http.StatusNotFound {
+	if code, _ := getAs("restore-token", "/v1/restore-plan/shop/missing"); code != http.StatusNotFound {
 		t.Errorf("plan of a missing snapshot: %d, want 404", code)
 	}
 

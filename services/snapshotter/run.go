@@ -10,14 +10,18 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/apiauth"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/config"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/controller"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
@@ -85,10 +89,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		_, err := cs.Discovery().ServerVersion()
 		return err
 	})
-	ops.Mux.Handle(plan.Route, plan.Handler(kc, log))
+	if cfg.TokensFile != "" {
+		tokens, err := apiauth.Load(cfg.TokensFile)
+		if err != nil {
+			return err
+		}
+		ops.Mux.Handle(plan.Route, tokens.Require(plan.Handler(kc, log)))
+	} else {
+		log.Info("restore-plan API off: no --api-tokens-file")
+	}
 
+	recorder, stopEvents, err := eventRecorder(cs)
+	if err != nil {
+		return err
+	}
+	defer stopEvents()
 	ctrl := &controller.Controller{
-		Client: kc, Events: ev, Hooks: exec, Clock: clock.RealClock{}, Log: log,
+		Client: kc, Events: ev, Hooks: exec, Clock: clock.RealClock{}, Log: log, Recorder: recorder,
 		Metrics: m, Namespace: cfg.Namespace, Resync: cfg.Resync,
 	}
 	pinHandler := &pins.Handler{Client: kc, Log: log, Metrics: m}
@@ -150,6 +167,18 @@ func kubeConfig(path string) (*rest.Config, error) {
 	cfg.UserAgent = "stateguard-snapshotter"
 	cfg.Timeout = 30 * time.Second
 	return cfg, nil
+}
+
+// eventRecorder records Kubernetes Events (core/v1) on the policies; the
+// returned function flushes and stops it.
+func eventRecorder(cs kubernetes.Interface) (record.EventRecorder, func(), error) {
+	scheme, err := controller.Scheme()
+	if err != nil {
+		return nil, nil, err
+	}
+	b := record.NewBroadcaster()
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	return b.NewRecorder(scheme, corev1.EventSource{Component: "stateguard-snapshotter"}), b.Shutdown, nil
 }
 
 func newClient(cfg *rest.Config) (client.WithWatch, error) {

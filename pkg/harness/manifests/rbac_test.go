@@ -126,6 +126,7 @@ var rbacMatrix = []struct {
 			expand("coordination.k8s.io", "leases", "", "stateguard", "get", "create", "update"),
 			expand("stateguard.io", "snapshotpolicies", "", app, "get", "list", "watch"),
 			expand("stateguard.io", "snapshotpolicies", "status", app, "get", "update", "patch"),
+			expand("", "events", "", app, "create", "patch"),
 		),
 		denied: concat(
 			expand("", "secrets", "", app, "get", "update", "list"),

@@ -32,12 +32,13 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 	want := [][]string{
 		{"pin s1"},
 		{"pin s1", "pin s2", "unpin s1"},
+		// s2 is pinned again as the incident's restore point.
 		{"pin s1", "pin s2", "unpin s1",
-			"incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls"},
+			"pin s2", "incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls"},
 		// The fix alone closes nothing: v2 wrote to the data.
-		{"pin s1", "pin s2", "unpin s1", "incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls"},
-		// The restore from s2 does.
-		{"pin s1", "pin s2", "unpin s1", "incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls",
+		{"pin s1", "pin s2", "unpin s1", "pin s2", "incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls"},
+		// The restore from s2 does; s2 is pinned again as known-good.
+		{"pin s1", "pin s2", "unpin s1", "pin s2", "pin s2", "incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls",
 			"incident.closed db"},
 	}
 	for i, act := range acts() {

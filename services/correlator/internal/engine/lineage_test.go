@@ -104,7 +104,10 @@ func TestLineageProblemsEndToEnd(t *testing.T) {
 			}
 			got := briefs(t, stored(t, c, decisionTypes...))
 			for _, w := range tc.want {
-				if n := countOf(got, w); n != 1 {
+				// A pin is requested again when its cause changes
+				// (known-good, then an incident's restore point, then
+				// known-good again); every other decision exactly once.
+				if n := countOf(got, w); n != 1 && (!strings.HasPrefix(w, "pin ") || n == 0) {
 					t.Errorf("%q published %d times, want once; all: %v", w, n, got)
 				}
 			}

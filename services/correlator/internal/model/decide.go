@@ -41,10 +41,12 @@ func decide(r Rules, st *State, v View) []Decision {
 	if j.IncidentGeneration == nil {
 		j.IncidentGeneration = map[string]int{}
 	}
-	// Pins.
+	// Pins: a new pin, or a pin whose cause changed (a known-good snapshot
+	// that became an incident's restore point, or the other way round), is
+	// requested, so that the snapshot's pinned-reason follows the cause.
 	for _, name := range sortedKeys(v.Pins) {
 		p := v.Pins[name]
-		if _, ok := l.Pinned[name]; !ok {
+		if prev, ok := l.Pinned[name]; !ok || pinCauseChanged(prev, p) {
 			j.PinGeneration[name]++
 			out = append(out, Decision{
 				ID:   "pin-" + hash(st.Namespace, name, strconv.Itoa(j.PinGeneration[name])),
@@ -124,6 +126,13 @@ func decide(r Rules, st *State, v View) []Decision {
 		}
 	}
 	return out
+}
+
+// pinCauseChanged says whether a pin in force must be requested again
+// because why it is pinned changed. Only the reason and the incident count:
+// the cause event ids grow with every scan and would re-pin on each.
+func pinCauseChanged(prev, cur Pin) bool {
+	return prev.Reason != cur.Reason || prev.Incident != cur.Incident
 }
 
 func decideIncident(st *State, av AppView, inc IncidentView) []Decision {

@@ -99,7 +99,8 @@ func TestIncidentOpensOnTheUpload(t *testing.T) {
 	if _, pinned := st.Ledger.Pinned["s1"]; !pinned {
 		t.Error("s1 is not pinned")
 	}
-	if diff := cmp.Diff([]string{"incident.opened db", "restore data from s1"}, brief(ds)); diff != "" {
+	// s1, known-good until now, is pinned again as the incident's restore point.
+	if diff := cmp.Diff([]string{"pin s1", "incident.opened db", "restore data from s1"}, brief(ds)); diff != "" {
 		t.Errorf("decisions on the upload (-want +got):\n%s", diff)
 	}
 }

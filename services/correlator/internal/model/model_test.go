@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +18,9 @@ func TestCaseStudy(t *testing.T) {
 	want := map[string][]string{
 		"snapshot-shop-s1": {"pin s1"},
 		"snapshot-shop-s2": {"pin s2", "unpin s1"},
-		"sarif-u2":         {"incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls"},
+		// s2 stays pinned, now as the incident's restore point: pinned again
+		// so that its pinned-reason says so.
+		"sarif-u2": {"pin s2", "incident.opened db", "restore data-db-0 from s2", "rotate db-peer-tls", "rotate db-tls"},
 		// The fix without a restore: v2 wrote to the data, so s4 is
 		// tainted, the incident stays open and s2 stays pinned.
 		"sarif-u3": nil,
@@ -56,6 +59,41 @@ func TestCaseStudy(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]string{"pin/s2": "restore point of incident " + db.Incidents[0].ID, "incident/" + db.Incidents[0].ID: StatusOpen}, st.Ledger.InForce()); diff != "" {
 		t.Errorf("in force (-want +got):\n%s", diff)
+	}
+}
+
+// TestPinFollowsItsCause checks that a pinned snapshot whose cause changes
+// is pinned again with the new reason (and a new event id, so JetStream
+// does not drop it as a duplicate), and that nothing is re-sent when the
+// cause stays.
+func TestPinFollowsItsCause(t *testing.T) {
+	st := NewState(scenario.CaseNS)
+	pins := map[string][]Decision{}
+	for _, ev := range scenario.CaseStudy() {
+		for _, d := range feed(t, DefaultRules(), st, ev) {
+			if p, ok := d.Payload.(events.SnapshotPinRequested); ok {
+				pins[p.VolumeSnapshot] = append(pins[p.VolumeSnapshot], d)
+			}
+		}
+	}
+	s2 := pins["s2"]
+	if len(s2) != 2 {
+		t.Fatalf("%d pin requests of s2, want 2 (known-good, then restore point)", len(s2))
+	}
+	first, second := s2[0].Payload.(events.SnapshotPinRequested), s2[1].Payload.(events.SnapshotPinRequested)
+	if first.Reason != "known-good: newest clean, ready snapshot of the PVC" || first.Incident != "" {
+		t.Errorf("first pin of s2: %q (incident %q)", first.Reason, first.Incident)
+	}
+	if !strings.HasPrefix(second.Reason, "restore point of incident ") || second.Incident == "" {
+		t.Errorf("second pin of s2: %q (incident %q), want the incident's restore point", second.Reason, second.Incident)
+	}
+	if s2[0].ID == s2[1].ID {
+		t.Errorf("both pins of s2 have id %s: JetStream would drop the second", s2[0].ID)
+	}
+	// s1's cause never changed; s4 is tainted (v2 wrote to the data before
+	// it), so it is never pinned.
+	if len(pins["s1"]) != 1 || len(pins["s4"]) != 0 {
+		t.Errorf("%d pin requests of s1 and %d of s4, want 1 and 0", len(pins["s1"]), len(pins["s4"]))
 	}
 }
 

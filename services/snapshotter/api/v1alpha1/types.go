@@ -19,6 +19,19 @@ func AddToScheme(s *runtime.Scheme) error {
 	return nil
 }
 
+// Duration is a Go duration string such as 90s, 36h or 2160h30m (units ns,
+// us, ms, s, m, h; no days). The API server refuses anything else; Parse
+// reads it at reconcile, where an overflow is the only error left.
+//
+// It is a string rather than a metav1.Duration so that a policy stored
+// before validation existed still decodes: its error then belongs to that
+// policy alone (a Ready=False condition), instead of failing the list of
+// every policy.
+//
+// +kubebuilder:validation:MaxLength=64
+// +kubebuilder:validation:XValidation:rule="self.matches('^(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$')",message="must be a Go duration such as 90m, 36h or 2160h (units ns, us, ms, s, m, h; there is no unit for days: write 72h for 3 days)",reason=FieldValueInvalid
+type Duration string
+
 // OnError says what a failing hook does to the snapshot.
 // +kubebuilder:validation:Enum=Fail;Continue
 type OnError string
@@ -31,6 +44,17 @@ const (
 	OnErrorContinue OnError = "Continue"
 )
 
+// Schedule is a cron expression: five fields (minute hour day-of-month
+// month day-of-week) or a descriptor (@yearly, @annually, @monthly, @weekly,
+// @daily, @midnight, @hourly, @every <duration>). The API server checks the
+// shape (CEL has no cron parser); a field out of range, such as minute 61,
+// is found at reconcile (Ready=False, InvalidSchedule).
+//
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=128
+// +kubebuilder:validation:XValidation:rule="self.matches('^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every (([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+|[0-9A-Za-z*?,/-]+( +[0-9A-Za-z*?,/-]+){4})$')",message="must be a cron expression of five fields (minute hour day-of-month month day-of-week, such as '0 * * * *') or a descriptor (@hourly, @daily, @weekly, @monthly, @yearly, @every 6h); set the time zone in timeZone, not in the expression",reason=FieldValueInvalid
+type Schedule string
+
 // Hook is a command run in a container of every pod that mounts the PVC,
 // before (pre) or after (post) the snapshot is taken.
 type Hook struct {
@@ -40,9 +64,9 @@ type Hook struct {
 	// Command and arguments, not run through a shell.
 	// +kubebuilder:validation:MinItems=1
 	Command []string `json:"command"`
-	// Timeout bounds the command (default 30s).
+	// Timeout bounds the command, as a Go duration (default 30s).
 	// +optional
-	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	Timeout Duration `json:"timeout,omitempty"`
 	// OnError is Fail (default) or Continue.
 	// +optional
 	// +kubebuilder:default=Fail
@@ -52,12 +76,14 @@ type Hook struct {
 // Hooks are the consistency hooks of a policy.
 type Hooks struct {
 	// Pre hooks run before the snapshot is created (for example fsfreeze or
-	// a database checkpoint).
+	// a database checkpoint), at most 16.
 	// +optional
+	// +kubebuilder:validation:MaxItems=16
 	Pre []Hook `json:"pre,omitempty"`
 	// Post hooks run after the snapshot was created, also when a pre hook
-	// failed, so that a freeze is always undone.
+	// failed, so that a freeze is always undone; at most 16.
 	// +optional
+	// +kubebuilder:validation:MaxItems=16
 	Post []Hook `json:"post,omitempty"`
 }
 
@@ -89,15 +115,17 @@ type Retention struct {
 	// +kubebuilder:validation:Minimum=0
 	Yearly int `json:"yearly,omitempty"`
 	// MaxAge deletes snapshots older than this even when a bucket rule would
-	// keep them (pinned and newest-ready snapshots are still kept).
+	// keep them (pinned and newest-ready snapshots are still kept), as a Go
+	// duration: 2160h for 90 days.
 	// +optional
-	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
+	MaxAge Duration `json:"maxAge,omitempty"`
 }
 
 // RestoreTest configures periodic restore tests.
 type RestoreTest struct {
-	// Schedule is a cron expression (in the policy's time zone).
-	Schedule string `json:"schedule"`
+	// Schedule is a cron expression (in the policy's time zone), with the
+	// same syntax as the policy's schedule.
+	Schedule Schedule `json:"schedule"`
 	// Image of the verification Job.
 	Image string `json:"image"`
 	// Command of the verification Job; the restored volume is mounted at /data.
@@ -114,11 +142,13 @@ type SnapshotPolicySpec struct {
 	// PVCSelector selects the PVCs of the policy's namespace to snapshot.
 	PVCSelector metav1.LabelSelector `json:"pvcSelector"`
 	// Schedule is a cron expression (5 fields, or a descriptor such as @hourly).
-	// +kubebuilder:validation:MinLength=1
-	Schedule string `json:"schedule"`
+	Schedule Schedule `json:"schedule"`
 	// TimeZone is an IANA time zone name for the schedule and the retention
-	// buckets (default UTC).
+	// buckets (default UTC). The API server checks its shape; whether the
+	// zone exists is checked at reconcile (Ready=False, InvalidTimeZone).
 	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$')",message="must be an IANA time zone name such as UTC or Europe/Berlin",reason=FieldValueInvalid
 	TimeZone string `json:"timeZone,omitempty"`
 	// VolumeSnapshotClassName is the VolumeSnapshotClass to use; empty uses
 	// the cluster default.
@@ -166,7 +196,10 @@ type SnapshotPolicyStatus struct {
 	// ObservedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready (the spec is valid and scheduled).
+	// Conditions: Ready is True (reason Scheduled) when the spec is valid and
+	// the policy runs, False with the reason (InvalidSchedule,
+	// InvalidTimeZone, InvalidRetention, InvalidHookTimeout,
+	// InvalidRestoreTest, InvalidSelector) and a message when it does not.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -179,6 +212,8 @@ type SnapshotPolicyStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=snappol,categories=stateguard
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule`
 // +kubebuilder:printcolumn:name="Last Snapshot",type=string,JSONPath=`.status.lastSnapshot`
 // +kubebuilder:printcolumn:name="Last Result",type=string,JSONPath=`.status.lastResult`,priority=1

@@ -32,3 +32,24 @@ const (
 	// LabelRestoreTest marks the objects of a restore test.
 	LabelRestoreTest = "stateguard.io/restore-test"
 )
+
+// The Ready condition of a SnapshotPolicy and its reasons.
+const (
+	// ConditionReady is True when the policy's spec parses and its schedule
+	// runs, False (with one of the Invalid* reasons) when it does not.
+	ConditionReady = "Ready"
+	// ReasonScheduled: the spec is valid and the policy runs on its schedule.
+	ReasonScheduled = "Scheduled"
+	// ReasonInvalidSchedule: spec.schedule does not parse as cron.
+	ReasonInvalidSchedule = "InvalidSchedule"
+	// ReasonInvalidTimeZone: spec.timeZone names no known time zone.
+	ReasonInvalidTimeZone = "InvalidTimeZone"
+	// ReasonInvalidRetention: spec.retention.maxAge is not a duration.
+	ReasonInvalidRetention = "InvalidRetention"
+	// ReasonInvalidHookTimeout: a hook's timeout is not a duration.
+	ReasonInvalidHookTimeout = "InvalidHookTimeout"
+	// ReasonInvalidRestoreTest: spec.restoreTest.schedule does not parse.
+	ReasonInvalidRestoreTest = "InvalidRestoreTest"
+	// ReasonInvalidSelector: spec.pvcSelector is not a valid label selector.
+	ReasonInvalidSelector = "InvalidSelector"
+)

@@ -17,6 +17,9 @@ type Config struct {
 	service.Common
 	// Kubeconfig is a kubeconfig path; empty uses the in-cluster config.
 	Kubeconfig string
+	// TokensFile holds the bearer tokens of the HTTP API (/v1/restore-plan),
+	// one per line; without it the API is off.
+	TokensFile string
 	// Namespace limits the snapshotter to one namespace; empty means all.
 	Namespace string
 	// Resync bounds the time between two passes.
@@ -39,6 +42,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	s := envflag.New(fs, getenv)
 	c.Register(s, ":8082")
 	s.String(&c.Kubeconfig, "kubeconfig", "KUBECONFIG", "", "kubeconfig file; empty uses the in-cluster service account")
+	s.String(&c.TokensFile, "api-tokens-file", "API_TOKENS_FILE", "", "file of API bearer tokens, one per line (# comments skipped); /v1/restore-plan is off without it")
 	s.String(&c.Namespace, "namespace", "WATCH_NAMESPACE", "", "only handle SnapshotPolicies of this namespace; empty means all namespaces")
 	s.Duration(&c.Resync, "resync", "RESYNC", 30*time.Second, "longest wait between two passes over all policies")
 	s.Bool(&c.LeaderElect, "leader-elect", "LEADER_ELECT", true, "elect a leader on a coordination.k8s.io Lease so that only one replica snapshots")

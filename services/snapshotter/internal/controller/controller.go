@@ -11,7 +11,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -22,6 +21,7 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/policy"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/schedule"
 )
 
@@ -32,6 +32,12 @@ type Publisher interface {
 }
 
 var _ Publisher = (*events.Client)(nil)
+
+// EventRecorder records a Kubernetes Event on an object;
+// k8s.io/client-go/tools/record.EventRecorder is one.
+type EventRecorder interface {
+	Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...any)
+}
 
 // Scheme returns a scheme with every type the snapshotter reads or writes.
 func Scheme() (*runtime.Scheme, error) {
@@ -59,6 +65,9 @@ type Controller struct {
 	Clock clock.Clock
 	// Log is the logger.
 	Log *slog.Logger
+	// Recorder records Kubernetes Events on policies (a
+	// record.EventRecorder); nil records none.
+	Recorder EventRecorder
 	// Metrics are updated as the controller works; nil disables them.
 	Metrics *metrics.Metrics
 	// Namespace limits the controller to one namespace; "" watches all.
@@ -134,7 +143,11 @@ func (c *Controller) watch(ctx context.Context, w client.WithWatch, trigger chan
 }
 
 // Reconcile makes one pass over every policy and returns the earliest next
-// slot (zero when no policy is scheduled).
+// slot (zero when no policy is scheduled). Each policy is read on its own
+// (policy.Parse): one whose spec does not parse gets Ready=False and is
+// skipped, and the others run as if it did not exist. The error joins what
+// failed while running valid policies; invalid ones are reported on the
+// policy, not here.
 func (c *Controller) Reconcile(ctx context.Context) (time.Time, error) {
 	if c.Passes != nil {
 		defer c.Passes()
@@ -143,59 +156,65 @@ func (c *Controller) Reconcile(ctx context.Context) (time.Time, error) {
 	if err := c.Client.List(ctx, &policies, client.InNamespace(c.Namespace)); err != nil {
 		return time.Time{}, fmt.Errorf("list snapshot policies: %w", err)
 	}
+	type runnable struct {
+		p    *v1alpha1.SnapshotPolicy
+		spec policy.Spec
+	}
+	var valid []runnable
 	var errs []error
 	var next time.Time
-	for i := range policies.Items {
-		p := &policies.Items[i]
-		n, err := c.schedulePolicy(ctx, p)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("policy %s/%s: %w", p.Namespace, p.Name, err))
-		}
+	earliest := func(n time.Time) {
 		if !n.IsZero() && (next.IsZero() || n.Before(next)) {
 			next = n
 		}
+	}
+	for i := range policies.Items {
+		p := &policies.Items[i]
+		spec, err := policy.Parse(p)
+		if invalid, ok := errors.AsType[*policy.InvalidError](err); ok {
+			if err := c.markInvalid(ctx, p, invalid); err != nil {
+				errs = append(errs, fmt.Errorf("policy %s/%s: %w", p.Namespace, p.Name, err))
+			}
+			continue
+		}
+		valid = append(valid, runnable{p, spec})
+		n, err := c.schedulePolicy(ctx, p, spec)
+		if err != nil {
+			c.countError(p, reasonSnapshotFailed)
+			errs = append(errs, fmt.Errorf("policy %s/%s: %w", p.Namespace, p.Name, err))
+		}
+		earliest(n)
 	}
 	if err := c.report(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	for i := range policies.Items {
-		p := &policies.Items[i]
-		if err := c.retain(ctx, p); err != nil {
-			errs = append(errs, fmt.Errorf("retention %s/%s: %w", p.Namespace, p.Name, err))
+	for _, r := range valid {
+		if err := c.retain(ctx, r.p, r.spec.Retention); err != nil {
+			c.countError(r.p, reasonRetentionFailed)
+			errs = append(errs, fmt.Errorf("retention %s/%s: %w", r.p.Namespace, r.p.Name, err))
 		}
-		n, err := c.restoreTest(ctx, p)
+		n, err := c.restoreTest(ctx, r.p, r.spec.RestoreTest)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("restore test %s/%s: %w", p.Namespace, p.Name, err))
+			c.countError(r.p, reasonRestoreTestFailed)
+			errs = append(errs, fmt.Errorf("restore test %s/%s: %w", r.p.Namespace, r.p.Name, err))
 		}
-		if !n.IsZero() && (next.IsZero() || n.Before(next)) {
-			next = n
-		}
+		earliest(n)
 	}
 	return next, errors.Join(errs...)
 }
 
-// schedulePolicy runs the policy's due slot, if any, and returns its next slot.
-func (c *Controller) schedulePolicy(ctx context.Context, p *v1alpha1.SnapshotPolicy) (time.Time, error) {
+// schedulePolicy marks the policy Ready, runs its due slot, if any, and
+// returns its next slot.
+func (c *Controller) schedulePolicy(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec) (time.Time, error) {
 	log := c.Log.With("namespace", p.Namespace, "policy", p.Name)
 	orig := p.DeepCopy()
-	sched, err := schedule.Parse(p.Spec.Schedule, p.Spec.TimeZone)
-	if err != nil {
-		meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
-			Type: "Ready", Status: metav1.ConditionFalse, Reason: "InvalidSchedule", Message: err.Error(), ObservedGeneration: p.Generation,
-		})
-		p.Status.ObservedGeneration = p.Generation
-		return time.Time{}, c.patchStatus(ctx, orig, p)
-	}
-	meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
-		Type: "Ready", Status: metav1.ConditionTrue, Reason: "Scheduled", Message: "the schedule is valid", ObservedGeneration: p.Generation,
-	})
-	p.Status.ObservedGeneration = p.Generation
+	c.markReady(p)
 	last := p.CreationTimestamp.Time
 	if p.Status.LastRun != nil {
 		last = p.Status.LastRun.Time
 	}
 	now := c.Clock.Now()
-	run := sched.Due(last, now)
+	run := spec.Schedule.Due(last, now)
 	var runErr error
 	if !run.Slot.IsZero() {
 		if run.MissedTotal > 0 {
@@ -204,7 +223,7 @@ func (c *Controller) schedulePolicy(ctx context.Context, p *v1alpha1.SnapshotPol
 			}
 			log.Warn("missed schedule slots; taking one catch-up snapshot", "missed", run.MissedTotal, "slot", run.Slot)
 		}
-		result, newest, err := c.runSlot(ctx, p, run.Slot)
+		result, newest, err := c.runSlot(ctx, p, spec, run.Slot)
 		if err != nil {
 			runErr = err
 		} else {

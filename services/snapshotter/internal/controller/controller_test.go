@@ -152,7 +152,7 @@ func TestPreHookFailure(t *testing.T) {
 	create(t, pvc(ns, "data", map[string]string{"app": "db"}))
 	appPod(t, ns, "data")
 	p := policy(t, ns, "strict", withHooks(v1alpha1.Hook{
-		Command: []string{"pg_backup_start"}, OnError: v1alpha1.OnErrorFail, Timeout: &metav1.Duration{Duration: 5 * time.Second},
+		Command: []string{"pg_backup_start"}, OnError: v1alpha1.OnErrorFail, Timeout: "5s",
 	}))
 	r := newRig(t, ns, p.CreationTimestamp.Time)
 	r.clock.SetTime(nextHour(p.CreationTimestamp.Time, 1))
@@ -178,11 +178,14 @@ func TestPreHookFailure(t *testing.T) {
 	}
 }
 
+// TestInvalidScheduleSetsCondition stores a schedule of the right shape
+// (five fields, which is what the API server checks) with a minute out of
+// range, which only the cron parser finds.
 func TestInvalidScheduleSetsCondition(t *testing.T) {
 	ns := namespace(t)
 	p := &v1alpha1.SnapshotPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "broken"},
-		Spec:       v1alpha1.SnapshotPolicySpec{Schedule: "every tuesday"},
+		Spec:       v1alpha1.SnapshotPolicySpec{Schedule: "61 * * * *"},
 	}
 	create(t, p)
 	r := newRig(t, ns, p.CreationTimestamp.Time)

@@ -43,7 +43,7 @@ func TestPrinterColumns(t *testing.T) {
 			cols = append(cols, c.Name)
 		}
 	}
-	if diff := cmp.Diff([]string{"Name", "Schedule", "Last Snapshot", "Next Run", "Age"}, cols); diff != "" {
+	if diff := cmp.Diff([]string{"Name", "Ready", "Reason", "Schedule", "Last Snapshot", "Next Run", "Age"}, cols); diff != "" {
 		t.Errorf("columns (-want +got):\n%s", diff)
 	}
 	if len(table.Rows) != 1 {
@@ -56,6 +56,8 @@ func TestPrinterColumns(t *testing.T) {
 	slot := r.clock.Now().Truncate(time.Hour).UTC()
 	want := map[string]any{
 		"Name":          "hourly",
+		"Ready":         "True",
+		"Reason":        "Scheduled",
 		"Schedule":      "0 * * * *",
 		"Last Snapshot": "hourly-data-" + slot.Format("200601021504"),
 		"Last Result":   "Succeeded",

@@ -34,10 +34,11 @@ const (
 const restoreTestDeadline int64 = 3600
 
 // restoreTest finishes restore tests whose Job completed and starts the
-// policy's due one. It returns the next restore-test slot.
-func (c *Controller) restoreTest(ctx context.Context, p *v1alpha1.SnapshotPolicy) (time.Time, error) {
+// policy's due one on sched (nil: the policy has no restore test). It
+// returns the next restore-test slot.
+func (c *Controller) restoreTest(ctx context.Context, p *v1alpha1.SnapshotPolicy, sched *schedule.Schedule) (time.Time, error) {
 	rt := p.Spec.RestoreTest
-	if rt == nil {
+	if rt == nil || sched == nil {
 		return time.Time{}, nil
 	}
 	vns := rt.VerificationNamespace
@@ -46,10 +47,6 @@ func (c *Controller) restoreTest(ctx context.Context, p *v1alpha1.SnapshotPolicy
 	}
 	if err := c.finishRestoreTests(ctx, p, vns); err != nil {
 		return time.Time{}, err
-	}
-	sched, err := schedule.Parse(rt.Schedule, p.Spec.TimeZone)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("restore test schedule: %w", err)
 	}
 	last := p.CreationTimestamp.Time
 	if p.Status.LastRestoreTest != nil {

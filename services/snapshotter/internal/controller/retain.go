@@ -15,21 +15,6 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/internal/schedule"
 )
 
-// RetentionPolicy converts the API's retention into the planner's policy.
-func RetentionPolicy(p *v1alpha1.SnapshotPolicy) retention.Policy {
-	r := p.Spec.Retention
-	rp := retention.Policy{KeepLast: r.KeepLast, Hourly: r.Hourly, Daily: r.Daily, Weekly: r.Weekly, Monthly: r.Monthly, Yearly: r.Yearly}
-	if r.MaxAge != nil {
-		rp.MaxAge = r.MaxAge.Duration
-	}
-	if p.Spec.TimeZone != "" {
-		if loc, err := time.LoadLocation(p.Spec.TimeZone); err == nil {
-			rp.Location = loc
-		}
-	}
-	return rp
-}
-
 // snapshotTime is the time retention buckets a snapshot by: its schedule
 // slot, else status.creationTime, else the object's creation.
 func snapshotTime(vs *snapv1.VolumeSnapshot) time.Time {
@@ -55,9 +40,9 @@ func retentionState(vs *snapv1.VolumeSnapshot) retention.State {
 	}
 }
 
-// retain applies the policy's retention to each PVC's snapshots, deleting
+// retain applies the policy's retention rp to each PVC's snapshots, deleting
 // what the plan drops and logging why.
-func (c *Controller) retain(ctx context.Context, p *v1alpha1.SnapshotPolicy) error {
+func (c *Controller) retain(ctx context.Context, p *v1alpha1.SnapshotPolicy, rp retention.Policy) error {
 	var list snapv1.VolumeSnapshotList
 	if err := c.Client.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{
 		v1alpha1.LabelManagedBy: v1alpha1.ManagedBy,
@@ -82,7 +67,6 @@ func (c *Controller) retain(ctx context.Context, p *v1alpha1.SnapshotPolicy) err
 		})
 	}
 	now := c.Clock.Now()
-	rp := RetentionPolicy(p)
 	var errs []error
 	for pvc, snaps := range byPVC {
 		plan := retention.Apply(rp, snaps, now)

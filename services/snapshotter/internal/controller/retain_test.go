@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
@@ -26,7 +25,7 @@ func TestRetentionKeepsPinnedAndNewestReady(t *testing.T) {
 	create(t, pvc(ns, "data", map[string]string{"app": "db"}))
 	// maxAge of a minute would delete every snapshot; the pinned one and
 	// the newest ready one must survive it.
-	p := policy(t, ns, "hourly", withRetention(v1alpha1.Retention{KeepLast: 10, MaxAge: &metav1.Duration{Duration: time.Minute}}))
+	p := policy(t, ns, "hourly", withRetention(v1alpha1.Retention{KeepLast: 10, MaxAge: "1m"}))
 	r := newRig(t, ns, p.CreationTimestamp.Time)
 	var taken []string
 	for h := 1; h <= 3; h++ {

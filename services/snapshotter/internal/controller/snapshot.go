@@ -18,7 +18,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
-	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/policy"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/schedule"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/workload"
 )
@@ -30,11 +30,8 @@ var ErrHookFailed = errors.New("hook failed")
 // result for the status and the name of the last snapshot created. An error
 // means the slot must be run again (names are deterministic, so snapshots
 // already taken are not taken twice).
-func (c *Controller) runSlot(ctx context.Context, p *v1alpha1.SnapshotPolicy, slot time.Time) (string, string, error) {
-	sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PVCSelector)
-	if err != nil {
-		return v1alpha1.ResultFailed, "", nil // the API server validated it; nothing to retry
-	}
+func (c *Controller) runSlot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, slot time.Time) (string, string, error) {
+	sel := spec.Selector
 	var pvcs corev1.PersistentVolumeClaimList
 	if err := c.Client.List(ctx, &pvcs, client.InNamespace(p.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return "", "", fmt.Errorf("list pvcs: %w", err)
@@ -44,7 +41,7 @@ func (c *Controller) runSlot(ctx context.Context, p *v1alpha1.SnapshotPolicy, sl
 	var newest string
 	for i := range pvcs.Items {
 		pvc := &pvcs.Items[i]
-		name, err := c.takeSnapshot(ctx, p, pvc, slot)
+		name, err := c.takeSnapshot(ctx, p, spec, pvc, slot)
 		switch {
 		case errors.Is(err, ErrHookFailed):
 			failed++
@@ -72,7 +69,7 @@ func (c *Controller) runSlot(ctx context.Context, p *v1alpha1.SnapshotPolicy, sl
 // slot, and runs the post hooks. When the snapshot exists already it does
 // nothing. A pre hook that fails with onError: Fail publishes
 // snapshot.failed and returns ErrHookFailed.
-func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolicy, pvc *corev1.PersistentVolumeClaim, slot time.Time) (string, error) {
+func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, pvc *corev1.PersistentVolumeClaim, slot time.Time) (string, error) {
 	name := schedule.SnapshotName(p.Name, pvc.Name, slot)
 	log := c.Log.With("namespace", p.Namespace, "policy", p.Name, "pvc", pvc.Name, "volume_snapshot", name)
 	var existing snapv1.VolumeSnapshot
@@ -95,10 +92,10 @@ func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolic
 	if err != nil {
 		return "", err
 	}
-	preErrs, fatal := c.runHooks(ctx, log, p, "pre", p.Spec.Hooks.Pre, pods)
+	preErrs, fatal := c.runHooks(ctx, log, p, "pre", p.Spec.Hooks.Pre, spec.PreTimeouts, pods)
 	if fatal != nil {
 		// Undo whatever the pre hooks did (unfreeze) before giving up.
-		c.postHooks(ctx, log, p, pods, nil)
+		c.postHooks(ctx, log, p, spec, pods, nil)
 		if err := c.publishHookFailure(ctx, p, pvc.Name, name, slot, fatal); err != nil {
 			return "", err
 		}
@@ -126,19 +123,19 @@ func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolic
 		vs.Spec.VolumeSnapshotClassName = &cls
 	}
 	if err := c.Client.Create(ctx, vs); err != nil && !apierrors.IsAlreadyExists(err) {
-		c.postHooks(ctx, log, p, pods, nil)
+		c.postHooks(ctx, log, p, spec, pods, nil)
 		return "", fmt.Errorf("create volume snapshot: %w", err)
 	}
 	log.Info("volume snapshot created", "slot", slot, "pods", len(pods))
-	c.postHooks(ctx, log, p, pods, vs)
+	c.postHooks(ctx, log, p, spec, pods, vs)
 	return name, nil
 }
 
 // postHooks runs the post hooks. Their failures never fail the snapshot
 // (it exists already): they are logged and, when vs is given, appended to
 // its hook-errors annotation.
-func (c *Controller) postHooks(ctx context.Context, log *slog.Logger, p *v1alpha1.SnapshotPolicy, pods []corev1.Pod, vs *snapv1.VolumeSnapshot) {
-	failures, _ := c.runHooks(ctx, log, p, "post", p.Spec.Hooks.Post, pods) // post hooks never return a fatal error
+func (c *Controller) postHooks(ctx context.Context, log *slog.Logger, p *v1alpha1.SnapshotPolicy, spec policy.Spec, pods []corev1.Pod, vs *snapv1.VolumeSnapshot) {
+	failures, _ := c.runHooks(ctx, log, p, "post", p.Spec.Hooks.Post, spec.PostTimeouts, pods) // post hooks never return a fatal error
 	if len(failures) == 0 || vs == nil {
 		return
 	}
@@ -155,21 +152,17 @@ func (c *Controller) postHooks(ctx context.Context, log *slog.Logger, p *v1alpha
 	}
 }
 
-// runHooks runs hs in every running pod. It returns the failures that were ignored
+// runHooks runs hs in every running pod, each bounded by its timeout. It returns the failures that were ignored
 // (onError: Continue) and the first failure that was not.
-func (c *Controller) runHooks(ctx context.Context, log *slog.Logger, p *v1alpha1.SnapshotPolicy, phase string, hs []v1alpha1.Hook, pods []corev1.Pod) ([]string, error) {
+func (c *Controller) runHooks(ctx context.Context, log *slog.Logger, p *v1alpha1.SnapshotPolicy, phase string, hs []v1alpha1.Hook, timeouts []time.Duration, pods []corev1.Pod) ([]string, error) {
 	var ignored []string
 	for i := range pods {
 		pod := &pods[i]
 		if pod.Status.Phase != corev1.PodRunning {
 			continue // no running container to quiesce
 		}
-		for _, h := range hs {
-			timeout := hooks.DefaultTimeout
-			if h.Timeout != nil && h.Timeout.Duration > 0 {
-				timeout = h.Timeout.Duration
-			}
-			hctx, cancel := context.WithTimeout(ctx, timeout)
+		for i, h := range hs {
+			hctx, cancel := context.WithTimeout(ctx, timeouts[i])
 			start := c.Clock.Now()
 			err := c.Hooks.Exec(hctx, pod, h.Container, h.Command)
 			cancel()

@@ -18,6 +18,11 @@ type Metrics struct {
 	RestoreTests *prometheus.CounterVec
 	// Pins counts pin and unpin requests by action and result.
 	Pins *prometheus.CounterVec
+	// PolicyErrors counts, per pass, the policies that could not run or
+	// whose run failed, by reason (a Ready reason such as
+	// InvalidRetention, or SnapshotFailed, RetentionFailed,
+	// RestoreTestFailed).
+	PolicyErrors *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them with reg (when not nil).
@@ -52,9 +57,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "stateguard_snapshotter_pin_requests_total",
 			Help: "Pin and unpin requests by action (pin, unpin) and result (applied, stale).",
 		}, []string{"action", "result"}),
+		PolicyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_snapshotter_policy_errors_total",
+			Help: "Passes in which a policy could not run (invalid spec, by its Ready reason) or its run failed (SnapshotFailed, RetentionFailed, RestoreTestFailed).",
+		}, []string{"namespace", "policy", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Snapshots, m.Missed, m.NewestReadyAge, m.RetentionDeletions, m.HookDuration, m.RestoreTests, m.Pins)
+		reg.MustRegister(m.Snapshots, m.Missed, m.NewestReadyAge, m.RetentionDeletions, m.HookDuration, m.RestoreTests, m.Pins, m.PolicyErrors)
 	}
 	return m
 }

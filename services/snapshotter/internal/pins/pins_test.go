@@ -115,6 +115,8 @@ func TestHandleConverges(t *testing.T) {
 		{"pin then unpin unpins", []request{{true, 1, "known good"}, {false, 2, "incident closed"}}, state{"", "", at(2)}},
 		{"an unpin arriving before its older pin stays unpinned", []request{{false, 2, "incident closed"}, {true, 1, "known good"}}, state{"", "", at(2)}},
 		{"an older pin after a newer unpin is ignored", []request{{true, 1, "a"}, {false, 3, "b"}, {true, 2, "a"}}, state{"", "", at(3)}},
+		{"a newer pin with another cause replaces the reason", []request{{true, 1, "known-good: newest clean"}, {true, 2, "restore point of incident i1"}}, state{"true", "restore point of incident i1", at(2)}},
+		{"an older pin with the previous cause does not bring it back", []request{{true, 1, "known good"}, {true, 3, "restore point of incident i1"}, {true, 2, "known good"}}, state{"true", "restore point of incident i1", at(3)}},
 		{"a newer pin after an unpin pins again", []request{{true, 1, "a"}, {false, 2, "b"}, {true, 3, "c"}, {true, 3, "c"}}, state{"true", "c", at(3)}},
 	}
 	h := &pins.Handler{Client: kc, Log: slog.New(slog.DiscardHandler)}

@@ -29,19 +29,31 @@ func Parse(expr, tz string) (Schedule, error) {
 	if strings.HasPrefix(expr, "TZ=") || strings.HasPrefix(expr, "CRON_TZ=") {
 		return Schedule{}, fmt.Errorf("schedule %q: set the time zone in timeZone, not in the expression", expr)
 	}
-	loc := time.UTC
-	if tz != "" {
-		l, err := time.LoadLocation(tz)
-		if err != nil {
-			return Schedule{}, fmt.Errorf("time zone %q: %w", tz, err)
-		}
-		loc = l
+	loc, err := Location(tz)
+	if err != nil {
+		return Schedule{}, err
 	}
 	s, err := parser.Parse(expr)
 	if err != nil {
 		return Schedule{}, fmt.Errorf("schedule %q: %w", expr, err)
 	}
 	return Schedule{expr: expr, loc: loc, sched: s}, nil
+}
+
+// Location loads the IANA time zone tz; "" is UTC. Names time.LoadLocation
+// takes but that are no zone name ("Local", a path) are refused.
+func Location(tz string) (*time.Location, error) {
+	switch {
+	case tz == "":
+		return time.UTC, nil
+	case tz == "Local" || strings.HasPrefix(tz, "/") || strings.Contains(tz, ".."):
+		return nil, fmt.Errorf("time zone %q: not an IANA time zone name", tz)
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q: %w", tz, err)
+	}
+	return loc, nil
 }
 
 // Location is the schedule's time zone.
