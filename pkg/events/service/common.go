@@ -19,6 +19,9 @@ type Common struct {
 	NATS            events.ConnConfig
 	Streams         events.StreamOptions
 	ShutdownTimeout time.Duration
+	// NATSDownGrace is how long the NATS connection may be down before
+	// /healthz fails (see Watch).
+	NATSDownGrace time.Duration
 }
 
 // Register defines the common flags; defaultHTTP is the service's default
@@ -29,7 +32,16 @@ func (c *Common) Register(s *envflag.Set, defaultHTTP string) {
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "bound on graceful shutdown")
 	s.Int(&c.Streams.Replicas, "stream-replicas", "STREAM_REPLICAS", 1, "replicas of each JetStream stream (3 in a cluster)")
 	s.Duration(&c.Streams.Duplicates, "stream-duplicate-window", "STREAM_DUPLICATE_WINDOW", 2*time.Minute, "JetStream de-duplication window")
+	s.Duration(&c.NATSDownGrace, "nats-down-grace", "NATS_DOWN_GRACE", 60*time.Second, "how long the NATS connection may be down before /healthz fails and the pod is restarted")
 	c.NATS.RegisterFlags(s)
+}
+
+// Watch makes ops follow client's connection: /readyz fails while it is
+// down (or a stream is missing), /healthz once it has been down longer than
+// --nats-down-grace.
+func Watch(ops *Ops, client *events.Client) {
+	ops.AddReadiness("jetstream", client.Ready)
+	ops.AddLiveness("nats", client.Live)
 }
 
 // Connect dials NATS, makes sure the streams exist, and returns a client
@@ -42,6 +54,7 @@ func (c *Common) Connect(ctx context.Context, name string, log *slog.Logger, reg
 		events.WithSource("/stateguard/"+name),
 		events.WithLogger(log),
 		events.WithRegisterer(reg),
+		events.WithDownGrace(c.NATSDownGrace),
 	)
 	if err != nil {
 		return nil, err
