@@ -58,6 +58,9 @@ func (cfg *ConsumerConfig) defaults() error {
 	if strings.ContainsAny(cfg.Name, ". *>") {
 		return fmt.Errorf("consumer: name %q may not contain '.', '*', '>' or spaces", cfg.Name)
 	}
+	if err := checkSubjects(append(cfg.Subjects, apiSubject(cfg.Stream, cfg.Name))...); err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = 30 * time.Second
 	}
@@ -92,10 +95,15 @@ const pullExpiry = 5 * time.Second
 
 // Subscription is a running consumer.
 type Subscription struct {
-	c   *Client
-	cfg ConsumerConfig
-	cc  jetstream.ConsumeContext
-	adv *nats.Subscription
+	c    *Client
+	cfg  ConsumerConfig
+	jcfg jetstream.ConsumerConfig
+	// mu guards the pull and the advisory subscription, which resume
+	// replaces when the connection was re-created.
+	mu      sync.Mutex
+	cc      jetstream.ConsumeContext
+	adv     *nats.Subscription
+	stopped bool
 	// work hands deliveries to the handler goroutines; quit stops them and
 	// handlers tracks them, so Stop can wait for the events in hand.
 	work     chan jetstream.Msg
@@ -128,20 +136,8 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	cons, err := c.consumer(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	s := &Subscription{c: c, cfg: cfg, label: cfg.Stream + "/" + cfg.Name,
+	s := &Subscription{c: c, cfg: cfg, jcfg: cfg.jetstream(), label: cfg.Stream + "/" + cfg.Name,
 		work: make(chan jetstream.Msg), quit: make(chan struct{})}
-	// Events whose deliveries ran out on ack timeouts (a handler that hung or
-	// a process that died each time) reach the dead-letter stream through
-	// the server's max-deliveries advisory.
-	advSubject := fmt.Sprintf("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s", cfg.Stream, cfg.Name)
-	s.adv, err = c.nc.Subscribe(advSubject, s.onMaxDeliveries)
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: advisory subscription: %w", cfg.Name, err)
-	}
 	for range cfg.Concurrency {
 		s.handlers.Go(func() {
 			for {
@@ -154,7 +150,41 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 			}
 		})
 	}
-	s.cc, err = cons.Consume(func(m jetstream.Msg) {
+	if err := s.resume(ctx); err != nil {
+		close(s.quit)
+		s.handlers.Wait()
+		return nil, err
+	}
+	c.mu.Lock()
+	c.consumers = append(c.consumers, s)
+	c.mu.Unlock()
+	return s, nil
+}
+
+// resume creates (or updates) the durable consumer on the client's current
+// connection and starts pulling from it; the connection's re-creation
+// calls it again for a running subscription, which picks up where the
+// durable consumer stands.
+func (s *Subscription) resume(ctx context.Context) error {
+	c, cfg := s.c, s.cfg
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, cfg.Stream, s.jcfg)
+	if err != nil {
+		return fmt.Errorf("consumer %s on %s: %w", cfg.Name, cfg.Stream, err)
+	}
+	// Events whose deliveries ran out on ack timeouts (a handler that hung or
+	// a process that died each time) reach the dead-letter stream through
+	// the server's max-deliveries advisory.
+	advSubject := fmt.Sprintf("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s", cfg.Stream, cfg.Name)
+	adv, err := c.Conn().Subscribe(advSubject, s.onMaxDeliveries)
+	if err != nil {
+		return fmt.Errorf("consumer %s: advisory subscription: %w", cfg.Name, err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case s.work <- m:
 		case <-s.quit: // stopping: left unacknowledged for the next start
@@ -171,15 +201,15 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 			c.log.Debug("consume", "consumer", s.label, "error", err)
 		}))
 	if err != nil {
-		_ = s.adv.Unsubscribe()
-		close(s.quit)
-		s.handlers.Wait()
-		return nil, fmt.Errorf("consumer %s: consume: %w", cfg.Name, err)
+		_ = adv.Unsubscribe()
+		return fmt.Errorf("consumer %s: consume: %w", cfg.Name, err)
 	}
-	c.mu.Lock()
-	c.consumers = append(c.consumers, s)
-	c.mu.Unlock()
-	return s, nil
+	if s.cc != nil {
+		// The previous connection's pull, closed with it.
+		s.cc.Stop()
+	}
+	s.cc, s.adv = cc, adv
+	return nil
 }
 
 // EnsureConsumer creates (or updates) the durable consumer cfg describes
@@ -195,6 +225,15 @@ func (c *Client) EnsureConsumer(ctx context.Context, cfg ConsumerConfig) error {
 
 // consumer creates, updates or (WithBind) binds to the durable consumer.
 func (c *Client) consumer(ctx context.Context, cfg ConsumerConfig) (jetstream.Consumer, error) {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.jetstream())
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Name, cfg.Stream, err)
+	}
+	return cons, nil
+}
+
+// jetstream is the durable consumer's JetStream configuration.
+func (cfg ConsumerConfig) jetstream() jetstream.ConsumerConfig {
 	jcfg := jetstream.ConsumerConfig{
 		Durable:       cfg.Name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -211,11 +250,7 @@ func (c *Client) consumer(ctx context.Context, cfg ConsumerConfig) (jetstream.Co
 	default:
 		jcfg.FilterSubjects = cfg.Subjects
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, cfg.Stream, jcfg)
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Name, cfg.Stream, err)
-	}
-	return cons, nil
+	return jcfg
 }
 
 // Stop stops pulling, lets the events in hand finish (bounded by ctx), and
@@ -223,12 +258,16 @@ func (c *Client) consumer(ctx context.Context, cfg ConsumerConfig) (jetstream.Co
 func (s *Subscription) Stop(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
-		s.cc.Drain()
-		_ = s.adv.Unsubscribe()
+		s.mu.Lock()
+		s.stopped = true
+		cc, adv := s.cc, s.adv
+		s.mu.Unlock()
+		cc.Drain()
+		_ = adv.Unsubscribe()
 		select {
-		case <-s.cc.Closed():
+		case <-cc.Closed():
 		case <-ctx.Done():
-			s.cc.Stop()
+			cc.Stop()
 			err = fmt.Errorf("consumer %s: stop: %w", s.label, ctx.Err())
 		}
 		close(s.quit)

@@ -23,6 +23,9 @@ type Common struct {
 	// Bind makes the service bind to the streams, consumers and buckets
 	// the bootstrap created instead of creating or updating them.
 	Bind bool
+	// NATSDownGrace is how long the NATS connection may be down before
+	// /healthz fails (see Watch).
+	NATSDownGrace time.Duration
 }
 
 // Register defines the common flags; defaultHTTP is the service's default
@@ -34,7 +37,16 @@ func (c *Common) Register(s *envflag.Set, defaultHTTP string) {
 	s.Int(&c.Streams.Replicas, "stream-replicas", "STREAM_REPLICAS", 1, "replicas of each JetStream stream (3 in a cluster)")
 	s.Duration(&c.Streams.Duplicates, "stream-duplicate-window", "STREAM_DUPLICATE_WINDOW", 2*time.Minute, "JetStream de-duplication window")
 	s.Bool(&c.Bind, "nats-bind", "NATS_BIND", false, "bind to the JetStream streams, consumers and buckets the bootstrap subcommand created (as a NATS user that may not create them) instead of creating or updating them")
+	s.Duration(&c.NATSDownGrace, "nats-down-grace", "NATS_DOWN_GRACE", 60*time.Second, "how long the NATS connection may be down before /healthz fails and the pod is restarted")
 	c.NATS.RegisterFlags(s)
+}
+
+// Watch makes ops follow client's connection: /readyz fails while it is
+// down (or a stream is missing), /healthz once it has been down longer than
+// --nats-down-grace.
+func Watch(ops *Ops, client *events.Client) {
+	ops.AddReadiness("jetstream", client.Ready)
+	ops.AddLiveness("nats", client.Live)
 }
 
 // Connect dials NATS, makes sure the streams exist, and returns a client
@@ -50,6 +62,7 @@ func (c *Common) Connect(ctx context.Context, name string, log *slog.Logger, reg
 		events.WithSource("/stateguard/" + name),
 		events.WithLogger(log),
 		events.WithRegisterer(reg),
+		events.WithDownGrace(c.NATSDownGrace),
 	}
 	streams := c.Streams
 	if c.Bind {

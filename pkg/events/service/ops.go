@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ type Ops struct {
 
 	mu     sync.Mutex
 	checks []readiness
+	live   []readiness
 }
 
 type readiness struct {
@@ -37,10 +39,7 @@ func NewOps() *Ops {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	o := &Ops{Registry: reg, Mux: http.NewServeMux()}
-	o.Mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	o.Mux.HandleFunc("GET /healthz", o.healthz)
 	o.Mux.HandleFunc("GET /readyz", o.ready)
 	o.Mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return o
@@ -51,6 +50,37 @@ func (o *Ops) AddReadiness(name string, fn func(context.Context) error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.checks = append(o.checks, readiness{name, fn})
+}
+
+// AddLiveness adds a check that must pass for /healthz to answer 200; a
+// failing one makes the kubelet restart the container, so add only checks
+// that a restart can cure (such as a NATS connection down past its grace,
+// events.Client.Live).
+func (o *Ops) AddLiveness(name string, fn func(context.Context) error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.live = append(o.live, readiness{name, fn})
+}
+
+// healthz answers "ok" while every liveness check passes, and 503 with the
+// failing checks otherwise.
+func (o *Ops) healthz(w http.ResponseWriter, r *http.Request) {
+	o.mu.Lock()
+	checks := append([]readiness(nil), o.live...)
+	o.mu.Unlock()
+	var failed []string
+	for _, c := range checks {
+		if err := c.fn(r.Context()); err != nil {
+			failed = append(failed, c.name+": "+err.Error())
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if len(failed) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(strings.Join(failed, "\n") + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
 }
 
 func (o *Ops) ready(w http.ResponseWriter, r *http.Request) {
