@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/restoreplan"
+	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 )
 
@@ -34,10 +36,45 @@ func Register(mux *http.ServeMux, store Store, tokens Tokens, log *slog.Logger, 
 	s := &Server{store: store, log: log, now: now}
 	route := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, tokens.wrap(h)) }
 	route("GET /v1/apps", s.apps)
-	route("GET /v1/apps/{namespace}/{app}", s.app)
-	route("GET /v1/apps/{namespace}/{app}/restore-plan", s.restorePlan)
-	route("GET /v1/incidents", s.incidents)
-	route("GET /v1/snapshots/{namespace}/{name}/why", s.why)
+	route("GET /v1/apps/{namespace}/{app}", validated(s.app))
+	route("GET /v1/apps/{namespace}/{app}/restore-plan", validated(s.restorePlan))
+	route("GET /v1/incidents", validated(s.incidents))
+	route("GET /v1/snapshots/{namespace}/{name}/why", validated(s.why))
+}
+
+// validated answers 400 with the reason when a path or query identifier
+// breaks its Kubernetes naming rule (checkRequest), so that nothing a
+// caller sends reaches a KV key or a subject unchecked; otherwise it runs h.
+func validated(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := checkRequest(r); err != nil {
+			writeProblem(w, r, service.Problem{Type: service.ProblemBase + "invalid-parameter", Title: "Invalid request parameter",
+				Status: http.StatusBadRequest, Detail: err.Error()})
+			return
+		}
+		h(w, r)
+	}
+}
+
+// checkRequest checks every identifier a route takes: the namespace, app
+// and snapshot name in the path, the status filter in the query.
+func checkRequest(r *http.Request) error {
+	if strings.Contains(r.Pattern, "{namespace}") {
+		if err := checkNamespace(r.PathValue("namespace")); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(r.Pattern, "{app}") {
+		if err := checkApp(r.PathValue("app")); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(r.Pattern, "{name}") {
+		if err := checkObjectName("snapshot", r.PathValue("name")); err != nil {
+			return err
+		}
+	}
+	return checkStatus(r.URL.Query().Get("status"))
 }
 
 // AppSummary is one line of GET /v1/apps.
@@ -126,7 +163,7 @@ func (s *Server) views(ctx context.Context) ([]model.View, error) {
 func (s *Server) apps(w http.ResponseWriter, r *http.Request) {
 	views, err := s.views(r.Context())
 	if err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	out := []AppSummary{}
@@ -153,7 +190,7 @@ func (s *Server) appView(w http.ResponseWriter, r *http.Request) (*model.State, 
 	ns, app := r.PathValue("namespace"), r.PathValue("app")
 	st, ok, err := s.store.State(r.Context(), ns)
 	if err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return nil, model.View{}, model.AppView{}, false
 	}
 	if ok {
@@ -162,7 +199,7 @@ func (s *Server) appView(w http.ResponseWriter, r *http.Request) (*model.State, 
 			return st, v, av, true
 		}
 	}
-	writeError(w, http.StatusNotFound, "no application "+app+" in namespace "+ns)
+	notFound(w, r, "no application "+app+" in namespace "+ns)
 	return nil, model.View{}, model.AppView{}, false
 }
 
@@ -210,7 +247,7 @@ func (s *Server) restorePlan(w http.ResponseWriter, r *http.Request) {
 func (s *Server) incidents(w http.ResponseWriter, r *http.Request) {
 	views, err := s.views(r.Context())
 	if err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	status := r.URL.Query().Get("status")
@@ -233,11 +270,11 @@ func (s *Server) why(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
 	st, ok, err := s.store.State(r.Context(), ns)
 	if err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	if !ok {
-		writeError(w, http.StatusNotFound, "nothing known about namespace "+ns)
+		notFound(w, r, "nothing known about namespace "+ns)
 		return
 	}
 	v := model.Derive(s.store.Rules(), st)
@@ -268,7 +305,7 @@ func (s *Server) why(w http.ResponseWriter, r *http.Request) {
 		out.Apps = append(out.Apps, wa)
 	}
 	if len(out.Apps) == 0 && !out.Pinned {
-		writeError(w, http.StatusNotFound, "no snapshot "+name+" in namespace "+ns)
+		notFound(w, r, "no snapshot "+name+" in namespace "+ns)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -303,9 +340,26 @@ func summary(sv model.SnapshotView, wa WhyApp) string {
 	return "unknown: no scan of versions " + strings.Join(unknown, ", ")
 }
 
-func (s *Server) fail(w http.ResponseWriter, err error) {
-	s.log.Error("api", "error", err)
-	writeError(w, http.StatusServiceUnavailable, "state unavailable")
+// fail answers 503: the state could not be read (NATS down, for one); the
+// client may retry.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("api: state unavailable", "path", r.Pattern, "error", err)
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	writeProblem(w, r, service.Problem{Type: service.ProblemBase + "unavailable", Title: "State unavailable",
+		Status: http.StatusServiceUnavailable, Detail: "the correlator's state could not be read; retry later"})
+}
+
+// retryAfterSeconds is sent with every 503.
+const retryAfterSeconds = 5
+
+func notFound(w http.ResponseWriter, r *http.Request, detail string) {
+	writeProblem(w, r, service.Problem{Type: service.ProblemBase + "not-found", Title: "Not found",
+		Status: http.StatusNotFound, Detail: detail})
+}
+
+// writeProblem answers every error of the API as RFC 9457 problem+json.
+func writeProblem(w http.ResponseWriter, r *http.Request, p service.Problem) {
+	service.WriteProblem(w, r, p)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -314,8 +368,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/stateguard/stateguard/pkg/events/service"
 )
 
 // Tokens are the accepted bearer tokens, kept as SHA-256 digests.
@@ -51,7 +53,8 @@ func (t Tokens) wrap(h http.Handler) http.Handler {
 		tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !found || !t.valid(strings.TrimSpace(tok)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="stateguard"`)
-			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
+			writeProblem(w, r, service.Problem{Type: service.ProblemBase + "unauthorized", Title: "Unauthorized",
+				Status: http.StatusUnauthorized, Detail: "missing or invalid bearer token"})
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -144,9 +144,13 @@ func dressIncident(r Rules, app string, g incidentGroup, vd *verdicts, views []S
 		inc.CloseReason = fmt.Sprintf("PVC %s was restored from snapshot %s, whose lineage holds no vulnerable version", g.restoredBy.PVC, g.restoredBy.Snapshot)
 		inc.CloseCauses = []string{g.restoredBy.EventID}
 		inc.Open = false
+		inc.ClosedAt = g.restoredBy.Time
 	case g.resolution != nil:
 		inc.CloseReason = fmt.Sprintf("resolved by %s: %s", g.resolution.Actor, g.resolution.Reason)
 		inc.CloseCauses = []string{g.resolution.EventID}
+		if !inc.Open {
+			inc.ClosedAt = g.resolution.Time
+		}
 	}
 	return finishIncident(&inc, secrets)
 }

@@ -111,6 +111,10 @@ type IncidentView struct {
 	// Lineage is, per PVC the incident touches, every version that wrote
 	// to its data since its lineage began, with its interval and verdict.
 	Lineage []events.LineageSpan `json:"lineage,omitempty"`
+	// ClosedAt is when a closed incident ended: the time of the fact that
+	// closed it (a restore, a resolution, a clean snapshot), so that
+	// replays agree on it.
+	ClosedAt time.Time `json:"closed_at,omitzero"`
 }
 
 // CertView is a TLS Secret's certificate posture.
