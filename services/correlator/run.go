@@ -51,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer cancel()
 		return client.Close(sctx)
 	}
-	ops.AddReadiness("jetstream", client.Ready)
+	service.Watch(ops, client)
 	eng, err := engine.New(ctx, engine.Options{
 		Client: client, Rules: cfg.Rules, Bucket: cfg.Bucket, Replicas: cfg.KVReplicas,
 		Workers: cfg.Workers, CacheSize: cfg.CacheNamespaces, Consumer: cfg.Consumer, Log: log, Registerer: ops.Registry,

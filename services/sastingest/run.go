@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			log.Warn("nats close", "error", err)
 		}
 	}()
-	ops.AddReadiness("jetstream", client.Ready)
+	service.Watch(ops, client)
 
 	pipeline, err := ingest.New(ctx, client, ingest.Options{
 		MaxUncompressed: cfg.MaxUncompressed,

@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	ops.AddReadiness("jetstream", ev.Ready)
+	service.Watch(ops, ev)
 	ops.AddReadiness("kubernetes", func(context.Context) error {
 		_, err := cs.Discovery().ServerVersion()
 		return err

@@ -92,7 +92,7 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 			log.Warn("nats close", "error", err)
 		}
 	}()
-	ops.AddReadiness("jetstream", client.Ready)
+	service.Watch(ops, client)
 
 	kv, err := marks.Open(ctx, client.JetStream(), cfg.KVBucket, cfg.Streams.Replicas, cfg.MarkTTL)
 	if err != nil {
