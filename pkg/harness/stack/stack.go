@@ -166,6 +166,16 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := s.writeSecrets(); err != nil {
 		return nil, err
 	}
+	// As in a cluster (base/bootstrap/job.yaml): the streams, consumers and
+	// buckets are created once, one service after the other, and the
+	// services then only bind to them. Services that create or update
+	// streams concurrently at start race inside nats-server (a stream
+	// update against a consumer create on it, seen under -race).
+	for _, name := range Services {
+		if err := s.bootstrap(ctx, name); err != nil {
+			return nil, err
+		}
+	}
 	for _, name := range Services {
 		if err := s.startService(name); err != nil {
 			return nil, err
@@ -252,22 +262,9 @@ func (s *Stack) WebhookSecretsFile() string { return filepath.Join(s.cfg.Dir, "w
 // LogFile is where a service's output goes.
 func (s *Stack) LogFile(name string) string { return filepath.Join(s.cfg.Dir, "logs", name+".log") }
 
-func (s *Stack) startService(name string) error {
-	port := s.cfg.Ports[name]
-	if port == 0 {
-		p, err := natstest.FreePort()
-		if err != nil {
-			return err
-		}
-		port = p
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	s.Addr[name] = addr
-	f, err := os.Create(s.LogFile(name))
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(filepath.Join(s.cfg.Dir, "bin", name), s.cfg.Args[name]...)
+// command is the service's command line with the stack's environment.
+func (s *Stack) command(name, addr string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(s.cfg.Dir, "bin", name), args...)
 	cmd.Dir = s.cfg.Root
 	cmd.Env = append(os.Environ(),
 		"NATS_URL="+s.NATSURL,
@@ -279,6 +276,58 @@ func (s *Stack) startService(name string) error {
 	)
 	cmd.Env = append(cmd.Env, s.cfg.Env...)
 	cmd.Env = append(cmd.Env, s.cfg.ServiceEnv[name]...)
+	return cmd
+}
+
+// bootstrap runs `<service> bootstrap`, which creates or updates the
+// service's streams, consumers and buckets and exits; its output starts
+// the service's log file.
+func (s *Stack) bootstrap(ctx context.Context, name string) error {
+	f, err := os.Create(s.LogFile(name))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd := s.command(name, "127.0.0.1:0", append([]string{"bootstrap"}, s.cfg.Args[name]...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("bootstrap %s: %w", name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-cctx.Done():
+		_ = cmd.Process.Kill()
+		err = fmt.Errorf("%w (after %s)", cctx.Err(), time.Minute)
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap %s: %w (log: %s)", name, err, s.LogFile(name))
+	}
+	s.cfg.Log.Info("bootstrapped", "service", name)
+	return nil
+}
+
+func (s *Stack) startService(name string) error {
+	port := s.cfg.Ports[name]
+	if port == 0 {
+		p, err := natstest.FreePort()
+		if err != nil {
+			return err
+		}
+		port = p
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	s.Addr[name] = addr
+	f, err := os.OpenFile(s.LogFile(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := s.command(name, addr, s.cfg.Args[name]...)
+	cmd.Env = append(cmd.Env, "NATS_BIND=true")
 	cmd.Stdout, cmd.Stderr = f, f
 	// The kernel stops the service if this process dies, so nothing is
 	// left behind even on SIGKILL.
