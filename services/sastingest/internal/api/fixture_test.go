@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +38,34 @@ type fixture struct {
 	api      *Server
 	url      string
 	secrets  string
-	spoolDir string // where the server spools webhook bodies
+	spoolDir string        // where the server spools webhook bodies
+	read     *atomic.Int64 // bytes the server read from its connections
+}
+
+// countingListener counts the bytes read from every connection it accepts:
+// what the server took off the wire, whatever the kernel's buffers held.
+type countingListener struct {
+	net.Listener
+	read *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{Conn: c, read: l.read}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
 }
 
 type fixtureOpts struct {
@@ -57,7 +86,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if o.maxUncompressed == 0 {
 		o.maxUncompressed = 256 << 20
 	}
-	f := &fixture{}
+	f := &fixture{read: new(atomic.Int64)}
 	f.nats = natstest.Run(t, o.natsOpts...)
 	f.client = natstest.Client(t, f.nats, events.WithSource("/stateguard/sastingest"), events.WithPublishRetry(2, 50*time.Millisecond), events.WithAckTimeout(2*time.Second))
 	ctx := t.Context()
@@ -92,7 +121,9 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		SpoolDir: f.spoolDir, MaxConcurrent: o.maxConcurrent, BodyReadTimeout: o.bodyReadTimeout, Now: o.now, GitHubRetry: 5 * time.Second, gate: o.gate})
 	mux := http.NewServeMux()
 	f.api.Register(mux)
-	hs := httptest.NewServer(mux)
+	hs := httptest.NewUnstartedServer(mux)
+	hs.Listener = countingListener{Listener: hs.Listener, read: f.read}
+	hs.Start()
 	t.Cleanup(func() {
 		hs.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
