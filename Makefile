@@ -30,6 +30,10 @@ test: tools ## run every module's tests with -race, integration tests included
 		(cd "$$m" && go test $(GO_TEST_FLAGS) ./...); \
 	done
 
+.PHONY: unit
+unit: ## the edit-test loop: tests of every package that needs no control plane (no tools, no -race; UNIT_FLAGS to change)
+	@bash hack/unit.sh
+
 .PHONY: lint
 lint: ## gofmt, go vet and golangci-lint on every module
 	@bash hack/tools.sh golangci-lint

@@ -137,8 +137,12 @@ func countOf(list []string, s string) int {
 func TestPinIsStoredBeforeTheRecommendationInEveryOrder(t *testing.T) {
 	cs := scenario.CaseStudy()
 	// Each order runs against its own server; they wait mostly on JetStream,
-	// so they run side by side.
-	for order := range 50 {
+	// so they run side by side. `make unit`'s -short loop runs eight.
+	orders := 50
+	if testing.Short() {
+		orders = 8
+	}
+	for order := range orders {
 		t.Run(fmt.Sprintf("order-%02d", order), func(t *testing.T) {
 			t.Parallel()
 			rnd := rand.New(rand.NewPCG(uint64(order), 14))

@@ -16,7 +16,7 @@ func TestCachedViewsFollowPrunedSnapshots(t *testing.T) {
 	r := DefaultRules()
 	r.History = 2
 	pruned := 0
-	for seed := range uint64(60) {
+	for seed := range seeds(60) {
 		evs := randomScenario(seed)
 		for p := range uint64(3) {
 			st := NewState("prop")

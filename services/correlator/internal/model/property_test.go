@@ -128,9 +128,18 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
+// seeds is how many random scenarios a property test runs: all of them in
+// `make test`, an eighth (at least ten) in `make unit`'s -short loop.
+func seeds(full uint64) uint64 {
+	if testing.Short() {
+		return max(full/8, 10)
+	}
+	return full
+}
+
 func TestOrderAndDuplicatesDoNotMatter(t *testing.T) {
 	r := DefaultRules()
-	for seed := range uint64(120) {
+	for seed := range seeds(120) {
 		evs := randomScenario(seed)
 		inOrder := NewState("prop")
 		wantDecisions := feed(t, r, inOrder, evs...)
