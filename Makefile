@@ -40,7 +40,7 @@ lint: ## gofmt, go vet and golangci-lint on every module
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do \
 		echo "== lint $${m#$(CURDIR)/}"; \
-		(cd "$$m" && go vet ./... && $(CURDIR)/bin/golangci-lint run --config $(CURDIR)/.golangci.yml ./...); \
+		(cd "$$m" && go vet ./... && $(CURDIR)/bin/golangci-lint run --allow-parallel-runners --config $(CURDIR)/.golangci.yml ./...); \
 	done
 
 .PHONY: bench
