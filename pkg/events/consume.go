@@ -316,7 +316,7 @@ func (s *Subscription) handle(m jetstream.Msg, h Handler) {
 	c.metrics.handling.WithLabelValues(s.cfg.Name, typ).Observe(time.Since(start).Seconds())
 	if herr == nil {
 		if err := m.Ack(); err != nil {
-			c.log.Warn("ack failed; the event will be redelivered", "consumer", s.label, "event_id", ev.ID(), "error", err)
+			c.log.WarnContext(ctx, "ack failed; the event will be redelivered", "consumer", s.label, "event_id", ev.ID(), "error", err)
 		}
 		c.metrics.consumed.WithLabelValues(s.cfg.Name, typ).Inc()
 		return
@@ -325,14 +325,14 @@ func (s *Subscription) handle(m jetstream.Msg, h Handler) {
 	span.SetStatus(codes.Error, herr.Error())
 	if IsPermanent(herr) {
 		c.metrics.failed.WithLabelValues(s.cfg.Name, typ, "permanent").Inc()
-		c.log.Warn("dead-lettering event", "consumer", s.label, "event_id", ev.ID(), "type", typ, "reason", herr.Error())
+		c.log.WarnContext(ctx, "dead-lettering event", "consumer", s.label, "event_id", ev.ID(), "type", typ, "reason", herr.Error())
 		s.finishFailed(m, meta, typ, herr.Error())
 		return
 	}
 	c.metrics.failed.WithLabelValues(s.cfg.Name, typ, "retry").Inc()
 	if s.cfg.MaxDeliver > 0 && meta.NumDelivered >= uint64(s.cfg.MaxDeliver) {
 		reason := fmt.Sprintf("max deliveries (%d) exhausted: %v", meta.NumDelivered, herr)
-		c.log.Warn("dead-lettering event", "consumer", s.label, "event_id", ev.ID(), "type", typ, "reason", reason)
+		c.log.WarnContext(ctx, "dead-lettering event", "consumer", s.label, "event_id", ev.ID(), "type", typ, "reason", reason)
 		s.finishFailed(m, meta, typ, reason)
 		return
 	}
@@ -341,7 +341,7 @@ func (s *Subscription) handle(m jetstream.Msg, h Handler) {
 	if errors.As(herr, &re) && re.Delay > 0 {
 		delay = re.Delay
 	}
-	c.log.Info("event will be retried", "consumer", s.label, "event_id", ev.ID(), "type", typ, "delivery", meta.NumDelivered, "delay", delay.String(), "error", herr.Error())
+	c.log.InfoContext(ctx, "event will be retried", "consumer", s.label, "event_id", ev.ID(), "type", typ, "delivery", meta.NumDelivered, "delay", delay.String(), "error", herr.Error())
 	_ = m.NakWithDelay(delay)
 }
 

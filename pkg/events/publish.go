@@ -125,7 +125,7 @@ func (c *Client) await(ctx context.Context, msg *nats.Msg, fut jetstream.PubAckF
 		if !retryable(err) || attempt >= c.publishRetries {
 			return err
 		}
-		c.log.Warn("publish retry", "subject", msg.Subject, "event_id", msg.Header.Get(nats.MsgIdHdr), "attempt", attempt+1, "error", err)
+		c.log.WarnContext(ctx, "publish retry", "subject", msg.Subject, "event_id", msg.Header.Get(nats.MsgIdHdr), "attempt", attempt+1, "error", err)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():

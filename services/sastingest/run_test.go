@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 )
 
@@ -97,7 +99,12 @@ func TestRunServesAPIHealthAndMetrics(t *testing.T) {
 // "t0ken" for acme/*, and returns its base URL; it stops with the test.
 func startService(t *testing.T, args ...string) string {
 	t.Helper()
-	srv := natstest.Run(t)
+	return startServiceOn(t, natstest.Run(t), args...)
+}
+
+// startServiceOn is startService on the JetStream server srv.
+func startServiceOn(t *testing.T, srv *server.Server, args ...string) string {
+	t.Helper()
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
 	if err := os.WriteFile(tokens, []byte("t0ken acme/*\n"), 0o600); err != nil {

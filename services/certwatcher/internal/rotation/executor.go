@@ -206,13 +206,13 @@ func (e *Executor) Handle(ctx context.Context, ev events.Event) error {
 		return err
 	}
 	if p.Phase == phaseDone {
-		log.Info("rotation request already handled", "event_id", p.EventID)
+		log.InfoContext(ctx, "rotation request already handled", "event_id", p.EventID)
 		return nil
 	}
 	err = e.rotate(ctx, log, req, key, &p)
 	var d *errDeclined
 	if errors.As(err, &d) {
-		log.Warn("rotation not carried out", "reason", d.reason)
+		log.WarnContext(ctx, "rotation not carried out", "reason", d.reason)
 		return e.finish(ctx, key, &p, events.TypeCertificateRotationFailed, FailedEventID(req.RequestID), events.CertificateRotationFailed{
 			RequestID: req.RequestID, Namespace: req.Namespace, Secret: req.Secret, Reason: d.reason, Causes: req.Causes,
 		})
@@ -307,7 +307,7 @@ func (e *Executor) rotate(ctx context.Context, log *slog.Logger, req events.Cert
 				out.Rolled = append(out.Rolled, w.ref)
 			}
 		}
-		log.Info("dry run: rotation would be carried out", "method", method, "workloads", len(ws))
+		log.InfoContext(ctx, "dry run: rotation would be carried out", "method", method, "workloads", len(ws))
 		return e.finish(ctx, key, p, events.TypeCertificateRotated, RotatedEventID(req.RequestID), out)
 	}
 
@@ -340,7 +340,7 @@ func (e *Executor) rotate(ctx context.Context, log *slog.Logger, req events.Cert
 		if err := e.save(ctx, key, *p); err != nil {
 			return err
 		}
-		log.Info("certificate re-issued", "method", p.Method, "old_serial", p.OldSerial, "new_serial", newSerial)
+		log.InfoContext(ctx, "certificate re-issued", "method", p.Method, "old_serial", p.OldSerial, "new_serial", newSerial)
 	}
 
 	out := events.CertificateRotated{RequestID: req.RequestID, Namespace: req.Namespace, Secret: req.Secret, Method: p.Method,
@@ -349,7 +349,7 @@ func (e *Executor) rotate(ctx context.Context, log *slog.Logger, req events.Cert
 	for _, w := range ws {
 		if w.paused {
 			out.Paused = append(out.Paused, w.ref)
-			log.Warn("paused rollout left alone", "kind", w.ref.Kind, "workload", w.ref.Name)
+			log.WarnContext(ctx, "paused rollout left alone", "kind", w.ref.Kind, "workload", w.ref.Name)
 			continue
 		}
 		if err := roll(ctx, cs, w, p.RestartedAt); err != nil {
@@ -362,14 +362,14 @@ func (e *Executor) rotate(ctx context.Context, log *slog.Logger, req events.Cert
 	out.Verification = e.verify(ctx, req.Namespace, rolled, p.NewSerial)
 	if len(pending) > 0 {
 		msg := "rollout not complete within " + e.o.RolloutTimeout.String() + ": " + strings.Join(pending, ", ")
-		log.Warn("rollout not complete; reporting", "pending", pending)
+		log.WarnContext(ctx, "rollout not complete; reporting", "pending", pending)
 		if out.Verification.Error == "" {
 			out.Verification.Error = msg
 		} else {
 			out.Verification.Error = msg + "; " + out.Verification.Error
 		}
 	}
-	log.Info("certificate rotated", "new_serial", p.NewSerial, "rolled", len(out.Rolled), "paused", len(out.Paused),
+	log.InfoContext(ctx, "certificate rotated", "new_serial", p.NewSerial, "rolled", len(out.Rolled), "paused", len(out.Paused),
 		"verified", out.Verification.Checked, "match", out.Verification.Match)
 	return e.finish(ctx, key, p, events.TypeCertificateRotated, RotatedEventID(req.RequestID), out)
 }
@@ -468,7 +468,7 @@ func (e *Executor) renewCertManager(ctx context.Context, log *slog.Logger, req e
 			}
 			return "", fmt.Errorf("trigger issuance of certificate %s: %w", crt.GetName(), err)
 		}
-		log.Info("cert-manager re-issuance triggered", "certificate", crt.GetName())
+		log.InfoContext(ctx, "cert-manager re-issuance triggered", "certificate", crt.GetName())
 	}
 	var newSerial string
 	err := e.poll(ctx, e.o.ReissueTimeout, func(ctx context.Context) (bool, error) {
@@ -586,7 +586,7 @@ func (e *Executor) reissueWithCA(ctx context.Context, log *slog.Logger, s *corev
 		}
 		return "", fmt.Errorf("write secret: %w", err)
 	}
-	log.Info("certificate re-issued by in-cluster CA", "ca_secret", ref)
+	log.InfoContext(ctx, "certificate re-issued by in-cluster CA", "ca_secret", ref)
 	return certinfo.SerialHex(issued.Cert), nil
 }
 

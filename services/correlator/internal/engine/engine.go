@@ -281,7 +281,7 @@ func (e *Engine) publish(ctx context.Context, ns string, ds []model.Decision) er
 	}
 	for _, d := range ds {
 		e.m.decisions.WithLabelValues(d.Type).Inc()
-		e.o.Log.Info("decision", "namespace", ns, "type", d.Type, "event_id", d.ID)
+		e.o.Log.InfoContext(ctx, "decision", "namespace", ns, "type", d.Type, "event_id", d.ID)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func (s *Server) admit(endpoint string, h http.HandlerFunc) http.HandlerFunc {
 		}
 		if s.opts.BodyReadTimeout > 0 {
 			if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyReadTimeout)); err != nil {
-				s.opts.Log.Warn("body read deadline not set", "endpoint", endpoint, "error", err)
+				s.opts.Log.WarnContext(r.Context(), "body read deadline not set", "endpoint", endpoint, "error", err)
 			}
 		}
 		h(w, r)

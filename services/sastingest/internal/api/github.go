@@ -268,7 +268,7 @@ func (s *Server) processGitHub(parent trace.SpanContext, key string, meta ingest
 		}
 		p, _ := problemOf(err)
 		if p.Status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
-			s.opts.Log.Warn("github upload: storage unavailable, retrying", "key", key, "attempt", attempt, "error", err)
+			s.opts.Log.WarnContext(ctx, "github upload: storage unavailable, retrying", "key", key, "attempt", attempt, "error", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)):
@@ -293,13 +293,13 @@ func (s *Server) processGitHub(parent trace.SpanContext, key string, meta ingest
 		_, err := s.opts.Pipeline.KV().Put(sctx, key, b)
 		if err == nil {
 			if err := s.opts.Pipeline.Pending().Delete(sctx, key); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-				s.opts.Log.Warn("github upload: removing the pending copy", "key", key, "error", err)
+				s.opts.Log.WarnContext(sctx, "github upload: removing the pending copy", "key", key, "error", err)
 			}
 			cancel()
 			return
 		}
 		cancel()
-		s.opts.Log.Warn("github upload: recording status failed", "key", key, "error", err)
+		s.opts.Log.WarnContext(ctx, "github upload: recording status failed", "key", key, "error", err)
 		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 	}
 }

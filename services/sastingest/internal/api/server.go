@@ -196,9 +196,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, endpoint string, s
 	p, oc := problemOf(err)
 	s.done(endpoint, start, oc)
 	if p.Status >= 500 {
-		s.opts.Log.Warn("upload failed", "endpoint", endpoint, "status", p.Status, "error", err)
+		s.opts.Log.WarnContext(r.Context(), "upload failed", "endpoint", endpoint, "status", p.Status, "error", err)
 	} else {
-		s.opts.Log.Info("upload rejected", "endpoint", endpoint, "status", p.Status, "reason", p.Title, "json_path", p.JSONPath)
+		s.opts.Log.InfoContext(r.Context(), "upload rejected", "endpoint", endpoint, "status", p.Status, "reason", p.Title, "json_path", p.JSONPath)
 	}
 	writeProblem(w, r, p)
 }

@@ -138,7 +138,7 @@ func (s *Server) postWebhook(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 			defer cancel()
 			if rerr := s.opts.Replay.Release(ctx, provider, d.ID, sum); rerr != nil {
-				s.opts.Log.Warn("webhook: forgetting a failed delivery", "provider", provider, "error", rerr)
+				s.opts.Log.WarnContext(ctx, "webhook: forgetting a failed delivery", "provider", provider, "error", rerr)
 			}
 		}
 	}

@@ -75,7 +75,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.Event) error {
 		return fmt.Errorf("get volume snapshot: %w", err)
 	}
 	if prev, err := time.Parse(time.RFC3339Nano, vs.Annotations[v1alpha1.AnnotationPinUpdatedAt]); err == nil && !at.After(prev) {
-		log.Info("ignoring pin request not newer than the one applied", "event_time", at, "applied_time", prev)
+		log.InfoContext(ctx, "ignoring pin request not newer than the one applied", "event_time", at, "applied_time", prev)
 		h.count(action, "stale")
 		return nil
 	}
@@ -98,7 +98,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.Event) error {
 	if err := h.Client.Update(ctx, &vs); err != nil {
 		return fmt.Errorf("%s %s/%s: %w", action, ns, name, err)
 	}
-	log.Info("pin request applied", "reason", reason, "event_time", at)
+	log.InfoContext(ctx, "pin request applied", "reason", reason, "event_time", at)
 	h.count(action, "applied")
 	return nil
 }
