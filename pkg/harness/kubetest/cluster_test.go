@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/stateguard/stateguard/pkg/harness/csidriver"
@@ -239,12 +240,17 @@ func TestDeploymentRunsOnKWOK(t *testing.T) {
 	}
 	up := eventually(t, "2 running pods of web 1.0.0", 60*time.Second, running("ghcr.io/acme/web:1.0.0"))
 
-	dep, err = c.Client.AppsV1().Deployments(ns).Get(t.Context(), "web", metav1.GetOptions{})
+	// The deployment controller writes the Deployment's status too.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := c.Client.AppsV1().Deployments(ns).Get(t.Context(), "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		d.Spec.Template.Spec.Containers[0].Image = "ghcr.io/acme/web:1.1.0"
+		_, err = c.Client.AppsV1().Deployments(ns).Update(t.Context(), d, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	dep.Spec.Template.Spec.Containers[0].Image = "ghcr.io/acme/web:1.1.0"
-	if _, err := c.Client.AppsV1().Deployments(ns).Update(t.Context(), dep, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rolled := eventually(t, "2 running pods of web 1.1.0 and no old pod", 90*time.Second, running("ghcr.io/acme/web:1.1.0"))
