@@ -86,15 +86,12 @@ func TestDriverFailurePublishesSnapshotFailed(t *testing.T) {
 	var failed events.SnapshotFailed
 	start := time.Now()
 	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-		for _, ev := range snapshotEvents(ctx, t, ec, events.TypeSnapshotFailed) {
-			v, err := events.Decode[events.SnapshotFailed](ev)
-			if err != nil {
-				return false, err
-			}
-			failed = v
-			return true, nil
+		evs := snapshotEvents(ctx, t, ec, events.TypeSnapshotFailed)
+		if len(evs) == 0 {
+			return false, nil
 		}
-		return false, nil
+		failed, err = events.Decode[events.SnapshotFailed](evs[0])
+		return true, err
 	})
 	if err != nil {
 		t.Fatalf("waiting for snapshot.failed: %v\nlogs:\n%s", err, out.String())
