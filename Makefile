@@ -14,13 +14,15 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 .PHONY: tools
-tools: ## build kube-apiserver, etcd and gosec from the Go module proxy (cached outside the clone, linked into bin/)
-	@bash hack/tools.sh kube-apiserver etcd gosec
+tools: ## build kube-apiserver, etcd, gosec and the cluster parts from the Go module proxy (cached outside the clone, linked into bin/)
+	@bash hack/tools.sh kube-apiserver etcd gosec cluster
 
-# No test starts these yet (kubetest.WithCluster is the next step of the
-# real-cluster work): `make test` does not pay their ~7 minutes until one does.
+# The cluster parts (kube-controller-manager, kube-scheduler, the CSI
+# snapshot-controller, csi-snapshotter and csi-provisioner, KWOK) are what
+# kubetest.StartCluster runs beside the API server; `make tools` builds them
+# too (about 7 minutes on 2 cores on top of kube-apiserver's build cache).
 .PHONY: cluster-tools
-cluster-tools: ## also build the cluster parts: kube-controller-manager, kube-scheduler, snapshot-controller, csi-snapshotter, csi-provisioner, KWOK
+cluster-tools: ## build only the cluster parts: kube-controller-manager, kube-scheduler, snapshot-controller, csi-snapshotter, csi-provisioner, KWOK
 	@bash hack/tools.sh cluster
 
 .PHONY: test
