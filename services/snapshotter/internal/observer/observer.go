@@ -111,8 +111,7 @@ func (o *Observer) Run(ctx context.Context) error {
 	go func() { cacheDone <- c.Start(cctx) }()
 	if !c.WaitForCacheSync(ctx) {
 		cancel()
-		<-cacheDone
-		return fmt.Errorf("observer informers not synced: %w", context.Cause(ctx))
+		return errors.Join(fmt.Errorf("observer informers not synced: %w", context.Cause(ctx)), <-cacheDone)
 	}
 	go func() {
 		<-ctx.Done()
