@@ -7,11 +7,13 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/config"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/observer"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/pins"
 )
 
 // bootstrap is `snapshotter bootstrap`: as the admin NATS user, it creates
-// or updates the streams and the durable consumer of pin requests, then
+// or updates the streams, the observations bucket and the durable consumer
+// of pin requests, then
 // exits; the service runs with --nats-bind.
 func bootstrap(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(args, getenv, stdout)
@@ -23,6 +25,11 @@ func bootstrap(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	return cfg.Bootstrap(ctx, name, log, func(ctx context.Context, c *events.Client) error {
+		if cfg.Observe {
+			if _, err := observer.OpenStore(ctx, c.JetStream(), cfg.ObserveBucket, cfg.Streams.Replicas); err != nil {
+				return err
+			}
+		}
 		return c.EnsureConsumer(ctx, pins.Consumer())
 	})
 }

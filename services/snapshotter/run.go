@@ -27,6 +27,7 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/leader"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/observer"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/pins"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/plan"
 )
@@ -109,6 +110,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Metrics: m, Namespace: cfg.Namespace, Resync: cfg.Resync,
 	}
 	pinHandler := &pins.Handler{Client: kc, Log: log, Metrics: m}
+	var obs *observer.Observer
+	if cfg.Observe {
+		store, err := observer.OpenStore(ctx, ev.JetStream(), cfg.ObserveBucket, cfg.Streams.Replicas)
+		if err != nil {
+			_ = ev.Close(context.Background())
+			return err
+		}
+		obs = &observer.Observer{
+			Config: restCfg, Owners: kc, Events: ev, Store: store, Clock: clock.RealClock{}, Log: log.With("component", "observer"),
+			Metrics: m, Namespace: cfg.Namespace, Resync: cfg.ObserveResync, WithoutSecrets: !cfg.ObserveTLSSecrets,
+		}
+	}
+	// lead is the leader's work: the controller and the observer.
+	lead := func(ctx context.Context) error {
+		lg, lctx := errgroup.WithContext(ctx)
+		lg.Go(func() error { return ctrl.Run(lctx) })
+		if obs != nil {
+			lg.Go(func() error {
+				// The observer's failures (KV, informers) are its own: it
+				// starts again, and never stops the controller.
+				for lctx.Err() == nil {
+					if err := obs.Run(lctx); err != nil {
+						log.Error("observer stopped; restarting", "error", err)
+						select {
+						case <-lctx.Done():
+						case <-time.After(5 * time.Second):
+						}
+					}
+				}
+				return nil
+			})
+		}
+		return lg.Wait()
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -127,14 +162,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	g.Go(func() error {
 		if !cfg.LeaderElect {
-			return ctrl.Run(gctx)
+			return lead(gctx)
 		}
 		return leader.Run(gctx, cs, leader.Config{
 			Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName, Identity: cfg.Identity,
 			LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
 		}, log, func(ctx context.Context) {
-			if err := ctrl.Run(ctx); err != nil {
-				log.Error("controller stopped", "error", err)
+			if err := lead(ctx); err != nil {
+				log.Error("controller or observer stopped", "error", err)
 			}
 		})
 	})

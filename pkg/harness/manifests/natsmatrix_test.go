@@ -29,7 +29,7 @@ var serviceAssets = map[string]struct {
 	"certwatcher": {kv: []string{"certwatcher"}, consumers: []consumerAsset{
 		{events.StreamCertificate, "certwatcher-rotation", []string{events.TypeCertificateRotationRequest}},
 	}},
-	"snapshotter": {consumers: []consumerAsset{
+	"snapshotter": {kv: []string{"snapshotter-observations"}, consumers: []consumerAsset{
 		{events.StreamSnapshot, "snapshotter-pins", []string{events.TypeSnapshotPinRequested, events.TypeSnapshotUnpinRequested}},
 	}},
 	"correlator": {kv: []string{"stateguard-correlator"}, consumers: []consumerAsset{

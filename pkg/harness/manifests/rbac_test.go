@@ -118,8 +118,9 @@ var rbacMatrix = []struct {
 		allowed: concat(
 			expand("snapshot.storage.k8s.io", "volumesnapshots", "", app, "create", "delete", "get", "list", "watch", "patch", "update"),
 			expand("snapshot.storage.k8s.io", "volumesnapshotcontents", "", "", "get", "create", "delete"),
-			expand("", "persistentvolumeclaims", "", app, "get", "list", "create", "delete"),
-			expand("", "pods", "", app, "get", "list"),
+			expand("", "persistentvolumeclaims", "", app, "get", "list", "watch", "create", "delete"),
+			expand("", "pods", "", app, "get", "list", "watch"),
+			expand("", "secrets", "", app, "list", "watch"), // the observer's metadata-only informer of TLS Secrets
 			expand("", "pods", "exec", app, "create"),
 			expand("apps", "replicasets", "", app, "get"),
 			expand("batch", "jobs", "", app, "create", "get", "list", "delete"),
@@ -129,7 +130,7 @@ var rbacMatrix = []struct {
 			expand("", "events", "", app, "create", "patch"),
 		),
 		denied: concat(
-			expand("", "secrets", "", app, "get", "update", "list"),
+			expand("", "secrets", "", app, "get", "update", "patch", "create", "delete"),
 			expand("", "secrets", "", "stateguard", "get"),
 			expand("apps", "deployments", "", app, "patch", "update"),
 			expand("snapshot.storage.k8s.io", "volumesnapshotcontents", "", "", "update", "patch"),

@@ -26,6 +26,7 @@ import (
 	"github.com/stateguard/stateguard/services/certwatcher/internal/marks"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/metrics"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/notify"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/observe"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/rotation"
 )
 
@@ -108,6 +109,8 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 	})
 	ops.Registry.MustRegister(&metrics.Collector{Store: store, Clock: clk})
 	n := &notify.Notifier{Store: store, Thresholds: cfg.Thresholds, Marks: kv, Publisher: client, Clock: clk, Log: log}
+	obs := &observe.Observer{Store: store, Publisher: client, Clock: clk, Log: log}
+	resync := make(chan struct{}, 1)
 
 	g, gctx := errgroup.WithContext(ctx)
 	var executor *rotation.Executor
@@ -134,8 +137,17 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		n.Context = d
+		obs.Context = d
 		d.Start(gctx)
 		synced := make(chan struct{})
+		obs.Ready = func() bool {
+			select {
+			case <-synced:
+				return true
+			default:
+				return false
+			}
+		}
 		ops.AddReadiness("informers", func(context.Context) error {
 			select {
 			case <-synced:
@@ -149,6 +161,7 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 				return nil // shutting down
 			}
 			close(synced)
+			resync <- struct{}{} // observe everything, now that users are known
 			log.Info("kubernetes discovery synced", "certificates", store.Len(), "cert_manager", d.CertManagerEnabled())
 			return nil
 		})
@@ -167,7 +180,7 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 		w := &dirwatch.Watcher{Dirs: cfg.WatchDirs, Store: store, Log: log, Rescan: cfg.DirRescan}
 		g.Go(func() error { return w.Run(gctx) })
 	}
-	g.Go(func() error { return evaluateLoop(gctx, n, changed, clk, cfg.EvaluateInterval, log) })
+	g.Go(func() error { return evaluateLoop(gctx, n, obs, changed, resync, clk, cfg.EvaluateInterval, log) })
 	g.Go(func() error {
 		return service.Serve(gctx, log, cfg.HTTPAddr, ops.Mux, cfg.ShutdownTimeout, h.HTTPBound)
 	})
@@ -189,11 +202,22 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 	return err
 }
 
-// evaluateLoop evaluates changed records as they arrive and every record
-// each interval, as time passes thresholds.
-func evaluateLoop(ctx context.Context, n *notify.Notifier, changed <-chan []inventory.Record, clk clock.WithTicker, every time.Duration, log *slog.Logger) error {
+// evaluateLoop evaluates and observes changed records as they arrive and
+// every record each interval (as time passes thresholds, and as users
+// change: a pod that starts or stops mounting a Secret is seen there) and
+// when asked to resync.
+func evaluateLoop(ctx context.Context, n *notify.Notifier, obs *observe.Observer, changed <-chan []inventory.Record, resync <-chan struct{}, clk clock.WithTicker, every time.Duration, log *slog.Logger) error {
 	t := clk.NewTicker(every)
 	defer t.Stop()
+	all := func() {
+		if err := n.EvaluateAll(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("expiry evaluation failed; retried on the next pass", "error", err)
+		}
+		if err := obs.ObserveAll(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("certificate observation failed; retried on the next pass", "error", err)
+		}
+	}
+	all() // the start-up resync (without Kubernetes; with it, once synced)
 	for {
 		select {
 		case <-ctx.Done():
@@ -202,10 +226,13 @@ func evaluateLoop(ctx context.Context, n *notify.Notifier, changed <-chan []inve
 			if err := n.Evaluate(ctx, recs); err != nil && ctx.Err() == nil {
 				log.Warn("expiry evaluation failed; retried on the next pass", "error", err)
 			}
-		case <-t.C():
-			if err := n.EvaluateAll(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("expiry evaluation failed; retried on the next pass", "error", err)
+			if err := obs.Observe(ctx, recs); err != nil && ctx.Err() == nil {
+				log.Warn("certificate observation failed; retried on the next pass", "error", err)
 			}
+		case <-resync:
+			all()
+		case <-t.C():
+			all()
 		}
 	}
 }

@@ -32,6 +32,15 @@ type Config struct {
 	LeaseDuration  time.Duration
 	RenewDeadline  time.Duration
 	RetryPeriod    time.Duration
+	// Observe turns the workload observer on (workload.observed).
+	Observe bool
+	// ObserveResync is the period of the observer's full resync.
+	ObserveResync time.Duration
+	// ObserveBucket is the KV bucket of the last observation per PVC.
+	ObserveBucket string
+	// ObserveTLSSecrets lists the TLS Secrets pods mount (a metadata-only
+	// informer of kubernetes.io/tls Secrets).
+	ObserveTLSSecrets bool
 }
 
 // Load parses args (without the program name) with defaults from getenv.
@@ -52,6 +61,10 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	s.Duration(&c.LeaseDuration, "leader-elect-lease-duration", "LEADER_ELECT_LEASE_DURATION", 15*time.Second, "how long a lease is valid without renewal")
 	s.Duration(&c.RenewDeadline, "leader-elect-renew-deadline", "LEADER_ELECT_RENEW_DEADLINE", 10*time.Second, "how long the leader tries to renew before giving up")
 	s.Duration(&c.RetryPeriod, "leader-elect-retry-period", "LEADER_ELECT_RETRY_PERIOD", 2*time.Second, "wait between attempts to acquire or renew")
+	s.Bool(&c.Observe, "observe", "OBSERVE", true, "publish workload.observed whenever the pods on a protected PVC change (leader only)")
+	s.Duration(&c.ObserveResync, "observe-resync", "OBSERVE_RESYNC", 10*time.Minute, "period of the observer's full resync, which republishes every observation (same ids)")
+	s.String(&c.ObserveBucket, "observe-kv-bucket", "OBSERVE_KV_BUCKET", "snapshotter-observations", "JetStream KV bucket keeping the last observation of each protected PVC")
+	s.Bool(&c.ObserveTLSSecrets, "observe-tls-secrets", "OBSERVE_TLS_SECRETS", true, "list the kubernetes.io/tls Secrets the pods mount (watches Secret metadata only; needs list and watch on secrets)")
 	if err := s.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -76,6 +89,9 @@ func (c Config) Validate() error {
 	}
 	if c.Resync <= 0 {
 		errs = append(errs, errors.New("--resync must be positive"))
+	}
+	if c.Observe && (c.ObserveResync <= 0 || c.ObserveBucket == "") {
+		errs = append(errs, errors.New("--observe needs a positive --observe-resync and a --observe-kv-bucket"))
 	}
 	if c.LeaderElect {
 		if c.LeaseNamespace == "" || c.LeaseName == "" {

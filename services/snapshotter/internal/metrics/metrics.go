@@ -23,6 +23,11 @@ type Metrics struct {
 	// InvalidRetention, or SnapshotFailed, RetentionFailed,
 	// RestoreTestFailed).
 	PolicyErrors *prometheus.CounterVec
+	// Observations counts published workload.observed events by kind
+	// (change, resync).
+	Observations *prometheus.CounterVec
+	// ObservationErrors counts PVC observations that failed (retried).
+	ObservationErrors prometheus.Counter
 }
 
 // New creates the metrics and registers them with reg (when not nil).
@@ -61,9 +66,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "stateguard_snapshotter_policy_errors_total",
 			Help: "Passes in which a policy could not run (invalid spec, by its Ready reason) or its run failed (SnapshotFailed, RetentionFailed, RestoreTestFailed).",
 		}, []string{"namespace", "policy", "reason"}),
+		Observations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_snapshotter_workload_observations_total",
+			Help: "workload.observed events published, by kind (change: the pods on a protected PVC changed; resync: an unchanged set repeated).",
+		}, []string{"kind"}),
+		ObservationErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stateguard_snapshotter_workload_observation_errors_total",
+			Help: "PVC observations that failed (API, KV or publish error) and are retried.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Snapshots, m.Missed, m.NewestReadyAge, m.RetentionDeletions, m.HookDuration, m.RestoreTests, m.Pins, m.PolicyErrors)
+		reg.MustRegister(m.Snapshots, m.Missed, m.NewestReadyAge, m.RetentionDeletions, m.HookDuration, m.RestoreTests, m.Pins, m.PolicyErrors,
+			m.Observations, m.ObservationErrors)
 	}
 	return m
 }
