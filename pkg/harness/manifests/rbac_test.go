@@ -120,7 +120,6 @@ var rbacMatrix = []struct {
 			expand("snapshot.storage.k8s.io", "volumesnapshotcontents", "", "", "get", "create", "delete"),
 			expand("", "persistentvolumeclaims", "", app, "get", "list", "watch", "create", "delete"),
 			expand("", "pods", "", app, "get", "list", "watch"),
-			expand("", "secrets", "", app, "list", "watch"), // the observer's metadata-only informer of TLS Secrets
 			expand("", "pods", "exec", app, "create"),
 			expand("apps", "replicasets", "", app, "get"),
 			expand("batch", "jobs", "", app, "create", "get", "list", "delete"),
@@ -130,7 +129,8 @@ var rbacMatrix = []struct {
 			expand("", "events", "", app, "create", "patch"),
 		),
 		denied: concat(
-			expand("", "secrets", "", app, "get", "update", "patch", "create", "delete"),
+			// Not even list: which Secrets an app mounts comes from certwatcher.
+			expand("", "secrets", "", app, "get", "list", "watch", "update", "patch", "create", "delete"),
 			expand("", "secrets", "", "stateguard", "get"),
 			expand("apps", "deployments", "", app, "patch", "update"),
 			expand("snapshot.storage.k8s.io", "volumesnapshotcontents", "", "", "update", "patch"),

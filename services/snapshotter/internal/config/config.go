@@ -64,7 +64,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	s.Bool(&c.Observe, "observe", "OBSERVE", true, "publish workload.observed whenever the pods on a protected PVC change (leader only)")
 	s.Duration(&c.ObserveResync, "observe-resync", "OBSERVE_RESYNC", 10*time.Minute, "period of the observer's full resync, which republishes every observation (same ids)")
 	s.String(&c.ObserveBucket, "observe-kv-bucket", "OBSERVE_KV_BUCKET", "snapshotter-observations", "JetStream KV bucket keeping the last observation of each protected PVC")
-	s.Bool(&c.ObserveTLSSecrets, "observe-tls-secrets", "OBSERVE_TLS_SECRETS", true, "list the kubernetes.io/tls Secrets the pods mount (watches Secret metadata only; needs list and watch on secrets)")
+	s.Bool(&c.ObserveTLSSecrets, "observe-tls-secrets", "OBSERVE_TLS_SECRETS", false, "also name the kubernetes.io/tls Secrets the pods mount in observations (watches Secret metadata only; needs list and watch on secrets, which the shipped RBAC does not grant)")
 	if err := s.Parse(args); err != nil {
 		return Config{}, err
 	}
