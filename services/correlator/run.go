@@ -60,15 +60,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return errors.Join(err, closeClient())
 	}
 	if cfg.TokensFile != "" {
-		data, err := os.ReadFile(cfg.TokensFile)
+		tokens, err := loadTokens(cfg.TokensFile, cfg.OperatorTokensFile)
 		if err != nil {
-			return errors.Join(fmt.Errorf("tokens file: %w", err), closeClient())
+			return errors.Join(err, closeClient())
 		}
-		tokens, err := api.ParseTokens(data)
-		if err != nil {
-			return errors.Join(fmt.Errorf("tokens file %s: %w", cfg.TokensFile, err), closeClient())
-		}
-		api.Register(ops.Mux, eng, tokens, log, time.Now)
+		api.Register(ops.Mux, eng, tokens, log, time.Now, api.WithPublisher(client))
 	} else {
 		log.Warn("no --api-tokens-file: the /v1 API is off")
 	}
@@ -89,4 +85,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	err = errors.Join(err, closeClient())
 	log.Info("correlator stopped")
 	return err
+}
+
+// loadTokens reads the read tokens and, when given, the operator tokens.
+func loadTokens(readFile, operatorFile string) (api.Tokens, error) {
+	var all api.Tokens
+	for _, f := range []struct {
+		path  string
+		scope api.Scope
+	}{{readFile, api.ScopeRead}, {operatorFile, api.ScopeOperator}} {
+		if f.path == "" {
+			continue
+		}
+		data, err := os.ReadFile(f.path)
+		if err != nil {
+			return all, fmt.Errorf("%s tokens file: %w", f.scope, err)
+		}
+		t, err := api.ParseTokens(data, f.scope)
+		if err != nil {
+			return all, fmt.Errorf("%s tokens file %s: %w", f.scope, f.path, err)
+		}
+		all = all.Join(t)
+	}
+	return all, nil
 }

@@ -48,7 +48,7 @@ func apiServer(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	tokens, err := api.ParseTokens([]byte("tok\n"))
+	tokens, err := api.ParseTokens([]byte("tok\n"), api.ScopeRead)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,19 +27,36 @@ type Store interface {
 // Server answers the API.
 type Server struct {
 	store Store
+	pub   Publisher
 	log   *slog.Logger
 	now   func() time.Time
 }
 
-// Register adds the /v1 routes, behind tokens, to mux.
-func Register(mux *http.ServeMux, store Store, tokens Tokens, log *slog.Logger, now func() time.Time) {
+// Option configures Register.
+type Option func(*Server)
+
+// WithPublisher lets operators write (resolve an incident, dismiss a
+// finding): each write becomes an event p publishes. Without it the write
+// routes answer 503.
+func WithPublisher(p Publisher) Option { return func(s *Server) { s.pub = p } }
+
+// Register adds the /v1 routes, behind tokens, to mux: reads take a token
+// of any scope, writes an operator token.
+func Register(mux *http.ServeMux, store Store, tokens Tokens, log *slog.Logger, now func() time.Time, opts ...Option) {
 	s := &Server{store: store, log: log, now: now}
-	route := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, tokens.wrap(h)) }
-	route("GET /v1/apps", s.apps)
-	route("GET /v1/apps/{namespace}/{app}", validated(s.app))
-	route("GET /v1/apps/{namespace}/{app}/restore-plan", validated(s.restorePlan))
-	route("GET /v1/incidents", validated(s.incidents))
-	route("GET /v1/snapshots/{namespace}/{name}/why", validated(s.why))
+	for _, o := range opts {
+		o(s)
+	}
+	read := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, tokens.require(ScopeRead, h)) }
+	write := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, tokens.require(ScopeOperator, h)) }
+	read("GET /v1/apps", s.apps)
+	read("GET /v1/apps/{namespace}/{app}", validated(s.app))
+	read("GET /v1/apps/{namespace}/{app}/restore-plan", validated(s.restorePlan))
+	read("GET /v1/incidents", validated(s.incidents))
+	read("GET /v1/incidents/{id}", validated(s.incident))
+	read("GET /v1/snapshots/{namespace}/{name}/why", validated(s.why))
+	write("POST /v1/incidents/{id}/resolve", validated(s.resolve))
+	write("POST /v1/findings/dismiss", s.dismiss)
 }
 
 // validated answers 400 with the reason when a path or query identifier
@@ -56,8 +73,8 @@ func validated(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// checkRequest checks every identifier a route takes: the namespace, app
-// and snapshot name in the path, the status filter in the query.
+// checkRequest checks every identifier a route takes: the namespace, app,
+// snapshot name and incident id in the path, the status filter in the query.
 func checkRequest(r *http.Request) error {
 	if strings.Contains(r.Pattern, "{namespace}") {
 		if err := checkNamespace(r.PathValue("namespace")); err != nil {
@@ -71,6 +88,11 @@ func checkRequest(r *http.Request) error {
 	}
 	if strings.Contains(r.Pattern, "{name}") {
 		if err := checkObjectName("snapshot", r.PathValue("name")); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(r.Pattern, "{id}") {
+		if err := checkObjectName("incident", r.PathValue("id")); err != nil {
 			return err
 		}
 	}

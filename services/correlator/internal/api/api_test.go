@@ -50,7 +50,7 @@ func newServer(t *testing.T, evs []events.Event) http.Handler {
 			t.Fatal(err)
 		}
 	}
-	tokens, err := ParseTokens([]byte("# operators\nsecret-token-1\n\n  secret-token-2  \n"))
+	tokens, err := ParseTokens([]byte("# operators\nsecret-token-1\n\n  secret-token-2  \n"), ScopeRead)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ParseTokens([]byte("# nothing\n")); err == nil {
+	if _, err := ParseTokens([]byte("# nothing\n"), ScopeRead); err == nil {
 		t.Error("an empty tokens file was accepted")
 	}
 }

@@ -34,7 +34,7 @@ func TestALongNamespaceIsRefusedAndTheCorrelatorStillConsumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Stop(context.Background())
-	tokens, err := ParseTokens([]byte("tok\n"))
+	tokens, err := ParseTokens([]byte("tok\n"), ScopeRead)
 	if err != nil {
 		t.Fatal(err)
 	}

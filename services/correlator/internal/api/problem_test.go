@@ -100,7 +100,7 @@ func (c *countingStore) State(ctx context.Context, ns string) (*model.State, boo
 // one does.
 func TestInvalidIdentifiersNeverReachTheStore(t *testing.T) {
 	store := &countingStore{memStore: memStore{}}
-	tokens, err := ParseTokens([]byte("tok\n"))
+	tokens, err := ParseTokens([]byte("tok\n"), ScopeRead)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,11 @@ type Config struct {
 	service.Common
 	// ConfigFile is the rules file; empty keeps the default rules.
 	ConfigFile string
-	// TokensFile holds the API bearer tokens, one per line.
+	// TokensFile holds the API's read tokens, one per line.
 	TokensFile string
+	// OperatorTokensFile holds the API's operator tokens (they may also
+	// read), each followed by its name: the actor of the decisions.
+	OperatorTokensFile string
 	// Bucket is the JetStream KV bucket of the state.
 	Bucket     string
 	KVReplicas int
@@ -44,7 +47,8 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	s := envflag.New(fs, getenv)
 	c.Common.Register(s, ":8083")
 	s.String(&c.ConfigFile, "config", "CORRELATOR_CONFIG", "", "rules file (YAML or JSON), see config.example.yaml")
-	s.String(&c.TokensFile, "api-tokens-file", "API_TOKENS_FILE", "", "file of API bearer tokens, one per line; the /v1 API is off without it")
+	s.String(&c.TokensFile, "api-tokens-file", "API_TOKENS_FILE", "", "file of the API's read tokens, one per line (optionally followed by a name); the /v1 API is off without it")
+	s.String(&c.OperatorTokensFile, "api-operator-tokens-file", "API_OPERATOR_TOKENS_FILE", "", "file of the API's operator tokens, each followed by its name (the actor recorded); without it nobody may resolve incidents or dismiss findings")
 	s.String(&c.Bucket, "kv-bucket", "KV_BUCKET", "stateguard-correlator", "JetStream KV bucket holding the state")
 	s.Int(&c.KVReplicas, "kv-replicas", "KV_REPLICAS", 1, "replicas of the KV bucket (3 in a cluster)")
 	s.Int(&c.Workers, "workers", "WORKERS", 512, "events handled at once per stream (they share the group commits of the state and the decision batches)")
@@ -71,6 +75,9 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		if c.Rules, err = ParseRules(data); err != nil {
 			return c, fmt.Errorf("rules file %s: %w", c.ConfigFile, err)
 		}
+	}
+	if c.OperatorTokensFile != "" && c.TokensFile == "" {
+		return c, errors.New("--api-operator-tokens-file needs --api-tokens-file: the /v1 API is off without it")
 	}
 	if err := c.NATS.Validate(); err != nil {
 		return c, err

@@ -3,6 +3,7 @@ package config
 import (
 	"io/fs"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +96,20 @@ func TestCacheNamespaces(t *testing.T) {
 	}
 	if _, err := Load([]string{"--cache-namespaces", "0"}, func(string) string { return "" }, os.ReadFile); err == nil {
 		t.Error("--cache-namespaces 0 accepted")
+	}
+}
+
+// TestOperatorTokensNeedTheAPI: operator tokens without read tokens are
+// refused (the API would be off); with both, both paths are kept.
+func TestOperatorTokensNeedTheAPI(t *testing.T) {
+	none := func(string) string { return "" }
+	if _, err := Load([]string{"--api-operator-tokens-file", "/ops"}, none, nil); err == nil || !strings.Contains(err.Error(), "needs --api-tokens-file") {
+		t.Errorf("operator tokens alone: %v, want a refusal naming --api-tokens-file", err)
+	}
+	c, err := Load(nil, func(k string) string {
+		return map[string]string{"API_TOKENS_FILE": "/read", "API_OPERATOR_TOKENS_FILE": "/ops"}[k]
+	}, nil)
+	if err != nil || c.TokensFile != "/read" || c.OperatorTokensFile != "/ops" {
+		t.Errorf("both from the environment: %+v, %v", c, err)
 	}
 }
