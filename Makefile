@@ -14,8 +14,8 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 .PHONY: tools
-tools: ## build kube-apiserver, etcd and gosec from the Go module proxy (cached outside the clone, linked into bin/)
-	@bash hack/tools.sh kube-apiserver etcd gosec
+tools: ## build kube-apiserver, etcd, gosec and promtool from the Go module proxy (cached outside the clone, linked into bin/)
+	@bash hack/tools.sh kube-apiserver etcd gosec promtool
 
 # No test starts these yet (kubetest.WithCluster is the next step of the
 # real-cluster work): `make test` does not pay their ~7 minutes until one does.

@@ -160,7 +160,7 @@ go_tool() {
   link "$name" "$out"
 }
 
-want=${*:-kube-apiserver etcd gosec}
+want=${*:-kube-apiserver etcd gosec promtool}
 for t in $want; do
   case $t in
   kube-apiserver | kube-controller-manager | kube-scheduler) build_kube "$t" ;;
