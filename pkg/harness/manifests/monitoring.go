@@ -38,8 +38,11 @@ func DashboardPath() (string, error) {
 // spec.groups), as the Prometheus Operator hands it to Prometheus.
 func RuleFile(o *unstructured.Unstructured) ([]byte, error) {
 	groups, ok, err := unstructured.NestedSlice(o.Object, "spec", "groups")
-	if err != nil || !ok || len(groups) == 0 {
-		return nil, fmt.Errorf("PrometheusRule %s: no spec.groups (%v)", o.GetName(), err)
+	if err != nil {
+		return nil, fmt.Errorf("PrometheusRule %s: spec.groups: %w", o.GetName(), err)
+	}
+	if !ok || len(groups) == 0 {
+		return nil, fmt.Errorf("PrometheusRule %s: no spec.groups", o.GetName())
 	}
 	return yaml.Marshal(map[string]any{"groups": groups})
 }
