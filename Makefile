@@ -14,8 +14,8 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 .PHONY: tools
-tools: ## build kube-apiserver, etcd, gosec and the cluster parts from the Go module proxy (cached outside the clone, linked into bin/)
-	@bash hack/tools.sh kube-apiserver etcd gosec cluster
+tools: ## build kube-apiserver, etcd, gosec, promtool and the cluster parts from the Go module proxy (cached outside the clone, linked into bin/)
+	@bash hack/tools.sh kube-apiserver etcd gosec promtool cluster
 
 # The cluster parts (kube-controller-manager, kube-scheduler, the CSI
 # snapshot-controller, csi-snapshotter and csi-provisioner, KWOK) are what

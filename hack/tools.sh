@@ -2,8 +2,8 @@
 # Builds the binaries that the tests and `make run` need — kube-apiserver and
 # etcd for envtest, `cluster` (kube-controller-manager, kube-scheduler, the
 # CSI snapshot-controller, csi-snapshotter and csi-provisioner, and KWOK) for
-# kubetest's WithCluster, golangci-lint for `make lint`, gosec for the SARIF test data
-# and natscli for looking at the wire — from the Go module proxy, once per
+# kubetest's WithCluster, golangci-lint for `make lint`, gosec for the SARIF test data,
+# promtool for the alert rules' tests and natscli for looking at the wire — from the Go module proxy, once per
 # version, into a cache outside the clone, and links them into bin/.
 #
 # No download site is reachable from the machines this project is built on, so
@@ -18,6 +18,9 @@ NATSCLI_VERSION=${NATSCLI_VERSION:-0.5.0}
 SNAPSHOTTER_VERSION=${SNAPSHOTTER_VERSION:-v8.7.0}
 PROVISIONER_VERSION=${PROVISIONER_VERSION:-v6.4.0}
 KWOK_VERSION=${KWOK_VERSION:-0.8.0}
+# promtool from github.com/prometheus/prometheus: its module versions are
+# v0.<3 minor><patch> (v0.316.0 is Prometheus 3.16.0).
+PROMTOOL_VERSION=${PROMTOOL_VERSION:-0.316.0}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${STATEGUARD_TOOLS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/stateguard/tools}
@@ -157,7 +160,7 @@ go_tool() {
   link "$name" "$out"
 }
 
-want=${*:-kube-apiserver etcd gosec}
+want=${*:-kube-apiserver etcd gosec promtool}
 for t in $want; do
   case $t in
   kube-apiserver | kube-controller-manager | kube-scheduler) build_kube "$t" ;;
@@ -173,6 +176,9 @@ for t in $want; do
   golangci-lint) go_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_VERSION" ;;
   gosec) go_tool gosec github.com/securego/gosec/v2/cmd/gosec "$GOSEC_VERSION" ;;
   nats) go_tool nats github.com/nats-io/natscli/nats "$NATSCLI_VERSION" ;;
+  # promtool checks and unit-tests the alert rules (pkg/harness/manifests);
+  # prometheus' go.mod has no replace directives, so `go install` takes it.
+  promtool) go_tool promtool github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION" -ldflags "-s -w" ;;
   *) echo "unknown tool $t" >&2; exit 2 ;;
   esac
 done

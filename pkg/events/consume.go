@@ -155,6 +155,9 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (*S
 		s.handlers.Wait()
 		return nil, err
 	}
+	// The dead-letter counter exists at zero from the start, so an alert
+	// on its increase() sees the first dead letter.
+	c.metrics.deadLettered.WithLabelValues(cfg.Name)
 	c.mu.Lock()
 	c.consumers = append(c.consumers, s)
 	c.mu.Unlock()

@@ -74,11 +74,11 @@ func TestRunServesAPIHealthAndMetrics(t *testing.T) {
 	}
 	_, metrics := get("/metrics")
 	for _, want := range []string{
-		`sastingest_uploads_total{endpoint="sarif",outcome="accepted"} 1`,
-		`sastingest_results_total{severity="high"} 6`,
-		`sastingest_results_total{severity="medium"} 6`,
-		`sastingest_received_bytes_total{endpoint="sarif"}`,
-		`sastingest_ingest_duration_seconds_count{endpoint="sarif",outcome="accepted"} 1`,
+		`stateguard_sastingest_uploads_total{endpoint="sarif",outcome="accepted"} 1`,
+		`stateguard_sastingest_results_total{severity="high"} 6`,
+		`stateguard_sastingest_results_total{severity="medium"} 6`,
+		`stateguard_sastingest_received_bytes_total{endpoint="sarif"}`,
+		`stateguard_sastingest_ingest_duration_seconds_count{endpoint="sarif",outcome="accepted"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
@@ -20,14 +21,33 @@ var Labels = []string{
 	"issuer_C", "issuer_O", "issuer_OU", "issuer_CN",
 }
 
-var (
-	notAfterDesc  = prometheus.NewDesc("x509_cert_not_after", "Indicates the certificate's not after timestamp", Labels, nil)
-	notBeforeDesc = prometheus.NewDesc("x509_cert_not_before", "Indicates the certificate's not before timestamp", Labels, nil)
-	expiredDesc   = prometheus.NewDesc("x509_cert_expired", "Indicates if the certificate is expired", Labels, nil)
-	expiresInDesc = prometheus.NewDesc("x509_cert_expires_in_seconds", "Indicates the remaining time before the certificate's not after timestamp", Labels, nil)
-	errorDesc     = prometheus.NewDesc("x509_cert_error", "Indicates whether the corresponding secret has read failure(s)", []string{"secret_namespace", "secret_name", "secret_key", "filename", "filepath"}, nil)
-	readErrsDesc  = prometheus.NewDesc("x509_read_errors", "Indicates the number of read failure(s)", nil, nil)
-)
+// descs are the descriptors of one naming of the certificate series.
+type descs struct {
+	notAfter, notBefore, expired, expiresIn, err, readErrs *prometheus.Desc
+}
+
+// newDescs names the series prefix+X where x509-certificate-exporter names
+// them x509_X.
+func newDescs(prefix string) descs {
+	src := []string{"secret_namespace", "secret_name", "secret_key", "filename", "filepath"}
+	return descs{
+		notAfter:  prometheus.NewDesc(prefix+"cert_not_after", "Indicates the certificate's not after timestamp", Labels, nil),
+		notBefore: prometheus.NewDesc(prefix+"cert_not_before", "Indicates the certificate's not before timestamp", Labels, nil),
+		expired:   prometheus.NewDesc(prefix+"cert_expired", "Indicates if the certificate is expired", Labels, nil),
+		expiresIn: prometheus.NewDesc(prefix+"cert_expires_in_seconds", "Indicates the remaining time before the certificate's not after timestamp", Labels, nil),
+		err:       prometheus.NewDesc(prefix+"cert_error", "Indicates whether the corresponding secret has read failure(s)", src, nil),
+		readErrs:  prometheus.NewDesc(prefix+"read_errors", "Indicates the number of read failure(s)", nil, nil),
+	}
+}
+
+func (d descs) all() []*prometheus.Desc {
+	return []*prometheus.Desc{d.notAfter, d.notBefore, d.expired, d.expiresIn, d.err, d.readErrs}
+}
+
+// namings are stateguard's own names (stateguard_certwatcher_*), then the
+// x509-certificate-exporter names kept beside them so that its dashboards
+// and alerts work unchanged.
+var namings = []descs{newDescs("stateguard_certwatcher_"), newDescs("x509_")}
 
 // Collector reads the inventory at each scrape.
 type Collector struct {
@@ -39,23 +59,33 @@ var _ prometheus.Collector = (*Collector)(nil)
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{notAfterDesc, notBeforeDesc, expiredDesc, expiresInDesc, errorDesc, readErrsDesc} {
-		ch <- d
+	for _, d := range namings {
+		for _, desc := range d.all() {
+			ch <- desc
+		}
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	now := c.Clock.Now()
+	records := c.Store.All()
+	for _, d := range namings {
+		collect(ch, d, records, now)
+	}
+}
+
+// collect sends one naming's series for records.
+func collect(ch chan<- prometheus.Metric, d descs, records []inventory.Record, now time.Time) {
 	errs := 0
-	for _, r := range c.Store.All() {
+	for _, r := range records {
 		src := sourceLabels(r)
 		if r.Err != nil {
 			errs++
-			ch <- prometheus.MustNewConstMetric(errorDesc, prometheus.GaugeValue, 1, src...)
+			ch <- prometheus.MustNewConstMetric(d.err, prometheus.GaugeValue, 1, src...)
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(errorDesc, prometheus.GaugeValue, 0, src...)
+		ch <- prometheus.MustNewConstMetric(d.err, prometheus.GaugeValue, 0, src...)
 		seen := map[string]bool{}
 		for _, cert := range r.Chain {
 			lv := certLabels(src, cert)
@@ -68,13 +98,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			if now.After(cert.NotAfter) {
 				expired = 1
 			}
-			ch <- prometheus.MustNewConstMetric(notAfterDesc, prometheus.GaugeValue, float64(cert.NotAfter.Unix()), lv...)
-			ch <- prometheus.MustNewConstMetric(notBeforeDesc, prometheus.GaugeValue, float64(cert.NotBefore.Unix()), lv...)
-			ch <- prometheus.MustNewConstMetric(expiredDesc, prometheus.GaugeValue, expired, lv...)
-			ch <- prometheus.MustNewConstMetric(expiresInDesc, prometheus.GaugeValue, cert.NotAfter.Sub(now).Seconds(), lv...)
+			ch <- prometheus.MustNewConstMetric(d.notAfter, prometheus.GaugeValue, float64(cert.NotAfter.Unix()), lv...)
+			ch <- prometheus.MustNewConstMetric(d.notBefore, prometheus.GaugeValue, float64(cert.NotBefore.Unix()), lv...)
+			ch <- prometheus.MustNewConstMetric(d.expired, prometheus.GaugeValue, expired, lv...)
+			ch <- prometheus.MustNewConstMetric(d.expiresIn, prometheus.GaugeValue, cert.NotAfter.Sub(now).Seconds(), lv...)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(readErrsDesc, prometheus.GaugeValue, float64(errs))
+	ch <- prometheus.MustNewConstMetric(d.readErrs, prometheus.GaugeValue, float64(errs))
 }
 
 func sourceLabels(r inventory.Record) []string {

@@ -52,3 +52,33 @@ x509_read_errors 2
 		t.Errorf("x509_cert_error series = %d, want 3", n)
 	}
 }
+
+// stateguard's own names carry exactly the series of the exporter's names.
+func TestCollectorAlsoUsesTheStateguardPrefix(t *testing.T) {
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	leaf := certgen.New(t, certgen.CommonName("web"), certgen.Serial(3),
+		certgen.NotBefore(now.Add(-time.Hour)), certgen.NotAfter(now.Add(24*time.Hour)))
+	store := inventory.New(nil)
+	store.ReplaceSecret("shop", "web-tls", []inventory.Record{
+		{Source: events.CertificateSource{Namespace: "shop", Secret: "web-tls", Key: "tls.crt"}, Chain: []*x509.Certificate{leaf.Cert}},
+		{Source: events.CertificateSource{Namespace: "shop", Secret: "web-tls", Key: "ca.crt"}, Err: errors.New("not PEM")},
+	})
+	c := &Collector{Store: store, Clock: clocktesting.NewFakeClock(now)}
+	for _, name := range []string{"cert_not_after", "cert_not_before", "cert_expired", "cert_expires_in_seconds", "cert_error", "read_errors"} {
+		ours, theirs := testutil.CollectAndCount(c, "stateguard_certwatcher_"+name), testutil.CollectAndCount(c, "x509_"+name)
+		if ours == 0 || ours != theirs {
+			t.Errorf("%s: %d series as stateguard_certwatcher_%[1]s, %d as x509_%[1]s; want the same, > 0", name, ours, theirs)
+		}
+	}
+	want := `
+# HELP stateguard_certwatcher_cert_expires_in_seconds Indicates the remaining time before the certificate's not after timestamp
+# TYPE stateguard_certwatcher_cert_expires_in_seconds gauge
+stateguard_certwatcher_cert_expires_in_seconds{filename="",filepath="",issuer_C="",issuer_CN="web",issuer_O="",issuer_OU="",secret_key="tls.crt",secret_name="web-tls",secret_namespace="shop",serial_number="3",subject_C="",subject_CN="web",subject_O="",subject_OU=""} 86400
+# HELP stateguard_certwatcher_read_errors Indicates the number of read failure(s)
+# TYPE stateguard_certwatcher_read_errors gauge
+stateguard_certwatcher_read_errors 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "stateguard_certwatcher_cert_expires_in_seconds", "stateguard_certwatcher_read_errors"); err != nil {
+		t.Error(err)
+	}
+}

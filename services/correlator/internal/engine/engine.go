@@ -99,7 +99,13 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		return nil, err
 	}
 	m := newMetrics(o.Registerer)
-	return &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.JetStream(), o.Bucket, o.CacheSize, m)}, nil
+	e := &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.JetStream(), o.Bucket, o.CacheSize, m)}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(posture{e}); err != nil {
+			return nil, fmt.Errorf("register posture metrics: %w", err)
+		}
+	}
+	return e, nil
 }
 
 // Consumers are the durable consumers the engine runs: stream, name suffix

@@ -19,20 +19,20 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sastingest_uploads_total", Help: "SARIF uploads by endpoint and outcome.",
+			Name: "stateguard_sastingest_uploads_total", Help: "SARIF uploads by endpoint and outcome.",
 		}, []string{"endpoint", "outcome"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sastingest_received_bytes_total", Help: "Request body bytes received, as sent (compressed or not), by endpoint.",
+			Name: "stateguard_sastingest_received_bytes_total", Help: "Request body bytes received, as sent (compressed or not), by endpoint.",
 		}, []string{"endpoint"}),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sastingest_results_total", Help: "Results of accepted uploads by security severity band.",
+			Name: "stateguard_sastingest_results_total", Help: "Results of accepted uploads by security severity band.",
 		}, []string{"severity"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "sastingest_ingest_duration_seconds", Help: "Time from request to answer, by endpoint and outcome.",
+			Name: "stateguard_sastingest_ingest_duration_seconds", Help: "Time from request to answer, by endpoint and outcome.",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 		}, []string{"endpoint", "outcome"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sastingest_uploads_in_flight", Help: "Uploads being read, parsed or stored.",
+			Name: "stateguard_sastingest_uploads_in_flight", Help: "Uploads being read, parsed or stored.",
 		}),
 	}
 	if reg != nil {

@@ -178,6 +178,7 @@ func (c *Controller) Reconcile(ctx context.Context) (time.Time, error) {
 			continue
 		}
 		valid = append(valid, runnable{p, spec})
+		c.metrics().InitSchedule(p.Namespace, p.Name)
 		n, err := c.schedulePolicy(ctx, p, spec)
 		if err != nil {
 			c.countError(p, reasonSnapshotFailed)

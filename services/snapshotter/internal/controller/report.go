@@ -103,7 +103,7 @@ func (c *Controller) reportCompleted(ctx context.Context, vs *snapv1.VolumeSnaps
 	if err := c.markReported(ctx, vs, reportedCompleted); err != nil {
 		return err
 	}
-	c.metrics().Snapshots.WithLabelValues(vs.Namespace, payload.Policy, "completed").Inc()
+	c.metrics().SnapshotCompleted(vs.Namespace, payload.Policy, vs.CreationTimestamp.Time, c.Clock.Now())
 	c.Log.Info("snapshot completed", "namespace", vs.Namespace, "volume_snapshot", vs.Name, "event_id", ev.ID())
 	return nil
 }
@@ -126,7 +126,7 @@ func (c *Controller) reportFailed(ctx context.Context, vs *snapv1.VolumeSnapshot
 	if err := c.markReported(ctx, vs, reportedFailed); err != nil {
 		return err
 	}
-	c.metrics().Snapshots.WithLabelValues(vs.Namespace, vs.Labels[v1alpha1.LabelPolicy], "failed").Inc()
+	c.metrics().SnapshotFailed(vs.Namespace, vs.Labels[v1alpha1.LabelPolicy])
 	c.Log.Error("snapshot failed", "namespace", vs.Namespace, "volume_snapshot", vs.Name, "error", msg, "event_id", ev.ID())
 	return nil
 }

@@ -197,6 +197,6 @@ func (c *Controller) publishHookFailure(ctx context.Context, p *v1alpha1.Snapsho
 	if err := c.Events.Publish(ctx, ev); err != nil {
 		return fmt.Errorf("publish snapshot failed: %w", err)
 	}
-	c.metrics().Snapshots.WithLabelValues(p.Namespace, p.Name, "failed").Inc()
+	c.metrics().SnapshotFailed(p.Namespace, p.Name)
 	return nil
 }

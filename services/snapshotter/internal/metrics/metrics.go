@@ -1,6 +1,10 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the snapshotter's metrics.
 type Metrics struct {
@@ -28,7 +32,20 @@ type Metrics struct {
 	Observations *prometheus.CounterVec
 	// ObservationErrors counts PVC observations that failed (retried).
 	ObservationErrors prometheus.Counter
+
+	// The Velero-shaped series (velero_backup_*{schedule} renamed
+	// stateguard_snapshotter_backup_*): one "backup" is one VolumeSnapshot
+	// of a policy; the schedule label is "<namespace>/<policy>". Updated
+	// only through SnapshotCompleted and SnapshotFailed, beside Snapshots.
+	backupSuccess     *prometheus.CounterVec
+	backupFailure     *prometheus.CounterVec
+	backupLastSuccess *prometheus.GaugeVec
+	backupDuration    *prometheus.HistogramVec
 }
+
+// veleroLabels are the labels of the Velero-shaped series: Velero's
+// schedule, plus the policy's namespace and name.
+var veleroLabels = []string{"schedule", "namespace", "policy"}
 
 // New creates the metrics and registers them with reg (when not nil).
 func New(reg prometheus.Registerer) *Metrics {
@@ -74,10 +91,62 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "stateguard_snapshotter_workload_observation_errors_total",
 			Help: "PVC observations that failed (API, KV or publish error) and are retried.",
 		}),
+		backupSuccess: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_snapshotter_backup_success_total",
+			Help: "Snapshots that became ready, by schedule (\"<namespace>/<policy>\"); as velero_backup_success_total.",
+		}, veleroLabels),
+		backupFailure: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_snapshotter_backup_failure_total",
+			Help: "Snapshots that failed (CSI error or a failed pre hook), by schedule; as velero_backup_failure_total.",
+		}, veleroLabels),
+		backupLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "stateguard_snapshotter_backup_last_successful_timestamp",
+			Help: "Unix time at which the snapshotter last saw a snapshot of the schedule ready; as velero_backup_last_successful_timestamp.",
+		}, veleroLabels),
+		backupDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "stateguard_snapshotter_backup_duration_seconds",
+			Help:    "From a VolumeSnapshot's creation to the pass that saw it ready, by schedule; as velero_backup_duration_seconds.",
+			Buckets: []float64{1, 5, 15, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 14400},
+		}, veleroLabels),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Snapshots, m.Missed, m.NewestReadyAge, m.RetentionDeletions, m.HookDuration, m.RestoreTests, m.Pins, m.PolicyErrors,
-			m.Observations, m.ObservationErrors)
+			m.Observations, m.ObservationErrors, m.backupSuccess, m.backupFailure, m.backupLastSuccess, m.backupDuration)
 	}
 	return m
+}
+
+// Schedule is the value of the Velero-shaped series' schedule label for a
+// policy: Velero names a Schedule, a SnapshotPolicy is namespaced.
+func Schedule(namespace, policy string) string { return namespace + "/" + policy }
+
+// SnapshotCompleted counts a snapshot of the policy that became ready:
+// created is the VolumeSnapshot's creation, seen the pass that saw it
+// ready.
+func (m *Metrics) SnapshotCompleted(namespace, policy string, created, seen time.Time) {
+	lv := []string{Schedule(namespace, policy), namespace, policy}
+	m.Snapshots.WithLabelValues(namespace, policy, "completed").Inc()
+	m.backupSuccess.WithLabelValues(lv...).Inc()
+	m.backupLastSuccess.WithLabelValues(lv...).Set(float64(seen.Unix()))
+	if !created.IsZero() && !seen.Before(created) {
+		m.backupDuration.WithLabelValues(lv...).Observe(seen.Sub(created).Seconds())
+	}
+}
+
+// SnapshotFailed counts a snapshot of the policy that failed.
+func (m *Metrics) SnapshotFailed(namespace, policy string) {
+	m.Snapshots.WithLabelValues(namespace, policy, "failed").Inc()
+	m.backupFailure.WithLabelValues(Schedule(namespace, policy), namespace, policy).Inc()
+}
+
+// InitSchedule makes the policy's counters exist at zero (as Velero's
+// InitSchedule does), so increase() and absent() see a policy that has
+// not snapshotted yet.
+func (m *Metrics) InitSchedule(namespace, policy string) {
+	lv := []string{Schedule(namespace, policy), namespace, policy}
+	m.backupSuccess.WithLabelValues(lv...)
+	m.backupFailure.WithLabelValues(lv...)
+	m.Snapshots.WithLabelValues(namespace, policy, "completed")
+	m.Snapshots.WithLabelValues(namespace, policy, "failed")
+	m.Missed.WithLabelValues(namespace, policy)
 }
