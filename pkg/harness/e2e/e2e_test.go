@@ -175,6 +175,21 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 		t.Errorf("Deployment %s was not rolled: template annotations %v", scene.App, dep.Spec.Template.Annotations)
 	}
 
+	// An operator resolves the incident with the stack's operator token (a
+	// read token may not); the resolution is a fact on the DECISION stream
+	// that names the token's actor.
+	resolve := "http://" + s.Addr["correlator"] + "/v1/incidents/" + rr.Incident + "/resolve"
+	if code := apiPost(t, ctx, resolve, s.Token, `{"reason":"e2e: restored by hand"}`); code != http.StatusForbidden {
+		t.Errorf("a read token resolving got %d, want 403", code)
+	}
+	if code := apiPost(t, ctx, resolve, s.OperatorToken, `{"reason":"e2e: restored by hand"}`); code != http.StatusAccepted {
+		t.Errorf("the operator token resolving got %d, want 202", code)
+	}
+	res := lastEvent[events.IncidentResolved](t, ctx, client, events.StreamDecision, events.TypeIncidentResolved)
+	if res.Incident != rr.Incident || res.Actor != "dev-operator" || res.Reason != "e2e: restored by hand" {
+		t.Errorf("incident.resolved %+v, want incident %s by dev-operator", res, rr.Incident)
+	}
+
 	// Every metric the dashboard and the alert rules read is on a running
 	// service's /metrics.
 	checkMonitoredMetrics(t, ctx, s)
@@ -277,6 +292,23 @@ func apiGet(t *testing.T, ctx context.Context, url, token string) string {
 		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
 	}
 	return string(b)
+}
+
+func apiPost(t *testing.T, ctx context.Context, url, token, body string) int {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Logf("POST %s: %d %s", url, resp.StatusCode, b)
+	}
+	return resp.StatusCode
 }
 
 func apiStatus(t *testing.T, ctx context.Context, url, token string) int {
