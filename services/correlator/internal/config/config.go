@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -160,7 +161,12 @@ func ParseDuration(s string) (time.Duration, error) {
 		if err != nil {
 			return 0, fmt.Errorf("duration %q: %w", s, err)
 		}
-		return time.Duration(n) * 24 * time.Hour, nil
+		// 213504d would wrap around to 25 minutes.
+		const day = 24 * time.Hour
+		if n > int(math.MaxInt64/day) || n < int(math.MinInt64/day) {
+			return 0, fmt.Errorf("duration %q: more days than a duration holds (%d)", s, math.MaxInt64/day)
+		}
+		return time.Duration(n) * day, nil
 	}
 	return time.ParseDuration(s)
 }

@@ -165,6 +165,30 @@ func (h *fnv64a) fieldString(s string) {
 	*h = v
 }
 
+// decimal hashes n written in decimal, as field(strconv.AppendInt(nil, n,
+// 10)) would, without the buffer.
+func (h *fnv64a) decimal(n int) {
+	var b [20]byte
+	i := len(b)
+	u := uint64(n)
+	if n < 0 {
+		u = -u
+	}
+	for {
+		i--
+		b[i] = byte('0' + u%10)
+		u /= 10
+		if u == 0 {
+			break
+		}
+	}
+	if n < 0 {
+		i--
+		b[i] = '-'
+	}
+	h.field(b[i:])
+}
+
 // fingerprint hashes the rule id and the partialFingerprints (sorted by
 // key) when there are any, else the rule id, the file and the trimmed
 // snippet (without one: the line and the message).
@@ -186,8 +210,7 @@ func (r *rawResult) fingerprint(ruleID string) Fingerprint {
 		h.fieldString("snippet")
 		h.field(s)
 	} else {
-		r.scratch = strconv.AppendInt(r.scratch[:0], int64(r.line), 10)
-		h.field(r.scratch)
+		h.decimal(r.line)
 		h.field(r.message)
 	}
 	return Fingerprint(h)

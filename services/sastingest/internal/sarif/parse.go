@@ -116,6 +116,7 @@ type parser struct {
 	sum      *Summary
 	f        Finding
 	rr       rawResult
+	pr       pendingResult
 
 	// where names the element being read, for errors: errAt, and
 	// [errIndex] when errIndex >= 0.
@@ -378,14 +379,15 @@ func (p *parser) results(rs *runState) error {
 		if err := p.result(rr); err != nil {
 			return p.fail(err)
 		}
-		pr := p.pendingOf(path, i, rr)
+		pr := &p.pr
+		p.pendingOf(path, i, rr, pr)
 		if rs.tool == nil {
-			if err := rs.pending.push(&pr); err != nil {
+			if err := rs.pending.push(pr); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := p.emit(rs, &pr); err != nil {
+		if err := p.emit(rs, pr); err != nil {
 			return err
 		}
 	}

@@ -37,7 +37,25 @@ func Parse(expr, tz string) (Schedule, error) {
 	if err != nil {
 		return Schedule{}, fmt.Errorf("schedule %q: %w", expr, err)
 	}
+	if neverFires(s, loc) {
+		return Schedule{}, fmt.Errorf("schedule %q: never fires (no such day, such as February 30)", expr)
+	}
 	return Schedule{expr: expr, loc: loc, sched: s}, nil
+}
+
+// neverFires reports whether s has no slot in the eight years after a
+// fixed day: the widest gap of a schedule that fires at all is February
+// 29 (1896 to 1904). robfig/cron accepts "0 0 30 2 *", whose Next is the
+// zero time, which no slot is after: Due would loop for ever.
+func neverFires(s cron.Schedule, loc *time.Location) bool {
+	t := time.Date(2001, 1, 1, 0, 0, 0, 0, loc)
+	for range 2 { // Next searches five years at a time
+		if t = s.Next(t); !t.IsZero() {
+			return false
+		}
+		t = time.Date(2006, 1, 1, 0, 0, 0, 0, loc)
+	}
+	return true
 }
 
 // Location loads the IANA time zone tz; "" is UTC. Names time.LoadLocation
@@ -82,7 +100,9 @@ type Run struct {
 // runs: after downtime one catch-up run replaces the missed ones.
 func (s Schedule) Due(last, now time.Time) Run {
 	var r Run
-	for t := s.Next(last); !t.After(now); t = s.Next(t) {
+	// A zero Next is no slot (a February 29 schedule seen from more than
+	// five years before its next leap day): it ends the loop.
+	for t := s.Next(last); !t.IsZero() && !t.After(now); t = s.Next(t) {
 		if !r.Slot.IsZero() {
 			r.MissedTotal++
 			r.Missed = append(r.Missed, r.Slot)
