@@ -10,9 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc/codes"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -20,7 +17,6 @@ import (
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
-	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
 )
 
 // TestDriverFailurePublishesSnapshotFailed runs the service on a cluster
@@ -35,31 +31,7 @@ func TestDriverFailurePublishesSnapshotFailed(t *testing.T) {
 	srv := natstest.Run(t)
 
 	ns := c.Namespace(t, nil)
-	claim := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "data", Labels: map[string]string{"app": "db"}},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
-		},
-	}
-	if _, err := c.Client.CoreV1().PersistentVolumeClaims(ns).Create(t.Context(), claim, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	kc, err := newClient(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := &v1alpha1.SnapshotPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "frequent"},
-		Spec: v1alpha1.SnapshotPolicySpec{
-			PVCSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
-			Schedule:    "@every 2s",
-			Retention:   v1alpha1.Retention{KeepLast: 3},
-		},
-	}
-	if err := kc.Create(t.Context(), pol); err != nil {
-		t.Fatal(err)
-	}
+	claimAndFrequentPolicy(t, c.Config, c.Client, ns, "1Gi")
 
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := c.WriteKubeconfig(kubeconfig); err != nil {
@@ -85,13 +57,14 @@ func TestDriverFailurePublishesSnapshotFailed(t *testing.T) {
 	ec := natstest.Client(t, srv)
 	var failed events.SnapshotFailed
 	start := time.Now()
-	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
 		evs := snapshotEvents(ctx, t, ec, events.TypeSnapshotFailed)
 		if len(evs) == 0 {
 			return false, nil
 		}
-		failed, err = events.Decode[events.SnapshotFailed](evs[0])
-		return true, err
+		var derr error
+		failed, derr = events.Decode[events.SnapshotFailed](evs[0])
+		return true, derr
 	})
 	if err != nil {
 		t.Fatalf("waiting for snapshot.failed: %v\nlogs:\n%s", err, out.String())

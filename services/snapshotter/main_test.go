@@ -21,6 +21,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events/restoreplan"
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
@@ -61,32 +64,8 @@ func TestService(t *testing.T) {
 	if _, err := env.Client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	claim := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "data", Labels: map[string]string{"app": "db"}},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")}},
-		},
-	}
-	if _, err := env.Client.CoreV1().PersistentVolumeClaims(ns).Create(t.Context(), claim, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	kc, err := newClient(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Every two seconds on the real clock.
-	pol := &v1alpha1.SnapshotPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "frequent"},
-		Spec: v1alpha1.SnapshotPolicySpec{
-			PVCSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
-			Schedule:    "@every 2s",
-			Retention:   v1alpha1.Retention{KeepLast: 3},
-		},
-	}
-	if err := kc.Create(t.Context(), pol); err != nil {
-		t.Fatal(err)
-	}
+	kc, pol := claimAndFrequentPolicy(t, env.Config, env.Client, ns, "5Gi")
 
 	// A policy whose time zone passes admission but exists nowhere.
 	mars := pol.DeepCopy()
@@ -212,4 +191,37 @@ func TestService(t *testing.T) {
 	if !strings.HasPrefix(cli.String(), want.Manifest) || !strings.Contains(cli.String(), "# Steps:\n# 1. ") {
 		t.Errorf("restore-plan output:\n%s", cli.String())
 	}
+}
+
+// claimAndFrequentPolicy creates the claim "data" (app=db) of the given size
+// in ns and a policy "frequent" snapshotting it every two seconds, keeping
+// three; it returns the controller-runtime client it used and the policy.
+func claimAndFrequentPolicy(t *testing.T, cfg *rest.Config, cs kubernetes.Interface, ns, size string) (client.WithWatch, *v1alpha1.SnapshotPolicy) {
+	t.Helper()
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "data", Labels: map[string]string{"app": "db"}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}},
+		},
+	}
+	if _, err := cs.CoreV1().PersistentVolumeClaims(ns).Create(t.Context(), claim, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kc, err := newClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := &v1alpha1.SnapshotPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "frequent"},
+		Spec: v1alpha1.SnapshotPolicySpec{
+			PVCSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Schedule:    "@every 2s",
+			Retention:   v1alpha1.Retention{KeepLast: 3},
+		},
+	}
+	if err := kc.Create(t.Context(), pol); err != nil {
+		t.Fatal(err)
+	}
+	return kc, pol
 }
