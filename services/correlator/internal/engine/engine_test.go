@@ -291,18 +291,7 @@ func TestStateWrittenBehindItsBackIsReloaded(t *testing.T) {
 	srv := natstest.Run(t)
 	c := natstest.Client(t, srv)
 	reg := prometheus.NewRegistry()
-	e, err := New(t.Context(), Options{Client: c, Rules: model.DefaultRules(), Workers: 4, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.Stop(ctx)
-	})
+	e := startEngineWith(t, Options{Client: c, Rules: model.DefaultRules(), Workers: 4, Registerer: reg})
 	ns := scenario.CaseNS
 	evs := scenario.CaseStudy()
 	if len(evs) < 3 {

@@ -37,7 +37,14 @@ func (r *recorder) all() []string {
 
 func startEngine(t *testing.T, c *events.Client, rec *recorder) *Engine {
 	t.Helper()
-	e, err := New(t.Context(), Options{Client: c, Rules: model.DefaultRules(), Workers: 2, OnPublished: rec.record})
+	return startEngineWith(t, Options{Client: c, Rules: model.DefaultRules(), Workers: 2, OnPublished: rec.record})
+}
+
+// startEngineWith starts an engine of the options and stops it when the
+// test ends.
+func startEngineWith(t *testing.T, o Options) *Engine {
+	t.Helper()
+	e, err := New(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,8 @@
 package engine
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,18 +21,7 @@ func TestPostureMetricsFollowTheState(t *testing.T) {
 	srv := natstest.Run(t)
 	c := natstest.Client(t, srv)
 	reg := prometheus.NewRegistry()
-	e, err := New(t.Context(), Options{Client: c, Rules: model.DefaultRules(), Workers: 4, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.Stop(ctx)
-	})
+	startEngineWith(t, Options{Client: c, Rules: model.DefaultRules(), Workers: 4, Registerer: reg})
 	evs := scenario.CaseStudy()
 	publish(t, c, evs...)
 	drain(t, c)
