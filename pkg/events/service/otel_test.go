@@ -1,13 +1,11 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/envflag"
 	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/pkg/harness/otlptest"
 )
@@ -106,25 +105,11 @@ func TestSetupOTelGivesValidSpanContextsWithExportOff(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination read while the service writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// lines returns the JSON log lines written so far.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+// jsonLines returns the JSON log lines written to b so far.
+func jsonLines(t *testing.T, b *logtest.Buffer) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("log line %q: %v", l, err)
@@ -152,7 +137,7 @@ func TestAnEventsFlowIsTracedWithExportOff(t *testing.T) {
 	if err := set.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs logtest.Buffer
 	log, err := service.NewLogger(&logs, "info", "test")
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +185,7 @@ func TestAnEventsFlowIsTracedWithExportOff(t *testing.T) {
 		t.Fatalf("the published event carries traceparent %q, want a valid W3C trace context", tp)
 	}
 	want := map[string]int{"handling": 2, "event will be retried": 1}
-	for _, l := range logs.lines(t) {
+	for _, l := range jsonLines(t, &logs) {
 		msg, _ := l["msg"].(string)
 		if _, ok := want[msg]; !ok {
 			continue
