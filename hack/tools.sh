@@ -26,6 +26,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${STATEGUARD_TOOLS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/stateguard/tools}
 bin="$root/bin"
 mkdir -p "$cache" "$bin"
+# One build at a time per cache: a second `make tools` (another clone, a
+# helper's worktree) waits here and then finds the binaries built.
+exec 9>"$cache/.lock"
+flock 9
 export GOWORK=off GOFLAGS=-mod=mod
 
 log() { printf '%s tools: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
