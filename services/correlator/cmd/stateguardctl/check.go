@@ -229,13 +229,10 @@ func (o *options) checkAPI(ctx context.Context) []checkResult {
 	}
 	out = append(out, ready)
 	tok := checkResult{Check: "correlator api token", Status: checkOK, Detail: "accepted"}
-	switch {
-	case o.token == "":
+	if o.token == "" {
 		tok.Status, tok.Detail = checkFail, "no token: give --token or --token-file"
-	default:
-		if err := o.get(ctx, "/v1/apps", nil); err != nil {
-			tok.Status, tok.Detail = checkFail, err.Error()
-		}
+	} else if err := o.get(ctx, "/v1/apps", nil); err != nil {
+		tok.Status, tok.Detail = checkFail, err.Error()
 	}
 	return append(out, tok)
 }

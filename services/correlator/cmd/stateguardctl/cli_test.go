@@ -124,3 +124,19 @@ func TestTokenFromFile(t *testing.T) {
 		t.Errorf("a missing tokens file: exit %d %q, want 1 naming it", r.code, r.stderr)
 	}
 }
+
+// TestVerdictString: one app's class alone, several apps' each named.
+func TestVerdictString(t *testing.T) {
+	for _, tt := range []struct {
+		v    verdict
+		want string
+	}{
+		{verdict{}, "-"},
+		{verdict{apps: []string{"db"}, classes: []string{"clean"}}, "clean"},
+		{verdict{apps: []string{"db", "backup"}, classes: []string{"clean", "tainted"}}, "db=clean,backup=tainted"},
+	} {
+		if got := tt.v.String(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.v, got, tt.want)
+		}
+	}
+}

@@ -41,10 +41,23 @@ type snapshotRow struct {
 	Error     string `json:"error,omitempty"`
 }
 
-// verdict is what the correlator says of one snapshot.
+// verdict is what the correlator says of one snapshot: its class for each
+// app that ran on its PVC.
 type verdict struct {
-	classes   []string
-	knownGood bool
+	apps, classes []string
+	knownGood     bool
+}
+
+// String is the class, or app=class for each app when several ran.
+func (v verdict) String() string {
+	if len(v.classes) == 1 {
+		return v.classes[0]
+	}
+	out := make([]string, len(v.classes))
+	for i := range v.classes {
+		out[i] = v.apps[i] + "=" + v.classes[i]
+	}
+	return orDash(strings.Join(out, ","))
 }
 
 // vsObject is the part of a VolumeSnapshot the CLI reads.
@@ -98,7 +111,7 @@ func snapshotRows(items []unstructured.Unstructured, verdicts map[string]verdict
 		}
 		if verdicts != nil {
 			v, ok := verdicts[vs.Namespace+"/"+vs.Name]
-			r.Verdict, r.KnownGood = orDash(strings.Join(v.classes, ",")), ok && v.knownGood
+			r.Verdict, r.KnownGood = v.String(), ok && v.knownGood
 		}
 		rows = append(rows, r)
 	}
@@ -127,11 +140,7 @@ func (o *options) verdicts(ctx context.Context, ns string) (map[string]verdict, 
 		for _, s := range p.Snapshots {
 			k := a.Namespace + "/" + s.Name
 			v := out[k]
-			class := s.Class
-			if len(apps) > 1 {
-				class = a.App + "=" + s.Class
-			}
-			v.classes = append(v.classes, class)
+			v.apps, v.classes = append(v.apps, a.App), append(v.classes, s.Class)
 			v.knownGood = v.knownGood || slices.Contains(p.KnownGood[s.PVC], s.Name)
 			out[k] = v
 		}
@@ -393,7 +402,7 @@ func (o *options) waitForRequest(ctx context.Context, res *requestResult, d time
 		}
 		u, err := dyn.Resource(gvrSnapshot).Namespace(res.Namespace).Get(ctx, res.Snapshot, metav1.GetOptions{})
 		if err != nil {
-			return false, nil //nolint:nilerr // not visible yet: poll again
+			return false, nil // not visible yet: poll again
 		}
 		row := snapshotRows([]unstructured.Unstructured{*u}, nil)[0]
 		if row.Error != "" {
