@@ -176,6 +176,7 @@ type CertificateRotationRequested struct {
 	Incident  string   `json:"incident,omitempty"`
 	DryRun    bool     `json:"dry_run,omitempty"`
 	Causes    []string `json:"causes,omitempty"`
+	Actor     string   `json:"actor,omitempty" jsonschema_description:"Who asked for it when an operator did (the name of the operator token used); empty for the correlator's own decisions"`
 }
 
 // TLSVerification is the result of checking the certificate a Service serves.

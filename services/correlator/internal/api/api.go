@@ -57,6 +57,7 @@ func Register(mux *http.ServeMux, store Store, tokens Tokens, log *slog.Logger, 
 	read("GET /v1/snapshots/{namespace}/{name}/why", validated(s.why))
 	write("POST /v1/incidents/{id}/resolve", validated(s.resolve))
 	write("POST /v1/findings/dismiss", s.dismiss)
+	s.registerCertificates(read, write)
 }
 
 // validated answers 400 with the reason when a path or query identifier
@@ -88,6 +89,11 @@ func checkRequest(r *http.Request) error {
 	}
 	if strings.Contains(r.Pattern, "{name}") {
 		if err := checkObjectName("snapshot", r.PathValue("name")); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(r.Pattern, "{secret}") {
+		if err := checkObjectName("secret", r.PathValue("secret")); err != nil {
 			return err
 		}
 	}

@@ -22,7 +22,7 @@ const (
 	// ScopeRead reads the posture: every GET route.
 	ScopeRead Scope = iota
 	// ScopeOperator also writes operators' decisions: resolve an incident,
-	// dismiss a finding.
+	// dismiss a finding, rotate a certificate.
 	ScopeOperator
 )
 

@@ -193,6 +193,11 @@ type SnapshotPolicyStatus struct {
 	// LastRestoreTest is the slot of the last restore test.
 	// +optional
 	LastRestoreTest *metav1.Time `json:"lastRestoreTest,omitempty"`
+	// LastRequest is the on-demand snapshot request (the
+	// stateguard.io/snapshot-request annotation) carried out last: a value
+	// is carried out once.
+	// +optional
+	LastRequest *SnapshotRequestStatus `json:"lastRequest,omitempty"`
 	// ObservedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -204,6 +209,20 @@ type SnapshotPolicyStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// SnapshotRequestStatus is the outcome of an on-demand snapshot request.
+type SnapshotRequestStatus struct {
+	// Request is the value of the stateguard.io/snapshot-request annotation
+	// that was carried out.
+	Request string `json:"request"`
+	// Snapshot is the VolumeSnapshot it created; empty when it was refused.
+	// +optional
+	Snapshot string `json:"snapshot,omitempty"`
+	// Error says why the request was refused (a malformed value, a PVC the
+	// policy does not select, a failed pre hook).
+	// +optional
+	Error string `json:"error,omitempty"`
 }
 
 // SnapshotPolicy snapshots the PVCs it selects on a schedule, runs

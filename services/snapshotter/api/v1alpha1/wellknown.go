@@ -29,6 +29,13 @@ const (
 	// AnnotationHookErrors lists hook failures that were ignored
 	// (onError: Continue).
 	AnnotationHookErrors = "stateguard.io/hook-errors"
+	// AnnotationSnapshotRequest on a SnapshotPolicy asks for one on-demand
+	// snapshot of a PVC the policy selects, taken like a slot of the
+	// policy: "<pvc>@<RFC 3339 time>" (stateguardctl snapshot create
+	// writes it). The time is the snapshot's slot, so each value names one
+	// snapshot; the snapshotter carries a value out once and records it in
+	// status.lastRequest.
+	AnnotationSnapshotRequest = "stateguard.io/snapshot-request"
 	// LabelRestoreTest marks the objects of a restore test.
 	LabelRestoreTest = "stateguard.io/restore-test"
 )

@@ -143,7 +143,8 @@ func (c *Controller) watch(ctx context.Context, w client.WithWatch, trigger chan
 }
 
 // Reconcile makes one pass over every policy and returns the earliest next
-// slot (zero when no policy is scheduled). Each policy is read on its own
+// slot (zero when no policy is scheduled). A valid policy runs its due slot
+// and then its on-demand request, if any (onDemand). Each policy is read on its own
 // (policy.Parse): one whose spec does not parse gets Ready=False and is
 // skipped, and the others run as if it did not exist. The error joins what
 // failed while running valid policies; invalid ones are reported on the
@@ -183,6 +184,10 @@ func (c *Controller) Reconcile(ctx context.Context) (time.Time, error) {
 		if err != nil {
 			c.countError(p, reasonSnapshotFailed)
 			errs = append(errs, fmt.Errorf("policy %s/%s: %w", p.Namespace, p.Name, err))
+		}
+		if err := c.onDemand(ctx, p, spec); err != nil {
+			c.countError(p, reasonSnapshotFailed)
+			errs = append(errs, fmt.Errorf("on-demand snapshot %s/%s: %w", p.Namespace, p.Name, err))
 		}
 		earliest(n)
 	}
