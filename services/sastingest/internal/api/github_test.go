@@ -176,8 +176,9 @@ func TestGitHubUploadResumedAfterRestart(t *testing.T) {
 	}
 
 	// A new server on the same JetStream resumes it.
-	restarted := New(f.api.opts)
-	restarted.opts.gate = nil
+	opts := f.api.opts
+	opts.gate = nil
+	restarted := New(opts)
 	t.Cleanup(func() { _ = restarted.Close(context.Background()) })
 	if err := restarted.Resume(t.Context()); err != nil {
 		t.Fatal(err)
