@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/events/service/kubeclient"
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 
@@ -27,7 +29,13 @@ import (
 
 var env *kubetest.Env
 
-func TestMain(m *testing.M) { os.Exit(kubetest.Main(m, &env)) }
+func TestMain(m *testing.M) {
+	// klog is routed once per process: to nowhere here, before the first
+	// RunWith, so no test's log buffer receives client-go's lines after it
+	// ended.
+	kubeclient.RouteKlog(slog.New(slog.DiscardHandler))
+	os.Exit(kubetest.Main(m, &env))
+}
 
 // running starts certwatcher and returns its HTTP address; it stops at
 // cleanup and the test fails if Run returned an error.
