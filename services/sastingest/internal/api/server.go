@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -224,5 +223,3 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, endpoint stri
 	}
 	return false
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
