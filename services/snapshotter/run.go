@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -14,13 +13,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/events/service/kubeclient"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/apiauth"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/config"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/controller"
@@ -184,20 +182,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return err
 }
 
-var klogOnce sync.Once
-
-// routeKlog sends client-go's klog output to log, once per process: klog's
-// logger is global and client-go reads it from every goroutine, so it is set
-// before the first client exists and never again.
-func routeKlog(log *slog.Logger) { klogOnce.Do(func() { klog.SetSlogLogger(log) }) }
+// routeKlog sends client-go's klog output to log, once per process.
+func routeKlog(log *slog.Logger) { kubeclient.RouteKlog(log) }
 
 // kubeConfig loads path, or the in-cluster configuration when path is empty.
 func kubeConfig(path string) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = path
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	cfg, err := kubeclient.Config(path)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes config: %w", err)
+		return nil, err
 	}
 	cfg.UserAgent = "stateguard-snapshotter"
 	cfg.Timeout = 30 * time.Second

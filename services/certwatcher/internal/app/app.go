@@ -13,11 +13,10 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/events/service/kubeclient"
 
 	"github.com/stateguard/stateguard/services/certwatcher/internal/config"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/dirwatch"
@@ -64,7 +63,7 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	klog.SetSlogLogger(log.With("component", "client-go"))
+	kubeclient.RouteKlog(log.With("component", "client-go"))
 	clk := h.Clock
 	if clk == nil {
 		clk = clock.RealClock{}
@@ -117,7 +116,7 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 	if cfg.UseCluster() {
 		rc := h.RestConfig
 		if rc == nil {
-			if rc, err = restConfig(cfg.Kubeconfig); err != nil {
+			if rc, err = kubeclient.Config(cfg.Kubeconfig); err != nil {
 				return err
 			}
 		}
@@ -235,16 +234,4 @@ func evaluateLoop(ctx context.Context, n *notify.Notifier, obs *observe.Observer
 			all()
 		}
 	}
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if kubeconfig != "" {
-		rules.ExplicitPath = kubeconfig
-	}
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes config: %w", err)
-	}
-	return rc, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,16 +19,23 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/events/service/kubeclient"
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/streamtest"
 )
 
 var env *kubetest.Env
 
-func TestMain(m *testing.M) { os.Exit(kubetest.Main(m, &env)) }
+func TestMain(m *testing.M) {
+	// klog is routed once per process: to nowhere here, before the first
+	// RunWith, so no test's log buffer receives client-go's lines after it
+	// ended.
+	kubeclient.RouteKlog(slog.New(slog.DiscardHandler))
+	os.Exit(kubetest.Main(m, &env))
+}
 
 // running starts certwatcher and returns its HTTP address; it stops at
 // cleanup and the test fails if Run returned an error.
@@ -89,7 +97,7 @@ func TestWatchDirWithoutKubernetes(t *testing.T) {
 	eventually(t, "ready", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == http.StatusOK })
 
 	// Written after start: only file notifications can find them.
-	leaf := certgen.New(t, certgen.CommonName("edge"), certgen.NotAfter(time.Now().Add(3*24*time.Hour)))
+	leaf := certgentest.New(t, certgentest.CommonName("edge"), certgentest.NotAfter(time.Now().Add(3*24*time.Hour)))
 	if err := os.WriteFile(filepath.Join(dir, "edge.pem"), leaf.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +129,7 @@ func TestClusterDiscoveryPublishesWithUsers(t *testing.T) {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	leaf := certgen.New(t, certgen.CommonName("shop"), certgen.NotAfter(time.Now().Add(20*24*time.Hour)))
+	leaf := certgentest.New(t, certgentest.CommonName("shop"), certgentest.NotAfter(time.Now().Add(20*24*time.Hour)))
 	if _, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "shop"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example/shop:1"}},

@@ -10,12 +10,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 )
 
 func TestParse(t *testing.T) {
-	ca := certgen.New(t, certgen.CommonName("root"), certgen.CA())
-	leaf := certgen.New(t, certgen.CommonName("web"), certgen.DNSNames("web.example"), certgen.SignedBy(ca))
+	ca := certgentest.New(t, certgentest.CommonName("root"), certgentest.CA())
+	leaf := certgentest.New(t, certgentest.CommonName("web"), certgentest.DNSNames("web.example"), certgentest.SignedBy(ca))
 	truncated := []byte("-----BEGIN CERTIFICATE-----\n" + strings.Repeat("MIIB", 10) + "\n-----END CERTIFICATE-----\n")
 	tests := []struct {
 		name     string
@@ -24,7 +24,7 @@ func TestParse(t *testing.T) {
 		err      error
 		errText  string
 	}{
-		{"a chain is parsed leaf first", certgen.ChainPEM(leaf, ca), []string{"CN=web", "CN=root"}, nil, ""},
+		{"a chain is parsed leaf first", certgentest.ChainPEM(leaf, ca), []string{"CN=web", "CN=root"}, nil, ""},
 		{"raw DER is accepted", leaf.Cert.Raw, []string{"CN=web"}, nil, ""},
 		{"a key next to the certificate is ignored", append(append([]byte{}, leaf.KeyPEM...), leaf.CertPEM...), []string{"CN=web"}, nil, ""},
 		{"empty data", []byte(" \n"), nil, ErrEmpty, ""},
@@ -58,7 +58,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseErrorsNeverQuoteKeyMaterial(t *testing.T) {
-	leaf := certgen.New(t)
+	leaf := certgentest.New(t)
 	_, err := Parse(leaf.KeyPEM)
 	if err == nil {
 		t.Fatal("no error for a private key")
@@ -72,20 +72,20 @@ func TestFactsAndWeaknesses(t *testing.T) {
 	now := time.Now()
 	tests := []struct {
 		name       string
-		opts       []certgen.Option
+		opts       []certgentest.Option
 		keyType    string
 		keyBits    int
 		weaknesses []string
 	}{
 		{"ECDSA P-256 valid for 90 days is fine", nil, "ECDSA", 256, nil},
-		{"RSA 2048 is fine", []certgen.Option{certgen.RSA(2048)}, "RSA", 2048, nil},
-		{"RSA 1024 is weak", []certgen.Option{certgen.RSA(1024)}, "RSA", 1024, []string{WeakRSAKey}},
-		{"SHA-1 signature is weak", []certgen.Option{certgen.RSA(2048), certgen.SHA1()}, "RSA", 2048, []string{WeakSHA1}},
-		{"expired", []certgen.Option{certgen.NotBefore(now.Add(-48 * time.Hour)), certgen.NotAfter(now.Add(-time.Hour))}, "ECDSA", 256, []string{WeakExpired}},
+		{"RSA 2048 is fine", []certgentest.Option{certgentest.RSA(2048)}, "RSA", 2048, nil},
+		{"RSA 1024 is weak", []certgentest.Option{certgentest.RSA(1024)}, "RSA", 1024, []string{WeakRSAKey}},
+		{"SHA-1 signature is weak", []certgentest.Option{certgentest.RSA(2048), certgentest.SHA1()}, "RSA", 2048, []string{WeakSHA1}},
+		{"expired", []certgentest.Option{certgentest.NotBefore(now.Add(-48 * time.Hour)), certgentest.NotAfter(now.Add(-time.Hour))}, "ECDSA", 256, []string{WeakExpired}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := certgen.New(t, append([]certgen.Option{certgen.CommonName("x"), certgen.DNSNames("x.example")}, tt.opts...)...)
+			p := certgentest.New(t, append([]certgentest.Option{certgentest.CommonName("x"), certgentest.DNSNames("x.example")}, tt.opts...)...)
 			f := Facts(p.Cert)
 			if f.KeyType != tt.keyType || f.KeyBits != tt.keyBits {
 				t.Errorf("key = %s/%d, want %s/%d", f.KeyType, f.KeyBits, tt.keyType, tt.keyBits)
@@ -104,19 +104,19 @@ func TestFactsAndWeaknesses(t *testing.T) {
 }
 
 func TestCacheSharesParsedCertificates(t *testing.T) {
-	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA())
-	a := certgen.New(t, certgen.CommonName("a"), certgen.SignedBy(ca))
-	b := certgen.New(t, certgen.CommonName("b"), certgen.SignedBy(ca))
+	ca := certgentest.New(t, certgentest.CommonName("ca"), certgentest.CA())
+	a := certgentest.New(t, certgentest.CommonName("a"), certgentest.SignedBy(ca))
+	b := certgentest.New(t, certgentest.CommonName("b"), certgentest.SignedBy(ca))
 	c := NewCache(16)
-	ca1, err := ParseCached(certgen.ChainPEM(a, ca), c)
+	ca1, err := ParseCached(certgentest.ChainPEM(a, ca), c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca2, err := ParseCached(certgen.ChainPEM(b, ca), c)
+	ca2, err := ParseCached(certgentest.ChainPEM(b, ca), c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := ParseCached(certgen.ChainPEM(a, ca), c)
+	again, err := ParseCached(certgentest.ChainPEM(a, ca), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,9 +152,9 @@ func certBlocksCases(t testing.TB) map[string]struct {
 	data []byte
 	fast bool
 } {
-	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA())
-	leaf := certgen.New(t, certgen.CommonName("leaf"), certgen.SignedBy(ca))
-	chain := certgen.ChainPEM(leaf, ca)
+	ca := certgentest.New(t, certgentest.CommonName("ca"), certgentest.CA())
+	leaf := certgentest.New(t, certgentest.CommonName("leaf"), certgentest.SignedBy(ca))
+	chain := certgentest.ChainPEM(leaf, ca)
 	crlf := bytes.ReplaceAll(chain, []byte("\n"), []byte("\r\n"))
 	s := string(chain)
 	return map[string]struct {

@@ -10,7 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certinfo"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
 )
@@ -37,8 +37,8 @@ func serialAt(store *inventory.Store, path string) string {
 // rescan.
 func TestFollowsKubeletStyleUpdates(t *testing.T) {
 	dir := t.TempDir()
-	first := certgen.New(t, certgen.CommonName("v1"))
-	second := certgen.New(t, certgen.CommonName("v2"))
+	first := certgentest.New(t, certgentest.CommonName("v1"))
+	second := certgentest.New(t, certgentest.CommonName("v2"))
 	writeVersion := func(name string, pem []byte) {
 		t.Helper()
 		v := filepath.Join(dir, name)

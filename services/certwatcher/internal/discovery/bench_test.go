@@ -15,7 +15,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/harness/benchmem"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
 )
 
@@ -40,14 +40,14 @@ func benchSetup(b *testing.B) string {
 	b.Helper()
 	benchOnce.Do(func() {
 		benchNS = namespace(b)
-		root, err := certgen.Build(certgen.CommonName("bench root CA"), certgen.CA())
+		root, err := certgentest.Build(certgentest.CommonName("bench root CA"), certgentest.CA())
 		if err != nil {
 			benchErr = err
 			return
 		}
-		var issuers []*certgen.Pair
+		var issuers []*certgentest.Pair
 		for i := range benchIssuers {
-			ca, err := certgen.Build(certgen.CommonName(fmt.Sprintf("bench issuing CA %d", i)), certgen.CA(), certgen.SignedBy(root))
+			ca, err := certgentest.Build(certgentest.CommonName(fmt.Sprintf("bench issuing CA %d", i)), certgentest.CA(), certgentest.SignedBy(root))
 			if err != nil {
 				benchErr = err
 				return
@@ -63,13 +63,13 @@ func benchSetup(b *testing.B) string {
 			go func() {
 				defer wg.Done()
 				for i := range work {
-					leaf, err := certgen.Build(certgen.CommonName(fmt.Sprintf("svc-%d", i)), certgen.DNSNames(fmt.Sprintf("svc-%d.bench.svc", i)),
-						certgen.NotAfter(time.Now().Add(time.Duration(i%400)*24*time.Hour)), certgen.SignedBy(issuers[i%benchIssuers]))
+					leaf, err := certgentest.Build(certgentest.CommonName(fmt.Sprintf("svc-%d", i)), certgentest.DNSNames(fmt.Sprintf("svc-%d.bench.svc", i)),
+						certgentest.NotAfter(time.Now().Add(time.Duration(i%400)*24*time.Hour)), certgentest.SignedBy(issuers[i%benchIssuers]))
 					if err == nil {
 						_, err = env.Client.CoreV1().Secrets(benchNS).Create(context.Background(), &corev1.Secret{
 							ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("tls-%05d", i)},
 							Type:       corev1.SecretTypeTLS,
-							Data:       map[string][]byte{corev1.TLSCertKey: certgen.ChainPEM(leaf, issuers[i%benchIssuers]), corev1.TLSPrivateKeyKey: leaf.KeyPEM},
+							Data:       map[string][]byte{corev1.TLSCertKey: certgentest.ChainPEM(leaf, issuers[i%benchIssuers]), corev1.TLSPrivateKeyKey: leaf.KeyPEM},
 						}, metav1.CreateOptions{})
 					}
 					if err != nil {

@@ -21,7 +21,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/logtest"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certinfo"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
 )
@@ -92,11 +92,11 @@ func TestDiscoversCertificatesAndGarbage(t *testing.T) {
 	ns := namespace(t)
 	other := namespace(t)
 	ctx := t.Context()
-	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA())
-	web := certgen.New(t, certgen.CommonName("web"), certgen.SignedBy(ca))
-	weak := certgen.New(t, certgen.CommonName("weak"), certgen.RSA(1024))
+	ca := certgentest.New(t, certgentest.CommonName("ca"), certgentest.CA())
+	web := certgentest.New(t, certgentest.CommonName("web"), certgentest.SignedBy(ca))
+	weak := certgentest.New(t, certgentest.CommonName("weak"), certgentest.RSA(1024))
 	secrets := []*corev1.Secret{
-		tlsSecret(ns, "chain", certgen.ChainPEM(web, ca), web.KeyPEM),
+		tlsSecret(ns, "chain", certgentest.ChainPEM(web, ca), web.KeyPEM),
 		tlsSecret(ns, "weak", weak.CertPEM, weak.KeyPEM),
 		tlsSecret(ns, "not-pem", []byte("this is not a certificate"), web.KeyPEM),
 		tlsSecret(ns, "truncated", web.CertPEM[:len(web.CertPEM)/2], web.KeyPEM),
@@ -155,7 +155,7 @@ func TestDiscoversCertificatesAndGarbage(t *testing.T) {
 	}
 
 	// A watch, not a poll: a renewed certificate and a deleted Secret show up.
-	renewed := certgen.New(t, certgen.CommonName("web-renewed"))
+	renewed := certgentest.New(t, certgentest.CommonName("web-renewed"))
 	s, err := env.Client.CoreV1().Secrets(ns).Get(ctx, "weak", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestUsersOfASecret(t *testing.T) {
 	ns := namespace(t)
 	ctx := t.Context()
 	cs := env.Client
-	leaf := certgen.New(t, certgen.CommonName("api"))
+	leaf := certgentest.New(t, certgentest.CommonName("api"))
 	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "api-tls", leaf.CertPEM, leaf.KeyPEM), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

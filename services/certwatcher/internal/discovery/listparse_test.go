@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
 )
 
@@ -52,14 +52,14 @@ func summary(recs []inventory.Record) map[string]string {
 }
 
 func TestListParsesAheadOfTheHandlers(t *testing.T) {
-	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA())
-	web := certgen.New(t, certgen.CommonName("web"), certgen.SignedBy(ca))
+	ca := certgentest.New(t, certgentest.CommonName("ca"), certgentest.CA())
+	web := certgentest.New(t, certgentest.CommonName("web"), certgentest.SignedBy(ca))
 	secret := func(name, rv string, typ corev1.SecretType, data map[string][]byte) corev1.Secret {
 		return corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, ResourceVersion: rv}, Type: typ, Data: data}
 	}
 	pages := [][]corev1.Secret{
 		{
-			secret("chain", "1", corev1.SecretTypeTLS, map[string][]byte{"tls.crt": certgen.ChainPEM(web, ca), "tls.key": web.KeyPEM}),
+			secret("chain", "1", corev1.SecretTypeTLS, map[string][]byte{"tls.crt": certgentest.ChainPEM(web, ca), "tls.key": web.KeyPEM}),
 			secret("key-as-cert", "2", corev1.SecretTypeTLS, map[string][]byte{"tls.crt": web.KeyPEM}),
 		},
 		{

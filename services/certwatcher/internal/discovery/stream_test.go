@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 )
 
 func names(items []corev1.Secret) []string {
@@ -26,7 +26,7 @@ func names(items []corev1.Secret) []string {
 func TestStreamedListMatchesList(t *testing.T) {
 	ns := namespace(t)
 	ctx := t.Context()
-	leaf := certgen.New(t, certgen.CommonName("web"))
+	leaf := certgentest.New(t, certgentest.CommonName("web"))
 	for i := range 5 {
 		if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, fmt.Sprintf("s%d", i), leaf.CertPEM, leaf.KeyPEM), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

@@ -13,16 +13,16 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
 )
 
 func TestCollectorUsesExporterNames(t *testing.T) {
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	ca := certgen.New(t, certgen.CommonName("Root"), certgen.Organization("Acme"), certgen.CA(), certgen.Serial(7),
-		certgen.NotBefore(now.Add(-1000*time.Hour)), certgen.NotAfter(now.Add(-time.Hour)))
-	leaf := certgen.New(t, certgen.CommonName("web"), certgen.Serial(255), certgen.SignedBy(ca),
-		certgen.NotBefore(now.Add(-time.Hour)), certgen.NotAfter(now.Add(24*time.Hour)))
+	ca := certgentest.New(t, certgentest.CommonName("Root"), certgentest.Organization("Acme"), certgentest.CA(), certgentest.Serial(7),
+		certgentest.NotBefore(now.Add(-1000*time.Hour)), certgentest.NotAfter(now.Add(-time.Hour)))
+	leaf := certgentest.New(t, certgentest.CommonName("web"), certgentest.Serial(255), certgentest.SignedBy(ca),
+		certgentest.NotBefore(now.Add(-time.Hour)), certgentest.NotAfter(now.Add(24*time.Hour)))
 	store := inventory.New(nil)
 	store.ReplaceSecret("shop", "web-tls", []inventory.Record{
 		{Source: events.CertificateSource{Namespace: "shop", Secret: "web-tls", Key: "tls.crt"}, Chain: []*x509.Certificate{leaf.Cert, ca.Cert}},
@@ -56,8 +56,8 @@ x509_read_errors 2
 // stateguard's own names carry exactly the series of the exporter's names.
 func TestCollectorAlsoUsesTheStateguardPrefix(t *testing.T) {
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	leaf := certgen.New(t, certgen.CommonName("web"), certgen.Serial(3),
-		certgen.NotBefore(now.Add(-time.Hour)), certgen.NotAfter(now.Add(24*time.Hour)))
+	leaf := certgentest.New(t, certgentest.CommonName("web"), certgentest.Serial(3),
+		certgentest.NotBefore(now.Add(-time.Hour)), certgentest.NotAfter(now.Add(24*time.Hour)))
 	store := inventory.New(nil)
 	store.ReplaceSecret("shop", "web-tls", []inventory.Record{
 		{Source: events.CertificateSource{Namespace: "shop", Secret: "web-tls", Key: "tls.crt"}, Chain: []*x509.Certificate{leaf.Cert}},

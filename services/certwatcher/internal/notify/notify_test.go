@@ -13,7 +13,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/expiry"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/marks"
@@ -61,7 +61,7 @@ func TestThresholdsFireOnceEachAndNotAgainAfterRestart(t *testing.T) {
 	c := natstest.Client(t, srv)
 	start := time.Now().Truncate(time.Second)
 	clk := clocktesting.NewFakeClock(start)
-	leaf := certgen.New(t, certgen.CommonName("web"), certgen.NotBefore(start.Add(-day)), certgen.NotAfter(start.Add(40*day)))
+	leaf := certgentest.New(t, certgentest.CommonName("web"), certgentest.NotBefore(start.Add(-day)), certgentest.NotAfter(start.Add(40*day)))
 	store := inventory.New(nil)
 	store.ReplaceSecret("shop", "web-tls", []inventory.Record{{
 		Source: events.CertificateSource{Namespace: "shop", Secret: "web-tls", Key: "tls.crt"}, Chain: []*x509.Certificate{leaf.Cert},
@@ -130,9 +130,9 @@ func TestWeakAndChainedCertificates(t *testing.T) {
 	c := natstest.Client(t, srv)
 	now := time.Now()
 	clk := clocktesting.NewFakeClock(now)
-	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA(), certgen.NotAfter(now.Add(3*day)))
-	leaf := certgen.New(t, certgen.CommonName("api"), certgen.SignedBy(ca), certgen.NotAfter(now.Add(300*day)))
-	weak := certgen.New(t, certgen.CommonName("old"), certgen.RSA(1024), certgen.SHA1(), certgen.NotAfter(now.Add(300*day)))
+	ca := certgentest.New(t, certgentest.CommonName("ca"), certgentest.CA(), certgentest.NotAfter(now.Add(3*day)))
+	leaf := certgentest.New(t, certgentest.CommonName("api"), certgentest.SignedBy(ca), certgentest.NotAfter(now.Add(300*day)))
+	weak := certgentest.New(t, certgentest.CommonName("old"), certgentest.RSA(1024), certgentest.SHA1(), certgentest.NotAfter(now.Add(300*day)))
 	store := inventory.New(nil)
 	store.ReplaceSecret("a", "chained", []inventory.Record{{
 		Source: events.CertificateSource{Namespace: "a", Secret: "chained", Key: "tls.crt"}, Chain: []*x509.Certificate{leaf.Cert, ca.Cert},

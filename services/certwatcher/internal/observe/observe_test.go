@@ -14,7 +14,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/observe"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/streamtest"
@@ -53,8 +53,8 @@ func TestObservedOnFirstSightAndChangesOnly(t *testing.T) {
 	o := &observe.Observer{Store: store, Publisher: pub, Context: u, Clock: clk, Log: slog.New(slog.DiscardHandler)}
 	ctx := t.Context()
 
-	v1 := certgen.New(t, certgen.CommonName("db"), certgen.Serial(1), certgen.NotAfter(clk.Now().Add(200*24*time.Hour)))
-	put := func(p *certgen.Pair) {
+	v1 := certgentest.New(t, certgentest.CommonName("db"), certgentest.Serial(1), certgentest.NotAfter(clk.Now().Add(200*24*time.Hour)))
+	put := func(p *certgentest.Pair) {
 		store.ReplaceSecret("shop", "db-tls", []inventory.Record{{
 			Source: events.CertificateSource{Namespace: "shop", Secret: "db-tls", Key: "tls.crt"}, Chain: []*x509.Certificate{p.Cert},
 		}})
@@ -88,7 +88,7 @@ func TestObservedOnFirstSightAndChangesOnly(t *testing.T) {
 		t.Errorf("users (-want +got)\n%s", diff)
 	}
 
-	put(certgen.New(t, certgen.CommonName("db"), certgen.Serial(2), certgen.NotAfter(clk.Now().Add(300*24*time.Hour))))
+	put(certgentest.New(t, certgentest.CommonName("db"), certgentest.Serial(2), certgentest.NotAfter(clk.Now().Add(300*24*time.Hour))))
 	got = step("a new serial", 3, 3)
 	if got[2].Certificate.Serial != "2" {
 		t.Errorf("serial %s, want 2", got[2].Certificate.Serial)

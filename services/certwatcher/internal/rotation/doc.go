@@ -8,4 +8,9 @@
 // certificate.rotation.failed. Each request id is carried out at most once;
 // its progress is kept in a KV bucket so a redelivered request resumes
 // instead of rotating twice.
+//
+// Where to look: the policy (whether a Secret may be rotated) is
+// shouldRotate; the phase machine (new → issuing → issued → done) is
+// Executor.rotate; the ways of issuing are the Issuer interface (issuer.go)
+// and its implementations in certmanager.go and incluster.go.
 package rotation

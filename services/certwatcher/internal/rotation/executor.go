@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -27,7 +26,6 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certinfo"
-	"github.com/stateguard/stateguard/services/certwatcher/internal/discovery"
 )
 
 // Annotations read by the executor.
@@ -148,6 +146,7 @@ func ConsumerConfig(name string, ackWait time.Duration) events.ConsumerConfig {
 
 // Phases of a request, kept in the KV bucket.
 const (
+	phaseNew     = ""        // nothing done yet
 	phaseIssuing = "issuing" // re-issuance started; OldSerial known
 	phaseIssued  = "issued"  // the Secret holds NewSerial; rolling next
 	phaseDone    = "done"    // an outcome event was published
@@ -249,100 +248,171 @@ func (e *Executor) finish(ctx context.Context, key string, p *progress, typ, id 
 	return e.save(ctx, key, *p)
 }
 
-func (e *Executor) rotate(ctx context.Context, log *slog.Logger, req events.CertificateRotationRequested, key string, p *progress) error {
-	cs := e.o.Client
-	secret, err := cs.CoreV1().Secrets(req.Namespace).Get(ctx, req.Secret, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return declined("secret %s/%s not found", req.Namespace, req.Secret)
-	}
-	if err != nil {
-		return fmt.Errorf("get secret: %w", err)
-	}
-	ns, err := cs.CoreV1().Namespaces().Get(ctx, req.Namespace, metav1.GetOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get namespace: %w", err)
-	}
-	if err == nil && optedOut(ns.Annotations) {
-		return declined("rotation disabled by annotation %s=disabled on namespace %s", OptOutAnnotation, req.Namespace)
-	}
-	if optedOut(secret.Annotations) {
-		return declined("rotation disabled by annotation %s=disabled on the secret", OptOutAnnotation)
-	}
-	cur, err := certinfo.Parse(secret.Data[corev1.TLSCertKey])
-	curSerial := ""
-	if err == nil {
-		curSerial = certinfo.SerialHex(cur.Leaf())
-	}
+// target is a request's Secret as read at the start of an attempt.
+type target struct {
+	secret *corev1.Secret
+	serial string // of the certificate it holds; "" when unreadable
+}
 
-	// The method is decided once; a resumed request keeps it.
-	method := p.Method
-	var certificate *unstructured.Unstructured
-	if p.Phase == "" || (p.Phase == phaseIssuing && p.Method == MethodCertManager) {
-		m, crt, err := e.method(ctx, secret)
-		if err != nil {
-			return err
-		}
-		if p.Phase == "" {
-			method = m
-		}
-		certificate = crt
-	}
-	if p.Phase == "" && method == MethodInClusterCA && curSerial == "" {
-		_, perr := certinfo.Parse(secret.Data[corev1.TLSCertKey])
-		return declined("%s of the secret is unreadable: %v", corev1.TLSCertKey, errOr(perr, "no certificate"))
-	}
-	ws, err := findWorkloads(ctx, cs, req.Namespace, req.Secret)
+// rotate carries out a request from the phase its progress records, one
+// phase after the other: new (the rate limit, then the serial to replace
+// is saved) → issuing (the Issuer gets a new certificate into the Secret)
+// → issued (the workloads are rolled and the served certificate verified)
+// → done (finish). Each phase is saved before the next starts, so a
+// redelivered request resumes where it stopped and never issues twice.
+func (e *Executor) rotate(ctx context.Context, log *slog.Logger, req events.CertificateRotationRequested, key string, p *progress) error {
+	t, err := e.target(ctx, req)
 	if err != nil {
 		return err
 	}
-
+	iss, err := e.chooseIssuer(ctx, t, p)
+	if err != nil {
+		return err
+	}
+	ws, err := findWorkloads(ctx, e.o.Client, req.Namespace, req.Secret)
+	if err != nil {
+		return err
+	}
 	if e.o.DryRun || req.DryRun {
-		out := events.CertificateRotated{RequestID: req.RequestID, Namespace: req.Namespace, Secret: req.Secret, Method: method,
-			OldSerial: curSerial, DryRun: true, Causes: req.Causes,
-			Verification: events.TLSVerification{Error: "dry run: nothing changed"}}
-		for _, w := range ws {
-			if w.paused {
-				out.Paused = append(out.Paused, w.ref)
-			} else {
-				out.Rolled = append(out.Rolled, w.ref)
-			}
+		method := p.Method
+		if p.Phase == phaseNew {
+			method = iss.Name()
 		}
-		log.InfoContext(ctx, "dry run: rotation would be carried out", "method", method, "workloads", len(ws))
-		return e.finish(ctx, key, p, events.TypeCertificateRotated, RotatedEventID(req.RequestID), out)
+		return e.dryRun(ctx, log, req, key, p, method, t.serial, ws)
 	}
-
-	if p.Phase == "" {
-		if err := e.wait(ctx); err != nil {
-			return err
-		}
-		*p = progress{Phase: phaseIssuing, Method: method, OldSerial: curSerial}
-		if err := e.save(ctx, key, *p); err != nil {
-			return err
-		}
-	}
-	if p.Phase == phaseIssuing {
-		newSerial := ""
-		if curSerial != "" && curSerial != p.OldSerial {
-			newSerial = curSerial // issued before a restart
-		} else {
-			switch p.Method {
-			case MethodCertManager:
-				newSerial, err = e.renewCertManager(ctx, log, req, certificate, p.OldSerial)
-			case MethodInClusterCA:
-				newSerial, err = e.reissueWithCA(ctx, log, secret)
+	for {
+		switch p.Phase {
+		case phaseNew:
+			if err := e.begin(ctx, key, p, iss.Name(), t.serial); err != nil {
+				return err
 			}
+		case phaseIssuing:
+			if err := e.issue(ctx, log, key, p, iss, t); err != nil {
+				return err
+			}
+		default: // phaseIssued
+			out, rolled, err := e.roll(ctx, log, req, p, ws)
 			if err != nil {
 				return err
 			}
+			out.Verification = e.verifyRollout(ctx, log, req.Namespace, rolled, p.NewSerial)
+			log.InfoContext(ctx, "certificate rotated", "new_serial", p.NewSerial, "rolled", len(out.Rolled), "paused", len(out.Paused),
+				"verified", out.Verification.Checked, "match", out.Verification.Match)
+			return e.finish(ctx, key, p, events.TypeCertificateRotated, RotatedEventID(req.RequestID), out)
 		}
-		p.Phase, p.NewSerial = phaseIssued, newSerial
-		p.RestartedAt = e.o.Clock.Now().UTC().Format(time.RFC3339)
-		if err := e.save(ctx, key, *p); err != nil {
+	}
+}
+
+// target reads the request's Secret and applies the policy (shouldRotate).
+func (e *Executor) target(ctx context.Context, req events.CertificateRotationRequested) (target, error) {
+	cs := e.o.Client
+	secret, err := cs.CoreV1().Secrets(req.Namespace).Get(ctx, req.Secret, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return target{}, declined("secret %s/%s not found", req.Namespace, req.Secret)
+	}
+	if err != nil {
+		return target{}, fmt.Errorf("get secret: %w", err)
+	}
+	ns, err := cs.CoreV1().Namespaces().Get(ctx, req.Namespace, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		ns = nil
+	case err != nil:
+		return target{}, fmt.Errorf("get namespace: %w", err)
+	}
+	if ok, reason := shouldRotate(ns, secret); !ok {
+		return target{}, declined("%s", reason)
+	}
+	t := target{secret: secret}
+	if cur, err := certinfo.Parse(secret.Data[corev1.TLSCertKey]); err == nil {
+		t.serial = certinfo.SerialHex(cur.Leaf())
+	}
+	return t, nil
+}
+
+// shouldRotate is the rotation policy: a Secret is rotated unless it, or
+// its Namespace (nil when there is none), opts out with the annotation
+// stateguard.io/rotation=disabled. It says why not.
+func shouldRotate(ns *corev1.Namespace, secret *corev1.Secret) (ok bool, reason string) {
+	if ns != nil && optedOut(ns.Annotations) {
+		return false, fmt.Sprintf("rotation disabled by annotation %s=disabled on namespace %s", OptOutAnnotation, ns.Name)
+	}
+	if optedOut(secret.Annotations) {
+		return false, fmt.Sprintf("rotation disabled by annotation %s=disabled on the secret", OptOutAnnotation)
+	}
+	return true, ""
+}
+
+// chooseIssuer returns the request's Issuer: chosen now for a new request
+// (an in-cluster CA cannot re-issue a certificate it cannot read), the one
+// chosen before for a request issuing, none once issued.
+func (e *Executor) chooseIssuer(ctx context.Context, t target, p *progress) (Issuer, error) {
+	switch p.Phase {
+	case phaseNew:
+		iss, err := e.issuer(ctx, t.secret)
+		if err != nil {
+			return nil, err
+		}
+		if iss.Name() == MethodInClusterCA && t.serial == "" {
+			_, perr := certinfo.Parse(t.secret.Data[corev1.TLSCertKey])
+			return nil, declined("%s of the secret is unreadable: %v", corev1.TLSCertKey, errOr(perr, "no certificate"))
+		}
+		return iss, nil
+	case phaseIssuing:
+		return e.resumedIssuer(ctx, t.secret, p.Method)
+	}
+	return nil, nil
+}
+
+// dryRun reports what the rotation would do and changes nothing.
+func (e *Executor) dryRun(ctx context.Context, log *slog.Logger, req events.CertificateRotationRequested, key string, p *progress, method, serial string, ws []workload) error {
+	out := events.CertificateRotated{RequestID: req.RequestID, Namespace: req.Namespace, Secret: req.Secret, Method: method,
+		OldSerial: serial, DryRun: true, Causes: req.Causes,
+		Verification: events.TLSVerification{Error: "dry run: nothing changed"}}
+	for _, w := range ws {
+		if w.paused {
+			out.Paused = append(out.Paused, w.ref)
+		} else {
+			out.Rolled = append(out.Rolled, w.ref)
+		}
+	}
+	log.InfoContext(ctx, "dry run: rotation would be carried out", "method", method, "workloads", len(ws))
+	return e.finish(ctx, key, p, events.TypeCertificateRotated, RotatedEventID(req.RequestID), out)
+}
+
+// begin starts a new request: the rate limit, then the issuing phase with
+// the method and the serial to replace.
+func (e *Executor) begin(ctx context.Context, key string, p *progress, method, serial string) error {
+	if err := e.wait(ctx); err != nil {
+		return err
+	}
+	*p = progress{Phase: phaseIssuing, Method: method, OldSerial: serial}
+	return e.save(ctx, key, *p)
+}
+
+// issue gets a new certificate into the Secret — or finds the one issued
+// before a restart — and moves to the issued phase.
+func (e *Executor) issue(ctx context.Context, log *slog.Logger, key string, p *progress, iss Issuer, t target) error {
+	newSerial := t.serial // issued before a restart
+	if t.serial == "" || t.serial == p.OldSerial {
+		var err error
+		if newSerial, err = iss.Issue(ctx, log, t.secret, p.OldSerial); err != nil {
 			return err
 		}
-		log.InfoContext(ctx, "certificate re-issued", "method", p.Method, "old_serial", p.OldSerial, "new_serial", newSerial)
 	}
+	p.Phase, p.NewSerial = phaseIssued, newSerial
+	p.RestartedAt = e.o.Clock.Now().UTC().Format(time.RFC3339)
+	if err := e.save(ctx, key, *p); err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "certificate re-issued", "method", p.Method, "old_serial", p.OldSerial, "new_serial", newSerial)
+	return nil
+}
 
+// roll restarts the workloads that mount the Secret the way `kubectl
+// rollout restart` does (with the restart time saved in the progress, so a
+// second attempt changes nothing), leaving paused ones alone.
+func (e *Executor) roll(ctx context.Context, log *slog.Logger, req events.CertificateRotationRequested, p *progress, ws []workload) (events.CertificateRotated, []workload, error) {
 	out := events.CertificateRotated{RequestID: req.RequestID, Namespace: req.Namespace, Secret: req.Secret, Method: p.Method,
 		OldSerial: p.OldSerial, NewSerial: p.NewSerial, Causes: req.Causes}
 	var rolled []workload
@@ -352,26 +422,31 @@ func (e *Executor) rotate(ctx context.Context, log *slog.Logger, req events.Cert
 			log.WarnContext(ctx, "paused rollout left alone", "kind", w.ref.Kind, "workload", w.ref.Name)
 			continue
 		}
-		if err := roll(ctx, cs, w, p.RestartedAt); err != nil {
-			return err
+		if err := roll(ctx, e.o.Client, w, p.RestartedAt); err != nil {
+			return out, nil, err
 		}
 		rolled = append(rolled, w)
 		out.Rolled = append(out.Rolled, w.ref)
 	}
+	return out, rolled, nil
+}
+
+// verifyRollout waits (bounded) for the rollouts, then checks which
+// certificate the Services serve; a rollout not done in time is reported
+// in the verification, not as an error.
+func (e *Executor) verifyRollout(ctx context.Context, log *slog.Logger, namespace string, rolled []workload, newSerial string) events.TLSVerification {
 	pending := e.waitRollouts(ctx, rolled)
-	out.Verification = e.verify(ctx, req.Namespace, rolled, p.NewSerial)
+	v := e.verify(ctx, namespace, rolled, newSerial)
 	if len(pending) > 0 {
 		msg := "rollout not complete within " + e.o.RolloutTimeout.String() + ": " + strings.Join(pending, ", ")
 		log.WarnContext(ctx, "rollout not complete; reporting", "pending", pending)
-		if out.Verification.Error == "" {
-			out.Verification.Error = msg
+		if v.Error == "" {
+			v.Error = msg
 		} else {
-			out.Verification.Error = msg + "; " + out.Verification.Error
+			v.Error = msg + "; " + v.Error
 		}
 	}
-	log.InfoContext(ctx, "certificate rotated", "new_serial", p.NewSerial, "rolled", len(out.Rolled), "paused", len(out.Paused),
-		"verified", out.Verification.Checked, "match", out.Verification.Match)
-	return e.finish(ctx, key, p, events.TypeCertificateRotated, RotatedEventID(req.RequestID), out)
+	return v
 }
 
 func errOr(err error, s string) string {
@@ -406,188 +481,9 @@ func (e *Executor) wait(ctx context.Context) error {
 	}
 }
 
-// method decides how the Secret can be re-issued.
-func (e *Executor) method(ctx context.Context, s *corev1.Secret) (string, *unstructured.Unstructured, error) {
-	certManager := e.o.CertManager
-	if e.o.CertManagerServed != nil {
-		certManager = e.o.CertManagerServed()
-	}
-	if certManager && e.o.Dynamic != nil {
-		crt, err := e.findCertificate(ctx, s)
-		if err != nil {
-			return "", nil, err
-		}
-		if crt != nil {
-			return MethodCertManager, crt, nil
-		}
-	}
-	if s.Annotations[CASecretAnnotation] != "" {
-		return MethodInClusterCA, nil, nil
-	}
-	if s.Annotations[CertificateNameAnnotation] != "" {
-		return "", nil, declined("the secret names cert-manager Certificate %q, which does not exist", s.Annotations[CertificateNameAnnotation])
-	}
-	return "", nil, declined("no way to re-issue: not managed by cert-manager and no %s annotation names an in-cluster CA", CASecretAnnotation)
-}
-
-func (e *Executor) findCertificate(ctx context.Context, s *corev1.Secret) (*unstructured.Unstructured, error) {
-	crts := e.o.Dynamic.Resource(discovery.CertificateGVR).Namespace(s.Namespace)
-	if name := s.Annotations[CertificateNameAnnotation]; name != "" {
-		crt, err := crts.Get(ctx, name, metav1.GetOptions{})
-		if err == nil {
-			return crt, nil
-		}
-		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("get certificate %s: %w", name, err)
-		}
-	}
-	list, err := crts.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list certificates: %w", err)
-	}
-	for i := range list.Items {
-		if sn, _, _ := unstructured.NestedString(list.Items[i].Object, "spec", "secretName"); sn == s.Name {
-			return &list.Items[i], nil
-		}
-	}
-	return nil, nil
-}
-
-// renewCertManager sets the Issuing condition as `cmctl renew` does and
-// waits until the Secret holds a certificate with another serial.
-func (e *Executor) renewCertManager(ctx context.Context, log *slog.Logger, req events.CertificateRotationRequested, crt *unstructured.Unstructured, oldSerial string) (string, error) {
-	if crt == nil {
-		return "", declined("the cert-manager Certificate of the secret disappeared during the rotation")
-	}
-	crts := e.o.Dynamic.Resource(discovery.CertificateGVR).Namespace(req.Namespace)
-	if !issuing(crt) {
-		SetIssuing(crt, e.o.Clock.Now())
-		if _, err := crts.UpdateStatus(ctx, crt, metav1.UpdateOptions{FieldManager: "certwatcher"}); err != nil {
-			if apierrors.IsConflict(err) {
-				return "", fmt.Errorf("certificate %s changed meanwhile: %w", crt.GetName(), err)
-			}
-			return "", fmt.Errorf("trigger issuance of certificate %s: %w", crt.GetName(), err)
-		}
-		log.InfoContext(ctx, "cert-manager re-issuance triggered", "certificate", crt.GetName())
-	}
-	var newSerial string
-	err := e.poll(ctx, e.o.ReissueTimeout, func(ctx context.Context) (bool, error) {
-		s, err := e.o.Client.CoreV1().Secrets(req.Namespace).Get(ctx, req.Secret, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		c, err := certinfo.Parse(s.Data[corev1.TLSCertKey])
-		if err != nil {
-			return false, nil
-		}
-		if sn := certinfo.SerialHex(c.Leaf()); sn != oldSerial {
-			newSerial = sn
-			return true, nil
-		}
-		return false, nil
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		return "", declined("cert-manager did not write a new certificate to the secret within %s", e.o.ReissueTimeout)
-	}
-	return newSerial, nil
-}
-
 // poll checks cond every PollInterval until it holds or timeout passes.
 func (e *Executor) poll(ctx context.Context, timeout time.Duration, cond wait.ConditionWithContextFunc) error {
 	return wait.PollUntilContextTimeout(ctx, e.o.PollInterval, timeout, true, cond)
-}
-
-func issuing(crt *unstructured.Unstructured) bool {
-	conds, _, _ := unstructured.NestedSlice(crt.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == "Issuing" && m["status"] == "True" {
-			return true
-		}
-	}
-	return false
-}
-
-// SetIssuing sets the Issuing condition to True on a Certificate the way
-// cmctl renew does (reason ManuallyTriggered).
-func SetIssuing(crt *unstructured.Unstructured, now time.Time) {
-	conds, _, _ := unstructured.NestedSlice(crt.Object, "status", "conditions")
-	cond := map[string]any{
-		"type":               "Issuing",
-		"status":             "True",
-		"reason":             "ManuallyTriggered",
-		"message":            "Certificate re-issuance manually triggered by stateguard certwatcher",
-		"lastTransitionTime": now.UTC().Format(time.RFC3339),
-		"observedGeneration": crt.GetGeneration(),
-	}
-	replaced := false
-	for i, c := range conds {
-		if m, _ := c.(map[string]any); m["type"] == "Issuing" {
-			conds[i], replaced = cond, true
-		}
-	}
-	if !replaced {
-		conds = append(conds, cond)
-	}
-	_ = unstructured.SetNestedSlice(crt.Object, conds, "status", "conditions")
-}
-
-// reissueWithCA signs a new certificate with the CA named by the
-// annotation and writes it with the resourceVersion read, so a concurrent
-// writer makes this attempt fail and retry rather than be overwritten.
-func (e *Executor) reissueWithCA(ctx context.Context, log *slog.Logger, s *corev1.Secret) (string, error) {
-	ref := s.Annotations[CASecretAnnotation]
-	caNS, caName, ok := strings.Cut(ref, "/")
-	if !ok || caNS == "" || caName == "" {
-		return "", declined("annotation %s=%q: want <namespace>/<name>", CASecretAnnotation, ref)
-	}
-	caSecret, err := e.o.Client.CoreV1().Secrets(caNS).Get(ctx, caName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return "", declined("CA secret %s not found", ref)
-	}
-	if err != nil {
-		return "", fmt.Errorf("get CA secret %s: %w", ref, err)
-	}
-	ca, err := ParseCA(caSecret.Data[corev1.TLSCertKey], caSecret.Data[corev1.TLSPrivateKeyKey])
-	if err != nil {
-		return "", declined("CA secret %s: %v", ref, err)
-	}
-	old, err := certinfo.Parse(s.Data[corev1.TLSCertKey])
-	if err != nil {
-		return "", declined("%s of the secret is unreadable: %v", corev1.TLSCertKey, err)
-	}
-	_, keyType, err := parseKey(s.Data[corev1.TLSPrivateKeyKey])
-	if err != nil {
-		keyType = "PRIVATE KEY"
-	}
-	issued, err := Reissue(old.Leaf(), keyType, ca, e.o.Clock.Now())
-	if err != nil {
-		return "", declined("issue: %v", err)
-	}
-	upd := s.DeepCopy()
-	certPEM := issued.CertPEM
-	caPEM := pemOf(ca.Cert)
-	if len(old.Certs) > 1 {
-		certPEM = append(append([]byte{}, certPEM...), caPEM...)
-	}
-	upd.Data[corev1.TLSCertKey] = certPEM
-	upd.Data[corev1.TLSPrivateKeyKey] = issued.KeyPEM
-	if _, ok := upd.Data["ca.crt"]; ok {
-		upd.Data["ca.crt"] = caPEM
-	}
-	// upd carries the resourceVersion read: the API server rejects the
-	// update if the Secret changed since.
-	if _, err := e.o.Client.CoreV1().Secrets(s.Namespace).Update(ctx, upd, metav1.UpdateOptions{FieldManager: "certwatcher"}); err != nil {
-		if apierrors.IsConflict(err) {
-			return "", fmt.Errorf("secret changed while re-issuing; retrying: %w", err)
-		}
-		return "", fmt.Errorf("write secret: %w", err)
-	}
-	log.InfoContext(ctx, "certificate re-issued by in-cluster CA", "ca_secret", ref)
-	return certinfo.SerialHex(issued.Cert), nil
 }
 
 // waitRollouts waits up to RolloutTimeout and returns the workloads whose

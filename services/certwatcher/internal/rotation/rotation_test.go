@@ -21,7 +21,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certinfo"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/discovery"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/marks"
@@ -149,9 +149,9 @@ func TestInClusterCAReissueRollsWorkloads(t *testing.T) {
 	ns := namespace(t, nil)
 	ctx := t.Context()
 	cs := env.Client
-	ca := certgen.New(t, certgen.CommonName("stateguard test CA"), certgen.CA())
-	old := certgen.New(t, certgen.CommonName("web"), certgen.Organization("shop"), certgen.DNSNames("web.shop.svc", "web.example"),
-		certgen.NotBefore(time.Now().Add(-80*24*time.Hour)), certgen.NotAfter(time.Now().Add(10*24*time.Hour)), certgen.SignedBy(ca))
+	ca := certgentest.New(t, certgentest.CommonName("stateguard test CA"), certgentest.CA())
+	old := certgentest.New(t, certgentest.CommonName("web"), certgentest.Organization("shop"), certgentest.DNSNames("web.shop.svc", "web.example"),
+		certgentest.NotBefore(time.Now().Add(-80*24*time.Hour)), certgentest.NotAfter(time.Now().Add(10*24*time.Hour)), certgentest.SignedBy(ca))
 	must(t)(cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "ca", ca.CertPEM, ca.KeyPEM, nil), metav1.CreateOptions{}))
 	must(t)(cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "web-tls", old.CertPEM, old.KeyPEM, map[string]string{CASecretAnnotation: ns + "/ca"}), metav1.CreateOptions{}))
 	must(t)(cs.AppsV1().Deployments(ns).Create(ctx, deployment("web", "web-tls", false), metav1.CreateOptions{}))
@@ -264,8 +264,8 @@ func TestCertManagerRenewal(t *testing.T) {
 	ctx := t.Context()
 	cs := env.Client
 	r := newRig(t)
-	old := certgen.New(t, certgen.CommonName("api"))
-	next := certgen.New(t, certgen.CommonName("api"))
+	old := certgentest.New(t, certgentest.CommonName("api"))
+	next := certgentest.New(t, certgentest.CommonName("api"))
 	crts := r.dyn.Resource(discovery.CertificateGVR).Namespace(ns)
 	must(t)(crts.Create(ctx, &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
@@ -333,8 +333,8 @@ func TestRequestsNotCarriedOut(t *testing.T) {
 	cs := env.Client
 	optedOutNS := namespace(t, map[string]string{OptOutAnnotation: "disabled"})
 	ns := namespace(t, nil)
-	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA())
-	leaf := certgen.New(t, certgen.CommonName("x"), certgen.SignedBy(ca))
+	ca := certgentest.New(t, certgentest.CommonName("ca"), certgentest.CA())
+	leaf := certgentest.New(t, certgentest.CommonName("x"), certgentest.SignedBy(ca))
 	must(t)(cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "ca", ca.CertPEM, ca.KeyPEM, nil), metav1.CreateOptions{}))
 	must(t)(cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "plain", leaf.CertPEM, leaf.KeyPEM, nil), metav1.CreateOptions{}))
 	must(t)(cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "opted-out", leaf.CertPEM, leaf.KeyPEM, map[string]string{OptOutAnnotation: "disabled", CASecretAnnotation: ns + "/ca"}), metav1.CreateOptions{}))
@@ -380,8 +380,8 @@ func TestDryRunChangesNothing(t *testing.T) {
 	ctx := t.Context()
 	cs := env.Client
 	ns := namespace(t, nil)
-	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA())
-	leaf := certgen.New(t, certgen.CommonName("x"), certgen.SignedBy(ca))
+	ca := certgentest.New(t, certgentest.CommonName("ca"), certgentest.CA())
+	leaf := certgentest.New(t, certgentest.CommonName("x"), certgentest.SignedBy(ca))
 	must(t)(cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "ca", ca.CertPEM, ca.KeyPEM, nil), metav1.CreateOptions{}))
 	before := must(t)(cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "x-tls", leaf.CertPEM, leaf.KeyPEM, map[string]string{CASecretAnnotation: ns + "/ca"}), metav1.CreateOptions{})).(*corev1.Secret)
 	must(t)(cs.AppsV1().Deployments(ns).Create(ctx, deployment("x", "x-tls", false), metav1.CreateOptions{}))
@@ -421,9 +421,9 @@ func TestResumesAfterARestartMidRotation(t *testing.T) {
 	ns := namespace(t, nil)
 	ctx := t.Context()
 	cs := env.Client
-	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA())
-	old := certgen.New(t, certgen.CommonName("svc"), certgen.SignedBy(ca))
-	written := certgen.New(t, certgen.CommonName("svc"), certgen.SignedBy(ca))
+	ca := certgentest.New(t, certgentest.CommonName("ca"), certgentest.CA())
+	old := certgentest.New(t, certgentest.CommonName("svc"), certgentest.SignedBy(ca))
+	written := certgentest.New(t, certgentest.CommonName("svc"), certgentest.SignedBy(ca))
 	must(t)(cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "ca", ca.CertPEM, ca.KeyPEM, nil), metav1.CreateOptions{}))
 	before := must(t)(cs.CoreV1().Secrets(ns).Create(ctx, tlsSecret(ns, "svc-tls", written.CertPEM, written.KeyPEM,
 		map[string]string{CASecretAnnotation: ns + "/ca"}), metav1.CreateOptions{})).(*corev1.Secret)

@@ -21,19 +21,19 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/certgen"
+	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 )
 
 func TestReissueKeepsShapeAndKeyEncoding(t *testing.T) {
 	now := time.Now()
-	ca := certgen.New(t, certgen.CommonName("ca"), certgen.CA())
+	ca := certgentest.New(t, certgentest.CommonName("ca"), certgentest.CA())
 	caPair, err := ParseCA(ca.CertPEM, ca.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ecOld := certgen.New(t, certgen.CommonName("ec"), certgen.DNSNames("a.example"), certgen.SignedBy(ca),
-		certgen.NotBefore(now.Add(-24*time.Hour)), certgen.NotAfter(now.Add(6*24*time.Hour)))
-	rsaOld := certgen.New(t, certgen.CommonName("rsa"), certgen.RSA(1024), certgen.SignedBy(ca))
+	ecOld := certgentest.New(t, certgentest.CommonName("ec"), certgentest.DNSNames("a.example"), certgentest.SignedBy(ca),
+		certgentest.NotBefore(now.Add(-24*time.Hour)), certgentest.NotAfter(now.Add(6*24*time.Hour)))
+	rsaOld := certgentest.New(t, certgentest.CommonName("rsa"), certgentest.RSA(1024), certgentest.SignedBy(ca))
 	tests := []struct {
 		name    string
 		old     *x509.Certificate

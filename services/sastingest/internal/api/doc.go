@@ -3,5 +3,6 @@
 // CloudEvents HTTP binding, and upload status. It checks who is writing
 // and what is sent (content type, encoding, size), maps every failure to a
 // status code with an RFC 9457 problem+json body, and hands the body as a
-// stream to the ingest pipeline.
+// stream to the ingest pipeline, or a GitHub-style upload to ingest.Queue.
+// It only translates HTTP: storage is the ingest package's.
 package api

@@ -2,19 +2,13 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stateguard/stateguard/services/sastingest/internal/ingest"
 )
@@ -31,13 +25,6 @@ func (s *Server) githubBase(r *http.Request) string {
 	return s.baseURL(r)
 }
 
-// GitHub processing states.
-const (
-	ghPending  = "pending"
-	ghComplete = "complete"
-	ghFailed   = "failed"
-)
-
 // githubUpload is the body GitHub's "Upload an analysis as SARIF data"
 // endpoint takes.
 type githubUpload struct {
@@ -50,24 +37,9 @@ type githubUpload struct {
 	Validate    bool   `json:"validate"`
 }
 
-// githubRecord is kept in the status bucket under gh.<id>.
-type githubRecord struct {
-	ProcessingStatus string          `json:"processing_status"`
-	UploadID         string          `json:"upload_id,omitempty"`
-	Repository       string          `json:"repository"`
-	Meta             ingest.Metadata `json:"meta"`
-	Errors           []string        `json:"errors,omitempty"`
-	Updated          time.Time       `json:"updated"`
-}
-
-// validGitHubID reports whether id has the form postGitHub gives: 36
-// lowercase hex digits.
-func validGitHubID(id string) bool { return githubIDRe.MatchString(id) }
-
 var (
-	githubIDRe = regexp.MustCompile(`^[0-9a-f]{36}$`)
-	commitRe   = regexp.MustCompile(`^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$`)
-	refRe      = regexp.MustCompile(`^refs/(heads|tags|pull)/.+$`)
+	commitRe = regexp.MustCompile(`^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$`)
+	refRe    = regexp.MustCompile(`^refs/(heads|tags|pull)/.+$`)
 )
 
 func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
@@ -128,16 +100,10 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 		s.badGitHub(w, r, start, err.Error())
 		return
 	}
-	h := sha256.New()
-	h.Write(gz)
-	m, _ := json.Marshal(meta)
-	h.Write(m)
-	id := hex.EncodeToString(h.Sum(nil))[:36]
-	key := "gh." + id
-
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	if err := s.acceptGitHub(ctx, key, meta, gz); err != nil {
+	id, err := s.github.Accept(ctx, meta, gz)
+	if err != nil {
 		s.fail(w, r, endpointGitHub, start, err)
 		return
 	}
@@ -148,160 +114,27 @@ func (s *Server) postGitHub(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// acceptGitHub stores an upload as received and records it pending before
-// it is answered 202, then ingests it in the background. The same upload
-// again is answered from its record; one that failed is tried again.
-func (s *Server) acceptGitHub(ctx context.Context, key string, meta ingest.Metadata, gz []byte) error {
-	kv := s.opts.Pipeline.KV()
-	var rev uint64
-	e, err := kv.Get(ctx, key)
-	switch {
-	case err == nil:
-		var rec githubRecord
-		if json.Unmarshal(e.Value(), &rec) == nil && rec.ProcessingStatus != ghFailed {
-			return nil
-		}
-		rev = e.Revision()
-	case !errors.Is(err, jetstream.ErrKeyNotFound):
-		return fmt.Errorf("%w: %w", ingest.ErrUnavailable, err)
-	}
-	if _, err := s.opts.Pipeline.Pending().PutBytes(ctx, key, gz); err != nil {
-		return fmt.Errorf("%w: store pending upload: %w", ingest.ErrUnavailable, err)
-	}
-	rec := githubRecord{ProcessingStatus: ghPending, Repository: meta.Repository, Meta: meta, Updated: s.opts.Now().UTC()}
-	b, _ := json.Marshal(rec)
-	if rev == 0 {
-		_, err = kv.Create(ctx, key, b)
-	} else {
-		_, err = kv.Update(ctx, key, b, rev)
-	}
-	switch {
-	case errors.Is(err, jetstream.ErrKeyExists):
-		return nil // a concurrent post of the same upload won
-	case err != nil:
-		return fmt.Errorf("%w: %w", ingest.ErrUnavailable, err)
-	}
-	// The background ingest continues the request's trace.
-	s.startGitHub(trace.SpanContextFromContext(ctx), key, meta, gz)
-	return nil
-}
-
-func (s *Server) startGitHub(parent trace.SpanContext, key string, meta ingest.Metadata, gz []byte) {
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		s.processGitHub(parent, key, meta, gz)
-	}()
-}
-
 // Resume restarts the ingest of GitHub-style uploads that were accepted
 // but not finished when the service stopped.
-func (s *Server) Resume(ctx context.Context) error {
-	lister, err := s.opts.Pipeline.KV().ListKeysFiltered(ctx, "gh.*")
-	if err != nil {
-		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return nil
-		}
-		return fmt.Errorf("list pending uploads: %w", err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	for _, key := range keys {
-		e, err := s.opts.Pipeline.KV().Get(ctx, key)
-		if err != nil {
-			continue
-		}
-		var rec githubRecord
-		if json.Unmarshal(e.Value(), &rec) != nil || rec.ProcessingStatus != ghPending {
-			continue
-		}
-		gz, err := s.opts.Pipeline.Pending().GetBytes(ctx, key)
-		if err != nil {
-			return fmt.Errorf("pending upload %s: %w", key, err)
-		}
-		s.opts.Log.Info("resuming a pending github upload", "key", key)
-		s.startGitHub(trace.SpanContext{}, key, rec.Meta, gz)
-	}
-	return nil
-}
+func (s *Server) Resume(ctx context.Context) error { return s.github.Resume(ctx) }
 
 func (s *Server) badGitHub(w http.ResponseWriter, r *http.Request, start time.Time, detail string) {
 	s.done(endpointGitHub, start, outcomeInvalid)
 	writeProblem(w, r, Problem{Type: ProblemBase + "bad-request", Status: http.StatusBadRequest, Detail: detail})
 }
 
-// processGitHub ingests an accepted GitHub-style upload in the background,
-// retrying while storage is unavailable, and records the outcome.
-func (s *Server) processGitHub(parent trace.SpanContext, key string, meta ingest.Metadata, gz []byte) {
-	ctx := s.bgCtx
-	if parent.IsValid() {
-		ctx = trace.ContextWithSpanContext(ctx, parent)
+// githubFailure tells the queue whether an ingest error is worth another
+// attempt (storage unavailable: 503) and the reason GitHub's status shows.
+func githubFailure(err error) (retry bool, reason string) {
+	p, _ := problemOf(err)
+	reason = p.Title
+	if p.Detail != "" {
+		reason += ": " + p.Detail
 	}
-	if s.opts.gate != nil {
-		select {
-		case <-s.opts.gate:
-		case <-ctx.Done():
-		}
+	if p.JSONPath != "" {
+		reason += " (at " + p.JSONPath + ")"
 	}
-	deadline := time.Now().Add(s.opts.GitHubRetry)
-	rec := githubRecord{Repository: meta.Repository, Meta: meta}
-	for attempt := 1; ; attempt++ {
-		release, err := s.acquire(ctx)
-		if err != nil {
-			return // shutting down: resumed on the next start
-		}
-		st, err := s.opts.Pipeline.Ingest(ctx, meta, bytesReader(gz), true)
-		release()
-		if err == nil {
-			rec.ProcessingStatus, rec.UploadID = ghComplete, st.ID
-			if !st.Duplicate {
-				s.opts.Metrics.accepted(st.Summary.BySeverity)
-			}
-			break
-		}
-		if ctx.Err() != nil {
-			// Shutting down: the upload stays pending and is resumed
-			// on the next start.
-			return
-		}
-		p, _ := problemOf(err)
-		if p.Status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
-			s.opts.Log.WarnContext(ctx, "github upload: storage unavailable, retrying", "key", key, "attempt", attempt, "error", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)):
-			}
-			continue
-		}
-		rec.ProcessingStatus = ghFailed
-		msg := p.Title
-		if p.Detail != "" {
-			msg += ": " + p.Detail
-		}
-		if p.JSONPath != "" {
-			msg += " (at " + p.JSONPath + ")"
-		}
-		rec.Errors = []string{msg}
-		break
-	}
-	rec.Updated = s.opts.Now().UTC()
-	b, _ := json.Marshal(rec)
-	for attempt := 1; attempt <= 10; attempt++ {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_, err := s.opts.Pipeline.KV().Put(sctx, key, b)
-		if err == nil {
-			if err := s.opts.Pipeline.Pending().Delete(sctx, key); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-				s.opts.Log.WarnContext(sctx, "github upload: removing the pending copy", "key", key, "error", err)
-			}
-			cancel()
-			return
-		}
-		cancel()
-		s.opts.Log.WarnContext(ctx, "github upload: recording status failed", "key", key, "error", err)
-		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
-	}
+	return p.Status == http.StatusServiceUnavailable, reason
 }
 
 // getGitHub answers like GitHub's "Get information about a SARIF upload".
@@ -311,23 +144,18 @@ func (s *Server) getGitHub(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if !validGitHubID(id) {
+	if !ingest.ValidQueueID(id) {
 		writeProblem(w, r, badID("a SARIF upload id is 36 lowercase hexadecimal digits", id))
 		return
 	}
-	e, err := s.opts.Pipeline.KV().Get(r.Context(), "gh."+id)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
-			writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Status: http.StatusNotFound, Detail: "no SARIF upload with this id"})
-			return
-		}
-		p, _ := problemOf(fmt.Errorf("%w: %w", ingest.ErrUnavailable, err))
-		writeProblem(w, r, p)
-		return
-	}
-	var rec githubRecord
-	if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.Repository != repo {
+	rec, err := s.github.Status(r.Context(), id)
+	switch {
+	case errors.Is(err, ingest.ErrNotFound), err == nil && rec.Repository != repo:
 		writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Status: http.StatusNotFound, Detail: "no SARIF upload with this id"})
+		return
+	case err != nil:
+		p, _ := problemOf(err)
+		writeProblem(w, r, p)
 		return
 	}
 	out := map[string]any{"processing_status": rec.ProcessingStatus, "analyses_url": nil, "errors": nil}

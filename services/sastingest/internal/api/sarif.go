@@ -8,8 +8,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/stateguard/stateguard/services/sastingest/internal/auth"
 	"github.com/stateguard/stateguard/services/sastingest/internal/ingest"
 )
@@ -116,7 +114,7 @@ func (s *Server) getSARIF(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := s.opts.Pipeline.Get(r.Context(), id)
 	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case errors.Is(err, ingest.ErrNotFound):
 		writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Status: http.StatusNotFound, Detail: "no upload with this id"})
 		return
 	case err != nil:

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/stateguard/stateguard/services/sastingest/internal/auth"
@@ -60,12 +58,9 @@ type Options struct {
 
 // Server serves the API.
 type Server struct {
-	opts  Options
-	slots chan struct{} // one per upload in progress
-
-	bg       sync.WaitGroup
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
+	opts   Options
+	slots  chan struct{} // one per upload in progress
+	github *ingest.Queue // GitHub-style uploads, ingested in the background
 }
 
 // New returns a Server.
@@ -92,8 +87,17 @@ func New(opts Options) *Server {
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = 8
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent), bgCtx: ctx, bgCancel: cancel}
+	s := &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent)}
+	s.github = ingest.NewQueue(opts.Pipeline, ingest.QueueOptions{
+		Retry:    opts.GitHubRetry,
+		Acquire:  s.acquire,
+		Failure:  githubFailure,
+		Ingested: func(st *ingest.Status) { opts.Metrics.accepted(st.Summary.BySeverity) },
+		Log:      opts.Log,
+		Now:      opts.Now,
+		Hold:     opts.gate,
+	})
+	return s
 }
 
 // Register adds the API's routes to mux.
@@ -112,17 +116,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 
 // Close stops background processing (GitHub-style uploads) and waits for
 // it, at most until ctx ends.
-func (s *Server) Close(ctx context.Context) error {
-	s.bgCancel()
-	done := make(chan struct{})
-	go func() { s.bg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("background uploads still running: %w", ctx.Err())
-	}
-}
+func (s *Server) Close(ctx context.Context) error { return s.github.Close(ctx) }
 
 func (s *Server) baseURL(r *http.Request) string {
 	if s.opts.PublicURL != "" {
@@ -229,5 +223,3 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, endpoint stri
 	}
 	return false
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

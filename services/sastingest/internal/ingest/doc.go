@@ -7,4 +7,13 @@
 // the upload's status in a JetStream KV bucket. An upload is reported
 // accepted only once all of that is stored; a re-posted upload finds its
 // status and publishes nothing.
+//
+// Pipeline.Ingest runs the steps in order — receive, parse, store, publish,
+// record — each a named method. Storage is behind the small interfaces of
+// storage.go (Logs, Baselines, Statuses, Held), implemented on JetStream in
+// jetstream.go, the one file of the package that imports nats.go.
+//
+// Queue runs GitHub-style uploads (Accept, Resume, Status): held as
+// received before they are accepted, ingested in the background, their
+// outcome recorded for GitHub's processing_status.
 package ingest

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -16,36 +17,10 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/sastingest/internal/sarif"
 )
-
-// Bucket names.
-const (
-	LogsBucket      = "SARIF_LOGS"
-	BaselinesBucket = "SARIF_BASELINES"
-	StatusBucket    = "SARIF_UPLOADS"
-	// PendingBucket keeps GitHub-style uploads, as received, from their
-	// 202 until their ingest is done, so a restart can finish them.
-	PendingBucket = "SARIF_PENDING"
-)
-
-// logChunkSize is the chunk size of stored logs, unless the server's
-// message limit (1 MB by default) asks for less.
-const logChunkSize = 512 << 10
-
-// chunkSize is logChunkSize within the server's max_payload, with room for
-// the headers; 0 (the library's default) when the limit is not known.
-func (p *Pipeline) chunkSize() uint32 {
-	limit := p.client.Conn().MaxPayload() - 16<<10
-	if limit <= 0 {
-		return 0
-	}
-	return uint32(min(logChunkSize, limit))
-}
 
 // Bounds of the lists in the event.
 const (
@@ -90,12 +65,9 @@ type Options struct {
 // Pipeline ingests uploads. It is safe for concurrent use; uploads of the
 // same (repository, category, ref) are serialised so their deltas chain.
 type Pipeline struct {
-	client    *events.Client
-	logs      jetstream.ObjectStore
-	baselines jetstream.ObjectStore
-	status    jetstream.KeyValue
-	pending   jetstream.ObjectStore
-	opts      Options
+	client *events.Client
+	stores
+	opts Options
 
 	mu    sync.Mutex
 	locks map[string]*keyLock
@@ -123,41 +95,12 @@ func New(ctx context.Context, client *events.Client, opts Options) (*Pipeline, e
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1
 	}
-	js := client.JetStream()
-	logs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: LogsBucket, Description: "original SARIF logs, gzip, by upload id", Replicas: opts.Replicas, Compression: false,
-	})
+	st, err := openStores(ctx, client, opts.Replicas)
 	if err != nil {
-		return nil, fmt.Errorf("object store %s: %w", LogsBucket, err)
+		return nil, err
 	}
-	baselines, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: BaselinesBucket, Description: "fingerprints of the last upload per repository, category and ref", Replicas: opts.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("object store %s: %w", BaselinesBucket, err)
-	}
-	status, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: StatusBucket, Description: "status and summary of each upload", Replicas: opts.Replicas, History: 1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("kv %s: %w", StatusBucket, err)
-	}
-	pending, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: PendingBucket, Description: "GitHub-style uploads accepted and not yet ingested", Replicas: opts.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("object store %s: %w", PendingBucket, err)
-	}
-	return &Pipeline{client: client, logs: logs, baselines: baselines, status: status, pending: pending, opts: opts, locks: map[string]*keyLock{}}, nil
+	return &Pipeline{client: client, stores: st, opts: opts, locks: map[string]*keyLock{}}, nil
 }
-
-// Pending gives the bucket of accepted, not yet ingested GitHub-style
-// uploads.
-func (p *Pipeline) Pending() jetstream.ObjectStore { return p.pending }
-
-// KV gives the status bucket to other parts of the service (the GitHub
-// endpoint keeps its processing records there).
-func (p *Pipeline) KV() jetstream.KeyValue { return p.status }
 
 func (p *Pipeline) lock(key string) func() {
 	p.mu.Lock()
@@ -181,32 +124,29 @@ func (p *Pipeline) lock(key string) func() {
 }
 
 // available fails fast when the NATS connection is down.
-func (p *Pipeline) available() error {
-	if st := p.client.Conn().Status(); st != nats.CONNECTED {
-		return fmt.Errorf("%w: nats connection %s", ErrUnavailable, st)
-	}
-	return nil
-}
+func (p *Pipeline) available() error { return connected(p.client) }
 
 func unavailable(what string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
 }
 
-// Get returns the status of an upload, or jetstream.ErrKeyNotFound (also
-// for an id that UploadID cannot give, which never reaches NATS).
+func statusKey(id string) string { return "upload." + id }
+
+// Get returns the status of an upload, or ErrNotFound (also for an id
+// that UploadID cannot give, which never reaches NATS).
 func (p *Pipeline) Get(ctx context.Context, id string) (*Status, error) {
 	if !ValidUploadID(id) {
-		return nil, jetstream.ErrKeyNotFound
+		return nil, ErrNotFound
 	}
-	e, err := p.status.Get(ctx, "upload."+id)
+	b, _, err := p.statuses.Get(ctx, statusKey(id))
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNotFound
+	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
-			return nil, jetstream.ErrKeyNotFound
-		}
 		return nil, unavailable("status", err)
 	}
 	var st Status
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
+	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("status %s: %w", id, err)
 	}
 	return &st, nil
@@ -217,66 +157,158 @@ func (p *Pipeline) Get(ctx context.Context, id string) (*Status, error) {
 // *TooLargeError past the uncompressed limit, a *GzipError for a broken
 // gzip body, an error wrapping ErrUnavailable when storage failed, or the
 // body's own read error.
+//
+// The steps: receive (spool a gzip copy, hash the body) → parse (find the
+// delta against the key's baseline, derive the upload id) → store (the
+// log, unless the upload is a duplicate) → publish (the one event) →
+// record (the next baseline and the status).
 func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gzipped bool) (*Status, error) {
 	if err := p.available(); err != nil {
 		return nil, err
 	}
 	key := BaselineKey(meta)
-	unlock := p.lock(key)
-	defer unlock()
+	defer p.lock(key)()
 
 	prev, err := p.loadBaseline(ctx, key)
 	if err != nil {
 		return nil, err
 	}
+	rc, err := p.receive(body, gzipped)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.close()
+	up, err := p.parse(ctx, rc, prev, meta)
+	if err != nil {
+		return nil, err
+	}
 
+	// NATS may have gone while the body was read: fail fast then.
+	if err := p.available(); err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.StoreTimeout)
+	defer cancel()
+	if st, err := p.Get(sctx, up.id); err == nil {
+		st.Duplicate = true
+		return st, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	size, err := p.store(sctx, rc, up.id, meta)
+	if err != nil {
+		return nil, err
+	}
+	baseline := up.d.finish()
+	payload := uploaded(meta, up, size, p.opts.Now())
+	if err := p.publish(sctx, payload); err != nil {
+		return nil, err
+	}
+	st := &Status{ID: up.id, State: StateComplete, Summary: payload, Anomalies: up.sum.AnomalyList}
+	if err := p.record(sctx, key, baseline, st); err != nil {
+		return nil, err
+	}
+	p.opts.Log.Info("sarif upload stored", "upload_id", up.id, "repository", meta.Repository, "results", up.sum.ResultsTotal,
+		"new", up.d.new, "fixed", up.d.fixed, "anomalies", up.sum.Anomalies, "bytes_stored", size)
+	return st, nil
+}
+
+// receipt is an upload being received: src is the uncompressed log as the
+// parser reads it, bounded by MaxUncompressed; beside the parser, the body
+// as sent is hashed and a gzip copy of it is spooled to disk.
+type receipt struct {
+	src   io.Reader
+	spool *os.File
+	hash  hash.Hash
+	zr    *gzip.Reader // a gzip body's reader
+	gzw   *gzip.Writer // compresses the copy of a plain body
+	async *asyncWriter // hashing and compressing run beside the parser
+	done  bool         // async closed
+}
+
+// receive opens body for the parser: the receive step.
+func (p *Pipeline) receive(body io.Reader, gzipped bool) (*receipt, error) {
 	spool, err := os.CreateTemp(p.opts.SpoolDir, "sarif-*.gz")
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	defer func() {
-		_ = spool.Close()
-		_ = os.Remove(spool.Name())
-	}()
-
-	hash := sha256.New()
-	var src io.Reader
-	var gzw *gzip.Writer
-	var async *asyncWriter
+	rc := &receipt{spool: spool, hash: sha256.New()}
+	src := body
 	if gzipped {
-		raw := &rawReader{r: io.TeeReader(body, spool)}
-		zr, err := gzip.NewReader(raw)
-		if err != nil {
-			if raw.err != nil {
-				return nil, raw.err
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, &GzipError{Reason: "the compressed stream is truncated"}
-			}
-			return nil, &GzipError{Reason: err.Error()}
+		if rc.zr, src, err = gunzip(io.TeeReader(body, spool)); err != nil {
+			rc.close()
+			return nil, err
 		}
-		defer zr.Close()
-		src = gzipErrReader{r: zr, raw: raw}
+		rc.async = newAsyncWriter(rc.hash)
 	} else {
-		src = body
+		rc.gzw, _ = gzip.NewWriterLevel(spool, gzip.BestSpeed)
+		rc.async = newAsyncWriter(rc.gzw, rc.hash)
 	}
-	// Compressing the copy to store and hashing run beside the parser.
-	if gzipped {
-		async = newAsyncWriter(hash)
-	} else {
-		gzw, _ = gzip.NewWriterLevel(spool, gzip.BestSpeed)
-		async = newAsyncWriter(gzw, hash)
-	}
-	asyncClosed := false
-	defer func() {
-		if !asyncClosed {
-			_ = async.Close()
-		}
-	}()
-	src = io.TeeReader(&limitReader{r: src, limit: p.opts.MaxUncompressed}, async)
+	rc.src = io.TeeReader(&limitReader{r: src, limit: p.opts.MaxUncompressed}, rc.async)
+	return rc, nil
+}
 
+// gunzip opens a gzip body, telling the body's own read errors from a
+// broken stream.
+func gunzip(body io.Reader) (*gzip.Reader, io.Reader, error) {
+	raw := &rawReader{r: body}
+	zr, err := gzip.NewReader(raw)
+	if err != nil {
+		if raw.err != nil {
+			return nil, nil, raw.err
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, nil, &GzipError{Reason: "the compressed stream is truncated"}
+		}
+		return nil, nil, &GzipError{Reason: err.Error()}
+	}
+	return zr, gzipErrReader{r: zr, raw: raw}, nil
+}
+
+// finish drains what follows the JSON (gzip trailer, white space) so the
+// hash and the stored copy cover the whole body, completes the copy and
+// returns the body's SHA-256.
+func (rc *receipt) finish() ([]byte, error) {
+	if _, err := io.Copy(io.Discard, rc.src); err != nil {
+		return nil, err
+	}
+	rc.done = true
+	if err := rc.async.Close(); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if rc.gzw != nil {
+		if err := rc.gzw.Close(); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	return rc.hash.Sum(nil), nil
+}
+
+// close stops the work beside the parser and removes the spooled copy.
+func (rc *receipt) close() {
+	if rc.async != nil && !rc.done {
+		_ = rc.async.Close()
+	}
+	if rc.zr != nil {
+		_ = rc.zr.Close()
+	}
+	_ = rc.spool.Close()
+	_ = os.Remove(rc.spool.Name())
+}
+
+// parsedUpload is a log read to its end.
+type parsedUpload struct {
+	id  string
+	sum *sarif.Summary
+	d   *delta
+}
+
+// parse runs the parser over the log, comparing each finding with the
+// previous upload's fingerprints, and derives the upload id from the
+// body's hash and the metadata: the parse step.
+func (p *Pipeline) parse(ctx context.Context, rc *receipt, prev []sarif.Fingerprint, meta Metadata) (*parsedUpload, error) {
 	d := newDelta(prev)
-	sum, err := sarif.Parse(src, func(f *sarif.Finding) error {
+	sum, err := sarif.Parse(rc.src, func(f *sarif.Finding) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -286,60 +318,39 @@ func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gz
 	if err != nil {
 		return nil, err
 	}
-	// Drain what follows the JSON (gzip trailer, white space) so the hash
-	// and the stored copy cover the whole body.
-	if _, err := io.Copy(io.Discard, src); err != nil {
-		return nil, err
-	}
-	asyncClosed = true
-	if err := async.Close(); err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	if gzw != nil {
-		if err := gzw.Close(); err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
-		}
-	}
-	id := UploadID(hash.Sum(nil), meta)
-
-	// NATS may have gone while the body was read: fail fast then.
-	if err := p.available(); err != nil {
-		return nil, err
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.StoreTimeout)
-	defer cancel()
-	if st, err := p.Get(sctx, id); err == nil {
-		st.Duplicate = true
-		return st, nil
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, err
-	}
-
-	size, err := spool.Seek(0, io.SeekCurrent)
+	digest, err := rc.finish()
 	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, err
 	}
-	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	info, err := p.logs.Put(sctx, jetstream.ObjectMeta{
-		Name:        id,
-		Description: "SARIF log of " + meta.Repository,
-		Headers:     nats.Header{"Content-Type": []string{"application/sarif+json"}, "Content-Encoding": []string{"gzip"}},
-		// Chunks of up to 512 KiB (the default is 128 KiB): a quarter of
-		// the messages, so a quarter of the fsyncs of a sync-always server.
-		Opts: &jetstream.ObjectMetaOptions{ChunkSize: p.chunkSize()},
-	}, spool)
-	if err != nil {
-		return nil, unavailable("store log", err)
-	}
-	if info.Size != uint64(size) {
-		return nil, unavailable("store log", fmt.Errorf("stored %d of %d bytes", info.Size, size))
-	}
+	return &parsedUpload{id: UploadID(digest, meta), sum: sum, d: d}, nil
+}
 
-	cur := d.finish()
-	payload := &events.SARIFUploaded{
-		UploadID:             id,
+// store puts the spooled gzip copy in the logs bucket and returns its
+// size: the store step.
+func (p *Pipeline) store(ctx context.Context, rc *receipt, id string, meta Metadata) (int64, error) {
+	size, err := rc.spool.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, fmt.Errorf("spool: %w", err)
+	}
+	if _, err := rc.spool.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("spool: %w", err)
+	}
+	stored, err := p.logs.Put(ctx, id, "SARIF log of "+meta.Repository, rc.spool)
+	if err != nil {
+		return 0, unavailable("store log", err)
+	}
+	if stored != uint64(size) {
+		return 0, unavailable("store log", fmt.Errorf("stored %d of %d bytes", stored, size))
+	}
+	return size, nil
+}
+
+// uploaded is the event's payload of a parsed and stored upload (after
+// up.d.finish).
+func uploaded(meta Metadata, up *parsedUpload, size int64, now time.Time) *events.SARIFUploaded {
+	d, sum := up.d, up.sum
+	return &events.SARIFUploaded{
+		UploadID:             up.id,
 		Repository:           meta.Repository,
 		CommitSHA:            meta.CommitSHA,
 		Ref:                  meta.Ref,
@@ -362,33 +373,41 @@ func (p *Pipeline) Ingest(ctx context.Context, meta Metadata, body io.Reader, gz
 		Findings:             d.topFindings(),
 		FindingsTruncated:    d.findingsTruncated,
 		Anomalies:            sum.Anomalies,
-		Object:               events.ObjectLocation{Bucket: LogsBucket, Name: id, Size: size},
-		ReceivedAt:           p.opts.Now().UTC().Truncate(time.Millisecond),
+		Object:               events.ObjectLocation{Bucket: LogsBucket, Name: up.id, Size: size},
+		ReceivedAt:           now.UTC().Truncate(time.Millisecond),
 	}
-	if err := fitPayload(payload, p.client.Conn().MaxPayload()-16<<10); err != nil {
-		return nil, err
+}
+
+// publish sends the upload's one io.stateguard.sarif.uploaded.v1 event,
+// fitted to the server's message limit: the publish step.
+func (p *Pipeline) publish(ctx context.Context, payload *events.SARIFUploaded) error {
+	if err := fitPayload(payload, payloadLimit(p.client)); err != nil {
+		return err
 	}
-	ev, err := p.client.NewEvent(events.TypeSARIFUploaded, id, payload)
+	ev, err := p.client.NewEvent(events.TypeSARIFUploaded, payload.UploadID, payload)
 	if err != nil {
-		return nil, fmt.Errorf("event: %w", err)
+		return fmt.Errorf("event: %w", err)
 	}
-	if err := p.client.Publish(sctx, ev); err != nil {
-		return nil, unavailable("publish", err)
+	if err := p.client.Publish(ctx, ev); err != nil {
+		return unavailable("publish", err)
 	}
-	if _, err := p.baselines.Put(sctx, jetstream.ObjectMeta{Name: key}, cur); err != nil {
-		return nil, unavailable("store baseline", err)
+	return nil
+}
+
+// record saves the upload's fingerprints as the next baseline of its key,
+// then its status, which makes it complete: the record step.
+func (p *Pipeline) record(ctx context.Context, key string, baseline io.Reader, st *Status) error {
+	if err := p.baselines.Save(ctx, key, baseline); err != nil {
+		return unavailable("store baseline", err)
 	}
-	st := &Status{ID: id, State: StateComplete, Summary: payload, Anomalies: sum.AnomalyList}
 	b, err := json.Marshal(st)
 	if err != nil {
-		return nil, fmt.Errorf("status: %w", err)
+		return fmt.Errorf("status: %w", err)
 	}
-	if _, err := p.status.Put(sctx, "upload."+id, b); err != nil {
-		return nil, unavailable("store status", err)
+	if err := p.statuses.Put(ctx, statusKey(st.ID), b); err != nil {
+		return unavailable("store status", err)
 	}
-	p.opts.Log.Info("sarif upload stored", "upload_id", id, "repository", meta.Repository, "results", sum.ResultsTotal,
-		"new", d.new, "fixed", d.fixed, "anomalies", sum.Anomalies, "bytes_stored", size)
-	return st, nil
+	return nil
 }
 
 // fitPayload shortens the finding lists of an event until it fits in
@@ -423,21 +442,17 @@ func fitPayload(pl *events.SARIFUploaded, limit int64) error {
 }
 
 // loadBaseline reads the previous upload's fingerprints, streaming them
-// from the object into one slice.
+// from the store into one slice.
 func (p *Pipeline) loadBaseline(ctx context.Context, key string) ([]sarif.Fingerprint, error) {
-	res, err := p.baselines.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
+	res, size, err := p.baselines.Open(ctx, key)
+	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, unavailable("load baseline", err)
 	}
 	defer res.Close()
-	info, err := res.Info()
-	if err != nil {
-		return nil, unavailable("load baseline", err)
-	}
-	out := make([]sarif.Fingerprint, 0, info.Size/8)
+	out := make([]sarif.Fingerprint, 0, size/8)
 	br := bufio.NewReaderSize(res, 64<<10)
 	var b [8]byte
 	for {

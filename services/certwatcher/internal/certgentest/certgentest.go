@@ -1,4 +1,4 @@
-package certgen
+package certgentest
 
 import (
 	"crypto"
@@ -76,7 +76,7 @@ func New(tb testing.TB, opts ...Option) *Pair {
 	tb.Helper()
 	p, err := Build(opts...)
 	if err != nil {
-		tb.Fatalf("certgen: %v", err)
+		tb.Fatalf("certgentest: %v", err)
 	}
 	return p
 }
