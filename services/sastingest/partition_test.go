@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 // sarif.uploaded event in the stream: none lost, none duplicated.
 func TestEveryAcknowledgedUploadHasOneEventThroughPartitionAndKill(t *testing.T) {
 	const (
-		uploads = 160
+		uploads = 120
 		workers = 4
 	)
 	cl := natstest.RunNetnsCluster(t, 3)
@@ -165,7 +165,7 @@ func TestEveryAcknowledgedUploadHasOneEventThroughPartitionAndKill(t *testing.T)
 			}
 			return true
 		}
-		if !waitAcks(25) {
+		if !waitAcks(20) {
 			return
 		}
 		p, err := leader()
@@ -175,12 +175,12 @@ func TestEveryAcknowledgedUploadHasOneEventThroughPartitionAndKill(t *testing.T)
 		}
 		cl.Net.Partition(p)
 		faults <- fmt.Sprintf("partitioned %s (leader) at %d acks", cl.Name(p), acked.Load())
-		if !waitAcks(65) { // the majority serves while the minority is cut off
+		if !waitAcks(50) { // the majority serves while the minority is cut off
 			return
 		}
 		cl.Net.Heal(p)
 		faults <- fmt.Sprintf("healed %s at %d acks", cl.Name(p), acked.Load())
-		if !waitAcks(90) {
+		if !waitAcks(70) {
 			return
 		}
 		k, err := leader()
@@ -190,7 +190,7 @@ func TestEveryAcknowledgedUploadHasOneEventThroughPartitionAndKill(t *testing.T)
 		}
 		cl.Kill(k)
 		faults <- fmt.Sprintf("killed -9 %s (leader) at %d acks", cl.Name(k), acked.Load())
-		if !waitAcks(120) {
+		if !waitAcks(95) {
 			return
 		}
 		cl.Start(k)

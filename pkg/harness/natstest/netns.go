@@ -131,7 +131,9 @@ func (c *NetnsCluster) Kill(i int) {
 	if err := nd.cmd.Process.Kill(); err != nil {
 		c.tb.Fatalf("kill nats server %d: %v", i, err)
 	}
-	<-nd.done
+	if err := <-nd.done; err == nil {
+		c.tb.Logf("nats server %d had exited before it was killed", i)
+	}
 	nd.cmd = nil
 }
 
@@ -156,8 +158,7 @@ func (c *NetnsCluster) stopAll() {
 			}
 		case <-time.After(30 * time.Second):
 			_ = nd.cmd.Process.Kill()
-			<-nd.done
-			c.tb.Errorf("nats server %d did not stop in 30s: killed", i)
+			c.tb.Errorf("nats server %d did not stop in 30s: killed (%v)", i, <-nd.done)
 		}
 		nd.cmd = nil
 	}
