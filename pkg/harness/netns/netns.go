@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -29,6 +31,7 @@ func New(tb testing.TB, n int) *Net {
 	if _, err := exec.LookPath("ip"); err != nil {
 		tb.Fatalf("netns: the ip command (iproute2) is needed: %v", err)
 	}
+	sweep()
 	nt := &Net{tb: tb, prefix: fmt.Sprintf("sg%d", os.Getpid()%10000000), n: n}
 	subnet, err := freeSubnet()
 	if err != nil {
@@ -120,4 +123,41 @@ func freeSubnet() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("netns: no free 10.231.x.0/24")
+}
+
+// leftover matches the names New gives (sg<pid>-<i>, sg<pid>b, sg<pid>h<i>).
+var leftover = regexp.MustCompile(`^sg([0-9]+)(-[0-9]+|b|h[0-9]+)$`)
+
+// sweep removes the namespaces and links of test processes that died
+// before their cleanup ran (killed by a timeout, SIGKILL): they would
+// otherwise stay until the machine restarts.
+func sweep() {
+	dead := func(name string) bool {
+		m := leftover.FindStringSubmatch(name)
+		if m == nil {
+			return false
+		}
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || pid == os.Getpid() {
+			return false
+		}
+		_, err = os.Stat("/proc/" + m[1])
+		return os.IsNotExist(err)
+	}
+	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && dead(f[0]) {
+				_ = exec.Command("ip", "netns", "del", f[0]).Run()
+			}
+		}
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return
+	}
+	for _, i := range ifs {
+		if dead(i.Name) {
+			_ = exec.Command("ip", "link", "del", i.Name).Run()
+		}
+	}
 }

@@ -87,3 +87,23 @@ func containsWord(s, w string) bool {
 	}
 	return false
 }
+
+// A namespace and links left by a test process that died before its
+// cleanup are removed by the next New.
+func TestNewSweepsWhatADeadTestLeft(t *testing.T) {
+	// A pid above the kernel's limit (pid_max ≤ 4194304) is never alive.
+	const dead = "sg9999999"
+	for _, args := range [][]string{{"netns", "add", dead + "-0"}, {"link", "add", dead + "b", "type", "bridge"}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	New(t, 1)
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	if containsWord(string(out), dead+"-0") {
+		t.Error("the dead test's namespace is still there")
+	}
+	if err := exec.Command("ip", "link", "show", dead+"b").Run(); err == nil {
+		t.Error("the dead test's bridge is still there")
+	}
+}
