@@ -38,6 +38,12 @@ type ConnConfig struct {
 	ReconnectWait    time.Duration
 	ReconnectBufSize int
 	ConnectTimeout   time.Duration
+	// PingInterval is how often the client pings the server; two pings
+	// unanswered mark the connection stale and it reconnects to another
+	// server. A server cut off by a network partition sends no reset, so
+	// this bounds how long a client stays on it (NATS's default of two
+	// minutes held uploads for four and more).
+	PingInterval time.Duration
 }
 
 // DefaultURL is used when neither --nats-url nor NATS_URL is set.
@@ -55,7 +61,12 @@ func (c *ConnConfig) RegisterFlags(s *envflag.Set) {
 	s.Int(&c.MaxReconnects, "nats-max-reconnects", "NATS_MAX_RECONNECTS", -1, "reconnect attempts, -1 forever")
 	s.Duration(&c.ReconnectWait, "nats-reconnect-wait", "NATS_RECONNECT_WAIT", 2*time.Second, "base wait between reconnects (with jitter and backoff)")
 	s.Int(&c.ReconnectBufSize, "nats-reconnect-buffer", "NATS_RECONNECT_BUFFER", 8<<20, "bytes buffered while disconnected")
+	s.Duration(&c.PingInterval, "nats-ping-interval", "NATS_PING_INTERVAL", DefaultPingInterval, "how often the server is pinged; two unanswered pings move the client to another server (a partitioned one sends no reset)")
 }
+
+// DefaultPingInterval is --nats-ping-interval's default: a server cut off
+// without a reset is left within about three intervals.
+const DefaultPingInterval = 10 * time.Second
 
 // Validate reports inconsistent settings.
 func (c ConnConfig) Validate() error {
@@ -80,6 +91,9 @@ func (c ConnConfig) natsOptions() []nats.Option {
 	}
 	if c.ReconnectBufSize > 0 {
 		opts = append(opts, nats.ReconnectBufSize(c.ReconnectBufSize))
+	}
+	if c.PingInterval > 0 {
+		opts = append(opts, nats.PingInterval(c.PingInterval))
 	}
 	if c.ConnectTimeout > 0 {
 		opts = append(opts, nats.Timeout(c.ConnectTimeout))

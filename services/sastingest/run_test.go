@@ -105,6 +105,18 @@ func startService(t *testing.T, args ...string) string {
 // startServiceOn is startService on the JetStream server srv.
 func startServiceOn(t *testing.T, srv *server.Server, args ...string) string {
 	t.Helper()
+	return startServiceURL(t, srv.ClientURL(), args...)
+}
+
+// startServiceURL is startService on the JetStream server(s) at natsURL.
+func startServiceURL(t *testing.T, natsURL string, args ...string) string {
+	t.Helper()
+	return startServiceLog(t, natsURL, io.Discard, args...)
+}
+
+// startServiceLog is startServiceURL with the service's log to out.
+func startServiceLog(t *testing.T, natsURL string, out io.Writer, args ...string) string {
+	t.Helper()
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
 	if err := os.WriteFile(tokens, []byte("t0ken acme/*\n"), 0o600); err != nil {
@@ -115,8 +127,8 @@ func startServiceOn(t *testing.T, srv *server.Server, args ...string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, append([]string{"--http-addr=127.0.0.1:0", "--nats-url=" + srv.ClientURL(), "--tokens-file=" + tokens, "--spool-dir=" + dir}, args...),
-			func(string) string { return "" }, io.Discard)
+		errc <- run(ctx, append([]string{"--http-addr=127.0.0.1:0", "--nats-url=" + natsURL, "--tokens-file=" + tokens, "--spool-dir=" + dir}, args...),
+			func(string) string { return "" }, out)
 	}()
 	t.Cleanup(func() {
 		cancel()

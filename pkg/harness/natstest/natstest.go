@@ -37,6 +37,19 @@ type Config struct {
 	// Cluster is the number of servers of a JetStream cluster on loopback
 	// (0 or 1: a single server), as stateguard's deployment runs three.
 	Cluster int
+	// Node, when set, makes Start run one server of a cluster whose other
+	// members are elsewhere (RunNetnsCluster: one per network namespace).
+	Node *NodeConfig `json:",omitempty"`
+}
+
+// NodeConfig is one server of a JetStream cluster spread over processes.
+type NodeConfig struct {
+	// Name is the server's name, unique in the cluster.
+	Name string
+	// ClusterPort is its route port (on Host).
+	ClusterPort int
+	// Routes are the route URLs of every member (nats://host:port).
+	Routes []string
 }
 
 // Start starts an embedded JetStream server and waits until it accepts
@@ -60,6 +73,17 @@ func Start(cfg Config) (*server.Server, error) {
 		SyncAlways:         cfg.SyncAlways,
 		JetStreamMaxStore:  8 << 30,
 		JetStreamMaxMemory: 256 << 20,
+	}
+	if n := cfg.Node; n != nil {
+		opts.ServerName = n.Name
+		opts.Cluster = server.ClusterOpts{Name: "stateguard", Host: cfg.Host, Port: n.ClusterPort}
+		for _, r := range n.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("route %q: %w", r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
