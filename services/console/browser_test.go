@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -213,7 +211,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	screenshot(t, ctx, "application")
 
 	do(t, ctx, "open the why of db-1",
-		chromedp.Click(chromedp.CSS(`svg a[href="/snapshots/shop/db-1"]`)), chromedp.WaitVisible(chromedp.CSS(`h1`)))
+		chromedp.Click(chromedp.CSS(`svg a[href="/snapshots/shop/db-1"]`)), chromedp.WaitNotPresent(chromedp.CSS(`figure.timeline`)), chromedp.WaitVisible(chromedp.CSS(`h1`)))
 	if got := text(t, ctx, `main`); !strings.Contains(got, "clean: every version it ran was scanned clean") {
 		t.Errorf("why of db-1 does not say it is clean:\n%s", got)
 	}
@@ -250,7 +248,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	checkAxe(t, ctx, axe, "confirmation")
 	tabTo(t, ctx, "confirm")
-	do(t, ctx, "press Enter on Confirm", chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(`h1`)))
+	do(t, ctx, "press Enter on Confirm", chromedp.KeyEvent(kb.Enter), chromedp.WaitNotPresent(chromedp.CSS(`#confirm`)), chromedp.WaitVisible(chromedp.CSS(`h1`)))
 	h1 := text(t, ctx, `h1`)
 	if routed {
 		if h1 != "Restore requested" {
@@ -332,42 +330,37 @@ func checkRestoreRequested(t *testing.T, sub *nats.Subscription, incident string
 
 // readWithoutJavaScript logs in and reads the pages with a plain HTTP
 // client, which runs no script: everything is on the server-rendered page.
+// It also checks the session cookie's attributes and the CSP header.
 func readWithoutJavaScript(t *testing.T, base, incidentPath string) {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	body := func(resp *http.Response, err error) string {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
+	c, loginResp := httpLogin(t, base, readToken)
+	cookie := ""
+	for _, sc := range loginResp.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(sc, "sg_session=") {
+			cookie = sc
 		}
-		defer func() { _ = resp.Body.Close() }()
-		var sb strings.Builder
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := resp.Body.Read(buf)
-			sb.Write(buf[:n])
-			if err != nil {
-				break
-			}
-		}
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %d\n%s", resp.Request.URL, resp.StatusCode, sb.String())
-		}
-		return sb.String()
 	}
-	form := body(c.Get(base + "/login")) //nolint:noctx // test client
-	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(form)
-	if m == nil {
-		t.Fatalf("no CSRF token on the login form:\n%s", form)
+	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Path=/"} {
+		if !strings.Contains(cookie, want) {
+			t.Errorf("session cookie %q lacks %s", cookie, want)
+		}
 	}
-	fleet := body(c.PostForm(base+"/login", url.Values{"csrf": {m[1]}, "token": {readToken}, "next": {"/fleet"}})) //nolint:noctx // test client
+	if strings.Contains(cookie, "Secure") {
+		t.Errorf("session cookie %q is Secure on plain HTTP: the browser would never send it back", cookie)
+	}
+	fleet, h := fetch(t, c, base+"/fleet")
+	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("Content-Security-Policy %q: want scripts from the console only, nothing inline", csp)
+	}
 	for _, want := range []string{`data-app="shop/db"`, `>incident<`, `data-app="shop/web"`, `>at risk<`} {
 		if !strings.Contains(fleet, want) {
 			t.Errorf("the fleet page without JavaScript lacks %s", want)
 		}
 	}
-	inc := body(c.Get(base + incidentPath)) //nolint:noctx // test client
+	if regexp.MustCompile(`<script>|<script [^>]*>[^<]`).MatchString(fleet) || strings.Contains(fleet, " onclick=") {
+		t.Error("the fleet page holds inline script")
+	}
+	inc, _ := fetch(t, c, base+incidentPath)
 	if !strings.Contains(inc, "G402") || !strings.Contains(inc, "kind: PersistentVolumeClaim") {
 		t.Errorf("the incident page without JavaScript lacks the reason or the restore plan")
 	}

@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -30,13 +34,31 @@ const (
 // and the console (run, in this process) in front of them.
 type testStack struct {
 	client        *events.Client
+	natsURL       string
 	correlatorURL string
 	consoleURL    string
 }
 
-// startStack starts the stack and stops it when the test ends; the
-// console's run must return nil then (a graceful shutdown).
+// startStack starts the stack with the browser tests' scene and stops it
+// when the test ends; the console's run must return nil then (a graceful
+// shutdown).
 func startStack(t *testing.T) *testStack {
+	t.Helper()
+	st := startCorrelator(t, scene(time.Now()), func(apps []appLine) error {
+		for _, a := range apps {
+			if a.Namespace == "shop" && a.App == "db" && len(a.OpenIncidents) == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("apps: %+v", apps)
+	})
+	st.consoleURL = startConsole(t, st, "--fleet-ttl", "1s")
+	return st
+}
+
+// startCorrelator starts JetStream and the correlator, publishes evs and
+// waits until the correlator's apps pass ready.
+func startCorrelator(t testing.TB, evs []events.Event, ready func([]appLine) error) *testStack {
 	t.Helper()
 	dir := t.TempDir()
 	srv := natstest.Run(t)
@@ -83,21 +105,27 @@ func startStack(t *testing.T) *testStack {
 		return expectStatus(st.correlatorURL+"/readyz", http.StatusOK)
 	})
 
-	if err := st.client.Publish(t.Context(), scene(time.Now())...); err != nil {
-		t.Fatalf("publish the scene: %v", err)
+	for i := 0; i < len(evs); i += 1000 {
+		if err := st.client.Publish(t.Context(), evs[i:min(i+1000, len(evs))]...); err != nil {
+			t.Fatalf("publish the scene: %v", err)
+		}
 	}
-	waitFor(t, "the correlator to open the incident of shop/db", 90*time.Second, func() error {
+	waitFor(t, "the correlator's apps", 10*time.Minute, func() error {
 		apps, err := st.apps()
 		if err != nil {
 			return err
 		}
-		for _, a := range apps {
-			if a.Namespace == "shop" && a.App == "db" && len(a.OpenIncidents) == 1 {
-				return nil
-			}
-		}
-		return fmt.Errorf("apps: %+v", apps)
+		return ready(apps)
 	})
+	st.natsURL = srv.ClientURL()
+	return st
+}
+
+// startConsole runs the console (in this process) in front of st with
+// the extra flags and returns its URL; it stops when the test ends.
+func startConsole(t testing.TB, st *testStack, args ...string) string {
+	t.Helper()
+	var consoleURL string
 
 	var (
 		mu   sync.Mutex
@@ -110,8 +138,8 @@ func startStack(t *testing.T) *testStack {
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	go func() {
-		done <- run(cctx, []string{"--http-addr", "127.0.0.1:0", "--correlator-url", st.correlatorURL, "--nats-url", srv.ClientURL(),
-			"--fleet-ttl", "1s", "--shutdown-timeout", "10s"}, func(string) string { return "" }, lockedWriter{&logMu, &logs})
+		done <- run(cctx, append([]string{"--http-addr", "127.0.0.1:0", "--correlator-url", st.correlatorURL, "--nats-url", st.natsURL,
+			"--shutdown-timeout", "10s"}, args...), func(string) string { return "" }, lockedWriter{&logMu, &logs})
 	}()
 	t.Cleanup(func() {
 		ccancel()
@@ -138,11 +166,11 @@ func startStack(t *testing.T) *testStack {
 		if addr == nil {
 			return fmt.Errorf("not bound yet")
 		}
-		st.consoleURL = "http://" + addr.String()
+		consoleURL = "http://" + addr.String()
 		return nil
 	})
-	waitFor(t, "the console's /readyz", 60*time.Second, func() error { return expectStatus(st.consoleURL+"/readyz", http.StatusOK) })
-	return st
+	waitFor(t, "the console's /readyz", 60*time.Second, func() error { return expectStatus(consoleURL+"/readyz", http.StatusOK) })
+	return consoleURL
 }
 
 type lockedWriter struct {
@@ -176,7 +204,7 @@ func (st *testStack) apps() ([]appLine, error) {
 
 // hasRestoresRoute says whether this correlator has POST /v1/restores (an
 // operator's empty request is refused as bad input, not as an unknown route).
-func (st *testStack) hasRestoresRoute(t *testing.T) bool {
+func (st *testStack) hasRestoresRoute(t testing.TB) bool {
 	req, _ := http.NewRequest(http.MethodPost, st.correlatorURL+"/v1/restores", strings.NewReader("{}"))
 	req.Header.Set("Authorization", "Bearer "+operatorToken)
 	req.Header.Set("Content-Type", "application/json")
@@ -188,7 +216,7 @@ func (st *testStack) hasRestoresRoute(t *testing.T) bool {
 	return resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed
 }
 
-func writeFile(t *testing.T, path, s string) {
+func writeFile(t testing.TB, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
@@ -209,7 +237,7 @@ func expectStatus(url string, want int) error {
 
 // waitFor polls f until it returns nil, failing after timeout with its
 // last error (generous deadlines: the machine is shared and loaded).
-func waitFor(t *testing.T, what string, timeout time.Duration, f func() error) {
+func waitFor(t testing.TB, what string, timeout time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -229,4 +257,51 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// httpLogin logs in through the form with a plain HTTP client (it keeps
+// the cookies) and returns it with the login's answer (before the
+// redirect).
+func httpLogin(t testing.TB, base, token string) (*http.Client, *http.Response) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	var first *http.Response
+	c := &http.Client{Jar: jar, Timeout: 60 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if first == nil && len(via) > 0 {
+			first = req.Response
+		}
+		return nil
+	}}
+	form, _ := fetch(t, c, base+"/login")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(form)
+	if m == nil {
+		t.Fatalf("no CSRF token on the login form:\n%s", form)
+	}
+	resp, err := c.PostForm(base+"/login", url.Values{"csrf": {m[1]}, "token": {token}, "next": {"/pipeline"}}) //nolint:noctx // test client
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || first == nil {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	return c, first
+}
+
+// fetch GETs url and returns the body and headers; anything but 200 fails.
+func fetch(t testing.TB, c *http.Client, url string) (string, http.Header) {
+	t.Helper()
+	resp, err := c.Get(url) //nolint:noctx // test client
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %d\n%s", url, resp.StatusCode, b)
+	}
+	return string(b), resp.Header
 }

@@ -3,7 +3,6 @@ package streams
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -125,28 +124,24 @@ func (r *Reader) Steps(incident string) []Step {
 	return slices.Clone(r.incidents[incident])
 }
 
-// Run replays DECISION with an ordered consumer (no durable state on the
-// server) into the per-incident index, then follows it, and forwards every
-// event of every stream (a plain subscription on stateguard.>) to the
-// listeners, until ctx ends.
+// Run follows every event of every stream with a plain subscription on
+// stateguard.> (no consumer on the server: the console's NATS user may not
+// create one), indexes the DECISION events of each incident (the
+// recommendation's revisions, the restore's phases) and forwards every
+// subject to the listeners, until ctx ends. The index holds what arrived
+// since the console started.
 func (r *Reader) Run(ctx context.Context) error {
-	sub, err := r.client.Conn().Subscribe(events.SubjectPrefix+">", func(m *nats.Msg) { r.notify(m.Subject) })
+	sub, err := r.client.Conn().Subscribe(events.SubjectPrefix+">", func(m *nats.Msg) {
+		if strings.HasPrefix(m.Subject, events.SubjectPrefix+"restore.") || strings.HasPrefix(m.Subject, events.SubjectPrefix+"incident.") {
+			r.index(m)
+		}
+		r.notify(m.Subject)
+	})
 	if err != nil {
 		return fmt.Errorf("subscribe %s>: %w", events.SubjectPrefix, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	for {
-		err := r.follow(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		r.log.Warn("streams: following DECISION stopped; again in 5s", "error", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(5 * time.Second):
-		}
-	}
+	<-ctx.Done()
+	return sub.Unsubscribe()
 }
 
 func (r *Reader) notify(subject string) {
@@ -155,29 +150,6 @@ func (r *Reader) notify(subject string) {
 	r.mu.Unlock()
 	for _, f := range ls {
 		f(subject)
-	}
-}
-
-func (r *Reader) follow(ctx context.Context) error {
-	cons, err := r.client.JetStream().OrderedConsumer(ctx, events.StreamDecision, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectPrefix + "restore.>", events.SubjectPrefix + "incident.>"},
-	})
-	if err != nil {
-		return fmt.Errorf("ordered consumer on %s: %w", events.StreamDecision, err)
-	}
-	r.mu.Lock()
-	r.incidents = map[string][]Step{} // a replay from the start rebuilds it
-	r.mu.Unlock()
-	cc, err := cons.Consume(func(m jetstream.Msg) { r.index(m) })
-	if err != nil {
-		return err
-	}
-	defer cc.Stop()
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-cc.Closed():
-		return errors.New("consumer closed")
 	}
 }
 
@@ -198,8 +170,8 @@ type decisionData struct {
 	At         time.Time `json:"at"`
 }
 
-func (r *Reader) index(m jetstream.Msg) {
-	ev, err := events.DecodeMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+func (r *Reader) index(m *nats.Msg) {
+	ev, err := events.DecodeMsg(m)
 	if err != nil {
 		return
 	}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"cmp"
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -57,12 +58,13 @@ func (d fleetData) Days(t *time.Time) string {
 	return strconv.FormatFloat(t.Sub(d.Now).Hours()/24, 'f', 1, 64) + " d"
 }
 
-// fleetRows reads the fleet from the correlator (or the cache).
+// fleetRows reads the fleet from the correlator (or the cache), with the
+// token of the session asking.
 func (s *Server) fleetRows(r *http.Request) ([]Row, error) {
 	ss := sessionOf(r)
-	return s.fleet.get(s.now(), func() ([]Row, error) {
+	return s.fleet.get(s.now(), func(ctx context.Context) ([]Row, error) {
 		var apps []correlator.AppSummary
-		err := s.timed("fleet", func() (err error) { apps, err = s.api.Apps(r.Context(), ss.token); return })
+		err := s.timed("fleet", func() (err error) { apps, err = s.api.Apps(ctx, ss.token); return })
 		if err != nil {
 			return nil, err
 		}
@@ -72,7 +74,7 @@ func (s *Server) fleetRows(r *http.Request) ([]Row, error) {
 			rows[i] = NewRow(a, now)
 		}
 		return rows, nil
-	})
+	}, func() { s.live.publish("fleet") })
 }
 
 func (s *Server) fleetPage(w http.ResponseWriter, r *http.Request) {

@@ -317,14 +317,19 @@ func (s *Server) failAPI(w http.ResponseWriter, r *http.Request, err error) {
 	s.fail(w, r, nil, http.StatusBadGateway, "Correlator unreachable", "the correlator's API did not answer; retry in a moment")
 }
 
-// fleetCache keeps the fleet's rows between requests; an event on the
-// streams or the TTL makes it read again.
+// fleetCache keeps the fleet's rows between requests. The first request
+// waits for the correlator; later ones are served from the cache at once,
+// and when the rows are older than the TTL or an event made them stale,
+// one background read (at most one in flight, at most one per TTL) brings
+// them up to date, then tells the open pages to refresh.
 type fleetCache struct {
-	mu    sync.Mutex
-	ttl   time.Duration
-	rows  []Row
-	at    time.Time
-	stale bool
+	mu       sync.Mutex
+	ttl      time.Duration
+	rows     []Row
+	at       time.Time // when the rows in hand were asked for
+	stale    bool
+	loading  bool
+	lastLoad time.Time
 }
 
 func (c *fleetCache) invalidate() {
@@ -333,18 +338,39 @@ func (c *fleetCache) invalidate() {
 	c.mu.Unlock()
 }
 
-// get returns the rows, reading them with load when missing, stale or
-// older than the TTL. One reader at a time: the others wait and share it.
-func (c *fleetCache) get(now time.Time, load func() ([]Row, error)) ([]Row, error) {
+// get returns the rows. load reads them; refreshed is called after a
+// background read replaced them.
+func (c *fleetCache) get(now time.Time, load func(context.Context) ([]Row, error), refreshed func()) ([]Row, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.rows != nil && !c.stale && now.Sub(c.at) < c.ttl {
-		return c.rows, nil
+	if c.rows == nil {
+		defer c.mu.Unlock() // the first read: every request waits for it
+		rows, err := load(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		c.rows, c.at, c.lastLoad, c.stale = rows, now, now, false
+		return rows, nil
 	}
-	rows, err := load()
-	if err != nil {
-		return nil, err
+	rows := c.rows
+	if (c.stale || now.Sub(c.at) >= c.ttl) && !c.loading && now.Sub(c.lastLoad) >= min(c.ttl, time.Second) {
+		c.loading, c.lastLoad, c.stale = true, now, false
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			fresh, err := load(ctx)
+			c.mu.Lock()
+			c.loading = false
+			if err == nil {
+				c.rows, c.at = fresh, now
+			} else {
+				c.stale = true
+			}
+			c.mu.Unlock()
+			if err == nil {
+				refreshed()
+			}
+		}()
 	}
-	c.rows, c.at, c.stale = rows, now, false
+	c.mu.Unlock()
 	return rows, nil
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -55,8 +56,9 @@ type Span struct {
 
 // Tick is a date on the axis.
 type Tick struct {
-	X     int
-	Label string
+	X      int
+	Label  string
+	Anchor string // text-anchor: the first and last labels stay inside
 }
 
 // Timeline geometry.
@@ -185,7 +187,7 @@ func BuildTimeline(p correlator.Posture, now time.Time) Timeline {
 			}
 			v := verdict[k.version]
 			if v == "" {
-				v = iv.verdict
+				v = cmp.Or(iv.verdict, correlator.Unknown)
 			}
 			x0, x1 := x(iv.from), x(end)
 			lane.Bars = append(lane.Bars, Bar{X: x0, W: max(x1-x0, 3), Class: v,
@@ -242,7 +244,14 @@ func BuildTimeline(p correlator.Posture, now time.Time) Timeline {
 	}
 	for i := 0; i <= 4; i++ {
 		t := from.Add(span * time.Duration(i) / 4)
-		tl.Ticks = append(tl.Ticks, Tick{X: x(t), Label: t.UTC().Format("01-02 15:04")})
+		anchor := "middle"
+		switch i {
+		case 0:
+			anchor = "start"
+		case 4:
+			anchor = "end"
+		}
+		tl.Ticks = append(tl.Ticks, Tick{X: x(t), Label: t.UTC().Format("01-02 15:04"), Anchor: anchor})
 	}
 	return tl
 }

@@ -35,9 +35,11 @@
   }
   var es = new EventSource("/events");
   var timer = null;
+  // The correlator takes a moment to apply an event: refresh soon, and
+  // once more a little later.
   es.addEventListener("change", function () {
     if (timer) { return; }
-    timer = setTimeout(function () { timer = null; refresh(); }, 300);
+    timer = setTimeout(function () { timer = null; refresh(); setTimeout(refresh, 2000); }, 300);
   });
   es.onerror = function () { if (status) { status.textContent = "Live updates paused: reconnecting"; } };
 })();
