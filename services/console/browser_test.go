@@ -301,6 +301,28 @@ func TestConsoleInABrowser(t *testing.T) {
 	checkAxe(t, ctx, axe, "incident (read token)")
 
 	readWithoutJavaScript(t, base, incidentPath)
+
+	// Live: the fleet page follows the streams without a reload. A clean
+	// scan of web's version arrives; the correlator derives; the page's
+	// row turns ok on its own.
+	do(t, ctx, "open the fleet", chromedp.Navigate(base+"/fleet"), chromedp.WaitVisible(chromedp.CSS(`table.fleet`)))
+	eval[bool](t, ctx, `window.notReloaded = true; true`)
+	if err := st.client.Publish(t.Context(), sceneSARIF("shop", "web", "up-web-w1", "w1", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fleet page to show shop/web ok without a reload", 90*time.Second, func() error {
+		got := eval[string](t, ctx, `(document.querySelector('tr[data-app="shop/web"] .posture') || {}).textContent || ""`)
+		if got != "ok" {
+			return fmt.Errorf("shop/web shows %q", got)
+		}
+		return nil
+	})
+	if !eval[bool](t, ctx, `window.notReloaded === true`) {
+		t.Error("the page was reloaded: the update did not come from the live feed")
+	}
+	if got := text(t, ctx, `#live-status`); !strings.Contains(got, "updated") {
+		t.Errorf("live status %q: want it to say the page was updated", got)
+	}
 }
 
 // checkRestoreRequested waits for the restore.requested event of the
@@ -333,9 +355,9 @@ func checkRestoreRequested(t *testing.T, sub *nats.Subscription, incident string
 // It also checks the session cookie's attributes and the CSP header.
 func readWithoutJavaScript(t *testing.T, base, incidentPath string) {
 	t.Helper()
-	c, loginResp := httpLogin(t, base, readToken)
+	c, loginHeader := httpLogin(t, base, readToken)
 	cookie := ""
-	for _, sc := range loginResp.Header.Values("Set-Cookie") {
+	for _, sc := range loginHeader.Values("Set-Cookie") {
 		if strings.HasPrefix(sc, "sg_session=") {
 			cookie = sc
 		}

@@ -260,15 +260,15 @@ func tail(b []byte, n int) string {
 }
 
 // httpLogin logs in through the form with a plain HTTP client (it keeps
-// the cookies) and returns it with the login's answer (before the
-// redirect).
-func httpLogin(t testing.TB, base, token string) (*http.Client, *http.Response) {
+// the cookies) and returns it with the headers of the login's answer (the
+// redirect, which sets the session cookie).
+func httpLogin(t testing.TB, base, token string) (*http.Client, http.Header) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	var first *http.Response
+	var first http.Header
 	c := &http.Client{Jar: jar, Timeout: 60 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if first == nil && len(via) > 0 {
-			first = req.Response
+		if first == nil && len(via) > 0 && req.Response != nil {
+			first = req.Response.Header
 		}
 		return nil
 	}}
