@@ -173,6 +173,7 @@ go_tool() {
 # downloaded by a test tool).
 install_chromium() {
   if [[ -x /usr/bin/chromium ]]; then
+    log "chromium present: /usr/bin/chromium"
     return
   fi
   local sudo=
