@@ -172,6 +172,9 @@ func tabTo(t *testing.T, ctx context.Context, id string) {
 // answers 403; every page passes axe-core; the pages read without
 // JavaScript.
 func TestConsoleInABrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the browser test needs chromium and axe-core (make tools): `make test` runs it, `make unit` (-short) does not")
+	}
 	axe := axeSource(t)
 	st := startStack(t)
 	ctx := browser(t)
