@@ -14,8 +14,8 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 .PHONY: tools
-tools: ## build kube-apiserver, etcd, gosec, promtool and the cluster parts from the Go module proxy (cached outside the clone, linked into bin/)
-	@bash hack/tools.sh kube-apiserver etcd gosec promtool cluster
+tools: ## build kube-apiserver, etcd, gosec, promtool and the cluster parts from the Go module proxy (cached outside the clone, linked into bin/); install chromium (Debian) and axe-core (npm) for the console's browser tests
+	@bash hack/tools.sh kube-apiserver etcd gosec promtool cluster chromium axe-core
 
 # The cluster parts (kube-controller-manager, kube-scheduler, the CSI
 # snapshot-controller, csi-snapshotter and csi-provisioner, KWOK) are what
@@ -57,8 +57,8 @@ run: tools ## start the local stack: embedded JetStream, a control plane, the fo
 	@go run ./pkg/harness/cmd/devstack -demo=$(or $(DEMO),1) $(if $(filter command line,$(origin KUBECONFIG)),-kubeconfig=$(KUBECONFIG))
 
 .PHONY: build
-build: ## build the four service binaries into bin/
-	@for s in sastingest certwatcher snapshotter correlator; do \
+build: ## build the service binaries into bin/
+	@for s in sastingest certwatcher snapshotter correlator console; do \
 		(cd services/$$s && go build -o $(CURDIR)/bin/$$s .); \
 	done
 

@@ -5,9 +5,12 @@
 # kubetest's WithCluster, golangci-lint for `make lint`, gosec for the SARIF test data,
 # promtool for the alert rules' tests and natscli for looking at the wire — from the Go module proxy, once per
 # version, into a cache outside the clone, and links them into bin/.
+# For the console's browser tests it also installs Debian's chromium (apt-get,
+# when /usr/bin/chromium is missing) and axe-core from npm (into the cache,
+# linked as bin/axe.min.js).
 #
 # No download site is reachable from the machines this project is built on, so
-# nothing is fetched but Go modules.
+# nothing is fetched but Go modules, Debian packages and npm packages.
 set -euo pipefail
 
 KUBE_VERSION=${KUBE_VERSION:-1.37.2}
@@ -21,6 +24,7 @@ KWOK_VERSION=${KWOK_VERSION:-0.8.0}
 # promtool from github.com/prometheus/prometheus: its module versions are
 # v0.<3 minor><patch> (v0.316.0 is Prometheus 3.16.0).
 PROMTOOL_VERSION=${PROMTOOL_VERSION:-0.316.0}
+AXE_VERSION=${AXE_VERSION:-4.14.1}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${STATEGUARD_TOOLS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/stateguard/tools}
@@ -164,6 +168,33 @@ go_tool() {
   link "$name" "$out"
 }
 
+# install_chromium installs Debian's chromium package when /usr/bin/chromium
+# is missing (the console's browser tests drive it headless; no browser is
+# downloaded by a test tool).
+install_chromium() {
+  if [[ -x /usr/bin/chromium ]]; then
+    log "chromium present: /usr/bin/chromium"
+    return
+  fi
+  local sudo=
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  log "installing Debian's chromium for the console's browser tests: apt-get update && apt-get install -y chromium"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  log "installed $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
+}
+
+# install_axe installs axe-core (the accessibility rules the console's
+# browser tests run inside each page) from npm into the cache.
+install_axe() {
+  local dir="$cache/axe-core-$AXE_VERSION"
+  if [[ ! -f $dir/node_modules/axe-core/axe.min.js ]]; then
+    log "installing axe-core $AXE_VERSION from npm into $dir"
+    npm install --prefix "$dir" --no-audit --no-fund "axe-core@$AXE_VERSION" >/dev/null
+  fi
+  link axe.min.js "$dir/node_modules/axe-core/axe.min.js"
+}
+
 want=${*:-kube-apiserver etcd gosec promtool}
 for t in $want; do
   case $t in
@@ -177,6 +208,8 @@ for t in $want; do
     go_tool kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" -ldflags "-s -w"
     ;;
   etcd) build_etcd ;;
+  chromium) install_chromium ;;
+  axe-core) install_axe ;;
   golangci-lint) go_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_VERSION" ;;
   gosec) go_tool gosec github.com/securego/gosec/v2/cmd/gosec "$GOSEC_VERSION" ;;
   nats) go_tool nats github.com/nats-io/natscli/nats "$NATSCLI_VERSION" ;;

@@ -60,7 +60,7 @@ func unhashed(name string) string {
 	return name
 }
 
-// services are the four stateguard services and their HTTP ports.
+// services are the stateguard services and their HTTP ports.
 var services = []struct {
 	name string
 	port int32
@@ -69,6 +69,7 @@ var services = []struct {
 	{"certwatcher", 8081},
 	{"snapshotter", 8082},
 	{"correlator", 8083},
+	{"console", 8084},
 }
 
 func envValue(c corev1.Container, name string) (string, bool) {
@@ -93,12 +94,12 @@ func TestOverlaysBuild(t *testing.T) {
 		{
 			overlay: "dev", natsReplicas: 1, streamReplicas: "1", routes: false,
 			secrets:  []string{"correlator-api-tokens", "nats-users", "sastingest-tokens", "sastingest-webhook-secrets"},
-			replicas: map[string]int32{"sastingest": 1, "certwatcher": 1, "snapshotter": 1, "correlator": 1},
+			replicas: map[string]int32{"sastingest": 1, "certwatcher": 1, "snapshotter": 1, "correlator": 1, "console": 1},
 		},
 		{
 			overlay: "prod", natsReplicas: 3, streamReplicas: "3", routes: true,
 			pdbs:     []string{"nats", "sastingest", "snapshotter", "correlator"},
-			replicas: map[string]int32{"sastingest": 2, "certwatcher": 1, "snapshotter": 2, "correlator": 2},
+			replicas: map[string]int32{"sastingest": 2, "certwatcher": 1, "snapshotter": 2, "correlator": 2, "console": 1},
 		},
 	}
 	for _, tt := range tests {

@@ -30,8 +30,8 @@ func TestWorkloadsAreLockedDown(t *testing.T) {
 			s := convert[appsv1.StatefulSet](t, o)
 			pods = append(pods, pod{s.Name, s.Spec.Template.Spec, false})
 		}
-		if len(pods) != 5 {
-			t.Fatalf("%s: %d workloads, want 5 (four services and NATS)", overlay, len(pods))
+		if len(pods) != 6 {
+			t.Fatalf("%s: %d workloads, want 6 (five services and NATS)", overlay, len(pods))
 		}
 		for _, p := range pods {
 			t.Run(overlay+"/"+p.name, func(t *testing.T) {

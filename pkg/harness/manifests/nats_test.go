@@ -91,7 +91,8 @@ func pki(t *testing.T, dir string, clients ...string) {
 }
 
 // natsUsers are the NATS users of the shipped configuration.
-var natsUsers = []string{"sastingest", "certwatcher", "snapshotter", "correlator", "admin"}
+// The console's user only reads (TestNATSConsoleOnlyReads).
+var natsUsers = []string{"sastingest", "certwatcher", "snapshotter", "correlator", "admin", "console"}
 
 func password(user string) string { return "test-" + user + "-password" }
 

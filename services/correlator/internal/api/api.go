@@ -114,6 +114,23 @@ type AppSummary struct {
 	KnownGood     map[string][]string `json:"known_good,omitempty"`
 	OpenIncidents []string            `json:"open_incidents,omitempty"`
 	Snapshots     int                 `json:"snapshots"`
+	// What a fleet view shows without reading each app's posture: the
+	// verdict of each running version, the time of each PVC's newest
+	// known-good snapshot, the findings of the running versions' latest
+	// uploads, and the soonest certificate expiry of the app's Secrets.
+	RunningVerdicts map[string]string    `json:"running_verdicts,omitempty"`
+	KnownGoodTimes  map[string]time.Time `json:"known_good_times,omitempty"`
+	RunningFindings RunningFindings      `json:"running_findings"`
+	CertNotAfter    *time.Time           `json:"cert_not_after,omitempty"`
+}
+
+// RunningFindings counts the findings of the running versions' latest
+// uploads: critical and high as reported, open as the threshold counts them
+// (not suppressed, not dismissed).
+type RunningFindings struct {
+	Critical int `json:"critical"`
+	High     int `json:"high"`
+	Open     int `json:"open"`
 }
 
 // Posture is GET /v1/apps/{namespace}/{app}.
@@ -203,6 +220,7 @@ func (s *Server) apps(w http.ResponseWriter, r *http.Request) {
 					sum.Vulnerable = append(sum.Vulnerable, vv.Version)
 				}
 			}
+			fleetFields(&sum, v, av)
 			for _, inc := range av.Incidents {
 				if inc.Open {
 					sum.OpenIncidents = append(sum.OpenIncidents, inc.ID)
@@ -212,6 +230,53 @@ func (s *Server) apps(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// fleetFields fills the summary's running verdicts, known-good times,
+// running findings and soonest certificate expiry from the app's view.
+func fleetFields(sum *AppSummary, v model.View, av model.AppView) {
+	for _, vv := range av.Versions {
+		if !slices.Contains(av.Running, vv.Version) {
+			continue
+		}
+		if sum.RunningVerdicts == nil {
+			sum.RunningVerdicts = map[string]string{}
+		}
+		sum.RunningVerdicts[vv.Version] = vv.Verdict
+		for _, u := range vv.Uploads {
+			sum.RunningFindings.Critical += u.Counts.Critical
+			sum.RunningFindings.High += u.Counts.High
+			sum.RunningFindings.Open += u.Open
+		}
+	}
+	for _, r := range av.Running {
+		if _, ok := sum.RunningVerdicts[r]; !ok {
+			if sum.RunningVerdicts == nil {
+				sum.RunningVerdicts = map[string]string{}
+			}
+			sum.RunningVerdicts[r] = model.Unknown
+		}
+	}
+	for pvc, names := range av.KnownGood {
+		for _, n := range names {
+			sv, ok := av.Snapshot(n)
+			if !ok {
+				continue
+			}
+			if sum.KnownGoodTimes == nil {
+				sum.KnownGoodTimes = map[string]time.Time{}
+			}
+			if t, seen := sum.KnownGoodTimes[pvc]; !seen || sv.Time.After(t) {
+				sum.KnownGoodTimes[pvc] = sv.Time
+			}
+		}
+	}
+	for _, cv := range v.Certificates {
+		if slices.Contains(av.Secrets, cv.Secret) && (sum.CertNotAfter == nil || cv.NotAfter.Before(*sum.CertNotAfter)) {
+			na := cv.NotAfter
+			sum.CertNotAfter = &na
+		}
+	}
 }
 
 func (s *Server) appView(w http.ResponseWriter, r *http.Request) (*model.State, model.View, model.AppView, bool) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -111,6 +112,22 @@ func TestPostureDuringTheIncident(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"shop/db open=1", "shop/web open=0"}, names); diff != "" {
 		t.Errorf("apps (-want +got):\n%s", diff)
+	}
+	// The fleet fields: every running version has its verdict, the
+	// vulnerable one's findings are counted, every known-good PVC its time.
+	db := apps[0]
+	for _, r := range db.Running {
+		if db.RunningVerdicts[r] == "" {
+			t.Errorf("running %s has no verdict in %v", r, db.RunningVerdicts)
+		}
+	}
+	if slices.ContainsFunc(db.Running, func(r string) bool { return db.RunningVerdicts[r] == model.Vulnerable }) && db.RunningFindings.Critical+db.RunningFindings.High == 0 {
+		t.Errorf("a vulnerable version runs but no critical or high finding is counted: %+v", db.RunningFindings)
+	}
+	for pvc := range db.KnownGood {
+		if db.KnownGoodTimes[pvc].IsZero() {
+			t.Errorf("known-good of %s has no time: %v", pvc, db.KnownGoodTimes)
+		}
 	}
 
 	var p Posture

@@ -1,0 +1,99 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/events/envflag"
+)
+
+// Config is the console's configuration.
+type Config struct {
+	HTTPAddr        string
+	LogLevel        string
+	ShutdownTimeout time.Duration
+	// CorrelatorURL is the base URL of the correlator's API.
+	CorrelatorURL string
+	// TLSCert and TLSKey serve HTTPS; session cookies are then Secure.
+	TLSCert, TLSKey string
+	// SecureCookies marks cookies Secure without TLS here (TLS ends at a
+	// proxy in front of the console).
+	SecureCookies bool
+	SessionTTL    time.Duration
+	PageSize      int
+	// FleetTTL is how long the fleet list read from the correlator is
+	// reused before it is read again (an event on the streams also
+	// refreshes it).
+	FleetTTL time.Duration
+	// NATS is the read-only connection to the streams; without a URL the
+	// pipeline page and live updates are off.
+	NATS events.ConnConfig
+	// Consumers are the durable consumers whose lag the pipeline page shows,
+	// as STREAM:durable.
+	Consumers []string
+	// NATSDownGrace: /healthz fails once NATS has been down this long.
+	NATSDownGrace time.Duration
+}
+
+// DefaultConsumers are the stateguard services' durable consumers.
+var DefaultConsumers = []string{
+	"SARIF:correlator-sarif", "SNAPSHOT:correlator-snapshot", "CERTIFICATE:correlator-certificate",
+	"DECISION:correlator-facts", "CERTIFICATE:certwatcher-rotation", "SNAPSHOT:snapshotter-pins",
+}
+
+// Load parses args (flags) with getenv as the environment fallback.
+func Load(args []string, getenv func(string) string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("console", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	s := envflag.New(fs, getenv)
+	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", ":8084", "address of the HTTP server (pages, /healthz, /readyz, /metrics)")
+	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "bound on graceful shutdown")
+	s.String(&c.CorrelatorURL, "correlator-url", "CORRELATOR_URL", "http://localhost:8083", "base URL of the correlator's API")
+	s.String(&c.TLSCert, "tls-cert", "TLS_CERT", "", "serve HTTPS with this certificate (PEM); cookies are then Secure")
+	s.String(&c.TLSKey, "tls-key", "TLS_KEY", "", "private key of --tls-cert")
+	s.Bool(&c.SecureCookies, "secure-cookies", "SECURE_COOKIES", false, "mark cookies Secure although this server speaks plain HTTP (TLS ends at a proxy)")
+	s.Duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", 8*time.Hour, "how long a login lasts")
+	s.Int(&c.PageSize, "page-size", "PAGE_SIZE", 50, "applications per fleet page")
+	s.Duration(&c.FleetTTL, "fleet-ttl", "FLEET_TTL", 5*time.Second, "how long the fleet read from the correlator is reused")
+	s.Strings(&c.Consumers, "consumers", "CONSUMERS", DefaultConsumers, "durable consumers whose lag the pipeline page shows, STREAM:durable, comma-separated")
+	s.Duration(&c.NATSDownGrace, "nats-down-grace", "NATS_DOWN_GRACE", 60*time.Second, "how long the NATS connection may be down before /healthz fails")
+	c.NATS.RegisterFlags(s)
+	if err := s.Parse(args); err != nil {
+		return c, err
+	}
+	return c, c.check()
+}
+
+func (c Config) check() error {
+	var errs []error
+	u, err := url.Parse(c.CorrelatorURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--correlator-url %q: want http(s)://host[:port]", c.CorrelatorURL))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.SessionTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("--session-ttl %s: at least 1m", c.SessionTTL))
+	}
+	if c.PageSize < 1 || c.PageSize > 1000 {
+		errs = append(errs, fmt.Errorf("--page-size %d: between 1 and 1000", c.PageSize))
+	}
+	for _, cons := range c.Consumers {
+		if st, d, ok := strings.Cut(cons, ":"); !ok || st == "" || d == "" {
+			errs = append(errs, fmt.Errorf("--consumers %q: want STREAM:durable", cons))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// TLS reports whether the console serves HTTPS itself.
+func (c Config) TLS() bool { return c.TLSCert != "" }

@@ -1,0 +1,40 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoad(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	c, err := Load(nil, env(nil))
+	if err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	if c.HTTPAddr != ":8084" || c.PageSize != 50 || c.SessionTTL != 8*time.Hour || c.TLS() || len(c.Consumers) != len(DefaultConsumers) {
+		t.Errorf("defaults: %+v", c)
+	}
+	c, err = Load([]string{"--page-size", "20"}, env(map[string]string{"CORRELATOR_URL": "https://correlator:8083", "PAGE_SIZE": "30"}))
+	if err != nil || c.CorrelatorURL != "https://correlator:8083" || c.PageSize != 20 {
+		t.Errorf("flags over environment: %+v, %v", c, err)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a correlator URL without a scheme", []string{"--correlator-url", "correlator:8083"}, "--correlator-url"},
+		{"a certificate without its key", []string{"--tls-cert", "c.pem"}, "--tls-cert and --tls-key"},
+		{"a session shorter than a minute", []string{"--session-ttl", "5s"}, "--session-ttl"},
+		{"a page of 0", []string{"--page-size", "0"}, "--page-size"},
+		{"a consumer without its stream", []string{"--consumers", "correlator-sarif"}, "--consumers"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(tt.args, env(nil))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one naming %s", err, tt.want)
+			}
+		})
+	}
+}

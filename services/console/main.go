@@ -1,0 +1,12 @@
+// Command console is stateguard's web console for the on-call engineer:
+// every application's restore posture, the timeline behind it, incidents
+// with their restore plan, certificates and the event pipeline, as
+// server-rendered pages. It reads the correlator's API (with the token the
+// user logged in with) and the event streams (a read-only NATS user), and
+// changes nothing by itself: an operator's Restore, Resolve and Dismiss go
+// through the correlator's operator API.
+package main
+
+import "github.com/stateguard/stateguard/pkg/events/service"
+
+func main() { service.Main(run) }
