@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // deriveApp derives the view of app by applying the rules in order, each
@@ -179,7 +181,7 @@ func versionKeys(st *State, app string, views []SnapshotView) []string {
 			}
 		}
 	}
-	return sortedKeys(keys)
+	return ordered.Keys(keys)
 }
 
 // versionsOf are the verdicts of keys.
@@ -262,7 +264,7 @@ func pvcsOf(st *State, app string, timeline []*Snapshot) []string {
 			set[o.PVC] = true
 		}
 	}
-	return sortedKeys(set)
+	return ordered.Keys(set)
 }
 
 // runningOf are app's versions on the newest sample of its PVCs.
@@ -292,7 +294,7 @@ func pvcSnapshots(st *State) map[string][]*Snapshot {
 // and those its pods mount by the observations.
 func secretsOf(st *State, app string, owners map[WorkloadRef]bool, pods map[string]bool) []string {
 	var out []string
-	for _, name := range sortedKeys(st.Certs) {
+	for _, name := range ordered.Keys(st.Certs) {
 		if usedBy(st.Certs[name].Users, app, owners, pods) {
 			out = append(out, name)
 		}

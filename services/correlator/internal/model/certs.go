@@ -5,15 +5,17 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // certViews are the namespace's certificates, one view per TLS Secret and
 // serial, with the certificate expiry rule applied (certExpiry).
 func certViews(r Rules, st *State) []CertView {
 	var out []CertView
-	for _, name := range sortedKeys(st.Certs) {
+	for _, name := range ordered.Keys(st.Certs) {
 		c := st.Certs[name]
-		for _, serial := range sortedKeys(c.Observations) {
+		for _, serial := range ordered.Keys(c.Observations) {
 			cv := certView(name, serial, c.Observations[serial], c)
 			cv.RenewsInTime = renewsInTime(r, cv)
 			cv.NeedsRotation, cv.Reason = certExpiry(r, cv)
@@ -29,7 +31,7 @@ func certView(secret, serial string, obs map[string]CertObservation, c *Cert) Ce
 	var best CertObservation
 	bestID := ""
 	var causes []string
-	for _, id := range sortedKeys(obs) {
+	for _, id := range ordered.Keys(obs) {
 		causes = append(causes, id)
 		o := obs[id]
 		if bestID == "" || o.DaysLeft < best.DaysLeft {

@@ -2,6 +2,8 @@ package model
 
 import (
 	"slices"
+
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // viewCache keeps, between two events, the views of a namespace's
@@ -39,6 +41,9 @@ type viewCache struct {
 	// byApp lists the completed snapshots each application ran on, oldest
 	// first: its timeline.
 	byApp map[string][]*Snapshot
+	// crosses is lineageCrossesApps, once known (crossesOK); a snapshot
+	// that comes sets it when it shares its PVC with another application.
+	crosses, crossesOK bool
 }
 
 // touch marks app dirty.
@@ -94,6 +99,9 @@ func (st *State) refSnapshot(s *Snapshot, d int) {
 	if !s.Completed {
 		return
 	}
+	if d > 0 && c.crossesOK && !c.crosses {
+		c.crosses = slices.ContainsFunc(c.byPVC[s.PVC], func(o *Snapshot) bool { return writtenByOthers(o.Workloads, s.Workloads) })
+	}
 	sortedSet(c.byPVC, s.PVC, s, d)
 	for i, w := range s.Workloads {
 		if !slices.ContainsFunc(s.Workloads[:i], func(o Workload) bool { return o.App == w.App }) {
@@ -146,7 +154,7 @@ func (st *State) ref(app string, d int) {
 // volume.
 func (st *State) touchAll() {
 	if c := st.cache; c != nil {
-		c.all = true
+		c.all, c.crossesOK = true, false
 		clear(c.dirty)
 	}
 }
@@ -183,11 +191,20 @@ func (st *State) derive(r Rules) View {
 		st.cache = c
 	}
 	if c.names == nil {
-		c.names = sortedKeys(c.refs)
+		c.names = ordered.Keys(c.refs)
 	}
 	if !c.certsOK {
 		c.certs = certViews(r, st)
 		c.certsOK = true
+	}
+	if !c.crossesOK {
+		c.crosses, c.crossesOK = lineageCrossesApps(st), true
+	}
+	if len(c.dirty) > 0 && !c.all && c.crosses {
+		// An application's view reads other applications' snapshots and
+		// verdicts through its lineage: a change of one may change any.
+		c.all = true
+		clear(c.dirty)
 	}
 	names := c.names
 	if len(c.apps) > len(names) {
@@ -285,6 +302,50 @@ type reuse struct {
 	// pods is false when no certificate names the pods that mount it, so
 	// the app's pods need not be collected.
 	pods bool
+}
+
+// lineageCrossesApps reports whether the lineage of a PVC may hold the
+// versions of several applications, so that one application's view reads
+// another's verdicts: a restore (it inherits the restored snapshot's
+// lineage, whoever wrote it), or a PVC that several applications wrote to.
+func lineageCrossesApps(st *State) bool {
+	if len(st.Restores) > 0 {
+		return true
+	}
+	writer := map[string]string{}
+	shared := func(pvc string, ws []Workload) bool {
+		for _, w := range ws {
+			if app, ok := writer[pvc]; ok && app != w.App {
+				return true
+			}
+			writer[pvc] = w.App
+		}
+		return false
+	}
+	for _, s := range st.Snapshots {
+		if s.Completed && shared(s.PVC, s.Workloads) {
+			return true
+		}
+	}
+	for _, o := range st.Observations {
+		if shared(o.PVC, o.Workloads) {
+			return true
+		}
+	}
+	return false
+}
+
+// writtenByOthers reports whether a and b, the workloads of two samples of
+// one PVC, name more than one application between them.
+func writtenByOthers(a, b []Workload) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.App != y.App {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func mountedByPods(st *State) bool {

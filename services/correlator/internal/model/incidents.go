@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // incidentID names the incident that began when version of app started
@@ -58,7 +59,7 @@ func incidentSpans(ns, app string, eps map[string][]epoch, resolutions map[strin
 func restoredIncidents(ns, app string, eps map[string][]epoch) []incidentGroup {
 	var out []incidentGroup
 	seen := map[string]bool{}
-	for _, pvc := range sortedKeys(eps) {
+	for _, pvc := range ordered.Keys(eps) {
 		list := eps[pvc]
 		for i := 0; i+1 < len(list); i++ {
 			vs := vulnerableSpans(app, list[i].spans)
@@ -83,7 +84,7 @@ func restoredIncidents(ns, app string, eps map[string][]epoch) []incidentGroup {
 // started after its resolution make the next one.
 func currentIncidents(ns, app string, eps map[string][]epoch, resolutions map[string]*Resolution) []incidentGroup {
 	var current []Span
-	for _, pvc := range sortedKeys(eps) {
+	for _, pvc := range ordered.Keys(eps) {
 		list := eps[pvc]
 		current = append(current, vulnerableSpans(app, list[len(list)-1].spans)...)
 	}
@@ -165,7 +166,7 @@ func incidentRestorePoints(inc *IncidentView, spans []Span, views []SnapshotView
 			firstOn[sp.PVC] = sp
 		}
 	}
-	for _, pvc := range sortedKeys(firstOn) {
+	for _, pvc := range ordered.Keys(firstOn) {
 		first := firstOn[pvc]
 		inc.Lineage = append(inc.Lineage, lineageSpans(lineage[pvc], true)...)
 		if rp, ok := restorePointBefore(views, pvc, first.From); ok {

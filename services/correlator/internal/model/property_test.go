@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ func randomScenario(seed uint64) []events.Event {
 		evs = append(evs, scenario.Rotated(ns, "a-tls", "s-a", "s-a2"))
 	}
 	upload := 0
+	once := map[string]bool{}
 	for i := range 6 + rnd.IntN(10) {
 		at = at.Add(time.Duration(1+rnd.IntN(3)) * time.Hour)
 		app := apps[rnd.IntN(len(apps))]
@@ -60,8 +62,56 @@ func randomScenario(seed uint64) []events.Event {
 			}
 			evs = append(evs, scenario.SARIF(ns, app, fmt.Sprintf("u%d", upload), version, at.Add(time.Duration(rnd.IntN(600))*time.Minute), findings...))
 		}
+		// Lineage facts: what runs between two snapshots, a restore of
+		// an earlier snapshot, an operator's dismissal.
+		switch rnd.IntN(5) {
+		case 0:
+			next := fmt.Sprintf("%s-v%d", app, rnd.IntN(4))
+			evs = append(evs, scenario.Observed(ns, pvc, at.Add(time.Duration(1+rnd.IntN(50))*time.Minute), []string{app + "-tls"},
+				scenario.Run{App: app, Versions: []string{next}}))
+		case 1:
+			evs = append(evs, scenario.Observed(ns, pvc, at.Add(time.Duration(1+rnd.IntN(50))*time.Minute), nil))
+		case 2:
+			// One event per id: the id names the PVC and the snapshot.
+			from := fmt.Sprintf("snap-%d", rnd.IntN(i+1))
+			if !once[pvc+"/"+from] {
+				once[pvc+"/"+from] = true
+				evs = append(evs, scenario.Restored(ns, pvc, from, at.Add(time.Duration(1+rnd.IntN(50))*time.Minute)))
+			}
+		case 3:
+			if !once["dismissed/"+app] && rnd.IntN(3) == 0 {
+				once["dismissed/"+app] = true
+				evs = append(evs, scenario.Dismissed(ns, app, scenario.Leak, at))
+			}
+		}
 	}
-	return evs
+	return append(evs, resolutions(rnd, ns, evs, at)...)
+}
+
+// resolutions are an operator's resolutions of some of the incidents the
+// events open, as the operator would see them in the view (the ids are
+// hashes of the facts), one of them before the events end.
+func resolutions(rnd *rand.Rand, ns string, evs []events.Event, end time.Time) []events.Event {
+	st := NewState(ns)
+	for _, ev := range evs {
+		in, err := FromEvent(ev)
+		if err != nil {
+			continue
+		}
+		if _, _, err := Apply(DefaultRules(), st, in); err != nil {
+			panic(err)
+		}
+	}
+	var out []events.Event
+	for _, av := range Derive(DefaultRules(), st).Apps {
+		for _, inc := range av.Incidents {
+			if rnd.IntN(2) == 0 {
+				at := inc.StartTime.Add(time.Duration(rnd.Int64N(max(int64(end.Sub(inc.StartTime)), 0) + 1)))
+				out = append(out, scenario.Resolved(ns, inc.ID, at))
+			}
+		}
+	}
+	return out
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -89,10 +139,14 @@ type outcome struct {
 func outcomeOf(t *testing.T, r Rules, st *State) outcome {
 	t.Helper()
 	facts, err := json.Marshal(struct {
-		U map[string]*Upload
-		S map[string]*Snapshot
-		C map[string]*Cert
-	}{st.Uploads, st.Snapshots, st.Certs})
+		U   map[string]*Upload
+		S   map[string]*Snapshot
+		C   map[string]*Cert
+		O   map[string]*Observation
+		R   map[string]*Restore
+		Res map[string]*Resolution
+		D   map[string]*Dismissal
+	}{st.Uploads, st.Snapshots, st.Certs, st.Observations, st.Restores, st.Resolutions, st.Dismissals})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +222,22 @@ func TestRandomScenariosCoverIncidentsAndPins(t *testing.T) {
 		st := NewState("prop")
 		for _, d := range feed(t, DefaultRules(), st, randomScenario(seed)...) {
 			seen[d.Type]++
+			if c, ok := d.Payload.(events.IncidentClosed); ok {
+				switch {
+				case strings.HasPrefix(c.Reason, "resolved by"):
+					seen["closed by a resolution"]++
+				case strings.Contains(c.Reason, "was restored from"):
+					seen["closed by a restore"]++
+				}
+			}
+		}
+		if len(st.Observations) > 0 {
+			seen["observations"]++
+		}
+	}
+	for _, fact := range []string{"closed by a resolution", "closed by a restore", "observations"} {
+		if seen[fact] == 0 {
+			t.Errorf("no incident %s in 150 random scenarios", fact)
 		}
 	}
 	for _, typ := range []string{events.TypeSnapshotPinRequested, events.TypeSnapshotUnpinRequested, events.TypeIncidentOpened,

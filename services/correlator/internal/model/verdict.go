@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // The version verdict rules: pure functions of an application's uploads,
@@ -25,7 +26,7 @@ func verdictOf(r Rules, key string, uploads []*Upload, dismissals map[string]*Di
 	if len(latest) > 0 {
 		v.Verdict = Clean
 	}
-	for _, cat := range sortedKeys(latest) {
+	for _, cat := range ordered.Keys(latest) {
 		ref := uploadRef(r, latest[cat], dismissals)
 		if ref.Vulnerable {
 			v.Verdict = Vulnerable

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // Verdicts and classes.
@@ -155,7 +156,7 @@ func appNames(st *State) []string {
 	for _, u := range st.Uploads {
 		apps[u.App] = true
 	}
-	return sortedKeys(apps)
+	return ordered.Keys(apps)
 }
 
 // assemble builds the namespace's view from its applications' views (in
@@ -192,7 +193,7 @@ type namedPin struct {
 
 func pinsOf(av *AppView) *appPins {
 	ps := &appPins{}
-	for _, pvc := range sortedKeys(av.KnownGood) {
+	for _, pvc := range ordered.Keys(av.KnownGood) {
 		for _, n := range av.KnownGood[pvc] {
 			ps.known = append(ps.known, namedPin{n, Pin{PVC: pvc, Reason: "known-good: newest clean, ready snapshot of the PVC", Causes: av.snapshotCauses(n)}})
 		}

@@ -1,4 +1,4 @@
-package engine
+package statecodec
 
 import (
 	"encoding/json"
@@ -12,12 +12,12 @@ import (
 // its size no longer grows (History snapshots per PVC).
 func steadyState(tb testing.TB) *model.State {
 	tb.Helper()
-	m := mixedStream{apps: 2, perNS: 2, start: scenario.T0}
+	m := scenario.MixedStream{Apps: 2, PerNS: 2, Start: scenario.T0}
 	st := model.NewState("bench-00000")
 	r := model.DefaultRules()
-	evs := m.certs()
+	evs := m.Certs()
 	for k := range 100 {
-		evs = append(evs, m.slot(k)...)
+		evs = append(evs, m.Slot(k)...)
 	}
 	for _, ev := range evs {
 		in, err := model.FromEvent(ev)
@@ -35,8 +35,8 @@ func steadyState(tb testing.TB) *model.State {
 // a steady-state namespace, both ways.
 func BenchmarkStateCodec(b *testing.B) {
 	st := steadyState(b)
-	var c codec
-	data, err := c.encode(nil, st)
+	var c Codec
+	data, err := c.Encode(nil, st)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func BenchmarkStateCodec(b *testing.B) {
 		var buf []byte
 		for b.Loop() {
 			var err error
-			if buf, err = c.encode(buf, st); err != nil {
+			if buf, err = c.Encode(buf, st); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -69,7 +69,7 @@ func BenchmarkStateCodec(b *testing.B) {
 	b.Run("decode/codec", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
-			if err := decodeState(data, model.NewState(st.Namespace)); err != nil {
+			if err := Decode(data, model.NewState(st.Namespace)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -81,7 +81,7 @@ func BenchmarkStateCodec(b *testing.B) {
 // 100 to 199 of the mixed stream, again and again).
 func BenchmarkApplySteadyState(b *testing.B) {
 	st := steadyState(b)
-	m := mixedStream{apps: 2, perNS: 2, start: scenario.T0}
+	m := scenario.MixedStream{Apps: 2, PerNS: 2, Start: scenario.T0}
 	r := model.DefaultRules()
 	n := 0
 	k := 100
@@ -91,7 +91,7 @@ func BenchmarkApplySteadyState(b *testing.B) {
 			st, k = steadyState(b), 100
 			b.StartTimer()
 		}
-		for _, ev := range m.slot(k) {
+		for _, ev := range m.Slot(k) {
 			in, err := model.FromEvent(ev)
 			if err != nil {
 				b.Fatal(err)
