@@ -16,7 +16,10 @@ import (
 // An application's view is a pure function of the rules, the snapshots it
 // ran on, its uploads and the namespace's certificates (the Secrets its
 // workloads mount), so merge and prune mark an application dirty whenever
-// one of those changes, and a certificate change marks every one.
+// one of those changes, and a certificate change marks every one. Through
+// the lineage it also reads what other applications wrote to its PVCs (a
+// shared PVC) or to a snapshot restored into one: where that can happen
+// (lineageCrossesApps) every change marks every application.
 type viewCache struct {
 	rules Rules
 	apps  map[string]*appViews

@@ -2,21 +2,27 @@ package statecodec
 
 import (
 	"encoding/json"
+	"flag"
 	"testing"
 
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
 )
 
-// steadyState is a namespace of the mixed stream after 100 snapshot slots:
-// its size no longer grows (History snapshots per PVC).
+var (
+	benchAppsPerNS = flag.Int("apps-per-namespace", 2, "BenchmarkStateCodec, BenchmarkApplySteadyState: applications in the namespace (1000: #14's large namespace)")
+	benchSlots     = flag.Int("steady-slots", 100, "BenchmarkStateCodec, BenchmarkApplySteadyState: snapshot slots before the namespace counts as steady (more than History)")
+)
+
+// steadyState is a namespace of the mixed stream after -steady-slots
+// snapshot slots: its size no longer grows (History snapshots per PVC).
 func steadyState(tb testing.TB) *model.State {
 	tb.Helper()
-	m := scenario.MixedStream{Apps: 2, PerNS: 2, Start: scenario.T0}
+	m := scenario.MixedStream{Apps: *benchAppsPerNS, PerNS: *benchAppsPerNS, Start: scenario.T0}
 	st := model.NewState("bench-00000")
 	r := model.DefaultRules()
 	evs := m.Certs()
-	for k := range 100 {
+	for k := range *benchSlots {
 		evs = append(evs, m.Slot(k)...)
 	}
 	for _, ev := range evs {
@@ -40,6 +46,9 @@ func BenchmarkStateCodec(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The sizes, against NATS's 1 MiB max payload for one KV value.
+	b.ReportMetric(float64(len(data)), "json-bytes")
+	b.ReportMetric(float64(len(Compress(nil, data))), "stored-bytes")
 	b.Run("encode/encoding-json", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
@@ -78,17 +87,18 @@ func BenchmarkStateCodec(b *testing.B) {
 
 // BenchmarkApplySteadyState is the model's cost per event once a namespace
 // holds History snapshots per PVC: each round applies the next slot (slots
-// 100 to 199 of the mixed stream, again and again).
+// 100 to 199 of the mixed stream, again and again; -steady-slots moves
+// them).
 func BenchmarkApplySteadyState(b *testing.B) {
 	st := steadyState(b)
-	m := scenario.MixedStream{Apps: 2, PerNS: 2, Start: scenario.T0}
+	m := scenario.MixedStream{Apps: *benchAppsPerNS, PerNS: *benchAppsPerNS, Start: scenario.T0}
 	r := model.DefaultRules()
 	n := 0
-	k := 100
+	k := *benchSlots
 	for b.Loop() {
-		if k == 200 { // stay near the benchmark's 100 slots
+		if k == 2**benchSlots { // stay near the steady slots
 			b.StopTimer()
-			st, k = steadyState(b), 100
+			st, k = steadyState(b), *benchSlots
 			b.StartTimer()
 		}
 		for _, ev := range m.Slot(k) {
