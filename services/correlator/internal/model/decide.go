@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 
@@ -275,10 +274,10 @@ func lineageOn(spans []events.LineageSpan, pvc string) []events.LineageSpan {
 // InForce lists the decisions in force in a ledger, for comparisons.
 func (l Ledger) InForce() map[string]string {
 	out := map[string]string{}
-	for _, k := range slices.Sorted(maps.Keys(l.Pinned)) {
+	for _, k := range ordered.Keys(l.Pinned) {
 		out["pin/"+k] = l.Pinned[k].Reason
 	}
-	for _, k := range slices.Sorted(maps.Keys(l.Incidents)) {
+	for _, k := range ordered.Keys(l.Incidents) {
 		out["incident/"+k] = l.Incidents[k].Status
 	}
 	return out

@@ -103,7 +103,8 @@ func (st *State) refSnapshot(s *Snapshot, d int) {
 		return
 	}
 	if d > 0 && c.crossesOK && !c.crosses {
-		c.crosses = slices.ContainsFunc(c.byPVC[s.PVC], func(o *Snapshot) bool { return writtenByOthers(o.Workloads, s.Workloads) })
+		c.crosses = writtenByOthers(s.Workloads, s.Workloads) ||
+			slices.ContainsFunc(c.byPVC[s.PVC], func(o *Snapshot) bool { return writtenByOthers(o.Workloads, s.Workloads) })
 	}
 	sortedSet(c.byPVC, s.PVC, s, d)
 	for i, w := range s.Workloads {

@@ -16,9 +16,11 @@ import (
 )
 
 // randomScenario builds a namespace's history from a seed: two apps with
-// their PVCs, snapshots of whichever version ran, scans (clean, critical, a
-// leaked credential, later re-scans), restore tests, failures, certificates
-// and rotations.
+// their PVCs (now and then one both write to), snapshots of whichever
+// version ran, scans (clean, critical, a leaked credential, later
+// re-scans), restore tests, failures, certificates and rotations, and the
+// lineage facts: observations between snapshots, restores (also from the
+// other app's snapshots), dismissals and resolutions.
 func randomScenario(seed uint64) []events.Event {
 	rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	ns := "prop"
@@ -42,7 +44,13 @@ func randomScenario(seed uint64) []events.Event {
 		version := fmt.Sprintf("%s-v%d", app, rnd.IntN(4))
 		pvc := fmt.Sprintf("%s-data-%d", app, rnd.IntN(2))
 		name := fmt.Sprintf("snap-%d", i)
-		evs = append(evs, scenario.Snapshot(ns, pvc, name, at, scenario.Run{App: app, Versions: []string{version}}))
+		runs := []scenario.Run{{App: app, Versions: []string{version}}}
+		if rnd.IntN(8) == 0 {
+			// A PVC the other app writes to as well.
+			other := apps[(slices.Index(apps, app)+1)%len(apps)]
+			runs = append(runs, scenario.Run{App: other, Versions: []string{fmt.Sprintf("%s-v%d", other, rnd.IntN(4))}})
+		}
+		evs = append(evs, scenario.Snapshot(ns, pvc, name, at, runs...))
 		switch rnd.IntN(6) {
 		case 0:
 			evs = append(evs, scenario.SnapshotFailed(ns, pvc, name))
