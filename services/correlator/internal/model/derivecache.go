@@ -16,7 +16,8 @@ import (
 // An application's view is a pure function of the rules, the snapshots it
 // ran on, its uploads and the namespace's certificates (the Secrets its
 // workloads mount), so merge and prune mark an application dirty whenever
-// one of those changes, and a certificate change marks every one. Through
+// one of those changes, and a certificate whose users grew marks those it
+// now names. Through
 // the lineage it also reads what other applications wrote to its PVCs (a
 // shared PVC) or to a snapshot restored into one: where that can happen
 // (lineageCrossesApps) every change marks every application.
@@ -44,6 +45,9 @@ type viewCache struct {
 	// byApp lists the completed snapshots each application ran on, oldest
 	// first: its timeline.
 	byApp map[string][]*Snapshot
+	// usersChanged are the Secrets whose users grew since the last
+	// derivation.
+	usersChanged []string
 	// crosses is lineageCrossesApps, once known (crossesOK); a snapshot
 	// that comes sets it when it shares its PVC with another application.
 	crosses, crossesOK bool
@@ -163,13 +167,38 @@ func (st *State) touchAll() {
 	}
 }
 
-// touchCerts marks the certificates and, through the Secrets they mount,
-// every application dirty.
+// touchCerts marks the certificates changed. An application's view reads
+// only their users (the Secrets its workloads mount): touchCertUsers.
 func (st *State) touchCerts() {
 	st.certsVersion++
 	if c := st.cache; c != nil {
-		c.all, c.certsOK = true, false
-		clear(c.dirty)
+		c.certsOK = false
+	}
+}
+
+// touchCertUsers notes that the users of secret grew: the next derivation
+// marks dirty the applications they now name (usersGrew).
+func (st *State) touchCertUsers(secret string) {
+	if c := st.cache; c != nil && !c.all {
+		c.usersChanged = append(c.usersChanged, secret)
+	}
+}
+
+// usersGrew marks dirty each application that the users of secret name
+// and whose view does not list secret yet (users only grow, so a view
+// that lists it stays right).
+func (c *viewCache) usersGrew(st *State, secret string) {
+	cert := st.Certs[secret]
+	if cert == nil || c.all {
+		return
+	}
+	for app, av := range c.apps {
+		if c.dirty[app] || slices.Contains(av.view.Secrets, secret) {
+			continue
+		}
+		if usedBy(cert.Users, app, ownersOf(av.view.Snapshots), podsOf(app, c.byApp[app])) {
+			c.dirty[app] = true
+		}
 	}
 }
 
@@ -201,6 +230,10 @@ func (st *State) derive(r Rules) View {
 		c.certs = certViews(r, st)
 		c.certsOK = true
 	}
+	for _, secret := range c.usersChanged {
+		c.usersGrew(st, secret)
+	}
+	c.usersChanged = c.usersChanged[:0]
 	if !c.crossesOK {
 		c.crosses, c.crossesOK = lineageCrossesApps(st), true
 	}
