@@ -266,15 +266,6 @@ func (lx *lineages) inherited(r *Restore, depth int) []Span {
 	return out
 }
 
-// current is the spans of pvc's newest epoch.
-func (lx *lineages) current(pvc string) []Span {
-	eps := lx.epochs(pvc)
-	if len(eps) == 0 {
-		return nil
-	}
-	return eps[len(eps)-1].spans
-}
-
 // at is the spans of pvc's lineage in force at t.
 func (lx *lineages) at(pvc string, t time.Time) []Span {
 	eps := lx.epochs(pvc)
