@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"os"
 	"runtime"
@@ -27,82 +26,23 @@ import (
 )
 
 var (
-	benchEvents    = flag.Int("events", 1_000_000, "BenchmarkMixedStream: snapshot events of the throughput phase")
-	benchApps      = flag.Int("apps", 10_000, "BenchmarkMixedStream: applications")
-	benchAppsPerNS = flag.Int("apps-per-namespace", 2, "BenchmarkMixedStream: applications per namespace")
-	benchWorkers   = flag.Int("workers", 512, "BenchmarkMixedStream: events handled at once per stream")
-	benchRate      = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
-	benchLatencyN  = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
-	benchNoSync    = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")
-	benchHeap      = flag.String("heapprofile", "", "BenchmarkMixedStream: write a heap profile here after the throughput phase")
-	benchMemLimit  = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
-	benchEmbedded  = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
-	benchCluster   = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
+	benchEvents       = flag.Int("events", 1_000_000, "BenchmarkMixedStream: snapshot events of the throughput phase")
+	benchApps         = flag.Int("apps", 10_000, "BenchmarkMixedStream: applications")
+	benchAppsPerNS    = flag.Int("apps-per-namespace", 2, "BenchmarkMixedStream: applications per namespace")
+	benchObserveEvery = flag.Int("observe-every", 0, "BenchmarkMixedStream: a workload.observed event after one snapshot event in n (0: none; #14 asks for 20)")
+	benchWorkers      = flag.Int("workers", 512, "BenchmarkMixedStream: events handled at once per stream")
+	benchRate         = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
+	benchLatencyN     = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
+	benchNoSync       = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")
+	benchHeap         = flag.String("heapprofile", "", "BenchmarkMixedStream: write a heap profile here after the throughput phase")
+	benchMemLimit     = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
+	benchEmbedded     = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
+	benchCluster      = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
 )
 
 func TestMain(m *testing.M) {
 	natstest.ServeIfChild()
 	os.Exit(m.Run())
-}
-
-// mixedStream generates, app by app and slot by slot, snapshots (a new
-// version every 20 slots), a SARIF upload per new version (one in ten
-// critical) and one certificate per app (one in ten close to expiry, one in
-// twenty managed by cert-manager). from and n select the slots.
-type mixedStream struct {
-	apps, perNS int
-	start       time.Time
-}
-
-func (m mixedStream) names(i int) (ns, app string) {
-	return fmt.Sprintf("bench-%05d", i/m.perNS), fmt.Sprintf("app-%05d", i)
-}
-
-func (m mixedStream) certs() []events.Event {
-	var out []events.Event
-	for i := range m.apps {
-		ns, app := m.names(i)
-		days := 60.0
-		if i%10 == 0 {
-			days = 5
-		}
-		notAfter := m.start.Add(time.Duration(days * float64(24*time.Hour)))
-		var renew *time.Time
-		if i%20 == 0 {
-			r := notAfter.Add(-2 * 24 * time.Hour)
-			renew = &r
-		}
-		out = append(out, scenario.Cert(ns, app+"-tls", strconv.Itoa(i), notAfter, days,
-			[]events.ObjectRef{scenario.Workload(ns, "StatefulSet", app)}, renew))
-	}
-	return out
-}
-
-func vulnerable(app string, version int) bool {
-	h := fnv.New32a()
-	fmt.Fprintf(h, "%s/%d", app, version)
-	return h.Sum32()%10 == 0
-}
-
-// slot returns the events of one slot for every app.
-func (m mixedStream) slot(k int) []events.Event {
-	out := make([]events.Event, 0, m.apps+m.apps/20)
-	at := m.start.Add(time.Duration(k) * time.Minute)
-	for i := range m.apps {
-		ns, app := m.names(i)
-		v := k / 20
-		version := fmt.Sprintf("%s-v%d", app, v)
-		if k%20 == 0 {
-			var findings []events.Finding
-			if vulnerable(app, v) {
-				findings = []events.Finding{scenario.Critical}
-			}
-			out = append(out, scenario.SARIF(ns, app, fmt.Sprintf("%s-u%d", app, v), version, at, findings...))
-		}
-		out = append(out, scenario.Snapshot(ns, "data-"+app, fmt.Sprintf("%s-s%d", app, k), at.Add(time.Second),
-			scenario.Run{App: app, Versions: []string{version}}))
-	}
-	return out
 }
 
 func pending(tb testing.TB, c *events.Client) uint64 {
@@ -215,7 +155,7 @@ func benchmarkMixedStream(b *testing.B) {
 		c = natstest.ProcessClient(b, p, events.WithMaxPending(16384), clientLog)
 		b.Logf("JetStream: %d server(s) in a child process, streams with %d replica(s), sync_interval always: %v", p.Servers, p.Servers, !*benchNoSync)
 	}
-	m := mixedStream{apps: *benchApps, perNS: *benchAppsPerNS, start: scenario.T0}
+	m := scenario.MixedStream{Apps: *benchApps, PerNS: *benchAppsPerNS, Start: scenario.T0, ObserveEvery: *benchObserveEvery}
 	slots := max(1, *benchEvents / *benchApps)
 
 	// Backlog.
@@ -229,9 +169,9 @@ func benchmarkMixedStream(b *testing.B) {
 		}
 		total += len(evs)
 	}
-	publishAll(m.certs())
+	publishAll(m.Certs())
 	for k := range slots {
-		publishAll(m.slot(k))
+		publishAll(m.Slot(k))
 	}
 	publishRate := float64(total) / time.Since(t0).Seconds()
 	b.Logf("backlog: %d events (%d snapshot slots x %d apps, SARIF and certificates) published in %s = %.0f messages/s (the baseline: plain publishing to the same server)",
@@ -347,7 +287,7 @@ func benchmarkMixedStream(b *testing.B) {
 	for sent < *benchLatencyN {
 		<-tick.C
 		for len(queue) < batch {
-			queue = append(queue, m.slotLazy(k)...)
+			queue = append(queue, m.Slot(k)...)
 			k++
 		}
 		evs := queue[:batch]
@@ -386,6 +326,3 @@ func benchmarkMixedStream(b *testing.B) {
 		b.Logf("peak RSS: correlator (with the benchmark's publisher) %s, NATS server (child process) %s; peak Go heap in use %d MiB", rssPeak("self"), rssPeak(serverPid), heapPeak.Load()>>20)
 	}
 }
-
-// slotLazy is slot k, the apps' events in the order they happen.
-func (m mixedStream) slotLazy(k int) []events.Event { return m.slot(k) }

@@ -3,11 +3,13 @@
 // decisions are published, and the namespace's state is written back to a
 // JetStream KV bucket with a compare-and-set on its revision.
 //
-// Serialisation is per namespace. Inside a process a lock per namespace keeps
-// two handlers off the same state from applying an event until its decisions
-// are published. State writes are group commits: a handler marks its
-// namespace dirty and waits; one writer stores every dirty namespace at once
-// (pipelined) and releases the handlers, which then acknowledge their events.
+// Serialisation is per namespace. A handler runs in store.Update, which
+// holds the namespace's lock while the handler applies its event and
+// publishes its decisions, and returns once the state is in KV. State writes
+// are group commits: Update marks its namespace dirty and waits; one writer
+// stores every dirty namespace at once (events.KVWriter: atomic batches, or
+// pipelined) and releases the waiting handlers, which then acknowledge their
+// events. The state's encoding is package statecodec's.
 // A namespace touched by several events between two commits is written once.
 //
 // Across replicas (which share the durable consumers) the compare-and-set

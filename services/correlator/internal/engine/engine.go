@@ -99,7 +99,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		return nil, err
 	}
 	m := newMetrics(o.Registerer)
-	e := &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.JetStream(), o.Bucket, o.CacheSize, m)}
+	e := &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.KVWriter(o.Bucket), o.CacheSize, m)}
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(posture{e}); err != nil {
 			return nil, fmt.Errorf("register posture metrics: %w", err)
@@ -228,26 +228,35 @@ func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 		e.m.events.WithLabelValues(ev.Type(), "invalid").Inc()
 		return events.Permanent(fmt.Errorf("event %s: namespace %q is not a Kubernetes namespace name", ev.ID(), in.Namespace))
 	}
-	en, err := e.store.acquire(ctx, in.Namespace)
+	applied := false
+	err = e.store.Update(ctx, in.Namespace, func(st *model.State) (bool, error) {
+		changed, err := e.apply(ctx, ev, in, st)
+		applied = changed && err == nil
+		return changed, err
+	})
 	if err != nil {
 		return err
 	}
-	ds, changed, err := model.Apply(e.o.Rules, en.st, in)
+	if applied {
+		e.m.events.WithLabelValues(ev.Type(), "applied").Inc()
+	}
+	return nil
+}
+
+// apply applies in, the input of ev, to the namespace's state st and
+// publishes the decisions it calls for (Handle's function for
+// store.Update): changed is false for a duplicate.
+func (e *Engine) apply(ctx context.Context, ev events.Event, in model.Input, st *model.State) (changed bool, err error) {
+	ds, changed, err := model.Apply(e.o.Rules, st, in)
 	if err != nil {
-		e.store.discard(en, fmt.Errorf("state of %s reloaded after a failed event: %w", in.Namespace, err))
-		en.mu.Unlock()
-		e.store.unref(en)
-		return events.Permanent(err)
+		return false, events.Permanent(err)
 	}
 	if !changed {
 		e.m.events.WithLabelValues(ev.Type(), "duplicate").Inc()
-		return e.store.release(ctx, en, false)
+		return false, nil
 	}
 	if err := e.publish(ctx, in.Namespace, ds); err != nil {
-		e.store.discard(en, fmt.Errorf("state of %s reloaded after a failed publication: %w", in.Namespace, err))
-		en.mu.Unlock()
-		e.store.unref(en)
-		return err
+		return false, err
 	}
 	if len(ds) > 0 {
 		e.m.latency.Observe(time.Since(ev.Time()).Seconds())
@@ -255,11 +264,7 @@ func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 			e.o.OnPublished(in.Namespace, ev, ds)
 		}
 	}
-	if err := e.store.release(ctx, en, true); err != nil {
-		return err
-	}
-	e.m.events.WithLabelValues(ev.Type(), "applied").Inc()
-	return nil
+	return true, nil
 }
 
 func (e *Engine) publish(ctx context.Context, ns string, ds []model.Decision) error {

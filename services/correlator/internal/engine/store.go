@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/statecodec"
 )
 
 // store keeps the namespace states in memory and writes changed ones to the
@@ -28,8 +26,7 @@ import (
 // once for all of them; at a trickle each event waits for one KV write.
 type store struct {
 	kv     jetstream.KeyValue
-	js     jetstream.JetStream
-	bucket string
+	w      *events.KVWriter
 	limit  int
 	m      *metrics
 	writes atomic.Int64 // state writes stored, for the benchmark
@@ -53,8 +50,8 @@ type entry struct {
 
 	mu    sync.Mutex
 	st    *model.State
-	gen   uint64 // bumped by every change
-	codec codec  // encodes st, reusing what did not change
+	gen   uint64           // bumped by every change
+	codec statecodec.Codec // encodes st, reusing what did not change
 
 	wmu     sync.Mutex
 	rev     uint64 // KV revision st was read from or last written as
@@ -75,12 +72,35 @@ type waiter struct {
 // flushChunk bounds the writes in flight in one group commit.
 const flushChunk = 1024
 
-func newStore(kv jetstream.KeyValue, js jetstream.JetStream, bucket string, limit int, m *metrics) *store {
-	return &store{kv: kv, js: js, bucket: bucket, limit: limit, m: m,
+func newStore(kv jetstream.KeyValue, w *events.KVWriter, limit int, m *metrics) *store {
+	return &store{kv: kv, w: w, limit: limit, m: m,
 		entries: map[string]*entry{}, dirty: map[*entry]struct{}{}, kick: make(chan struct{}, 1)}
 }
 
-// acquire returns the namespace's entry, locked and loaded; release it.
+// Update runs fn on the namespace's state, which no other handler of the
+// process touches meanwhile (bbolt's db.Update shape): fn applies an event,
+// publishes its decisions and says whether it changed the state. When fn
+// fails, the state is dropped from memory (the next handler reads it again
+// from KV: a failed fn may have changed it half way) and its error is
+// returned. Otherwise Update returns once the state is in KV — also for an
+// unchanged state whose last change is not yet stored, as a duplicate's
+// first delivery may be that change — or with the write's error.
+func (s *store) Update(ctx context.Context, ns string, fn func(*model.State) (changed bool, err error)) error {
+	en, err := s.acquire(ctx, ns)
+	if err != nil {
+		return err
+	}
+	changed, err := fn(en.st)
+	if err != nil {
+		s.discard(en, fmt.Errorf("state of %s reloaded after a failed handler: %w", ns, err))
+		en.mu.Unlock()
+		s.unref(en)
+		return err
+	}
+	return s.release(ctx, en, changed)
+}
+
+// acquire returns the namespace's entry, locked and loaded, for Update.
 func (s *store) acquire(ctx context.Context, ns string) (*entry, error) {
 	for {
 		s.mu.Lock()
@@ -262,9 +282,6 @@ func (s *store) flush(ctx context.Context, batch []*entry) (busy bool) {
 	return busy
 }
 
-// maxBatchBytes bounds the states in one atomic batch.
-const maxBatchBytes = 8 << 20
-
 func (s *store) write(ctx context.Context, batch []*entry) (busy bool) {
 	ws := make([]write, 0, len(batch))
 	for _, en := range batch {
@@ -278,128 +295,90 @@ func (s *store) write(ctx context.Context, batch []*entry) (busy bool) {
 			busy = true
 			continue
 		}
-		en.wmu.Lock()
-		rev, durable := en.rev, en.durable
-		en.wmu.Unlock()
-		if en.gen == durable {
-			en.mu.Unlock()
-			continue
+		if w, ok := s.encode(en); ok {
+			ws = append(ws, w)
 		}
-		w := write{en: en, gen: en.gen, rev: rev}
-		var buf []byte
-		if b, ok := s.bufs.Get().(*[]byte); ok {
-			buf = *b
-		}
-		js, err := en.codec.encode(buf, en.st)
-		en.mu.Unlock()
-		if err == nil {
-			var zbuf []byte
-			if b, ok := s.bufs.Get().(*[]byte); ok {
-				zbuf = *b
-			}
-			w.data = compress(zbuf, js)
-		}
-		s.bufs.Put(&js)
-		w.err = err
-		w.size = len(w.data)
-		ws = append(ws, w)
 	}
 	// The states go in atomic batches, written side by side: one disk
 	// sync stores a whole batch.
-	var wg sync.WaitGroup
-	for from := 0; from < len(ws); {
-		to, size := from, 0
-		for to < len(ws) && to-from < events.MaxBatch && (to == from || size+ws[to].size <= maxBatchBytes) {
-			size += ws[to].size
-			to++
-		}
-		part := ws[from:to]
-		wg.Go(func() { s.store(ctx, part) })
-		from = to
+	puts := make([]events.KVPut, len(ws))
+	for i, w := range ws {
+		puts[i] = events.KVPut{Key: key(w.en.ns), Value: w.data, Rev: w.rev, Err: w.err}
 	}
-	wg.Wait()
-	for _, w := range ws {
-		en := w.en
-		if w.err != nil {
-			var apiErr *jetstream.APIError
-			if errors.As(w.err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-				// Another replica wrote the namespace: its events come again
-				// and apply to the state it stored.
-				s.m.conflicts.Inc()
-			}
-			s.discard(en, fmt.Errorf("store state of %s: %w", en.ns, w.err))
-			continue
-		}
-		// Stored: the buffer serves the next write (on an error the
-		// client may still hold it, so it is left to the GC).
-		buf := w.data
-		s.bufs.Put(&buf)
-		en.wmu.Lock()
-		en.rev = w.rev
-		en.durable = w.gen
-		kept := en.waiters[:0]
-		for _, wt := range en.waiters {
-			if wt.gen <= en.durable {
-				wt.done <- nil
-			} else {
-				kept = append(kept, wt)
-			}
-		}
-		en.waiters = kept
-		en.wmu.Unlock()
-		s.m.stateSize.Observe(float64(w.size))
-		s.writes.Add(1)
+	stats := s.w.PutAll(ctx, puts)
+	s.m.batches.WithLabelValues("atomic").Add(float64(stats.Atomic))
+	s.m.batches.WithLabelValues("fallback").Add(float64(stats.Fallback))
+	for i := range ws {
+		ws[i].rev, ws[i].err = puts[i].Rev, puts[i].Err
+		s.settle(ws[i])
 	}
 	return busy
 }
 
-// store writes the states of ws, each with a compare-and-set on the
-// revision it was read from: as one atomic batch, or, when the server
-// refuses the batch (a namespace another replica wrote fails it whole),
-// one by one, so only the conflicting namespaces fail. It sets each
-// write's new revision or error.
-func (s *store) store(ctx context.Context, ws []write) {
-	msgs := make([]*nats.Msg, 0, len(ws))
-	for i := range ws {
-		if ws[i].err != nil {
-			continue
-		}
-		h := nats.Header{}
-		h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(ws[i].rev, 10))
-		msgs = append(msgs, &nats.Msg{Subject: kvSubject(s.bucket, key(ws[i].en.ns)), Header: h, Data: ws[i].data})
+// encode encodes the state of en, which the caller locked (and encode
+// unlocks), for a write; false when it is in KV already.
+func (s *store) encode(en *entry) (write, bool) {
+	en.wmu.Lock()
+	rev, durable := en.rev, en.durable
+	en.wmu.Unlock()
+	if en.gen == durable {
+		en.mu.Unlock()
+		return write{}, false
 	}
-	if len(msgs) == 0 {
-		return
+	w := write{en: en, gen: en.gen, rev: rev}
+	var buf []byte
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		buf = *b
 	}
-	if len(msgs) >= events.MinBatch {
-		if s.storeBatch(ctx, ws, msgs) {
-			return
+	js, err := en.codec.Encode(buf, en.st)
+	en.mu.Unlock()
+	if err == nil {
+		var zbuf []byte
+		if b, ok := s.bufs.Get().(*[]byte); ok {
+			zbuf = *b
 		}
-		s.m.batches.WithLabelValues("fallback").Inc()
+		w.data = statecodec.Compress(zbuf, js)
 	}
-	// A few states (an atomic batch costs about a dozen single writes) or
-	// a refused batch: one by one, pipelined.
-	acks := make([]jetstream.PubAckFuture, len(ws))
-	for i := range ws {
-		if ws[i].err == nil {
-			acks[i], ws[i].err = s.js.PublishAsync(kvSubject(s.bucket, key(ws[i].en.ns)), ws[i].data, jetstream.WithExpectLastSequencePerSubject(ws[i].rev))
-		}
-	}
-	for i := range ws {
-		if ws[i].err != nil {
-			continue
-		}
-		select {
-		case pa := <-acks[i].Ok():
-			ws[i].rev = pa.Sequence
-		case ws[i].err = <-acks[i].Err():
-		case <-ctx.Done():
-			ws[i].err = ctx.Err()
-		}
-	}
+	s.bufs.Put(&js)
+	w.err = err
+	w.size = len(w.data)
+	return w, true
 }
 
-func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
+// settle ends a write: a stored state releases the handlers waiting for
+// it; a failed one is dropped from memory, and its handlers get the error.
+func (s *store) settle(w write) {
+	en := w.en
+	if w.err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(w.err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			// Another replica wrote the namespace: its events come again
+			// and apply to the state it stored.
+			s.m.conflicts.Inc()
+		}
+		s.discard(en, fmt.Errorf("store state of %s: %w", en.ns, w.err))
+		return
+	}
+	// Stored: the buffer serves the next write (on an error the client
+	// may still hold it, so it is left to the GC).
+	buf := w.data
+	s.bufs.Put(&buf)
+	en.wmu.Lock()
+	en.rev = w.rev
+	en.durable = w.gen
+	kept := en.waiters[:0]
+	for _, wt := range en.waiters {
+		if wt.gen <= en.durable {
+			wt.done <- nil
+		} else {
+			kept = append(kept, wt)
+		}
+	}
+	en.waiters = kept
+	en.wmu.Unlock()
+	s.m.stateSize.Observe(float64(w.size))
+	s.writes.Add(1)
+}
 
 // readState reads a namespace's state from KV; rev is 0 when there is none.
 func readState(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.State, uint64, error) {
@@ -411,31 +390,8 @@ func readState(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.St
 		return nil, 0, fmt.Errorf("load state of %s: %w", ns, err)
 	}
 	st := model.NewState(ns)
-	if err := decodeState(entry.Value(), st); err != nil {
+	if err := statecodec.Decode(entry.Value(), st); err != nil {
 		return nil, 0, events.Permanent(fmt.Errorf("decode state of %s: %w", ns, err))
 	}
 	return st, entry.Revision(), nil
-}
-
-// storeBatch writes msgs, the states of ws without an error, as one atomic
-// batch and sets each write's new revision; false when the server refused
-// the batch (nothing of it is stored then).
-func (s *store) storeBatch(ctx context.Context, ws []write, msgs []*nats.Msg) bool {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
-	if err != nil {
-		return false
-	}
-	s.m.batches.WithLabelValues("atomic").Inc()
-	// A batch is stored as consecutive messages: the last one has the
-	// acknowledged sequence.
-	seq := ack.Sequence - uint64(len(msgs))
-	for i := range ws {
-		if ws[i].err == nil {
-			seq++
-			ws[i].rev = seq
-		}
-	}
-	return true
 }

@@ -16,27 +16,28 @@ import (
 	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
 )
 
-// changeAll applies one new snapshot to each namespace and releases them
-// at once; the returned function waits for the releases. It returns once
-// every namespace is dirty, so one flush writes them all.
+// changeAll applies one new snapshot to each namespace through Update,
+// all at once; the returned function waits for the Updates. It returns
+// once every namespace is dirty, so one flush writes them all.
 func changeAll(t *testing.T, s *store, nss []string, round int) func() []error {
 	t.Helper()
 	errs := make([]error, len(nss))
 	var wg sync.WaitGroup
 	for i, ns := range nss {
-		en, err := s.acquire(t.Context(), ns)
-		if err != nil {
-			t.Fatal(err)
-		}
 		in, err := model.FromEvent(scenario.Snapshot(ns, "data", fmt.Sprintf("snap-%d", round), scenario.T0.Add(time.Duration(round)*time.Minute),
 			scenario.Run{App: "db", Versions: []string{"v1"}}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, changed, err := model.Apply(model.DefaultRules(), en.st, in); err != nil || !changed {
-			t.Fatalf("apply to %s: changed %t, %v", ns, changed, err)
-		}
-		wg.Go(func() { errs[i] = s.release(t.Context(), en, true) })
+		wg.Go(func() {
+			errs[i] = s.Update(t.Context(), ns, func(st *model.State) (bool, error) {
+				_, changed, err := model.Apply(model.DefaultRules(), st, in)
+				if err == nil && !changed {
+					err = fmt.Errorf("apply to %s changed nothing", ns)
+				}
+				return changed, err
+			})
+		})
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -141,4 +142,51 @@ func TestStoreWritesOneAtomicBatchAndIsolatesAConflict(t *testing.T) {
 		t.Errorf("%v atomic batches after three flushes, want 2", got)
 	}
 	checkRevisions("")
+}
+
+// Update stores what its function changed and returns once it is in KV; a
+// function that fails leaves nothing behind: its error comes back and the
+// next Update reads the state stored before.
+func TestUpdateStoresOrDiscards(t *testing.T) {
+	c := natstest.Client(t, natstest.Run(t))
+	e, err := New(t.Context(), Options{Client: c, Rules: model.DefaultRules(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.store.run(t.Context())
+	snapshot := func(name string) model.Input {
+		in, err := model.FromEvent(scenario.Snapshot("upd", "data", name, scenario.T0, scenario.Run{App: "db", Versions: []string{"v1"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	apply := func(in model.Input, fail error) func(*model.State) (bool, error) {
+		return func(st *model.State) (bool, error) {
+			_, changed, err := model.Apply(model.DefaultRules(), st, in)
+			if err != nil {
+				return false, err
+			}
+			return changed, fail
+		}
+	}
+	if err := e.store.Update(t.Context(), "upd", apply(snapshot("kept"), nil)); err != nil {
+		t.Fatal(err)
+	}
+	st, ok, err := e.State(t.Context(), "upd")
+	if err != nil || !ok || st.Snapshots["kept"] == nil {
+		t.Fatalf("after a successful Update KV holds %v (known %t, %v), want snapshot kept", st, ok, err)
+	}
+	boom := errors.New("publication failed")
+	if err := e.store.Update(t.Context(), "upd", apply(snapshot("lost"), boom)); !errors.Is(err, boom) {
+		t.Fatalf("a failing function: Update returned %v, want its error", err)
+	}
+	var seen []string
+	err = e.store.Update(t.Context(), "upd", func(st *model.State) (bool, error) {
+		seen = st.SnapshotNames()
+		return false, nil
+	})
+	if err != nil || len(seen) != 1 || seen[0] != "kept" {
+		t.Errorf("after a failed Update the next one sees snapshots %v (%v), want only the stored one", seen, err)
+	}
 }

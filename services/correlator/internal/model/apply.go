@@ -85,7 +85,7 @@ func merge(st *State, in Input) bool {
 			obs = map[string]CertObservation{}
 			c.Observations[e.Serial] = obs
 		}
-		changed := false
+		changed, users := false, false
 		if _, ok := obs[in.EventID]; !ok {
 			obs[in.EventID] = e.Observation
 			changed = true
@@ -93,19 +93,22 @@ func merge(st *State, in Input) bool {
 		for _, w := range e.Users.Workloads {
 			if !slices.Contains(c.Users.Workloads, w) {
 				c.Users.Workloads = append(c.Users.Workloads, w)
-				changed = true
+				users = true
 			}
 		}
 		slices.SortFunc(c.Users.Workloads, func(a, b WorkloadRef) int { return compareRef(a, b) })
 		for _, p := range e.Users.Pods {
 			var added bool
 			c.Users.Pods, added = setAdd(c.Users.Pods, p)
-			changed = changed || added
+			users = users || added
 		}
-		if changed {
+		if changed || users {
 			st.touchCerts()
 		}
-		return changed
+		if users {
+			st.touchCertUsers(e.Secret)
+		}
+		return changed || users
 	case in.Rotated != nil:
 		c := certFor(st, in.Rotated.Secret)
 		if c.Rotated == nil {

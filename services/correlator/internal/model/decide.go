@@ -2,12 +2,12 @@ package model
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/restoreplan"
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // Decision is an event the correlator publishes. ID is deterministic: the
@@ -44,7 +44,7 @@ func decide(r Rules, st *State, v View) []Decision {
 	// Pins: a new pin, or a pin whose cause changed (a known-good snapshot
 	// that became an incident's restore point, or the other way round), is
 	// requested, so that the snapshot's pinned-reason follows the cause.
-	for _, name := range sortedKeys(v.Pins) {
+	for _, name := range ordered.Keys(v.Pins) {
 		p := v.Pins[name]
 		if prev, ok := l.Pinned[name]; !ok || pinCauseChanged(prev, p) {
 			j.PinGeneration[name]++
@@ -67,7 +67,7 @@ func decide(r Rules, st *State, v View) []Decision {
 			out = append(out, decideIncident(st, av, inc)...)
 		}
 	}
-	for _, id := range sortedKeys(l.Incidents) {
+	for _, id := range ordered.Keys(l.Incidents) {
 		rec := l.Incidents[id]
 		if inView[id] {
 			continue
@@ -104,7 +104,7 @@ func decide(r Rules, st *State, v View) []Decision {
 		})
 	}
 	// Unpins.
-	for _, name := range sortedKeys(l.Pinned) {
+	for _, name := range ordered.Keys(l.Pinned) {
 		if _, ok := v.Pins[name]; ok {
 			continue
 		}
@@ -274,10 +274,10 @@ func lineageOn(spans []events.LineageSpan, pvc string) []events.LineageSpan {
 // InForce lists the decisions in force in a ledger, for comparisons.
 func (l Ledger) InForce() map[string]string {
 	out := map[string]string{}
-	for _, k := range slices.Sorted(maps.Keys(l.Pinned)) {
+	for _, k := range ordered.Keys(l.Pinned) {
 		out["pin/"+k] = l.Pinned[k].Reason
 	}
-	for _, k := range slices.Sorted(maps.Keys(l.Incidents)) {
+	for _, k := range ordered.Keys(l.Incidents) {
 		out["incident/"+k] = l.Incidents[k].Status
 	}
 	return out

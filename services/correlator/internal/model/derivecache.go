@@ -2,6 +2,8 @@ package model
 
 import (
 	"slices"
+
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // viewCache keeps, between two events, the views of a namespace's
@@ -14,7 +16,11 @@ import (
 // An application's view is a pure function of the rules, the snapshots it
 // ran on, its uploads and the namespace's certificates (the Secrets its
 // workloads mount), so merge and prune mark an application dirty whenever
-// one of those changes, and a certificate change marks every one.
+// one of those changes, and a certificate whose users grew marks those it
+// now names. Through
+// the lineage it also reads what other applications wrote to its PVCs (a
+// shared PVC) or to a snapshot restored into one: where that can happen
+// (lineageCrossesApps) every change marks every application.
 type viewCache struct {
 	rules Rules
 	apps  map[string]*appViews
@@ -39,6 +45,12 @@ type viewCache struct {
 	// byApp lists the completed snapshots each application ran on, oldest
 	// first: its timeline.
 	byApp map[string][]*Snapshot
+	// usersChanged are the Secrets whose users grew since the last
+	// derivation.
+	usersChanged []string
+	// crosses is lineageCrossesApps, once known (crossesOK); a snapshot
+	// that comes sets it when it shares its PVC with another application.
+	crosses, crossesOK bool
 }
 
 // touch marks app dirty.
@@ -94,6 +106,10 @@ func (st *State) refSnapshot(s *Snapshot, d int) {
 	if !s.Completed {
 		return
 	}
+	if d > 0 && c.crossesOK && !c.crosses {
+		c.crosses = writtenByOthers(s.Workloads, s.Workloads) ||
+			slices.ContainsFunc(c.byPVC[s.PVC], func(o *Snapshot) bool { return writtenByOthers(o.Workloads, s.Workloads) })
+	}
 	sortedSet(c.byPVC, s.PVC, s, d)
 	for i, w := range s.Workloads {
 		if !slices.ContainsFunc(s.Workloads[:i], func(o Workload) bool { return o.App == w.App }) {
@@ -146,18 +162,43 @@ func (st *State) ref(app string, d int) {
 // volume.
 func (st *State) touchAll() {
 	if c := st.cache; c != nil {
-		c.all = true
+		c.all, c.crossesOK = true, false
 		clear(c.dirty)
 	}
 }
 
-// touchCerts marks the certificates and, through the Secrets they mount,
-// every application dirty.
+// touchCerts marks the certificates changed. An application's view reads
+// only their users (the Secrets its workloads mount): touchCertUsers.
 func (st *State) touchCerts() {
 	st.certsVersion++
 	if c := st.cache; c != nil {
-		c.all, c.certsOK = true, false
-		clear(c.dirty)
+		c.certsOK = false
+	}
+}
+
+// touchCertUsers notes that the users of secret grew: the next derivation
+// marks dirty the applications they now name (usersGrew).
+func (st *State) touchCertUsers(secret string) {
+	if c := st.cache; c != nil && !c.all {
+		c.usersChanged = append(c.usersChanged, secret)
+	}
+}
+
+// usersGrew marks dirty each application that the users of secret name
+// and whose view does not list secret yet (users only grow, so a view
+// that lists it stays right).
+func (c *viewCache) usersGrew(st *State, secret string) {
+	cert := st.Certs[secret]
+	if cert == nil || c.all {
+		return
+	}
+	for app, av := range c.apps {
+		if c.dirty[app] || slices.Contains(av.view.Secrets, secret) {
+			continue
+		}
+		if usedBy(cert.Users, app, ownersOf(av.view.Snapshots), podsOf(app, c.byApp[app])) {
+			c.dirty[app] = true
+		}
 	}
 }
 
@@ -183,11 +224,24 @@ func (st *State) derive(r Rules) View {
 		st.cache = c
 	}
 	if c.names == nil {
-		c.names = sortedKeys(c.refs)
+		c.names = ordered.Keys(c.refs)
 	}
 	if !c.certsOK {
 		c.certs = certViews(r, st)
 		c.certsOK = true
+	}
+	for _, secret := range c.usersChanged {
+		c.usersGrew(st, secret)
+	}
+	c.usersChanged = c.usersChanged[:0]
+	if !c.crossesOK {
+		c.crosses, c.crossesOK = lineageCrossesApps(st), true
+	}
+	if len(c.dirty) > 0 && !c.all && c.crosses {
+		// An application's view reads other applications' snapshots and
+		// verdicts through its lineage: a change of one may change any.
+		c.all = true
+		clear(c.dirty)
 	}
 	names := c.names
 	if len(c.apps) > len(names) {
@@ -285,6 +339,50 @@ type reuse struct {
 	// pods is false when no certificate names the pods that mount it, so
 	// the app's pods need not be collected.
 	pods bool
+}
+
+// lineageCrossesApps reports whether the lineage of a PVC may hold the
+// versions of several applications, so that one application's view reads
+// another's verdicts: a restore (it inherits the restored snapshot's
+// lineage, whoever wrote it), or a PVC that several applications wrote to.
+func lineageCrossesApps(st *State) bool {
+	if len(st.Restores) > 0 {
+		return true
+	}
+	writer := map[string]string{}
+	shared := func(pvc string, ws []Workload) bool {
+		for _, w := range ws {
+			if app, ok := writer[pvc]; ok && app != w.App {
+				return true
+			}
+			writer[pvc] = w.App
+		}
+		return false
+	}
+	for _, s := range st.Snapshots {
+		if s.Completed && shared(s.PVC, s.Workloads) {
+			return true
+		}
+	}
+	for _, o := range st.Observations {
+		if shared(o.PVC, o.Workloads) {
+			return true
+		}
+	}
+	return false
+}
+
+// writtenByOthers reports whether a and b, the workloads of two samples of
+// one PVC, name more than one application between them.
+func writtenByOthers(a, b []Workload) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.App != y.App {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func mountedByPods(st *State) bool {

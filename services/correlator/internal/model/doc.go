@@ -7,9 +7,17 @@
 // and Apply turns the difference between what the view calls for and the
 // Ledger of decisions in force into decision events with deterministic ids.
 //
+// Each rule of the correlator's rule table is one function of the facts it
+// needs, returning values: verdictOf, spansOf and lineages.epochs,
+// snapshotView and classify, chooseKnownGood, runningOf, incidentSpans,
+// dressIncident and restorePointBefore, secretsOf, certExpiry (certs.go),
+// recommend. deriveApp (appview.go) applies them in order for one
+// application.
+//
 // Derive computes a view from scratch; Apply keeps, with the State in
 // memory, each application's last view and re-derives only what an event
-// changed (derivecache.go). Tests compare the two after every event.
+// changed (derivecache.go; snapshotViews and the verdicts memo are the only
+// rules' wrappers that know of it). Tests compare the two after every event.
 //
 // The package does no I/O and reads no clock.
 package model

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // feed applies evs to st in order and returns every decision taken.
@@ -46,8 +47,8 @@ func checkCache(t *testing.T, r Rules, st *State, after string) {
 	}
 	// The kept snapshot names follow every snapshot that came or went
 	// (asked for here, so the next event keeps them).
-	if st.namesOK && !slices.Equal(st.names, sortedKeys(st.Snapshots)) {
-		t.Fatalf("after %s the kept snapshot names are %v, the state has %v", after, st.names, sortedKeys(st.Snapshots))
+	if st.namesOK && !slices.Equal(st.names, ordered.Keys(st.Snapshots)) {
+		t.Fatalf("after %s the kept snapshot names are %v, the state has %v", after, st.names, ordered.Keys(st.Snapshots))
 	}
 	_ = st.SnapshotNames()
 	for name := range st.Journal.PinGeneration {

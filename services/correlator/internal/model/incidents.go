@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // incidentID names the incident that began when version of app started
@@ -39,10 +40,26 @@ func vulnerableSpans(app string, spans []Span) []Span {
 // versions runs any more. Vulnerable spans that start after a resolution
 // make a new incident.
 func incidentSpans(ns, app string, eps map[string][]epoch, resolutions map[string]*Resolution) []incidentGroup {
+	out := restoredIncidents(ns, app, eps)
+	for _, g := range currentIncidents(ns, app, eps, resolutions) {
+		// The same start in a past epoch and now: the current one counts.
+		out = slices.DeleteFunc(out, func(o incidentGroup) bool { return o.id == g.id })
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b incidentGroup) int {
+		return cmp.Or(a.spans[0].From.Compare(b.spans[0].From), strings.Compare(a.id, b.id))
+	})
+	return out
+}
+
+// restoredIncidents are the incidents a restore ended: an epoch of a PVC
+// whose vulnerable spans the next epoch (a restore into the PVC) does not
+// inherit. A restore from a snapshot that carries the first of them does
+// not end it.
+func restoredIncidents(ns, app string, eps map[string][]epoch) []incidentGroup {
 	var out []incidentGroup
 	seen := map[string]bool{}
-	var current []Span
-	for _, pvc := range sortedKeys(eps) {
+	for _, pvc := range ordered.Keys(eps) {
 		list := eps[pvc]
 		for i := 0; i+1 < len(list); i++ {
 			vs := vulnerableSpans(app, list[i].spans)
@@ -57,11 +74,24 @@ func incidentSpans(ns, app string, eps map[string][]epoch, resolutions map[strin
 				out = append(out, g)
 			}
 		}
+	}
+	return out
+}
+
+// currentIncidents are the incidents of the vulnerable spans in the
+// newest epoch of app's PVCs, by start: one incident, open until an
+// operator resolved it and none of its versions runs; the spans that
+// started after its resolution make the next one.
+func currentIncidents(ns, app string, eps map[string][]epoch, resolutions map[string]*Resolution) []incidentGroup {
+	var current []Span
+	for _, pvc := range ordered.Keys(eps) {
+		list := eps[pvc]
 		current = append(current, vulnerableSpans(app, list[len(list)-1].spans)...)
 	}
 	slices.SortFunc(current, func(a, b Span) int {
 		return cmp.Or(a.From.Compare(b.From), strings.Compare(a.Version, b.Version), strings.Compare(a.PVC, b.PVC))
 	})
+	var out []incidentGroup
 	for len(current) > 0 {
 		g := incidentGroup{id: incidentID(ns, app, current[0]), open: true}
 		res := resolutions[g.id]
@@ -77,16 +107,8 @@ func incidentSpans(ns, app string, eps map[string][]epoch, resolutions map[strin
 		if res != nil && !running {
 			g.open, g.resolution = false, res
 		}
-		if seen[g.id] {
-			// The same start in a past epoch and now: the open one counts.
-			out = slices.DeleteFunc(out, func(o incidentGroup) bool { return o.id == g.id })
-		}
-		seen[g.id] = true
 		out = append(out, g)
 	}
-	slices.SortFunc(out, func(a, b incidentGroup) int {
-		return cmp.Or(a.spans[0].From.Compare(b.spans[0].From), strings.Compare(a.id, b.id))
-	})
 	return out
 }
 
@@ -99,16 +121,21 @@ type incidentGroup struct {
 }
 
 // dressIncident turns a group into the incident's view: versions and the
-// uploads behind them, the restore point per PVC (the newest clean, ready
-// snapshot taken before the first vulnerable version wrote to it), the
-// Secrets to rotate, and why it is open or closed.
+// uploads behind them (incidentReasons), the restore point per PVC
+// (incidentRestorePoints), the Secrets to rotate, and why it is open or
+// closed (incidentEnd).
 func dressIncident(r Rules, app string, g incidentGroup, vd *verdicts, views []SnapshotView, secrets []string, lineage map[string][]Span) IncidentView {
 	inc := IncidentView{ID: g.id, App: app, Open: g.open, StartTime: g.spans[0].From, Start: g.spans[0].Cause}
-	firstOn := map[string]Span{}
-	for _, sp := range g.spans {
-		if f, ok := firstOn[sp.PVC]; !ok || sp.From.Before(f.From) {
-			firstOn[sp.PVC] = sp
-		}
+	incidentReasons(r, &inc, app, g.spans, vd)
+	incidentRestorePoints(&inc, g.spans, views, lineage)
+	incidentEnd(&inc, g)
+	return finishIncident(&inc, secrets)
+}
+
+// incidentReasons adds to inc the versions of spans, and for each the
+// vulnerable uploads behind its verdict as reasons and causes.
+func incidentReasons(r Rules, inc *IncidentView, app string, spans []Span, vd *verdicts) {
+	for _, sp := range spans {
 		inc.Causes, _ = setAdd(inc.Causes, sp.Cause)
 		var added bool
 		if inc.Versions, added = setAdd(inc.Versions, sp.Version); !added {
@@ -127,7 +154,19 @@ func dressIncident(r Rules, app string, g incidentGroup, vd *verdicts, views []S
 			inc.Causes, _ = setAdd(inc.Causes, u.EventID)
 		}
 	}
-	for _, pvc := range sortedKeys(firstOn) {
+}
+
+// incidentRestorePoints adds to inc, per PVC its spans touch, the lineage
+// and the restore point (restorePointBefore the first vulnerable version
+// wrote to it), or a reason naming the version to blame when there is none.
+func incidentRestorePoints(inc *IncidentView, spans []Span, views []SnapshotView, lineage map[string][]Span) {
+	firstOn := map[string]Span{}
+	for _, sp := range spans {
+		if f, ok := firstOn[sp.PVC]; !ok || sp.From.Before(f.From) {
+			firstOn[sp.PVC] = sp
+		}
+	}
+	for _, pvc := range ordered.Keys(firstOn) {
 		first := firstOn[pvc]
 		inc.Lineage = append(inc.Lineage, lineageSpans(lineage[pvc], true)...)
 		if rp, ok := restorePointBefore(views, pvc, first.From); ok {
@@ -138,6 +177,12 @@ func dressIncident(r Rules, app string, g incidentGroup, vd *verdicts, views []S
 			Text: fmt.Sprintf("no restore point for PVC %s: no clean, ready snapshot was taken before version %s started writing to it at %s",
 				pvc, first.Version, first.From.Format(time.RFC3339))})
 	}
+}
+
+// incidentEnd closes inc when a restore ended the group, and records an
+// operator's resolution (which closes it once none of its versions runs:
+// incidentSpans decided that).
+func incidentEnd(inc *IncidentView, g incidentGroup) {
 	switch {
 	case g.restoredBy != nil:
 		inc.End = g.restoredBy.Snapshot
@@ -152,5 +197,16 @@ func dressIncident(r Rules, app string, g incidentGroup, vd *verdicts, views []S
 			inc.ClosedAt = g.resolution.Time
 		}
 	}
-	return finishIncident(&inc, secrets)
+}
+
+func finishIncident(inc *IncidentView, secrets []string) IncidentView {
+	slices.SortFunc(inc.Reasons, func(a, b events.Reason) int {
+		return cmp.Or(strings.Compare(a.Version, b.Version), strings.Compare(a.UploadID, b.UploadID))
+	})
+	slices.Sort(inc.Causes)
+	inc.Causes = slices.Compact(inc.Causes)
+	if inc.SecretExposure {
+		inc.Secrets = secrets
+	}
+	return *inc
 }

@@ -129,33 +129,21 @@ type epoch struct {
 	spans   []Span
 }
 
-// lineages computes the epochs of a namespace's PVCs from its facts.
+// lineages computes the epochs of a namespace's PVCs from its facts, each
+// PVC's when first asked for (an application's view needs its own PVCs and
+// those restored from: building every PVC's samples made each event cost
+// as much as the namespace's snapshots).
 type lineages struct {
 	st       *State
 	verdict  func(app string, w Workload, version string) string
-	samples  map[string][]sample
+	byPVC    map[string][]*Snapshot
+	observed map[string][]*Observation // by PVC, built when first needed
 	restores map[string][]*Restore
 	memo     map[string][]epoch
 }
 
 func newLineages(st *State, byPVC map[string][]*Snapshot, verdict func(app string, w Workload, version string) string) *lineages {
-	lx := &lineages{st: st, verdict: verdict, samples: map[string][]sample{}, restores: map[string][]*Restore{}, memo: map[string][]epoch{}}
-	for pvc, list := range byPVC {
-		for _, s := range list {
-			lx.samples[pvc] = append(lx.samples[pvc], sample{time: s.Time, eventID: s.EventID, workloads: s.Workloads})
-		}
-	}
-	for _, o := range st.Observations {
-		lx.samples[o.PVC] = append(lx.samples[o.PVC], sample{time: o.Time, eventID: o.EventID, workloads: o.Workloads})
-	}
-	for _, list := range lx.samples {
-		slices.SortFunc(list, func(a, b sample) int {
-			if c := a.time.Compare(b.time); c != 0 {
-				return c
-			}
-			return strings.Compare(a.eventID, b.eventID)
-		})
-	}
+	lx := &lineages{st: st, verdict: verdict, byPVC: byPVC, restores: map[string][]*Restore{}, memo: map[string][]epoch{}}
 	for _, r := range st.Restores {
 		lx.restores[r.PVC] = append(lx.restores[r.PVC], r)
 	}
@@ -170,6 +158,31 @@ func newLineages(st *State, byPVC map[string][]*Snapshot, verdict func(app strin
 	return lx
 }
 
+// samples are what ran on pvc, sorted by time: its completed snapshots and
+// its observations.
+func (lx *lineages) samples(pvc string) []sample {
+	if lx.observed == nil {
+		lx.observed = map[string][]*Observation{}
+		for _, o := range lx.st.Observations {
+			lx.observed[o.PVC] = append(lx.observed[o.PVC], o)
+		}
+	}
+	list := make([]sample, 0, len(lx.byPVC[pvc])+len(lx.observed[pvc]))
+	for _, s := range lx.byPVC[pvc] {
+		list = append(list, sample{time: s.Time, eventID: s.EventID, workloads: s.Workloads})
+	}
+	for _, o := range lx.observed[pvc] {
+		list = append(list, sample{time: o.Time, eventID: o.EventID, workloads: o.Workloads})
+	}
+	slices.SortFunc(list, func(a, b sample) int {
+		if c := a.time.Compare(b.time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.eventID, b.eventID)
+	})
+	return list
+}
+
 // epochs of pvc, oldest first. A restore's epoch starts with the spans of
 // the restored snapshot's lineage up to the snapshot's time (marked Via),
 // then what ran on the PVC since the restore.
@@ -182,7 +195,7 @@ func (lx *lineages) epochsDepth(pvc string, depth int) []epoch {
 		return eps
 	}
 	lx.memo[pvc] = nil // a cycle of restores ends here
-	samples := lx.samples[pvc]
+	samples := lx.samples(pvc)
 	bounds := []epoch{{}}
 	for _, r := range lx.restores[pvc] {
 		bounds = append(bounds, epoch{start: r.Time, restore: r})
@@ -251,15 +264,6 @@ func (lx *lineages) inherited(r *Restore, depth int) []Span {
 		}
 	}
 	return out
-}
-
-// current is the spans of pvc's newest epoch.
-func (lx *lineages) current(pvc string) []Span {
-	eps := lx.epochs(pvc)
-	if len(eps) == 0 {
-		return nil
-	}
-	return eps[len(eps)-1].spans
 }
 
 // at is the spans of pvc's lineage in force at t.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,9 +16,11 @@ import (
 )
 
 // randomScenario builds a namespace's history from a seed: two apps with
-// their PVCs, snapshots of whichever version ran, scans (clean, critical, a
-// leaked credential, later re-scans), restore tests, failures, certificates
-// and rotations.
+// their PVCs (now and then one both write to), snapshots of whichever
+// version ran, scans (clean, critical, a leaked credential, later
+// re-scans), restore tests, failures, certificates and rotations, and the
+// lineage facts: observations between snapshots, restores (also from the
+// other app's snapshots), dismissals and resolutions.
 func randomScenario(seed uint64) []events.Event {
 	rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	ns := "prop"
@@ -34,13 +37,20 @@ func randomScenario(seed uint64) []events.Event {
 		evs = append(evs, scenario.Rotated(ns, "a-tls", "s-a", "s-a2"))
 	}
 	upload := 0
+	once := map[string]bool{}
 	for i := range 6 + rnd.IntN(10) {
 		at = at.Add(time.Duration(1+rnd.IntN(3)) * time.Hour)
 		app := apps[rnd.IntN(len(apps))]
 		version := fmt.Sprintf("%s-v%d", app, rnd.IntN(4))
 		pvc := fmt.Sprintf("%s-data-%d", app, rnd.IntN(2))
 		name := fmt.Sprintf("snap-%d", i)
-		evs = append(evs, scenario.Snapshot(ns, pvc, name, at, scenario.Run{App: app, Versions: []string{version}}))
+		runs := []scenario.Run{{App: app, Versions: []string{version}}}
+		if rnd.IntN(8) == 0 {
+			// A PVC the other app writes to as well.
+			other := apps[(slices.Index(apps, app)+1)%len(apps)]
+			runs = append(runs, scenario.Run{App: other, Versions: []string{fmt.Sprintf("%s-v%d", other, rnd.IntN(4))}})
+		}
+		evs = append(evs, scenario.Snapshot(ns, pvc, name, at, runs...))
 		switch rnd.IntN(6) {
 		case 0:
 			evs = append(evs, scenario.SnapshotFailed(ns, pvc, name))
@@ -60,8 +70,56 @@ func randomScenario(seed uint64) []events.Event {
 			}
 			evs = append(evs, scenario.SARIF(ns, app, fmt.Sprintf("u%d", upload), version, at.Add(time.Duration(rnd.IntN(600))*time.Minute), findings...))
 		}
+		// Lineage facts: what runs between two snapshots, a restore of
+		// an earlier snapshot, an operator's dismissal.
+		switch rnd.IntN(5) {
+		case 0:
+			next := fmt.Sprintf("%s-v%d", app, rnd.IntN(4))
+			evs = append(evs, scenario.Observed(ns, pvc, at.Add(time.Duration(1+rnd.IntN(50))*time.Minute), []string{app + "-tls"},
+				scenario.Run{App: app, Versions: []string{next}}))
+		case 1:
+			evs = append(evs, scenario.Observed(ns, pvc, at.Add(time.Duration(1+rnd.IntN(50))*time.Minute), nil))
+		case 2:
+			// One event per id: the id names the PVC and the snapshot.
+			from := fmt.Sprintf("snap-%d", rnd.IntN(i+1))
+			if !once[pvc+"/"+from] {
+				once[pvc+"/"+from] = true
+				evs = append(evs, scenario.Restored(ns, pvc, from, at.Add(time.Duration(1+rnd.IntN(50))*time.Minute)))
+			}
+		case 3:
+			if !once["dismissed/"+app] && rnd.IntN(3) == 0 {
+				once["dismissed/"+app] = true
+				evs = append(evs, scenario.Dismissed(ns, app, scenario.Leak, at))
+			}
+		}
 	}
-	return evs
+	return append(evs, resolutions(rnd, ns, evs, at)...)
+}
+
+// resolutions are an operator's resolutions of some of the incidents the
+// events open, as the operator would see them in the view (the ids are
+// hashes of the facts), one of them before the events end.
+func resolutions(rnd *rand.Rand, ns string, evs []events.Event, end time.Time) []events.Event {
+	st := NewState(ns)
+	for _, ev := range evs {
+		in, err := FromEvent(ev)
+		if err != nil {
+			continue
+		}
+		if _, _, err := Apply(DefaultRules(), st, in); err != nil {
+			panic(err)
+		}
+	}
+	var out []events.Event
+	for _, av := range Derive(DefaultRules(), st).Apps {
+		for _, inc := range av.Incidents {
+			if rnd.IntN(2) == 0 {
+				at := inc.StartTime.Add(time.Duration(rnd.Int64N(max(int64(end.Sub(inc.StartTime)), 0) + 1)))
+				out = append(out, scenario.Resolved(ns, inc.ID, at))
+			}
+		}
+	}
+	return out
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -89,10 +147,14 @@ type outcome struct {
 func outcomeOf(t *testing.T, r Rules, st *State) outcome {
 	t.Helper()
 	facts, err := json.Marshal(struct {
-		U map[string]*Upload
-		S map[string]*Snapshot
-		C map[string]*Cert
-	}{st.Uploads, st.Snapshots, st.Certs})
+		U   map[string]*Upload
+		S   map[string]*Snapshot
+		C   map[string]*Cert
+		O   map[string]*Observation
+		R   map[string]*Restore
+		Res map[string]*Resolution
+		D   map[string]*Dismissal
+	}{st.Uploads, st.Snapshots, st.Certs, st.Observations, st.Restores, st.Resolutions, st.Dismissals})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +230,22 @@ func TestRandomScenariosCoverIncidentsAndPins(t *testing.T) {
 		st := NewState("prop")
 		for _, d := range feed(t, DefaultRules(), st, randomScenario(seed)...) {
 			seen[d.Type]++
+			if c, ok := d.Payload.(events.IncidentClosed); ok {
+				switch {
+				case strings.HasPrefix(c.Reason, "resolved by"):
+					seen["closed by a resolution"]++
+				case strings.Contains(c.Reason, "was restored from"):
+					seen["closed by a restore"]++
+				}
+			}
+		}
+		if len(st.Observations) > 0 {
+			seen["observations"]++
+		}
+	}
+	for _, fact := range []string{"closed by a resolution", "closed by a restore", "observations"} {
+		if seen[fact] == 0 {
+			t.Errorf("no incident %s in 150 random scenarios", fact)
 		}
 	}
 	for _, typ := range []string{events.TypeSnapshotPinRequested, events.TypeSnapshotUnpinRequested, events.TypeIncidentOpened,

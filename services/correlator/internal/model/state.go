@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // State is everything the correlator knows about one namespace. The
@@ -57,7 +58,7 @@ type State struct {
 // callers must not change it, and it changes with the next Apply.
 func (st *State) SnapshotNames() []string {
 	if !st.namesOK || len(st.names) != len(st.Snapshots) {
-		st.names, st.namesOK = sortedKeys(st.Snapshots), true
+		st.names, st.namesOK = ordered.Keys(st.Snapshots), true
 	}
 	return st.names
 }
@@ -329,17 +330,6 @@ func snapshotLess(a, b *Snapshot) int {
 		return 1
 	}
 	return 0
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	// Sized at once: slices.Sorted(maps.Keys(m)) grows its slice step by
-	// step, measurably slower for a namespace's snapshots.
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func setRemove(list []string, v string) []string {

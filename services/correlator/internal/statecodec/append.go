@@ -1,11 +1,11 @@
-package engine
+package statecodec
 
 import (
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // Hand-written appenders for the parts of a state that make up nearly all
@@ -231,7 +231,7 @@ func appendJournal(buf []byte, j *model.Journal) ([]byte, error) {
 // appendMap writes m as encoding/json does: an object with its keys
 // sorted, each value written by value.
 func appendMap[V any](buf []byte, m map[string]V, value func([]byte, V) ([]byte, error)) ([]byte, error) {
-	return appendMapInOrder(buf, m, sortedKeys(m), value)
+	return appendMapInOrder(buf, m, ordered.Keys(m), value)
 }
 
 // appendMapInOrder is appendMap with the keys of m already sorted.
@@ -260,15 +260,4 @@ func appendInt(buf []byte, n int) ([]byte, error) { return strconv.AppendInt(buf
 // appendField writes name (the key with its punctuation, `,"pod":`) and s.
 func appendField(buf []byte, name, s string) ([]byte, error) {
 	return appendString(append(buf, name...), s)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	// Sized at once: slices.Sorted(maps.Keys(m)) grows its slice step by
-	// step, measurably slower here.
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

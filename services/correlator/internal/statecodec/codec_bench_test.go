@@ -1,23 +1,29 @@
-package engine
+package statecodec
 
 import (
 	"encoding/json"
+	"flag"
 	"testing"
 
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
 )
 
-// steadyState is a namespace of the mixed stream after 100 snapshot slots:
-// its size no longer grows (History snapshots per PVC).
+var (
+	benchAppsPerNS = flag.Int("apps-per-namespace", 2, "BenchmarkStateCodec, BenchmarkApplySteadyState: applications in the namespace (1000: #14's large namespace)")
+	benchSlots     = flag.Int("steady-slots", 100, "BenchmarkStateCodec, BenchmarkApplySteadyState: snapshot slots before the namespace counts as steady (more than History)")
+)
+
+// steadyState is a namespace of the mixed stream after -steady-slots
+// snapshot slots: its size no longer grows (History snapshots per PVC).
 func steadyState(tb testing.TB) *model.State {
 	tb.Helper()
-	m := mixedStream{apps: 2, perNS: 2, start: scenario.T0}
+	m := scenario.MixedStream{Apps: *benchAppsPerNS, PerNS: *benchAppsPerNS, Start: scenario.T0}
 	st := model.NewState("bench-00000")
 	r := model.DefaultRules()
-	evs := m.certs()
-	for k := range 100 {
-		evs = append(evs, m.slot(k)...)
+	evs := m.Certs()
+	for k := range *benchSlots {
+		evs = append(evs, m.Slot(k)...)
 	}
 	for _, ev := range evs {
 		in, err := model.FromEvent(ev)
@@ -35,11 +41,14 @@ func steadyState(tb testing.TB) *model.State {
 // a steady-state namespace, both ways.
 func BenchmarkStateCodec(b *testing.B) {
 	st := steadyState(b)
-	var c codec
-	data, err := c.encode(nil, st)
+	var c Codec
+	data, err := c.Encode(nil, st)
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The sizes, against NATS's 1 MiB max payload for one KV value.
+	b.ReportMetric(float64(len(data)), "json-bytes")
+	b.ReportMetric(float64(len(Compress(nil, data))), "stored-bytes")
 	b.Run("encode/encoding-json", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
@@ -53,7 +62,7 @@ func BenchmarkStateCodec(b *testing.B) {
 		var buf []byte
 		for b.Loop() {
 			var err error
-			if buf, err = c.encode(buf, st); err != nil {
+			if buf, err = c.Encode(buf, st); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -69,7 +78,7 @@ func BenchmarkStateCodec(b *testing.B) {
 	b.Run("decode/codec", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
-			if err := decodeState(data, model.NewState(st.Namespace)); err != nil {
+			if err := Decode(data, model.NewState(st.Namespace)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -78,20 +87,21 @@ func BenchmarkStateCodec(b *testing.B) {
 
 // BenchmarkApplySteadyState is the model's cost per event once a namespace
 // holds History snapshots per PVC: each round applies the next slot (slots
-// 100 to 199 of the mixed stream, again and again).
+// 100 to 199 of the mixed stream, again and again; -steady-slots moves
+// them).
 func BenchmarkApplySteadyState(b *testing.B) {
 	st := steadyState(b)
-	m := mixedStream{apps: 2, perNS: 2, start: scenario.T0}
+	m := scenario.MixedStream{Apps: *benchAppsPerNS, PerNS: *benchAppsPerNS, Start: scenario.T0}
 	r := model.DefaultRules()
 	n := 0
-	k := 100
+	k := *benchSlots
 	for b.Loop() {
-		if k == 200 { // stay near the benchmark's 100 slots
+		if k == 2**benchSlots { // stay near the steady slots
 			b.StopTimer()
-			st, k = steadyState(b), 100
+			st, k = steadyState(b), *benchSlots
 			b.StartTimer()
 		}
-		for _, ev := range m.slot(k) {
+		for _, ev := range m.Slot(k) {
 			in, err := model.FromEvent(ev)
 			if err != nil {
 				b.Fatal(err)

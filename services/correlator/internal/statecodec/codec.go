@@ -1,4 +1,4 @@
-package engine
+package statecodec
 
 import (
 	"bytes"
@@ -12,10 +12,11 @@ import (
 	"github.com/klauspost/compress/s2"
 
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // The state is stored as JSON, byte for byte what encoding/json writes for
-// a model.State, compressed (see compress; `stateguardctl status` and the
+// a model.State, compressed (see Compress; `stateguardctl status` and the
 // query API show it decoded).
 //
 // Encoding a whole namespace for every group commit was the correlator's
@@ -24,7 +25,7 @@ import (
 // hand-written appenders (append.go, several times faster than reflection);
 // an upload's encoding (its findings can be long) is kept and reused while
 // it is the same upload event; the rest goes through encoding/json.
-type codec struct {
+type Codec struct {
 	uploads map[string]fragment[string]
 	// certs is the certificates' encoding, kept while they are the same.
 	certs     fragment[uint64]
@@ -39,9 +40,10 @@ type fragment[V comparable] struct {
 
 func uploadVersion(u *model.Upload) string { return u.EventID }
 
-// encode appends the encoding of st to buf[:0] (growing it to the size of
-// the last encoding at once) and returns it.
-func (c *codec) encode(buf []byte, st *model.State) ([]byte, error) {
+// Encode appends the encoding of st to buf[:0] (growing it to the size of
+// the last encoding at once) and returns it. A Codec encodes the states of
+// one namespace, one at a time.
+func (c *Codec) Encode(buf []byte, st *model.State) ([]byte, error) {
 	buf = slices.Grow(buf[:0], c.size+c.size/8+512)
 	buf = append(buf, `{"namespace":`...)
 	buf, err := appendJSON(buf, st.Namespace)
@@ -110,7 +112,7 @@ func appendCached[T any, V comparable](buf []byte, m map[string]*T, cache *map[s
 	if *cache == nil {
 		*cache = map[string]fragment[V]{}
 	}
-	keys := sortedKeys(m)
+	keys := ordered.Keys(m)
 	buf = append(buf, '{')
 	var err error
 	for i, k := range keys {
@@ -208,8 +210,8 @@ var compressedPrefix = []byte("\x00s2\x00")
 // maxStateBytes bounds the JSON a compressed state may expand to.
 const maxStateBytes = 256 << 20
 
-// compress appends the stored form of the JSON state js to dst.
-func compress(dst, js []byte) []byte {
+// Compress appends the stored form of the JSON state js to dst.
+func Compress(dst, js []byte) []byte {
 	n := len(compressedPrefix) + s2.MaxEncodedLen(len(js))
 	if cap(dst) < n {
 		dst = make([]byte, 0, n)
@@ -219,7 +221,8 @@ func compress(dst, js []byte) []byte {
 	return dst[:len(compressedPrefix)+len(enc)]
 }
 
-func decodeState(data []byte, st *model.State) error {
+// Decode reads a stored state (compressed or plain JSON) into st.
+func Decode(data []byte, st *model.State) error {
 	if rest, ok := bytes.CutPrefix(data, compressedPrefix); ok {
 		n, err := s2.DecodedLen(rest)
 		if err != nil {

@@ -1,4 +1,4 @@
-package engine
+package statecodec
 
 import (
 	"encoding/json"
@@ -20,10 +20,10 @@ import (
 // every event of a run long enough to prune snapshots, and of the case study
 // in a shuffled order with duplicates; and what it writes reads back equal.
 func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
-	m := mixedStream{apps: 2, perNS: 2, start: scenario.T0}
-	long := m.certs()
+	m := scenario.MixedStream{Apps: 2, PerNS: 2, Start: scenario.T0}
+	long := m.Certs()
 	for k := range 45 {
-		long = append(long, m.slot(k)...)
+		long = append(long, m.Slot(k)...)
 		// Facts that change a completed snapshot: a restore test passes, a
 		// later one fails, the snapshot controller reports a failure.
 		if k%7 == 3 {
@@ -52,7 +52,7 @@ func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
 	rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 	for name, evs := range map[string][]events.Event{"mixed stream": long, "shuffled case study": shuffled} {
 		t.Run(name, func(t *testing.T) {
-			var c codec
+			var c Codec
 			states := map[string]*model.State{}
 			for i, ev := range evs {
 				in, err := model.FromEvent(ev)
@@ -74,7 +74,7 @@ func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := c.encode(nil, st)
+				got, err := c.Encode(nil, st)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -82,7 +82,7 @@ func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
 					t.Fatalf("after event %d (%s) the codec wrote\n%s\nencoding/json\n%s", i, ev.ID(), got, want)
 				}
 				back := model.NewState(st.Namespace)
-				if err := decodeState(got, back); err != nil {
+				if err := Decode(got, back); err != nil {
 					t.Fatal(err)
 				}
 				if diff := cmp.Diff(st, back, cmpopts.EquateEmpty(), cmpopts.IgnoreUnexported(model.State{})); diff != "" {
@@ -141,18 +141,18 @@ func TestAppendStringWritesWhatEncodingJSONWrites(t *testing.T) {
 // an error, not a state.
 func TestCompressedStateReadsBack(t *testing.T) {
 	st := steadyState(t)
-	var c codec
-	js, err := c.encode(nil, st)
+	var c Codec
+	js, err := c.Encode(nil, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored := compress(nil, js)
+	stored := Compress(nil, js)
 	if len(stored) >= len(js)/2 {
 		t.Errorf("compressed %d bytes of JSON to %d", len(js), len(stored))
 	}
 	for name, data := range map[string][]byte{"compressed": stored, "plain JSON": js} {
 		got := model.NewState(st.Namespace)
-		if err := decodeState(data, got); err != nil {
+		if err := Decode(data, got); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		again, err := json.Marshal(got)
@@ -165,12 +165,12 @@ func TestCompressedStateReadsBack(t *testing.T) {
 	}
 	damaged := append([]byte(nil), stored...)
 	damaged = damaged[:len(damaged)-len(damaged)/3]
-	if err := decodeState(damaged, model.NewState(st.Namespace)); err == nil {
+	if err := Decode(damaged, model.NewState(st.Namespace)); err == nil {
 		t.Error("a truncated compressed state decoded")
 	}
 	// A header that claims 1 GiB of JSON.
 	bomb := append(append([]byte(nil), compressedPrefix...), 0x80, 0x80, 0x80, 0x80, 0x04)
-	if err := decodeState(bomb, model.NewState(st.Namespace)); err == nil || !strings.Contains(err.Error(), "expands to") {
+	if err := Decode(bomb, model.NewState(st.Namespace)); err == nil || !strings.Contains(err.Error(), "expands to") {
 		t.Errorf("oversized state: %v", err)
 	}
 }
