@@ -147,7 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return service.Serve(gctx, log, cfg.HTTPAddr, ops.Mux, cfg.ShutdownTimeout, nil)
+		return service.ServeTLS(gctx, log, cfg.HTTPAddr, cfg.TLS, ops.Mux, cfg.ShutdownTimeout, nil)
 	})
 	sub, err := ev.Consume(gctx, pins.Consumer(), pinHandler.Handle)
 	if err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -37,6 +39,7 @@ type ctl struct {
 	server    string
 	token     string
 	tokenFile string
+	caFile    string
 	output    string
 	nats      events.ConnConfig
 	out       io.Writer
@@ -51,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	s.String(&c.server, "server", "STATEGUARD_SERVER", "http://127.0.0.1:8083", "correlator API base URL")
 	s.String(&c.token, "token", "STATEGUARD_TOKEN", "", "API bearer token")
 	s.String(&c.tokenFile, "token-file", "STATEGUARD_TOKEN_FILE", "", "file holding the API bearer token")
+	s.String(&c.caFile, "ca-file", "STATEGUARD_CA_FILE", "", "PEM CA bundle that verifies the correlator's HTTPS certificate (--server https://…)")
 	s.String(&c.output, "o", "STATEGUARD_OUTPUT", "text", "output: text or json")
 	c.nats.RegisterFlags(s)
 	if err := s.Parse(args); err != nil {
@@ -70,6 +74,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		c.token = tokenFromFile(b)
 	}
+	if c.caFile != "" {
+		hc, err := httpsClient(c.caFile)
+		if err != nil {
+			return err
+		}
+		c.http = hc
+	}
 	switch cmd, rest := rest[0], rest[1:]; cmd {
 	case "status":
 		return c.status(ctx, rest)
@@ -85,6 +96,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	default:
 		return fmt.Errorf("unknown command %q (try status, why, restore-plan, events tail)", cmd)
 	}
+}
+
+// httpsClient trusts the CAs in caFile (and TLS 1.2 or newer) instead of
+// the system's.
+func httpsClient(caFile string) (*http.Client, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("ca file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ca file %s: no PEM certificate in it", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
 }
 
 func (c *ctl) help(fs *flag.FlagSet) error {

@@ -87,6 +87,9 @@ func (c Config) Validate() error {
 	if err := c.NATS.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Resync <= 0 {
 		errs = append(errs, errors.New("--resync must be positive"))
 	}
