@@ -242,7 +242,21 @@ type SnapshotCompleted struct {
 	Policy                string           `json:"policy,omitempty"`
 	Slot                  *time.Time       `json:"slot,omitempty"`
 	Workloads             []VolumeWorkload `json:"workloads"`
+	// Encryption is what the snapshotter found about the snapshot's
+	// encryption at rest when it took it; absent in events from before the
+	// check existed, which consumers read as unknown.
+	Encryption string `json:"encryption,omitempty" jsonschema:"enum=encrypted,enum=unencrypted,enum=unknown"`
+	// EncryptionEvidence says what the finding rests on: the class, the
+	// driver and the parameter, or why nothing could be said.
+	EncryptionEvidence []string `json:"encryption_evidence,omitempty"`
 }
+
+// The values of SnapshotCompleted.Encryption.
+const (
+	EncryptionEncrypted   = "encrypted"
+	EncryptionUnencrypted = "unencrypted"
+	EncryptionUnknown     = "unknown"
+)
 
 // SnapshotFailed reports a snapshot that failed.
 type SnapshotFailed struct {
@@ -252,7 +266,15 @@ type SnapshotFailed struct {
 	Policy         string     `json:"policy,omitempty"`
 	Slot           *time.Time `json:"slot,omitempty"`
 	Error          string     `json:"error"`
+	// Reason is a machine-readable cause when there is one:
+	// EncryptionRequired (the policy requires encryption at rest and the
+	// claim is not known to be encrypted; no snapshot was taken).
+	Reason string `json:"reason,omitempty" jsonschema_description:"A machine-readable cause when there is one, such as EncryptionRequired"`
 }
+
+// SnapshotFailedEncryptionRequired is the SnapshotFailed.Reason of a claim
+// not snapshotted because its policy requires encryption at rest.
+const SnapshotFailedEncryptionRequired = "EncryptionRequired"
 
 // SnapshotMissed lists scheduled slots that passed while no snapshotter ran.
 type SnapshotMissed struct {

@@ -74,7 +74,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info("correlator started", "bucket", cfg.Bucket, "workers", cfg.Workers, "threshold", cfg.Rules.Threshold.String())
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return service.Serve(gctx, log, cfg.HTTPAddr, ops.Mux, cfg.ShutdownTimeout, bound) })
+	g.Go(func() error {
+		return service.ServeTLS(gctx, log, cfg.HTTPAddr, cfg.TLS, ops.Mux, cfg.ShutdownTimeout, bound)
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)

@@ -22,6 +22,7 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/internal/apiauth"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/config"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/controller"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/encryption"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/leader"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
@@ -31,6 +32,11 @@ import (
 )
 
 const name = "snapshotter"
+
+// encryptionTable, when set (by tests), replaces the table of documented
+// driver encryption parameters (encryption.Documented): the test cluster's
+// CSI driver is in no production table.
+var encryptionTable []encryption.Driver
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "restore-plan" {
@@ -105,7 +111,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer stopEvents()
 	ctrl := &controller.Controller{
 		Client: kc, Events: ev, Hooks: exec, Clock: clock.RealClock{}, Log: log, Recorder: recorder,
-		Metrics: m, Namespace: cfg.Namespace, Resync: cfg.Resync,
+		Metrics: m, Namespace: cfg.Namespace, Resync: cfg.Resync, EncryptionAllow: cfg.Allow,
+		EncryptionTable: encryptionTable,
 	}
 	pinHandler := &pins.Handler{Client: kc, Log: log, Metrics: m}
 	var obs *observer.Observer
@@ -145,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return service.Serve(gctx, log, cfg.HTTPAddr, ops.Mux, cfg.ShutdownTimeout, nil)
+		return service.ServeTLS(gctx, log, cfg.HTTPAddr, cfg.TLS, ops.Mux, cfg.ShutdownTimeout, nil)
 	})
 	sub, err := ev.Consume(gctx, pins.Consumer(), pinHandler.Handle)
 	if err != nil {

@@ -15,7 +15,9 @@ import (
 
 // Common are the settings every service has.
 type Common struct {
-	HTTPAddr        string
+	HTTPAddr string
+	// TLS makes the HTTP server speak HTTPS (--tls-cert-file and friends).
+	TLS             TLSFiles
 	LogLevel        string
 	NATS            events.ConnConfig
 	Streams         events.StreamOptions
@@ -38,6 +40,7 @@ func (c *Common) Register(s *envflag.Set, defaultHTTP string) {
 	s.Duration(&c.Streams.Duplicates, "stream-duplicate-window", "STREAM_DUPLICATE_WINDOW", 2*time.Minute, "JetStream de-duplication window")
 	s.Bool(&c.Bind, "nats-bind", "NATS_BIND", false, "bind to the JetStream streams, consumers and buckets the bootstrap subcommand created (as a NATS user that may not create them) instead of creating or updating them")
 	s.Duration(&c.NATSDownGrace, "nats-down-grace", "NATS_DOWN_GRACE", 60*time.Second, "how long the NATS connection may be down before /healthz fails and the pod is restarted")
+	c.TLS.Register(s)
 	c.NATS.RegisterFlags(s)
 }
 

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,13 +126,35 @@ func Traced(h http.Handler) http.Handler {
 	)
 }
 
-// Serve listens on addr and serves h until ctx ends, then shuts down within
-// timeout. It reports the bound address through bound (may be nil), which
-// lets tests listen on :0.
+// Serve listens on addr and serves h in plain HTTP until ctx ends, then
+// shuts down within timeout; see ServeTLS.
 func Serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler, timeout time.Duration, bound func(net.Addr)) error {
+	return ServeTLS(ctx, log, addr, TLSFiles{}, h, timeout, bound)
+}
+
+// ServeTLS listens on addr and serves h until ctx ends, then shuts down
+// within timeout: in HTTPS when files are enabled (TLS 1.2 or newer, the
+// files re-read when they change, /metrics behind a client certificate when
+// a client CA is given), in plain HTTP otherwise. It reports the bound
+// address through bound (may be nil), which lets tests listen on :0.
+func ServeTLS(ctx context.Context, log *slog.Logger, addr string, files TLSFiles, h http.Handler, timeout time.Duration, bound func(net.Addr)) error {
+	var tlsConfig *tls.Config
+	if files != (TLSFiles{}) {
+		r, err := newReloader(files, log)
+		if err != nil {
+			return err
+		}
+		tlsConfig = r.Config()
+		if files.ClientCAFile != "" {
+			h = MetricsNeedClientCert(h)
+		}
+	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	if bound != nil {
 		bound(ln.Addr())
@@ -141,8 +164,12 @@ func Serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler, t
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		TLSConfig:         tlsConfig,
+		// A failed TLS handshake (a plain-HTTP client, an unknown CA) is the
+		// caller's problem: logged at debug level, not by the standard logger.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	log.Info("http server listening", "addr", ln.Addr().String())
+	log.Info("http server listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "client_ca", files.ClientCAFile != "")
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -118,6 +118,8 @@ var rbacMatrix = []struct {
 		allowed: concat(
 			expand("snapshot.storage.k8s.io", "volumesnapshots", "", app, "create", "delete", "get", "list", "watch", "patch", "update"),
 			expand("snapshot.storage.k8s.io", "volumesnapshotcontents", "", "", "get", "create", "delete"),
+			expand("snapshot.storage.k8s.io", "volumesnapshotclasses", "", "", "get", "list"),
+			expand("storage.k8s.io", "storageclasses", "", "", "get"),
 			expand("", "persistentvolumeclaims", "", app, "get", "list", "watch", "create", "delete"),
 			expand("", "pods", "", app, "get", "list", "watch"),
 			expand("", "pods", "exec", app, "create"),
@@ -134,7 +136,8 @@ var rbacMatrix = []struct {
 			expand("", "secrets", "", "stateguard", "get"),
 			expand("apps", "deployments", "", app, "patch", "update"),
 			expand("snapshot.storage.k8s.io", "volumesnapshotcontents", "", "", "update", "patch"),
-			expand("snapshot.storage.k8s.io", "volumesnapshotclasses", "", "", "create", "delete"),
+			expand("snapshot.storage.k8s.io", "volumesnapshotclasses", "", "", "create", "delete", "update"),
+			expand("storage.k8s.io", "storageclasses", "", "", "create", "update", "delete"),
 			expand("apps", "daemonsets", "", app, "patch"),
 			expand("stateguard.io", "snapshotpolicies", "", app, "create", "update", "delete"),
 			expand("coordination.k8s.io", "leases", "", app, "get", "update"),

@@ -181,7 +181,7 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	g.Go(func() error { return evaluateLoop(gctx, n, obs, changed, resync, clk, cfg.EvaluateInterval, log) })
 	g.Go(func() error {
-		return service.Serve(gctx, log, cfg.HTTPAddr, ops.Mux, cfg.ShutdownTimeout, h.HTTPBound)
+		return service.ServeTLS(gctx, log, cfg.HTTPAddr, cfg.TLS, ops.Mux, cfg.ShutdownTimeout, h.HTTPBound)
 	})
 	if executor != nil {
 		sub, err := executor.Consume(gctx, cfg.ConsumerName, cfg.ConsumerAckWait)

@@ -123,6 +123,9 @@ func (c Config) Validate() error {
 	if err := c.NATS.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, p := range c.PEMKeyPatterns {
 		if _, err := path.Match(p, ""); err != nil {
 			errs = append(errs, fmt.Errorf("--pem-key-patterns %q: %w", p, err))

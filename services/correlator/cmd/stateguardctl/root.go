@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -64,6 +66,7 @@ type options struct {
 	ingest    string
 	token     string
 	tokenFile string
+	caFile    string
 	output    string
 	timeout   time.Duration
 	kube      kubeOptions
@@ -130,6 +133,7 @@ or flag, bad argument, refused output format, or input the server refused with 4
 	pf.StringVar(&o.ingest, "ingest-server", or(env("STATEGUARD_INGEST_SERVER"), "http://127.0.0.1:8080"), "sastingest API base URL, for upload get (env STATEGUARD_INGEST_SERVER)")
 	pf.StringVar(&o.token, "token", env("STATEGUARD_TOKEN"), "API bearer token (env STATEGUARD_TOKEN)")
 	pf.StringVar(&o.tokenFile, "token-file", env("STATEGUARD_TOKEN_FILE"), "file holding the API bearer token: the first line that is not blank or a # comment, its first field (env STATEGUARD_TOKEN_FILE)")
+	pf.StringVar(&o.caFile, "ca-file", env("STATEGUARD_CA_FILE"), "PEM CA bundle that verifies the correlator's and the ingest's HTTPS certificates (--server https://…) instead of the system's roots (env STATEGUARD_CA_FILE)")
 	pf.StringVarP(&o.output, "output", "o", or(env("STATEGUARD_OUTPUT"), outText), "output format: text, wide, json or yaml (env STATEGUARD_OUTPUT)")
 	pf.DurationVar(&o.timeout, "request-timeout", 30*time.Second, "bound of each HTTP request")
 	o.kube.register(pf, env)
@@ -192,6 +196,13 @@ func (o *options) complete() error {
 	}
 	if o.http == nil {
 		o.http = &http.Client{Timeout: o.timeout}
+		if o.caFile != "" {
+			hc, err := httpsClient(o.caFile, o.timeout)
+			if err != nil {
+				return err
+			}
+			o.http = hc
+		}
 	}
 	if o.token == "" && o.tokenFile != "" {
 		b, err := os.ReadFile(o.tokenFile)
@@ -301,4 +312,20 @@ func scope(args []string) (ns, name string) {
 	}
 	ns, name, _ = strings.Cut(args[0], "/")
 	return ns, name
+}
+
+// httpsClient trusts the CAs in caFile (and TLS 1.2 or newer) instead of
+// the system's.
+func httpsClient(caFile string, timeout time.Duration) (*http.Client, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("ca file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ca file %s: no PEM certificate in it", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Timeout: timeout, Transport: tr}, nil
 }

@@ -83,6 +83,9 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	if err := c.NATS.Validate(); err != nil {
 		return c, err
 	}
+	if err := c.TLS.Validate(); err != nil {
+		return c, err
+	}
 	switch {
 	case c.Workers < 1:
 		return c, fmt.Errorf("--workers %d < 1", c.Workers)

@@ -55,6 +55,26 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.matches('^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every (([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+|[0-9A-Za-z*?,/-]+( +[0-9A-Za-z*?,/-]+){4})$')",message="must be a cron expression of five fields (minute hour day-of-month month day-of-week, such as '0 * * * *') or a descriptor (@hourly, @daily, @weekly, @monthly, @yearly, @every 6h); set the time zone in timeZone, not in the expression",reason=FieldValueInvalid
 type Schedule string
 
+// Encryption says what the snapshotter requires of a snapshot's encryption
+// at rest, judged from the claim's StorageClass, the VolumeSnapshotClass
+// and the CSI driver (services/snapshotter/README.md, "Encryption at rest").
+// +kubebuilder:validation:Enum=Required;Preferred;Off
+type Encryption string
+
+// The encryption modes.
+const (
+	// EncryptionRequired takes no snapshot of a claim that is not known to
+	// be encrypted: the policy's Encrypted condition and snapshot.failed
+	// say why.
+	EncryptionRequired Encryption = "Required"
+	// EncryptionPreferred snapshots anyway; the Encrypted condition and
+	// snapshot.completed say what was found.
+	EncryptionPreferred Encryption = "Preferred"
+	// EncryptionOff checks nothing; snapshot.completed still carries what
+	// was found.
+	EncryptionOff Encryption = "Off"
+)
+
 // Hook is a command run in a container of every pod that mounts the PVC,
 // before (pre) or after (post) the snapshot is taken.
 type Hook struct {
@@ -163,6 +183,11 @@ type SnapshotPolicySpec struct {
 	// Labels are added to every VolumeSnapshot.
 	// +optional
 	Labels map[string]string `json:"labels,omitempty"`
+	// Encryption is Required, Preferred (default) or Off: whether a claim
+	// must be known to be encrypted at rest before it is snapshotted.
+	// +optional
+	// +kubebuilder:default=Preferred
+	Encryption Encryption `json:"encryption,omitempty"`
 	// RestoreTest, when set, periodically restores the newest snapshot and
 	// verifies it with a Job.
 	// +optional
@@ -205,6 +230,10 @@ type SnapshotPolicyStatus struct {
 	// the policy runs, False with the reason (InvalidSchedule,
 	// InvalidTimeZone, InvalidRetention, InvalidHookTimeout,
 	// InvalidRestoreTest, InvalidSelector) and a message when it does not.
+	// Encrypted is True when every claim of the last run is known to be
+	// encrypted at rest, False (reason NotEncrypted, or EncryptionUnknown)
+	// naming the claims and the evidence otherwise; with encryption:
+	// Required those claims were not snapshotted.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -36,6 +36,9 @@ const (
 	// snapshot; the snapshotter carries a value out once and records it in
 	// status.lastRequest.
 	AnnotationSnapshotRequest = "stateguard.io/snapshot-request"
+	// AnnotationEncryption holds the JSON of the encryption finding
+	// (events.SnapshotEncryption) made when the snapshot was created.
+	AnnotationEncryption = "stateguard.io/encryption"
 	// LabelRestoreTest marks the objects of a restore test.
 	LabelRestoreTest = "stateguard.io/restore-test"
 )
@@ -59,4 +62,21 @@ const (
 	ReasonInvalidRestoreTest = "InvalidRestoreTest"
 	// ReasonInvalidSelector: spec.pvcSelector is not a valid label selector.
 	ReasonInvalidSelector = "InvalidSelector"
+)
+
+// The Encrypted condition of a SnapshotPolicy and its reasons.
+const (
+	// ConditionEncrypted says whether the claims of the last run are known
+	// to be encrypted at rest.
+	ConditionEncrypted = "Encrypted"
+	// ReasonEncrypted: every claim is known to be encrypted.
+	ReasonEncrypted = "Encrypted"
+	// ReasonNotEncrypted: a claim's classes say it is not encrypted.
+	ReasonNotEncrypted = "NotEncrypted"
+	// ReasonEncryptionUnknown: nothing says whether a claim is encrypted
+	// (a driver not in the table and no allowlist entry matching).
+	ReasonEncryptionUnknown = "EncryptionUnknown"
+	// ReasonEncryptionRequired is the snapshot.failed reason of a claim
+	// not snapshotted under encryption: Required.
+	ReasonEncryptionRequired = "EncryptionRequired"
 )

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events/envflag"
 	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/encryption"
 )
 
 // Config is the snapshotter's configuration.
@@ -41,6 +42,11 @@ type Config struct {
 	// ObserveTLSSecrets lists the TLS Secrets pods mount (a metadata-only
 	// informer of kubernetes.io/tls Secrets).
 	ObserveTLSSecrets bool
+	// EncryptionAllow are the operator's allowlist entries
+	// (driver:parameter=value) of classes that encrypt at rest.
+	EncryptionAllow []string
+	// Allow is EncryptionAllow parsed.
+	Allow []encryption.Allow
 }
 
 // Load parses args (without the program name) with defaults from getenv.
@@ -65,6 +71,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	s.Duration(&c.ObserveResync, "observe-resync", "OBSERVE_RESYNC", 10*time.Minute, "period of the observer's full resync, which republishes every observation (same ids)")
 	s.String(&c.ObserveBucket, "observe-kv-bucket", "OBSERVE_KV_BUCKET", "snapshotter-observations", "JetStream KV bucket keeping the last observation of each protected PVC")
 	s.Bool(&c.ObserveTLSSecrets, "observe-tls-secrets", "OBSERVE_TLS_SECRETS", false, "also name the kubernetes.io/tls Secrets the pods mount in observations (watches Secret metadata only; needs list and watch on secrets, which the shipped RBAC does not grant)")
+	s.Strings(&c.EncryptionAllow, "encryption-allow", "ENCRYPTION_ALLOW", nil, "a StorageClass or VolumeSnapshotClass parameter that means encrypted at rest for a CSI driver not in the documented table, as driver:parameter=value (repeat the flag; comma-separated in the environment)")
 	if err := s.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -78,7 +85,14 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 		}
 		c.Identity = h
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	for _, a := range c.EncryptionAllow {
+		allow, _ := encryption.ParseAllow(a) // checked in Validate
+		c.Allow = append(c.Allow, allow)
+	}
+	return c, nil
 }
 
 // Validate reports inconsistent settings.
@@ -86,6 +100,14 @@ func (c Config) Validate() error {
 	var errs []error
 	if err := c.NATS.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, a := range c.EncryptionAllow {
+		if _, err := encryption.ParseAllow(a); err != nil {
+			errs = append(errs, fmt.Errorf("--encryption-allow: %w", err))
+		}
 	}
 	if c.Resync <= 0 {
 		errs = append(errs, errors.New("--resync must be positive"))

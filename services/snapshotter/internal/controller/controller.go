@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/encryption"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/policy"
@@ -43,7 +45,7 @@ type EventRecorder interface {
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
-		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, snapv1.AddToScheme, v1alpha1.AddToScheme,
+		corev1.AddToScheme, appsv1.AddToScheme, storagev1.AddToScheme, batchv1.AddToScheme, snapv1.AddToScheme, v1alpha1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, err
@@ -74,6 +76,11 @@ type Controller struct {
 	Namespace string
 	// Resync bounds the wait between passes (default 30s).
 	Resync time.Duration
+	// EncryptionTable is the table of documented driver encryption
+	// parameters; nil means encryption.Documented.
+	EncryptionTable []encryption.Driver
+	// EncryptionAllow is the operator's allowlist (--encryption-allow).
+	EncryptionAllow []encryption.Allow
 	// Passes, when not nil, is called after every pass (tests count them).
 	Passes func()
 }
@@ -229,7 +236,8 @@ func (c *Controller) schedulePolicy(ctx context.Context, p *v1alpha1.SnapshotPol
 			}
 			log.Warn("missed schedule slots; taking one catch-up snapshot", "missed", run.MissedTotal, "slot", run.Slot)
 		}
-		result, newest, err := c.runSlot(ctx, p, spec, run.Slot)
+		result, newest, findings, err := c.runSlot(ctx, p, spec, run.Slot)
+		c.setEncrypted(p, findings)
 		if err != nil {
 			runErr = err
 		} else {

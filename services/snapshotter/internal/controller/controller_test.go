@@ -79,6 +79,9 @@ func TestScheduledSnapshotCompletes(t *testing.T) {
 				Name: "db", Image: "ghcr.io/acme/db:1.4.2", ImageID: "ghcr.io/acme/db@sha256:feedface", Digest: "sha256:feedface",
 			}},
 		}},
+		// The claim names no StorageClass (envtest has none).
+		Encryption:         events.EncryptionUnknown,
+		EncryptionEvidence: []string{"the claim names no StorageClass, so nothing says how its volume was provisioned"},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(events.SnapshotCompleted{}, "CreationTime")); diff != "" {
 		t.Errorf("snapshot.completed (-want +got):\n%s", diff)

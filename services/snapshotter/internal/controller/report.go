@@ -93,6 +93,7 @@ func (c *Controller) reportCompleted(ctx context.Context, vs *snapv1.VolumeSnaps
 			c.Log.Warn("unreadable workloads annotation", "namespace", vs.Namespace, "volume_snapshot", vs.Name, "error", err)
 		}
 	}
+	payload.Encryption, payload.EncryptionEvidence = encryptionFromAnnotation(vs)
 	ev, err := c.Events.NewEvent(events.TypeSnapshotCompleted, "snapshot-completed-"+string(vs.UID), payload)
 	if err != nil {
 		return err

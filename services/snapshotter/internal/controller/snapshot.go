@@ -18,6 +18,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/encryption"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/policy"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/schedule"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/workload"
@@ -27,23 +28,28 @@ import (
 var ErrHookFailed = errors.New("hook failed")
 
 // runSlot snapshots every PVC the policy selects for slot. It returns the
-// result for the status and the name of the last snapshot created. An error
+// result for the status, the name of the last snapshot created and the
+// encryption findings of the claims it checked. An error
 // means the slot must be run again (names are deterministic, so snapshots
 // already taken are not taken twice).
-func (c *Controller) runSlot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, slot time.Time) (string, string, error) {
+func (c *Controller) runSlot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, slot time.Time) (string, string, map[string]encryption.Finding, error) {
 	sel := spec.Selector
 	var pvcs corev1.PersistentVolumeClaimList
 	if err := c.Client.List(ctx, &pvcs, client.InNamespace(p.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return "", "", fmt.Errorf("list pvcs: %w", err)
+		return "", "", nil, fmt.Errorf("list pvcs: %w", err)
 	}
 	var errs []error
 	var failed, ok int
 	var newest string
+	findings := map[string]encryption.Finding{}
 	for i := range pvcs.Items {
 		pvc := &pvcs.Items[i]
-		name, err := c.takeSnapshot(ctx, p, spec, pvc, slot)
+		name, finding, err := c.takeSnapshot(ctx, p, spec, pvc, slot)
+		if finding != nil {
+			findings[pvc.Name] = *finding
+		}
 		switch {
-		case errors.Is(err, ErrHookFailed):
+		case errors.Is(err, ErrHookFailed), errors.Is(err, ErrNotEncrypted):
 			failed++
 		case err != nil:
 			errs = append(errs, fmt.Errorf("pvc %s: %w", pvc.Name, err))
@@ -53,54 +59,65 @@ func (c *Controller) runSlot(ctx context.Context, p *v1alpha1.SnapshotPolicy, sp
 		}
 	}
 	if len(errs) > 0 {
-		return "", "", errors.Join(errs...)
+		return "", "", findings, errors.Join(errs...)
 	}
 	switch {
 	case failed == 0:
-		return v1alpha1.ResultSucceeded, newest, nil
+		return v1alpha1.ResultSucceeded, newest, findings, nil
 	case ok == 0:
-		return v1alpha1.ResultFailed, newest, nil
+		return v1alpha1.ResultFailed, newest, findings, nil
 	default:
-		return v1alpha1.ResultPartial, newest, nil
+		return v1alpha1.ResultPartial, newest, findings, nil
 	}
 }
 
-// takeSnapshot runs the pre hooks, creates the VolumeSnapshot of pvc for
-// slot, and runs the post hooks. When the snapshot exists already it does
-// nothing. A pre hook that fails with onError: Fail publishes
-// snapshot.failed and returns ErrHookFailed.
-func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, pvc *corev1.PersistentVolumeClaim, slot time.Time) (string, error) {
+// takeSnapshot checks the claim's encryption at rest, runs the pre hooks,
+// creates the VolumeSnapshot of pvc for slot, and runs the post hooks. When
+// the snapshot exists already it does nothing (and returns no finding).
+// A claim not known to be encrypted under encryption: Required publishes
+// snapshot.failed and returns ErrNotEncrypted, before any hook runs; a pre
+// hook that fails with onError: Fail publishes snapshot.failed and returns
+// ErrHookFailed.
+func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, pvc *corev1.PersistentVolumeClaim, slot time.Time) (string, *encryption.Finding, error) {
 	name := schedule.SnapshotName(p.Name, pvc.Name, slot)
 	log := c.Log.With("namespace", p.Namespace, "policy", p.Name, "pvc", pvc.Name, "volume_snapshot", name)
 	var existing snapv1.VolumeSnapshot
 	err := c.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: name}, &existing)
 	if err == nil {
-		return name, nil
+		return name, nil, nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return "", fmt.Errorf("get volume snapshot: %w", err)
+		return "", nil, fmt.Errorf("get volume snapshot: %w", err)
+	}
+	finding := c.encryptionOf(ctx, p, pvc)
+	if encryptionMode(p) == v1alpha1.EncryptionRequired && !finding.Encrypted() {
+		if err := c.publishNotEncrypted(ctx, p, pvc.Name, name, slot, finding); err != nil {
+			return "", &finding, err
+		}
+		log.Error("snapshot not taken: the policy requires encryption at rest", "encryption", finding.Status, "evidence", strings.Join(finding.Evidence, "; "))
+		return "", &finding, ErrNotEncrypted
 	}
 	pods, err := workload.Pods(ctx, c.Client, p.Namespace, pvc.Name)
 	if err != nil {
-		return "", err
+		return "", &finding, err
 	}
 	wls, err := workload.Describe(ctx, c.Client, pods)
 	if err != nil {
-		return "", err
+		return "", &finding, err
 	}
 	wlJSON, err := json.Marshal(wls)
 	if err != nil {
-		return "", err
+		return "", &finding, err
 	}
 	preErrs, fatal := c.runHooks(ctx, log, p, "pre", p.Spec.Hooks.Pre, spec.PreTimeouts, pods)
 	if fatal != nil {
 		// Undo whatever the pre hooks did (unfreeze) before giving up.
 		c.postHooks(ctx, log, p, spec, pods, nil)
 		if err := c.publishHookFailure(ctx, p, pvc.Name, name, slot, fatal); err != nil {
-			return "", err
+			return "", &finding, err
 		}
 		log.Error("snapshot not taken: pre hook failed", "error", fatal)
-		return "", ErrHookFailed
+		return "", &finding, ErrHookFailed
 	}
 	labels := map[string]string{}
 	maps.Copy(labels, p.Spec.Labels)
@@ -108,8 +125,9 @@ func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolic
 	labels[v1alpha1.LabelPolicy] = schedule.LabelValue(p.Name)
 	labels[v1alpha1.LabelPVC] = schedule.LabelValue(pvc.Name)
 	annotations := map[string]string{
-		v1alpha1.AnnotationSlot:      slot.UTC().Format(time.RFC3339),
-		v1alpha1.AnnotationWorkloads: string(wlJSON),
+		v1alpha1.AnnotationSlot:       slot.UTC().Format(time.RFC3339),
+		v1alpha1.AnnotationWorkloads:  string(wlJSON),
+		v1alpha1.AnnotationEncryption: encryptionAnnotation(finding),
 	}
 	if len(preErrs) > 0 {
 		annotations[v1alpha1.AnnotationHookErrors] = strings.Join(preErrs, "; ")
@@ -124,11 +142,11 @@ func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolic
 	}
 	if err := c.Client.Create(ctx, vs); err != nil && !apierrors.IsAlreadyExists(err) {
 		c.postHooks(ctx, log, p, spec, pods, nil)
-		return "", fmt.Errorf("create volume snapshot: %w", err)
+		return "", &finding, fmt.Errorf("create volume snapshot: %w", err)
 	}
 	log.Info("volume snapshot created", "slot", slot, "pods", len(pods))
 	c.postHooks(ctx, log, p, spec, pods, vs)
-	return name, nil
+	return name, &finding, nil
 }
 
 // postHooks runs the post hooks. Their failures never fail the snapshot
