@@ -102,10 +102,12 @@ func (c *Controller) takeRequested(ctx context.Context, p *v1alpha1.SnapshotPoli
 	if !spec.Selector.Matches(labels.Set(pvc.Labels)) {
 		return "", fmt.Errorf("PVC %s is not selected by the policy's pvcSelector (%s)", pvcName, spec.Selector), nil
 	}
-	name, err := c.takeSnapshot(ctx, p, spec, &pvc, at)
+	name, finding, err := c.takeSnapshot(ctx, p, spec, &pvc, at)
 	switch {
 	case errors.Is(err, ErrHookFailed):
 		return "", errors.New("a pre hook failed (snapshot.failed was published)"), nil
+	case errors.Is(err, ErrNotEncrypted):
+		return "", fmt.Errorf("the policy requires encryption at rest and the claim's is %s (snapshot.failed was published): %s", finding.Status, strings.Join(finding.Evidence, "; ")), nil
 	case err != nil:
 		return "", nil, err
 	}
