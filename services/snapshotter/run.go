@@ -111,7 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Metrics: m, Namespace: cfg.Namespace, Resync: cfg.Resync,
 	}
 	pinHandler := &pins.Handler{Client: kc, Log: log, Metrics: m}
-	restores := &restore.Executor{Client: kc, Events: ev, Clock: clock.RealClock{}, Log: log.With("component", "restore"), Namespace: cfg.Namespace}
+	restores := &restore.Executor{Client: kc, Events: ev, Clock: clock.RealClock{}, Log: log.With("component", "restore"), Namespace: cfg.Namespace, Metrics: m}
 	requests := &restore.Requests{Client: kc, Log: log.With("component", "restore"), Namespace: cfg.Namespace}
 	var obs *observer.Observer
 	if cfg.Observe {

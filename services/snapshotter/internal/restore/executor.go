@@ -15,6 +15,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
 )
 
 // Publisher publishes events; *events.Client is one.
@@ -45,6 +46,8 @@ type Executor struct {
 	Poll time.Duration
 	// Resync bounds the wait when no Restore runs (default 30s).
 	Resync time.Duration
+	// Metrics, when set, counts the Restores that ended.
+	Metrics *metrics.Metrics
 }
 
 // failure ends a Restore: Failed when nothing had changed yet, else
@@ -304,7 +307,13 @@ func (e *Executor) finish(ctx context.Context, r *v1alpha1.Restore, phase v1alph
 	})
 	r.Status.CompletionTime = &metav1.Time{Time: now}
 	e.Log.Info("restore ended", "namespace", r.Namespace, "restore", r.Name, "phase", phase, "reason", reason, "message", msg)
-	return e.enter(ctx, r, phase, msg)
+	if err := e.enter(ctx, r, phase, msg); err != nil {
+		return err
+	}
+	if e.Metrics != nil {
+		e.Metrics.Restores.WithLabelValues(r.Namespace, string(phase), reason).Inc()
+	}
+	return nil
 }
 
 // publish publishes one restore event; its id is the Restore's uid and

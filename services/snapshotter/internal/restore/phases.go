@@ -417,7 +417,7 @@ func (e *Executor) rollingBack(ctx context.Context, r *v1alpha1.Restore) (v1alph
 		what = fmt.Sprintf("claim %s is bound to its old volume %s again and its workloads run", r.Status.PVC, r.Status.OldPV)
 	}
 	reason := r.Status.FailureReason
-	msg := fmt.Sprintf("rolled back after %s failed (%s): %s", r.Status.FailedPhase, reason, what)
+	msg := fmt.Sprintf("rolled back after %s failed (%s: %s): %s", r.Status.FailedPhase, reason, failureMessage(r), what)
 	if r.Status.NewPV != "" {
 		msg += "; the restored volume " + r.Status.NewPV + " is retained for inspection"
 	}
@@ -525,4 +525,14 @@ func labelValue(s string) string {
 		s = strings.TrimRight(s[:63], "-_.")
 	}
 	return s
+}
+
+// failureMessage is the message recorded when r started rolling back.
+func failureMessage(r *v1alpha1.Restore) string {
+	for i := len(r.Status.Phases) - 1; i >= 0; i-- {
+		if p := r.Status.Phases[i]; p.Phase == v1alpha1.RestoreRollingBack {
+			return strings.TrimSuffix(p.Message, "; rolling back")
+		}
+	}
+	return ""
 }

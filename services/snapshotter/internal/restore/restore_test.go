@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -219,7 +220,6 @@ func TestSnapshotDeletedAfterTheOldClaimIsGoneRollsBack(t *testing.T) {
 	if err := kc.Delete(t.Context(), &snapv1.VolumeSnapshot{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "known-good"}}); err != nil {
 		t.Fatal(err)
 	}
-	heal()
 	got := ended(t, ns, "r1")
 	checkRolledBack(t, got, "SnapshotNotFound", d)
 	evs := decisionEvents(t, ec, ns)
@@ -415,5 +415,58 @@ func TestRestoreRequestCreatesOneRestore(t *testing.T) {
 	want := v1alpha1.RestoreSpec{VolumeSnapshot: "known-good", PVC: "data", Incident: "inc-7", RequestID: "req-42", Actor: "alice", Reason: "restore before the breach"}
 	if diff := cmp.Diff(want, got.Spec); diff != "" {
 		t.Errorf("Restore spec (-want +got):\n%s", diff)
+	}
+}
+
+// TestRestoreTableAndImmutableSpec asks the API server for the table of
+// `kubectl get restores` and checks that a Restore's spec cannot change.
+func TestRestoreTableAndImmutableSpec(t *testing.T) {
+	ns := cluster.Namespace(t, nil)
+	kube(t)
+	r := newRestore(ns, "r1")
+	if err := kc.Create(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	r.Status = v1alpha1.RestoreStatus{Phase: v1alpha1.RestoreRestoring, PVC: "data", SafetySnapshot: "r1-safety", NewPV: "pv-1", Message: "waiting"}
+	if err := kc.Status().Update(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := cluster.Client.CoreV1().RESTClient().Get().
+		AbsPath("/apis/stateguard.io/v1alpha1/namespaces", ns, "restores").
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").
+		DoRaw(t.Context())
+	if err != nil {
+		t.Fatalf("get table: %v: %s", err, raw)
+	}
+	var table struct {
+		ColumnDefinitions []struct {
+			Name     string `json:"name"`
+			Priority int    `json:"priority"`
+		} `json:"columnDefinitions"`
+		Rows []struct {
+			Cells []any `json:"cells"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal(raw, &table); err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	for _, c := range table.ColumnDefinitions {
+		if c.Priority == 0 {
+			cols = append(cols, c.Name)
+		}
+	}
+	if diff := cmp.Diff([]string{"Name", "PVC", "Snapshot", "Phase", "Age"}, cols); diff != "" {
+		t.Errorf("columns (-want +got):\n%s", diff)
+	}
+	if len(table.Rows) != 1 || len(table.Rows[0].Cells) < 4 {
+		t.Fatalf("rows %+v", table.Rows)
+	}
+	if diff := cmp.Diff([]any{"r1", "data", "known-good", "Restoring"}, table.Rows[0].Cells[:4]); diff != "" {
+		t.Errorf("row (-want +got):\n%s", diff)
+	}
+	r.Spec.VolumeSnapshot = "another"
+	if err := kc.Update(t.Context(), r); err == nil || !strings.Contains(err.Error(), "cannot change") {
+		t.Errorf("changing the spec: %v, want refused", err)
 	}
 }
