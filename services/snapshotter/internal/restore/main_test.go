@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
+	"sync/atomic"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,31 +35,51 @@ import (
 
 // One cluster (control plane, kube-controller-manager, scheduler, KWOK,
 // snapshot-controller, csi-snapshotter, csi-provisioner on the CSI driver)
-// for the package: its tests run one after the other, each in its own
-// namespace (the driver's faults are global).
+// for the package, started by the first test that needs it: its tests run
+// one after the other, each in its own namespace (the driver's faults are
+// global).
 var (
-	cluster *kubetest.Cluster
-	kc      client.WithWatch
+	cluster     *kubetest.Cluster
+	clusterErr  error
+	clusterOnce sync.Once
+	kc          client.WithWatch
+	failed      atomic.Bool
 )
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	var err error
-	cluster, err = kubetest.StartClusterEnv(context.Background(), kubetest.Options{WithoutCertManager: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "kubetest:", err)
-		return 1
-	}
+func TestMain(m *testing.M) {
 	code := m.Run()
-	if code != 0 {
-		cluster.Keep = true
-		fmt.Fprintln(os.Stderr, "kubetest: the cluster's logs are kept in", cluster.LogDir())
+	if cluster != nil {
+		if code != 0 || failed.Load() {
+			cluster.Keep = true
+			fmt.Fprintln(os.Stderr, "kubetest: the cluster's logs are kept in", cluster.LogDir())
+		}
+		if err := cluster.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "kubetest: stop cluster:", err)
+		}
 	}
-	if err := cluster.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "kubetest: stop cluster:", err)
+	os.Exit(code)
+}
+
+// useCluster starts the package's cluster once and returns a client of
+// it; a cluster that cannot start fails the test with the reason (for
+// missing binaries: the command that builds them).
+func useCluster(t *testing.T) {
+	t.Helper()
+	clusterOnce.Do(func() {
+		cluster, clusterErr = kubetest.StartClusterEnv(context.Background(), kubetest.Options{WithoutCertManager: true})
+		if clusterErr == nil {
+			t.Logf("kubetest: cluster started in %s", cluster.Startup.Round(time.Millisecond))
+		}
+	})
+	if clusterErr != nil {
+		t.Fatalf("kubetest: %v", clusterErr)
 	}
-	return code
+	t.Cleanup(func() {
+		if t.Failed() {
+			failed.Store(true)
+		}
+	})
+	kube(t)
 }
 
 func kube(t *testing.T) client.WithWatch {

@@ -70,8 +70,8 @@ func checkRestored(t *testing.T, r *v1alpha1.Restore, claimName string, d data) 
 
 func TestRestoreOfADeploymentsClaimInPlace(t *testing.T) {
 	ec := natsClient(t)
+	useCluster(t)
 	ns := cluster.Namespace(t, nil)
-	kube(t)
 	d := deployment(t, ns)
 	executor(t, ns, ec)
 	start := time.Now()
@@ -120,8 +120,8 @@ func TestRestoreOfADeploymentsClaimInPlace(t *testing.T) {
 
 func TestRestoreOfAStatefulSetsClaimInPlaceVerified(t *testing.T) {
 	ec := natsClient(t)
+	useCluster(t)
 	ns := cluster.Namespace(t, nil)
-	kube(t)
 	sts := &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
 		Spec: appsv1.StatefulSetSpec{
@@ -198,8 +198,8 @@ func checkRolledBack(t *testing.T, r *v1alpha1.Restore, reason string, d data) {
 
 func TestSnapshotDeletedAfterTheOldClaimIsGoneRollsBack(t *testing.T) {
 	ec := natsClient(t)
+	useCluster(t)
 	ns := cluster.Namespace(t, nil)
-	kube(t)
 	d := deployment(t, ns)
 	// The new volume cannot be provisioned while the fault holds: the
 	// restore waits in Restoring, with the old claim gone.
@@ -237,8 +237,8 @@ func TestSnapshotDeletedAfterTheOldClaimIsGoneRollsBack(t *testing.T) {
 
 func TestFailedVerificationRollsBack(t *testing.T) {
 	ec := natsClient(t)
+	useCluster(t)
 	ns := cluster.Namespace(t, nil)
-	kube(t)
 	d := deployment(t, ns)
 	executor(t, ns, ec)
 	// The verification pod fits no node: the Job passes its deadline.
@@ -281,8 +281,8 @@ func treeSums(t *testing.T, handle string) map[string]string {
 
 func TestExecutorStoppedMidwayAndRestartedCompletes(t *testing.T) {
 	ec := natsClient(t)
+	useCluster(t)
 	ns := cluster.Namespace(t, nil)
-	kube(t)
 	d := deployment(t, ns)
 	// Provisioning the new volume takes 5s: the executor is stopped in
 	// Restoring, with the old claim deleted or gone.
@@ -310,8 +310,8 @@ func TestExecutorStoppedMidwayAndRestartedCompletes(t *testing.T) {
 
 func TestSecondRestoreOfAClaimIsRefused(t *testing.T) {
 	ec := natsClient(t)
+	useCluster(t)
 	ns := cluster.Namespace(t, nil)
-	kube(t)
 	d := deployment(t, ns)
 	// Provisioning the new volume takes 5s: the first restore is still in
 	// Restoring when the second is created.
@@ -339,8 +339,8 @@ func TestSecondRestoreOfAClaimIsRefused(t *testing.T) {
 
 func TestBarePodIsRefused(t *testing.T) {
 	ec := natsClient(t)
+	useCluster(t)
 	ns := cluster.Namespace(t, nil)
-	kube(t)
 	if err := kc.Create(t.Context(), claim(ns, "data")); err != nil {
 		t.Fatal(err)
 	}
@@ -369,8 +369,8 @@ func TestBarePodIsRefused(t *testing.T) {
 
 func TestRestoreRequestCreatesOneRestore(t *testing.T) {
 	ec := natsClient(t)
+	useCluster(t)
 	ns := cluster.Namespace(t, nil)
-	kube(t)
 	h := &restore.Requests{Client: kc, Log: discard}
 	sub, err := ec.Consume(t.Context(), restore.Consumer(), h.Handle)
 	if err != nil {
@@ -421,8 +421,8 @@ func TestRestoreRequestCreatesOneRestore(t *testing.T) {
 // TestRestoreTableAndImmutableSpec asks the API server for the table of
 // `kubectl get restores` and checks that a Restore's spec cannot change.
 func TestRestoreTableAndImmutableSpec(t *testing.T) {
+	useCluster(t)
 	ns := cluster.Namespace(t, nil)
-	kube(t)
 	r := newRestore(ns, "r1")
 	if err := kc.Create(t.Context(), r); err != nil {
 		t.Fatal(err)
