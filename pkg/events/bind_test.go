@@ -106,7 +106,7 @@ func TestStreamsOf(t *testing.T) {
 	for svc, want := range map[string][]string{
 		"sastingest":  {events.StreamSARIF},
 		"certwatcher": {events.StreamCertificate, events.StreamDeadLetter},
-		"snapshotter": {events.StreamDeadLetter, events.StreamSnapshot},
+		"snapshotter": {events.StreamDeadLetter, events.StreamDecision, events.StreamSnapshot},
 		"correlator":  {events.StreamCertificate, events.StreamDeadLetter, events.StreamDecision, events.StreamSARIF, events.StreamSnapshot},
 		"nobody":      nil,
 	} {

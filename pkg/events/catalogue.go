@@ -27,6 +27,10 @@ const (
 	TypeRestoreCompleted           = "io.stateguard.restore.completed.v1"
 	TypeIncidentResolved           = "io.stateguard.incident.resolved.v1"
 	TypeFindingDismissed           = "io.stateguard.finding.dismissed.v1"
+	TypeRestoreRequested           = "io.stateguard.restore.requested.v1"
+	TypeRestoreStarted             = "io.stateguard.restore.started.v1"
+	TypeRestoreProgressed          = "io.stateguard.restore.progressed.v1"
+	TypeRestoreFailed              = "io.stateguard.restore.failed.v1"
 )
 
 // Stream names, one per domain, plus the dead-letter stream.
@@ -87,9 +91,13 @@ var Catalogue = []Spec{
 	{TypeIncidentClosed, IncidentClosed{}, "correlator", nil, "No vulnerable version runs and the data was restored from a clean snapshot, or an operator resolved the incident."},
 	{TypeWorkloadObserved, WorkloadObserved{}, "snapshotter", []string{"correlator"}, "The set of pods mounting a protected PVC changed (or a resync repeats it): which versions write to the volume from when."},
 	{TypeCertificateObserved, CertificateObserved{}, "certwatcher", []string{"correlator"}, "A certificate was first seen, or its users or serial changed: the inventory, whatever its expiry."},
-	{TypeRestoreCompleted, RestoreCompleted{}, "restorer", []string{"correlator"}, "A PVC was restored from a snapshot: its data now carries that snapshot's lineage."},
+	{TypeRestoreCompleted, RestoreCompleted{}, "snapshotter", []string{"correlator"}, "A PVC was restored from a snapshot (by a Restore, or by hand): its data now carries that snapshot's lineage."},
 	{TypeIncidentResolved, IncidentResolved{}, "correlator", []string{"correlator"}, "An operator resolved (through the correlator's API) an incident without a restore, with a reason."},
 	{TypeFindingDismissed, FindingDismissed{}, "correlator", []string{"correlator"}, "An operator dismissed (through the correlator's API) a finding as a false positive: it no longer makes a version vulnerable."},
+	{TypeRestoreRequested, RestoreRequested{}, "correlator", []string{"snapshotter"}, "An operator asked (through the correlator's API) to restore a claim in place from a snapshot; the snapshotter creates the Restore."},
+	{TypeRestoreStarted, RestoreStarted{}, "snapshotter", nil, "A Restore began: the claim, the snapshot and the workloads were checked; nothing has changed yet."},
+	{TypeRestoreProgressed, RestoreProgressed{}, "snapshotter", nil, "A Restore entered a phase (safety snapshot, scaling down, restoring, scaling up, verifying, rolling back)."},
+	{TypeRestoreFailed, RestoreFailed{}, "snapshotter", nil, "A Restore did not complete: the reason, and whether the claim was put back on its old volume."},
 }
 
 // SubjectAttributes says, per event type, what the CloudEvents subject
@@ -115,6 +123,10 @@ var SubjectAttributes = map[string]string{
 	TypeRestoreCompleted:           "<namespace>/<pvc>",
 	TypeIncidentResolved:           "<namespace>/<incident>",
 	TypeFindingDismissed:           "<namespace>/<app>",
+	TypeRestoreRequested:           "<namespace>/<pvc> (<namespace>/<snapshot> when the request names no claim)",
+	TypeRestoreStarted:             "<namespace>/<pvc>",
+	TypeRestoreProgressed:          "<namespace>/<pvc>",
+	TypeRestoreFailed:              "<namespace>/<pvc>",
 }
 
 // Subjecter is implemented by every catalogued payload: CESubject is the

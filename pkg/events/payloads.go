@@ -434,6 +434,70 @@ type RestoreCompleted struct {
 	// CompletedAt is when the claim was bound to the restored volume and
 	// its workloads resumed: the start of its new lineage.
 	CompletedAt time.Time `json:"completed_at" jsonschema_description:"When the claim was bound to the restored volume and its workloads resumed: the start of its new lineage"`
+	// The fields below are set by the snapshotter's Restore executor.
+	Restore        string `json:"restore,omitempty" jsonschema_description:"The Restore (stateguard.io/v1alpha1) that carried the restore out"`
+	RequestID      string `json:"request_id,omitempty" jsonschema_description:"The restore.requested event's request id, when the restore was requested through it"`
+	SafetySnapshot string `json:"safety_snapshot,omitempty" jsonschema_description:"The VolumeSnapshot of the claim's data taken before it was replaced"`
+	OldPV          string `json:"old_pv,omitempty" jsonschema_description:"The PersistentVolume the claim was bound to before the restore; it is retained"`
+}
+
+// RestoreRequested asks the snapshotter to restore a claim in place
+// (published by the correlator's API for an operator). The snapshotter
+// creates the Restore named RestoreName(RequestID).
+type RestoreRequested struct {
+	RequestID   string    `json:"request_id" jsonschema_description:"Deterministic id of the request: a retried request carries the same id and creates one Restore"`
+	Namespace   string    `json:"namespace"`
+	PVC         string    `json:"pvc,omitempty" jsonschema_description:"The claim to restore; empty means the snapshot's source claim"`
+	IncidentID  string    `json:"incident_id,omitempty" jsonschema_description:"The incident whose recommendation the restore follows, if any"`
+	Snapshot    string    `json:"snapshot" jsonschema_description:"The VolumeSnapshot to restore from, in the same namespace (the incident's recommended snapshot when the request named none)"`
+	Actor       string    `json:"actor" jsonschema_description:"Who asked: the name of the operator token used"`
+	Reason      string    `json:"reason,omitempty"`
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// RestoreStarted reports that a Restore began: its claim, snapshot and
+// workloads were checked and nothing has changed yet.
+type RestoreStarted struct {
+	Namespace  string      `json:"namespace"`
+	PVC        string      `json:"pvc"`
+	Restore    string      `json:"restore" jsonschema_description:"The Restore (stateguard.io/v1alpha1)"`
+	RequestID  string      `json:"request_id,omitempty"`
+	IncidentID string      `json:"incident_id,omitempty"`
+	Snapshot   string      `json:"snapshot" jsonschema_description:"The VolumeSnapshot restored from"`
+	Workloads  []ObjectRef `json:"workloads,omitempty" jsonschema_description:"The workloads stopped and started again"`
+	OldPV      string      `json:"old_pv,omitempty"`
+	StartedAt  time.Time   `json:"started_at"`
+}
+
+// RestoreProgressed reports that a Restore entered a phase.
+type RestoreProgressed struct {
+	Namespace  string    `json:"namespace"`
+	PVC        string    `json:"pvc"`
+	Restore    string    `json:"restore"`
+	RequestID  string    `json:"request_id,omitempty"`
+	IncidentID string    `json:"incident_id,omitempty"`
+	Snapshot   string    `json:"snapshot"`
+	Phase      string    `json:"phase" jsonschema_description:"The phase entered: SafetySnapshot, ScalingDown, Restoring, ScalingUp, Verifying or RollingBack"`
+	Message    string    `json:"message,omitempty"`
+	At         time.Time `json:"at"`
+}
+
+// RestoreFailed reports a Restore that did not complete, and whether the
+// claim was put back on its old volume.
+type RestoreFailed struct {
+	Namespace      string    `json:"namespace"`
+	PVC            string    `json:"pvc"`
+	Restore        string    `json:"restore"`
+	RequestID      string    `json:"request_id,omitempty"`
+	IncidentID     string    `json:"incident_id,omitempty"`
+	Snapshot       string    `json:"snapshot"`
+	Phase          string    `json:"phase" jsonschema_description:"The phase that failed"`
+	Reason         string    `json:"reason" jsonschema_description:"Why, as a person can act on it"`
+	RolledBack     bool      `json:"rolled_back" jsonschema_description:"True when the claim was replaced and has been put back on its old volume, with the workloads started again; false when nothing had changed"`
+	SafetySnapshot string    `json:"safety_snapshot,omitempty"`
+	OldPV          string    `json:"old_pv,omitempty"`
+	NewPV          string    `json:"new_pv,omitempty"`
+	FailedAt       time.Time `json:"failed_at"`
 }
 
 // IncidentResolved is an operator's decision that an incident is over

@@ -70,3 +70,20 @@ func (p IncidentResolved) CESubject() string { return join(p.Namespace, p.Incide
 
 // CESubject implements Subjecter.
 func (p FindingDismissed) CESubject() string { return join(p.Namespace, p.App) }
+
+// CESubject implements Subjecter.
+func (p RestoreRequested) CESubject() string {
+	if p.PVC == "" {
+		return join(p.Namespace, p.Snapshot)
+	}
+	return join(p.Namespace, p.PVC)
+}
+
+// CESubject implements Subjecter.
+func (p RestoreStarted) CESubject() string { return join(p.Namespace, p.PVC) }
+
+// CESubject implements Subjecter.
+func (p RestoreProgressed) CESubject() string { return join(p.Namespace, p.PVC) }
+
+// CESubject implements Subjecter.
+func (p RestoreFailed) CESubject() string { return join(p.Namespace, p.PVC) }

@@ -9,12 +9,13 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/internal/config"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/observer"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/pins"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/restore"
 )
 
 // bootstrap is `snapshotter bootstrap`: as the admin NATS user, it creates
-// or updates the streams, the observations bucket and the durable consumer
-// of pin requests, then
-// exits; the service runs with --nats-bind.
+// or updates the streams, the observations bucket and the durable consumers
+// of pin and restore requests, then exits; the service runs with
+// --nats-bind.
 func bootstrap(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(args, getenv, stdout)
 	if err != nil {
@@ -30,6 +31,9 @@ func bootstrap(ctx context.Context, args []string, getenv func(string) string, s
 				return err
 			}
 		}
-		return c.EnsureConsumer(ctx, pins.Consumer())
+		if err := c.EnsureConsumer(ctx, pins.Consumer()); err != nil {
+			return err
+		}
+		return c.EnsureConsumer(ctx, restore.Consumer())
 	})
 }

@@ -173,7 +173,7 @@ func TestService(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
 		t.Fatal(err)
 	}
-	want, err := restoreplan.For(restoreplan.Snapshot{Namespace: ns, VolumeSnapshot: snap.Name, PVC: "data", RestoreSize: "1Gi", AccessModes: []string{"ReadWriteOnce"}})
+	want, err := restoreplan.For(restoreplan.Snapshot{Namespace: ns, VolumeSnapshot: snap.Name, PVC: "data", RestoreSize: "1Gi", AccessModes: []string{"ReadWriteOnce"}, Labels: map[string]string{"app": "db"}})
 	if err != nil {
 		t.Fatal(err)
 	}

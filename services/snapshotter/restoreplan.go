@@ -51,6 +51,10 @@ func restorePlan(ctx context.Context, args []string, getenv func(string) string,
 	for i, s := range p.Steps {
 		fmt.Fprintf(&b, "# %d. %s\n", i+1, s)
 	}
+	b.WriteString("# restore.yaml (one step: the snapshotter carries the steps out):\n")
+	for _, l := range strings.Split(strings.TrimSuffix(p.Restore, "\n"), "\n") {
+		b.WriteString("#   " + l + "\n")
+	}
 	_, err = io.WriteString(stdout, b.String())
 	return err
 }

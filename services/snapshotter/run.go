@@ -29,6 +29,7 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/internal/observer"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/pins"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/plan"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/restore"
 )
 
 const name = "snapshotter"
@@ -115,6 +116,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		EncryptionTable: encryptionTable,
 	}
 	pinHandler := &pins.Handler{Client: kc, Log: log, Metrics: m}
+	restores := &restore.Executor{Client: kc, Events: ev, Clock: clock.RealClock{}, Log: log.With("component", "restore"), Namespace: cfg.Namespace, Metrics: m}
+	requests := &restore.Requests{Client: kc, Log: log.With("component", "restore"), Namespace: cfg.Namespace}
 	var obs *observer.Observer
 	if cfg.Observe {
 		store, err := observer.OpenStore(ctx, ev.JetStream(), cfg.ObserveBucket, cfg.Streams.Replicas)
@@ -127,10 +130,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			Metrics: m, Namespace: cfg.Namespace, Resync: cfg.ObserveResync, WithoutSecrets: !cfg.ObserveTLSSecrets,
 		}
 	}
-	// lead is the leader's work: the controller and the observer.
+	// lead is the leader's work: the controller, the Restores and the
+	// observer.
 	lead := func(ctx context.Context) error {
 		lg, lctx := errgroup.WithContext(ctx)
 		lg.Go(func() error { return ctrl.Run(lctx) })
+		lg.Go(func() error { return restores.Run(lctx) })
 		if obs != nil {
 			lg.Go(func() error {
 				// The observer's failures (KV, informers) are its own: it
@@ -159,11 +164,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		_ = ev.Close(context.Background())
 		return fmt.Errorf("consume pin requests: %w", err)
 	}
+	restoreSub, err := ev.Consume(gctx, restore.Consumer(), requests.Handle)
+	if err != nil {
+		_ = ev.Close(context.Background())
+		return fmt.Errorf("consume restore requests: %w", err)
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		return sub.Stop(sctx)
+		return errors.Join(sub.Stop(sctx), restoreSub.Stop(sctx))
 	})
 	g.Go(func() error {
 		if !cfg.LeaderElect {

@@ -31,6 +31,7 @@ var serviceAssets = map[string]struct {
 	}},
 	"snapshotter": {kv: []string{"snapshotter-observations"}, consumers: []consumerAsset{
 		{events.StreamSnapshot, "snapshotter-pins", []string{events.TypeSnapshotPinRequested, events.TypeSnapshotUnpinRequested}},
+		{events.StreamDecision, "snapshotter-restores", []string{events.TypeRestoreRequested}},
 	}},
 	"correlator": {kv: []string{"stateguard-correlator"}, consumers: []consumerAsset{
 		{events.StreamSARIF, "correlator-sarif", []string{events.TypeSARIFUploaded}},

@@ -58,6 +58,7 @@ func Register(mux *http.ServeMux, store Store, tokens Tokens, log *slog.Logger, 
 	write("POST /v1/incidents/{id}/resolve", validated(s.resolve))
 	write("POST /v1/findings/dismiss", s.dismiss)
 	s.registerCertificates(read, write)
+	write("POST /v1/restores", s.requestRestore)
 }
 
 // validated answers 400 with the reason when a path or query identifier

@@ -14,7 +14,7 @@ const Resource = "snapshotpolicies"
 
 // AddToScheme registers the types of this package.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &SnapshotPolicy{}, &SnapshotPolicyList{})
+	s.AddKnownTypes(GroupVersion, &SnapshotPolicy{}, &SnapshotPolicyList{}, &Restore{}, &RestoreList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

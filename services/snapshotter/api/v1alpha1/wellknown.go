@@ -41,6 +41,12 @@ const (
 	AnnotationEncryption = "stateguard.io/encryption"
 	// LabelRestoreTest marks the objects of a restore test.
 	LabelRestoreTest = "stateguard.io/restore-test"
+	// LabelRestore names the Restore that made an object: its safety
+	// snapshot, the claim it created, its verification Job.
+	LabelRestore = "stateguard.io/restore"
+	// AnnotationRestoredFrom is the VolumeSnapshot a restored claim was
+	// filled from.
+	AnnotationRestoredFrom = "stateguard.io/restored-from-snapshot"
 )
 
 // The Ready condition of a SnapshotPolicy and its reasons.

@@ -22,6 +22,9 @@ type Metrics struct {
 	RestoreTests *prometheus.CounterVec
 	// Pins counts pin and unpin requests by action and result.
 	Pins *prometheus.CounterVec
+	// Restores counts Restores that ended, by outcome (Completed,
+	// RolledBack, Failed) and reason.
+	Restores *prometheus.CounterVec
 	// PolicyErrors counts, per pass, the policies that could not run or
 	// whose run failed, by reason (a Ready reason such as
 	// InvalidRetention, or SnapshotFailed, RetentionFailed,
@@ -79,6 +82,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "stateguard_snapshotter_pin_requests_total",
 			Help: "Pin and unpin requests by action (pin, unpin) and result (applied, stale).",
 		}, []string{"action", "result"}),
+		Restores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_snapshotter_restores_total",
+			Help: "Restores that ended, by outcome (Completed, RolledBack, Failed) and reason (Completed, or the failure's).",
+		}, []string{"namespace", "outcome", "reason"}),
 		PolicyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stateguard_snapshotter_policy_errors_total",
 			Help: "Passes in which a policy could not run (invalid spec, by its Ready reason) or its run failed (SnapshotFailed, RetentionFailed, RestoreTestFailed).",
@@ -110,7 +117,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, veleroLabels),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Snapshots, m.Missed, m.NewestReadyAge, m.RetentionDeletions, m.HookDuration, m.RestoreTests, m.Pins, m.PolicyErrors,
+		reg.MustRegister(m.Snapshots, m.Missed, m.NewestReadyAge, m.RetentionDeletions, m.HookDuration, m.RestoreTests, m.Pins, m.Restores, m.PolicyErrors,
 			m.Observations, m.ObservationErrors, m.backupSuccess, m.backupFailure, m.backupLastSuccess, m.backupDuration)
 	}
 	return m

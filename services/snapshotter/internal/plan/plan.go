@@ -47,6 +47,7 @@ func For(ctx context.Context, c client.Reader, namespace, name string) (restorep
 	var pvc corev1.PersistentVolumeClaim
 	switch err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: s.PVC}, &pvc); {
 	case err == nil:
+		s.Labels = pvc.Labels
 		if pvc.Spec.StorageClassName != nil {
 			s.StorageClassName = *pvc.Spec.StorageClassName
 		}
