@@ -100,9 +100,9 @@ func failSnapshots(t *testing.T, ns, msg string) {
 func holdSnapshots(t *testing.T, ns string) (release func()) {
 	t.Helper()
 	hold := make(chan struct{})
-	clear := cluster.Driver.Inject("CreateSnapshot", csidriver.Fault{Hold: hold, Match: csidriver.InNamespace(ns)})
+	undo := cluster.Driver.Inject("CreateSnapshot", csidriver.Fault{Hold: hold, Match: csidriver.InNamespace(ns)})
 	release = sync.OnceFunc(func() {
-		clear()
+		undo()
 		close(hold)
 	})
 	t.Cleanup(release)
