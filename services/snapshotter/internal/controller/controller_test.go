@@ -33,9 +33,10 @@ func TestScheduledSnapshotCompletes(t *testing.T) {
 	pod := appPod(t, ns, "data")
 	// No kubelet runs (KWOK plays the node), so the exec of this hook
 	// fails; with onError: Continue the snapshot is taken anyway.
-	p := policy(t, ns, "hourly", withHooks(v1alpha1.Hook{Command: []string{"fsfreeze", "-f", "/data"}, OnError: v1alpha1.OnErrorContinue}),
+	// The timeouts bound an exec the API server cannot deliver.
+	p := policy(t, ns, "hourly", withHooks(v1alpha1.Hook{Command: []string{"fsfreeze", "-f", "/data"}, OnError: v1alpha1.OnErrorContinue, Timeout: "5s"}),
 		func(p *v1alpha1.SnapshotPolicy) {
-			p.Spec.Hooks.Post = []v1alpha1.Hook{{Command: []string{"fsfreeze", "-u", "/data"}}}
+			p.Spec.Hooks.Post = []v1alpha1.Hook{{Command: []string{"fsfreeze", "-u", "/data"}, Timeout: "5s"}}
 		})
 	r := newRig(t, ns, p.CreationTimestamp.Time)
 
