@@ -178,11 +178,12 @@ func TestService(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
 		t.Fatal(err)
 	}
-	// The driver reports the snapshot's size: the 5Gi volume's.
+	// The driver reports the snapshot's size: the 5Gi volume's; the claim
+	// got the cluster's default StorageClass.
 	if snap.Status == nil || snap.Status.RestoreSize == nil || snap.Status.RestoreSize.String() != "5Gi" {
 		t.Fatalf("snapshot %s status %+v, want a restore size of 5Gi", snap.Name, snap.Status)
 	}
-	want, err := restoreplan.For(restoreplan.Snapshot{Namespace: ns, VolumeSnapshot: snap.Name, PVC: "data", RestoreSize: "5Gi", AccessModes: []string{"ReadWriteOnce"}})
+	want, err := restoreplan.For(restoreplan.Snapshot{Namespace: ns, VolumeSnapshot: snap.Name, PVC: "data", RestoreSize: "5Gi", StorageClassName: kubetest.ClassName, AccessModes: []string{"ReadWriteOnce"}})
 	if err != nil {
 		t.Fatal(err)
 	}
