@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/csidriver"
-	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 )
@@ -24,13 +22,12 @@ import (
 // fails CreateSnapshot: the service publishes snapshot.failed carrying the
 // driver's message.
 func TestDriverFailurePublishesSnapshotFailed(t *testing.T) {
-	routeKlog(slog.New(slog.DiscardHandler))
-	c := kubetest.StartCluster(t, kubetest.Options{WithoutCertManager: true})
+	c := cluster
+	ns := c.Namespace(t, nil)
 	const driverMsg = "storage array offline: controller B degraded"
-	c.Driver.Inject("CreateSnapshot", csidriver.Fault{Code: codes.Internal, Message: driverMsg})
+	t.Cleanup(c.Driver.Inject("CreateSnapshot", csidriver.Fault{Code: codes.Internal, Message: driverMsg, Match: csidriver.InNamespace(ns)}))
 	srv := natstest.Run(t)
 
-	ns := c.Namespace(t, nil)
 	claimAndFrequentPolicy(t, c.Config, c.Client, ns, "1Gi")
 
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")

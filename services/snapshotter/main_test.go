@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,9 +28,20 @@ import (
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
-	"github.com/stateguard/stateguard/pkg/harness/snapsim"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
 )
+
+// cluster is the package's one cluster (kubetest.MainCluster): snapshots
+// are taken by the real snapshot-controller and csi-snapshotter on the
+// test CSI driver.
+var cluster *kubetest.Cluster
+
+func TestMain(m *testing.M) {
+	// klog is global: route it before the cluster's client-go goroutines
+	// start, which makes run's own routeKlog a no-op.
+	routeKlog(slog.New(slog.DiscardHandler))
+	os.Exit(kubetest.MainCluster(m, &cluster, kubetest.Options{WithoutCertManager: true}))
+}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -43,22 +53,18 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestService runs the whole service against a real API server and real
-// JetStream: health, readiness, metrics, a snapshot taken by a policy, and
-// its restore plan over HTTP and the CLI.
+// TestService runs the whole service against a real cluster and real
+// JetStream: health, readiness, metrics, a snapshot taken by a policy
+// through the real snapshot controllers, and its restore plan over HTTP and
+// the CLI.
 func TestService(t *testing.T) {
-	// klog is global: route it before snapsim's client-go goroutines start,
-	// which makes run's own routeKlog a no-op.
-	routeKlog(slog.New(slog.DiscardHandler))
-	env := kubetest.Start(t, kubetest.Options{WithoutCertManager: true})
+	env := cluster
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := env.WriteKubeconfig(kubeconfig); err != nil {
 		t.Fatal(err)
 	}
 	srv := natstest.Run(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = snapsim.Run(ctx, env.Config, snapsim.Options{}) })
 
 	ns := "shop"
 	if _, err := env.Client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
@@ -95,7 +101,6 @@ func TestService(t *testing.T) {
 		if err := <-errc; err != nil {
 			t.Errorf("run: %v", err)
 		}
-		wg.Wait()
 	}()
 
 	base := "http://" + addr
@@ -173,7 +178,12 @@ func TestService(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
 		t.Fatal(err)
 	}
-	want, err := restoreplan.For(restoreplan.Snapshot{Namespace: ns, VolumeSnapshot: snap.Name, PVC: "data", RestoreSize: "1Gi", AccessModes: []string{"ReadWriteOnce"}, Labels: map[string]string{"app": "db"}})
+	// The driver reports the snapshot's size: the 5Gi volume's; the claim
+	// got the cluster's default StorageClass.
+	if snap.Status == nil || snap.Status.RestoreSize == nil || snap.Status.RestoreSize.String() != "5Gi" {
+		t.Fatalf("snapshot %s status %+v, want a restore size of 5Gi", snap.Name, snap.Status)
+	}
+	want, err := restoreplan.For(restoreplan.Snapshot{Namespace: ns, VolumeSnapshot: snap.Name, PVC: "data", RestoreSize: "5Gi", StorageClassName: kubetest.ClassName, AccessModes: []string{"ReadWriteOnce"}, Labels: map[string]string{"app": "db"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +205,8 @@ func TestService(t *testing.T) {
 
 // claimAndFrequentPolicy creates the claim "data" (app=db) of the given size
 // in ns and a policy "frequent" snapshotting it every two seconds, keeping
-// three; it returns the controller-runtime client it used and the policy.
+// three (until the test ends); it returns the controller-runtime client it
+// used and the policy.
 func claimAndFrequentPolicy(t *testing.T, cfg *rest.Config, cs kubernetes.Interface, ns, size string) (client.WithWatch, *v1alpha1.SnapshotPolicy) {
 	t.Helper()
 	claim := &corev1.PersistentVolumeClaim{
@@ -223,5 +234,7 @@ func claimAndFrequentPolicy(t *testing.T, cfg *rest.Config, cs kubernetes.Interf
 	if err := kc.Create(t.Context(), pol); err != nil {
 		t.Fatal(err)
 	}
+	// The package's tests share a cluster: the policy stops with its test.
+	t.Cleanup(func() { _ = kc.Delete(context.Background(), pol) })
 	return kc, pol
 }

@@ -149,3 +149,52 @@ func TestInjectedFaults(t *testing.T) {
 		t.Errorf("second DeleteSnapshot (fault used up): %v", err)
 	}
 }
+
+// TestHeldCallsOfOneNamespace holds the CreateSnapshot calls the sidecars
+// make for one namespace (the parameters of --extra-create-metadata) until
+// released; another namespace's calls run.
+func TestHeldCallsOfOneNamespace(t *testing.T) {
+	d := start(t)
+	c := dial(t, d)
+	ctx := t.Context()
+	vol, err := c.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "data", VolumeCapabilities: mount,
+		Parameters: map[string]string{csidriver.ParamPVCNamespace: "shop", csidriver.ParamPVCName: "data"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := vol.GetVolume().GetVolumeId()
+	hold := make(chan struct{})
+	undo := d.Inject("CreateSnapshot", csidriver.Fault{Hold: hold, Match: csidriver.InNamespace("shop")})
+	defer undo()
+	snap := func(ns, name string) *csi.CreateSnapshotRequest {
+		return &csi.CreateSnapshotRequest{Name: name, SourceVolumeId: id,
+			Parameters: map[string]string{csidriver.ParamSnapshotNamespace: ns, csidriver.ParamSnapshotName: name}}
+	}
+	if _, err := c.CreateSnapshot(ctx, snap("other", "free")); err != nil {
+		t.Errorf("another namespace's CreateSnapshot: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.CreateSnapshot(ctx, snap("shop", "held"))
+		done <- err
+	}()
+	// The held call has not returned while other calls go through.
+	if _, err := c.CreateSnapshot(ctx, snap("other", "free-2")); err != nil {
+		t.Errorf("another namespace's CreateSnapshot while one is held: %v", err)
+	}
+	for d.Calls("CreateSnapshot") < 3 { // the held call reached the driver
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("held CreateSnapshot returned before the release: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Errorf("released CreateSnapshot: %v", err)
+	}
+	if csidriver.InNamespace("shop")(&csi.DeleteSnapshotRequest{SnapshotId: "x"}) {
+		t.Error("InNamespace matched a request that names no namespace")
+	}
+}

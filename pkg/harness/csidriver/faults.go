@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -22,6 +23,10 @@ type Fault struct {
 	Message string
 	// Delay is how long the call waits before it fails or runs.
 	Delay time.Duration
+	// Hold, when not nil, keeps the call waiting after Delay until Hold is
+	// closed (or the caller gives up): a storage system that is slow for
+	// as long as the test wants.
+	Hold <-chan struct{}
 	// Times is how many matching calls the fault applies to; 0 is every
 	// call until the fault is cleared.
 	Times int
@@ -94,6 +99,33 @@ func (fs *faults) take(method string, req any) (Fault, bool) {
 	return Fault{}, false
 }
 
+// Parameters the CSI sidecars add to CreateSnapshot and CreateVolume when
+// run with --extra-create-metadata (kubetest's cluster runs them so).
+const (
+	ParamSnapshotNamespace = "csi.storage.k8s.io/volumesnapshot/namespace"
+	ParamSnapshotName      = "csi.storage.k8s.io/volumesnapshot/name"
+	ParamPVCNamespace      = "csi.storage.k8s.io/pvc/namespace"
+	ParamPVCName           = "csi.storage.k8s.io/pvc/name"
+)
+
+// InNamespace is a Fault.Match for the CreateSnapshot and CreateVolume
+// calls made for objects in namespace ns, so that tests sharing a cluster
+// fault only their own calls.
+func InNamespace(ns string) func(req any) bool {
+	return func(req any) bool {
+		var params map[string]string
+		switch r := req.(type) {
+		case *csi.CreateSnapshotRequest:
+			params = r.GetParameters()
+		case *csi.CreateVolumeRequest:
+			params = r.GetParameters()
+		default:
+			return false
+		}
+		return params[ParamSnapshotNamespace] == ns || params[ParamPVCNamespace] == ns
+	}
+}
+
 // intercept applies the injected faults and logs every call.
 func (d *Driver) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	method := path.Base(info.FullMethod)
@@ -115,6 +147,13 @@ func (d *Driver) faulted(ctx context.Context, method string, req any, handler gr
 			t.Stop()
 			return nil, status.FromContextError(ctx.Err()).Err()
 		case <-t.C:
+		}
+	}
+	if f.Hold != nil {
+		select {
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		case <-f.Hold:
 		}
 	}
 	if f.Code != codes.OK {

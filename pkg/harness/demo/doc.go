@@ -1,7 +1,11 @@
 // Package demo seeds the story that `make run` tells and the end-to-end
 // test checks: a namespace with a database Deployment, its PVC, a TLS
-// Secret signed by an in-cluster CA that expires soon, a SnapshotPolicy, and
-// the pods that a kubelet would report — the control plane has no kubelet
-// and no controllers, so the demo writes the ReplicaSet and the Pod with the
-// image digests they run, and "deploys" a new version by changing them.
+// Secret signed by an in-cluster CA that expires soon and a SnapshotPolicy,
+// on the local cluster of kubetest.StartClusterEnv. The cluster's
+// controllers make the Deployment's ReplicaSets and pods, KWOK's node runs
+// them and reports their image digests, the CSI snapshot controllers and
+// the test CSI driver take the snapshots; the demo "deploys" a new version
+// by changing the Deployment's template and waits for the rollout.
+// cert-manager is not run (its controller is not served by the module
+// proxy): the demo's certificate is rotated by the in-cluster CA method.
 package demo

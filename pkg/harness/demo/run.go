@@ -60,12 +60,12 @@ func Run(ctx context.Context, e Env, print func(string)) error {
 	defer func() { _ = sub.Unsubscribe() }()
 
 	s := e.Scene
-	go func() { _ = PlayDeploymentController(ctx, cs, s.Namespace) }()
-	if err := Seed(ctx, cs, dyn, s, V1); err != nil {
+	v1, err := Seed(ctx, cs, dyn, s, V1)
+	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	print(fmt.Sprintf("demo: seeded namespace %s: Deployment %s %s (%s), PVC %s, TLS Secret %s signed by the in-cluster CA %s (expires in %s), SnapshotPolicy %s (%s)",
-		s.Namespace, s.App, V1.Name, short(V1.Digest), s.PVC, s.TLSSecret, s.CASecret, s.CertExpiry, s.Policy, s.Schedule))
+	print(fmt.Sprintf("demo: seeded namespace %s: Deployment %s %s running (%s), PVC %s, TLS Secret %s signed by the in-cluster CA %s (expires in %s), SnapshotPolicy %s (%s)",
+		s.Namespace, s.App, v1.Name, short(v1.Digest), s.PVC, s.TLSSecret, s.CASecret, s.CertExpiry, s.Policy, s.Schedule))
 
 	gosec := filepath.Join(e.Root, "bin", "gosec")
 	apps := filepath.Join(e.Root, "pkg", "harness", "demo", "testdata")
@@ -84,27 +84,28 @@ func Run(ctx context.Context, e Env, print func(string)) error {
 		print(fmt.Sprintf("demo: CI posted gosec's SARIF for %s %s to the GitHub-compatible endpoint (status %s)", s.App, v.Name, url))
 		return nil
 	}
-	if err := upload(V1, "app-v1", hex40('1')); err != nil {
+	if err := upload(v1, "app-v1", hex40('1')); err != nil {
 		return err
 	}
 	print("demo: waiting for the policy's next slot to snapshot " + s.PVC + " …")
-	if err := wait(ctx, e.Timeout, func() bool { return story.Reached(events.TypeSnapshotPinRequested) > 0 }); err != nil {
+	if err := until(ctx, e.Timeout, func() bool { return story.Reached(events.TypeSnapshotPinRequested) > 0 }); err != nil {
 		return fmt.Errorf("no known-good snapshot pinned: %w", err)
 	}
-	if err := Deploy(ctx, cs, s, V2); err != nil {
+	v2, err := Deploy(ctx, cs, s, V2)
+	if err != nil {
 		return err
 	}
-	print(fmt.Sprintf("demo: deployed %s %s (%s); waiting for a snapshot taken while it runs …", s.App, V2.Name, short(V2.Digest)))
+	print(fmt.Sprintf("demo: deployed %s %s: a new ReplicaSet runs it (%s), the old pod is gone; waiting for a snapshot taken while it runs …", s.App, v2.Name, short(v2.Digest)))
 	// The first snapshot after the rollout may still see the old pods: wait
 	// for one that ran the new digest, so that the scan below finds the
 	// version running and the incident starts at the upload.
-	if err := wait(ctx, e.Timeout, func() bool { return story.Snapshotted(V2.Digest) > 0 }); err != nil {
-		return fmt.Errorf("no snapshot of %s: %w", V2.Name, err)
+	if err := until(ctx, e.Timeout, func() bool { return story.Snapshotted(v2.Digest) > 0 }); err != nil {
+		return fmt.Errorf("no snapshot of %s: %w", v2.Name, err)
 	}
-	if err := upload(V2, "app-v2", hex40('2')); err != nil {
+	if err := upload(v2, "app-v2", hex40('2')); err != nil {
 		return err
 	}
-	if err := wait(ctx, e.Timeout, func() bool { return story.Reached(events.TypeCertificateRotated) > 0 }); err != nil {
+	if err := until(ctx, e.Timeout, func() bool { return story.Reached(events.TypeCertificateRotated) > 0 }); err != nil {
 		return fmt.Errorf("certificate not rotated: %w", err)
 	}
 	print("demo: the story is complete — kubectl -n " + s.Namespace + " get volumesnapshots -L stateguard.io/pinned")
@@ -113,7 +114,7 @@ func Run(ctx context.Context, e Env, print func(string)) error {
 
 func hex40(c byte) string { return hex64(c)[:40] }
 
-func wait(ctx context.Context, timeout time.Duration, cond func() bool) error {
+func until(ctx context.Context, timeout time.Duration, cond func() bool) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for !cond() {

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
@@ -35,6 +37,9 @@ type Scene struct {
 	Policy     string
 	Schedule   string
 	CertExpiry time.Duration
+	// SnapshotClass is the VolumeSnapshotClass the policy uses; the local
+	// cluster's is kubetest.ClassName.
+	SnapshotClass string
 }
 
 // Default is the scene of `make run`.
@@ -48,10 +53,14 @@ func Default() Scene {
 		Policy:     "db-every-minute",
 		Schedule:   "* * * * *",
 		CertExpiry: 20 * 24 * time.Hour,
+		// The VolumeSnapshotClass of kubetest's cluster (kubetest.ClassName).
+		SnapshotClass: "stateguard-csi",
 	}
 }
 
-// Version is one build of the app: what runs, as a kubelet reports it.
+// Version is one build of the app. Digest is what the node reports the
+// image ran as (the imageID of the container status), known once it runs:
+// Seed and Deploy return the version with it.
 type Version struct {
 	Name   string // app.kubernetes.io/version
 	Image  string // repository:tag
@@ -75,8 +84,8 @@ func repo(image string) string {
 
 // Versions of the demo app: 1.0 is clean, 1.1 ships a hard-coded credential.
 var (
-	V1 = Version{Name: "1.0.0", Image: "registry.example/shop/db:1.0.0", Digest: "sha256:" + hex64('a')}
-	V2 = Version{Name: "1.1.0", Image: "registry.example/shop/db:1.1.0", Digest: "sha256:" + hex64('b')}
+	V1 = Version{Name: "1.0.0", Image: "registry.example/shop/db:1.0.0"}
+	V2 = Version{Name: "1.1.0", Image: "registry.example/shop/db:1.1.0"}
 )
 
 func hex64(c byte) string {
@@ -90,19 +99,21 @@ func hex64(c byte) string {
 // PolicyGVR is the SnapshotPolicy resource.
 var PolicyGVR = schema.GroupVersionResource{Group: "stateguard.io", Version: "v1alpha1", Resource: "snapshotpolicies"}
 
-// Seed creates the scene's objects, running version v.
-func Seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s Scene, v Version) error {
+// Seed creates the scene's objects, running version v, and returns v with
+// the digest its pod runs (the Deployment's pods are made by the cluster's
+// controllers and run by its node).
+func Seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s Scene, v Version) (Version, error) {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Namespace}}
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("namespace: %w", err)
+		return v, fmt.Errorf("namespace: %w", err)
 	}
 	caPEM, caKeyPEM, caCert, caKey, err := newCA(s.Namespace + " demo CA")
 	if err != nil {
-		return err
+		return v, err
 	}
 	certPEM, keyPEM, err := newLeaf(caCert, caKey, s.App+"."+s.Namespace+".svc", s.CertExpiry)
 	if err != nil {
-		return err
+		return v, err
 	}
 	secrets := []*corev1.Secret{
 		{
@@ -125,7 +136,7 @@ func Seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s
 		},
 	}
 	if _, err := cs.CoreV1().PersistentVolumeClaims(s.Namespace).Create(ctx, pvc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("pvc: %w", err)
+		return v, fmt.Errorf("pvc: %w", err)
 	}
 	labels := map[string]string{"app.kubernetes.io/name": s.App}
 	dep := &appsv1.Deployment{
@@ -137,29 +148,20 @@ func Seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s
 		},
 	}
 	if _, err := cs.AppsV1().Deployments(s.Namespace).Create(ctx, dep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("deployment: %w", err)
+		return v, fmt.Errorf("deployment: %w", err)
 	}
-	if err := Deploy(ctx, cs, s, v); err != nil {
-		return err
+	// Deploy (not only the wait): on a second run the Deployment exists.
+	v, err = Deploy(ctx, cs, s, v)
+	if err != nil {
+		return v, err
 	}
 	// The Secrets come after the pods that mount them, so the first expiry
 	// event names their users: the correlator learns from it which
 	// workloads mount which TLS Secret.
 	for _, sec := range secrets {
 		if _, err := cs.CoreV1().Secrets(s.Namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("secret %s: %w", sec.Name, err)
+			return v, fmt.Errorf("secret %s: %w", sec.Name, err)
 		}
-	}
-	class := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion":     "snapshot.storage.k8s.io/v1",
-		"kind":           "VolumeSnapshotClass",
-		"metadata":       map[string]any{"name": "snapsim"},
-		"driver":         "snapsim.stateguard.io",
-		"deletionPolicy": "Delete",
-	}}
-	classGVR := schema.GroupVersionResource{Group: "snapshot.storage.k8s.io", Version: "v1", Resource: "volumesnapshotclasses"}
-	if _, err := dyn.Resource(classGVR).Create(ctx, class, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("volumesnapshotclass: %w", err)
 	}
 	policy := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "stateguard.io/v1alpha1",
@@ -169,14 +171,14 @@ func Seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s
 			"pvcSelector":             map[string]any{"matchLabels": map[string]any{"stateguard.io/backup": "true"}},
 			"schedule":                s.Schedule,
 			"timeZone":                "UTC",
-			"volumeSnapshotClassName": "snapsim",
+			"volumeSnapshotClassName": s.SnapshotClass,
 			"retention":               map[string]any{"keepLast": int64(5), "hourly": int64(24), "daily": int64(7)},
 		},
 	}}
 	if _, err := dyn.Resource(PolicyGVR).Namespace(s.Namespace).Create(ctx, policy, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("snapshot policy: %w", err)
+		return v, fmt.Errorf("snapshot policy: %w", err)
 	}
-	return nil
+	return v, nil
 }
 
 func podTemplate(s Scene, v Version) corev1.PodTemplateSpec {
@@ -199,12 +201,12 @@ func podTemplate(s Scene, v Version) corev1.PodTemplateSpec {
 	}
 }
 
-// Deploy makes version v the running one, as a rollout would: a
-// ReplicaSet of the Deployment and a running Pod whose status names v's
-// digest. The pod of the previous version is deleted.
-func Deploy(ctx context.Context, cs kubernetes.Interface, s Scene, v Version) error {
+// Deploy makes version v the running one: it changes the Deployment's pod
+// template and waits until the rollout is done — the cluster's deployment
+// controller made a new ReplicaSet, its pods run v on the node and the old
+// pods are gone. It returns v with the digest its pod runs.
+func Deploy(ctx context.Context, cs kubernetes.Interface, s Scene, v Version) (Version, error) {
 	tmpl := podTemplate(s, v)
-	var dep *appsv1.Deployment
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		d, err := cs.AppsV1().Deployments(s.Namespace).Get(ctx, s.App, metav1.GetOptions{})
 		if err != nil {
@@ -212,63 +214,63 @@ func Deploy(ctx context.Context, cs kubernetes.Interface, s Scene, v Version) er
 		}
 		tmpl.Annotations = d.Spec.Template.Annotations
 		d.Spec.Template = tmpl
-		dep, err = cs.AppsV1().Deployments(s.Namespace).Update(ctx, d, metav1.UpdateOptions{})
+		_, err = cs.AppsV1().Deployments(s.Namespace).Update(ctx, d, metav1.UpdateOptions{})
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("deployment: %w", err)
+		return v, fmt.Errorf("deployment: %w", err)
 	}
-	rsName := s.App + "-" + v.Digest[len("sha256:"):len("sha256:")+10]
-	owner := func(kind, name string, uid string) []metav1.OwnerReference {
-		return []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: kind, Name: name, UID: typesUID(uid), Controller: ptr.To(true)}}
-	}
-	rs := &appsv1.ReplicaSet{
-		ObjectMeta: metav1.ObjectMeta{Name: rsName, Namespace: s.Namespace, Labels: tmpl.Labels, OwnerReferences: owner("Deployment", dep.Name, string(dep.UID))},
-		Spec:       appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: tmpl.Labels}, Template: tmpl},
-	}
-	created, err := cs.AppsV1().ReplicaSets(s.Namespace).Create(ctx, rs, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		created, err = cs.AppsV1().ReplicaSets(s.Namespace).Get(ctx, rsName, metav1.GetOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("replicaset: %w", err)
-	}
-	pods, err := cs.CoreV1().Pods(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + s.App})
-	if err != nil {
-		return err
-	}
-	podName := rsName + "-0"
-	for _, p := range pods.Items {
-		if p.Name != podName {
-			if err := cs.CoreV1().Pods(s.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil && !apierrors.IsNotFound(err) {
-				return err
-			}
+	return waitRollout(ctx, cs, s, v)
+}
+
+// rolloutTimeout bounds waitRollout.
+const rolloutTimeout = 2 * time.Minute
+
+// waitRollout waits until the Deployment's rollout of v is done: its
+// controller saw the latest spec, every replica is updated and ready, and
+// every pod of the app runs v's image (no old pod left). It returns v with
+// the digest the node reports for the image.
+func waitRollout(ctx context.Context, cs kubernetes.Interface, s Scene, v Version) (Version, error) {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, rolloutTimeout, true, func(ctx context.Context) (bool, error) {
+		d, err := cs.AppsV1().Deployments(s.Namespace).Get(ctx, s.App, metav1.GetOptions{})
+		if err != nil {
+			return false, err
 		}
-	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: s.Namespace, Labels: tmpl.Labels, OwnerReferences: owner("ReplicaSet", created.Name, string(created.UID))},
-		Spec:       tmpl.Spec,
-	}
-	p, err := cs.CoreV1().Pods(s.Namespace).Create(ctx, pod, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		return nil
-	}
+		want := ptr.Deref(d.Spec.Replicas, 1)
+		st := d.Status
+		if st.ObservedGeneration < d.Generation || st.UpdatedReplicas != want || st.ReadyReplicas != want || st.Replicas != want {
+			last = fmt.Sprintf("deployment: %d replicas, %d updated, %d ready, want %d", st.Replicas, st.UpdatedReplicas, st.ReadyReplicas, want)
+			return false, nil
+		}
+		pods, err := cs.CoreV1().Pods(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + s.App})
+		if err != nil {
+			return false, err
+		}
+		digest := ""
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 || p.Spec.Containers[0].Image != v.Image {
+				last = fmt.Sprintf("pod %s: %s, image %s", p.Name, p.Status.Phase, p.Spec.Containers[0].Image)
+				return false, nil
+			}
+			_, d, ok := strings.Cut(p.Status.ContainerStatuses[0].ImageID, "@")
+			if !ok {
+				last = fmt.Sprintf("pod %s: no image digest yet", p.Name)
+				return false, nil
+			}
+			digest = d
+		}
+		if int32(len(pods.Items)) != want || digest == "" {
+			last = fmt.Sprintf("%d pods, want %d", len(pods.Items), want)
+			return false, nil
+		}
+		v.Digest = digest
+		return true, nil
+	})
 	if err != nil {
-		return fmt.Errorf("pod: %w", err)
+		return v, fmt.Errorf("rollout of %s %s: %w (%s)", s.App, v.Name, err, last)
 	}
-	now := metav1.Now()
-	p.Status = corev1.PodStatus{
-		Phase:      corev1.PodRunning,
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now}},
-		ContainerStatuses: []corev1.ContainerStatus{{
-			Name: "db", Image: v.Image, ImageID: repo(v.Image) + "@" + v.Digest, Ready: true,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
-		}},
-	}
-	if _, err := cs.CoreV1().Pods(s.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("pod status: %w", err)
-	}
-	return nil
+	return v, nil
 }
 
 func newCA(cn string) (certPEM, keyPEM []byte, cert *x509.Certificate, key *ecdsa.PrivateKey, err error) {

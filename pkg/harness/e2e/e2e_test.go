@@ -18,6 +18,7 @@ import (
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -174,6 +175,34 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 	if dep.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
 		t.Errorf("Deployment %s was not rolled: template annotations %v", scene.App, dep.Spec.Template.Annotations)
 	}
+	// The cluster's controllers carried the rollout out: the app's pods run
+	// from the ReplicaSet of the rolled template (after 1.0.0's and 1.1.0's),
+	// and no pod of an older ReplicaSet is left.
+	restartedAt := dep.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"]
+	var rolledRS string
+	eventually(t, "the app's pods all from the rolled ReplicaSet", func() bool {
+		sel := metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + scene.App}
+		rss, err := s.Kube().AppsV1().ReplicaSets(scene.Namespace).List(ctx, sel)
+		if err != nil || len(rss.Items) < 3 {
+			return false
+		}
+		for _, rs := range rss.Items {
+			if rs.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == restartedAt && metav1.IsControlledBy(&rs, dep) {
+				rolledRS = rs.Name
+			}
+		}
+		pods, err := s.Kube().CoreV1().Pods(scene.Namespace).List(ctx, sel)
+		if err != nil || len(pods.Items) == 0 || rolledRS == "" {
+			return false
+		}
+		for _, p := range pods.Items {
+			owner := metav1.GetControllerOf(&p)
+			if owner == nil || owner.Name != rolledRS || p.Status.Phase != corev1.PodRunning {
+				return false
+			}
+		}
+		return true
+	})
 
 	// An operator resolves the incident with the stack's operator token (a
 	// read token may not); the resolution is a fact on the DECISION stream

@@ -57,15 +57,20 @@ var ClusterBinaries = []string{"kube-controller-manager", "kube-scheduler", "kwo
 // ErrNoClusterTools says a cluster binary is missing.
 var ErrNoClusterTools = errors.New("cluster binaries not found: run `make tools` (it builds kube-controller-manager, kube-scheduler, KWOK, the CSI snapshot-controller, csi-snapshotter and csi-provisioner from the Go module proxy; `make cluster-tools` builds only these)")
 
-//go:embed kwok/pod-ready.yaml
-var podReadyStage []byte
+// stateguard's KWOK Stages: pods become Running with image digests
+// (pod-ready); a Job's pod succeeds, or fails when its command is `false`
+// (pod-complete).
+var (
+	//go:embed kwok/pod-ready.yaml
+	podReadyStage []byte
+	//go:embed kwok/pod-complete.yaml
+	podCompleteStages []byte
+)
 
 // kwokStages are KWOK's own Stages the cluster uses, from its module:
-// nodes become Ready, Job pods complete, deleted pods go. Pods become
-// Running by stateguard's pod-ready Stage, which reports image digests.
+// nodes become Ready, deleted pods go.
 var kwokStages = []string{
 	"kustomize/stage/node/fast/node-initialize.yaml",
-	"kustomize/stage/pod/fast/pod-complete.yaml",
 	"kustomize/stage/pod/fast/pod-delete.yaml",
 }
 
@@ -105,6 +110,9 @@ func (c *Cluster) Process(name string) *Process {
 	}
 	return nil
 }
+
+// Processes are the cluster's processes, in ClusterBinaries order.
+func (c *Cluster) Processes() []*Process { return slices.Clone(c.procs) }
 
 // clusterBinaries checks that every cluster binary is in dir.
 func clusterBinaries(dir string) error {
@@ -192,13 +200,13 @@ func (c *Cluster) processes(bin, kwokFile string) []*Process {
 		proc("kube-scheduler", kc, "--secure-port=0", "--leader-elect=false", "--kube-api-qps=100", "--kube-api-burst=200", "--v=2"),
 		proc("kwok", kc, "--config="+kwokFile, "--manage-all-nodes=true"),
 		proc("snapshot-controller", kc, "--leader-election=false", "--kube-api-qps=100", "--kube-api-burst=200", "--v=4"),
-		proc("csi-snapshotter", kc, csi, "--leader-election=false", "--kube-api-qps=100", "--kube-api-burst=200", "--v=4"),
-		proc("csi-provisioner", kc, csi, "--leader-election=false", "--kube-api-qps=100", "--kube-api-burst=200", "--v=4"),
+		proc("csi-snapshotter", kc, csi, "--leader-election=false", "--extra-create-metadata", "--kube-api-qps=100", "--kube-api-burst=200", "--v=4"),
+		proc("csi-provisioner", kc, csi, "--leader-election=false", "--extra-create-metadata", "--kube-api-qps=100", "--kube-api-burst=200", "--v=4"),
 	}
 }
 
 // kwokConfig is KWOK's configuration: its node and pod Stages from its
-// module, and stateguard's pod-ready Stage.
+// module, and stateguard's pod-ready and pod-complete Stages.
 func kwokConfig() ([]byte, error) {
 	mod, err := ModuleDir(KWOKModule, KWOKVersion)
 	if err != nil {
@@ -214,6 +222,8 @@ func kwokConfig() ([]byte, error) {
 		b.WriteString("\n---\n")
 	}
 	b.Write(podReadyStage)
+	b.WriteString("\n---\n")
+	b.Write(podCompleteStages)
 	return b.Bytes(), nil
 }
 
@@ -426,4 +436,37 @@ func StartCluster(tb testing.TB, opts ...Options) *Cluster {
 		}
 	})
 	return c
+}
+
+// MainCluster starts one cluster for a test package, runs its tests and
+// stops it; call it from TestMain so the package's tests share it (each in
+// its own Namespace, faulting only its own calls with csidriver.InNamespace):
+//
+//	var cluster *kubetest.Cluster
+//	func TestMain(m *testing.M) { os.Exit(kubetest.MainCluster(m, &cluster)) }
+//
+// A cluster that does not start fails the package with the reason (for
+// missing binaries: the command that builds them). When a test failed the
+// logs are kept and their directory printed.
+func MainCluster(m *testing.M, c **Cluster, opts ...Options) int {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	cl, err := StartClusterEnv(context.Background(), o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kubetest:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "kubetest: cluster started in %s (logs in %s)\n", cl.Startup.Round(time.Millisecond), cl.LogDir())
+	*c = cl
+	code := m.Run()
+	if code != 0 {
+		cl.Keep = true
+		fmt.Fprintln(os.Stderr, "kubetest: the cluster's logs are kept in", cl.LogDir())
+	}
+	if err := cl.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "kubetest: stop cluster:", err)
+	}
+	return code
 }

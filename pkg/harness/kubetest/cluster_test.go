@@ -26,6 +26,12 @@ import (
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 )
 
+// cluster is the package's one cluster, shared by its tests (each in its
+// own namespace), as kubetest.MainCluster offers every package.
+var cluster *kubetest.Cluster
+
+func TestMain(m *testing.M) { os.Exit(kubetest.MainCluster(m, &cluster)) }
+
 // eventually polls cond until it holds, failing the test after d.
 func eventually(t *testing.T, what string, d time.Duration, cond func(ctx context.Context) bool) time.Duration {
 	t.Helper()
@@ -122,7 +128,7 @@ func claimDir(t *testing.T, c *kubetest.Cluster, ns, name string) string {
 // csi-snapshotter, changes the files, restores the snapshot into a new
 // claim through csi-provisioner and compares every file's checksum.
 func TestRestoreFromSnapshotHasTheSnapshotsFiles(t *testing.T) {
-	c := kubetest.StartCluster(t)
+	c := cluster
 	ns := c.Namespace(t, nil)
 	bind := bound(t, c, claim(ns, "data", nil))
 	dir := claimDir(t, c, ns, "data")
@@ -156,12 +162,14 @@ func TestRestoreFromSnapshotHasTheSnapshotsFiles(t *testing.T) {
 
 // TestSnapshotReadyAfterSnapshotterRestart kills csi-snapshotter while the
 // driver's CreateSnapshot hangs and restarts it: the snapshot becomes ready.
+//
+// It starts a cluster of its own: it kills one of the cluster's processes.
 func TestSnapshotReadyAfterSnapshotterRestart(t *testing.T) {
 	c := kubetest.StartCluster(t)
 	ns := c.Namespace(t, nil)
 	bound(t, c, claim(ns, "data", nil))
 	writeFiles(t, claimDir(t, c, ns, "data"), map[string]string{"table": "rows"})
-	c.Driver.Inject("CreateSnapshot", csidriver.Fault{Delay: 10 * time.Minute, Times: 1})
+	t.Cleanup(c.Driver.Inject("CreateSnapshot", csidriver.Fault{Delay: 10 * time.Minute, Times: 1, Match: csidriver.InNamespace(ns)}))
 
 	sn := snapshot(t, c, ns, "data-1", "data")
 	eventually(t, "CreateSnapshot called", 60*time.Second, func(context.Context) bool { return c.Driver.Calls("CreateSnapshot") >= 1 })
@@ -195,7 +203,7 @@ func imageID(image string) string {
 // a ReplicaSet and pods, the scheduler binds them to the simulated node and
 // KWOK runs them with image digests; a new image rolls a new ReplicaSet.
 func TestDeploymentRunsOnKWOK(t *testing.T) {
-	c := kubetest.StartCluster(t)
+	c := cluster
 	ns := c.Namespace(t, nil)
 	labels := map[string]string{"app": "web"}
 	dep := &appsv1.Deployment{

@@ -15,19 +15,27 @@
 //     collector) and no listener (--secure-port=0);
 //   - kube-scheduler;
 //   - KWOK managing one Node (NodeName, labelled with the driver's topology
-//     key): KWOK's node and pod Stages from its module, except pod-ready,
-//     which is stateguard's (kwok/pod-ready.yaml) so that container statuses
+//     key): KWOK's node and pod Stages from its module, except pod-ready
+//     and pod-complete. stateguard's pod-ready (kwok/pod-ready.yaml) makes
+//     container statuses
 //     carry an imageID digest (repo@sha256:<sha256 of the image reference>,
-//     or the image's own digest when it is pinned by one);
+//     or the image's own digest when it is pinned by one), and its
+//     pod-complete Stages (kwok/pod-complete.yaml): a Job's pod succeeds,
+//     or fails with exit code 1 when its first container's command is
+//     `false`, so a test can make a Job fail;
 //   - the CSI driver of package csidriver, in the test binary, on a unix
-//     socket, with csi-provisioner and csi-snapshotter pointed at it, and
-//     the CSI snapshot-controller;
+//     socket, with csi-provisioner and csi-snapshotter pointed at it (both
+//     with --extra-create-metadata, so the driver's calls name the
+//     namespace and csidriver.InNamespace faults one test's calls only),
+//     and the CSI snapshot-controller;
 //   - the CSINode, the CSIDriver, and the default StorageClass and
 //     VolumeSnapshotClass, both named ClassName.
 //
-// Each process logs to Cluster.LogDir (kept and printed when the test
-// fails), dies with the test binary (a parent-death signal) and is stopped
-// at cleanup; Cluster.Process returns one, to kill and restart it. A
+// MainCluster, from TestMain, shares one cluster among a package's tests
+// (each in its own Namespace): a cluster starts in seconds, but `make test`
+// runs many packages. Each process logs to Cluster.LogDir (kept and
+// printed when a test fails), dies with the test binary (a parent-death
+// signal) and is stopped at cleanup; Cluster.Process returns one, to kill and restart it. A
 // missing binary fails the test naming `make tools`. Faults are injected
 // into the driver (Cluster.Driver.Inject); Cluster.ClaimDir is the
 // directory holding a bound claim's data.

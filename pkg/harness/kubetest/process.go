@@ -122,6 +122,16 @@ func (p *Process) Exited() error {
 	}
 }
 
+// Pid is the process id of the running process (0 before Start).
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Kill sends SIGKILL, as a crash would, and waits for the process to end.
 func (p *Process) Kill() error { return p.signal(syscall.SIGKILL, 0) }
 

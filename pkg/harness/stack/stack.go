@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -26,7 +25,6 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
-	"github.com/stateguard/stateguard/pkg/harness/snapsim"
 )
 
 // Services are the four services, in start order.
@@ -58,9 +56,6 @@ type Config struct {
 	Log *slog.Logger
 	// BuildFlags are passed to go build (the end-to-end test adds -race).
 	BuildFlags []string
-	// Snapsim, when set, configures the CSI snapshot simulator; it always
-	// runs against a local control plane.
-	Snapsim snapsim.Options
 }
 
 // Stack is a running local stack.
@@ -69,6 +64,9 @@ type Stack struct {
 	NATSURL    string
 	Kubeconfig string
 	RestConfig *rest.Config
+	// Cluster is the local cluster (nil on the cluster of Config.Kubeconfig):
+	// the control plane, the controllers, KWOK's node and the CSI driver.
+	Cluster *kubetest.Cluster
 	// Addr maps a service to its HTTP address (127.0.0.1:port).
 	Addr map[string]string
 	// Token is the bearer token the services' APIs accept.
@@ -78,11 +76,8 @@ type Stack struct {
 	OperatorToken string
 
 	cfg      Config
-	kube     *kubetest.Env
 	watchdog *watchdog
 	procs    []*proc
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
 }
 
 type proc struct {
@@ -109,9 +104,6 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			_ = s.Stop(context.Background())
 		}
 	}()
-	bctx, bcancel := context.WithCancel(context.Background())
-	s.cancel = bcancel
-
 	cfg.Log.Info("building the services")
 	if err := s.build(ctx); err != nil {
 		return nil, err
@@ -136,34 +128,23 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 		cfg.Log.Info("using the cluster of KUBECONFIG", "kubeconfig", cfg.Kubeconfig)
 	} else {
-		cfg.Log.Info("starting a local control plane (kube-apiserver + etcd) with the CRDs")
-		s.kube, s.watchdog, err = startControlPlane(cfg.Log)
+		cfg.Log.Info("starting a local cluster: kube-apiserver + etcd with the CRDs, kube-controller-manager, kube-scheduler, KWOK's node, the CSI snapshot-controller, csi-provisioner and csi-snapshotter on the test CSI driver")
+		s.Cluster, s.watchdog, err = startCluster(ctx, cfg.Log)
 		if err != nil {
 			return nil, err
 		}
-		s.RestConfig = s.kube.Config
+		s.RestConfig = s.Cluster.Config
 		s.Kubeconfig = filepath.Join(cfg.Dir, "kubeconfig")
-		if err := s.kube.WriteKubeconfig(s.Kubeconfig); err != nil {
+		if err := s.Cluster.WriteKubeconfig(s.Kubeconfig); err != nil {
 			return nil, err
 		}
 		// The namespace stateguard is installed in: the snapshotter's
 		// leader-election Lease lives there.
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "stateguard"}}
-		if _, err := s.kube.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if _, err := s.Cluster.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, fmt.Errorf("namespace stateguard: %w", err)
 		}
-		so := cfg.Snapsim
-		if so.Log == nil {
-			so.Log = cfg.Log.With("component", "snapsim")
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if err := snapsim.Run(bctx, s.RestConfig, so); err != nil {
-				cfg.Log.Error("snapshot simulator stopped", "error", err)
-			}
-		}()
-		cfg.Log.Info("control plane running; CSI snapshot simulator playing the snapshot controller", "kubeconfig", s.Kubeconfig)
+		cfg.Log.Info("cluster running", "kubeconfig", s.Kubeconfig, "started_in", s.Cluster.Startup.Round(time.Millisecond).String(), "logs", s.Cluster.LogDir())
 	}
 
 	if err := s.writeSecrets(); err != nil {
@@ -396,7 +377,7 @@ func (s *Stack) waitReady(ctx context.Context, name string) error {
 }
 
 // Stop sends SIGTERM to every service, waits for each (killing it after
-// 20 s), then stops the simulator, the control plane and NATS.
+// 20 s), then stops the cluster and NATS.
 func (s *Stack) Stop(ctx context.Context) error {
 	var errs []error
 	for i := len(s.procs) - 1; i >= 0; i-- {
@@ -417,15 +398,11 @@ func (s *Stack) Stop(ctx context.Context) error {
 		p.log.Close()
 	}
 	s.procs = nil
-	if s.cancel != nil {
-		s.cancel()
-	}
-	s.wg.Wait()
-	if s.kube != nil {
-		if err := s.kube.Stop(); err != nil {
-			errs = append(errs, fmt.Errorf("control plane: %w", err))
+	if s.Cluster != nil {
+		if err := s.Cluster.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: %w", err))
 		}
-		s.kube = nil
+		s.Cluster = nil
 	}
 	if s.watchdog != nil {
 		s.watchdog.release()
@@ -439,24 +416,25 @@ func (s *Stack) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// startControlPlane starts kube-apiserver and etcd with the CRDs, and a
-// watchdog that stops them when this process dies without calling Stop
-// (SIGKILL, a crash): the services die with it by their parent-death signal,
-// the control plane by the watchdog.
-func startControlPlane(log *slog.Logger) (*kubetest.Env, *watchdog, error) {
+// startCluster starts the local cluster (kubetest.StartClusterEnv) and a
+// watchdog that stops kube-apiserver and etcd when this process dies without
+// calling Stop (SIGKILL, a crash): the services and the cluster's other
+// processes die with it by their parent-death signal, the control plane
+// (started by envtest, which sets none) by the watchdog.
+func startCluster(ctx context.Context, log *slog.Logger) (*kubetest.Cluster, *watchdog, error) {
 	before, err := childPIDs(os.Getpid(), controlPlaneBinaries)
 	if err != nil {
 		return nil, nil, err
 	}
-	kube, err := kubetest.StartEnv(kubetest.Options{})
+	c, err := kubetest.StartClusterEnv(ctx, kubetest.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
 	d, err := guardControlPlane(before)
 	if err != nil {
-		_ = kube.Stop()
+		_ = c.Stop()
 		return nil, nil, fmt.Errorf("guard the control plane: %w", err)
 	}
 	log.Info("control plane guarded: it stops when this process dies", "pids", d.pgids, "watchdog_pid", d.cmd.Process.Pid)
-	return kube, d, nil
+	return c, d, nil
 }

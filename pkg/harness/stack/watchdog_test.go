@@ -2,6 +2,7 @@ package stack
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,27 +12,35 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 )
 
-// helperEnv makes the test binary a process that runs the stack's control
-// plane and waits to be killed.
+// helperEnv makes the test binary a process that runs the stack's cluster
+// and waits to be killed.
 const helperEnv = "STATEGUARD_STACK_TEST_HELPER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "control-plane" {
+	if os.Getenv(helperEnv) == "cluster" {
 		os.Exit(controlPlaneHelper())
 	}
 	os.Exit(m.Run())
 }
 
+// controlPlaneHelper starts the cluster and prints the pids of the guarded
+// control plane, then those of the cluster's other processes.
 func controlPlaneHelper() int {
-	kube, d, err := startControlPlane(slog.New(slog.DiscardHandler))
+	c, d, err := startCluster(context.Background(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Println("ERROR", err)
 		return 1
 	}
-	_ = kube
+	var others []int
+	for _, p := range c.Processes() {
+		others = append(others, p.Pid())
+	}
 	fmt.Println("PIDS", strings.Trim(fmt.Sprint(d.pgids), "[]"))
+	fmt.Println("OTHERS", strings.Trim(fmt.Sprint(others), "[]"))
 	select {}
 }
 
@@ -41,9 +50,12 @@ func alive(pid int) bool {
 	return ok && state != 'Z'
 }
 
-func TestControlPlaneDiesWithItsProcessOnSIGKILL(t *testing.T) {
+// TestClusterDiesWithItsProcessOnSIGKILL kills the process running the
+// stack's cluster: the watchdog stops etcd and kube-apiserver, the parent-
+// death signal the controllers, KWOK and the CSI sidecars.
+func TestClusterDiesWithItsProcessOnSIGKILL(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=control-plane")
+	cmd.Env = append(os.Environ(), helperEnv+"=cluster")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -53,25 +65,35 @@ func TestControlPlaneDiesWithItsProcessOnSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("helper said nothing: %v", err)
-	}
-	fields := strings.Fields(line)
-	if len(fields) == 0 || fields[0] != "PIDS" {
-		t.Fatalf("helper: %s", line)
-	}
-	var pids []int
-	for _, f := range fields[1:] {
-		p, err := strconv.Atoi(f)
+	rd := bufio.NewReader(out)
+	readPIDs := func(label string) []int {
+		line, err := rd.ReadString('\n')
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("helper said nothing: %v", err)
 		}
-		pids = append(pids, p)
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != label {
+			t.Fatalf("helper: %s", line)
+		}
+		var pids []int
+		for _, f := range fields[1:] {
+			p, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pids = append(pids, p)
+		}
+		return pids
 	}
+	pids := readPIDs("PIDS")
 	if len(pids) != 2 {
 		t.Fatalf("guarded %v, want etcd and kube-apiserver", pids)
 	}
+	others := readPIDs("OTHERS")
+	if len(others) != len(kubetest.ClusterBinaries) {
+		t.Fatalf("cluster processes %v, want one per %v", others, kubetest.ClusterBinaries)
+	}
+	pids = append(pids, others...)
 	t.Cleanup(func() {
 		for _, p := range pids {
 			_ = syscall.Kill(p, syscall.SIGKILL)
@@ -79,7 +101,7 @@ func TestControlPlaneDiesWithItsProcessOnSIGKILL(t *testing.T) {
 	})
 	for _, p := range pids {
 		if !alive(p) {
-			t.Fatalf("control-plane process %d not running before the kill", p)
+			t.Fatalf("cluster process %d not running before the kill", p)
 		}
 	}
 
@@ -101,7 +123,7 @@ func TestControlPlaneDiesWithItsProcessOnSIGKILL(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("control-plane processes %v still run 30 s after their parent was killed", left)
+			t.Fatalf("cluster processes %v still run 30 s after their parent was killed", left)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

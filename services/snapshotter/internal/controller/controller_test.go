@@ -1,6 +1,8 @@
 package controller_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
 )
 
@@ -27,12 +30,13 @@ func TestScheduledSnapshotCompletes(t *testing.T) {
 	ns := namespace(t)
 	create(t, pvc(ns, "data", map[string]string{"app": "db"}))
 	create(t, pvc(ns, "other", map[string]string{"app": "web"}))
-	appPod(t, ns, "data")
-	// In envtest no kubelet runs, so the exec of this hook fails; with
-	// onError: Continue the snapshot is taken anyway.
-	p := policy(t, ns, "hourly", withHooks(v1alpha1.Hook{Command: []string{"fsfreeze", "-f", "/data"}, OnError: v1alpha1.OnErrorContinue}),
+	pod := appPod(t, ns, "data")
+	// No kubelet runs (KWOK plays the node), so the exec of this hook
+	// fails; with onError: Continue the snapshot is taken anyway.
+	// The timeouts bound an exec the API server cannot deliver.
+	p := policy(t, ns, "hourly", withHooks(v1alpha1.Hook{Command: []string{"fsfreeze", "-f", "/data"}, OnError: v1alpha1.OnErrorContinue, Timeout: "5s"}),
 		func(p *v1alpha1.SnapshotPolicy) {
-			p.Spec.Hooks.Post = []v1alpha1.Hook{{Command: []string{"fsfreeze", "-u", "/data"}}}
+			p.Spec.Hooks.Post = []v1alpha1.Hook{{Command: []string{"fsfreeze", "-u", "/data"}, Timeout: "5s"}}
 		})
 	r := newRig(t, ns, p.CreationTimestamp.Time)
 
@@ -62,21 +66,29 @@ func TestScheduledSnapshotCompletes(t *testing.T) {
 		t.Errorf("event id %q, want %q", got, want)
 	}
 	got := decode[events.SnapshotCompleted](t, completed[0])
+	// The digest KWOK's node reports for the image (kubetest's pod-ready
+	// Stage: the sha256 of the reference), as the pod's status carries it.
+	sum := sha256.Sum256([]byte(appImage))
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	if id := pod.Status.ContainerStatuses[0].ImageID; id != "ghcr.io/acme/db@"+digest {
+		t.Fatalf("the node reports image id %q, want the digest %s", id, digest)
+	}
 	want := events.SnapshotCompleted{
 		Namespace:             ns,
 		PVC:                   "data",
 		VolumeSnapshot:        wantName,
 		VolumeSnapshotContent: "snapcontent-" + string(snaps[0].UID),
+		VolumeSnapshotClass:   kubetest.ClassName, // the default class, set by the snapshot-controller
 		RestoreSize:           "1Gi",
 		Policy:                "hourly",
 		Slot:                  &slot,
 		Workloads: []events.VolumeWorkload{{
-			Pod:     "db-5d8f-x2x",
+			Pod:     pod.Name, // made by the ReplicaSet of Deployment db
 			Owner:   &events.ObjectRef{Kind: "Deployment", Namespace: ns, Name: "db"},
 			App:     "db",
 			Version: "1.4.2",
 			Containers: []events.Container{{
-				Name: "db", Image: "ghcr.io/acme/db:1.4.2", ImageID: "ghcr.io/acme/db@sha256:feedface", Digest: "sha256:feedface",
+				Name: "db", Image: appImage, ImageID: "ghcr.io/acme/db@" + digest, Digest: digest,
 			}},
 		}},
 		// The claim names no StorageClass (envtest has none).
@@ -132,7 +144,9 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 func TestFailedSnapshotIsReported(t *testing.T) {
 	ns := namespace(t)
 	create(t, pvc(ns, "data", map[string]string{"app": "db"}))
-	p := policy(t, ns, "hourly", withLabels(labelFail, "yes"))
+	const driverMsg = "storage array offline: controller B degraded"
+	failSnapshots(t, ns, driverMsg)
+	p := policy(t, ns, "hourly")
 	r := newRig(t, ns, p.CreationTimestamp.Time)
 	r.clock.SetTime(nextHour(p.CreationTimestamp.Time, 1))
 	r.until("snapshot.failed", func() bool { return len(r.published(events.TypeSnapshotFailed)) > 0 })
@@ -142,8 +156,8 @@ func TestFailedSnapshotIsReported(t *testing.T) {
 		t.Fatalf("%d snapshot.failed events, want 1", len(failed))
 	}
 	got := decode[events.SnapshotFailed](t, failed[0])
-	if got.VolumeSnapshot == "" || got.PVC != "data" || got.Policy != "hourly" || got.Error != "simulated CSI failure" {
-		t.Errorf("snapshot.failed %+v", got)
+	if got.VolumeSnapshot == "" || got.PVC != "data" || got.Policy != "hourly" || !strings.Contains(got.Error, driverMsg) {
+		t.Errorf("snapshot.failed %+v, want the driver's message %q", got, driverMsg)
 	}
 	if n := len(r.published(events.TypeSnapshotCompleted)); n != 0 {
 		t.Errorf("%d snapshot.completed events for a failed snapshot", n)

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
 	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc/codes"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -20,72 +23,47 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/harness/csidriver"
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
-	"github.com/stateguard/stateguard/pkg/harness/snapsim"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/controller"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
 )
 
-// Labels the tests put on snapshots (through a policy's labels) to steer
-// the simulated CSI snapshot controller.
-const (
-	labelHold = "stateguard.test/hold"
-	labelFail = "stateguard.test/fail"
-)
-
 var (
-	env    *kubetest.Env
-	kc     client.WithWatch
-	nsSeq  atomic.Int64
-	logger = slog.New(slog.DiscardHandler)
+	// cluster is the package's one cluster (kubetest.MainCluster): the
+	// snapshots are taken by the real snapshot-controller and csi-snapshotter
+	// on the test CSI driver, claims bound by csi-provisioner, Deployments
+	// and Jobs run by the real controllers on KWOK's node.
+	cluster *kubetest.Cluster
+	env     *kubetest.Env
+	kc      client.WithWatch
+	nsSeq   atomic.Int64
+	logger  = slog.New(slog.DiscardHandler)
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(kubetest.MainCluster(m, &cluster, kubetest.Options{WithoutCertManager: true}))
 }
 
-func run(m *testing.M) int {
-	var err error
-	env, err = kubetest.StartEnv(kubetest.Options{WithoutCertManager: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
+// setup makes the package's clients once the cluster runs.
+var setup = sync.OnceValue(func() error {
+	env = cluster.Env
 	scheme, err := controller.Scheme()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	kc, err = client.NewWithWatch(env.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- snapsim.Run(ctx, env.Config, snapsim.Options{
-			Hold: func(s *snapv1.VolumeSnapshot) bool { return s.Labels[labelHold] != "" },
-			Fail: func(s *snapv1.VolumeSnapshot) string {
-				if s.Labels[labelFail] != "" {
-					return "simulated CSI failure"
-				}
-				return ""
-			},
-		})
-	}()
-	code := m.Run()
-	cancel()
-	<-done
-	return code
-}
+	return err
+})
 
 // namespace creates a fresh namespace for a test.
 func namespace(t *testing.T) string {
 	t.Helper()
+	if err := setup(); err != nil {
+		t.Fatal(err)
+	}
 	name := fmt.Sprintf("t%d", nsSeq.Add(1))
 	if err := kc.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
 		t.Fatal(err)
@@ -110,20 +88,32 @@ func pvc(ns, name string, labels map[string]string) *corev1.PersistentVolumeClai
 	}
 }
 
+// failSnapshots makes the CSI driver fail every CreateSnapshot of ns with
+// msg, as a storage system would, until the test ends.
+func failSnapshots(t *testing.T, ns, msg string) {
+	t.Helper()
+	t.Cleanup(cluster.Driver.Inject("CreateSnapshot", csidriver.Fault{Code: codes.Internal, Message: msg, Match: csidriver.InNamespace(ns)}))
+}
+
+// holdSnapshots makes the CSI driver hold every CreateSnapshot of ns (the
+// snapshot stays not ready) until release is called.
+func holdSnapshots(t *testing.T, ns string) (release func()) {
+	t.Helper()
+	hold := make(chan struct{})
+	undo := cluster.Driver.Inject("CreateSnapshot", csidriver.Fault{Hold: hold, Match: csidriver.InNamespace(ns)})
+	release = sync.OnceFunc(func() {
+		undo()
+		close(hold)
+	})
+	t.Cleanup(release)
+	return release
+}
+
 // policyOpt changes a policy under construction.
 type policyOpt func(*v1alpha1.SnapshotPolicy)
 
 func withHooks(pre ...v1alpha1.Hook) policyOpt {
 	return func(p *v1alpha1.SnapshotPolicy) { p.Spec.Hooks.Pre = pre }
-}
-
-func withLabels(kv ...string) policyOpt {
-	return func(p *v1alpha1.SnapshotPolicy) {
-		p.Spec.Labels = map[string]string{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			p.Spec.Labels[kv[i]] = kv[i+1]
-		}
-	}
 }
 
 func withRetention(r v1alpha1.Retention) policyOpt {
@@ -148,47 +138,57 @@ func policy(t *testing.T, ns, name string, opts ...policyOpt) *v1alpha1.Snapshot
 	return p
 }
 
-// appPod creates a Deployment, its ReplicaSet and a pod mounting claim, with
-// a kubelet-like container status carrying the image ID.
+// appImage is the image appPod's Deployment runs.
+const appImage = "ghcr.io/acme/db:1.4.2"
+
+// appPod creates a Deployment "db" whose pod mounts claim and waits until
+// the cluster's controllers made its ReplicaSet and pod and KWOK's node
+// runs it (Running, with the image digest in its container status); it
+// returns the pod.
 func appPod(t *testing.T, ns, claim string) *corev1.Pod {
 	t.Helper()
-	yes := true
 	labels := map[string]string{"app.kubernetes.io/name": "db", "app.kubernetes.io/version": "1.4.2"}
-	tmpl := corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: labels},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "ghcr.io/acme/db:1.4.2"}}},
-	}
 	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
-		Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl},
-	}
-	create(t, dep)
-	rs := &appsv1.ReplicaSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-5d8f", OwnerReferences: []metav1.OwnerReference{{
-			APIVersion: "apps/v1", Kind: "Deployment", Name: dep.Name, UID: dep.UID, Controller: &yes,
-		}}},
-		Spec: appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl},
-	}
-	create(t, rs)
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-5d8f-x2x", Labels: labels, OwnerReferences: []metav1.OwnerReference{{
-			APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes,
-		}}},
-		Spec: corev1.PodSpec{
-			Containers: tmpl.Spec.Containers,
-			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
-				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
-			}}},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{Name: "db", Image: appImage}},
+					Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+						PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
+					}}},
+				},
+			},
 		},
 	}
-	create(t, pod)
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
-		Name: "db", Image: "ghcr.io/acme/db:1.4.2", ImageID: "ghcr.io/acme/db@sha256:feedface", Ready: true,
-	}}}
-	if err := kc.Status().Update(t.Context(), pod); err != nil {
-		t.Fatal(err)
-	}
+	create(t, dep)
+	var pod *corev1.Pod
+	waitFor(t, "a running pod of Deployment db", 90*time.Second, func() bool {
+		var pods corev1.PodList
+		if err := kc.List(t.Context(), &pods, client.InNamespace(ns), client.MatchingLabels(labels)); err != nil || len(pods.Items) != 1 {
+			return false
+		}
+		p := &pods.Items[0]
+		if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].ImageID == "" {
+			return false
+		}
+		pod = p
+		return true
+	})
 	return pod
+}
+
+// waitFor polls cond until it holds, failing the test after d of real time.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, d, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
 }
 
 // rig is a controller wired to a fresh JetStream and the shared API server.
@@ -254,21 +254,17 @@ func (r *rig) published(typ string) []events.Event {
 	return out
 }
 
-// pollUntil waits for cond (bounded by 30s of real time).
+// pollUntil waits for cond (bounded by 60s of real time).
 func pollUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		return cond(), nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
+	waitFor(t, what, 60*time.Second, cond)
 }
 
-// until makes passes until cond holds (bounded by 30s of real time).
+// until makes passes until cond holds (bounded by 90s of real time: the
+// snapshot controllers work in their own time).
 func (r *rig) until(what string, cond func() bool) {
 	r.t.Helper()
-	err := wait.PollUntilContextTimeout(r.t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(r.t.Context(), 100*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
 		r.pass()
 		return cond(), nil
 	})
@@ -277,13 +273,15 @@ func (r *rig) until(what string, cond func() bool) {
 	}
 }
 
+// snapshots lists the namespace's snapshots that are not being deleted
+// (the snapshot controllers' finalizers keep a deleted one a moment).
 func (r *rig) snapshots() []snapv1.VolumeSnapshot {
 	r.t.Helper()
 	var list snapv1.VolumeSnapshotList
 	if err := kc.List(r.t.Context(), &list, client.InNamespace(r.ns)); err != nil {
 		r.t.Fatal(err)
 	}
-	return list.Items
+	return slices.DeleteFunc(list.Items, func(vs snapv1.VolumeSnapshot) bool { return vs.DeletionTimestamp != nil })
 }
 
 // nextHour is the first full hour after t, plus a minute.

@@ -16,23 +16,23 @@ import (
 func TestCrashBetweenCreateAndReady(t *testing.T) {
 	ns := namespace(t)
 	create(t, pvc(ns, "data", map[string]string{"app": "db"}))
-	p := policy(t, ns, "hourly", withLabels(labelHold, "yes"))
+	release := holdSnapshots(t, ns)
+	p := policy(t, ns, "hourly")
 	r := newRig(t, ns, p.CreationTimestamp.Time)
 	r.clock.SetTime(nextHour(p.CreationTimestamp.Time, 1))
-	r.pass() // creates the snapshot; the CSI driver holds it
+	r.pass() // creates the snapshot; the CSI driver holds CreateSnapshot
 	snaps := r.snapshots()
 	if len(snaps) != 1 {
 		t.Fatalf("snapshots %v, want 1", names(snaps))
 	}
 	r.ctrl = nil // crash
 
-	// The driver finishes while no snapshotter runs.
 	vs := snaps[0]
-	orig := vs.DeepCopy()
-	delete(vs.Labels, labelHold)
-	if err := kc.Patch(t.Context(), &vs, client.MergeFrom(orig)); err != nil {
-		t.Fatal(err)
+	if vs.Status != nil && vs.Status.ReadyToUse != nil && *vs.Status.ReadyToUse {
+		t.Fatal("snapshot ready although the driver holds CreateSnapshot")
 	}
+	// The driver finishes while no snapshotter runs.
+	release()
 
 	r.ctrl = r.controller(r.events) // restart
 	r.until("snapshot.completed", func() bool { return len(r.published(events.TypeSnapshotCompleted)) > 0 })
@@ -41,7 +41,7 @@ func TestCrashBetweenCreateAndReady(t *testing.T) {
 	if err := kc.Get(t.Context(), client.ObjectKeyFromObject(&vs), &vs); err != nil {
 		t.Fatal(err)
 	}
-	orig = vs.DeepCopy()
+	orig := vs.DeepCopy()
 	delete(vs.Annotations, v1alpha1.AnnotationReported)
 	if err := kc.Patch(t.Context(), &vs, client.MergeFrom(orig)); err != nil {
 		t.Fatal(err)

@@ -2,19 +2,25 @@ package observer_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -25,10 +31,9 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/internal/observer"
 )
 
-// The pods below are written by the test, status included, as a kubelet
-// would report them: the control plane runs no kubelet. The real-cluster
-// harness (KWOK pods made by real controllers) is being built in parallel;
-// these tests move onto it when it lands.
+// The pods below are made by the cluster's controllers from one-replica
+// Deployments, one per version, and run by KWOK's node, which reports the
+// image digest (kubetest's pod-ready Stage: the sha256 of the reference).
 
 type fixture struct {
 	t     *testing.T
@@ -44,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := client.New(env.Config, client.Options{Scheme: scheme})
+	kc, err := client.New(cluster.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, ns: env.Namespace(t, nil), kc: kc, ev: ev, store: store}
+	return &fixture{t: t, ns: cluster.Namespace(t, nil), kc: kc, ev: ev, store: store}
 }
 
 // start runs an observer with fresh process state over the fixture's KV
@@ -63,7 +68,7 @@ func (f *fixture) start() (*metrics.Metrics, func()) {
 	f.t.Helper()
 	m := metrics.New(nil)
 	o := &observer.Observer{
-		Config: env.Config, Owners: f.kc, Events: f.ev, Store: f.store, Log: slog.New(slog.DiscardHandler),
+		Config: cluster.Config, Owners: f.kc, Events: f.ev, Store: f.store, Log: slog.New(slog.DiscardHandler),
 		Metrics: m, Namespace: f.ns, Resync: time.Hour,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -124,54 +129,79 @@ func tlsSecret(name string) *corev1.Secret {
 	}
 }
 
-// runPod creates a pod of app db at version mounting claim (and the
-// given Secrets: the first as a volume, the others through envFrom), then
-// reports it Running with the image digest, as a kubelet would.
-func (f *fixture) runPod(name, claim, version, digest string, secrets ...string) {
+// runPod creates the one-replica Deployment name of app db at version,
+// whose pod mounts claim (and the given Secrets: the first as a volume, the
+// others through envFrom), and waits until its pod runs with the digest.
+func (f *fixture) runPod(name, claim, version string, secrets ...string) {
 	f.t.Helper()
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-			"app.kubernetes.io/name": "db", "app.kubernetes.io/version": version, "app.kubernetes.io/part-of": "shop",
-		}},
-		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "db", Image: "registry.example/db:" + version}},
-			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
-				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
-			}}},
-		},
+	labels := map[string]string{
+		"app.kubernetes.io/name": "db", "app.kubernetes.io/version": version, "app.kubernetes.io/part-of": "shop",
+		"app.kubernetes.io/instance": name,
+	}
+	spec := corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "db", Image: image(version)}},
+		Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
+		}}},
 	}
 	for i, s := range secrets {
 		if i == 0 {
-			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "tls", VolumeSource: corev1.VolumeSource{
+			spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "tls", VolumeSource: corev1.VolumeSource{
 				Secret: &corev1.SecretVolumeSource{SecretName: s},
 			}})
 			continue
 		}
-		p.Spec.Containers[0].EnvFrom = append(p.Spec.Containers[0].EnvFrom, corev1.EnvFromSource{
+		spec.Containers[0].EnvFrom = append(spec.Containers[0].EnvFrom, corev1.EnvFromSource{
 			SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: s}},
 		})
 	}
-	f.create(p)
-	now := metav1.Now()
-	p.Status = corev1.PodStatus{
-		Phase:     corev1.PodRunning,
-		StartTime: &now,
-		ContainerStatuses: []corev1.ContainerStatus{{
-			Name: "db", Image: "registry.example/db:" + version, ImageID: "registry.example/db@" + digest,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
-		}},
-	}
-	if err := f.kc.Status().Update(f.t.Context(), p); err != nil {
-		f.t.Fatalf("pod %s status: %v", name, err)
+	f.create(&appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/instance": name}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
+		},
+	})
+	f.waitPods(name, 1)
+}
+
+// waitPods waits until Deployment name has n running pods and no other.
+func (f *fixture) waitPods(name string, n int) {
+	f.t.Helper()
+	err := wait.PollUntilContextTimeout(f.t.Context(), 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		var pods corev1.PodList
+		if err := f.kc.List(ctx, &pods, client.InNamespace(f.ns), client.MatchingLabels{"app.kubernetes.io/instance": name}); err != nil {
+			return false, nil //nolint:nilerr // retried until the timeout
+		}
+		for _, p := range pods.Items {
+			if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].ImageID == "" {
+				return false, nil
+			}
+		}
+		return len(pods.Items) == n, nil
+	})
+	if err != nil {
+		f.t.Fatalf("waiting for %d running pods of %s: %v", n, name, err)
 	}
 }
 
+// deletePod scales Deployment name to zero: its pod stops and goes.
 func (f *fixture) deletePod(name string) {
 	f.t.Helper()
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name}}
-	if err := f.kc.Delete(f.t.Context(), p, client.GracePeriodSeconds(0)); err != nil {
-		f.t.Fatalf("delete pod %s: %v", name, err)
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"replicas":0}}`))
+	if err := f.kc.Patch(f.t.Context(), &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name}}, patch); err != nil {
+		f.t.Fatalf("scale %s to 0: %v", name, err)
 	}
+	f.waitPods(name, 0)
+}
+
+// image is the image of version; digest is what KWOK's node reports for it.
+func image(version string) string { return "registry.example/db:" + version }
+
+func digest(version string) string {
+	sum := sha256.Sum256([]byte(image(version)))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // published reads every workload.observed event stored in the SNAPSHOT
@@ -259,10 +289,10 @@ func digests(o events.WorkloadObserved) []string {
 
 func has(o events.WorkloadObserved, digest string) bool { return slices.Contains(digests(o), digest) }
 
-const (
-	digestV1 = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
-	digestV2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
-	digestV3 = "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+var (
+	digestV1 = digest("1.0.0")
+	digestV2 = digest("2.0.0")
+	digestV3 = digest("3.0.0")
 )
 
 // TestObserverFollowsTheVersionsOnAProtectedPVC walks one PVC through a
@@ -278,7 +308,7 @@ func TestObserverFollowsTheVersionsOnAProtectedPVC(t *testing.T) {
 	f.waitFor("db-data", "no pods", func(o events.WorkloadObserved) bool { return len(o.Pods) == 0 })
 
 	t.Run("a pod with a new digest yields one observation with the digest and its TLS Secret", func(t *testing.T) {
-		f.runPod("db-1", "db-data", "1.0.0", digestV1, "db-tls", "db-password")
+		f.runPod("db-1", "db-data", "1.0.0", "db-tls", "db-password")
 		all := f.waitFor("db-data", digestV1, func(o events.WorkloadObserved) bool { return has(o, digestV1) })
 		if n := len(slices.DeleteFunc(slices.Clone(all), func(s seen) bool { return !has(s.obs, digestV1) })); n != 1 {
 			t.Errorf("%d observations with %s, want 1: %+v", n, digestV1, all)
@@ -288,13 +318,13 @@ func TestObserverFollowsTheVersionsOnAProtectedPVC(t *testing.T) {
 			t.Fatalf("pods %+v, want db-1", got)
 		}
 		p := got[0]
-		if p.Pod != "db-1" || p.App != "db" || p.Version != "1.0.0" || p.StartedAt == nil {
+		if !strings.HasPrefix(p.Pod, "db-1-") || p.App != "db" || p.Version != "1.0.0" || p.StartedAt == nil {
 			t.Errorf("pod %+v", p)
 		}
 		if !slices.Equal(p.Secrets, []string{"db-tls"}) {
 			t.Errorf("secrets %v, want [db-tls] (db-password is not a TLS Secret)", p.Secrets)
 		}
-		if !slices.Equal(p.Labels, []string{"app.kubernetes.io/part-of=shop"}) {
+		if !slices.Equal(p.Labels, []string{"app.kubernetes.io/instance=db-1", "app.kubernetes.io/part-of=shop"}) {
 			t.Errorf("labels %v", p.Labels)
 		}
 		if id := events.ObservationID(all[len(all)-1].obs); all[len(all)-1].id != id {
@@ -303,7 +333,7 @@ func TestObserverFollowsTheVersionsOnAProtectedPVC(t *testing.T) {
 	})
 
 	t.Run("the last pod of a version stopping yields an observation without it", func(t *testing.T) {
-		f.runPod("db-2", "db-data", "2.0.0", digestV2)
+		f.runPod("db-2", "db-data", "2.0.0")
 		f.waitFor("db-data", "both versions", func(o events.WorkloadObserved) bool { return has(o, digestV1) && has(o, digestV2) })
 		f.deletePod("db-1")
 		all := f.waitFor("db-data", "v2 alone", func(o events.WorkloadObserved) bool {
@@ -336,7 +366,7 @@ func TestObserverFollowsTheVersionsOnAProtectedPVC(t *testing.T) {
 	})
 
 	t.Run("a restarted observer publishes only what changed while it was down", func(t *testing.T) {
-		f.runPod("db-3", "db-data", "3.0.0", digestV3)
+		f.runPod("db-3", "db-data", "3.0.0")
 		f.deletePod("db-2")
 		restart := time.Now().UTC().Truncate(time.Second)
 		m3, stop3 := f.start()
@@ -359,7 +389,7 @@ func TestObserverFollowsTheVersionsOnAProtectedPVC(t *testing.T) {
 		t.Errorf("%v observation errors", n)
 	}
 	t.Run("an unselected PVC yields nothing", func(t *testing.T) {
-		f.runPod("tmp-1", "scratch", "1.0.0", digestV1)
+		f.runPod("tmp-1", "scratch", "1.0.0")
 		// A change on the protected PVC after it, from the same queue,
 		// shows the scratch pod was handled before.
 		_, stop4 := f.start()
