@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -48,14 +51,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return client.Close(sctx)
 	}
 	reader := streams.New(client, cfg.Consumers, log)
-	api := correlator.New(cfg.CorrelatorURL, nil)
+	hc, err := correlatorHTTP(cfg.CorrelatorCAFile)
+	if err != nil {
+		return errors.Join(err, closeClient())
+	}
+	api := correlator.New(cfg.CorrelatorURL, hc)
 	srv, err := web.New(web.Options{Correlator: api, Streams: reader, Log: log, Registerer: ops.Registry,
-		SessionTTL: cfg.SessionTTL, PageSize: cfg.PageSize, FleetTTL: cfg.FleetTTL, Secure: cfg.TLS() || cfg.SecureCookies})
+		SessionTTL: cfg.SessionTTL, PageSize: cfg.PageSize, FleetTTL: cfg.FleetTTL, Secure: cfg.HTTPS() || cfg.SecureCookies})
 	if err != nil {
 		return errors.Join(err, closeClient())
 	}
 	ops.Mux.Handle("/", srv.Handler())
-	log.Info("console started", "correlator", cfg.CorrelatorURL, "tls", cfg.TLS())
+	log.Info("console started", "correlator", cfg.CorrelatorURL, "tls", cfg.HTTPS())
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return reader.Run(gctx) })
@@ -66,45 +73,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return err
 }
 
-// serve listens on --http-addr (HTTPS with --tls-cert) until ctx ends, then
-// ends the live feeds and shuts down within --shutdown-timeout.
+// serve listens on --http-addr (HTTPS with --tls-cert-file, through the
+// services' runtime) until ctx ends; then the live feeds end first, so the
+// server's graceful shutdown does not wait on their open streams.
 func serve(ctx context.Context, log *slog.Logger, cfg config.Config, h http.Handler, srv *web.Server) error {
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
+	stop := context.AfterFunc(ctx, srv.Shutdown)
+	defer stop()
+	return service.ServeTLS(ctx, log, cfg.HTTPAddr, cfg.TLS, h, cfg.ShutdownTimeout, bound)
+}
+
+// correlatorHTTP is the client of the correlator's API: with caFile it
+// trusts that CA (TLS 1.2 or newer) instead of the system's roots.
+func correlatorHTTP(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("--correlator-ca-file: %w", err)
 	}
-	if bound != nil {
-		bound(ln.Addr())
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--correlator-ca-file %s: no PEM certificate in it", caFile)
 	}
-	hs := &http.Server{
-		Handler:           service.Traced(h),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	log.Info("http server listening", "addr", ln.Addr().String(), "tls", cfg.TLS())
-	errc := make(chan error, 1)
-	go func() {
-		if cfg.TLS() {
-			errc <- hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	srv.Shutdown()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	log.Info("http server stopped")
-	return nil
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
 }

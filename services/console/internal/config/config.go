@@ -11,6 +11,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/envflag"
+	"github.com/stateguard/stateguard/pkg/events/service"
 )
 
 // Config is the console's configuration.
@@ -20,8 +21,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// CorrelatorURL is the base URL of the correlator's API.
 	CorrelatorURL string
-	// TLSCert and TLSKey serve HTTPS; session cookies are then Secure.
-	TLSCert, TLSKey string
+	// TLS serves HTTPS (the services' --tls-* flags: files re-read when
+	// they change, /metrics behind a client CA); session cookies are then
+	// Secure.
+	TLS service.TLSFiles
+	// CorrelatorCAFile verifies a correlator served over HTTPS.
+	CorrelatorCAFile string
 	// SecureCookies marks cookies Secure without TLS here (TLS ends at a
 	// proxy in front of the console).
 	SecureCookies bool
@@ -45,6 +50,7 @@ type Config struct {
 var DefaultConsumers = []string{
 	"SARIF:correlator-sarif", "SNAPSHOT:correlator-snapshot", "CERTIFICATE:correlator-certificate",
 	"DECISION:correlator-facts", "CERTIFICATE:certwatcher-rotation", "SNAPSHOT:snapshotter-pins",
+	"DECISION:snapshotter-restores",
 }
 
 // Load parses args (flags) with getenv as the environment fallback.
@@ -57,8 +63,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "bound on graceful shutdown")
 	s.String(&c.CorrelatorURL, "correlator-url", "CORRELATOR_URL", "http://localhost:8083", "base URL of the correlator's API")
-	s.String(&c.TLSCert, "tls-cert", "TLS_CERT", "", "serve HTTPS with this certificate (PEM); cookies are then Secure")
-	s.String(&c.TLSKey, "tls-key", "TLS_KEY", "", "private key of --tls-cert")
+	s.String(&c.CorrelatorCAFile, "correlator-ca-file", "CORRELATOR_CA_FILE", "", "PEM CA bundle that verifies the correlator's HTTPS certificate instead of the system's roots")
+	c.TLS.Register(s)
 	s.Bool(&c.SecureCookies, "secure-cookies", "SECURE_COOKIES", false, "mark cookies Secure although this server speaks plain HTTP (TLS ends at a proxy)")
 	s.Duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", 8*time.Hour, "how long a login lasts")
 	s.Int(&c.PageSize, "page-size", "PAGE_SIZE", 50, "applications per fleet page")
@@ -78,8 +84,8 @@ func (c Config) check() error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("--correlator-url %q: want http(s)://host[:port]", c.CorrelatorURL))
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.SessionTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("--session-ttl %s: at least 1m", c.SessionTTL))
@@ -95,5 +101,5 @@ func (c Config) check() error {
 	return errors.Join(errs...)
 }
 
-// TLS reports whether the console serves HTTPS itself.
-func (c Config) TLS() bool { return c.TLSCert != "" }
+// HTTPS reports whether the console serves HTTPS itself.
+func (c Config) HTTPS() bool { return c.TLS.Enabled() }

@@ -12,7 +12,7 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults refused: %v", err)
 	}
-	if c.HTTPAddr != ":8084" || c.PageSize != 50 || c.SessionTTL != 8*time.Hour || c.TLS() || len(c.Consumers) != len(DefaultConsumers) {
+	if c.HTTPAddr != ":8084" || c.PageSize != 50 || c.SessionTTL != 8*time.Hour || c.HTTPS() || len(c.Consumers) != len(DefaultConsumers) {
 		t.Errorf("defaults: %+v", c)
 	}
 	c, err = Load([]string{"--page-size", "20"}, env(map[string]string{"CORRELATOR_URL": "https://correlator:8083", "PAGE_SIZE": "30"}))
@@ -25,7 +25,7 @@ func TestLoad(t *testing.T) {
 		want string
 	}{
 		{"a correlator URL without a scheme", []string{"--correlator-url", "correlator:8083"}, "--correlator-url"},
-		{"a certificate without its key", []string{"--tls-cert", "c.pem"}, "--tls-cert and --tls-key"},
+		{"a certificate without its key", []string{"--tls-cert-file", "c.pem"}, "--tls-cert-file and --tls-key-file"},
 		{"a session shorter than a minute", []string{"--session-ttl", "5s"}, "--session-ttl"},
 		{"a page of 0", []string{"--page-size", "0"}, "--page-size"},
 		{"a consumer without its stream", []string{"--consumers", "correlator-sarif"}, "--consumers"},
