@@ -417,6 +417,12 @@ Completed, 1 when it Failed or RolledBack (with the reason), or when --wait-time
 			if err != nil {
 				return err
 			}
+			if follow {
+				// Without a cluster to follow it on, ask for nothing.
+				if _, _, err := o.kube.clients(); err != nil {
+					return fmt.Errorf("--wait follows the Restore through the kubeconfig: %w", err)
+				}
+			}
 			var acc api.RestoreAccepted
 			if err := o.post(cmd.Context(), "/v1/restores", req, &acc); err != nil {
 				return err
@@ -424,6 +430,7 @@ Completed, 1 when it Failed or RolledBack (with the reason), or when --wait-time
 			if !follow {
 				return o.print(acc, func(out io.Writer, _ bool) error {
 					printAccepted(out, &acc)
+					fmt.Fprintf(out, "follow it: stateguardctl restore describe %s/%s\n", acc.Namespace, acc.Restore)
 					return nil
 				})
 			}
@@ -500,15 +507,20 @@ func (o *options) followRestore(ctx context.Context, out io.Writer, ns, name str
 	defer cancel()
 	var last *unstructured.Unstructured
 	var r restoreObject
+	var readErr error
 	printed, lastPhase, seen := 0, "", false
 	err = wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
 		u, err := dyn.Resource(gvrRestore).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
+		switch {
+		case apierrors.IsNotFound(err):
 			return false, nil // the snapshotter has not created it yet
+		case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
+			return false, fmt.Errorf("follow restore %s/%s: %w", ns, name, kubeErr(err))
+		case err != nil:
+			readErr = err // the API server away for a moment: a restore takes minutes, poll on
+			return false, nil
 		}
-		if err != nil {
-			return false, kubeErr(err)
-		}
+		readErr = nil
 		if err := fromUnstructured(u, &r); err != nil {
 			return false, fmt.Errorf("restore %s/%s: %w", ns, name, err)
 		}
@@ -534,6 +546,8 @@ func (o *options) followRestore(ctx context.Context, out io.Writer, ns, name str
 	})
 	if err != nil {
 		switch {
+		case ctx.Err() != nil && readErr != nil:
+			return last, fmt.Errorf("restore %s/%s: not read after %s: %w", ns, name, d, readErr)
 		case ctx.Err() != nil && !seen:
 			return last, fmt.Errorf("restore %s/%s: not created after %s: is the snapshotter running and consuming restore.requested? (stateguardctl check)", ns, name, d)
 		case ctx.Err() != nil:

@@ -180,6 +180,10 @@ func TestRestoreCreate(t *testing.T) {
 	if r := ctl(t, op, "restore", "create", "--incident", "inc-000000000000000000000000"); r.code != exitNotFound {
 		t.Errorf("an unknown incident: exit %d %q, want %d", r.code, r.stderr, exitNotFound)
 	}
+	noKube := map[string]string{"STATEGUARD_SERVER": op["STATEGUARD_SERVER"], "STATEGUARD_TOKEN": operatorToken, "KUBECONFIG": "/nonexistent/kubeconfig"}
+	if r := ctl(t, noKube, "restore", "create", "--incident", inc.ID, "--wait"); r.code != exitError || !strings.Contains(r.stderr, "--wait follows the Restore through the kubeconfig") {
+		t.Errorf("--wait without a cluster: exit %d %q, want 1 before asking", r.code, r.stderr)
+	}
 	if n, _ := restoreRequests(t, c.client); n != 0 {
 		t.Fatalf("refused commands published %d restore.requested", n)
 	}
@@ -209,6 +213,8 @@ func TestRestoreCreate(t *testing.T) {
 	// The same request again names the same Restore (and restores once);
 	// -o json prints the correlator's answer.
 	var acc api.RestoreAccepted
+	ctl(t, op, "restore", "create", "--incident", inc.ID, "--reason", reason).must(t).has(t, "restore shop/"+name+" requested",
+		"follow it: stateguardctl restore describe shop/"+name)
 	if err := json.Unmarshal([]byte(ctl(t, op, "restore", "create", "--incident", inc.ID, "--reason", reason, "-o", "json").must(t).stdout), &acc); err != nil ||
 		acc.Restore != name || acc.RequestID != req.RequestID {
 		t.Errorf("the same request again: %v %+v, want Restore %s", err, acc, name)
