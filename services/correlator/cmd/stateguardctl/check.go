@@ -55,6 +55,8 @@ var serviceAccess = []access{
 	{"snapshotter", "snapshot.storage.k8s.io", "volumesnapshots", "", "delete", true},
 	{"snapshotter", "", "persistentvolumeclaims", "", "get", true},
 	{"snapshotter", "", "pods", "exec", "create", true},
+	{"snapshotter", "stateguard.io", "restores", "", "create", true},
+	{"snapshotter", "stateguard.io", "restores", "status", "patch", true},
 	{"certwatcher", "", "secrets", "", "list", true},
 	{"certwatcher", "", "secrets", "", "update", true},
 	{"certwatcher", "apps", "deployments", "", "patch", true},
@@ -63,16 +65,18 @@ var serviceAccess = []access{
 }
 
 // operatorAccess is what the user of stateguardctl needs for policy,
-// snapshot and snapshot create (a SelfSubjectAccessReview).
+// snapshot, snapshot create and restore (a SelfSubjectAccessReview).
 var operatorAccess = []access{
 	{"", "stateguard.io", "snapshotpolicies", "", "list", true},
 	{"", "stateguard.io", "snapshotpolicies", "", "patch", true},
 	{"", "snapshot.storage.k8s.io", "volumesnapshots", "", "list", true},
+	{"", "stateguard.io", "restores", "", "list", true},
 }
 
 // crds are the CustomResourceDefinitions stateguard needs.
 var crds = []string{
 	"snapshotpolicies.stateguard.io",
+	"restores.stateguard.io",
 	"volumesnapshots.snapshot.storage.k8s.io",
 	"volumesnapshotcontents.snapshot.storage.k8s.io",
 	"volumesnapshotclasses.snapshot.storage.k8s.io",

@@ -30,7 +30,7 @@ type kubeOptions struct {
 }
 
 func (k *kubeOptions) register(pf *pflag.FlagSet, env func(string) string) {
-	pf.StringVar(&k.kubeconfig, "kubeconfig", env("KUBECONFIG"), "kubeconfig file, for policy, snapshot and check (env KUBECONFIG; empty: ~/.kube/config or in-cluster)")
+	pf.StringVar(&k.kubeconfig, "kubeconfig", env("KUBECONFIG"), "kubeconfig file, for policy, snapshot, restore and check (env KUBECONFIG; empty: ~/.kube/config or in-cluster)")
 	pf.StringVar(&k.context, "context", "", "kubeconfig context to use")
 }
 

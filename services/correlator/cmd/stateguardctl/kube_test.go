@@ -406,6 +406,8 @@ func TestCheck(t *testing.T) {
 		"crd snapshotpolicies.stateguard.io": checkOK, "crd volumesnapshots.snapshot.storage.k8s.io": checkOK,
 		"rbac snapshotter list snapshotpolicies.stateguard.io": checkFail, "rbac certwatcher update secrets": checkFail,
 		"rbac correlator get secrets": checkOK, "rbac you patch snapshotpolicies.stateguard.io": checkOK,
+		"crd restores.stateguard.io": checkOK, "rbac snapshotter create restores.stateguard.io": checkFail,
+		"rbac snapshotter patch restores/status.stateguard.io": checkFail, "rbac you list restores.stateguard.io": checkOK,
 	} {
 		if got := lines[name]; got.Status != want {
 			t.Errorf("%s: %+v, want %s\n%s", name, got, want, r.stdout)

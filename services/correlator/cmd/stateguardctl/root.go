@@ -107,10 +107,11 @@ func newRoot(o *options) *cobra.Command {
 		Use:   "stateguardctl",
 		Short: "The command-line client of stateguard",
 		Long: `stateguardctl shows and acts on what stateguard knows: the posture of applications, snapshot policies and
-snapshots, incidents, certificates and SARIF uploads; it checks an installation and takes on-demand snapshots.
+snapshots, incidents, certificates and SARIF uploads; it checks an installation, takes on-demand snapshots and
+restores a claim in place (restore create).
 
 It talks to the correlator's API (--server, a token with --token or --token-file), the Kubernetes API
-(--kubeconfig) for policies and snapshots, NATS (--nats-url) for "events tail" and "check", and sastingest's
+(--kubeconfig) for policies, snapshots and restores, NATS (--nats-url) for "events tail" and "check", and sastingest's
 API (--ingest-server) for uploads. Every flag also reads an environment variable, named in its help.
 
 Exit codes: 0 ok; 1 error (a server unreachable or failing, a check with a FAIL); 2 usage (unknown command
@@ -152,7 +153,7 @@ or flag, bad argument, refused output format, or input the server refused with 4
 		c.GroupID = "posture"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{policyCmd(o), snapshotCmd(o), incidentCmd(o), findingCmd(o), certCmd(o), uploadCmd(o)} {
+	for _, c := range []*cobra.Command{policyCmd(o), snapshotCmd(o), restoreCmd(o), incidentCmd(o), findingCmd(o), certCmd(o), uploadCmd(o)} {
 		c.GroupID = "objects"
 		root.AddCommand(c)
 	}
