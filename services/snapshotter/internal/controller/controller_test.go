@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/harness/csidriver"
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
 )
@@ -91,9 +92,11 @@ func TestScheduledSnapshotCompletes(t *testing.T) {
 				Name: "db", Image: appImage, ImageID: "ghcr.io/acme/db@" + digest, Digest: digest,
 			}},
 		}},
-		// The claim names no StorageClass (envtest has none).
-		Encryption:         events.EncryptionUnknown,
-		EncryptionEvidence: []string{"the claim names no StorageClass, so nothing says how its volume was provisioned"},
+		// The claim got the cluster's default StorageClass, whose driver
+		// (the test cluster's own) is in no table of encryption parameters.
+		Encryption: events.EncryptionUnknown,
+		EncryptionEvidence: []string{"StorageClass " + kubetest.ClassName + ": driver " + csidriver.DefaultName +
+			" is not in the table of documented encryption parameters and no --encryption-allow entry matches"},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(events.SnapshotCompleted{}, "CreationTime")); diff != "" {
 		t.Errorf("snapshot.completed (-want +got):\n%s", diff)
