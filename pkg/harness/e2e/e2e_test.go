@@ -181,8 +181,10 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 		t.Errorf("Deployment %s was not rolled: template annotations %v", scene.App, dep.Spec.Template.Annotations)
 	}
 	// The cluster's controllers carried the rollout out: the app's pods run
-	// from the ReplicaSet of the rolled template (after 1.0.0's and 1.1.0's),
-	// and no pod of an older ReplicaSet is left.
+	// from the ReplicaSet of the rolled template (after 1.0.0's and 1.1.0's;
+	// the fix 1.2.0 was deployed on the rolled template, keeping its
+	// annotation: its ReplicaSet is the current one), and no pod of an older
+	// ReplicaSet is left.
 	restartedAt := dep.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"]
 	var rolledRS string
 	eventually(t, "the app's pods all from the rolled ReplicaSet", func() bool {
@@ -192,7 +194,8 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 			return false
 		}
 		for _, rs := range rss.Items {
-			if rs.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == restartedAt && metav1.IsControlledBy(&rs, dep) {
+			if rs.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == restartedAt && metav1.IsControlledBy(&rs, dep) &&
+				rs.Spec.Template.Spec.Containers[0].Image == dep.Spec.Template.Spec.Containers[0].Image {
 				rolledRS = rs.Name
 			}
 		}
