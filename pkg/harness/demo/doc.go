@@ -8,4 +8,9 @@
 // by changing the Deployment's template and waits for the rollout.
 // cert-manager is not run (its controller is not served by the module
 // proxy): the demo's certificate is rotated by the in-cluster CA method.
+// The app's data is a file the demo writes into the claim's volume (the
+// driver's directory of it, Env.ClaimDir); after the incident the demo asks
+// the correlator's operator API for the restore of its restore point, as
+// `stateguardctl restore create --incident ID --wait` does, follows the
+// Restore's phases and compares the file's checksums.
 package demo

@@ -82,10 +82,12 @@ func repo(image string) string {
 	return image
 }
 
-// Versions of the demo app: 1.0 is clean, 1.1 ships a hard-coded credential.
+// Versions of the demo app: 1.0 is clean, 1.1 ships a hard-coded
+// credential, 1.2 is the fix.
 var (
 	V1 = Version{Name: "1.0.0", Image: "registry.example/shop/db:1.0.0"}
 	V2 = Version{Name: "1.1.0", Image: "registry.example/shop/db:1.1.0"}
+	V3 = Version{Name: "1.2.0", Image: "registry.example/shop/db:1.2.0"}
 )
 
 func hex64(c byte) string {
@@ -103,6 +105,12 @@ var PolicyGVR = schema.GroupVersionResource{Group: "stateguard.io", Version: "v1
 // the digest its pod runs (the Deployment's pods are made by the cluster's
 // controllers and run by its node).
 func Seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s Scene, v Version) (Version, error) {
+	return seed(ctx, cs, dyn, s, v, nil)
+}
+
+// seed is Seed with a step after the rollout, before the policy exists:
+// what it writes into the claim is in the policy's first snapshot.
+func seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s Scene, v Version, afterRollout func(Version) error) (Version, error) {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Namespace}}
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return v, fmt.Errorf("namespace: %w", err)
@@ -154,6 +162,11 @@ func Seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s
 	v, err = Deploy(ctx, cs, s, v)
 	if err != nil {
 		return v, err
+	}
+	if afterRollout != nil {
+		if err := afterRollout(v); err != nil {
+			return v, err
+		}
 	}
 	// The Secrets come after the pods that mount them, so the first expiry
 	// event names their users: the correlator learns from it which

@@ -26,11 +26,14 @@ type Story struct {
 	reached map[string]int
 	// snapshotted counts the completed snapshots each image digest ran on.
 	snapshotted map[string]int
+	// incidents are the incidents opened, in order; closed those closed.
+	incidents []string
+	closed    map[string]bool
 }
 
 // Follow subscribes to every stateguard subject on nc.
 func (s *Story) Follow(nc *nats.Conn) (*nats.Subscription, error) {
-	s.seen, s.reached, s.snapshotted = map[string]bool{}, map[string]int{}, map[string]int{}
+	s.seen, s.reached, s.snapshotted, s.closed = map[string]bool{}, map[string]int{}, map[string]int{}, map[string]bool{}
 	sub, err := nc.Subscribe(events.SubjectPrefix+">", s.onMsg)
 	if err != nil {
 		return nil, err
@@ -44,6 +47,23 @@ func (s *Story) Snapshotted(digest string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.snapshotted[digest]
+}
+
+// Incident is the first incident opened ("" before one opened).
+func (s *Story) Incident() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.incidents) == 0 {
+		return ""
+	}
+	return s.incidents[0]
+}
+
+// Closed reports whether incident id was closed.
+func (s *Story) Closed(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed[id]
 }
 
 // Reached reports how often an event type was told.
@@ -77,7 +97,16 @@ func (s *Story) onMsg(m *nats.Msg) {
 	}
 	s.seen[ev.ID()] = true
 	s.reached[ev.Type()]++
-	if ev.Type() == events.TypeSnapshotCompleted {
+	switch ev.Type() {
+	case events.TypeIncidentOpened:
+		if p, err := events.Decode[events.IncidentOpened](ev); err == nil && !slices.Contains(s.incidents, p.Incident) {
+			s.incidents = append(s.incidents, p.Incident)
+		}
+	case events.TypeIncidentClosed:
+		if p, err := events.Decode[events.IncidentClosed](ev); err == nil {
+			s.closed[p.Incident] = true
+		}
+	case events.TypeSnapshotCompleted:
 		if p, err := events.Decode[events.SnapshotCompleted](ev); err == nil {
 			for _, d := range digestsOf(p) {
 				s.snapshotted[d]++
@@ -103,7 +132,11 @@ func (s *Story) line(ev events.Event) string {
 				running = append(running, fmt.Sprintf("%s %s (%s)", w.App, w.Version, short(c.Digest)))
 			}
 		}
-		return fmt.Sprintf("snapshot taken      %s/%s of PVC %s, running %s", p.Namespace, p.VolumeSnapshot, p.PVC, strings.Join(running, ", "))
+		what := "running " + strings.Join(running, ", ")
+		if len(running) == 0 {
+			what = "no workload recorded"
+		}
+		return fmt.Sprintf("snapshot taken      %s/%s of PVC %s, %s", p.Namespace, p.VolumeSnapshot, p.PVC, what)
 	case events.TypeSnapshotFailed:
 		p, _ := events.Decode[events.SnapshotFailed](ev)
 		return fmt.Sprintf("snapshot failed     %s/%s: %s", p.Namespace, p.PVC, p.Error)

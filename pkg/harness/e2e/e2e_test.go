@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -20,6 +22,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/demo"
@@ -92,9 +96,10 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 
 	scene := demo.Default()
 	scene.Schedule = "@every 10s"
-	err = demo.Run(ctx, demo.Env{
+	story, err := demo.Run(ctx, demo.Env{
 		RestConfig: s.RestConfig, NATSURL: s.NATSURL, IngestURL: "http://" + s.Addr["sastingest"],
 		Token: s.Token, Root: root, Dir: dir, Scene: scene, Timeout: 2 * time.Minute,
+		CorrelatorURL: "http://" + s.Addr["correlator"], OperatorToken: s.OperatorToken, ClaimDir: s.Cluster.ClaimDir,
 	}, func(line string) { t.Log(line) })
 	if err != nil {
 		t.Fatalf("case study: %v", err)
@@ -176,8 +181,10 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 		t.Errorf("Deployment %s was not rolled: template annotations %v", scene.App, dep.Spec.Template.Annotations)
 	}
 	// The cluster's controllers carried the rollout out: the app's pods run
-	// from the ReplicaSet of the rolled template (after 1.0.0's and 1.1.0's),
-	// and no pod of an older ReplicaSet is left.
+	// from the ReplicaSet of the rolled template (after 1.0.0's and 1.1.0's;
+	// the fix 1.2.0 was deployed on the rolled template, keeping its
+	// annotation: its ReplicaSet is the current one), and no pod of an older
+	// ReplicaSet is left.
 	restartedAt := dep.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"]
 	var rolledRS string
 	eventually(t, "the app's pods all from the rolled ReplicaSet", func() bool {
@@ -187,7 +194,8 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 			return false
 		}
 		for _, rs := range rss.Items {
-			if rs.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == restartedAt && metav1.IsControlledBy(&rs, dep) {
+			if rs.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == restartedAt && metav1.IsControlledBy(&rs, dep) &&
+				rs.Spec.Template.Spec.Containers[0].Image == dep.Spec.Template.Spec.Containers[0].Image {
 				rolledRS = rs.Name
 			}
 		}
@@ -204,19 +212,22 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 		return true
 	})
 
-	// An operator resolves the incident with the stack's operator token (a
-	// read token may not); the resolution is a fact on the DECISION stream
-	// that names the token's actor.
+	// The operator restored the incident's restore point through the
+	// correlator's API: the Restore Completed, the claim holds exactly the
+	// data 1.0.0 wrote before the known-good snapshot (not 1.1.0's
+	// change), and the incident closed because of the restore.
+	checkRestored(t, ctx, s, scene, rr, story)
+	// A read token may not ask for a restore, nor resolve; the closed
+	// incident is not resolved again.
+	if code := apiPost(t, ctx, "http://"+s.Addr["correlator"]+"/v1/restores", s.Token, `{"incident_id":"`+rr.Incident+`","reason":"e2e"}`); code != http.StatusForbidden {
+		t.Errorf("a read token asking for a restore got %d, want 403", code)
+	}
 	resolve := "http://" + s.Addr["correlator"] + "/v1/incidents/" + rr.Incident + "/resolve"
 	if code := apiPost(t, ctx, resolve, s.Token, `{"reason":"e2e: restored by hand"}`); code != http.StatusForbidden {
 		t.Errorf("a read token resolving got %d, want 403", code)
 	}
-	if code := apiPost(t, ctx, resolve, s.OperatorToken, `{"reason":"e2e: restored by hand"}`); code != http.StatusAccepted {
-		t.Errorf("the operator token resolving got %d, want 202", code)
-	}
-	res := lastEvent[events.IncidentResolved](t, ctx, client, events.StreamDecision, events.TypeIncidentResolved)
-	if res.Incident != rr.Incident || res.Actor != "dev-operator" || res.Reason != "e2e: restored by hand" {
-		t.Errorf("incident.resolved %+v, want incident %s by dev-operator", res, rr.Incident)
+	if code := apiPost(t, ctx, resolve, s.OperatorToken, `{"reason":"e2e: restored by hand"}`); code != http.StatusConflict {
+		t.Errorf("the operator token resolving the closed incident got %d, want 409", code)
 	}
 
 	// Every metric the dashboard and the alert rules read is on a running
@@ -259,6 +270,63 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 		if !names[n] {
 			t.Errorf("trace lacks %s:\n%s", n, otlptest.Tree(trace))
 		}
+	}
+}
+
+// checkRestored checks the story's restore: the Restore in the cluster
+// Completed after its phases, for the recommended snapshot, by the stack's
+// operator; the data checksums; the incident.closed event naming the
+// restore.
+func checkRestored(t *testing.T, ctx context.Context, s *stack.Stack, scene demo.Scene, rr events.RestoreRecommended, story demo.Result) {
+	t.Helper()
+	if story.Incident != rr.Incident || story.Snapshot != rr.VolumeSnapshot {
+		t.Errorf("the story restored incident %s from %s, the recommendation is incident %s from %s", story.Incident, story.Snapshot, rr.Incident, rr.VolumeSnapshot)
+	}
+	dyn, err := dynamic.NewForConfig(s.RestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := dyn.Resource(demo.RestoreGVR).Namespace(scene.Namespace).Get(ctx, story.Restore, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the story's Restore: %v", err)
+	}
+	phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+	snap, _, _ := unstructured.NestedString(u.Object, "spec", "volumeSnapshot")
+	actor, _, _ := unstructured.NestedString(u.Object, "spec", "actor")
+	if phase != "Completed" || snap != rr.VolumeSnapshot || actor != "dev-operator" {
+		t.Errorf("Restore %s: phase %q, snapshot %q, actor %q; want Completed from %s by dev-operator", story.Restore, phase, snap, actor, rr.VolumeSnapshot)
+	}
+	for _, p := range []string{"SafetySnapshot", "ScalingDown", "Restoring", "ScalingUp", "Completed"} {
+		if !slices.Contains(story.RestorePhases, p) {
+			t.Errorf("Restore %s went through %v, not %s", story.Restore, story.RestorePhases, p)
+		}
+	}
+	if story.KnownGood == "" || story.Changed == story.KnownGood {
+		t.Errorf("1.1.0 did not change the data: known-good %q, changed %q", story.KnownGood, story.Changed)
+	}
+	if story.Restored != story.KnownGood {
+		t.Errorf("after the restore the data is %s, want the known-good %s (changed: %s)", story.Restored, story.KnownGood, story.Changed)
+	}
+	// Read again here, not only as the story printed it.
+	dir, err := s.Cluster.ClaimDir(ctx, scene.Namespace, scene.PVC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, demo.DataFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != story.KnownGood {
+		t.Errorf("%s in the claim's volume is %x, want the known-good %s", demo.DataFile, sum, story.KnownGood)
+	}
+	client, err := events.Connect(ctx, events.ConnConfig{URL: s.NATSURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close(context.Background())
+	closed := lastEvent[events.IncidentClosed](t, ctx, client, events.StreamDecision, events.TypeIncidentClosed)
+	if closed.Incident != rr.Incident || !strings.Contains(closed.Reason, "restored from snapshot "+rr.VolumeSnapshot) {
+		t.Errorf("incident.closed %+v, want incident %s closed by the restore from %s", closed, rr.Incident, rr.VolumeSnapshot)
 	}
 }
 

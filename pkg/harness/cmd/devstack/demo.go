@@ -13,7 +13,11 @@ import (
 // runDemo seeds the demo and prints its story, one line per step.
 func runDemo(ctx context.Context, s *stack.Stack, root, dir string, out io.Writer) error {
 	start := time.Now()
-	return demo.Run(ctx, demo.Env{
+	var claimDir demo.ClaimDirFunc
+	if s.Cluster != nil {
+		claimDir = s.Cluster.ClaimDir
+	}
+	_, err := demo.Run(ctx, demo.Env{
 		RestConfig: s.RestConfig,
 		NATSURL:    s.NATSURL,
 		IngestURL:  "http://" + s.Addr["sastingest"],
@@ -21,7 +25,15 @@ func runDemo(ctx context.Context, s *stack.Stack, root, dir string, out io.Write
 		Root:       root,
 		Dir:        dir,
 		Scene:      demo.Default(),
+		// The story's restore is asked for with the operator token.
+		CorrelatorURL: "http://" + s.Addr["correlator"],
+		OperatorToken: s.OperatorToken,
+		ClaimDir:      claimDir,
 	}, func(line string) {
 		fmt.Fprintf(out, "[%3.0fs] %s\n", time.Since(start).Seconds(), line)
 	})
+	if err == nil {
+		fmt.Fprintf(out, "the story took %s\n", time.Since(start).Round(time.Second))
+	}
+	return err
 }

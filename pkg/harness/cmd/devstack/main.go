@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	fmt.Fprintf(out, "  ingest          http://%s/v1/sarif  (GitHub-compatible: http://%s/repos/{owner}/{repo}/code-scanning/sarifs)\n", s.Addr["sastingest"], s.Addr["sastingest"])
 	fmt.Fprintf(out, "  correlator API  http://%s/v1/apps\n", s.Addr["correlator"])
 	fmt.Fprintf(out, "  API token       %s (in %s)\n", s.Token, s.TokensFile())
-	fmt.Fprintf(out, "  operator token  %s (in %s; resolve, dismiss)\n", s.OperatorToken, s.OperatorTokensFile())
+	fmt.Fprintf(out, "  operator token  %s (in %s; restore, resolve, dismiss)\n", s.OperatorToken, s.OperatorTokensFile())
 	for _, name := range stack.Services {
 		fmt.Fprintf(out, "  %-15s http://%s/metrics  /healthz  /readyz   log %s\n", name, s.Addr[name], s.LogFile(name))
 	}

@@ -1,0 +1,3 @@
+module example.com/shopdb
+
+go 1.26
