@@ -14,7 +14,6 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/encryption"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/kubewatch"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/policy"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/schedule"
@@ -124,29 +124,7 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) watch(ctx context.Context, w client.WithWatch, trigger chan<- struct{}) {
-	for ctx.Err() == nil {
-		var list snapv1.VolumeSnapshotList
-		wi, err := w.Watch(ctx, &list, client.MatchingLabels{v1alpha1.LabelManagedBy: v1alpha1.ManagedBy}, client.InNamespace(c.Namespace))
-		if err != nil {
-			c.Log.Warn("watch volume snapshots", "error", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(5 * time.Second):
-			}
-			continue
-		}
-		for ev := range wi.ResultChan() {
-			if ev.Type == watch.Error {
-				break
-			}
-			select {
-			case trigger <- struct{}{}:
-			default:
-			}
-		}
-		wi.Stop()
-	}
+	kubewatch.Trigger(ctx, c.Log, "volume snapshots", w, &snapv1.VolumeSnapshotList{}, trigger, client.MatchingLabels{v1alpha1.LabelManagedBy: v1alpha1.ManagedBy}, client.InNamespace(c.Namespace))
 }
 
 // Reconcile makes one pass over every policy and returns the earliest next

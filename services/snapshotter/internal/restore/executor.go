@@ -9,12 +9,12 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/kubewatch"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
 )
 
@@ -95,29 +95,7 @@ func (e *Executor) Run(ctx context.Context) error {
 }
 
 func (e *Executor) watch(ctx context.Context, w client.WithWatch, trigger chan<- struct{}) {
-	for ctx.Err() == nil {
-		var list v1alpha1.RestoreList
-		wi, err := w.Watch(ctx, &list, client.InNamespace(e.Namespace))
-		if err != nil {
-			e.Log.Warn("watch restores", "error", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(5 * time.Second):
-			}
-			continue
-		}
-		for ev := range wi.ResultChan() {
-			if ev.Type == watch.Error {
-				break
-			}
-			select {
-			case trigger <- struct{}{}:
-			default:
-			}
-		}
-		wi.Stop()
-	}
+	kubewatch.Trigger(ctx, e.Log, "restores", w, &v1alpha1.RestoreList{}, trigger, client.InNamespace(e.Namespace))
 }
 
 // Reconcile takes every running Restore as far as it can go now, one
