@@ -269,8 +269,11 @@ func (c *Client) watch(nc *nats.Conn) {
 	})
 }
 
+// markDown records when the connection went down, once per outage.
 func (c *Client) markDown() {
-	c.downSince.CompareAndSwap(0, c.now().UnixNano())
+	if c.downSince.Load() == 0 {
+		c.downSince.CompareAndSwap(0, c.now().UnixNano())
+	}
 }
 
 // keep re-creates the connection each time NATS closed it for good, until
@@ -379,6 +382,12 @@ func (c *Client) Ready(ctx context.Context) error {
 // or closed and not re-created yet) for longer than the down grace: a
 // liveness probe on it restarts a process that lost NATS for good.
 func (c *Client) Live(context.Context) error {
+	// The disconnect handler runs on nats.go's callback goroutine, maybe
+	// after a probe already sees the connection down: the outage starts at
+	// whichever notices it first.
+	if c.Conn().Status() != nats.CONNECTED {
+		c.markDown()
+	}
 	since := c.downSince.Load()
 	if since == 0 {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,10 +137,23 @@ func TestConnectionClosedForGoodIsRecreatedAndConsumersResume(t *testing.T) {
 	}
 }
 
-// fakeClock is a clock the test moves.
-type fakeClock struct{ now time.Time }
+// fakeClock is a clock the test moves; nats.go's callback goroutine reads it.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
 
-func (f *fakeClock) Now() time.Time { return f.now }
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeClock) Add(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
+}
 
 // TestLiveFailsOnlyPastTheGrace stops the server under a client: Ready
 // fails at once, Live only once the clock is past the grace; when the
@@ -163,11 +177,11 @@ func TestLiveFailsOnlyPastTheGrace(t *testing.T) {
 	if err := c.Live(ctx); err != nil {
 		t.Errorf("Live right after the disconnect: %v, want nil (within the grace)", err)
 	}
-	clock.now = clock.now.Add(time.Minute - time.Second)
+	clock.Add(time.Minute - time.Second)
 	if err := c.Live(ctx); err != nil {
 		t.Errorf("Live 59s after the disconnect: %v, want nil (within the grace)", err)
 	}
-	clock.now = clock.now.Add(2 * time.Second)
+	clock.Add(2 * time.Second)
 	if err := c.Live(ctx); err == nil {
 		t.Error("Live passes 61s after the disconnect, want an error past the 60s grace")
 	}

@@ -202,20 +202,6 @@ func (st *testStack) apps() ([]appLine, error) {
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
-// hasRestoresRoute says whether this correlator has POST /v1/restores (an
-// operator's empty request is refused as bad input, not as an unknown route).
-func (st *testStack) hasRestoresRoute(t testing.TB) bool {
-	req, _ := http.NewRequest(http.MethodPost, st.correlatorURL+"/v1/restores", strings.NewReader("{}"))
-	req.Header.Set("Authorization", "Bearer "+operatorToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	return resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed
-}
-
 func writeFile(t testing.TB, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
