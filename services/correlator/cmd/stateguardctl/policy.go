@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // Well-known names of the snapshotter (services/snapshotter/api/v1alpha1),
@@ -103,19 +104,25 @@ func kubeErr(err error) error {
 
 // listPolicies lists the policies of ns ("" for all), or the one named.
 func (o *options) listPolicies(ctx context.Context, ns, name string) ([]unstructured.Unstructured, []policy, error) {
+	return listObjects[policy](ctx, o, gvrPolicy, "policy", ns, name)
+}
+
+// listObjects lists the objects of gvr in ns ("" for all), or the one
+// named, sorted by namespace/name, each also decoded into a T.
+func listObjects[T any](ctx context.Context, o *options, gvr schema.GroupVersionResource, kind, ns, name string) ([]unstructured.Unstructured, []T, error) {
 	dyn, _, err := o.kube.clients()
 	if err != nil {
 		return nil, nil, err
 	}
 	var items []unstructured.Unstructured
 	if name != "" {
-		u, err := dyn.Resource(gvrPolicy).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		u, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return nil, nil, kubeErr(err)
 		}
 		items = []unstructured.Unstructured{*u}
 	} else {
-		l, err := dyn.Resource(gvrPolicy).Namespace(ns).List(ctx, metav1.ListOptions{})
+		l, err := dyn.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return nil, nil, kubeErr(err)
 		}
@@ -124,13 +131,13 @@ func (o *options) listPolicies(ctx context.Context, ns, name string) ([]unstruct
 	slices.SortFunc(items, func(a, b unstructured.Unstructured) int {
 		return strings.Compare(a.GetNamespace()+"/"+a.GetName(), b.GetNamespace()+"/"+b.GetName())
 	})
-	ps := make([]policy, len(items))
+	ts := make([]T, len(items))
 	for i := range items {
-		if err := fromUnstructured(&items[i], &ps[i]); err != nil {
-			return nil, nil, fmt.Errorf("policy %s/%s: %w", items[i].GetNamespace(), items[i].GetName(), err)
+		if err := fromUnstructured(&items[i], &ts[i]); err != nil {
+			return nil, nil, fmt.Errorf("%s %s/%s: %w", kind, items[i].GetNamespace(), items[i].GetName(), err)
 		}
 	}
-	return items, ps, nil
+	return items, ts, nil
 }
 
 func policyCmd(o *options) *cobra.Command {

@@ -178,34 +178,7 @@ the phases a Restore went through stay in its status (restore describe).`,
 
 // listRestores lists the Restores of ns ("" for all), or the one named.
 func (o *options) listRestores(ctx context.Context, ns, name string) ([]unstructured.Unstructured, []restoreObject, error) {
-	dyn, _, err := o.kube.clients()
-	if err != nil {
-		return nil, nil, err
-	}
-	var items []unstructured.Unstructured
-	if name != "" {
-		u, err := dyn.Resource(gvrRestore).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, nil, kubeErr(err)
-		}
-		items = []unstructured.Unstructured{*u}
-	} else {
-		l, err := dyn.Resource(gvrRestore).Namespace(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, nil, kubeErr(err)
-		}
-		items = l.Items
-	}
-	slices.SortFunc(items, func(a, b unstructured.Unstructured) int {
-		return strings.Compare(a.GetNamespace()+"/"+a.GetName(), b.GetNamespace()+"/"+b.GetName())
-	})
-	rs := make([]restoreObject, len(items))
-	for i := range items {
-		if err := fromUnstructured(&items[i], &rs[i]); err != nil {
-			return nil, nil, fmt.Errorf("restore %s/%s: %w", items[i].GetNamespace(), items[i].GetName(), err)
-		}
-	}
-	return items, rs, nil
+	return listObjects[restoreObject](ctx, o, gvrRestore, "restore", ns, name)
 }
 
 func restoreTable(out io.Writer, rs []restoreObject, wide bool, now time.Time) error {
