@@ -19,6 +19,9 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/pruning"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/reporting"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/restoretests"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/encryption"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/kubewatch"
@@ -90,6 +93,21 @@ func (c *Controller) metrics() *metrics.Metrics {
 		c.Metrics = metrics.New(nil)
 	}
 	return c.Metrics
+}
+
+// reporter is the reporting job (package reporting).
+func (c *Controller) reporter() *reporting.Reporter {
+	return &reporting.Reporter{Client: c.Client, Events: c.Events, Clock: c.Clock, Log: c.Log, Metrics: c.metrics(), Namespace: c.Namespace}
+}
+
+// pruner is the retention job (package pruning).
+func (c *Controller) pruner() *pruning.Pruner {
+	return &pruning.Pruner{Client: c.Client, Clock: c.Clock, Log: c.Log, Metrics: c.metrics()}
+}
+
+// tester is the restore-test job (package restoretests).
+func (c *Controller) tester() *restoretests.Tester {
+	return &restoretests.Tester{Client: c.Client, Events: c.Events, Clock: c.Clock, Log: c.Log, Metrics: c.metrics()}
 }
 
 // Run makes passes until ctx ends: at the next scheduled slot, at least every
@@ -176,15 +194,15 @@ func (c *Controller) Reconcile(ctx context.Context) (time.Time, error) {
 		}
 		earliest(n)
 	}
-	if err := c.report(ctx); err != nil {
+	if err := c.reporter().Report(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	for _, r := range valid {
-		if err := c.retain(ctx, r.p, r.spec.Retention); err != nil {
+		if err := c.pruner().Prune(ctx, r.p, r.spec.Retention); err != nil {
 			c.countError(r.p, reasonRetentionFailed)
 			errs = append(errs, fmt.Errorf("retention %s/%s: %w", r.p.Namespace, r.p.Name, err))
 		}
-		n, err := c.restoreTest(ctx, r.p, r.spec.RestoreTest)
+		n, err := c.tester().Run(ctx, r.p, r.spec.RestoreTest)
 		if err != nil {
 			c.countError(r.p, reasonRestoreTestFailed)
 			errs = append(errs, fmt.Errorf("restore test %s/%s: %w", r.p.Namespace, r.p.Name, err))

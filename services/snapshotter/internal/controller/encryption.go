@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -190,28 +189,4 @@ func (c *Controller) setEncrypted(p *v1alpha1.SnapshotPolicy, findings map[strin
 	c.Log.Warn("claims not known to be encrypted at rest", "namespace", p.Namespace, "policy", p.Name,
 		"mode", string(mode), "reason", cond.Reason, "detail", cond.Message)
 	c.event(p, corev1.EventTypeWarning, cond.Reason, cond.Message)
-}
-
-// encryptionAnnotation is the finding as stored on the VolumeSnapshot, read
-// back by reportCompleted.
-func encryptionAnnotation(f encryption.Finding) string {
-	b, _ := json.Marshal(struct {
-		Status   string   `json:"status"`
-		Evidence []string `json:"evidence"`
-	}{f.Status, f.Evidence}) // strings only: cannot fail
-	return string(b)
-}
-
-// encryptionFromAnnotation reads encryptionAnnotation back; a snapshot
-// created before the check is unknown.
-func encryptionFromAnnotation(vs *snapv1.VolumeSnapshot) (string, []string) {
-	raw := vs.Annotations[v1alpha1.AnnotationEncryption]
-	var f struct {
-		Status   string   `json:"status"`
-		Evidence []string `json:"evidence"`
-	}
-	if raw == "" || json.Unmarshal([]byte(raw), &f) != nil || f.Status == "" {
-		return events.EncryptionUnknown, []string{"the snapshot carries no encryption finding (created before the snapshotter checked, or by hand)"}
-	}
-	return f.Status, f.Evidence
 }
