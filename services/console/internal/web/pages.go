@@ -243,7 +243,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.actions.WithLabelValues("restore", "accepted").Inc()
-	s.log.Info("console: restore requested", "incident", id, "pvc", req.PVC, "request_id", acc.RequestID, "event_id", acc.EventID)
+	s.log.Info("console: restore requested", "incident", id, "pvc", req.PVC, "request_id", acc.RequestID, "event_id", acc.EventID, "user", sessionOf(r).user)
 	s.render(w, r, http.StatusAccepted, "done", "Restore requested", "fleet", doneData{Incident: id, What: "Restore requested",
 		Lines: []string{"request " + acc.RequestID, "restore " + acc.Restore, "event " + acc.EventID,
 			"The incident page follows the restore's phases."}})
@@ -265,7 +265,7 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.actions.WithLabelValues("resolve", "accepted").Inc()
-	s.log.Info("console: incident resolved", "incident", id)
+	s.log.Info("console: incident resolved", "incident", id, "user", sessionOf(r).user)
 	s.render(w, r, http.StatusAccepted, "done", "Incident resolved", "fleet", doneData{Incident: id, What: "Resolution recorded",
 		Lines: []string{"The incident closes once no vulnerable version of it runs."}})
 }
@@ -288,7 +288,7 @@ func (s *Server) dismiss(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.actions.WithLabelValues("dismiss", "accepted").Inc()
-	s.log.Info("console: finding dismissed", "incident", id, "rule_id", req.RuleID)
+	s.log.Info("console: finding dismissed", "incident", id, "rule_id", req.RuleID, "user", sessionOf(r).user)
 	s.render(w, r, http.StatusAccepted, "done", "Finding dismissed", "fleet", doneData{Incident: id, What: "Dismissal recorded",
 		Lines: []string{"Rule " + req.RuleID + " no longer counts towards the verdicts of " + req.App + "."}})
 }
