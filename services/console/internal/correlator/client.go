@@ -151,6 +151,18 @@ func (c *Client) Apps(ctx context.Context, token string) ([]AppSummary, error) {
 	return out, err
 }
 
+// Certificates is GET /v1/certificates[?namespace=ns]: every certificate
+// the correlator knows.
+func (c *Client) Certificates(ctx context.Context, token, ns string) ([]NamespacedCertificate, error) {
+	path := "/v1/certificates"
+	if ns != "" {
+		path += "?namespace=" + url.QueryEscape(ns)
+	}
+	var out []NamespacedCertificate
+	_, err := c.do(ctx, token, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
 // App is GET /v1/apps/{namespace}/{app}.
 func (c *Client) App(ctx context.Context, token, ns, app string) (Posture, error) {
 	var out Posture

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -303,44 +304,49 @@ func (s *Server) actionFailed(w http.ResponseWriter, r *http.Request, action str
 	s.failAPI(w, r, err)
 }
 
-type certRow struct {
-	Namespace, App string
-	correlator.Certificate
+// certificatesData is a page of the certificates: soonest expiry first.
+type certificatesData struct {
+	Certs            []correlator.NamespacedCertificate
+	Namespace        string
+	Total, Page      int
+	Pages            int
+	PrevURL, NextURL string
 }
 
+// certificatesPage lists every certificate the correlator knows (of one
+// namespace with ?namespace=), soonest expiry first, a page at a time.
 func (s *Server) certificatesPage(w http.ResponseWriter, r *http.Request) {
-	rows, err := s.fleetRows(r)
+	ns := strings.TrimSpace(r.FormValue("namespace"))
+	var certs []correlator.NamespacedCertificate
+	err := s.timed("certificates", func() (err error) {
+		certs, err = s.api.Certificates(r.Context(), sessionOf(r).token, ns)
+		return err
+	})
 	if err != nil {
 		s.failAPI(w, r, err)
 		return
 	}
-	// The fleet names the apps with certificates; their postures hold the
-	// certificates' details. Soonest expiry first, at most one page.
-	withCert := make([]Row, 0, len(rows))
-	for _, row := range rows {
-		if row.CertNotAfter != nil {
-			withCert = append(withCert, row)
+	slices.SortFunc(certs, func(a, b correlator.NamespacedCertificate) int {
+		return cmp.Or(a.NotAfter.Compare(b.NotAfter), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Secret, b.Secret), cmp.Compare(a.Serial, b.Serial))
+	})
+	page, _ := strconv.Atoi(r.FormValue("page"))
+	d := certificatesData{Namespace: ns, Total: len(certs), Pages: max((len(certs)+s.pageSize-1)/s.pageSize, 1)}
+	d.Page = min(max(page, 1), d.Pages)
+	d.Certs = certs[(d.Page-1)*s.pageSize : min(d.Page*s.pageSize, len(certs))]
+	link := func(page int) string {
+		v := url.Values{"page": {strconv.Itoa(page)}}
+		if ns != "" {
+			v.Set("namespace", ns)
 		}
+		return "/certificates?" + v.Encode()
 	}
-	page := Fleet(withCert, Query{Sort: "cert", PageSize: s.pageSize})
-	ss := sessionOf(r)
-	var certs []certRow
-	for _, row := range page.Rows {
-		var p correlator.Posture
-		err := s.timed("certificates", func() (err error) { p, err = s.api.App(r.Context(), ss.token, row.Namespace, row.App); return })
-		if err != nil {
-			s.failAPI(w, r, err)
-			return
-		}
-		for _, c := range p.Certificates {
-			certs = append(certs, certRow{Namespace: row.Namespace, App: row.App, Certificate: c})
-		}
+	if d.Page > 1 {
+		d.PrevURL = link(d.Page - 1)
 	}
-	slices.SortFunc(certs, func(a, b certRow) int { return cmp.Or(a.NotAfter.Compare(b.NotAfter), cmp.Compare(a.Secret, b.Secret)) })
-	s.render(w, r, http.StatusOK, "certificates", "Certificates", "certificates", struct {
-		Certs []certRow
-		Apps  int
-	}{certs, page.Total})
+	if d.Page < d.Pages {
+		d.NextURL = link(d.Page + 1)
+	}
+	s.render(w, r, http.StatusOK, "certificates", "Certificates", "certificates", d)
 }
 
 func (s *Server) pipelinePage(w http.ResponseWriter, r *http.Request) {
