@@ -22,6 +22,7 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/pruning"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/reporting"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/restoretests"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/slots"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/encryption"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/kubewatch"
@@ -95,6 +96,14 @@ func (c *Controller) metrics() *metrics.Metrics {
 	return c.Metrics
 }
 
+// taker is the schedule/slots job (package slots).
+func (c *Controller) taker() *slots.Taker {
+	return &slots.Taker{
+		Client: c.Client, Events: c.Events, Hooks: c.Hooks, Clock: c.Clock, Log: c.Log, Recorder: c.Recorder,
+		Metrics: c.metrics(), EncryptionTable: c.EncryptionTable, EncryptionAllow: c.EncryptionAllow,
+	}
+}
+
 // reporter is the reporting job (package reporting).
 func (c *Controller) reporter() *reporting.Reporter {
 	return &reporting.Reporter{Client: c.Client, Events: c.Events, Clock: c.Clock, Log: c.Log, Metrics: c.metrics(), Namespace: c.Namespace}
@@ -147,7 +156,7 @@ func (c *Controller) watch(ctx context.Context, w client.WithWatch, trigger chan
 
 // Reconcile makes one pass over every policy and returns the earliest next
 // slot (zero when no policy is scheduled). A valid policy runs its due slot
-// and then its on-demand request, if any (onDemand). Each policy is read on its own
+// and then its on-demand request, if any (slots.Taker.OnDemand). Each policy is read on its own
 // (policy.Parse): one whose spec does not parse gets Ready=False and is
 // skipped, and the others run as if it did not exist. The error joins what
 // failed while running valid policies; invalid ones are reported on the
@@ -188,7 +197,7 @@ func (c *Controller) Reconcile(ctx context.Context) (time.Time, error) {
 			c.countError(p, reasonSnapshotFailed)
 			errs = append(errs, fmt.Errorf("policy %s/%s: %w", p.Namespace, p.Name, err))
 		}
-		if err := c.onDemand(ctx, p, spec); err != nil {
+		if err := c.taker().OnDemand(ctx, p, spec); err != nil {
 			c.countError(p, reasonSnapshotFailed)
 			errs = append(errs, fmt.Errorf("on-demand snapshot %s/%s: %w", p.Namespace, p.Name, err))
 		}
@@ -232,8 +241,8 @@ func (c *Controller) schedulePolicy(ctx context.Context, p *v1alpha1.SnapshotPol
 			}
 			log.Warn("missed schedule slots; taking one catch-up snapshot", "missed", run.MissedTotal, "slot", run.Slot)
 		}
-		result, newest, findings, err := c.runSlot(ctx, p, spec, run.Slot)
-		c.setEncrypted(p, findings)
+		result, newest, findings, err := c.taker().Slot(ctx, p, spec, run.Slot)
+		c.taker().SetEncrypted(p, findings)
 		if err != nil {
 			runErr = err
 		} else {

@@ -1,12 +1,12 @@
-// Package controller is the snapshotter's control loop and its schedule
-// job. One pass (Controller.Reconcile) reads every SnapshotPolicy
-// (policy.Parse; an invalid one gets Ready=False and runs nothing) and
-// hands each job its part, in this order:
+// Package controller is the snapshotter's control loop. One pass
+// (Controller.Reconcile) reads every SnapshotPolicy (policy.Parse; an
+// invalid one gets Ready=False and runs nothing, ready.go), decides which
+// schedule slot is due and records each outcome in the policy's status,
+// and hands each job its part, in this order:
 //
-//   - schedule/slots (this package: snapshot.go, ondemand.go,
-//     encryption.go, ready.go): each due schedule slot and on-demand
-//     request takes one VolumeSnapshot with a deterministic name per
-//     claim, after the encryption-at-rest check;
+//   - schedule/slots (package slots): each due schedule slot and
+//     on-demand request takes one VolumeSnapshot with a deterministic name
+//     per claim, after the encryption-at-rest check;
 //   - hooks (package consistency): the pre and post hooks around it;
 //   - reporting (package reporting): every snapshot that settled is
 //     announced once;

@@ -1,4 +1,4 @@
-package controller
+package slots
 
 import (
 	"context"
@@ -17,7 +17,6 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
-	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/consistency"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/managed"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/encryption"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/policy"
@@ -28,17 +27,12 @@ import (
 // ErrHookFailed says a hook with onError: Fail failed.
 var ErrHookFailed = errors.New("hook failed")
 
-// hooks is the hooks job (package consistency).
-func (c *Controller) hooks() *consistency.Runner {
-	return &consistency.Runner{Client: c.Client, Hooks: c.Hooks, Clock: c.Clock, Metrics: c.metrics()}
-}
-
-// runSlot snapshots every PVC the policy selects for slot. It returns the
+// Slot snapshots every PVC the policy selects for slot. It returns the
 // result for the status, the name of the last snapshot created and the
 // encryption findings of the claims it checked. An error
 // means the slot must be run again (names are deterministic, so snapshots
 // already taken are not taken twice).
-func (c *Controller) runSlot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, slot time.Time) (string, string, map[string]encryption.Finding, error) {
+func (c *Taker) Slot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, slot time.Time) (string, string, map[string]encryption.Finding, error) {
 	sel := spec.Selector
 	var pvcs corev1.PersistentVolumeClaimList
 	if err := c.Client.List(ctx, &pvcs, client.InNamespace(p.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
@@ -84,7 +78,7 @@ func (c *Controller) runSlot(ctx context.Context, p *v1alpha1.SnapshotPolicy, sp
 // snapshot.failed and returns ErrNotEncrypted, before any hook runs; a pre
 // hook that fails with onError: Fail publishes snapshot.failed and returns
 // ErrHookFailed.
-func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, pvc *corev1.PersistentVolumeClaim, slot time.Time) (string, *encryption.Finding, error) {
+func (c *Taker) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, pvc *corev1.PersistentVolumeClaim, slot time.Time) (string, *encryption.Finding, error) {
 	name := schedule.SnapshotName(p.Name, pvc.Name, slot)
 	log := c.Log.With("namespace", p.Namespace, "policy", p.Name, "pvc", pvc.Name, "volume_snapshot", name)
 	var existing snapv1.VolumeSnapshot
@@ -155,7 +149,7 @@ func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolic
 	return name, &finding, nil
 }
 
-func (c *Controller) publishHookFailure(ctx context.Context, p *v1alpha1.SnapshotPolicy, pvc, name string, slot time.Time, cause error) error {
+func (c *Taker) publishHookFailure(ctx context.Context, p *v1alpha1.SnapshotPolicy, pvc, name string, slot time.Time, cause error) error {
 	ev, err := c.Events.NewEvent(events.TypeSnapshotFailed, "snapshot-failed-"+p.Namespace+"."+name, events.SnapshotFailed{
 		Namespace: p.Namespace, PVC: pvc, Policy: p.Name, Slot: &slot,
 		Error: fmt.Sprintf("%v: %v", ErrHookFailed, cause),
@@ -166,6 +160,6 @@ func (c *Controller) publishHookFailure(ctx context.Context, p *v1alpha1.Snapsho
 	if err := c.Events.Publish(ctx, ev); err != nil {
 		return fmt.Errorf("publish snapshot failed: %w", err)
 	}
-	c.metrics().SnapshotFailed(p.Namespace, p.Name)
+	c.Metrics.SnapshotFailed(p.Namespace, p.Name)
 	return nil
 }
