@@ -228,6 +228,8 @@ type VolumeWorkload struct {
 	App        string      `json:"app,omitempty" jsonschema_description:"app.kubernetes.io/name"`
 	Version    string      `json:"version,omitempty" jsonschema_description:"app.kubernetes.io/version"`
 	Containers []Container `json:"containers"`
+	// Annotations are the pod's join annotations, as ObservedPod's.
+	Annotations map[string]string `json:"annotations,omitempty" jsonschema_description:"The pod's join annotations, when set: stateguard.io/repository, stateguard.io/sarif-category, stateguard.io/commit, org.opencontainers.image.source, org.opencontainers.image.revision"`
 }
 
 // SnapshotCompleted reports a VolumeSnapshot that became ready to use.

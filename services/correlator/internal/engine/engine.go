@@ -48,6 +48,7 @@ type Engine struct {
 	kv    jetstream.KeyValue
 	m     *metrics
 	store *store
+	join  *joiner
 
 	// batcher merges the decisions of concurrent handlers into shared
 	// atomic batches while the engine runs.
@@ -99,7 +100,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		return nil, err
 	}
 	m := newMetrics(o.Registerer)
-	e := &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.KVWriter(o.Bucket), o.CacheSize, m)}
+	e := &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.KVWriter(o.Bucket), o.CacheSize, m), join: newJoiner(kv, o.Rules, o.Registerer)}
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(posture{e}); err != nil {
 			return nil, fmt.Errorf("register posture metrics: %w", err)
@@ -224,12 +225,32 @@ func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 		e.m.events.WithLabelValues(ev.Type(), "invalid").Inc()
 		return err
 	}
+	if in.Join != nil {
+		// An upload naming no application: joined by repository, or kept
+		// until a workload names it (joiner).
+		if in.Join.Namespace != "" && !namespaceRE.MatchString(in.Join.Namespace) {
+			e.m.events.WithLabelValues(ev.Type(), "invalid").Inc()
+			return events.Permanent(fmt.Errorf("event %s: namespace %q is not a Kubernetes namespace name", ev.ID(), in.Join.Namespace))
+		}
+		return e.join.upload(ctx, in, func(in model.Input) error { return e.applyInput(ctx, ev, in) })
+	}
+	if err := e.applyInput(ctx, ev, in); err != nil {
+		return err
+	}
+	if in.Targets != nil {
+		return e.join.observed(ctx, in.Targets, func(in model.Input) error { return e.applyInput(ctx, ev, in) })
+	}
+	return nil
+}
+
+// applyInput applies one input of ev to its namespace's state.
+func (e *Engine) applyInput(ctx context.Context, ev events.Event, in model.Input) error {
 	if !namespaceRE.MatchString(in.Namespace) {
 		e.m.events.WithLabelValues(ev.Type(), "invalid").Inc()
 		return events.Permanent(fmt.Errorf("event %s: namespace %q is not a Kubernetes namespace name", ev.ID(), in.Namespace))
 	}
 	applied := false
-	err = e.store.Update(ctx, in.Namespace, func(st *model.State) (bool, error) {
+	err := e.store.Update(ctx, in.Namespace, func(st *model.State) (bool, error) {
 		changed, err := e.apply(ctx, ev, in, st)
 		applied = changed && err == nil
 		return changed, err
@@ -241,6 +262,13 @@ func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 		e.m.events.WithLabelValues(ev.Type(), "applied").Inc()
 	}
 	return nil
+}
+
+// UploadJoin is the join record of an upload that named no application:
+// joined to which apps, or not joined and why. found is false for an
+// upload the correlator did not have to join (or has not seen).
+func (e *Engine) UploadJoin(ctx context.Context, id string) (rec model.UploadJoin, found bool, err error) {
+	return e.join.Record(ctx, id)
 }
 
 // apply applies in, the input of ev, to the namespace's state st and

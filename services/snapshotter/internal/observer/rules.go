@@ -55,7 +55,7 @@ func Observe(pods []corev1.Pod, owner func(*corev1.Pod) *events.ObjectRef, tls f
 			Version:     p.Labels["app.kubernetes.io/version"],
 			Labels:      appLabels(p.Labels),
 			Containers:  workload.Containers(p),
-			Annotations: JoinAnnotations(p.Annotations),
+			Annotations: workload.JoinAnnotations(p.Annotations),
 		}
 		if st := p.Status.StartTime; st != nil {
 			t := st.UTC()
@@ -89,26 +89,6 @@ func appLabels(l map[string]string) []string {
 		out = append(out, k+"="+v)
 	}
 	slices.Sort(out)
-	return out
-}
-
-// JoinAnnotations picks the annotations that join a SARIF upload to the
-// pod (events.JoinAnnotations: the repository, SARIF category and commit,
-// stateguard's or the OCI image spec's) from a pod's annotations, which
-// come from its workload's pod template; nil when it has none. Values are
-// cut to 512 bytes: they travel in every observation of the volume.
-func JoinAnnotations(a map[string]string) map[string]string {
-	var out map[string]string
-	for _, k := range events.JoinAnnotations {
-		v := strings.TrimSpace(a[k])
-		if v == "" {
-			continue
-		}
-		if out == nil {
-			out = map[string]string{}
-		}
-		out[k] = v[:min(len(v), 512)]
-	}
 	return out
 }
 
