@@ -100,7 +100,8 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		return nil, err
 	}
 	m := newMetrics(o.Registerer)
-	e := &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.KVWriter(o.Bucket), o.CacheSize, m), join: newJoiner(kv, o.Rules, o.Registerer)}
+	e := &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.KVWriter(o.Bucket), o.CacheSize, m),
+		join: newJoiner(bucketKV{kv}, o.Rules, o.Registerer)}
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(posture{e}); err != nil {
 			return nil, fmt.Errorf("register posture metrics: %w", err)
@@ -158,6 +159,45 @@ func allowAtomicPublish(ctx context.Context, js jetstream.JetStream, stream stri
 	cfg.AllowAtomicPublish = true
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("allow atomic publish on %s: %w", stream, err)
+	}
+	return nil
+}
+
+// bucketKV is the state bucket as the joiner uses it (joinKV).
+type bucketKV struct{ kv jetstream.KeyValue }
+
+func (b bucketKV) Get(ctx context.Context, key string) ([]byte, uint64, error) {
+	e, err := b.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", key, err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+func (b bucketKV) Put(ctx context.Context, key string, value []byte) error {
+	if _, err := b.kv.Put(ctx, key, value); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+func (b bucketKV) CAS(ctx context.Context, key string, value []byte, rev uint64) error {
+	var err error
+	if rev == 0 {
+		_, err = b.kv.Create(ctx, key, value)
+	} else {
+		_, err = b.kv.Update(ctx, key, value, rev)
+	}
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists),
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+		return errConflict
+	case err != nil:
+		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -36,7 +35,7 @@ const maxPending = 5000
 // observation finds its record and applies the same inputs again, which the
 // namespaces see as duplicates.
 type joiner struct {
-	kv    jetstream.KeyValue
+	kv    joinKV
 	rules model.Rules
 	mu    sync.Mutex
 	total *prometheus.CounterVec
@@ -49,7 +48,7 @@ type repoEntry struct {
 	Pending    []string           `json:"pending,omitempty"`
 }
 
-func newJoiner(kv jetstream.KeyValue, rules model.Rules, reg prometheus.Registerer) *joiner {
+func newJoiner(kv joinKV, rules model.Rules, reg prometheus.Registerer) *joiner {
 	j := &joiner{kv: kv, rules: rules, total: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "stateguard_correlator_upload_joins_total",
 		Help: "Uploads naming no application, by outcome: joined (on arrival), not_joined (kept until a workload names the repository), joined_later.",
@@ -67,19 +66,29 @@ func repoKey(repo string) string {
 
 func uploadKey(id string) string { return "upload." + id }
 
+// joinKV is the part of the state bucket the joiner uses (bucketKV).
+type joinKV interface {
+	// Get reads key; rev is 0 when it is not there.
+	Get(ctx context.Context, key string) (value []byte, rev uint64, err error)
+	Put(ctx context.Context, key string, value []byte) error
+	// CAS writes value if key's revision is still rev (0: absent), else
+	// returns errConflict.
+	CAS(ctx context.Context, key string, value []byte, rev uint64) error
+}
+
+// errConflict: another correlator changed the entry since it was read.
+var errConflict = errors.New("join entry changed meanwhile")
+
 // getJSON reads key into v; rev is its revision, 0 when it is not there.
 func (j *joiner) getJSON(ctx context.Context, key string, v any) (rev uint64, err error) {
-	e, err := j.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, nil
+	b, rev, err := j.kv.Get(ctx, key)
+	if err != nil || rev == 0 {
+		return 0, err
 	}
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", key, err)
-	}
-	if err := json.Unmarshal(e.Value(), v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		return 0, events.Permanent(fmt.Errorf("decode %s: %w", key, err))
 	}
-	return e.Revision(), nil
+	return rev, nil
 }
 
 func (j *joiner) putJSON(ctx context.Context, key string, v any) error {
@@ -87,14 +96,8 @@ func (j *joiner) putJSON(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	if _, err := j.kv.Put(ctx, key, b); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
-	}
-	return nil
+	return j.kv.Put(ctx, key, b)
 }
-
-// errConflict: another correlator changed the entry since it was read.
-var errConflict = errors.New("join entry changed meanwhile")
 
 // casJSON writes v to key if its revision is still rev (0: absent).
 func (j *joiner) casJSON(ctx context.Context, key string, v any, rev uint64) error {
@@ -102,20 +105,7 @@ func (j *joiner) casJSON(ctx context.Context, key string, v any, rev uint64) err
 	if err != nil {
 		return err
 	}
-	if rev == 0 {
-		_, err = j.kv.Create(ctx, key, b)
-	} else {
-		_, err = j.kv.Update(ctx, key, b, rev)
-	}
-	var apiErr *jetstream.APIError
-	switch {
-	case errors.Is(err, jetstream.ErrKeyExists),
-		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
-		return errConflict
-	case err != nil:
-		return fmt.Errorf("write %s: %w", key, err)
-	}
-	return nil
+	return j.kv.CAS(ctx, key, b, rev)
 }
 
 // Record reads the join record of an upload; found is false for an
