@@ -10,7 +10,7 @@ import (
 
 // ObservationID is the event id of a workload.observed payload, derived
 // from its content (namespace, PVC, the time the set was first seen, and
-// each pod with its owner, labels, digests and Secrets, in any order), so
+// each pod with its owner, labels, digests, Secrets and join annotations, in any order), so
 // a resync of the same observation is recognised as a repeat. Only the
 // Resync flag is left out.
 func ObservationID(p WorkloadObserved) string {
@@ -37,6 +37,15 @@ func ObservationID(p WorkloadObserved) string {
 		}
 		for _, s := range sortedCopy(pod.Secrets) {
 			b.WriteString("\x07" + s)
+		}
+		// Join annotations, when there are any (the ids of pods without
+		// them are the ones published before they were observed).
+		keys := make([]string, 0, len(pod.Annotations))
+		for k := range pod.Annotations {
+			keys = append(keys, k)
+		}
+		for _, k := range sortedCopy(keys) {
+			b.WriteString("\x08" + k + "\x08" + pod.Annotations[k])
 		}
 		pods = append(pods, b.String())
 	}

@@ -228,6 +228,8 @@ type VolumeWorkload struct {
 	App        string      `json:"app,omitempty" jsonschema_description:"app.kubernetes.io/name"`
 	Version    string      `json:"version,omitempty" jsonschema_description:"app.kubernetes.io/version"`
 	Containers []Container `json:"containers"`
+	// Annotations are the pod's join annotations, as ObservedPod's.
+	Annotations map[string]string `json:"annotations,omitempty" jsonschema_description:"The pod's join annotations, when set: stateguard.io/repository, stateguard.io/sarif-category, stateguard.io/commit, org.opencontainers.image.source, org.opencontainers.image.revision"`
 }
 
 // SnapshotCompleted reports a VolumeSnapshot that became ready to use.
@@ -391,7 +393,26 @@ type ObservedPod struct {
 	// Secrets are the TLS Secrets the pod mounts (volumes, projected
 	// volumes, env and envFrom), sorted.
 	Secrets []string `json:"secrets,omitempty" jsonschema_description:"TLS Secrets the pod mounts: volumes, projected volumes, env and envFrom; sorted"`
+	// Annotations are the pod's join annotations (JoinAnnotations): the
+	// repository and commit its code came from, which tie an upload that
+	// names no application (GitHub's uploaders) to this pod.
+	Annotations map[string]string `json:"annotations,omitempty" jsonschema_description:"The pod's join annotations, when set: stateguard.io/repository, stateguard.io/sarif-category, stateguard.io/commit, org.opencontainers.image.source, org.opencontainers.image.revision"`
 }
+
+// The pod annotations that join a SARIF upload naming no application to
+// the workload that runs its code. The OCI keys are the image annotations
+// of the OCI image spec, copied onto the pod template by the deployment
+// (the API server does not see an image's own labels).
+const (
+	AnnotationRepository    = "stateguard.io/repository"          // owner/name, as uploads name it
+	AnnotationSARIFCategory = "stateguard.io/sarif-category"      // only uploads of this category join
+	AnnotationCommit        = "stateguard.io/commit"              // the commit SHA the version was built from
+	AnnotationImageSource   = "org.opencontainers.image.source"   // URL of the source repository
+	AnnotationImageRevision = "org.opencontainers.image.revision" // the commit SHA
+)
+
+// JoinAnnotations are the annotations ObservedPod.Annotations carries.
+var JoinAnnotations = []string{AnnotationRepository, AnnotationSARIFCategory, AnnotationCommit, AnnotationImageSource, AnnotationImageRevision}
 
 // WorkloadObserved is published whenever the set of pods mounting a PVC
 // selected by a SnapshotPolicy changes (a pod with a new image digest

@@ -270,4 +270,15 @@ func TestObservationIDIsTheContent(t *testing.T) {
 	if events.ObservationID(a) == events.ObservationID(c) {
 		t.Error("a new digest gives the same id")
 	}
+	// Join annotations count; a pod without them keeps the id it had
+	// before they were observed (the value below is the one the code gave
+	// before; computed at that commit).
+	if got, want := events.ObservationID(a), "observed-2f8711b672e5dbbbd95fc53ea2516403"; got != want {
+		t.Errorf("id %s, want %s", got, want)
+	}
+	d := a
+	d.Pods = []events.ObservedPod{a.Pods[0], {Pod: "db-1", Containers: a.Pods[1].Containers, Annotations: map[string]string{events.AnnotationRepository: "acme/shop"}}}
+	if events.ObservationID(a) == events.ObservationID(d) {
+		t.Error("a repository annotation gives the same id")
+	}
 }

@@ -116,13 +116,13 @@ func Run(ctx context.Context, e Env, print func(string)) (Result, error) {
 
 	gosec := filepath.Join(e.Root, "bin", "gosec")
 	apps := filepath.Join(e.Root, "pkg", "harness", "demo", "testdata")
-	upload := func(v Version, dir, commit string) error {
+	upload := func(v Version, dir string) error {
 		sarif, err := Scan(ctx, gosec, filepath.Join(apps, dir))
 		if err != nil {
 			return err
 		}
 		url, err := PostGitHub(ctx, e.httpClient(), e.IngestURL, e.Token, Upload{
-			Repository: "acme/shop-db", CommitSHA: commit, Ref: "refs/heads/main",
+			Repository: s.Repository, CommitSHA: v.Commit, Ref: "refs/heads/main",
 			App: s.App, Namespace: s.Namespace, Version: v.Name, Images: []string{v.Ref()}, Category: "gosec",
 		}, sarif)
 		if err != nil {
@@ -131,7 +131,7 @@ func Run(ctx context.Context, e Env, print func(string)) (Result, error) {
 		print(fmt.Sprintf("demo: CI posted gosec's SARIF for %s %s to the GitHub-compatible endpoint (status %s)", s.App, v.Name, url))
 		return nil
 	}
-	if err := upload(v1, "app-v1", hex40('1')); err != nil {
+	if err := upload(v1, "app-v1"); err != nil {
 		return res, err
 	}
 	print("demo: waiting for the policy's next slot to snapshot " + s.PVC + " …")
@@ -156,7 +156,7 @@ func Run(ctx context.Context, e Env, print func(string)) (Result, error) {
 	if err := until(ctx, e.Timeout, func() bool { return story.Snapshotted(v2.Digest) > 0 }); err != nil {
 		return res, fmt.Errorf("no snapshot of %s: %w", v2.Name, err)
 	}
-	if err := upload(v2, "app-v2", hex40('2')); err != nil {
+	if err := upload(v2, "app-v2"); err != nil {
 		return res, err
 	}
 	if err := until(ctx, e.Timeout, func() bool { return story.Reached(events.TypeCertificateRotated) > 0 }); err != nil {
@@ -174,7 +174,7 @@ func Run(ctx context.Context, e Env, print func(string)) (Result, error) {
 		return res, err
 	}
 	print(fmt.Sprintf("demo: deployed the fix %s %s (%s)", s.App, v3.Name, short(v3.Digest)))
-	if err := upload(v3, "app-v3", hex40('3')); err != nil {
+	if err := upload(v3, "app-v3"); err != nil {
 		return res, err
 	}
 

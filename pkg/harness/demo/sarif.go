@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/base64"
@@ -43,8 +44,16 @@ type Upload struct {
 	Repository string // owner/repo
 	CommitSHA  string
 	Ref        string
+	// GitHub's optional fields: checkout_uri, started_at (RFC 3339) and
+	// tool_name (default gosec).
+	CheckoutURI string
+	StartedAt   string
+	ToolName    string
 	// stateguard's join keys, sent as query parameters: the workload the
-	// scan is about and the image digest it built.
+	// scan is about and the image digest it built. None of them: the
+	// request is GitHub's own, as codeql github upload-results and the
+	// upload-sarif action send it, and the correlator joins it by
+	// repository and commit.
 	App       string
 	Namespace string
 	Version   string
@@ -63,12 +72,19 @@ func PostGitHub(ctx context.Context, hc *http.Client, base, token string, u Uplo
 	if err := zw.Close(); err != nil {
 		return "", err
 	}
-	body, err := json.Marshal(map[string]any{
+	fields := map[string]any{
 		"commit_sha": u.CommitSHA,
 		"ref":        u.Ref,
 		"sarif":      base64.StdEncoding.EncodeToString(gz.Bytes()),
-		"tool_name":  "gosec",
-	})
+		"tool_name":  cmp.Or(u.ToolName, "gosec"),
+	}
+	if u.CheckoutURI != "" {
+		fields["checkout_uri"] = u.CheckoutURI
+	}
+	if u.StartedAt != "" {
+		fields["started_at"] = u.StartedAt
+	}
+	body, err := json.Marshal(fields)
 	if err != nil {
 		return "", err
 	}

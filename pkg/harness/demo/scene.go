@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"math/big"
 	"strings"
 	"time"
@@ -25,12 +26,17 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+
+	"github.com/stateguard/stateguard/pkg/events"
 )
 
 // Scene names the demo's objects.
 type Scene struct {
-	Namespace  string
-	App        string
+	Namespace string
+	App       string
+	// Repository is the app's source repository, which its pods name
+	// (stateguard.io/repository): an upload that names no app joins it.
+	Repository string
 	PVC        string
 	TLSSecret  string
 	CASecret   string
@@ -47,6 +53,7 @@ func Default() Scene {
 	return Scene{
 		Namespace:  "shop",
 		App:        "db",
+		Repository: "acme/shop-db",
 		PVC:        "db-data",
 		TLSSecret:  "db-tls",
 		CASecret:   "shop-ca",
@@ -65,6 +72,7 @@ type Version struct {
 	Name   string // app.kubernetes.io/version
 	Image  string // repository:tag
 	Digest string // sha256:…
+	Commit string // the commit it was built from: stateguard.io/commit on its pods
 }
 
 // Ref is the image reference with digest that SARIF uploads name.
@@ -85,9 +93,9 @@ func repo(image string) string {
 // Versions of the demo app: 1.0 is clean, 1.1 ships a hard-coded
 // credential, 1.2 is the fix.
 var (
-	V1 = Version{Name: "1.0.0", Image: "registry.example/shop/db:1.0.0"}
-	V2 = Version{Name: "1.1.0", Image: "registry.example/shop/db:1.1.0"}
-	V3 = Version{Name: "1.2.0", Image: "registry.example/shop/db:1.2.0"}
+	V1 = Version{Name: "1.0.0", Image: "registry.example/shop/db:1.0.0", Commit: hex40('1')}
+	V2 = Version{Name: "1.1.0", Image: "registry.example/shop/db:1.1.0", Commit: hex40('2')}
+	V3 = Version{Name: "1.2.0", Image: "registry.example/shop/db:1.2.0", Commit: hex40('3')}
 )
 
 func hex64(c byte) string {
@@ -196,7 +204,12 @@ func seed(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, s
 
 func podTemplate(s Scene, v Version) corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app.kubernetes.io/name": s.App, "app.kubernetes.io/version": v.Name}},
+		ObjectMeta: metav1.ObjectMeta{
+			Labels: map[string]string{"app.kubernetes.io/name": s.App, "app.kubernetes.io/version": v.Name},
+			// What a deployment pipeline sets from the image's OCI
+			// annotations: where the code comes from and which commit.
+			Annotations: map[string]string{events.AnnotationRepository: s.Repository, events.AnnotationCommit: v.Commit},
+		},
 		Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{
 				Name:  "db",
@@ -225,7 +238,12 @@ func Deploy(ctx context.Context, cs kubernetes.Interface, s Scene, v Version) (V
 		if err != nil {
 			return err
 		}
-		tmpl.Annotations = d.Spec.Template.Annotations
+		ann := maps.Clone(d.Spec.Template.Annotations) // a rotation's restartedAt stays
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		maps.Copy(ann, podTemplate(s, v).Annotations)
+		tmpl.Annotations = ann
 		d.Spec.Template = tmpl
 		_, err = cs.AppsV1().Deployments(s.Namespace).Update(ctx, d, metav1.UpdateOptions{})
 		return err

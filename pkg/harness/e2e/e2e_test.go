@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -233,6 +234,10 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 		t.Errorf("the operator token resolving the closed incident got %d, want 409", code)
 	}
 
+	// An upload sent as GitHub's own uploaders send it — no stateguard
+	// query parameter — is joined to the app that runs its commit.
+	checkGitHubUploadJoined(t, ctx, s, api, root, scene)
+
 	// Every metric the dashboard and the alert rules read is on a running
 	// service's /metrics.
 	checkMonitoredMetrics(t, ctx, s, api)
@@ -281,6 +286,64 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 			t.Errorf("trace lacks %s:\n%s", n, otlptest.Tree(trace))
 		}
 	}
+}
+
+// checkGitHubUploadJoined posts a scan of the running version (the fix
+// 1.2.0) as codeql github upload-results and the upload-sarif action send
+// it: POST /repos/{owner}/{repo}/code-scanning/sarifs with GitHub's
+// documented body (commit_sha, ref, sarif gzip+base64, checkout_uri,
+// started_at, tool_name) and no query parameter. sastingest's status says
+// it named no application; the correlator joins it by the repository and
+// commit the app's pods carry (stateguard.io/repository,
+// stateguard.io/commit), and the app's view lists it.
+func checkGitHubUploadJoined(t *testing.T, ctx context.Context, s *stack.Stack, api apiClient, root string, scene demo.Scene) {
+	t.Helper()
+	sarif, err := demo.Scan(ctx, filepath.Join(root, "bin", "gosec"), filepath.Join(root, "pkg", "harness", "demo", "testdata", "app-v3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusURL, err := demo.PostGitHub(ctx, api.hc, s.URL("sastingest"), s.Token, demo.Upload{
+		Repository: scene.Repository, CommitSHA: demo.V3.Commit, Ref: "refs/heads/main", CheckoutURI: "file:///home/runner/work/shop-db/shop-db",
+		StartedAt: time.Now().UTC().Format(time.RFC3339), ToolName: "CodeQL",
+	}, sarif)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(statusURL, "?") {
+		t.Fatalf("status URL %s: the upload carried query parameters", statusURL)
+	}
+	var gh struct {
+		Status   string `json:"processing_status"`
+		UploadID string `json:"upload_id"`
+	}
+	eventually(t, "the GitHub-style upload processed", func() bool {
+		return json.Unmarshal([]byte(api.get(t, ctx, statusURL, s.Token)), &gh) == nil && gh.Status == "complete" && gh.UploadID != ""
+	})
+	var st struct {
+		Join struct{ State, Reason string } `json:"join"`
+	}
+	if err := json.Unmarshal([]byte(api.get(t, ctx, s.URL("sastingest")+"/v1/sarif/"+gh.UploadID, s.Token)), &st); err != nil ||
+		st.Join.State != "not joined" || !strings.Contains(st.Join.Reason, scene.Repository) {
+		t.Errorf("sastingest's status of %s: join %+v (%v), want not joined by the uploader, to be joined by repository", gh.UploadID, st.Join, err)
+	}
+	var join struct {
+		State    string                                    `json:"state"`
+		Reason   string                                    `json:"reason"`
+		JoinedTo []struct{ Namespace, App, Source string } `json:"joined_to"`
+	}
+	eventually(t, "the correlator's join of the upload", func() bool {
+		return api.status(t, ctx, s.URL("correlator")+"/v1/uploads/"+gh.UploadID, s.Token) == http.StatusOK &&
+			json.Unmarshal([]byte(api.get(t, ctx, s.URL("correlator")+"/v1/uploads/"+gh.UploadID, s.Token)), &join) == nil
+	})
+	if join.State != "joined" || len(join.JoinedTo) != 1 || join.JoinedTo[0].Namespace != scene.Namespace || join.JoinedTo[0].App != scene.App {
+		t.Fatalf("upload %s: %+v, want joined to %s/%s", gh.UploadID, join, scene.Namespace, scene.App)
+	}
+	// The app's view lists the upload on the running version's commit.
+	eventually(t, "the app's view with the joined upload", func() bool {
+		body := api.get(t, ctx, s.URL("correlator")+"/v1/apps/"+scene.Namespace+"/"+scene.App, s.Token)
+		return strings.Contains(body, gh.UploadID+"@"+scene.App) && strings.Contains(body, "commit:"+demo.V3.Commit)
+	})
+	t.Logf("the GitHub-style upload %s was joined to %s/%s by %s", gh.UploadID, scene.Namespace, scene.App, join.JoinedTo[0].Source)
 }
 
 // checkRestored checks the story's restore: the Restore in the cluster

@@ -276,3 +276,45 @@ func TestEventsTail(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadGetShowsTheCorrelatorsJoin: an upload sent as GitHub's
+// uploaders send it names no application. upload get shows it "not joined"
+// with the correlator's reason, then joined once a workload that names its
+// repository runs (a real correlator on a real JetStream; sastingest's
+// answer served as it is, as in TestUploadGet).
+func TestUploadGetShowsTheCorrelatorsJoin(t *testing.T) {
+	c := startCorrelator(t)
+	id := strings.Repeat("cd", 20)
+	summary := events.SARIFUploaded{UploadID: id, Repository: "acme/shop", CommitSHA: "4b6472266afd7b471e86085a6659e8c7f2b119da",
+		Ref: "refs/heads/main", Category: "CodeQL", Tools: []events.Tool{{Name: "CodeQL"}}, ReceivedAt: scenario.T0}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/sarif/{id}", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "state": "complete", "summary": summary,
+			"join": map[string]string{"state": "not joined", "reason": "the upload names no application"}})
+	})
+	ingest := httptest.NewServer(mux)
+	t.Cleanup(ingest.Close)
+	env := map[string]string{"STATEGUARD_SERVER": c.url, "STATEGUARD_INGEST_SERVER": ingest.URL, "STATEGUARD_TOKEN": readToken}
+
+	ctl(t, env, "upload", "get", id).must(t).has(t, "joined to:  not joined: the upload names no application\n") // sastingest's reason
+	if err := c.client.Publish(t.Context(), events.MustNewEvent(events.TypeSARIFUploaded, scenario.Source, "sarif-"+id, summary)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the correlator's reason", func() bool {
+		return strings.Contains(ctl(t, env, "upload", "get", id).stdout, "not joined: no application runs repository acme/shop")
+	})
+	obs := events.WorkloadObserved{Namespace: "shop", PVC: "data", ObservedAt: scenario.T0, Pods: []events.ObservedPod{{Pod: "db-0", App: "db",
+		Containers: []events.Container{{Name: "db", Digest: scenario.Digest("v1")}}, Annotations: map[string]string{events.AnnotationRepository: "acme/shop"}}}}
+	if err := c.client.Publish(t.Context(), events.MustNewEvent(events.TypeWorkloadObserved, scenario.Source, events.ObservationID(obs), obs)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the upload joined to shop/db", func() bool {
+		return strings.Contains(ctl(t, env, "upload", "get", id).stdout, "joined to:  shop/db (by stateguard.io/repository) — by repository acme/shop")
+	})
+	var doc struct {
+		Join struct{ State string } `json:"correlator_join"`
+	}
+	if err := json.Unmarshal([]byte(ctl(t, env, "upload", "get", id, "-o", "json").must(t).stdout), &doc); err != nil || doc.Join.State != "joined" {
+		t.Errorf("-o json: correlator_join %+v, %v", doc.Join, err)
+	}
+}

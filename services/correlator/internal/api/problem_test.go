@@ -57,6 +57,8 @@ func TestErrorsAreProblemDetails(t *testing.T) {
 		{"a long namespace in why", "/v1/snapshots/" + long + "/s2/why", tok, http.StatusBadRequest, "invalid-parameter", "namespace"},
 		{"a snapshot name of 254 characters", "/v1/snapshots/shop/" + strings.Repeat("s", 254) + "/why", tok, http.StatusBadRequest, "invalid-parameter", "snapshot"},
 		{"a snapshot name with a slash-free but invalid character", "/v1/snapshots/shop/s_2/why", tok, http.StatusBadRequest, "invalid-parameter", "snapshot"},
+		{"an upload id that is not one", "/v1/uploads/" + long, tok, http.StatusBadRequest, "invalid-parameter", "40 lowercase hexadecimal"},
+		{"an upload without a join record", "/v1/uploads/" + strings.Repeat("ab", 20), tok, http.StatusNotFound, "not-found", "no join record"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -110,6 +110,15 @@ type File struct {
 	RotationThreshold *string   `json:"rotation_threshold"`
 	RenewalMargin     *string   `json:"renewal_margin"`
 	History           *int      `json:"history"`
+	// Repositories maps owner/name to the applications that run its code.
+	Repositories map[string][]RepositoryTarget `json:"repositories"`
+}
+
+// RepositoryTarget is one application of the rules file's repositories.
+type RepositoryTarget struct {
+	Namespace string `json:"namespace"`
+	App       string `json:"app"`
+	Category  string `json:"category"`
 }
 
 // ParseRules reads a rules file (YAML or JSON) over the default rules.
@@ -152,6 +161,18 @@ func ParseRules(data []byte) (model.Rules, error) {
 	}
 	if f.History != nil {
 		r.History = *f.History
+	}
+	for repo, ts := range f.Repositories {
+		norm := model.NormaliseRepository(repo)
+		if norm == "" {
+			return r, fmt.Errorf("repositories: %q is not owner/name or a repository URL", repo)
+		}
+		if r.Repositories == nil {
+			r.Repositories = map[string][]model.RepoTarget{}
+		}
+		for _, t := range ts {
+			r.Repositories[norm] = append(r.Repositories[norm], model.RepoTarget{Namespace: t.Namespace, App: t.App, Category: t.Category, Source: model.SourceRules})
+		}
 	}
 	return r, r.Validate()
 }

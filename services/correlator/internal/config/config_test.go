@@ -113,3 +113,23 @@ func TestOperatorTokensNeedTheAPI(t *testing.T) {
 		t.Errorf("both from the environment: %+v, %v", c, err)
 	}
 }
+
+func TestRulesFileRepositories(t *testing.T) {
+	r, err := ParseRules([]byte("repositories:\n  https://github.com/Acme/Shop.git:\n    - {namespace: shop, app: shop-api, category: CodeQL}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]model.RepoTarget{"acme/shop": {{Namespace: "shop", App: "shop-api", Category: "CodeQL", Source: model.SourceRules}}}
+	if diff := cmp.Diff(want, r.Repositories); diff != "" {
+		t.Errorf("repositories (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{
+		"repositories:\n  shop:\n    - {namespace: shop, app: a}\n",
+		"repositories:\n  acme/shop:\n    - {namespace: Shop_1, app: a}\n",
+		"repositories:\n  acme/shop:\n    - {namespace: shop}\n",
+	} {
+		if _, err := ParseRules([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

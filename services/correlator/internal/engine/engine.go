@@ -48,6 +48,7 @@ type Engine struct {
 	kv    jetstream.KeyValue
 	m     *metrics
 	store *store
+	join  *joiner
 
 	// batcher merges the decisions of concurrent handlers into shared
 	// atomic batches while the engine runs.
@@ -99,7 +100,8 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 		return nil, err
 	}
 	m := newMetrics(o.Registerer)
-	e := &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.KVWriter(o.Bucket), o.CacheSize, m)}
+	e := &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.KVWriter(o.Bucket), o.CacheSize, m),
+		join: newJoiner(bucketKV{kv}, o.Rules, o.Registerer)}
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(posture{e}); err != nil {
 			return nil, fmt.Errorf("register posture metrics: %w", err)
@@ -157,6 +159,45 @@ func allowAtomicPublish(ctx context.Context, js jetstream.JetStream, stream stri
 	cfg.AllowAtomicPublish = true
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("allow atomic publish on %s: %w", stream, err)
+	}
+	return nil
+}
+
+// bucketKV is the state bucket as the joiner uses it (joinKV).
+type bucketKV struct{ kv jetstream.KeyValue }
+
+func (b bucketKV) Get(ctx context.Context, key string) ([]byte, uint64, error) {
+	e, err := b.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", key, err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+func (b bucketKV) Put(ctx context.Context, key string, value []byte) error {
+	if _, err := b.kv.Put(ctx, key, value); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+func (b bucketKV) CAS(ctx context.Context, key string, value []byte, rev uint64) error {
+	var err error
+	if rev == 0 {
+		_, err = b.kv.Create(ctx, key, value)
+	} else {
+		_, err = b.kv.Update(ctx, key, value, rev)
+	}
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists),
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+		return errConflict
+	case err != nil:
+		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
 }
@@ -224,12 +265,32 @@ func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 		e.m.events.WithLabelValues(ev.Type(), "invalid").Inc()
 		return err
 	}
+	if in.Join != nil {
+		// An upload naming no application: joined by repository, or kept
+		// until a workload names it (joiner).
+		if in.Join.Namespace != "" && !namespaceRE.MatchString(in.Join.Namespace) {
+			e.m.events.WithLabelValues(ev.Type(), "invalid").Inc()
+			return events.Permanent(fmt.Errorf("event %s: namespace %q is not a Kubernetes namespace name", ev.ID(), in.Join.Namespace))
+		}
+		return e.join.upload(ctx, in, func(in model.Input) error { return e.applyInput(ctx, ev, in) })
+	}
+	if err := e.applyInput(ctx, ev, in); err != nil {
+		return err
+	}
+	if in.Targets != nil {
+		return e.join.observed(ctx, in.Targets, func(in model.Input) error { return e.applyInput(ctx, ev, in) })
+	}
+	return nil
+}
+
+// applyInput applies one input of ev to its namespace's state.
+func (e *Engine) applyInput(ctx context.Context, ev events.Event, in model.Input) error {
 	if !namespaceRE.MatchString(in.Namespace) {
 		e.m.events.WithLabelValues(ev.Type(), "invalid").Inc()
 		return events.Permanent(fmt.Errorf("event %s: namespace %q is not a Kubernetes namespace name", ev.ID(), in.Namespace))
 	}
 	applied := false
-	err = e.store.Update(ctx, in.Namespace, func(st *model.State) (bool, error) {
+	err := e.store.Update(ctx, in.Namespace, func(st *model.State) (bool, error) {
 		changed, err := e.apply(ctx, ev, in, st)
 		applied = changed && err == nil
 		return changed, err
@@ -241,6 +302,13 @@ func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 		e.m.events.WithLabelValues(ev.Type(), "applied").Inc()
 	}
 	return nil
+}
+
+// UploadJoin is the join record of an upload that named no application:
+// joined to which apps, or not joined and why. found is false for an
+// upload the correlator did not have to join (or has not seen).
+func (e *Engine) UploadJoin(ctx context.Context, id string) (rec model.UploadJoin, found bool, err error) {
+	return e.join.Record(ctx, id)
 }
 
 // apply applies in, the input of ev, to the namespace's state st and

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
@@ -287,11 +288,19 @@ func (st *State) derive(r Rules) View {
 func (r Rules) equal(o Rules) bool {
 	return r.Threshold == o.Threshold && r.UnknownIsClean == o.UnknownIsClean && r.KeepKnownGood == o.KeepKnownGood &&
 		slices.Equal(r.SecretCWEs, o.SecretCWEs) && slices.Equal(r.SecretRules, o.SecretRules) && slices.Equal(r.SecretTags, o.SecretTags) &&
-		r.RotationThreshold == o.RotationThreshold && r.RenewalMargin == o.RenewalMargin && r.History == o.History
+		r.RotationThreshold == o.RotationThreshold && r.RenewalMargin == o.RenewalMargin && r.History == o.History &&
+		maps.EqualFunc(r.Repositories, o.Repositories, slices.Equal)
 }
 
 func (r Rules) clone() Rules {
 	r.SecretCWEs, r.SecretRules, r.SecretTags = slices.Clone(r.SecretCWEs), slices.Clone(r.SecretRules), slices.Clone(r.SecretTags)
+	if r.Repositories != nil {
+		repos := make(map[string][]RepoTarget, len(r.Repositories))
+		for k, v := range r.Repositories {
+			repos[k] = slices.Clone(v)
+		}
+		r.Repositories = repos
+	}
 	return r
 }
 

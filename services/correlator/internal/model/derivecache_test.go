@@ -77,6 +77,8 @@ func TestRulesEqualSeesEveryField(t *testing.T) {
 			f.SetInt(f.Int() + 1)
 		case reflect.Slice:
 			f.Set(reflect.Append(f, reflect.ValueOf("x")))
+		case reflect.Map:
+			changed.Repositories = map[string][]RepoTarget{"acme/x": {{Namespace: "x", App: "x", Source: SourceRules}}}
 		default:
 			t.Fatalf("field %s: kind %s not covered by this test", rv.Type().Field(i).Name, f.Kind())
 		}

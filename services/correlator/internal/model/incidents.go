@@ -141,7 +141,7 @@ func incidentReasons(r Rules, inc *IncidentView, app string, spans []Span, vd *v
 		if inc.Versions, added = setAdd(inc.Versions, sp.Version); !added {
 			continue
 		}
-		for _, u := range vd.ofWorkload(Workload{App: app, Label: sp.Label}, sp.Version).Uploads {
+		for _, u := range vd.ofWorkload(Workload{App: app, Label: sp.Label, Commit: sp.Commit}, sp.Version).Uploads {
 			if !u.Vulnerable {
 				continue
 			}

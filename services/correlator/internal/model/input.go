@@ -27,6 +27,13 @@ type Input struct {
 	Restore        *Restore
 	Resolved       *Resolved
 	Dismissal      *Dismissal
+
+	// Join is set with Upload when the upload names no application: the
+	// keys the engine joins it on (JoinUpload); Namespace is then empty.
+	Join *JoinKeys
+	// Targets are, with Observation, the applications the observed pods
+	// name a repository for (ObservedTargets), by repository.
+	Targets map[string][]RepoTarget
 }
 
 // Resolved is an incident.resolved fact.
@@ -200,7 +207,8 @@ func fromObservation(in *Input, p events.WorkloadObserved) error {
 	}
 	o := &Observation{EventID: in.EventID, PVC: p.PVC, Time: p.ObservedAt.UTC()}
 	for _, pod := range p.Pods {
-		w := workloadOf(p.Namespace, events.VolumeWorkload{Pod: pod.Pod, Owner: pod.Owner, App: pod.App, Version: pod.Version, Containers: pod.Containers})
+		w := workloadOf(p.Namespace, events.VolumeWorkload{Pod: pod.Pod, Owner: pod.Owner, App: pod.App, Version: pod.Version, Containers: pod.Containers,
+			Annotations: pod.Annotations})
 		if w.App == "" {
 			continue
 		}
@@ -216,12 +224,25 @@ func fromObservation(in *Input, p events.WorkloadObserved) error {
 		return strings.Compare(a.App+"\x00"+a.Pod, b.App+"\x00"+b.Pod)
 	})
 	in.Namespace, in.Observation = p.Namespace, o
+	if t := ObservedTargets(p.Namespace, p.Pods); len(t) > 0 {
+		in.Targets = t
+	}
 	return nil
 }
 
 func fromUpload(in *Input, p events.SARIFUploaded) error {
-	if p.UploadID == "" || p.Namespace == "" || p.App == "" {
-		return events.Permanent(fmt.Errorf("sarif.uploaded %s: upload_id, namespace and app are required", in.EventID))
+	if p.UploadID == "" {
+		return events.Permanent(fmt.Errorf("sarif.uploaded %s: upload_id is required", in.EventID))
+	}
+	if p.App == "" {
+		// GitHub's uploaders name a repository, not an application: the
+		// engine joins the upload by repository (JoinUpload).
+		if NormaliseRepository(p.Repository) == "" {
+			return events.Permanent(fmt.Errorf("sarif.uploaded %s: no app, and repository %q is not owner/name to join on", in.EventID, p.Repository))
+		}
+		in.Join = &JoinKeys{Repository: NormaliseRepository(p.Repository), Category: p.Category, Namespace: p.Namespace}
+	} else if p.Namespace == "" {
+		return events.Permanent(fmt.Errorf("sarif.uploaded %s: app %q without a namespace", in.EventID, p.App))
 	}
 	u := &Upload{
 		ID: p.UploadID, EventID: in.EventID, App: p.App, Category: p.Category,
@@ -264,7 +285,10 @@ func fromUpload(in *Input, p events.SARIFUploaded) error {
 		return a.RuleID == b.RuleID && a.Severity == b.Severity && slices.Equal(a.CWEs, b.CWEs) && slices.Equal(a.Tags, b.Tags) &&
 			a.Fingerprint == b.Fingerprint && a.Suppressed == b.Suppressed
 	})
-	in.Namespace, in.Upload = p.Namespace, u
+	in.Upload = u
+	if in.Join == nil {
+		in.Namespace = p.Namespace
+	}
 	return nil
 }
 
@@ -315,7 +339,7 @@ func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
 
 // workloadOf is the workload a pod is, with its versions.
 func workloadOf(ns string, w events.VolumeWorkload) Workload {
-	wl := Workload{App: AppOf(w), Pod: w.Pod, Label: w.Version}
+	wl := Workload{App: AppOf(w), Pod: w.Pod, Label: w.Version, Commit: CommitOf(w.Annotations)}
 	if w.Owner != nil {
 		o := *w.Owner
 		if o.Namespace == "" {

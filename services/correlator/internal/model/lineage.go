@@ -24,6 +24,7 @@ type Span struct {
 	App     string
 	Version string
 	Label   string
+	Commit  string
 	From    time.Time
 	To      *time.Time
 	// Via is the snapshot a restore inherited the span from.
@@ -54,7 +55,7 @@ func spansOf(pvc string, samples []sample) []Span {
 				seen[k] = true
 				if _, ok := open[k]; !ok {
 					open[k] = len(out)
-					out = append(out, Span{PVC: pvc, App: w.App, Version: v, Label: w.Label, From: sm.time, Cause: sm.eventID})
+					out = append(out, Span{PVC: pvc, App: w.App, Version: v, Label: w.Label, Commit: w.Commit, From: sm.time, Cause: sm.eventID})
 				}
 			}
 		}
@@ -215,7 +216,7 @@ func (lx *lineages) epochsDepth(pvc string, depth int) []epoch {
 		}
 		for j := range spans {
 			if spans[j].Verdict == "" {
-				spans[j].Verdict = lx.verdict(spans[j].App, Workload{App: spans[j].App, Label: spans[j].Label}, spans[j].Version)
+				spans[j].Verdict = lx.verdict(spans[j].App, Workload{App: spans[j].App, Label: spans[j].Label, Commit: spans[j].Commit}, spans[j].Version)
 			}
 		}
 		bounds[i].spans = spans

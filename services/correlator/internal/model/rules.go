@@ -62,6 +62,10 @@ type Rules struct {
 	// History bounds the completed snapshots remembered per PVC (the newest
 	// ones, plus every snapshot that must stay pinned).
 	History int
+	// Repositories maps a repository (owner/name, NormaliseRepository) to
+	// the applications that run its code: an upload of it that names no
+	// application joins them (JoinTargets), before any workload does.
+	Repositories map[string][]RepoTarget
 }
 
 // DefaultRules are the rules of the issue.
@@ -91,6 +95,16 @@ func (r Rules) Validate() error {
 		return fmt.Errorf("rules: renewal_margin %s < 0", r.RenewalMargin)
 	case r.History < r.KeepKnownGood:
 		return fmt.Errorf("rules: history %d < keep_known_good %d", r.History, r.KeepKnownGood)
+	}
+	for repo, ts := range r.Repositories {
+		if NormaliseRepository(repo) != repo {
+			return fmt.Errorf("rules: repositories: %q is not owner/name in lower case", repo)
+		}
+		for _, t := range ts {
+			if !namespaceName(t.Namespace) || t.App == "" {
+				return fmt.Errorf("rules: repositories: %s: each entry needs a namespace (a Kubernetes name) and an app", repo)
+			}
+		}
 	}
 	return nil
 }
@@ -125,4 +139,18 @@ func normCWE(s string) string {
 	s = strings.TrimPrefix(s, "CWE-")
 	s = strings.TrimLeft(s, "0")
 	return "CWE-" + s
+}
+
+// namespaceName reports whether s is a Kubernetes namespace name (an RFC
+// 1123 label).
+func namespaceName(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if (s[i] < 'a' || s[i] > 'z') && (s[i] < '0' || s[i] > '9') && s[i] != '-' {
+			return false
+		}
+	}
+	return true
 }

@@ -88,6 +88,8 @@ func (st *State) shareWorkloads(ws []Workload) []Workload {
 		}
 		b.WriteByte(1)
 		b.WriteString(w.Label)
+		b.WriteByte(0)
+		b.WriteString(w.Commit)
 		for _, v := range w.Versions {
 			b.WriteByte(0)
 			b.WriteString(v)
@@ -203,11 +205,14 @@ func dismissalKey(app, rule, fingerprint string) string {
 
 // Workload is a pod that mounted the volume, with what it ran.
 type Workload struct {
-	App      string            `json:"app"`
-	Pod      string            `json:"pod,omitempty"`
-	Owner    *events.ObjectRef `json:"owner,omitempty"`
-	Label    string            `json:"label,omitempty"`
-	Versions []string          `json:"versions"`
+	App   string            `json:"app"`
+	Pod   string            `json:"pod,omitempty"`
+	Owner *events.ObjectRef `json:"owner,omitempty"`
+	Label string            `json:"label,omitempty"`
+	// Commit is the commit the pod's version was built from (CommitOf its
+	// join annotations); an upload's commit_sha joins to it.
+	Commit   string   `json:"commit,omitempty"`
+	Versions []string `json:"versions"`
 }
 
 // Cert is what the certificate events say about one TLS Secret.

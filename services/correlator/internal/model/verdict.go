@@ -146,11 +146,18 @@ func (vd *verdicts) of(key string) VersionView {
 }
 
 // ofWorkload is the verdict of a version a workload ran: by digest, else by
-// the workload's version label.
+// the workload's version label, else by its commit (commitKeys).
 func (vd *verdicts) ofWorkload(w Workload, key string) VersionView {
 	v := vd.of(key)
-	if v.Verdict == Unknown && w.Label != "" {
-		if lv := vd.of("version:" + w.Label); lv.Verdict != Unknown {
+	if v.Verdict != Unknown {
+		return v
+	}
+	var alt []string
+	if w.Label != "" {
+		alt = append(alt, "version:"+w.Label)
+	}
+	for _, k := range append(alt, commitKeys(w)...) {
+		if lv := vd.of(k); lv.Verdict != Unknown {
 			lv.Version = key
 			return lv
 		}

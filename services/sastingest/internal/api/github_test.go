@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/stateguard/stateguard/services/sastingest/internal/ingest"
 )
 
 // githubRequest builds the request GitHub documents for "Upload an analysis
@@ -104,6 +107,21 @@ func TestGitHubUploadPendingThenComplete(t *testing.T) {
 	if n := f.eventsStored(t); n != 1 {
 		t.Errorf("events = %d, want 1", n)
 	}
+	// GitHub's body names no application: the status says so, and why.
+	if j := uploadJoin(t, f.url, p.UploadID); j.State != "not joined" || !strings.Contains(j.Reason, "by repository acme/shop") {
+		t.Errorf("join %+v, want not joined with the reason", j)
+	}
+}
+
+// uploadJoin reads the join of an upload's status (GET /v1/sarif/{id}).
+func uploadJoin(t *testing.T, base, id string) ingest.Join {
+	t.Helper()
+	code, b, _ := do(t, http.MethodGet, base+"/v1/sarif/"+id, nil, map[string]string{"Authorization": "Bearer " + goodToken})
+	var st ingest.Status
+	if err := json.Unmarshal(b, &st); code != http.StatusOK || err != nil || st.Join == nil {
+		t.Fatalf("status of %s: %d %s %v", id, code, b, err)
+	}
+	return *st.Join
 }
 
 // The upload fails with a reason; it goes through GitHub Enterprise
@@ -221,5 +239,8 @@ func TestGitHubUploadCarriesJoinKeysFromTheQuery(t *testing.T) {
 	}
 	if p.BySeverity.High == 0 {
 		t.Errorf("gosec's HIGH rules counted as %+v", p.BySeverity)
+	}
+	if j := uploadJoin(t, f.url, p.UploadID); j != (ingest.Join{State: "joined", Namespace: "shop", App: "db"}) {
+		t.Errorf("join %+v, want joined to shop/db", j)
 	}
 }

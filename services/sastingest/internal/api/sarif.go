@@ -126,6 +126,7 @@ func (s *Server) getSARIF(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Status: http.StatusNotFound, Detail: "no upload with this id"})
 		return
 	}
+	st.Join = ingest.JoinOf(st.Summary)
 	writeJSON(w, http.StatusOK, st)
 }
 

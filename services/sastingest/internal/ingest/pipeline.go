@@ -39,6 +39,9 @@ type Status struct {
 	State     string                `json:"state"`
 	Summary   *events.SARIFUploaded `json:"summary"`
 	Anomalies []sarif.Anomaly       `json:"anomalies,omitempty"`
+	// Join says whether the upload named the application it is joined to
+	// (JoinOf); set when the status is read, not stored.
+	Join *Join `json:"join,omitempty"`
 	// Duplicate is true when the upload had been accepted before and
 	// nothing was stored or published again.
 	Duplicate bool `json:"-"`

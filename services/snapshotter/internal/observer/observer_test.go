@@ -23,6 +23,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
@@ -160,7 +162,10 @@ func (f *fixture) runPod(name, claim, version string, secrets ...string) {
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](1),
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/instance": name}},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{
+				"stateguard.io/repository": "acme/shop-db", "org.opencontainers.image.source": "https://github.com/acme/shop-db",
+				"org.opencontainers.image.revision": "rev-" + version, "example.com/unrelated": "not carried",
+			}}, Spec: spec},
 		},
 	})
 	f.waitPods(name, 1)
@@ -326,6 +331,11 @@ func TestObserverFollowsTheVersionsOnAProtectedPVC(t *testing.T) {
 		}
 		if !slices.Equal(p.Labels, []string{"app.kubernetes.io/instance=db-1", "app.kubernetes.io/part-of=shop"}) {
 			t.Errorf("labels %v", p.Labels)
+		}
+		want := map[string]string{"stateguard.io/repository": "acme/shop-db", "org.opencontainers.image.source": "https://github.com/acme/shop-db",
+			"org.opencontainers.image.revision": "rev-1.0.0"}
+		if diff := cmp.Diff(want, p.Annotations); diff != "" {
+			t.Errorf("join annotations (-want +got)\n%s", diff)
 		}
 		if id := events.ObservationID(all[len(all)-1].obs); all[len(all)-1].id != id {
 			t.Errorf("event id %s, want the content id %s", all[len(all)-1].id, id)

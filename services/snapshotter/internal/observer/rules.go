@@ -49,12 +49,13 @@ func Observe(pods []corev1.Pod, owner func(*corev1.Pod) *events.ObjectRef, tls f
 			continue
 		}
 		op := events.ObservedPod{
-			Pod:        p.Name,
-			Owner:      owner(p),
-			App:        p.Labels["app.kubernetes.io/name"],
-			Version:    p.Labels["app.kubernetes.io/version"],
-			Labels:     appLabels(p.Labels),
-			Containers: workload.Containers(p),
+			Pod:         p.Name,
+			Owner:       owner(p),
+			App:         p.Labels["app.kubernetes.io/name"],
+			Version:     p.Labels["app.kubernetes.io/version"],
+			Labels:      appLabels(p.Labels),
+			Containers:  workload.Containers(p),
+			Annotations: workload.JoinAnnotations(p.Annotations),
 		}
 		if st := p.Status.StartTime; st != nil {
 			t := st.UTC()

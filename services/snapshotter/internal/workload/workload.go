@@ -56,14 +56,35 @@ func Describe(ctx context.Context, c client.Reader, pods []corev1.Pod) ([]events
 			return nil, err
 		}
 		out = append(out, events.VolumeWorkload{
-			Pod:        p.Name,
-			Owner:      owner,
-			App:        p.Labels["app.kubernetes.io/name"],
-			Version:    p.Labels["app.kubernetes.io/version"],
-			Containers: Containers(p),
+			Pod:         p.Name,
+			Owner:       owner,
+			App:         p.Labels["app.kubernetes.io/name"],
+			Version:     p.Labels["app.kubernetes.io/version"],
+			Containers:  Containers(p),
+			Annotations: JoinAnnotations(p.Annotations),
 		})
 	}
 	return out, nil
+}
+
+// JoinAnnotations picks the annotations that join a SARIF upload to the
+// pod (events.JoinAnnotations: the repository, SARIF category and commit,
+// stateguard's or the OCI image spec's) from a pod's annotations, which
+// come from its workload's pod template; nil when it has none. Values are
+// cut to 512 bytes: they travel in every observation of the volume.
+func JoinAnnotations(a map[string]string) map[string]string {
+	var out map[string]string
+	for _, k := range events.JoinAnnotations {
+		v := strings.TrimSpace(a[k])
+		if v == "" {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v[:min(len(v), 512)]
+	}
+	return out
 }
 
 // Owner resolves the controller of pod: a ReplicaSet owned by a Deployment
