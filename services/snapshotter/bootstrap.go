@@ -13,8 +13,9 @@ import (
 )
 
 // bootstrap is `snapshotter bootstrap`: as the admin NATS user, it creates
-// or updates the streams, the observations bucket and the durable consumers
-// of pin and restore requests, then exits; the service runs with
+// or updates the streams, the observations and recommendations buckets and
+// the durable consumers of pin and restore requests and of restore
+// recommendations, then exits; the service runs with
 // --nats-bind.
 func bootstrap(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(args, getenv, stdout)
@@ -31,7 +32,13 @@ func bootstrap(ctx context.Context, args []string, getenv func(string) string, s
 				return err
 			}
 		}
+		if _, err := restore.OpenRecommendationStore(ctx, c.JetStream(), cfg.RecommendationsBucket, cfg.Streams.Replicas); err != nil {
+			return err
+		}
 		if err := c.EnsureConsumer(ctx, pins.Consumer()); err != nil {
+			return err
+		}
+		if err := c.EnsureConsumer(ctx, restore.RecommendationsConsumer()); err != nil {
 			return err
 		}
 		return c.EnsureConsumer(ctx, restore.Consumer())

@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/pkg/events/service/kubeclient"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/apiauth"
@@ -116,8 +117,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		EncryptionTable: encryptionTable,
 	}
 	pinHandler := &pins.Handler{Client: kc, Log: log, Metrics: m}
-	restores := &restore.Executor{Client: kc, Events: ev, Clock: clock.RealClock{}, Log: log.With("component", "restore"), Namespace: cfg.Namespace, Metrics: m}
-	requests := &restore.Requests{Client: kc, Log: log.With("component", "restore"), Namespace: cfg.Namespace}
+	restores, restoreConsumers, err := restoreWork(ctx, ev, kc, cfg, log.With("component", "restore"), m, recorder)
+	if err != nil {
+		_ = ev.Close(context.Background())
+		return err
+	}
 	var obs *observer.Observer
 	if cfg.Observe {
 		store, err := observer.OpenStore(ctx, ev.JetStream(), cfg.ObserveBucket, cfg.Streams.Replicas)
@@ -159,21 +163,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g.Go(func() error {
 		return service.ServeTLS(gctx, log, cfg.HTTPAddr, cfg.TLS, ops.Mux, cfg.ShutdownTimeout, nil)
 	})
-	sub, err := ev.Consume(gctx, pins.Consumer(), pinHandler.Handle)
+	subs, err := consumeAll(gctx, ev, append([]consumer{{pins.Consumer(), pinHandler.Handle}}, restoreConsumers...))
 	if err != nil {
 		_ = ev.Close(context.Background())
-		return fmt.Errorf("consume pin requests: %w", err)
-	}
-	restoreSub, err := ev.Consume(gctx, restore.Consumer(), requests.Handle)
-	if err != nil {
-		_ = ev.Close(context.Background())
-		return fmt.Errorf("consume restore requests: %w", err)
+		return err
 	}
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		return errors.Join(sub.Stop(sctx), restoreSub.Stop(sctx))
+		return stopAll(sctx, subs)
 	})
 	g.Go(func() error {
 		if !cfg.LeaderElect {
@@ -211,6 +210,54 @@ func kubeConfig(path string) (*rest.Config, error) {
 	cfg.UserAgent = "stateguard-snapshotter"
 	cfg.Timeout = 30 * time.Second
 	return cfg, nil
+}
+
+// consumer is a durable consumer and its handler.
+type consumer struct {
+	cfg    events.ConsumerConfig
+	handle events.Handler
+}
+
+// consumeAll starts the consumers; on an error it stops those started.
+func consumeAll(ctx context.Context, ev *events.Client, consumers []consumer) ([]*events.Subscription, error) {
+	subs := make([]*events.Subscription, 0, len(consumers))
+	for _, c := range consumers {
+		s, err := ev.Consume(ctx, c.cfg, c.handle)
+		if err != nil {
+			_ = stopAll(context.Background(), subs)
+			return nil, fmt.Errorf("consume %s: %w", c.cfg.Name, err)
+		}
+		subs = append(subs, s)
+	}
+	return subs, nil
+}
+
+// stopAll stops the subscriptions.
+func stopAll(ctx context.Context, subs []*events.Subscription) error {
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, s.Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// restoreWork is the Restore executor (the leader's) and the consumers of
+// restore requests and recommendations (every replica's).
+func restoreWork(ctx context.Context, ev *events.Client, kc client.WithWatch, cfg config.Config, log *slog.Logger, m *metrics.Metrics, recorder record.EventRecorder) (*restore.Executor, []consumer, error) {
+	recs, err := restore.OpenRecommendationStore(ctx, ev.JetStream(), cfg.RecommendationsBucket, cfg.Streams.Replicas)
+	if err != nil {
+		return nil, nil, err
+	}
+	x := &restore.Executor{
+		Client: kc, Events: ev, Clock: clock.RealClock{}, Log: log, Namespace: cfg.Namespace, Metrics: m,
+		Recorder: recorder, Recommendations: recs, SafetySnapshotTTL: cfg.SafetySnapshotTTL,
+	}
+	requests := &restore.Requests{Client: kc, Log: log, Namespace: cfg.Namespace}
+	recommendations := &restore.RecommendationHandler{Store: recs, Log: log, Metrics: m}
+	return x, []consumer{
+		{restore.Consumer(), requests.Handle},
+		{restore.RecommendationsConsumer(), recommendations.Handle},
+	}, nil
 }
 
 // eventRecorder records Kubernetes Events (core/v1) on the policies; the
