@@ -219,10 +219,15 @@ type consumer struct {
 }
 
 // consumeAll starts the consumers; on an error it stops those started.
+// Stopped while starting (ctx done) is not an error: the caller's group is
+// stopping too.
 func consumeAll(ctx context.Context, ev *events.Client, consumers []consumer) ([]*events.Subscription, error) {
 	subs := make([]*events.Subscription, 0, len(consumers))
 	for _, c := range consumers {
 		s, err := ev.Consume(ctx, c.cfg, c.handle)
+		if err != nil && ctx.Err() != nil {
+			return subs, nil
+		}
 		if err != nil {
 			_ = stopAll(context.Background(), subs)
 			return nil, fmt.Errorf("consume %s: %w", c.cfg.Name, err)

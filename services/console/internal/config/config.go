@@ -50,7 +50,7 @@ type Config struct {
 var DefaultConsumers = []string{
 	"SARIF:correlator-sarif", "SNAPSHOT:correlator-snapshot", "CERTIFICATE:correlator-certificate",
 	"DECISION:correlator-facts", "CERTIFICATE:certwatcher-rotation", "SNAPSHOT:snapshotter-pins",
-	"DECISION:snapshotter-restores",
+	"DECISION:snapshotter-restores", "DECISION:snapshotter-recommendations",
 }
 
 // Load parses args (flags) with getenv as the environment fallback.

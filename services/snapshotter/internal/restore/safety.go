@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
@@ -99,9 +100,13 @@ func ttlOf(r *v1alpha1.Restore, def time.Duration) (time.Duration, error) {
 // deletes those SafetySnapshotFate lets go. restores are every Restore of
 // the executor's namespaces.
 func (e *Executor) expireSafetySnapshots(ctx context.Context, restores []v1alpha1.Restore) error {
+	// The snapshotter's snapshots that name a Restore.
+	sel, err := labels.Parse(v1alpha1.LabelManagedBy + "=" + v1alpha1.ManagedBy + "," + v1alpha1.LabelRestore)
+	if err != nil {
+		return err
+	}
 	var list snapv1.VolumeSnapshotList
-	if err := e.Client.List(ctx, &list, client.InNamespace(e.Namespace), client.HasLabels{v1alpha1.LabelRestore},
-		client.MatchingLabels{v1alpha1.LabelManagedBy: v1alpha1.ManagedBy}); err != nil {
+	if err := e.Client.List(ctx, &list, client.InNamespace(e.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return fmt.Errorf("list safety snapshots: %w", err)
 	}
 	now := e.Clock.Now()
@@ -135,6 +140,9 @@ func (e *Executor) expireSafetySnapshot(ctx context.Context, vs *snapv1.VolumeSn
 	}
 	if at, err := time.Parse(time.RFC3339, vs.Annotations[AnnotationExpiresAt]); err == nil {
 		s.ExpiresAt = at
+	}
+	if vs.Labels[v1alpha1.LabelRestore] == "" {
+		return nil // not a safety snapshot
 	}
 	if s.ExpiresAt.IsZero() && !s.RestoreRunning {
 		// Its Restore ended (or is gone): the pin ends ttl after that.

@@ -2,6 +2,8 @@ package restore_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +36,16 @@ func TestSafetySnapshotPinExpires(t *testing.T) {
 		t.Fatalf("restore %s (%s), safety snapshot %q", r.Status.Phase, r.Status.Message, r.Status.SafetySnapshot)
 	}
 	stop()
+	// A policy's snapshot of the claim (managed by the snapshotter, no
+	// Restore label): the expiry is none of its business.
+	var policySnap snapv1.VolumeSnapshot
+	if err := kc.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "known-good"}, &policySnap); err != nil {
+		t.Fatal(err)
+	}
+	policySnap.Labels = map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedBy, v1alpha1.LabelPolicy: "frequent"}
+	if err := kc.Update(t.Context(), &policySnap); err != nil {
+		t.Fatal(err)
+	}
 
 	// From here one pass at a time, on a clock the test moves.
 	clk := clocktesting.NewFakeClock(r.Status.CompletionTime.Time)
@@ -45,9 +57,14 @@ func TestSafetySnapshotPinExpires(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// safety reads the safety snapshot; one being deleted (the
+	// snapshot-controller's finalizers hold it a while) is not kept.
 	safety := func() (*snapv1.VolumeSnapshot, error) {
 		var vs snapv1.VolumeSnapshot
 		err := kc.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: r.Status.SafetySnapshot}, &vs)
+		if err == nil && vs.DeletionTimestamp != nil {
+			err = fmt.Errorf("volume snapshot %s is being deleted", vs.Name)
+		}
 		return &vs, err
 	}
 	pass()
@@ -94,8 +111,14 @@ func TestSafetySnapshotPinExpires(t *testing.T) {
 	pass()
 	eventually(t, "the safety snapshot deleted", time.Minute, func(ctx context.Context) (bool, error) {
 		_, err := safety()
-		return apierrors.IsNotFound(err), nil
+		return apierrors.IsNotFound(err) || (err != nil && strings.Contains(err.Error(), "being deleted")), nil
 	})
+	if err := kc.Get(t.Context(), client.ObjectKeyFromObject(&policySnap), &policySnap); err != nil {
+		t.Fatalf("the policy's snapshot: %v", err)
+	}
+	if v, ok := policySnap.Annotations[restore.AnnotationExpiresAt]; ok {
+		t.Errorf("the policy's snapshot got %s=%s", restore.AnnotationExpiresAt, v)
+	}
 	kev := kubeEvents(t, ns, "r1", "SafetySnapshotPinned", "SafetySnapshotDeleted")
 	t.Logf("events: %s; %s", kev["SafetySnapshotPinned"], kev["SafetySnapshotDeleted"])
 }
