@@ -3,6 +3,7 @@ package restore_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,7 +58,8 @@ func TestRestoreFollowsTheIncidentsCurrentRecommendation(t *testing.T) {
 	hold := make(chan struct{})
 	heal := cluster.Driver.Inject("CreateSnapshot", csidriver.Fault{Hold: hold, Times: 1})
 	defer heal()
-	defer close(hold)
+	release := sync.OnceFunc(func() { close(hold) })
+	defer release()
 	later := &snapv1.VolumeSnapshot{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "later"},
 		Spec:       snapv1.VolumeSnapshotSpec{Source: snapv1.VolumeSnapshotSource{PersistentVolumeClaimName: ptr.To("data")}},
@@ -78,6 +80,14 @@ func TestRestoreFollowsTheIncidentsCurrentRecommendation(t *testing.T) {
 	})
 	recommend("rec-"+ns+"-2", 2, "known-good")
 	recommend("rec-"+ns+"-1-replayed", 1, "later")
+	eventually(t, "the Restore following revision 2", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		var r v1alpha1.Restore
+		err := kc.Get(ctx, client.ObjectKey{Namespace: ns, Name: "r1"}, &r)
+		return err == nil && r.Status.Recommendation != nil && r.Status.Recommendation.Revision == 2, nil
+	})
+	// The storage lets "later" be taken now (the sidecar would otherwise
+	// wait for the held call's timeout before the safety snapshot).
+	release()
 	r := ended(t, ns, "r1")
 	checkRestored(t, r, "data", d)
 	want := &v1alpha1.RecommendationRef{Revision: 2, EventID: "rec-" + ns + "-2", VolumeSnapshot: "known-good", PVC: "data"}
