@@ -86,7 +86,7 @@ var Catalogue = []Spec{
 	{TypeSnapshotVerified, SnapshotVerified{}, "snapshotter", []string{"correlator"}, "A restore test of a snapshot passed or failed."},
 	{TypeSnapshotPinRequested, SnapshotPinRequested{}, "correlator", []string{"snapshotter"}, "A snapshot must be kept: it is a known-good restore point."},
 	{TypeSnapshotUnpinRequested, SnapshotUnpinRequested{}, "correlator", []string{"snapshotter"}, "A snapshot pinned earlier may be subject to retention again."},
-	{TypeRestoreRecommended, RestoreRecommended{}, "correlator", nil, "A running version is vulnerable: restore this known-good snapshot, for these reasons."},
+	{TypeRestoreRecommended, RestoreRecommended{}, "correlator", []string{"snapshotter"}, "A running version is vulnerable: restore this known-good snapshot, for these reasons."},
 	{TypeIncidentOpened, IncidentOpened{}, "correlator", nil, "An application runs a vulnerable version."},
 	{TypeIncidentClosed, IncidentClosed{}, "correlator", nil, "No vulnerable version runs and the data was restored from a clean snapshot, or an operator resolved the incident."},
 	{TypeWorkloadObserved, WorkloadObserved{}, "snapshotter", []string{"correlator"}, "The set of pods mounting a protected PVC changed (or a resync repeats it): which versions write to the volume from when."},

@@ -498,7 +498,7 @@ type RestoreProgressed struct {
 	RequestID  string    `json:"request_id,omitempty"`
 	IncidentID string    `json:"incident_id,omitempty"`
 	Snapshot   string    `json:"snapshot"`
-	Phase      string    `json:"phase" jsonschema_description:"The phase entered: SafetySnapshot, ScalingDown, Restoring, ScalingUp, Verifying or RollingBack"`
+	Phase      string    `json:"phase" jsonschema_description:"The phase entered: SafetySnapshot, ScalingDown, Restoring, Verifying, ScalingUp or RollingBack"`
 	Message    string    `json:"message,omitempty"`
 	At         time.Time `json:"at"`
 }

@@ -67,18 +67,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 }
 
 // create is `snapshotter bootstrap`'s work: as the admin NATS user, it
-// creates or updates the observations bucket and the durable consumers of
-// pin and restore requests; the service then runs with --nats-bind.
+// creates or updates the observations and recommendations buckets and the
+// durable consumers of pin and restore requests and of restore
+// recommendations; the service then runs with --nats-bind.
 func create(ctx context.Context, cfg config.Config, c *events.Client) error {
 	if cfg.Observe {
 		if _, err := observer.OpenStore(ctx, c.JetStream(), cfg.ObserveBucket, cfg.Streams.Replicas); err != nil {
 			return err
 		}
 	}
-	if err := c.EnsureConsumer(ctx, pins.Consumer()); err != nil {
+	if _, err := restore.OpenRecommendationStore(ctx, c.JetStream(), cfg.RecommendationsBucket, cfg.Streams.Replicas); err != nil {
 		return err
 	}
-	return c.EnsureConsumer(ctx, restore.Consumer())
+	for _, cc := range []events.ConsumerConfig{pins.Consumer(), restore.Consumer(), restore.RecommendationsConsumer()} {
+		if err := c.EnsureConsumer(ctx, cc); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // kube is the snapshotter's access to Kubernetes.
@@ -87,7 +93,7 @@ type kube struct {
 	cs     kubernetes.Interface
 	client client.WithWatch
 	exec   *hooks.Exec
-	// recorder records Kubernetes Events on the policies; stopEvents
+	// recorder records Kubernetes Events on the policies and Restores; stopEvents
 	// flushes and stops it, once the process has stopped.
 	recorder   record.EventRecorder
 	stopEvents func()
@@ -135,11 +141,15 @@ func wire(ctx context.Context, p *service.Process, cfg config.Config, k *kube) e
 	} else {
 		p.Log.Info("restore-plan API off: no --api-tokens-file")
 	}
-	lead, err := leaderWork(ctx, p, cfg, k, m)
+	recs, err := restore.OpenRecommendationStore(ctx, p.Client.JetStream(), cfg.RecommendationsBucket, cfg.Streams.Replicas)
 	if err != nil {
 		return err
 	}
-	if err := consume(ctx, p, cfg, k, m); err != nil {
+	lead, err := leaderWork(ctx, p, cfg, k, m, recs)
+	if err != nil {
+		return err
+	}
+	if err := consume(ctx, p, cfg, k, m, recs); err != nil {
 		return err
 	}
 	p.Go(func(ctx context.Context) error {
@@ -159,9 +169,9 @@ func wire(ctx context.Context, p *service.Process, cfg config.Config, k *kube) e
 	return nil
 }
 
-// consume starts the durable consumers of pin and restore requests, which
-// every replica runs (leader or not).
-func consume(ctx context.Context, p *service.Process, cfg config.Config, k *kube, m *metrics.Metrics) error {
+// consume starts the durable consumers of pin and restore requests and of
+// restore recommendations, which every replica runs (leader or not).
+func consume(ctx context.Context, p *service.Process, cfg config.Config, k *kube, m *metrics.Metrics, recs *restore.RecommendationStore) error {
 	pinHandler := &pins.Handler{Client: k.client, Log: p.Log, Metrics: m}
 	requests := &restore.Requests{Client: k.client, Log: p.Log.With("component", "restore"), Namespace: cfg.Namespace}
 	sub, err := p.Client.Consume(ctx, pins.Consumer(), pinHandler.Handle)
@@ -174,19 +184,28 @@ func consume(ctx context.Context, p *service.Process, cfg config.Config, k *kube
 		return fmt.Errorf("consume restore requests: %w", err)
 	}
 	p.OnStop(restoreSub.Stop)
+	recommendations := &restore.RecommendationHandler{Store: recs, Log: p.Log.With("component", "restore"), Metrics: m}
+	recSub, err := p.Client.Consume(ctx, restore.RecommendationsConsumer(), recommendations.Handle)
+	if err != nil {
+		return fmt.Errorf("consume restore recommendations: %w", err)
+	}
+	p.OnStop(recSub.Stop)
 	return nil
 }
 
 // leaderWork returns the leader's work: the controller, the Restore
 // executor and (with --observe) the workload observer, which restarts on
 // its own failures and never stops the controller.
-func leaderWork(ctx context.Context, p *service.Process, cfg config.Config, k *kube, m *metrics.Metrics) (func(context.Context) error, error) {
+func leaderWork(ctx context.Context, p *service.Process, cfg config.Config, k *kube, m *metrics.Metrics, recs *restore.RecommendationStore) (func(context.Context) error, error) {
 	ctrl := &controller.Controller{
 		Client: k.client, Events: p.Client, Hooks: k.exec, Clock: clock.RealClock{}, Log: p.Log, Recorder: k.recorder,
 		Metrics: m, Namespace: cfg.Namespace, Resync: cfg.Resync, EncryptionAllow: cfg.Allow,
 		EncryptionTable: encryptionTable,
 	}
-	restores := &restore.Executor{Client: k.client, Events: p.Client, Clock: clock.RealClock{}, Log: p.Log.With("component", "restore"), Namespace: cfg.Namespace, Metrics: m}
+	restores := &restore.Executor{
+		Client: k.client, Events: p.Client, Clock: clock.RealClock{}, Log: p.Log.With("component", "restore"), Namespace: cfg.Namespace, Metrics: m,
+		Recorder: k.recorder, Recommendations: recs, SafetySnapshotTTL: cfg.SafetySnapshotTTL,
+	}
 	var obs *observer.Observer
 	if cfg.Observe {
 		store, err := observer.OpenStore(ctx, p.Client.JetStream(), cfg.ObserveBucket, cfg.Streams.Replicas)

@@ -29,9 +29,10 @@ var serviceAssets = map[string]struct {
 	"certwatcher": {kv: []string{"certwatcher"}, consumers: []consumerAsset{
 		{events.StreamCertificate, "certwatcher-rotation", []string{events.TypeCertificateRotationRequest}},
 	}},
-	"snapshotter": {kv: []string{"snapshotter-observations"}, consumers: []consumerAsset{
+	"snapshotter": {kv: []string{"snapshotter-observations", "snapshotter-recommendations"}, consumers: []consumerAsset{
 		{events.StreamSnapshot, "snapshotter-pins", []string{events.TypeSnapshotPinRequested, events.TypeSnapshotUnpinRequested}},
 		{events.StreamDecision, "snapshotter-restores", []string{events.TypeRestoreRequested}},
+		{events.StreamDecision, "snapshotter-recommendations", []string{events.TypeRestoreRecommended}},
 	}},
 	"correlator": {kv: []string{"stateguard-correlator"}, consumers: []consumerAsset{
 		{events.StreamSARIF, "correlator-sarif", []string{events.TypeSARIFUploaded}},

@@ -86,7 +86,7 @@ func (a AuthProxy) Prefixes() ([]netip.Prefix, error) {
 var DefaultConsumers = []string{
 	"SARIF:correlator-sarif", "SNAPSHOT:correlator-snapshot", "CERTIFICATE:correlator-certificate",
 	"DECISION:correlator-facts", "CERTIFICATE:certwatcher-rotation", "SNAPSHOT:snapshotter-pins",
-	"DECISION:snapshotter-restores",
+	"DECISION:snapshotter-restores", "DECISION:snapshotter-recommendations",
 }
 
 // Load parses args (flags) with getenv as the environment fallback.

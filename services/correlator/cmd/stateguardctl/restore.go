@@ -66,9 +66,15 @@ type restoreObject struct {
 		Message        string `json:"message"`
 		PVC            string `json:"pvc"`
 		SafetySnapshot string `json:"safetySnapshot"`
-		OldPV          string `json:"oldPV"`
-		NewPV          string `json:"newPV"`
-		Workloads      []struct {
+		VolumeSnapshot string `json:"volumeSnapshot"`
+		Recommendation *struct {
+			Revision int    `json:"revision"`
+			EventID  string `json:"eventID"`
+		} `json:"recommendation"`
+		SafetySnapshotExpiresAt *metav1.Time `json:"safetySnapshotExpiresAt"`
+		OldPV                   string       `json:"oldPV"`
+		NewPV                   string       `json:"newPV"`
+		Workloads               []struct {
 			Kind     string `json:"kind"`
 			Name     string `json:"name"`
 			Replicas int32  `json:"replicas"`
@@ -93,6 +99,11 @@ type phaseTime struct {
 // snapshotter resolved it, else the spec's ("" until then when the spec
 // left it to the snapshot).
 func (r *restoreObject) pvc() string { return or(r.Status.PVC, r.Spec.PVC) }
+
+// snapshot is the snapshot the Restore restores: the status's once the
+// snapshotter resolved it (from the spec, or from the incident's current
+// recommendation), else the spec's ("" while it follows an incident).
+func (r *restoreObject) snapshot() string { return or(r.Status.VolumeSnapshot, r.Spec.VolumeSnapshot) }
 
 // phase is the current phase; a Restore the snapshotter has not read yet
 // has none.
@@ -190,7 +201,7 @@ func restoreTable(out io.Writer, rs []restoreObject, wide bool, now time.Time) e
 	fmt.Fprintln(w, head)
 	for i := range rs {
 		r := &rs[i]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s", r.Namespace, r.Name, orDash(r.pvc()), r.Spec.VolumeSnapshot, r.phase(),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s", r.Namespace, r.Name, orDash(r.pvc()), orDash(r.snapshot()), r.phase(),
 			duration.HumanDuration(now.Sub(r.CreationTimestamp.Time)))
 		if wide {
 			fmt.Fprintf(w, "\t%s\t%s\t%s\t%s", orDash(r.Spec.Incident), orDash(r.Status.SafetySnapshot), orDash(r.Status.NewPV), orDash(r.Status.Message))
@@ -209,7 +220,14 @@ func describeRestore(out io.Writer, r *restoreObject) {
 	if r.Status.Message != "" {
 		pr("  message:          %s", r.Status.Message)
 	}
-	pr("  snapshot:         %s", r.Spec.VolumeSnapshot)
+	snap := r.snapshot()
+	switch {
+	case r.Status.Recommendation != nil:
+		snap += fmt.Sprintf(" (incident %s's recommendation, revision %d, event %s)", r.Spec.Incident, r.Status.Recommendation.Revision, r.Status.Recommendation.EventID)
+	case snap == "":
+		snap = "(the incident's current recommendation, once the snapshotter reads it)"
+	}
+	pr("  snapshot:         %s", snap)
 	pvc := r.pvc()
 	if pvc == "" {
 		pvc = "(the snapshot's source claim)"
@@ -260,7 +278,11 @@ func describeRestore(out io.Writer, r *restoreObject) {
 		pr("%s", line)
 	}
 	if r.Status.SafetySnapshot != "" {
-		pr("  safety snapshot:  %s (pinned, holds the claim's data from before the restore)", r.Status.SafetySnapshot)
+		pinned := "pinned while the Restore runs"
+		if t := r.Status.SafetySnapshotExpiresAt; t != nil {
+			pinned = "pinned until " + t.UTC().Format(time.RFC3339)
+		}
+		pr("  safety snapshot:  %s (%s; holds the claim's data from before the restore)", r.Status.SafetySnapshot, pinned)
 	}
 	pr("  old PV:           %s", or(r.Status.OldPV, "-"))
 	pr("  new PV:           %s", or(r.Status.NewPV, "-"))
@@ -377,7 +399,8 @@ point of an incident (--incident, --pvc when it has restore points for several c
 VolumeSnapshot (--snapshot namespace/name, with or without an incident). The correlator publishes
 restore.requested and answers the name of the Restore (stateguard.io/v1alpha1) the snapshotter creates for it;
 the snapshotter takes a safety snapshot of the claim, stops the workloads mounting it, replaces the claim by
-one filled from the snapshot, starts them again and verifies; a failure puts the old volume back (RolledBack).
+one filled from the snapshot, verifies it (before the workloads run) and starts them again; a failure puts
+the old volume back (RolledBack).
 The same request again (same reason) names the same Restore and restores once.
 
 With --wait the command follows the Restore through the kubeconfig, one line per phase, and exits 0 when it
@@ -530,7 +553,7 @@ func (o *options) followRestore(ctx context.Context, out io.Writer, ns, name str
 	}
 	if r.Status.Phase == phaseCompleted {
 		fmt.Fprintf(out, "restore %s/%s Completed: claim %s restored from snapshot %s (new PV %s; old PV %s retained; safety snapshot %s)\n",
-			ns, name, orDash(r.pvc()), r.Spec.VolumeSnapshot, orDash(r.Status.NewPV), orDash(r.Status.OldPV), orDash(r.Status.SafetySnapshot))
+			ns, name, orDash(r.pvc()), orDash(r.snapshot()), orDash(r.Status.NewPV), orDash(r.Status.OldPV), orDash(r.Status.SafetySnapshot))
 		return last, nil
 	}
 	return last, errors.New("restore " + ns + "/" + name + " " + r.failure())

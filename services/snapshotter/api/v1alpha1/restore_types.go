@@ -9,12 +9,13 @@ import (
 const RestoreResource = "restores"
 
 // RestorePhase is where a Restore stands. A Restore moves forward through
-// Pending, SafetySnapshot, ScalingDown, Restoring, ScalingUp and Verifying
-// to Completed; a failure ends it Failed when nothing had been changed yet,
+// Pending, SafetySnapshot, ScalingDown, Restoring, Verifying (the restored
+// claim checked while its workloads are still stopped) and ScalingUp to
+// Completed; a failure ends it Failed when nothing had been changed yet,
 // or goes through RollingBack to RolledBack (the claim bound to its old
 // volume again, the workloads scaled back) when something had.
 //
-// +kubebuilder:validation:Enum=Pending;SafetySnapshot;ScalingDown;Restoring;ScalingUp;Verifying;Completed;RollingBack;RolledBack;Failed
+// +kubebuilder:validation:Enum=Pending;SafetySnapshot;ScalingDown;Restoring;Verifying;ScalingUp;Completed;RollingBack;RolledBack;Failed
 type RestorePhase string
 
 // The phases of a Restore.
@@ -23,8 +24,8 @@ const (
 	RestoreSafetySnapshot RestorePhase = "SafetySnapshot"
 	RestoreScalingDown    RestorePhase = "ScalingDown"
 	RestoreRestoring      RestorePhase = "Restoring"
-	RestoreScalingUp      RestorePhase = "ScalingUp"
 	RestoreVerifying      RestorePhase = "Verifying"
+	RestoreScalingUp      RestorePhase = "ScalingUp"
 	RestoreCompleted      RestorePhase = "Completed"
 	RestoreRollingBack    RestorePhase = "RollingBack"
 	RestoreRolledBack     RestorePhase = "RolledBack"
@@ -47,8 +48,11 @@ type WorkloadRef struct {
 }
 
 // RestoreVerification is a Job run on the restored claim (mounted at /data
-// in every container) once the workloads run again; the restore completes
-// when it succeeds and rolls back when it fails or times out.
+// in every container) before the workloads start again: the Job is then
+// the claim's only user, so it works for ReadWriteOnce and
+// ReadWriteOncePod claims, and it sees the data exactly as restored. The
+// workloads start when it succeeds; the restore rolls back when it fails
+// or times out.
 type RestoreVerification struct {
 	// Template is the Job's spec; the executor adds the claim as volume
 	// "data" mounted at /data in every container.
@@ -64,16 +68,19 @@ type RestoreVerification struct {
 // RestoreSpec is what to restore, where, and how.
 //
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a Restore's spec cannot change; create another Restore"
+// +kubebuilder:validation:XValidation:rule="has(self.volumeSnapshot) || has(self.incident)",message="name the volumeSnapshot to restore, or the incident whose recommended snapshot to restore"
 type RestoreSpec struct {
-	// VolumeSnapshot is the snapshot to restore, in the Restore's namespace
-	// (when the Restore follows an incident's recommendation, the
-	// recommended snapshot).
-	// +kubebuilder:validation:MinLength=1
+	// VolumeSnapshot is the snapshot to restore, in the Restore's namespace.
+	// Empty: the snapshot the incident's current recommendation (the
+	// newest restore.recommended revision for the incident and the PVC)
+	// names when the Restore starts.
+	// +optional
 	// +kubebuilder:validation:MaxLength=253
-	VolumeSnapshot string `json:"volumeSnapshot"`
+	VolumeSnapshot string `json:"volumeSnapshot,omitempty"`
 	// Incident is the incident whose recommendation the Restore follows,
 	// if any; it is carried into the restore events.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
 	Incident string `json:"incident,omitempty"`
 	// PVC is the claim to restore in place; empty means the snapshot's
 	// source claim.
@@ -88,6 +95,14 @@ type RestoreSpec struct {
 	// (default true).
 	// +optional
 	SafetySnapshot *bool `json:"safetySnapshot,omitempty"`
+	// SafetySnapshotTTL is how long the safety snapshot stays pinned after
+	// the Restore ended, as a Go duration (default: the snapshotter's
+	// --restore-safety-snapshot-ttl, 168h). After it, the snapshotter
+	// deletes the safety snapshot unless something else pins it (a pin
+	// request, such as the correlator's pin of a known-good snapshot, or a
+	// pin by hand) or a running Restore restores from it.
+	// +optional
+	SafetySnapshotTTL Duration `json:"safetySnapshotTTL,omitempty"`
 	// Verification, when set, runs a Job on the restored claim.
 	// +optional
 	Verification *RestoreVerification `json:"verification,omitempty"`
@@ -135,6 +150,19 @@ type ClaimTemplate struct {
 	VolumeMode *string `json:"volumeMode,omitempty"`
 }
 
+// RecommendationRef is the restore.recommended event a Restore followed.
+type RecommendationRef struct {
+	// Revision of the incident's recommendation for the claim (1 for the
+	// first; one more for each that superseded it).
+	Revision int `json:"revision"`
+	// EventID is the restore.recommended event's id.
+	EventID string `json:"eventID"`
+	// VolumeSnapshot is the snapshot it recommended.
+	VolumeSnapshot string `json:"volumeSnapshot"`
+	// PVC is the claim it is for.
+	PVC string `json:"pvc"`
+}
+
 // PhaseTime is when a Restore entered a phase.
 type PhaseTime struct {
 	Phase RestorePhase `json:"phase"`
@@ -155,9 +183,21 @@ type RestoreStatus struct {
 	// PVC is the claim restored.
 	// +optional
 	PVC string `json:"pvc,omitempty"`
+	// VolumeSnapshot is the snapshot restored: spec.volumeSnapshot, or the
+	// one the incident's recommendation named when the Restore started.
+	// +optional
+	VolumeSnapshot string `json:"volumeSnapshot,omitempty"`
+	// Recommendation is the incident's recommendation the Restore
+	// followed, when spec.volumeSnapshot is empty.
+	// +optional
+	Recommendation *RecommendationRef `json:"recommendation,omitempty"`
 	// SafetySnapshot is the VolumeSnapshot of the claim taken first.
 	// +optional
 	SafetySnapshot string `json:"safetySnapshot,omitempty"`
+	// SafetySnapshotExpiresAt is when the safety snapshot's pin ends (the
+	// Restore's end plus its TTL); absent while the Restore runs.
+	// +optional
+	SafetySnapshotExpiresAt *metav1.Time `json:"safetySnapshotExpiresAt,omitempty"`
 	// OldPV is the volume the claim was bound to before; it is kept
 	// (Retain).
 	// +optional
@@ -203,7 +243,7 @@ type RestoreStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:categories=stateguard
 // +kubebuilder:printcolumn:name="PVC",type=string,JSONPath=`.status.pvc`
-// +kubebuilder:printcolumn:name="Snapshot",type=string,JSONPath=`.spec.volumeSnapshot`
+// +kubebuilder:printcolumn:name="Snapshot",type=string,JSONPath=`.status.volumeSnapshot`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Safety Snapshot",type=string,JSONPath=`.status.safetySnapshot`,priority=1
 // +kubebuilder:printcolumn:name="New PV",type=string,JSONPath=`.status.newPV`,priority=1

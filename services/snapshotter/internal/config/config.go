@@ -47,6 +47,13 @@ type Config struct {
 	EncryptionAllow []string
 	// Allow is EncryptionAllow parsed.
 	Allow []encryption.Allow
+	// SafetySnapshotTTL is how long a Restore's safety snapshot stays
+	// pinned after the Restore ended (a Restore's
+	// spec.safetySnapshotTTL overrides it).
+	SafetySnapshotTTL time.Duration
+	// RecommendationsBucket is the KV bucket of the current restore
+	// recommendation per incident and claim.
+	RecommendationsBucket string
 }
 
 // Load parses args (without the program name) with defaults from getenv.
@@ -72,6 +79,8 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	s.String(&c.ObserveBucket, "observe-kv-bucket", "OBSERVE_KV_BUCKET", "snapshotter-observations", "JetStream KV bucket keeping the last observation of each protected PVC")
 	s.Bool(&c.ObserveTLSSecrets, "observe-tls-secrets", "OBSERVE_TLS_SECRETS", false, "also name the kubernetes.io/tls Secrets the pods mount in observations (watches Secret metadata only; needs list and watch on secrets, which the shipped RBAC does not grant)")
 	s.Strings(&c.EncryptionAllow, "encryption-allow", "ENCRYPTION_ALLOW", nil, "a StorageClass or VolumeSnapshotClass parameter that means encrypted at rest for a CSI driver not in the documented table, as driver:parameter=value (repeat the flag; comma-separated in the environment)")
+	s.Duration(&c.SafetySnapshotTTL, "restore-safety-snapshot-ttl", "RESTORE_SAFETY_SNAPSHOT_TTL", 7*24*time.Hour, "how long a Restore's safety snapshot stays pinned after the Restore ended (spec.safetySnapshotTTL overrides it); then it is deleted unless a pin request or a running Restore still needs it")
+	s.String(&c.RecommendationsBucket, "recommendations-kv-bucket", "RECOMMENDATIONS_KV_BUCKET", "snapshotter-recommendations", "JetStream KV bucket keeping the current restore recommendation per incident and claim (for Restores naming an incident and no snapshot)")
 	if err := s.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -108,6 +117,12 @@ func (c Config) Validate() error {
 		if _, err := encryption.ParseAllow(a); err != nil {
 			errs = append(errs, fmt.Errorf("--encryption-allow: %w", err))
 		}
+	}
+	if c.SafetySnapshotTTL <= 0 {
+		errs = append(errs, errors.New("--restore-safety-snapshot-ttl must be positive"))
+	}
+	if c.RecommendationsBucket == "" {
+		errs = append(errs, errors.New("--recommendations-kv-bucket is required"))
 	}
 	if c.Resync <= 0 {
 		errs = append(errs, errors.New("--resync must be positive"))

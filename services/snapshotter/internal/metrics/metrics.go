@@ -25,6 +25,13 @@ type Metrics struct {
 	// Restores counts Restores that ended, by outcome (Completed,
 	// RolledBack, Failed) and reason.
 	Restores *prometheus.CounterVec
+	// SafetySnapshotDeletions counts Restores' safety snapshots deleted
+	// once their pin expired.
+	SafetySnapshotDeletions *prometheus.CounterVec
+	// Recommendations counts restore.recommended events by result
+	// (current: kept as the incident's current recommendation for the
+	// claim; superseded: a newer revision was kept already).
+	Recommendations *prometheus.CounterVec
 	// PolicyErrors counts, per pass, the policies that could not run or
 	// whose run failed, by reason (a Ready reason such as
 	// InvalidRetention, or SnapshotFailed, RetentionFailed,
@@ -86,6 +93,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "stateguard_snapshotter_restores_total",
 			Help: "Restores that ended, by outcome (Completed, RolledBack, Failed) and reason (Completed, or the failure's).",
 		}, []string{"namespace", "outcome", "reason"}),
+		SafetySnapshotDeletions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_snapshotter_safety_snapshot_deletions_total",
+			Help: "Restores' safety snapshots deleted after their pin expired (and nothing else pinned or used them).",
+		}, []string{"namespace"}),
+		Recommendations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stateguard_snapshotter_restore_recommendations_total",
+			Help: "restore.recommended events handled, by result (current: kept as the incident's current recommendation for the claim; superseded: a newer revision was already kept).",
+		}, []string{"result"}),
 		PolicyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stateguard_snapshotter_policy_errors_total",
 			Help: "Passes in which a policy could not run (invalid spec, by its Ready reason) or its run failed (SnapshotFailed, RetentionFailed, RestoreTestFailed).",
@@ -117,7 +132,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, veleroLabels),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Snapshots, m.Missed, m.NewestReadyAge, m.RetentionDeletions, m.HookDuration, m.RestoreTests, m.Pins, m.Restores, m.PolicyErrors,
+		reg.MustRegister(m.Snapshots, m.Missed, m.NewestReadyAge, m.RetentionDeletions, m.HookDuration, m.RestoreTests, m.Pins, m.Restores, m.SafetySnapshotDeletions, m.Recommendations, m.PolicyErrors,
 			m.Observations, m.ObservationErrors, m.backupSuccess, m.backupFailure, m.backupLastSuccess, m.backupDuration)
 	}
 	return m

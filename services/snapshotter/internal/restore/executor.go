@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,6 +27,12 @@ type Publisher interface {
 }
 
 var _ Publisher = (*events.Client)(nil)
+
+// Recorder records a Kubernetes Event on an object;
+// k8s.io/client-go/tools/record.EventRecorder is one.
+type Recorder interface {
+	Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...any)
+}
 
 // Executor carries out the Restores of a namespace (or of all). Run it on
 // the leader only: two executors on one Restore would race (their status
@@ -48,6 +56,18 @@ type Executor struct {
 	Resync time.Duration
 	// Metrics, when set, counts the Restores that ended.
 	Metrics *metrics.Metrics
+	// SafetySnapshotTTL is how long a safety snapshot stays pinned after
+	// its Restore ended, unless the Restore's spec.safetySnapshotTTL says
+	// otherwise (default DefaultSafetySnapshotTTL).
+	SafetySnapshotTTL time.Duration
+	// Recommendations, when set, gives the incidents' current restore
+	// recommendations, for a Restore that names an incident and no
+	// snapshot.
+	Recommendations Recommendations
+	// Recorder, when set, records a Kubernetes Event on the Restore at
+	// each phase it enters and at each failure (so `kubectl describe
+	// restore` and `stateguardctl restore logs` show them).
+	Recorder Recorder
 }
 
 // failure ends a Restore: Failed when nothing had changed yet, else
@@ -99,7 +119,9 @@ func (e *Executor) watch(ctx context.Context, w client.WithWatch, trigger chan<-
 }
 
 // Reconcile takes every running Restore as far as it can go now, one
-// after the other; active is true while one is still running.
+// after the other, then lets the safety snapshots whose pin expired go
+// (expireSafetySnapshots); active is true while a Restore is still
+// running.
 func (e *Executor) Reconcile(ctx context.Context) (active bool, err error) {
 	var list v1alpha1.RestoreList
 	if err := e.Client.List(ctx, &list, client.InNamespace(e.Namespace)); err != nil {
@@ -117,6 +139,9 @@ func (e *Executor) Reconcile(ctx context.Context) (active bool, err error) {
 		if !r.Status.Phase.Terminal() {
 			active = true
 		}
+	}
+	if err := e.expireSafetySnapshots(ctx, list.Items); err != nil {
+		errs = append(errs, err)
 	}
 	return active, errors.Join(errs...)
 }
@@ -155,6 +180,10 @@ func (e *Executor) Advance(ctx context.Context, r *v1alpha1.Restore, all []v1alp
 // to retry.
 func (e *Executor) step(ctx context.Context, r *v1alpha1.Restore, all []v1alpha1.Restore) (v1alpha1.RestorePhase, error) {
 	now := e.Clock.Now()
+	if r.Status.VolumeSnapshot == "" && r.Status.Phase != "" && r.Status.Phase != v1alpha1.RestorePending {
+		// Started before status.volumeSnapshot existed: the spec's.
+		r.Status.VolumeSnapshot = r.Spec.VolumeSnapshot
+	}
 	if r.Status.Phase != v1alpha1.RestoreRollingBack {
 		start := r.CreationTimestamp.Time
 		if r.Status.StartTime != nil {
@@ -202,7 +231,7 @@ func (e *Executor) enter(ctx context.Context, r *v1alpha1.Restore, phase v1alpha
 	if phase != v1alpha1.RestoreCompleted && phase != v1alpha1.RestoreRolledBack && phase != v1alpha1.RestoreFailed {
 		if err := e.publish(ctx, r, events.TypeRestoreProgressed, "progressed-"+string(phase), events.RestoreProgressed{
 			Namespace: r.Namespace, PVC: r.Status.PVC, Restore: r.Name, RequestID: r.Spec.RequestID, IncidentID: r.Spec.Incident,
-			Snapshot: r.Spec.VolumeSnapshot, Phase: string(phase), Message: msg, At: now,
+			Snapshot: r.Status.VolumeSnapshot, Phase: string(phase), Message: msg, At: now,
 		}); err != nil {
 			return err
 		}
@@ -210,7 +239,29 @@ func (e *Executor) enter(ctx context.Context, r *v1alpha1.Restore, phase v1alpha
 	r.Status.Phase = phase
 	r.Status.Message = msg
 	r.Status.Phases = append(r.Status.Phases, v1alpha1.PhaseTime{Phase: phase, At: metav1.NewTime(now), Message: msg})
-	return e.writeStatus(ctx, r)
+	if err := e.writeStatus(ctx, r); err != nil {
+		return err
+	}
+	e.record(r, PhaseEventType(phase), string(phase), msg)
+	return nil
+}
+
+// PhaseEventType is the type of the Kubernetes Event recorded when a
+// Restore enters phase: Warning for the phases of a failure, Normal for
+// the others.
+func PhaseEventType(phase v1alpha1.RestorePhase) string {
+	switch phase {
+	case v1alpha1.RestoreRollingBack, v1alpha1.RestoreRolledBack, v1alpha1.RestoreFailed:
+		return corev1.EventTypeWarning
+	}
+	return corev1.EventTypeNormal
+}
+
+// record records a Kubernetes Event on r, when there is a Recorder.
+func (e *Executor) record(r *v1alpha1.Restore, typ, reason, msg string) {
+	if e.Recorder != nil {
+		e.Recorder.Eventf(r, typ, reason, "%s", msg)
+	}
 }
 
 // writeStatus writes r's status; the resourceVersion it carries makes a
@@ -238,10 +289,8 @@ func (e *Executor) wait(ctx context.Context, r *v1alpha1.Restore, format string,
 // workloads back).
 func (e *Executor) failed(ctx context.Context, r *v1alpha1.Restore, f *failure) error {
 	e.Log.Warn("restore failed", "namespace", r.Namespace, "restore", r.Name, "phase", r.Status.Phase, "reason", f.reason, "message", f.message)
-	r.Status.FailedPhase = r.Status.Phase
-	if r.Status.FailedPhase == "" {
-		r.Status.FailedPhase = v1alpha1.RestorePending
-	}
+	e.record(r, corev1.EventTypeWarning, f.reason, fmt.Sprintf("%s failed: %s", phaseOrPending(r.Status.Phase), f.message))
+	r.Status.FailedPhase = phaseOrPending(r.Status.Phase)
 	r.Status.FailureReason = f.reason
 	if r.Status.Phase == v1alpha1.RestoreRollingBack {
 		// A rollback does not fail over into another: it records why it
@@ -255,6 +304,13 @@ func (e *Executor) failed(ctx context.Context, r *v1alpha1.Restore, f *failure) 
 	return e.enter(ctx, r, v1alpha1.RestoreRollingBack, f.message+"; rolling back")
 }
 
+func phaseOrPending(p v1alpha1.RestorePhase) v1alpha1.RestorePhase {
+	if p == "" {
+		return v1alpha1.RestorePending
+	}
+	return p
+}
+
 // finish ends r in phase (Completed, RolledBack or Failed) and publishes
 // its last event.
 func (e *Executor) finish(ctx context.Context, r *v1alpha1.Restore, phase v1alpha1.RestorePhase, reason, msg string) error {
@@ -262,14 +318,14 @@ func (e *Executor) finish(ctx context.Context, r *v1alpha1.Restore, phase v1alph
 	var err error
 	if phase == v1alpha1.RestoreCompleted {
 		err = e.publish(ctx, r, events.TypeRestoreCompleted, "completed", events.RestoreCompleted{
-			RestoreID: r.Name, Namespace: r.Namespace, PVC: r.Status.PVC, VolumeSnapshot: r.Spec.VolumeSnapshot,
+			RestoreID: r.Name, Namespace: r.Namespace, PVC: r.Status.PVC, VolumeSnapshot: r.Status.VolumeSnapshot,
 			PV: r.Status.NewPV, Incident: r.Spec.Incident, CompletedAt: now, Restore: r.Name, RequestID: r.Spec.RequestID,
 			SafetySnapshot: r.Status.SafetySnapshot, OldPV: r.Status.OldPV,
 		})
 	} else {
 		err = e.publish(ctx, r, events.TypeRestoreFailed, "failed", events.RestoreFailed{
 			Namespace: r.Namespace, PVC: r.Status.PVC, Restore: r.Name, RequestID: r.Spec.RequestID, IncidentID: r.Spec.Incident,
-			Snapshot: r.Spec.VolumeSnapshot, Phase: string(r.Status.FailedPhase), Reason: msg, RolledBack: phase == v1alpha1.RestoreRolledBack,
+			Snapshot: r.Status.VolumeSnapshot, Phase: string(r.Status.FailedPhase), Reason: msg, RolledBack: phase == v1alpha1.RestoreRolledBack,
 			SafetySnapshot: r.Status.SafetySnapshot, OldPV: r.Status.OldPV, NewPV: r.Status.NewPV, FailedAt: now,
 		})
 	}

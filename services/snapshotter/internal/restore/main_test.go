@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -266,13 +268,13 @@ func waitRunning(t *testing.T, ns, claim string, n int) {
 	})
 }
 
-// executor runs an executor on ns until the test ends or stop is called.
-func executor(t *testing.T, ns string, ec *events.Client) (stop func()) {
+// executor runs an executor on ns until the test ends or stop is called;
+// it records Kubernetes Events as the snapshotter does.
+func executor(t *testing.T, ns string, ec *events.Client, opts ...func(*restore.Executor)) (stop func()) {
 	t.Helper()
-	e := &restore.Executor{
-		Client: kube(t), Events: ec, Clock: clock.RealClock{}, Namespace: ns,
-		Log:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("test", t.Name()),
-		Poll: 200 * time.Millisecond, Resync: 2 * time.Second,
+	e := newExecutor(t, ns, ec, clock.RealClock{})
+	for _, o := range opts {
+		o(e)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -290,6 +292,48 @@ func executor(t *testing.T, ns string, ec *events.Client) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// newExecutor is an executor of ns with the given clock, recording
+// Kubernetes Events through a broadcaster stopped with the test.
+func newExecutor(t *testing.T, ns string, ec *events.Client, clk clock.Clock) *restore.Executor {
+	t.Helper()
+	scheme, err := controller.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := record.NewBroadcaster()
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cluster.Client.CoreV1().Events("")})
+	t.Cleanup(b.Shutdown)
+	return &restore.Executor{
+		Client: kube(t), Events: ec, Clock: clk, Namespace: ns,
+		Log:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("test", t.Name()),
+		Poll: 200 * time.Millisecond, Resync: 2 * time.Second,
+		Recorder: b.NewRecorder(scheme, corev1.EventSource{Component: "stateguard-snapshotter"}),
+	}
+}
+
+// kubeEvents waits until the Kubernetes Events recorded on Restore name
+// have every reason in want, and returns their reasons and messages.
+func kubeEvents(t *testing.T, ns, name string, want ...string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	eventually(t, fmt.Sprintf("Events %v on restore %s", want, name), time.Minute, func(ctx context.Context) (bool, error) {
+		list, err := cluster.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Restore,involvedObject.name=" + name})
+		if err != nil {
+			return false, nil //nolint:nilerr // retried
+		}
+		for _, e := range list.Items {
+			got[e.Reason] = e.Type + ": " + e.Message
+		}
+		for _, w := range want {
+			if _, ok := got[w]; !ok {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	return got
 }
 
 func newRestore(ns, name string, mut ...func(*v1alpha1.Restore)) *v1alpha1.Restore {

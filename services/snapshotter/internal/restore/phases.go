@@ -24,9 +24,9 @@ import (
 // ready false.
 func (e *Executor) readySnapshot(ctx context.Context, r *v1alpha1.Restore) (*snapv1.VolumeSnapshot, bool, error) {
 	var vs snapv1.VolumeSnapshot
-	if err := e.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Spec.VolumeSnapshot}, &vs); err != nil {
+	if err := e.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Status.VolumeSnapshot}, &vs); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, false, fail("SnapshotNotFound", "volume snapshot %s/%s does not exist (deleted?)", r.Namespace, r.Spec.VolumeSnapshot)
+			return nil, false, fail("SnapshotNotFound", "volume snapshot %s/%s does not exist (deleted?)", r.Namespace, r.Status.VolumeSnapshot)
 		}
 		return nil, false, fmt.Errorf("get volume snapshot: %w", err)
 	}
@@ -39,6 +39,44 @@ func (e *Executor) readySnapshot(ctx context.Context, r *v1alpha1.Restore) (*sna
 	return &vs, vs.Status != nil && vs.Status.ReadyToUse != nil && *vs.Status.ReadyToUse, nil
 }
 
+// resolve sets the snapshot r restores: the spec's, or the one the
+// incident's current recommendation names. It runs at every pass while r
+// is Pending, so a revised recommendation is followed until r starts; ok
+// is false while r waits for a recommendation.
+func (e *Executor) resolve(ctx context.Context, r *v1alpha1.Restore) (ok bool, err error) {
+	if r.Spec.VolumeSnapshot != "" {
+		r.Status.VolumeSnapshot = r.Spec.VolumeSnapshot
+		return true, nil
+	}
+	if e.Recommendations == nil {
+		return false, fail("NoRecommendation", "spec.volumeSnapshot is empty and this snapshotter does not follow restore recommendations: name the snapshot")
+	}
+	recs, err := e.Recommendations.Recommended(ctx, r.Namespace, r.Spec.Incident)
+	if err != nil {
+		return false, fmt.Errorf("recommendations of incident %s: %w", r.Spec.Incident, err)
+	}
+	rec, err := Follow(recs, r.Spec.Incident, r.Spec.PVC)
+	if err != nil {
+		return false, err
+	}
+	if rec == nil {
+		what := "incident " + r.Spec.Incident
+		if r.Spec.PVC != "" {
+			what += " and claim " + r.Spec.PVC
+		}
+		_, err := e.wait(ctx, r, "waiting for a restore recommendation of %s (restore.recommended)", what)
+		return false, err
+	}
+	ref := &v1alpha1.RecommendationRef{Revision: rec.Revision, EventID: rec.EventID, VolumeSnapshot: rec.VolumeSnapshot, PVC: rec.PVC}
+	if r.Status.Recommendation != nil && *r.Status.Recommendation != *ref {
+		e.record(r, corev1.EventTypeNormal, "RecommendationRevised", fmt.Sprintf("incident %s's recommendation for claim %s is now revision %d: volume snapshot %s (was revision %d: %s)",
+			r.Spec.Incident, rec.PVC, rec.Revision, rec.VolumeSnapshot, r.Status.Recommendation.Revision, r.Status.Recommendation.VolumeSnapshot))
+	}
+	r.Status.Recommendation = ref
+	r.Status.VolumeSnapshot = rec.VolumeSnapshot
+	return true, nil
+}
+
 // pending checks what the restore needs and records it: the claim (and
 // that no other Restore works on it), its volume, its workloads and their
 // replicas. Nothing changes in the cluster.
@@ -47,11 +85,17 @@ func (e *Executor) pending(ctx context.Context, r *v1alpha1.Restore, all []v1alp
 		r.Status.Phase = v1alpha1.RestorePending
 		r.Status.Phases = []v1alpha1.PhaseTime{{Phase: v1alpha1.RestorePending, At: metav1.NewTime(e.Clock.Now().UTC())}}
 	}
+	if ok, err := e.resolve(ctx, r); err != nil || !ok {
+		return "", err
+	}
 	vs, ready, err := e.readySnapshot(ctx, r)
 	if err != nil {
 		return "", err
 	}
 	claim := r.Spec.PVC
+	if claim == "" && r.Status.Recommendation != nil {
+		claim = r.Status.Recommendation.PVC
+	}
 	if claim == "" && vs.Spec.Source.PersistentVolumeClaimName != nil {
 		claim = *vs.Spec.Source.PersistentVolumeClaimName
 	}
@@ -62,8 +106,12 @@ func (e *Executor) pending(ctx context.Context, r *v1alpha1.Restore, all []v1alp
 		// Record the claim first: Holder decides among the Restores that
 		// recorded theirs.
 		r.Status.PVC = claim
-		r.Status.Message = "checking claim " + claim
-		return "", e.writeStatus(ctx, r)
+		r.Status.Message = fmt.Sprintf("checking claim %s, its workloads and volume snapshot %s", claim, vs.Name)
+		if err := e.writeStatus(ctx, r); err != nil {
+			return "", err
+		}
+		e.record(r, corev1.EventTypeNormal, string(v1alpha1.RestorePending), r.Status.Message)
+		return "", nil
 	}
 	for i := range all {
 		if all[i].UID == r.UID {
@@ -116,7 +164,7 @@ func (e *Executor) pending(ctx context.Context, r *v1alpha1.Restore, all []v1alp
 	r.Status.StartTime = &metav1.Time{Time: now}
 	if err := e.publish(ctx, r, events.TypeRestoreStarted, "started", events.RestoreStarted{
 		Namespace: r.Namespace, PVC: claim, Restore: r.Name, RequestID: r.Spec.RequestID, IncidentID: r.Spec.Incident,
-		Snapshot: r.Spec.VolumeSnapshot, Workloads: refs(r.Namespace, stopped), OldPV: r.Status.OldPV, StartedAt: now,
+		Snapshot: r.Status.VolumeSnapshot, Workloads: refs(r.Namespace, stopped), OldPV: r.Status.OldPV, StartedAt: now,
 	}); err != nil {
 		return "", err
 	}
@@ -136,7 +184,7 @@ func (e *Executor) safetySnapshot(ctx context.Context, r *v1alpha1.Restore) (v1a
 	err := e.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, &vs)
 	if apierrors.IsNotFound(err) {
 		var src snapv1.VolumeSnapshot
-		if err := e.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Spec.VolumeSnapshot}, &src); err != nil && !apierrors.IsNotFound(err) {
+		if err := e.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Status.VolumeSnapshot}, &src); err != nil && !apierrors.IsNotFound(err) {
 			return "", fmt.Errorf("get volume snapshot: %w", err)
 		}
 		claim := r.Status.PVC
@@ -148,7 +196,7 @@ func (e *Executor) safetySnapshot(ctx context.Context, r *v1alpha1.Restore) (v1a
 					v1alpha1.LabelRestore: labelValue(r.Name), v1alpha1.LabelPinned: "true",
 				},
 				Annotations: map[string]string{
-					v1alpha1.AnnotationPinnedReason: fmt.Sprintf("safety snapshot of claim %s taken by Restore %s before restoring %s", claim, r.Name, r.Spec.VolumeSnapshot),
+					v1alpha1.AnnotationPinnedReason: fmt.Sprintf(safetyPinReason+"%s taken by Restore %s before restoring %s; pinned while the Restore runs and for its safety snapshot TTL after", claim, r.Name, r.Status.VolumeSnapshot),
 				},
 			},
 			Spec: snapv1.VolumeSnapshotSpec{
@@ -190,7 +238,7 @@ func (e *Executor) scalingDown(ctx context.Context, r *v1alpha1.Restore) (v1alph
 	if len(pods) > 0 {
 		return e.wait(ctx, r, "waiting until no pod mounts claim %s (still: %s)", r.Status.PVC, strings.Join(pods, ", "))
 	}
-	r.Status.Message = fmt.Sprintf("no pod mounts claim %s; replacing it with one filled from %s", r.Status.PVC, r.Spec.VolumeSnapshot)
+	r.Status.Message = fmt.Sprintf("no pod mounts claim %s; replacing it with one filled from %s", r.Status.PVC, r.Status.VolumeSnapshot)
 	return v1alpha1.RestoreRestoring, nil
 }
 
@@ -231,25 +279,25 @@ func (e *Executor) restoring(ctx context.Context, r *v1alpha1.Restore) (v1alpha1
 		// must still be there.
 		if _, ready, err := e.readySnapshot(ctx, r); err != nil || !ready {
 			if err == nil {
-				err = fail("SnapshotNotReady", "volume snapshot %s is no longer ready to use", r.Spec.VolumeSnapshot)
+				err = fail("SnapshotNotReady", "volume snapshot %s is no longer ready to use", r.Status.VolumeSnapshot)
 			}
 			return "", err
 		}
-		nc, err := ClaimFrom(r.Status.Claim, r.Namespace, r.Status.PVC, labelValue(r.Name), r.Spec.VolumeSnapshot, "")
+		nc, err := ClaimFrom(r.Status.Claim, r.Namespace, r.Status.PVC, labelValue(r.Name), r.Status.VolumeSnapshot, "")
 		if err != nil {
 			return "", fail("InvalidClaim", "%v", err)
 		}
 		if err := e.Client.Create(ctx, nc); err != nil && !apierrors.IsAlreadyExists(err) {
 			return "", fmt.Errorf("create restored claim: %w", err)
 		}
-		return e.wait(ctx, r, "waiting for claim %s to be bound to a volume restored from %s", r.Status.PVC, r.Spec.VolumeSnapshot)
+		return e.wait(ctx, r, "waiting for claim %s to be bound to a volume restored from %s", r.Status.PVC, r.Status.VolumeSnapshot)
 	case err != nil:
 		return "", fmt.Errorf("get claim: %w", err)
 	case string(pvc.UID) == r.Status.Claim.UID:
 		// The old claim: delete it once the snapshot is certainly there.
 		if _, ready, err := e.readySnapshot(ctx, r); err != nil || !ready {
 			if err == nil {
-				err = fail("SnapshotNotReady", "volume snapshot %s is no longer ready to use", r.Spec.VolumeSnapshot)
+				err = fail("SnapshotNotReady", "volume snapshot %s is no longer ready to use", r.Status.VolumeSnapshot)
 			}
 			return "", err
 		}
@@ -268,11 +316,15 @@ func (e *Executor) restoring(ctx context.Context, r *v1alpha1.Restore) (v1alpha1
 		if _, _, err := e.readySnapshot(ctx, r); err != nil {
 			return "", err
 		}
-		return e.wait(ctx, r, "waiting for claim %s to be bound to a volume restored from %s", r.Status.PVC, r.Spec.VolumeSnapshot)
+		return e.wait(ctx, r, "waiting for claim %s to be bound to a volume restored from %s", r.Status.PVC, r.Status.VolumeSnapshot)
 	}
 	r.Status.NewPV = pvc.Spec.VolumeName
-	r.Status.Message = fmt.Sprintf("claim %s bound to restored volume %s; starting %d workload(s)", r.Status.PVC, r.Status.NewPV, len(r.Status.Workloads))
-	return v1alpha1.RestoreScalingUp, nil
+	if r.Spec.Verification == nil {
+		r.Status.Message = fmt.Sprintf("claim %s bound to restored volume %s; no verification configured", r.Status.PVC, r.Status.NewPV)
+	} else {
+		r.Status.Message = fmt.Sprintf("claim %s bound to restored volume %s; verifying it with Job %s before the workloads start", r.Status.PVC, r.Status.NewPV, VerificationJobName(r.Name))
+	}
+	return v1alpha1.RestoreVerifying, nil
 }
 
 // scaleUp scales every workload back to its replicas and reports whether
@@ -294,7 +346,8 @@ func (e *Executor) scaleUp(ctx context.Context, r *v1alpha1.Restore) ([]string, 
 	return waiting, nil
 }
 
-// scalingUp starts the workloads again and waits for their rollout.
+// scalingUp starts the workloads again, waits for their rollout and
+// completes the restore.
 func (e *Executor) scalingUp(ctx context.Context, r *v1alpha1.Restore) (v1alpha1.RestorePhase, error) {
 	waiting, err := e.scaleUp(ctx, r)
 	if err != nil {
@@ -303,19 +356,25 @@ func (e *Executor) scalingUp(ctx context.Context, r *v1alpha1.Restore) (v1alpha1
 	if len(waiting) > 0 {
 		return e.wait(ctx, r, "waiting for the rollout of %s", strings.Join(waiting, ", "))
 	}
-	if r.Spec.Verification == nil {
-		r.Status.Message = "workloads running; no verification configured"
-	} else {
-		r.Status.Message = "workloads running; verifying with Job " + VerificationJobName(r.Name)
+	verified := ""
+	if r.Spec.Verification != nil {
+		verified = " and verified by Job " + VerificationJobName(r.Name)
 	}
-	return v1alpha1.RestoreVerifying, nil
+	return "", e.finish(ctx, r, v1alpha1.RestoreCompleted, "Completed", fmt.Sprintf("claim %s restored from %s%s; its workloads run (new volume %s; old volume %s retained)", r.Status.PVC, r.Status.VolumeSnapshot, verified, r.Status.NewPV, r.Status.OldPV))
 }
 
-// verifying runs the verification Job on the restored claim, if any, and
-// completes the restore when it succeeds.
+// verifying runs the verification Job on the restored claim, if any,
+// while the workloads are still stopped, and starts them when it
+// succeeds. Verifying before the workloads start is what makes it safe
+// for a ReadWriteOnce (or ReadWriteOncePod) claim: the Job is the claim's
+// only user, wherever the scheduler puts it, and it reads the data
+// exactly as restored, before the application writes to it. A failed
+// verification rolls back without the application ever having run on the
+// restored data.
 func (e *Executor) verifying(ctx context.Context, r *v1alpha1.Restore) (v1alpha1.RestorePhase, error) {
 	if r.Spec.Verification == nil {
-		return "", e.finish(ctx, r, v1alpha1.RestoreCompleted, "Completed", fmt.Sprintf("claim %s restored from %s (new volume %s; old volume %s retained)", r.Status.PVC, r.Spec.VolumeSnapshot, r.Status.NewPV, r.Status.OldPV))
+		r.Status.Message = fmt.Sprintf("no verification configured; starting %d workload(s)", len(r.Status.Workloads))
+		return v1alpha1.RestoreScalingUp, nil
 	}
 	timeout, err := durationOr(r.Spec.Verification.Timeout, DefaultVerificationTimeout)
 	if err != nil {
@@ -343,7 +402,8 @@ func (e *Executor) verifying(ctx context.Context, r *v1alpha1.Restore) (v1alpha1
 		}
 		switch c.Type {
 		case batchv1.JobComplete:
-			return "", e.finish(ctx, r, v1alpha1.RestoreCompleted, "Completed", fmt.Sprintf("claim %s restored from %s and verified by Job %s (new volume %s; old volume %s retained)", r.Status.PVC, r.Spec.VolumeSnapshot, name, r.Status.NewPV, r.Status.OldPV))
+			r.Status.Message = fmt.Sprintf("verification Job %s succeeded; starting %d workload(s)", name, len(r.Status.Workloads))
+			return v1alpha1.RestoreScalingUp, nil
 		case batchv1.JobFailed:
 			return "", fail("VerificationFailed", "verification Job %s failed: %s %s", name, c.Reason, c.Message)
 		}
@@ -355,7 +415,8 @@ func (e *Executor) verifying(ctx context.Context, r *v1alpha1.Restore) (v1alpha1
 }
 
 // verificationJob is the Job of r's verification: its template, with the
-// claim mounted at /data in every container.
+// claim mounted at /data in every container. It runs while no workload
+// mounts the claim (see verifying).
 func verificationJob(r *v1alpha1.Restore, name string, timeout time.Duration) *batchv1.Job {
 	spec := *r.Spec.Verification.Template.DeepCopy()
 	secs := int64(timeout.Seconds())

@@ -78,8 +78,8 @@ func ForRequest(req events.RestoreRequested) (*v1alpha1.Restore, error) {
 		return nil, fmt.Errorf("request_id is required")
 	case req.Namespace == "":
 		return nil, fmt.Errorf("namespace is required")
-	case req.Snapshot == "":
-		return nil, fmt.Errorf("snapshot is required (the correlator fills it from the incident's recommendation)")
+	case req.Snapshot == "" && req.IncidentID == "":
+		return nil, fmt.Errorf("snapshot or incident_id is required (with only the incident, the Restore follows its current recommendation)")
 	}
 	for what, v := range map[string]string{"namespace": req.Namespace, "snapshot": req.Snapshot, "pvc": req.PVC} {
 		if v == "" {

@@ -89,9 +89,17 @@ func TestRestoreOfADeploymentsClaimInPlace(t *testing.T) {
 	for _, p := range r.Status.Phases {
 		phases = append(phases, p.Phase)
 	}
-	want := []v1alpha1.RestorePhase{"Pending", "SafetySnapshot", "ScalingDown", "Restoring", "ScalingUp", "Verifying", "Completed"}
+	want := []v1alpha1.RestorePhase{"Pending", "SafetySnapshot", "ScalingDown", "Restoring", "Verifying", "ScalingUp", "Completed"}
 	if diff := cmp.Diff(want, phases); diff != "" {
 		t.Errorf("phases (-want +got):\n%s", diff)
+	}
+	if r.Status.VolumeSnapshot != "known-good" || r.Status.Recommendation != nil {
+		t.Errorf("status volume snapshot %q, recommendation %+v; want the spec's, none", r.Status.VolumeSnapshot, r.Status.Recommendation)
+	}
+	// A Kubernetes Event per phase, for kubectl describe and restore logs.
+	kev := kubeEvents(t, ns, "r1", "Pending", "SafetySnapshot", "ScalingDown", "Restoring", "Verifying", "ScalingUp", "Completed")
+	if !strings.HasPrefix(kev["Completed"], "Normal: claim data restored from known-good") {
+		t.Errorf("Completed event %q", kev["Completed"])
 	}
 
 	evs := decisionEvents(t, ec, ns)
@@ -118,6 +126,10 @@ func TestRestoreOfADeploymentsClaimInPlace(t *testing.T) {
 	t.Logf("Deployment's claim restored in place in %s", took.Round(time.Millisecond))
 }
 
+// TestRestoreOfAStatefulSetsClaimInPlaceVerified restores a
+// ReadWriteOncePod claim with a verification Job: the scheduler refuses a
+// second pod on such a claim, so the Job can only run while the
+// StatefulSet is stopped — the executor verifies before it scales up.
 func TestRestoreOfAStatefulSetsClaimInPlaceVerified(t *testing.T) {
 	ec := natsClient(t)
 	useCluster(t)
@@ -135,7 +147,7 @@ func TestRestoreOfAStatefulSetsClaimInPlaceVerified(t *testing.T) {
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
 				ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: map[string]string{"stateguard.test/keep": "me"}},
 				Spec: corev1.PersistentVolumeClaimSpec{
-					AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod},
 					Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 				},
 			}},
@@ -170,6 +182,15 @@ func TestRestoreOfAStatefulSetsClaimInPlaceVerified(t *testing.T) {
 	}
 	if r.Status.Workloads[0].Kind != "StatefulSet" || r.Status.Workloads[0].Name != "db" {
 		t.Errorf("workloads %+v, want StatefulSet db", r.Status.Workloads)
+	}
+	var scaledUp *metav1.Time
+	for _, p := range r.Status.Phases {
+		if p.Phase == v1alpha1.RestoreScalingUp {
+			scaledUp = &p.At
+		}
+	}
+	if scaledUp == nil || job.Status.CompletionTime == nil || job.Status.CompletionTime.After(scaledUp.Time) {
+		t.Errorf("verification Job completed at %v, the StatefulSet scaled up at %v: want the Job done first", job.Status.CompletionTime, scaledUp)
 	}
 }
 
@@ -255,6 +276,15 @@ func TestFailedVerificationRollsBack(t *testing.T) {
 	}
 	r := ended(t, ns, "r1")
 	checkRolledBack(t, r, "VerificationFailed", d)
+	kev := kubeEvents(t, ns, "r1", "VerificationFailed", "RollingBack", "RolledBack")
+	for _, reason := range []string{"VerificationFailed", "RollingBack", "RolledBack"} {
+		if !strings.HasPrefix(kev[reason], "Warning: ") {
+			t.Errorf("%s event %q, want a Warning", reason, kev[reason])
+		}
+	}
+	if !strings.Contains(kev["VerificationFailed"], "Verifying failed: verification Job r1-verify") {
+		t.Errorf("VerificationFailed event %q, want the phase and the reason", kev["VerificationFailed"])
+	}
 	if r.Status.NewPV == "" {
 		t.Fatal("no new volume recorded")
 	}
@@ -427,7 +457,7 @@ func TestRestoreTableAndImmutableSpec(t *testing.T) {
 	if err := kc.Create(t.Context(), r); err != nil {
 		t.Fatal(err)
 	}
-	r.Status = v1alpha1.RestoreStatus{Phase: v1alpha1.RestoreRestoring, PVC: "data", SafetySnapshot: "r1-safety", NewPV: "pv-1", Message: "waiting"}
+	r.Status = v1alpha1.RestoreStatus{Phase: v1alpha1.RestoreRestoring, PVC: "data", VolumeSnapshot: "known-good", SafetySnapshot: "r1-safety", NewPV: "pv-1", Message: "waiting"}
 	if err := kc.Status().Update(t.Context(), r); err != nil {
 		t.Fatal(err)
 	}
@@ -468,5 +498,9 @@ func TestRestoreTableAndImmutableSpec(t *testing.T) {
 	r.Spec.VolumeSnapshot = "another"
 	if err := kc.Update(t.Context(), r); err == nil || !strings.Contains(err.Error(), "cannot change") {
 		t.Errorf("changing the spec: %v, want refused", err)
+	}
+	// Neither a snapshot nor an incident: refused by the API server.
+	if err := kc.Create(t.Context(), newRestore(ns, "r2", func(r *v1alpha1.Restore) { r.Spec.VolumeSnapshot, r.Spec.Incident = "", "" })); err == nil || !strings.Contains(err.Error(), "name the volumeSnapshot") {
+		t.Errorf("a Restore naming no snapshot and no incident: %v, want refused", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -145,11 +146,16 @@ func TestForRequest(t *testing.T) {
 	if r.Name != events.RestoreName("rr-1") || r.Namespace != "shop" || r.Spec.VolumeSnapshot != "known-good" || r.Spec.RequestID != "rr-1" {
 		t.Errorf("Restore %+v", r)
 	}
+	// Only the incident: the Restore follows its current recommendation.
+	r, err = ForRequest(events.RestoreRequested{RequestID: "rr-2", Namespace: "shop", IncidentID: "inc"})
+	if err != nil || r.Spec.VolumeSnapshot != "" || r.Spec.Incident != "inc" {
+		t.Errorf("incident-only request: %+v, %v", r, err)
+	}
 	for name, req := range map[string]events.RestoreRequested{
-		"no request id":  {Namespace: "shop", Snapshot: "s"},
-		"no namespace":   {RequestID: "x", Snapshot: "s"},
-		"no snapshot":    {RequestID: "x", Namespace: "shop"},
-		"a bad pvc name": {RequestID: "x", Namespace: "shop", Snapshot: "s", PVC: "Bad_Name"},
+		"no request id":               {Namespace: "shop", Snapshot: "s"},
+		"no namespace":                {RequestID: "x", Snapshot: "s"},
+		"no snapshot and no incident": {RequestID: "x", Namespace: "shop"},
+		"a bad pvc name":              {RequestID: "x", Namespace: "shop", Snapshot: "s", PVC: "Bad_Name"},
 	} {
 		if _, err := ForRequest(req); err == nil {
 			t.Errorf("%s: no error", name)
@@ -167,4 +173,8 @@ func TestChildNamesFitALabel(t *testing.T) {
 	if SafetySnapshotName("r1") != "r1-safety" {
 		t.Errorf("SafetySnapshotName(r1) = %s", SafetySnapshotName("r1"))
 	}
+}
+
+func safetyObject(labels, annotations map[string]string) *snapv1.VolumeSnapshot {
+	return &snapv1.VolumeSnapshot{ObjectMeta: metav1.ObjectMeta{Name: "r1-safety", Labels: labels, Annotations: annotations}}
 }
