@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -27,6 +28,14 @@ type HoldProxy struct {
 	URL   string
 	mu    sync.Mutex
 	holds []*Held
+	seen  []func(*http.Request)
+}
+
+// Observe calls f with every request that comes in, before any hold.
+func (p *HoldProxy) Observe(f func(*http.Request)) {
+	p.mu.Lock()
+	p.seen = append(p.seen, f)
+	p.mu.Unlock()
 }
 
 // Held is one rule of a HoldProxy. Arrived is closed when the first
@@ -77,6 +86,12 @@ func StartHoldProxy(tb testing.TB, e *Env) *HoldProxy {
 		},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		seen := slices.Clone(p.seen)
+		p.mu.Unlock()
+		for _, f := range seen {
+			f(r)
+		}
 		if h := p.take(r, false); h != nil {
 			if err := h.wait(r); err != nil {
 				return // the client went away while held: the request never reaches the API server
