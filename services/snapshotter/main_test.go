@@ -132,7 +132,7 @@ func TestService(t *testing.T) {
 	var snap snapv1.VolumeSnapshot
 	poll("a reported snapshot", 90*time.Second, func() bool {
 		var list snapv1.VolumeSnapshotList
-		if err := kc.List(t.Context(), &list); err != nil {
+		if err := kc.List(t.Context(), &list, client.InNamespace(ns)); err != nil { // other tests of the package leave theirs
 			return false
 		}
 		for _, s := range list.Items {

@@ -78,7 +78,7 @@ type fixtureOpts struct {
 	gate                     chan struct{}
 }
 
-func newFixture(t *testing.T, o fixtureOpts) *fixture {
+func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	if o.maxBody == 0 {
 		o.maxBody = 64 << 20
@@ -261,7 +261,7 @@ func testdataDir() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "testdata")
 }
 
-func gosecLog(t *testing.T) []byte {
+func gosecLog(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(testdataDir(), "gosec-sampleapp.sarif"))
 	if err != nil {
