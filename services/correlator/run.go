@@ -11,10 +11,13 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/api"
+	"github.com/stateguard/stateguard/services/correlator/internal/audit"
 	"github.com/stateguard/stateguard/services/correlator/internal/config"
 	"github.com/stateguard/stateguard/services/correlator/internal/engine"
+	"github.com/stateguard/stateguard/services/correlator/internal/report"
 )
 
 // bound, when set (by tests), learns the HTTP server's address.
@@ -53,18 +56,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	service.Watch(ops, client)
 	eng, err := engine.New(ctx, engine.Options{
-		Client: client, Rules: cfg.Rules, Bucket: cfg.Bucket, Replicas: cfg.KVReplicas,
+		Client: client, Rules: cfg.Rules, RulesVersion: cfg.RulesVersion, Bucket: cfg.Bucket, Replicas: cfg.KVReplicas,
 		Workers: cfg.Workers, CacheSize: cfg.CacheNamespaces, Consumer: cfg.Consumer, Log: log, Registerer: ops.Registry,
 	})
 	if err != nil {
 		return errors.Join(err, closeClient())
 	}
+	objs, err := keepRules(ctx, client, cfg)
+	if err != nil {
+		return errors.Join(err, closeClient())
+	}
+	gen := report.Generator{States: eng, Read: func(ctx context.Context) ([]audit.Record, error) {
+		return audit.Read(ctx, client.JetStream(), audit.Streams)
+	}}
 	if cfg.TokensFile != "" {
 		tokens, err := loadTokens(cfg.TokensFile, cfg.OperatorTokensFile)
 		if err != nil {
 			return errors.Join(err, closeClient())
 		}
 		api.Register(ops.Mux, eng, tokens, log, time.Now, api.WithPublisher(client))
+		api.RegisterReport(ops.Mux, tokens, gen.Handler(time.Now, api.ReportProblem(log)))
 	} else {
 		log.Warn("no --api-tokens-file: the /v1 API is off")
 	}
@@ -74,6 +85,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info("correlator started", "bucket", cfg.Bucket, "workers", cfg.Workers, "threshold", cfg.Rules.Threshold.String())
 
 	g, gctx := errgroup.WithContext(ctx)
+	if cfg.ReportInterval > 0 {
+		sched := report.Schedule{Generator: gen, Every: cfg.ReportInterval, Objects: objs, RulesVersion: cfg.RulesVersion,
+			Publish: func(ctx context.Context, ev events.Event) error { return client.Publish(ctx, ev) },
+			NewEvent: client.NewEvent, Log: log, Now: time.Now}
+		g.Go(func() error { return sched.Run(gctx) })
+	}
 	g.Go(func() error {
 		return service.ServeTLS(gctx, log, cfg.HTTPAddr, cfg.TLS, ops.Mux, cfg.ShutdownTimeout, bound)
 	})
@@ -87,6 +104,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	err = errors.Join(err, closeClient())
 	log.Info("correlator stopped")
 	return err
+}
+
+// keepRules stores the rules file in the audit bucket under its version,
+// so an audit's replay finds the rules every decision names.
+func keepRules(ctx context.Context, client *events.Client, cfg config.Config) (*audit.Objects, error) {
+	objs, err := audit.OpenObjects(ctx, client.JetStream(), cfg.KVReplicas)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := objs.Put(ctx, audit.RulesObject(cfg.RulesVersion), "application/yaml", cfg.RulesFile); err != nil {
+		return nil, err
+	}
+	return objs, nil
 }
 
 // loadTokens reads the read tokens and, when given, the operator tokens.

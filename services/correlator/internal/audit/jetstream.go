@@ -149,6 +149,19 @@ func OpenObjects(ctx context.Context, js jetstream.JetStream, replicas int) (*Ob
 	return &Objects{os: os}, nil
 }
 
+// BindObjects opens the bucket without creating it (a reader's rights);
+// ErrNotFound when there is none.
+func BindObjects(ctx context.Context, js jetstream.JetStream) (*Objects, error) {
+	os, err := js.ObjectStore(ctx, Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("object store %s: %w", Bucket, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", Bucket, err)
+	}
+	return &Objects{os: os}, nil
+}
+
 // Put stores data under name and returns where.
 func (o *Objects) Put(ctx context.Context, name, contentType string, data []byte) (events.ObjectLocation, error) {
 	info, err := o.os.Put(ctx, jetstream.ObjectMeta{Name: name, Headers: nats.Header{"Content-Type": []string{contentType}}}, bytes.NewReader(data))
