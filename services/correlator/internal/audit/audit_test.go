@@ -2,7 +2,6 @@ package audit_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -15,10 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/correlator/internal/audit"
+	"github.com/stateguard/stateguard/services/correlator/internal/audit/audittest"
 	"github.com/stateguard/stateguard/services/correlator/internal/config"
-	"github.com/stateguard/stateguard/services/correlator/internal/engine"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
 )
@@ -29,77 +27,12 @@ const rulesFile = "threshold: high\nkeep_known_good: 2\n"
 
 // scene runs a real correlator engine on a real JetStream over the case
 // study (a clean version pinned, a vulnerable one opening an incident with
-// a recommendation and a rotation, the fix), one event after the other, and
-// an operator's dismissal; it returns the client once every decision is
-// stored.
+// a recommendation and a rotation, the fix) and an operator's dismissal.
 func scene(t *testing.T) *events.Client {
 	t.Helper()
-	srv := natstest.Run(t)
-	c := natstest.Client(t, srv)
-	rules, err := config.ParseRules([]byte(rulesFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(t.Context(), engine.Options{Client: c, Rules: rules, RulesVersion: config.RulesVersion([]byte(rulesFile)), Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.Stop(ctx)
-	})
 	evs := append(scenario.CaseStudy(), scenario.Dismissed(scenario.CaseNS, scenario.CaseApp, scenario.Medium, scenario.T0.Add(6*time.Hour)))
-	for _, ev := range evs {
-		if err := c.Publish(t.Context(), ev); err != nil {
-			t.Fatal(err)
-		}
-		waitIdle(t, c)
-	}
+	c, _ := audittest.Scene(t, rulesFile, evs)
 	return c
-}
-
-// waitIdle waits until the correlator's consumers acknowledged everything.
-func waitIdle(t *testing.T, c *events.Client) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		idle := true
-		for _, cons := range engine.Consumers {
-			s, err := c.JetStream().Stream(t.Context(), cons.Stream)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var last uint64
-			for _, typ := range cons.Types {
-				m, err := s.GetLastMsgForSubject(t.Context(), events.SubjectOf(typ))
-				if err == nil {
-					last = max(last, m.Sequence)
-				}
-			}
-			ci, err := c.JetStream().Consumer(t.Context(), cons.Stream, "correlator-"+cons.Suffix)
-			if err != nil {
-				t.Fatal(err)
-			}
-			info, err := ci.Info(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if info.NumPending > 0 || info.NumAckPending > 0 || info.AckFloor.Stream < last {
-				idle = false
-			}
-		}
-		if idle {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the correlator's consumers are still busy after 60s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func rulesSource(t *testing.T) audit.RulesSource {

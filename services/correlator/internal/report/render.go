@@ -66,6 +66,10 @@ func appMarkdown(b *strings.Builder, a App) {
 	if len(a.Expiring) > 0 || len(a.Rotations) > 0 {
 		b.WriteString("\n**Certificates:**\n\n")
 		for _, e := range a.Expiring {
+			if e.DaysLeft < 0 {
+				fmt.Fprintf(b, "- `%s` **expired** %s and was not reported rotated\n", e.Secret, day(e.NotAfter))
+				continue
+			}
 			fmt.Fprintf(b, "- `%s` expires %s (%.0f days after the period)\n", e.Secret, day(e.NotAfter), e.DaysLeft)
 		}
 		for _, r := range a.Rotations {

@@ -286,11 +286,12 @@ func knownGood(av model.AppView, idx records, until time.Time) []KnownGood {
 	return out
 }
 
-// expiring are the app's certificates that expire within ExpiryHorizon.
+// expiring are the app's certificates that expire within ExpiryHorizon
+// (or have expired), but for those already reported rotated.
 func expiring(v model.View, av model.AppView, until time.Time) []Expiring {
 	out := []Expiring{}
 	for _, c := range v.Certificates {
-		if !slices.Contains(av.Secrets, c.Secret) || c.NotAfter.Sub(until) > ExpiryHorizon {
+		if !slices.Contains(av.Secrets, c.Secret) || c.Rotated || c.NotAfter.Sub(until) > ExpiryHorizon {
 			continue
 		}
 		out = append(out, Expiring{Secret: c.Secret, NotAfter: c.NotAfter, DaysLeft: float64(c.NotAfter.Sub(until).Round(time.Hour).Hours()) / 24})
@@ -322,6 +323,10 @@ func attention(a App) []string {
 		}
 	}
 	for _, e := range a.Expiring {
+		if e.DaysLeft < 0 {
+			out = append(out, fmt.Sprintf("%s: certificate %s expired %.0f days ago", ref, e.Secret, -e.DaysLeft))
+			continue
+		}
 		out = append(out, fmt.Sprintf("%s: certificate %s expires in %.0f days", ref, e.Secret, e.DaysLeft))
 	}
 	for _, r := range a.Rotations {
