@@ -28,19 +28,19 @@ type Report struct {
 
 // App is one application's part of the report.
 type App struct {
-	Namespace        string        `json:"namespace"`
-	App              string        `json:"app"`
-	SnapshotsTaken   int           `json:"snapshots_taken"`
-	SnapshotsFailed  int           `json:"snapshots_failed"`
-	SnapshotsMissed  int           `json:"snapshots_missed"`
-	RestoreTestsPass int           `json:"restore_tests_passed"`
-	RestoreTestsFail int           `json:"restore_tests_failed"`
-	KnownGood        []KnownGood   `json:"known_good"`
-	Expiring         []Expiring    `json:"certificates_expiring"`
-	Rotations        []Rotation    `json:"rotations"`
-	Incidents        []Incident    `json:"incidents"`
-	Uploads          []Upload      `json:"uploads"`
-	Dismissed        []Dismissal   `json:"dismissed"`
+	Namespace        string      `json:"namespace"`
+	App              string      `json:"app"`
+	SnapshotsTaken   int         `json:"snapshots_taken"`
+	SnapshotsFailed  int         `json:"snapshots_failed"`
+	SnapshotsMissed  int         `json:"snapshots_missed"`
+	RestoreTestsPass int         `json:"restore_tests_passed"`
+	RestoreTestsFail int         `json:"restore_tests_failed"`
+	KnownGood        []KnownGood `json:"known_good"`
+	Expiring         []Expiring  `json:"certificates_expiring"`
+	Rotations        []Rotation  `json:"rotations"`
+	Incidents        []Incident  `json:"incidents"`
+	Uploads          []Upload    `json:"uploads"`
+	Dismissed        []Dismissal `json:"dismissed"`
 }
 
 // KnownGood is a PVC's newest known-good snapshot at the end of the period.

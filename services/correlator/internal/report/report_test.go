@@ -96,10 +96,10 @@ func TestReportOfTheReviewWeekCountsWhatHappened(t *testing.T) {
 	}
 	type figures struct {
 		Taken, Failed, Missed, TestsPassed, TestsFailed, Opened, Closed, Uploads, Dismissed int
-		KnownGood, Encryption, Expiring                                                    string
-		Rotations                                                                          map[string]bool
-		CriticalHigh                                                                       []int
-		DismissedBy                                                                        string
+		KnownGood, Encryption, Expiring                                                     string
+		Rotations                                                                           map[string]bool
+		CriticalHigh                                                                        []int
+		DismissedBy                                                                         string
 	}
 	got := figures{Taken: db.SnapshotsTaken, Failed: db.SnapshotsFailed, Missed: db.SnapshotsMissed, TestsPassed: db.RestoreTestsPass,
 		TestsFailed: db.RestoreTestsFail, Uploads: len(db.Uploads), Dismissed: len(db.Dismissed), Rotations: map[string]bool{}}
