@@ -77,7 +77,7 @@ func appMarkdown(b *strings.Builder, a App) {
 		}
 	}
 	if len(a.Uploads) > 0 {
-		b.WriteString("\n**Findings by upload** (open findings, oldest first):\n\n| uploaded | version | critical | high | medium | low |\n|---|---|---|---|---|---|\n")
+		b.WriteString("\n**Findings by upload** (oldest first; counted as uploaded, SARIF suppressions subtracted, operators' dismissals listed below):\n\n| uploaded | version | critical | high | medium | low |\n|---|---|---|---|---|---|\n")
 		for _, u := range a.Uploads {
 			fmt.Fprintf(b, "| %s | %s | %d | %d | %d | %d |\n", stamp(u.At), u.Version, u.Open.Critical, u.Open.High, u.Open.Medium, u.Open.Low)
 		}

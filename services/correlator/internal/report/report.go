@@ -256,28 +256,31 @@ func incidentsIn(all map[string]Incident, since, until time.Time) []Incident {
 }
 
 // knownGood is, per PVC, the newest known-good snapshot, its age at until
-// and its encryption at rest as the snapshotter reported it.
+// and its encryption at rest as the snapshotter reported it (kept in the
+// correlator's state; the streams' snapshot.completed for a state from
+// before it kept it).
 func knownGood(av model.AppView, idx records, until time.Time) []KnownGood {
 	var out []KnownGood
-	times := map[string]time.Time{}
-	for _, s := range av.Snapshots {
-		times[s.Name] = s.Time
-	}
+	views := map[string]model.SnapshotView{}
 	pvcs := map[string]bool{}
 	for _, s := range av.Snapshots {
+		views[s.Name] = s
 		pvcs[s.PVC] = true
 	}
 	for _, pvc := range sortedKeys(pvcs) {
 		k := KnownGood{PVC: pvc, Encryption: events.EncryptionUnknown}
-		var newest time.Time
+		var newest model.SnapshotView
 		for _, n := range av.KnownGood[pvc] {
-			if t := times[n]; k.Snapshot == "" || t.After(newest) {
-				k.Snapshot, newest = n, t
+			if sv := views[n]; k.Snapshot == "" || sv.Time.After(newest.Time) {
+				k.Snapshot, newest = n, sv
 			}
 		}
 		if k.Snapshot != "" {
-			k.Age = until.Sub(newest).Round(time.Minute)
-			if p, ok := idx.completed[av.Namespace+"/"+k.Snapshot]; ok && p.Encryption != "" {
+			k.Age = until.Sub(newest.Time).Round(time.Minute)
+			switch p, ok := idx.completed[av.Namespace+"/"+k.Snapshot]; {
+			case newest.Encryption != "":
+				k.Encryption, k.Evidence = newest.Encryption, newest.EncryptionEvidence
+			case ok && p.Encryption != "":
 				k.Encryption, k.Evidence = p.Encryption, p.EncryptionEvidence
 			}
 		}

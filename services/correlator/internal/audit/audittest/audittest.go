@@ -39,14 +39,14 @@ func Scene(t *testing.T, rulesFile string, evs []events.Event) (*events.Client, 
 		if err := c.Publish(t.Context(), ev); err != nil {
 			t.Fatal(err)
 		}
-		WaitIdle(t, c)
+		WaitIdle(t, c, "correlator")
 	}
 	return c, e
 }
 
-// WaitIdle waits until the correlator's consumers acknowledged the newest
-// message of their subjects.
-func WaitIdle(t *testing.T, c *events.Client) {
+// WaitIdle waits until the correlator's consumers (named prefix-<suffix>)
+// acknowledged the newest message of their subjects.
+func WaitIdle(t *testing.T, c *events.Client, prefix string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -62,7 +62,7 @@ func WaitIdle(t *testing.T, c *events.Client) {
 					last = max(last, m.Sequence)
 				}
 			}
-			ci, err := c.JetStream().Consumer(t.Context(), cons.Stream, "correlator-"+cons.Suffix)
+			ci, err := c.JetStream().Consumer(t.Context(), cons.Stream, prefix+"-"+cons.Suffix)
 			if err != nil {
 				t.Fatal(err)
 			}
