@@ -64,7 +64,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	objs, err := keepRules(ctx, client, cfg)
 	if err != nil {
-		return errors.Join(err, closeClient())
+		// The decisions still carry the rules' version; audit verify then
+		// needs the rules file given with --rules-file.
+		log.Error("the rules file could not be kept in the audit bucket; no scheduled report", "bucket", audit.Bucket, "rules_version", cfg.RulesVersion, "error", err.Error())
 	}
 	gen := report.Generator{States: eng, Read: func(ctx context.Context) ([]audit.Record, error) {
 		return audit.Read(ctx, client.JetStream(), audit.Streams)
@@ -85,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info("correlator started", "bucket", cfg.Bucket, "workers", cfg.Workers, "threshold", cfg.Rules.Threshold.String())
 
 	g, gctx := errgroup.WithContext(ctx)
-	if cfg.ReportInterval > 0 {
+	if cfg.ReportInterval > 0 && objs != nil {
 		sched := report.Schedule{Generator: gen, Every: cfg.ReportInterval, Objects: objs, RulesVersion: cfg.RulesVersion,
 			Publish: func(ctx context.Context, ev events.Event) error { return client.Publish(ctx, ev) },
 			NewEvent: client.NewEvent, Log: log, Now: time.Now}

@@ -3,7 +3,10 @@ package report_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,10 @@ import (
 	"github.com/stateguard/stateguard/services/correlator/internal/report"
 	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
 )
+
+// updateExample rewrites the example report under docs/ from this test's
+// scene: go test ./internal/report -run TestReportOfTheReviewWeek -update-example
+var updateExample = flag.Bool("update-example", false, "write docs/review-report.example.md and .html")
 
 const ns, app, pvc = scenario.CaseNS, scenario.CaseApp, scenario.CasePVC
 
@@ -136,6 +143,20 @@ func TestReportOfTheReviewWeekCountsWhatHappened(t *testing.T) {
 	for _, line := range []string{"not encrypted at rest", "1 restore test(s) failed", "certificate db-client-tls expires", "rotation of db-peer-tls was not verified"} {
 		if !strings.Contains(strings.Join(rep.Attention, "\n"), line) {
 			t.Errorf("attention lacks %q: %q", line, rep.Attention)
+		}
+	}
+	if *updateExample {
+		var md, html bytes.Buffer
+		if err := report.Markdown(&md, rep); err != nil {
+			t.Fatal(err)
+		}
+		if err := report.HTML(&html, rep); err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range map[string][]byte{"review-report.example.md": md.Bytes(), "review-report.example.html": html.Bytes()} {
+			if err := os.WriteFile(filepath.Join("..", "..", "..", "..", "docs", name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	// A period before the week: nothing happened in it.
