@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.ReportInterval > 0 && objs != nil {
 		sched := report.Schedule{Generator: gen, Every: cfg.ReportInterval, Objects: objs, RulesVersion: cfg.RulesVersion,
-			Publish: func(ctx context.Context, ev events.Event) error { return client.Publish(ctx, ev) },
+			Publish:  func(ctx context.Context, ev events.Event) error { return client.Publish(ctx, ev) },
 			NewEvent: client.NewEvent, Log: log, Now: time.Now}
 		g.Go(func() error { return sched.Run(gctx) })
 	}

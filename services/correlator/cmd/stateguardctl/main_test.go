@@ -108,7 +108,9 @@ func startCorrelator(t *testing.T) *correlator {
 	if _, err := objs.Put(t.Context(), audit.RulesObject(config.RulesVersion(nil)), "application/yaml", nil); err != nil {
 		t.Fatal(err)
 	}
-	gen := report.Generator{States: eng, Read: func(ctx context.Context) ([]audit.Record, error) { return audit.Read(ctx, client.JetStream(), audit.Streams) }}
+	gen := report.Generator{States: eng, Read: func(ctx context.Context) ([]audit.Record, error) {
+		return audit.Read(ctx, client.JetStream(), audit.Streams)
+	}}
 	api.RegisterReport(mux, read.Join(op), gen.Handler(time.Now, api.ReportProblem(slog.New(slog.DiscardHandler))))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := client.Ready(r.Context()); err != nil {

@@ -145,55 +145,78 @@ func buildApp(v model.View, av model.AppView, idx records, since, until time.Tim
 	pvcs, policies := pvcsOf(av, idx)
 	opened := map[string]Incident{}
 	for _, rec := range idx.all {
-		in := within(rec.Stored, since, until)
-		switch rec.Event.Type() {
-		case events.TypeSnapshotCompleted:
-			p, _ := decode[events.SnapshotCompleted](rec)
-			a.SnapshotsTaken += count(in && p.Namespace == av.Namespace && pvcs[p.PVC])
-		case events.TypeSnapshotFailed:
-			p, _ := decode[events.SnapshotFailed](rec)
-			a.SnapshotsFailed += count(in && p.Namespace == av.Namespace && pvcs[p.PVC])
-		case events.TypeSnapshotMissed:
-			if p, _ := decode[events.SnapshotMissed](rec); in && p.Namespace == av.Namespace && policies[p.Policy] {
-				a.SnapshotsMissed += len(p.Slots)
-			}
-		case events.TypeSnapshotVerified:
-			if p, _ := decode[events.SnapshotVerified](rec); in && p.Namespace == av.Namespace && pvcs[p.PVC] {
-				a.RestoreTestsPass += count(p.Passed)
-				a.RestoreTestsFail += count(!p.Passed)
-			}
-		case events.TypeCertificateRotated:
-			if p, _ := decode[events.CertificateRotated](rec); in && p.Namespace == av.Namespace && slices.Contains(av.Secrets, p.Secret) {
-				a.Rotations = append(a.Rotations, rotationOf(p, rec.Stored))
-			}
-		case events.TypeIncidentOpened:
-			if p, _ := decode[events.IncidentOpened](rec); p.Namespace == av.Namespace && p.App == av.App {
-				opened[p.Incident] = Incident{ID: p.Incident, Opened: rec.Stored, Versions: p.Versions}
-			}
-		case events.TypeIncidentClosed:
-			if p, _ := decode[events.IncidentClosed](rec); p.Namespace == av.Namespace && p.App == av.App {
-				i := opened[p.Incident]
-				at := rec.Stored
-				i.ID, i.Closed, i.Reason = p.Incident, &at, p.Reason
-				if !i.Opened.IsZero() {
-					i.ToClose = at.Sub(i.Opened)
-				}
-				opened[p.Incident] = i
-			}
-		case events.TypeSARIFUploaded:
-			if p, _ := decode[events.SARIFUploaded](rec); in && p.Namespace == av.Namespace && p.App == av.App {
-				a.Uploads = append(a.Uploads, Upload{At: rec.Stored, Version: p.Version, UploadID: p.UploadID, Open: openCounts(p)})
-			}
-		case events.TypeFindingDismissed:
-			if p, _ := decode[events.FindingDismissed](rec); in && p.Namespace == av.Namespace && p.App == av.App {
-				a.Dismissed = append(a.Dismissed, Dismissal{At: rec.Stored, RuleID: p.RuleID, Fingerprint: p.Fingerprint, Actor: p.Actor, Reason: p.Reason})
-			}
+		if within(rec.Stored, since, until) {
+			countBackups(&a, rec, pvcs, policies)
+			countSecurity(&a, rec, av)
 		}
+		trackIncident(opened, rec, av)
 	}
 	a.Incidents = incidentsIn(opened, since, until)
 	a.KnownGood = knownGood(av, idx, until)
 	a.Expiring = expiring(v, av, until)
 	return a
+}
+
+// countBackups counts a record of the period about the app's snapshots
+// and restore tests.
+func countBackups(a *App, rec audit.Record, pvcs, policies map[string]bool) {
+	switch rec.Event.Type() {
+	case events.TypeSnapshotCompleted:
+		p, _ := decode[events.SnapshotCompleted](rec)
+		a.SnapshotsTaken += count(p.Namespace == a.Namespace && pvcs[p.PVC])
+	case events.TypeSnapshotFailed:
+		p, _ := decode[events.SnapshotFailed](rec)
+		a.SnapshotsFailed += count(p.Namespace == a.Namespace && pvcs[p.PVC])
+	case events.TypeSnapshotMissed:
+		if p, _ := decode[events.SnapshotMissed](rec); p.Namespace == a.Namespace && policies[p.Policy] {
+			a.SnapshotsMissed += len(p.Slots)
+		}
+	case events.TypeSnapshotVerified:
+		if p, _ := decode[events.SnapshotVerified](rec); p.Namespace == a.Namespace && pvcs[p.PVC] {
+			a.RestoreTestsPass += count(p.Passed)
+			a.RestoreTestsFail += count(!p.Passed)
+		}
+	}
+}
+
+// countSecurity records a record of the period about the app's
+// certificates rotated, uploads and dismissed findings.
+func countSecurity(a *App, rec audit.Record, av model.AppView) {
+	switch rec.Event.Type() {
+	case events.TypeCertificateRotated:
+		if p, _ := decode[events.CertificateRotated](rec); p.Namespace == av.Namespace && slices.Contains(av.Secrets, p.Secret) {
+			a.Rotations = append(a.Rotations, rotationOf(p, rec.Stored))
+		}
+	case events.TypeSARIFUploaded:
+		if p, _ := decode[events.SARIFUploaded](rec); p.Namespace == av.Namespace && p.App == av.App {
+			a.Uploads = append(a.Uploads, Upload{At: rec.Stored, Version: p.Version, UploadID: p.UploadID, Open: openCounts(p)})
+		}
+	case events.TypeFindingDismissed:
+		if p, _ := decode[events.FindingDismissed](rec); p.Namespace == av.Namespace && p.App == av.App {
+			a.Dismissed = append(a.Dismissed, Dismissal{At: rec.Stored, RuleID: p.RuleID, Fingerprint: p.Fingerprint, Actor: p.Actor, Reason: p.Reason})
+		}
+	}
+}
+
+// trackIncident follows the app's incidents over every record (an
+// incident closed in the period may have opened before it).
+func trackIncident(opened map[string]Incident, rec audit.Record, av model.AppView) {
+	switch rec.Event.Type() {
+	case events.TypeIncidentOpened:
+		if p, _ := decode[events.IncidentOpened](rec); p.Namespace == av.Namespace && p.App == av.App {
+			opened[p.Incident] = Incident{ID: p.Incident, Opened: rec.Stored, Versions: p.Versions}
+		}
+	case events.TypeIncidentClosed:
+		if p, _ := decode[events.IncidentClosed](rec); p.Namespace == av.Namespace && p.App == av.App {
+			i := opened[p.Incident]
+			at := rec.Stored
+			i.ID, i.Closed, i.Reason = p.Incident, &at, p.Reason
+			if !i.Opened.IsZero() {
+				i.ToClose = at.Sub(i.Opened)
+			}
+			opened[p.Incident] = i
+		}
+	}
 }
 
 func count(b bool) int {
