@@ -140,6 +140,11 @@ func TestReportOfTheReviewWeekCountsWhatHappened(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("figures of %s/%s (-want +got):\n%s", ns, app, d)
 	}
+	for _, a := range rep.Apps {
+		if a.App == "web" && (a.SnapshotsTaken != 1 || a.SnapshotsMissed != 0 || a.SnapshotsFailed != 0 || a.RestoreTestsFail != 0 || len(a.Uploads) != 0) {
+			t.Errorf("web counts another app's snapshots, slots, tests or uploads: %+v", a)
+		}
+	}
 	for _, line := range []string{"not encrypted at rest", "1 restore test(s) failed", "certificate db-client-tls expires", "rotation of db-peer-tls was not verified"} {
 		if !strings.Contains(strings.Join(rep.Attention, "\n"), line) {
 			t.Errorf("attention lacks %q: %q", line, rep.Attention)
