@@ -31,7 +31,14 @@ const (
 	TypeRestoreStarted             = "io.stateguard.restore.started.v1"
 	TypeRestoreProgressed          = "io.stateguard.restore.progressed.v1"
 	TypeRestoreFailed              = "io.stateguard.restore.failed.v1"
+	TypeReportGenerated            = "io.stateguard.report.generated.v1"
 )
+
+// ExtRulesVersion is the CloudEvents extension attribute every decision of
+// the correlator carries: the version (sha256:<hex> of the rules file, of
+// the empty file for the default rules) of the rules it was decided under,
+// so an audit's replay applies the rules then in force.
+const ExtRulesVersion = "rulesversion"
 
 // Stream names, one per domain, plus the dead-letter stream.
 const (
@@ -98,6 +105,7 @@ var Catalogue = []Spec{
 	{TypeRestoreStarted, RestoreStarted{}, "snapshotter", nil, "A Restore began: the claim, the snapshot and the workloads were checked; nothing has changed yet."},
 	{TypeRestoreProgressed, RestoreProgressed{}, "snapshotter", nil, "A Restore entered a phase (safety snapshot, scaling down, restoring, scaling up, verifying, rolling back)."},
 	{TypeRestoreFailed, RestoreFailed{}, "snapshotter", nil, "A Restore did not complete: the reason, and whether the claim was put back on its old volume."},
+	{TypeReportGenerated, ReportGenerated{}, "correlator", nil, "A review-cycle report (Markdown and HTML) was generated and stored in the Object Store."},
 }
 
 // SubjectAttributes says, per event type, what the CloudEvents subject
@@ -127,6 +135,7 @@ var SubjectAttributes = map[string]string{
 	TypeRestoreStarted:             "<namespace>/<pvc>",
 	TypeRestoreProgressed:          "<namespace>/<pvc>",
 	TypeRestoreFailed:              "<namespace>/<pvc>",
+	TypeReportGenerated:            "<report id>",
 }
 
 // Subjecter is implemented by every catalogued payload: CESubject is the
@@ -175,7 +184,7 @@ var StreamSubjects = map[string][]string{
 	StreamSARIF:       {SubjectPrefix + "sarif.>"},
 	StreamCertificate: {SubjectPrefix + "certificate.>"},
 	StreamSnapshot:    {SubjectPrefix + "snapshot.>", SubjectPrefix + "workload.>"},
-	StreamDecision:    {SubjectPrefix + "restore.>", SubjectPrefix + "incident.>", SubjectPrefix + "finding.>"},
+	StreamDecision:    {SubjectPrefix + "restore.>", SubjectPrefix + "incident.>", SubjectPrefix + "finding.>", SubjectPrefix + "report.>"},
 	StreamDeadLetter:  {DeadLetterPrefix + ">"},
 }
 

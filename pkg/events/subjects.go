@@ -87,3 +87,6 @@ func (p RestoreProgressed) CESubject() string { return join(p.Namespace, p.PVC) 
 
 // CESubject implements Subjecter.
 func (p RestoreFailed) CESubject() string { return join(p.Namespace, p.PVC) }
+
+// CESubject implements Subjecter.
+func (p ReportGenerated) CESubject() string { return p.ReportID }

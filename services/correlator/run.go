@@ -11,8 +11,10 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/api"
+	"github.com/stateguard/stateguard/services/correlator/internal/audit"
 	"github.com/stateguard/stateguard/services/correlator/internal/config"
 	"github.com/stateguard/stateguard/services/correlator/internal/engine"
+	"github.com/stateguard/stateguard/services/correlator/internal/report"
 )
 
 const name = "correlator"
@@ -40,10 +42,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 }
 
 // create is `correlator bootstrap`'s work: as the admin NATS user, it
-// creates or updates the state bucket and the engine's durable consumers;
-// the service then runs with --nats-bind.
+// creates or updates the state bucket, the audit bucket and the engine's
+// durable consumers; the service then runs with --nats-bind.
 func create(ctx context.Context, cfg config.Config, c *events.Client) error {
 	if _, err := engine.New(ctx, engine.Options{Client: c, Rules: cfg.Rules, Bucket: cfg.Bucket, Replicas: cfg.KVReplicas}); err != nil {
+		return err
+	}
+	// The audit bucket: rules files by version, reports.
+	if _, err := audit.OpenObjects(ctx, c.JetStream(), cfg.KVReplicas); err != nil {
 		return err
 	}
 	for _, cc := range engine.ConsumerConfigs(cfg.Consumer, cfg.Workers) {
@@ -59,18 +65,28 @@ func create(ctx context.Context, cfg config.Config, c *events.Client) error {
 func wire(ctx context.Context, p *service.Process, cfg config.Config) error {
 	p.HTTPBound = bound
 	eng, err := engine.New(ctx, engine.Options{
-		Client: p.Client, Rules: cfg.Rules, Bucket: cfg.Bucket, Replicas: cfg.KVReplicas,
+		Client: p.Client, Rules: cfg.Rules, RulesVersion: cfg.RulesVersion, Bucket: cfg.Bucket, Replicas: cfg.KVReplicas,
 		Workers: cfg.Workers, CacheSize: cfg.CacheNamespaces, Consumer: cfg.Consumer, Log: p.Log, Registerer: p.Ops.Registry,
 	})
 	if err != nil {
 		return err
 	}
+	objs, err := keepRules(ctx, p.Client, cfg)
+	if err != nil {
+		// The decisions still carry the rules' version; audit verify then
+		// needs the rules file given with --rules-file.
+		p.Log.Error("the rules file could not be kept in the audit bucket; no scheduled report", "bucket", audit.Bucket, "rules_version", cfg.RulesVersion, "error", err.Error())
+	}
+	gen := report.Generator{States: eng, Read: func(ctx context.Context) ([]audit.Record, error) {
+		return audit.Read(ctx, p.Client.JetStream(), audit.Streams)
+	}}
 	if cfg.TokensFile != "" {
 		tokens, err := loadTokens(cfg.TokensFile, cfg.OperatorTokensFile)
 		if err != nil {
 			return err
 		}
 		api.Register(p.Ops.Mux, eng, tokens, p.Log, time.Now, api.WithPublisher(p.Client))
+		api.RegisterReport(p.Ops.Mux, tokens, gen.Handler(time.Now, api.ReportProblem(p.Log)))
 	} else {
 		p.Log.Warn("no --api-tokens-file: the /v1 API is off")
 	}
@@ -79,7 +95,26 @@ func wire(ctx context.Context, p *service.Process, cfg config.Config) error {
 	}
 	p.Log.Info("correlator engine started", "bucket", cfg.Bucket, "workers", cfg.Workers, "threshold", cfg.Rules.Threshold.String())
 	p.OnStop(eng.Stop)
+	if cfg.ReportInterval > 0 && objs != nil {
+		sched := report.Schedule{Generator: gen, Every: cfg.ReportInterval, Objects: objs, RulesVersion: cfg.RulesVersion,
+			Publish:  func(ctx context.Context, ev events.Event) error { return p.Client.Publish(ctx, ev) },
+			NewEvent: p.Client.NewEvent, Log: p.Log, Now: time.Now}
+		p.Go(sched.Run)
+	}
 	return nil
+}
+
+// keepRules stores the rules file in the audit bucket under its version,
+// so an audit's replay finds the rules every decision names.
+func keepRules(ctx context.Context, client *events.Client, cfg config.Config) (*audit.Objects, error) {
+	objs, err := audit.OpenObjects(ctx, client.JetStream(), cfg.KVReplicas)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := objs.Put(ctx, audit.RulesObject(cfg.RulesVersion), "application/yaml", cfg.RulesFile); err != nil {
+		return nil, err
+	}
+	return objs, nil
 }
 
 // loadTokens reads the read tokens and, when given, the operator tokens.

@@ -88,6 +88,10 @@ func (o *options) call(ctx context.Context, method, base, path string, body, int
 	if into == nil {
 		return nil
 	}
+	if raw, ok := into.(*[]byte); ok { // the answer as it is (a report in Markdown or HTML)
+		*raw = b
+		return nil
+	}
 	if err := json.Unmarshal(b, into); err != nil {
 		return fmt.Errorf("%s %s: decode the answer: %w", method, u, err)
 	}

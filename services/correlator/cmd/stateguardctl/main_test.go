@@ -18,8 +18,11 @@ import (
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/correlator/internal/api"
+	"github.com/stateguard/stateguard/services/correlator/internal/audit"
+	"github.com/stateguard/stateguard/services/correlator/internal/config"
 	"github.com/stateguard/stateguard/services/correlator/internal/engine"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/report"
 )
 
 // The control plane the policy, snapshot and check tests share, started
@@ -73,7 +76,7 @@ func startCorrelator(t *testing.T) *correlator {
 	t.Helper()
 	srv := natstest.Run(t)
 	client := natstest.Client(t, srv)
-	eng, err := engine.New(t.Context(), engine.Options{Client: client, Rules: model.DefaultRules(), Bucket: "ctl-test",
+	eng, err := engine.New(t.Context(), engine.Options{Client: client, Rules: model.DefaultRules(), RulesVersion: config.RulesVersion(nil), Bucket: "ctl-test",
 		Workers: 4, Consumer: consumerPrefix, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +99,19 @@ func startCorrelator(t *testing.T) *correlator {
 	}
 	mux := http.NewServeMux()
 	api.Register(mux, eng, read.Join(op), slog.New(slog.DiscardHandler), time.Now, api.WithPublisher(client))
+	// As the correlator's run does: the rules kept by version for audit
+	// verify, the report served.
+	objs, err := audit.OpenObjects(t.Context(), client.JetStream(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := objs.Put(t.Context(), audit.RulesObject(config.RulesVersion(nil)), "application/yaml", nil); err != nil {
+		t.Fatal(err)
+	}
+	gen := report.Generator{States: eng, Read: func(ctx context.Context) ([]audit.Record, error) {
+		return audit.Read(ctx, client.JetStream(), audit.Streams)
+	}}
+	api.RegisterReport(mux, read.Join(op), gen.Handler(time.Now, api.ReportProblem(slog.New(slog.DiscardHandler))))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := client.Ready(r.Context()); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)

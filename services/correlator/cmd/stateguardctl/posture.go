@@ -82,13 +82,16 @@ func (o *options) statusApp(ctx context.Context, ns, app string) error {
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\n", short(v.Version), v.Verdict, orDash(strings.Join(ups, ",")))
 		}
-		fmt.Fprintln(w, "\nSNAPSHOT\tPVC\tTAKEN\tCLASS\tREADY\tPINNED")
+		fmt.Fprintln(w, "\nSNAPSHOT\tPVC\tTAKEN\tCLASS\tREADY\tENCRYPTION\tPINNED")
 		for _, s := range p.Snapshots {
 			pin := "-"
 			if pp, ok := p.Pinned[s.Name]; ok {
 				pin = pp.Reason
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%t\t%s\n", s.Name, s.PVC, s.Time.Format(time.RFC3339), s.Class, s.Ready, pin)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%t\t%s\t%s\n", s.Name, s.PVC, s.Time.Format(time.RFC3339), s.Class, s.Ready, orDash(s.Encryption), pin)
+		}
+		for _, name := range p.UnencryptedKnownGood {
+			fmt.Fprintf(w, "WARNING: known-good snapshot %s is not encrypted at rest (the snapshotter's evidence: stateguardctl status -o json)\n", name)
 		}
 		fmt.Fprintln(w, "\nINCIDENT\tSTATUS\tVERSIONS\tSTARTED\tROTATE")
 		for _, inc := range p.Incidents {

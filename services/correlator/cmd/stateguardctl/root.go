@@ -149,7 +149,7 @@ or flag, bad argument, refused output format, or input the server refused with 4
 
 	root.AddGroup(&cobra.Group{ID: "posture", Title: "Posture:"}, &cobra.Group{ID: "objects", Title: "Objects:"},
 		&cobra.Group{ID: "ops", Title: "Operations:"})
-	for _, c := range []*cobra.Command{statusCmd(o), whyCmd(o), restorePlanCmd(o), eventsCmd(o)} {
+	for _, c := range []*cobra.Command{statusCmd(o), whyCmd(o), restorePlanCmd(o), eventsCmd(o), auditCmd(o), reportCmd(o)} {
 		c.GroupID = "posture"
 		root.AddCommand(c)
 	}

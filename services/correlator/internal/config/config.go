@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,6 +39,20 @@ type Config struct {
 	// Consumer prefixes the durable consumer names.
 	Consumer string
 	Rules    model.Rules
+	// RulesFile is the rules file as read (empty for the default rules);
+	// RulesVersion its RulesVersion, carried by every decision.
+	RulesFile    []byte
+	RulesVersion string
+	// ReportInterval is the period of the scheduled review-cycle report
+	// (0: none).
+	ReportInterval time.Duration
+}
+
+// RulesVersion is the version of a rules file: sha256:<hex> of its bytes
+// (the empty file's for the default rules).
+func RulesVersion(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // Load parses args (without the program name) and the environment, then
@@ -55,6 +71,7 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	s.Int(&c.Workers, "workers", "WORKERS", 512, "events handled at once per stream (they share the group commits of the state and the decision batches)")
 	s.Int(&c.CacheNamespaces, "cache-namespaces", "CACHE_NAMESPACES", 16384, "namespace states kept in memory (others are read from KV when needed)")
 	s.String(&c.Consumer, "consumer", "CONSUMER", "correlator", "prefix of the durable consumer names")
+	s.Duration(&c.ReportInterval, "report-interval", "REPORT_INTERVAL", 7*24*time.Hour, "period of the scheduled review-cycle report, stored in the Object Store and announced by report.generated (0: none)")
 	if err := s.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -76,7 +93,9 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		if c.Rules, err = ParseRules(data); err != nil {
 			return c, fmt.Errorf("rules file %s: %w", c.ConfigFile, err)
 		}
+		c.RulesFile = data
 	}
+	c.RulesVersion = RulesVersion(c.RulesFile)
 	if c.OperatorTokensFile != "" && c.TokensFile == "" {
 		return c, errors.New("--api-operator-tokens-file needs --api-tokens-file: the /v1 API is off without it")
 	}
@@ -91,6 +110,8 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 		return c, fmt.Errorf("--workers %d < 1", c.Workers)
 	case c.CacheNamespaces < 1:
 		return c, fmt.Errorf("--cache-namespaces %d < 1", c.CacheNamespaces)
+	case c.ReportInterval < 0:
+		return c, fmt.Errorf("--report-interval %s < 0", c.ReportInterval)
 	case c.KVReplicas < 1:
 		return c, fmt.Errorf("--kv-replicas %d < 1", c.KVReplicas)
 	case c.Bucket == "":

@@ -22,6 +22,10 @@ import (
 type Options struct {
 	Client *events.Client
 	Rules  model.Rules
+	// RulesVersion, when set, is carried by every decision as the
+	// events.ExtRulesVersion extension (config.RulesVersion of the rules
+	// file), so an audit replays each decision under its own rules.
+	RulesVersion string
 	// Bucket is the KV bucket of the state; Replicas its replication.
 	Bucket   string
 	Replicas int
@@ -252,6 +256,10 @@ var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 func key(ns string) string { return "ns." + ns }
 
+// ValidNamespace reports whether ns is a Kubernetes namespace name: the
+// engine dead-letters an event for any other.
+func ValidNamespace(ns string) bool { return namespaceRE.MatchString(ns) }
+
 // Handle applies one event. It is the consumers' handler: it returns once
 // the event's decisions are published and the state they follow from is in
 // KV, so an acknowledged event is never lost.
@@ -268,7 +276,7 @@ func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 	if in.Join != nil {
 		// An upload naming no application: joined by repository, or kept
 		// until a workload names it (joiner).
-		if in.Join.Namespace != "" && !namespaceRE.MatchString(in.Join.Namespace) {
+		if in.Join.Namespace != "" && !ValidNamespace(in.Join.Namespace) {
 			e.m.events.WithLabelValues(ev.Type(), "invalid").Inc()
 			return events.Permanent(fmt.Errorf("event %s: namespace %q is not a Kubernetes namespace name", ev.ID(), in.Join.Namespace))
 		}
@@ -285,7 +293,7 @@ func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 
 // applyInput applies one input of ev to its namespace's state.
 func (e *Engine) applyInput(ctx context.Context, ev events.Event, in model.Input) error {
-	if !namespaceRE.MatchString(in.Namespace) {
+	if !ValidNamespace(in.Namespace) {
 		e.m.events.WithLabelValues(ev.Type(), "invalid").Inc()
 		return events.Permanent(fmt.Errorf("event %s: namespace %q is not a Kubernetes namespace name", ev.ID(), in.Namespace))
 	}
@@ -344,6 +352,9 @@ func (e *Engine) publish(ctx context.Context, ns string, ds []model.Decision) er
 		ev, err := e.o.Client.NewEvent(d.Type, d.ID, d.Payload)
 		if err != nil {
 			return events.Permanent(fmt.Errorf("decision %s: %w", d.ID, err))
+		}
+		if e.o.RulesVersion != "" {
+			ev.SetExtension(events.ExtRulesVersion, e.o.RulesVersion)
 		}
 		evs = append(evs, ev)
 	}

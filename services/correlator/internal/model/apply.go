@@ -56,6 +56,7 @@ func merge(st *State, in Input) bool {
 		n := in.Snapshot
 		st.forget(s)
 		s.PVC, s.EventID, s.Time, s.Completed, s.RestoreSize, s.Workloads = n.PVC, in.EventID, n.Time, true, n.RestoreSize, st.shareWorkloads(n.Workloads)
+		s.Encryption, s.EncryptionEvidence = n.Encryption, n.EncryptionEvidence
 		st.remember(s)
 		return true
 	case in.SnapshotFailed != nil:

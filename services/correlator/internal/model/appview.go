@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
@@ -40,6 +41,7 @@ func deriveApp(r Rules, st *State, app string, timeline []*Snapshot, ru reuse) A
 		Running:   runningOf(app, eps),
 		KnownGood: chooseKnownGood(views, r.KeepKnownGood),
 	}
+	av.UnencryptedKnownGood = unencryptedKnownGood(views, av.KnownGood)
 	var pods map[string]bool
 	if ru.pods {
 		pods = podsOf(app, timeline)
@@ -68,7 +70,8 @@ func timelineOf(st *State, app string) []*Snapshot {
 // and vers (capped at their length), which are returned grown, so that the
 // views of a timeline share two arrays.
 func snapshotView(s *Snapshot, app string, vd *verdicts, refs []WorkloadRef, vers []VersionVerdict) (SnapshotView, []WorkloadRef, []VersionVerdict) {
-	sv := SnapshotView{Name: s.Name, PVC: s.PVC, Time: s.Time, Ready: s.ready(), EventID: s.EventID, RestoreSize: s.RestoreSize}
+	sv := SnapshotView{Name: s.Name, PVC: s.PVC, Time: s.Time, Ready: s.ready(), EventID: s.EventID, RestoreSize: s.RestoreSize,
+		Encryption: s.Encryption, EncryptionEvidence: s.EncryptionEvidence}
 	rstart, vstart := len(refs), len(vers)
 	for _, w := range s.Workloads {
 		if w.App != app {
@@ -341,5 +344,18 @@ func incidentsOf(r Rules, ns, app string, vd *verdicts, eps map[string][]epoch, 
 	for _, g := range incidentSpans(ns, app, eps, resolutions) {
 		out = append(out, dressIncident(r, app, g, vd, views, secrets, current))
 	}
+	return out
+}
+
+// unencryptedKnownGood lists, sorted, the known-good snapshots whose
+// encryption at rest the snapshotter reported unencrypted.
+func unencryptedKnownGood(views []SnapshotView, knownGood map[string][]string) []string {
+	var out []string
+	for _, v := range views {
+		if v.Encryption == events.EncryptionUnencrypted && slices.Contains(knownGood[v.PVC], v.Name) && !slices.Contains(out, v.Name) {
+			out = append(out, v.Name)
+		}
+	}
+	slices.Sort(out)
 	return out
 }

@@ -323,7 +323,7 @@ func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
 	in.EventID = both[len(p.VolumeSnapshot):]
 	s := &Snapshot{
 		Name: both[:len(p.VolumeSnapshot)], PVC: intern(p.PVC), EventID: in.EventID, Time: p.CreationTime.UTC(),
-		Completed: true, RestoreSize: intern(p.RestoreSize),
+		Completed: true, RestoreSize: intern(p.RestoreSize), Encryption: intern(p.Encryption), EncryptionEvidence: p.EncryptionEvidence,
 	}
 	for _, w := range p.Workloads {
 		if wl := workloadOf(p.Namespace, w); wl.App != "" {

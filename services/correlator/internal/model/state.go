@@ -144,13 +144,18 @@ type Finding struct {
 
 // Snapshot is what the snapshot events say about one VolumeSnapshot.
 type Snapshot struct {
-	Name        string     `json:"name"`
-	PVC         string     `json:"pvc,omitempty"`
-	EventID     string     `json:"event_id,omitempty"`
-	Time        time.Time  `json:"time"`
-	Completed   bool       `json:"completed,omitempty"`
-	RestoreSize string     `json:"restore_size,omitempty"`
-	Workloads   []Workload `json:"workloads,omitempty"`
+	Name        string    `json:"name"`
+	PVC         string    `json:"pvc,omitempty"`
+	EventID     string    `json:"event_id,omitempty"`
+	Time        time.Time `json:"time"`
+	Completed   bool      `json:"completed,omitempty"`
+	RestoreSize string    `json:"restore_size,omitempty"`
+	// Encryption is what the snapshotter found about the snapshot's
+	// encryption at rest (encrypted, unencrypted, unknown; empty when the
+	// event did not say), EncryptionEvidence what it rests on.
+	Encryption         string     `json:"encryption,omitempty"`
+	EncryptionEvidence []string   `json:"encryption_evidence,omitempty"`
+	Workloads          []Workload `json:"workloads,omitempty"`
 	// Failed holds the ids of snapshot.failed events.
 	Failed []string `json:"failed,omitempty"`
 	// Verifications maps a snapshot.verified event id to its result.

@@ -42,6 +42,10 @@ type AppView struct {
 	Incidents []IncidentView      `json:"incidents,omitempty"`
 	// Secrets are the TLS Secrets the app's workloads mount.
 	Secrets []string `json:"secrets,omitempty"`
+	// UnencryptedKnownGood are the known-good snapshots the snapshotter
+	// reported unencrypted at rest (unencryptedKnownGood): a restore point
+	// that does not meet the practice of encrypted backups.
+	UnencryptedKnownGood []string `json:"unencrypted_known_good,omitempty"`
 }
 
 // VersionView is a version and its verdict.
@@ -78,6 +82,10 @@ type SnapshotView struct {
 	EventID     string           `json:"event_id"`
 	RestoreSize string           `json:"restore_size,omitempty"`
 	Workloads   []WorkloadRef    `json:"workloads,omitempty"`
+	// Encryption at rest as the snapshotter reported it (encrypted,
+	// unencrypted, unknown; absent: not reported), with its evidence.
+	Encryption         string   `json:"encryption,omitempty"`
+	EncryptionEvidence []string `json:"encryption_evidence,omitempty"`
 }
 
 // VersionVerdict is a version seen on a snapshot and its verdict.

@@ -206,3 +206,16 @@ func Dismissed(ns, app string, f events.Finding, at time.Time) events.Event {
 	return events.MustNewEvent(events.TypeFindingDismissed, Source, "dismissed-"+ns+"-"+app+"-"+f.RuleID+"-"+f.Fingerprint,
 		events.FindingDismissed{Namespace: ns, App: app, RuleID: f.RuleID, Fingerprint: f.Fingerprint, Reason: "false positive", Actor: "alice", DismissedAt: at})
 }
+
+// Encrypted is the snapshot.completed event ev with the encryption at rest
+// the snapshotter reported and its evidence.
+func Encrypted(ev events.Event, encryption string, evidence ...string) events.Event {
+	p, err := events.Decode[events.SnapshotCompleted](ev)
+	if err != nil {
+		panic(err)
+	}
+	p.Encryption, p.EncryptionEvidence = encryption, evidence
+	out := events.MustNewEvent(ev.Type(), ev.Source(), ev.ID(), p)
+	out.SetTime(ev.Time())
+	return out
+}

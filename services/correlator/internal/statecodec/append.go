@@ -46,6 +46,17 @@ func appendSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
 			return nil, err
 		}
 	}
+	if s.Encryption != "" {
+		if buf, err = appendField(buf, `,"encryption":`, s.Encryption); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.EncryptionEvidence) > 0 {
+		buf = append(buf, `,"encryption_evidence":`...)
+		if buf, err = appendStrings(buf, s.EncryptionEvidence); err != nil {
+			return nil, err
+		}
+	}
 	if len(s.Workloads) > 0 {
 		buf = append(buf, `,"workloads":[`...)
 		for i := range s.Workloads {

@@ -50,7 +50,15 @@ func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	shuffled = append(shuffled, shuffled[:len(shuffled)/2]...)
 	rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-	for name, evs := range map[string][]events.Event{"mixed stream": long, "shuffled case study": shuffled} {
+	var encrypted []events.Event
+	for i, ev := range scenario.CaseStudy() {
+		if ev.Type() == events.TypeSnapshotCompleted {
+			ev = scenario.Encrypted(ev, []string{events.EncryptionEncrypted, events.EncryptionUnencrypted, events.EncryptionUnknown}[i%3],
+				"StorageClass fast: ebs.csi.aws.com encrypted=\"true\"", "VolumeSnapshotClass snap: no parameter")
+		}
+		encrypted = append(encrypted, ev)
+	}
+	for name, evs := range map[string][]events.Event{"mixed stream": long, "shuffled case study": shuffled, "case study with encryption at rest": encrypted} {
 		t.Run(name, func(t *testing.T) {
 			var c Codec
 			states := map[string]*model.State{}
