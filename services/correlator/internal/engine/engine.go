@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,6 +173,13 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	e.stopWriter, e.writerDone = cancel, done
 	e.mu.Unlock()
+	n, err := e.store.migrate(ctx)
+	if err != nil {
+		return errors.Join(err, e.Stop(ctx))
+	}
+	if n > 0 {
+		e.o.Log.InfoContext(ctx, "state migrated to one key per PVC", "namespaces", n)
+	}
 	for _, cfg := range ConsumerConfigs(e.o.Consumer, e.o.Workers) {
 		sub, err := e.o.Client.Consume(ctx, cfg, e.Handle)
 		if err != nil {
@@ -339,7 +345,7 @@ func (e *Engine) Namespaces(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for k := range lister.Keys() {
-		if ns, ok := strings.CutPrefix(k, "ns."); ok {
+		if ns, ok := namespaceOf(k); ok {
 			out = append(out, ns)
 		}
 	}

@@ -54,9 +54,12 @@ type entry struct {
 	codec statecodec.Codec // encodes st, reusing what did not change
 
 	wmu     sync.Mutex
-	rev     uint64 // KV revision st was read from or last written as
+	rev     uint64 // KV revision of the namespace's key read or last written
 	durable uint64 // gen that is in KV
 	waiters []waiter
+	// stored is the split layout's bookkeeping of what is in KV: the
+	// namespace's write generation and the generation of each PVC's key.
+	stored layoutGen
 
 	// gone is set when the entry left the cache after a failure or an
 	// eviction; a handler that finds it gone takes a fresh entry.
@@ -120,7 +123,7 @@ func (s *store) acquire(ctx context.Context, ns string) (*entry, error) {
 			continue
 		}
 		if en.st == nil {
-			st, rev, err := readState(ctx, s.kv, ns)
+			st, lg, err := loadState(ctx, s.kv, ns)
 			if err != nil {
 				en.mu.Unlock()
 				s.unref(en)
@@ -128,7 +131,7 @@ func (s *store) acquire(ctx context.Context, ns string) (*entry, error) {
 			}
 			en.st = st
 			en.wmu.Lock()
-			en.rev = rev
+			en.rev, en.stored = lg.rev, lg
 			en.wmu.Unlock()
 		}
 		return en, nil
@@ -256,6 +259,10 @@ type write struct {
 	size int
 	rev  uint64 // the revision written over, then the one written
 	err  error
+	// parts are the keys of the PVCs written with the namespace's key (all
+	// or nothing), and stored what KV holds once they are.
+	parts  []events.KVPut
+	stored layoutGen
 }
 
 // takeDirty takes the dirty namespaces.
@@ -300,16 +307,19 @@ func (s *store) write(ctx context.Context, batch []*entry) (busy bool) {
 		}
 	}
 	// The states go in atomic batches, written side by side: one disk
-	// sync stores a whole batch.
-	puts := make([]events.KVPut, len(ws))
+	// sync stores a whole batch. A namespace's key and its PVCs' keys are
+	// one group, stored together or not at all.
+	groups := make([][]events.KVPut, len(ws))
 	for i, w := range ws {
-		puts[i] = events.KVPut{Key: key(w.en.ns), Value: w.data, Rev: w.rev, Err: w.err}
+		g := make([]events.KVPut, 0, 1+len(w.parts))
+		g = append(g, events.KVPut{Key: key(w.en.ns), Value: w.data, Rev: w.rev, Err: w.err})
+		groups[i] = append(g, w.parts...)
 	}
-	stats := s.w.PutAll(ctx, puts)
+	stats := s.w.PutGroups(ctx, groups)
 	s.m.batches.WithLabelValues("atomic").Add(float64(stats.Atomic))
 	s.m.batches.WithLabelValues("fallback").Add(float64(stats.Fallback))
 	for i := range ws {
-		ws[i].rev, ws[i].err = puts[i].Rev, puts[i].Err
+		ws[i].rev, ws[i].err = groups[i][0].Rev, groupErr(groups[i])
 		s.settle(ws[i])
 	}
 	return busy
@@ -330,18 +340,25 @@ func (s *store) encode(en *entry) (write, bool) {
 	if b, ok := s.bufs.Get().(*[]byte); ok {
 		buf = *b
 	}
-	js, err := en.codec.Encode(buf, en.st)
+	rest, parts, next, err := s.split(en)
+	var js []byte
+	if err == nil {
+		js, err = en.codec.Encode(buf, rest)
+	}
 	en.mu.Unlock()
 	if err == nil {
 		var zbuf []byte
 		if b, ok := s.bufs.Get().(*[]byte); ok {
 			zbuf = *b
 		}
-		w.data = statecodec.Compress(zbuf, js)
+		w.data, err = statecodec.Wrap(zbuf, statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Parts: next.parts}, js)
 	}
 	s.bufs.Put(&js)
-	w.err = err
+	w.err, w.parts, w.stored = err, parts, next
 	w.size = len(w.data)
+	for _, p := range parts {
+		w.size += len(p.Value)
+	}
 	return w, true
 }
 
@@ -365,6 +382,7 @@ func (s *store) settle(w write) {
 	s.bufs.Put(&buf)
 	en.wmu.Lock()
 	en.rev = w.rev
+	en.stored = w.stored
 	en.durable = w.gen
 	kept := en.waiters[:0]
 	for _, wt := range en.waiters {
@@ -382,16 +400,6 @@ func (s *store) settle(w write) {
 
 // readState reads a namespace's state from KV; rev is 0 when there is none.
 func readState(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.State, uint64, error) {
-	entry, err := kv.Get(ctx, key(ns))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return model.NewState(ns), 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("load state of %s: %w", ns, err)
-	}
-	st := model.NewState(ns)
-	if err := statecodec.Decode(entry.Value(), st); err != nil {
-		return nil, 0, events.Permanent(fmt.Errorf("decode state of %s: %w", ns, err))
-	}
-	return st, entry.Revision(), nil
+	st, lg, err := loadState(ctx, kv, ns)
+	return st, lg.rev, err
 }
