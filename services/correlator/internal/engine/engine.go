@@ -178,7 +178,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return errors.Join(err, e.Stop(ctx))
 	}
 	if n > 0 {
-		e.o.Log.InfoContext(ctx, "state migrated to one key per PVC", "namespaces", n)
+		e.o.Log.InfoContext(ctx, "state migrated to the split layout", "namespaces", n)
 	}
 	for _, cfg := range ConsumerConfigs(e.o.Consumer, e.o.Workers) {
 		sub, err := e.o.Client.Consume(ctx, cfg, e.Handle)

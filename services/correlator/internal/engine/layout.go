@@ -2,11 +2,11 @@ package engine
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
-	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -19,24 +19,41 @@ import (
 
 // The stored layout (statecodec.Layout): a namespace's state is the key
 // ns.<ns> — its facts but those of PVCs, the ledger, the journal and the
-// manifest of its parts — and one key ns.<ns>.pvc.<pvc> per PVC with the
-// PVC's snapshots, workload observations and restores. A write stores the
-// namespace's key (compare-and-set on its revision, which also keeps two
-// replicas apart) and the keys of the PVCs that changed as one group of a
-// JetStream atomic batch (events.KVWriter.PutGroups): all or nothing, so a
-// crash between two keys cannot leave a torn state — the server drops a
-// batch whose commit never came. The manifest maps each PVC to the write
-// generation of its key, so a reader also detects a state read while
-// another replica wrote it (and reads again).
+// manifest of its parts — and up to Parts keys ns.<ns>.part.<xx> holding
+// the snapshots, workload observations and restores of the PVCs whose name
+// hashes to xx (partOf). A write stores the namespace's key (compare-and-set
+// on its revision, which also keeps two replicas apart) and the parts whose
+// PVCs changed as one group of a JetStream atomic batch
+// (events.KVWriter.PutGroups): all or nothing, so a crash between two keys
+// cannot leave a torn state — the server drops a batch whose commit never
+// came. The manifest maps each part to the write generation that stored
+// it, so a reader also detects a state read while another replica wrote it
+// (and reads it again).
 //
-// Chosen over a commit marker (parts written first, the namespace's key
-// last naming the generation in force): that needs the parts' previous
-// values kept (KV history) to read a state whose marker was not yet
-// written, and one more round trip per write; nats-server 2.12+ stores an
-// atomic batch with one disk sync, which the group commits use anyway.
+// Why an atomic batch rather than a commit marker (parts written first, the
+// namespace's key last naming the generation in force): the marker needs
+// each part's previous value kept (KV history) to read a state whose
+// marker was not yet written, and a write in several round trips, while
+// nats-server 2.12+ stores an atomic batch with one disk sync, which the
+// group commits use anyway. Why parts by hash rather than one key per PVC:
+// an atomic batch holds at most max_batch_size (1,000) messages, and one
+// event can change the facts of every PVC of a namespace (closing an
+// incident lets old snapshots of all of them go); with Parts keys a
+// namespace's group is never larger than Parts+1, whatever its PVCs. At
+// 1,000 PVCs in a namespace a part holds about four.
+
+// Parts is the most part keys a namespace's PVCs are spread over.
+const Parts = 256
+
+// partOf names the part of a PVC: the FNV-1a hash of its name, in hex.
+func partOf(pvc string) string {
+	h := fnv.New32a()
+	h.Write([]byte(pvc))
+	return fmt.Sprintf("%02x", h.Sum32()%Parts)
+}
 
 // layoutGen is what KV holds of a namespace in the split layout: the
-// namespace's write generation and each PVC key's generation.
+// namespace's write generation and each part's generation.
 type layoutGen struct {
 	rev    uint64
 	gen    uint64
@@ -48,19 +65,11 @@ type layoutGen struct {
 // layout.
 const layoutKey = "layout"
 
-var dnsName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
-
-// partKey is the key of a PVC's facts; a name that is no Kubernetes name
-// (hand-written events) is hex-encoded so that it is always a valid key.
-func partKey(ns, pvc string) string {
-	if dnsName.MatchString(pvc) {
-		return key(ns) + ".pvc." + pvc
-	}
-	return key(ns) + ".pvcx." + hex.EncodeToString([]byte(pvc))
-}
+// partKey is the key of a part of a namespace's state.
+func partKey(ns, part string) string { return key(ns) + ".part." + part }
 
 // split takes the PVCs of en's state that changed and returns what goes in
-// the namespace's key, the keys of those PVCs, and what KV will hold once
+// the namespace's key, the keys of their parts, and what KV will hold once
 // they are stored. The caller holds en.mu.
 func (s *store) split(en *entry) (*model.State, []events.KVPut, layoutGen, error) {
 	en.wmu.Lock()
@@ -70,25 +79,31 @@ func (s *store) split(en *entry) (*model.State, []events.KVPut, layoutGen, error
 	if next.parts == nil {
 		next.parts = map[string]uint64{}
 	}
-	pvcs := en.st.TakeChangedParts()
-	rest, facts := en.st.PartsOf(pvcs)
-	puts := make([]events.KVPut, 0, len(pvcs))
-	for _, pvc := range pvcs {
-		p := facts[pvc]
+	var names []string
+	for _, pvc := range en.st.TakeChangedParts() {
+		if p := partOf(pvc); !slices.Contains(names, p) {
+			names = append(names, p)
+		}
+	}
+	slices.Sort(names)
+	rest, facts := en.st.PartsOf(partOf, names)
+	puts := make([]events.KVPut, 0, len(names))
+	for _, name := range names {
+		p := facts[name]
 		if p.Empty() {
-			delete(next.parts, pvc)
+			delete(next.parts, name)
 		} else {
-			next.parts[pvc] = next.gen
+			next.parts[name] = next.gen
 		}
 		js, err := statecodec.EncodePart(en.ns, p)
 		if err != nil {
-			return nil, nil, next, fmt.Errorf("encode facts of PVC %s: %w", pvc, err)
+			return nil, nil, next, fmt.Errorf("encode part %s of %s: %w", name, en.ns, err)
 		}
-		data, err := statecodec.Wrap(nil, statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, PVC: pvc}, js)
+		data, err := statecodec.Wrap(nil, statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Part: name}, js)
 		if err != nil {
 			return nil, nil, next, err
 		}
-		puts = append(puts, events.KVPut{Key: partKey(en.ns, pvc), Value: data, Any: true})
+		puts = append(puts, events.KVPut{Key: partKey(en.ns, name), Value: data, Any: true})
 	}
 	if len(next.parts) == 0 {
 		next.parts = nil
@@ -159,7 +174,7 @@ func loadOnce(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.Sta
 	return st, lg, nil
 }
 
-// loadParts reads the PVCs' keys the manifest names, a few at a time.
+// loadParts reads the parts the manifest names, a few at a time.
 func loadParts(ctx context.Context, kv jetstream.KeyValue, ns string, manifest map[string]uint64) ([]*model.PartFacts, error) {
 	var (
 		mu    sync.Mutex
@@ -168,11 +183,11 @@ func loadParts(ctx context.Context, kv jetstream.KeyValue, ns string, manifest m
 		wg    sync.WaitGroup
 		slots = make(chan struct{}, 16)
 	)
-	for pvc, gen := range manifest {
+	for part, gen := range manifest {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			p, err := loadPart(ctx, kv, ns, pvc, gen)
+			p, err := loadPart(ctx, kv, ns, part, gen)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -186,26 +201,26 @@ func loadParts(ctx context.Context, kv jetstream.KeyValue, ns string, manifest m
 	return out, errors.Join(errs...)
 }
 
-func loadPart(ctx context.Context, kv jetstream.KeyValue, ns, pvc string, gen uint64) (*model.PartFacts, error) {
-	entry, err := kv.Get(ctx, partKey(ns, pvc))
+func loadPart(ctx context.Context, kv jetstream.KeyValue, ns, part string, gen uint64) (*model.PartFacts, error) {
+	entry, err := kv.Get(ctx, partKey(ns, part))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, fmt.Errorf("PVC %s of %s: %w (its key is missing)", pvc, ns, errTorn)
+		return nil, fmt.Errorf("part %s of %s: %w (its key is missing)", part, ns, errTorn)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load PVC %s of %s: %w", pvc, ns, err)
+		return nil, fmt.Errorf("load part %s of %s: %w", part, ns, err)
 	}
 	env, p, err := statecodec.DecodePart(entry.Value(), ns)
 	if err != nil {
-		return nil, events.Permanent(fmt.Errorf("decode PVC %s of %s: %w", pvc, ns, err))
+		return nil, events.Permanent(fmt.Errorf("decode part %s of %s: %w", part, ns, err))
 	}
-	if env.Gen != gen || env.PVC != pvc {
-		return nil, fmt.Errorf("PVC %s of %s: generation %d, the namespace's names %d: %w", pvc, ns, env.Gen, gen, errTorn)
+	if env.Gen != gen || env.Part != part {
+		return nil, fmt.Errorf("part %s of %s: generation %d, the namespace's names %d: %w", part, ns, env.Gen, gen, errTorn)
 	}
 	return p, nil
 }
 
-// namespaceOf returns the namespace of a state key ns.<ns> (not of a PVC's
-// key ns.<ns>.pvc.<pvc>).
+// namespaceOf returns the namespace of a state key ns.<ns> (not of a part
+// ns.<ns>.part.<xx>).
 func namespaceOf(k string) (string, bool) {
 	ns, ok := strings.CutPrefix(k, "ns.")
 	return ns, ok && !strings.Contains(ns, ".")

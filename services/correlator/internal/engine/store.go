@@ -26,7 +26,7 @@ import (
 // once for all of them; at a trickle each event waits for one KV write.
 type store struct {
 	kv     jetstream.KeyValue
-	w      *events.KVWriter
+	w      groupWriter
 	limit  int
 	m      *metrics
 	writes atomic.Int64 // state writes stored, for the benchmark
@@ -75,7 +75,13 @@ type waiter struct {
 // flushChunk bounds the writes in flight in one group commit.
 const flushChunk = 1024
 
-func newStore(kv jetstream.KeyValue, w *events.KVWriter, limit int, m *metrics) *store {
+// groupWriter stores groups of keys all or nothing (events.KVWriter; tests
+// put a writer that crashes half way in its place).
+type groupWriter interface {
+	PutGroups(ctx context.Context, groups [][]events.KVPut) events.KVBatches
+}
+
+func newStore(kv jetstream.KeyValue, w groupWriter, limit int, m *metrics) *store {
 	return &store{kv: kv, w: w, limit: limit, m: m,
 		entries: map[string]*entry{}, dirty: map[*entry]struct{}{}, kick: make(chan struct{}, 1)}
 }

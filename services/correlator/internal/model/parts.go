@@ -8,7 +8,7 @@ import "slices"
 // over NATS's max payload and a write carries only the PVCs that changed.
 // The State notes which PVCs' facts changed since the store last took them.
 
-// PartFacts are the facts of one PVC, stored in the PVC's own key.
+// PartFacts are the facts of the PVCs of one part (one key of the store).
 type PartFacts struct {
 	Snapshots    map[string]*Snapshot
 	Observations map[string]*Observation
@@ -52,14 +52,15 @@ func (st *State) MarkAllPartsChanged() {
 	}
 }
 
-// PartsOf returns the facts of each of pvcs (empty for a PVC with none)
-// and a copy of st without the facts of any PVC (snapshots not yet known
-// to belong to a PVC stay): what the store writes to the PVCs' keys and
-// to the namespace's. The copy shares everything else with st.
-func (st *State) PartsOf(pvcs []string) (rest *State, parts map[string]*PartFacts) {
-	parts = make(map[string]*PartFacts, len(pvcs))
-	for _, pvc := range pvcs {
-		parts[pvc] = &PartFacts{}
+// PartsOf splits st for the store: partOf names the part (key) a PVC's
+// facts go to, and parts are the facts of the parts named in want (empty for
+// a part with none left), rest a copy of st without the facts of any PVC
+// (snapshots not yet known to belong to a PVC stay), sharing everything else
+// with st.
+func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *State, parts map[string]*PartFacts) {
+	parts = make(map[string]*PartFacts, len(want))
+	for _, name := range want {
+		parts[name] = &PartFacts{}
 	}
 	cp := *st
 	cp.Snapshots, cp.Observations, cp.Restores = nil, nil, nil
@@ -70,7 +71,7 @@ func (st *State) PartsOf(pvcs []string) (rest *State, parts map[string]*PartFact
 				cp.Snapshots = map[string]*Snapshot{}
 			}
 			cp.Snapshots[name] = s
-		} else if p := parts[s.PVC]; p != nil {
+		} else if p := parts[partOf(s.PVC)]; p != nil {
 			if p.Snapshots == nil {
 				p.Snapshots = map[string]*Snapshot{}
 			}
@@ -78,7 +79,7 @@ func (st *State) PartsOf(pvcs []string) (rest *State, parts map[string]*PartFact
 		}
 	}
 	for id, o := range st.Observations {
-		if p := parts[o.PVC]; p != nil {
+		if p := parts[partOf(o.PVC)]; p != nil {
 			if p.Observations == nil {
 				p.Observations = map[string]*Observation{}
 			}
@@ -86,7 +87,7 @@ func (st *State) PartsOf(pvcs []string) (rest *State, parts map[string]*PartFact
 		}
 	}
 	for id, r := range st.Restores {
-		if p := parts[r.PVC]; p != nil {
+		if p := parts[partOf(r.PVC)]; p != nil {
 			if p.Restores == nil {
 				p.Restores = map[string]*Restore{}
 			}

@@ -14,26 +14,26 @@ import (
 
 // Layout is the version of the split layout: a namespace's state in the
 // key ns.<ns> (its facts but those of PVCs, the ledger and the journal,
-// with the manifest of its parts) and the facts of each PVC in
-// ns.<ns>.pvc.<pvc>, all written in one atomic batch. A value without an
+// with the manifest of its parts) and the facts of its PVCs in parts
+// ns.<ns>.part.<xx>, all written in one atomic batch. A value without an
 // envelope is the single-key layout before it (the whole state).
 const Layout = 2
 
 // Envelope heads a stored value of the split layout. Gen counts the
-// namespace's writes; a part carries the Gen of the write that stored it
-// and the namespace's Parts map each PVC to that Gen, so a reader knows
+// namespace's writes; a part carries its name and the Gen of the write that
+// stored it, and the namespace's Parts map each part to that Gen, so a reader knows
 // whether the parts it read belong to the namespace's value it read.
 type Envelope struct {
 	Layout int               `json:"layout"`
 	Gen    uint64            `json:"gen"`
-	PVC    string            `json:"pvc,omitempty"`
+	Part   string            `json:"part,omitempty"`
 	Parts  map[string]uint64 `json:"parts,omitempty"`
 }
 
 type stored struct {
 	Layout int               `json:"layout"`
 	Gen    uint64            `json:"gen"`
-	PVC    string            `json:"pvc,omitempty"`
+	Part   string            `json:"part,omitempty"`
 	Parts  map[string]uint64 `json:"parts,omitempty"`
 	State  jsontext.Value    `json:"state"`
 }
@@ -55,7 +55,7 @@ func Wrap(dst []byte, env Envelope, js []byte) ([]byte, error) {
 	return Compress(dst, doc), nil
 }
 
-// EncodePart returns the JSON of one PVC's facts (as a state holding only
+// EncodePart returns the JSON of a part's facts (as a state holding only
 // them).
 func EncodePart(ns string, p *model.PartFacts) ([]byte, error) {
 	st := model.NewState(ns)
@@ -81,19 +81,19 @@ func Unwrap(data []byte, st *model.State) (Envelope, error) {
 	if s.Layout != Layout {
 		return Envelope{}, fmt.Errorf("stored state of layout %d, this correlator knows %d", s.Layout, Layout)
 	}
-	env := Envelope{Layout: s.Layout, Gen: s.Gen, PVC: s.PVC, Parts: s.Parts}
+	env := Envelope{Layout: s.Layout, Gen: s.Gen, Part: s.Part, Parts: s.Parts}
 	return env, jsonv2.Unmarshal(s.State, st, decodeOptions)
 }
 
-// DecodePart reads a PVC's stored value into its facts.
+// DecodePart reads a part's stored value into its facts.
 func DecodePart(data []byte, ns string) (Envelope, *model.PartFacts, error) {
 	st := model.NewState(ns)
 	env, err := Unwrap(data, st)
 	if err != nil {
 		return env, nil, err
 	}
-	if env.Layout != Layout || env.PVC == "" {
-		return env, nil, fmt.Errorf("not the value of a PVC's facts (layout %d, pvc %q)", env.Layout, env.PVC)
+	if env.Layout != Layout || env.Part == "" {
+		return env, nil, fmt.Errorf("not the value of a part (layout %d, part %q)", env.Layout, env.Part)
 	}
 	return env, &model.PartFacts{Snapshots: st.Snapshots, Observations: st.Observations, Restores: st.Restores}, nil
 }
