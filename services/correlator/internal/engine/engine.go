@@ -354,3 +354,28 @@ func (e *Engine) Namespaces(ctx context.Context) ([]string, error) {
 
 // Rules are the rules in use.
 func (e *Engine) Rules() model.Rules { return e.o.Rules }
+
+// Revisions lists the namespaces with state and the revision of each
+// one's key (it changes with every write of the namespace): the API keeps
+// the views it derived until it does.
+func (e *Engine) Revisions(ctx context.Context) (map[string]uint64, error) {
+	w, err := e.kv.WatchFiltered(ctx, []string{"ns.*"}, jetstream.MetaOnly(), jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list state revisions: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	out := map[string]uint64{}
+	for {
+		select {
+		case en, ok := <-w.Updates():
+			if !ok || en == nil {
+				return out, nil
+			}
+			if ns, ok := namespaceOf(en.Key()); ok {
+				out[ns] = en.Revision()
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
