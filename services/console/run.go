@@ -72,7 +72,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return reader.Run(gctx) })
-	g.Go(func() error { return serve(gctx, log, cfg, ops.Mux, srv) })
+	pages, metrics := ops.Handlers(cfg.MetricsAddr != "")
+	g.Go(func() error { return serve(gctx, log, cfg, pages, srv) })
+	if metrics != nil {
+		g.Go(func() error {
+			return service.ServeTLS(gctx, log.With("server", "metrics"), cfg.MetricsAddr, cfg.TLS, metrics, cfg.ShutdownTimeout, nil)
+		})
+	}
 	err = g.Wait()
 	err = errors.Join(err, closeClient())
 	log.Info("console stopped")

@@ -17,7 +17,10 @@ import (
 
 // Config is the console's configuration.
 type Config struct {
-	HTTPAddr        string
+	HTTPAddr string
+	// MetricsAddr, when set, serves /metrics (with /healthz and /readyz)
+	// on a server of its own, and no longer on HTTPAddr.
+	MetricsAddr     string
 	LogLevel        string
 	ShutdownTimeout time.Duration
 	// CorrelatorURL is the base URL of the correlator's API.
@@ -93,6 +96,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	fs.SetOutput(io.Discard)
 	s := envflag.New(fs, getenv)
 	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", ":8084", "address of the HTTP server (pages, /healthz, /readyz, /metrics)")
+	s.String(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", "", "address of a separate server for /metrics, /healthz and /readyz (then /metrics leaves --http-addr, so a NetworkPolicy can fence it); empty: all on --http-addr")
 	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "bound on graceful shutdown")
 	s.String(&c.CorrelatorURL, "correlator-url", "CORRELATOR_URL", "http://localhost:8083", "base URL of the correlator's API")
