@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -21,6 +22,9 @@ type KVPut struct {
 	Value []byte
 	Rev   uint64
 	Err   error
+	// Any writes the key whatever its revision: for the keys of a group
+	// (PutGroups) that another key's compare-and-set guards.
+	Any bool
 }
 
 // KVBatches counts how PutAll stored its keys: atomic batches taken whole,
@@ -56,13 +60,31 @@ const kvBatchTimeout = 10 * time.Second
 // keys fail. Fewer keys go one by one, pipelined: an atomic batch costs the
 // server about as much as a dozen single writes.
 func (w *KVWriter) PutAll(ctx context.Context, puts []KVPut) KVBatches {
-	var todo []int
+	groups := make([][]KVPut, len(puts))
 	for i := range puts {
-		if puts[i].Err == nil {
-			if puts[i].Err = CheckSubject(kvSubject(w.bucket, puts[i].Key)); puts[i].Err == nil {
-				todo = append(todo, i)
+		groups[i] = puts[i : i+1 : i+1]
+	}
+	return w.PutGroups(ctx, groups)
+}
+
+// PutGroups stores groups like PutAll stores keys, each group all or
+// nothing: a group of several keys is never split between batches, goes
+// as an atomic batch even when it is small, and after a refused batch goes
+// again as an atomic batch of its own, so its keys are stored together or
+// none is (a crash in between leaves the server an uncommitted batch,
+// which it drops). A group of more than MaxBatch keys fails whole.
+func (w *KVWriter) PutGroups(ctx context.Context, groups [][]KVPut) KVBatches {
+	var todo [][]KVPut
+	for _, g := range groups {
+		if err := checkGroup(w.bucket, g); err != nil {
+			for i := range g {
+				if g[i].Err == nil {
+					g[i].Err = err
+				}
 			}
+			continue
 		}
+		todo = append(todo, g)
 	}
 	var (
 		mu    sync.Mutex
@@ -70,24 +92,25 @@ func (w *KVWriter) PutAll(ctx context.Context, puts []KVPut) KVBatches {
 		wg    sync.WaitGroup
 	)
 	for from := 0; from < len(todo); {
-		to, size := from, 0
-		for to < len(todo) && to-from < MaxBatch && (to == from || size+len(puts[todo[to]].Value) <= maxBatchBytes) {
-			size += len(puts[todo[to]].Value)
+		to, keys, size := from, 0, 0
+		for to < len(todo) && (to == from || keys+len(todo[to]) <= MaxBatch && size+groupBytes(todo[to]) <= maxBatchBytes) {
+			keys += len(todo[to])
+			size += groupBytes(todo[to])
 			to++
 		}
 		part := todo[from:to]
 		from = to
-		if len(part) < MinBatch {
-			wg.Go(func() { w.putEach(ctx, puts, part) })
+		if keys < MinBatch && len(part) == keys {
+			wg.Go(func() { w.putEach(ctx, part) })
 			continue
 		}
 		wg.Go(func() {
-			atomic := w.putAtomic(ctx, puts, part)
-			if !atomic {
-				w.putEach(ctx, puts, part)
+			err := w.putAtomic(ctx, part)
+			if err != nil {
+				w.putGroupsAlone(ctx, part)
 			}
 			mu.Lock()
-			if atomic {
+			if err == nil {
 				stats.Atomic++
 			} else {
 				stats.Fallback++
@@ -99,49 +122,106 @@ func (w *KVWriter) PutAll(ctx context.Context, puts []KVPut) KVBatches {
 	return stats
 }
 
-// putAtomic stores the puts of idx as one atomic batch and sets their
-// revisions; false when the server refused the batch (nothing of it is
-// stored then).
-func (w *KVWriter) putAtomic(ctx context.Context, puts []KVPut, idx []int) bool {
-	msgs := make([]*nats.Msg, len(idx))
-	for n, i := range idx {
-		h := nats.Header{}
-		h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(puts[i].Rev, 10))
-		msgs[n] = &nats.Msg{Subject: kvSubject(w.bucket, puts[i].Key), Header: h, Data: puts[i].Value}
+// checkGroup checks a group's subjects and size; an error fails it whole.
+func checkGroup(bucket string, g []KVPut) error {
+	if len(g) > MaxBatch {
+		return fmt.Errorf("a group of %d keys is more than an atomic batch holds (%d)", len(g), MaxBatch)
+	}
+	var err error
+	for i := range g {
+		if g[i].Err != nil {
+			err = g[i].Err
+		} else if e := CheckSubject(kvSubject(bucket, g[i].Key)); e != nil {
+			err = e
+		}
+	}
+	return err
+}
+
+func groupBytes(g []KVPut) int {
+	n := 0
+	for i := range g {
+		n += len(g[i].Value)
+	}
+	return n
+}
+
+// putGroupsAlone stores the groups of a refused batch again, each on its
+// own: a single key with its compare-and-set, several as an atomic batch.
+func (w *KVWriter) putGroupsAlone(ctx context.Context, groups [][]KVPut) {
+	var singles [][]KVPut
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		if len(g) == 1 {
+			singles = append(singles, g)
+			continue
+		}
+		wg.Go(func() {
+			if err := w.putAtomic(ctx, [][]KVPut{g}); err != nil {
+				for i := range g {
+					g[i].Err = err
+				}
+			}
+		})
+	}
+	w.putEach(ctx, singles)
+	wg.Wait()
+}
+
+// putAtomic stores the groups as one atomic batch and sets their
+// revisions; on an error (the server refused the batch, or it timed out)
+// nothing of it is stored.
+func (w *KVWriter) putAtomic(ctx context.Context, groups [][]KVPut) error {
+	var msgs []*nats.Msg
+	for _, g := range groups {
+		for i := range g {
+			h := nats.Header{}
+			if !g[i].Any {
+				h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(g[i].Rev, 10))
+			}
+			msgs = append(msgs, &nats.Msg{Subject: kvSubject(w.bucket, g[i].Key), Header: h, Data: g[i].Value})
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, kvBatchTimeout)
 	defer cancel()
 	ack, err := jetstreamext.PublishMsgBatch(ctx, w.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
 	if err != nil {
-		return false
+		return err
 	}
 	// A batch is stored as consecutive messages: the last one has the
 	// acknowledged sequence.
-	seq := ack.Sequence - uint64(len(idx))
-	for _, i := range idx {
-		seq++
-		puts[i].Rev = seq
+	seq := ack.Sequence - uint64(len(msgs))
+	for _, g := range groups {
+		for i := range g {
+			seq++
+			g[i].Rev = seq
+		}
 	}
-	return true
+	return nil
 }
 
-// putEach stores the puts of idx one by one, pipelined.
-func (w *KVWriter) putEach(ctx context.Context, puts []KVPut, idx []int) {
-	acks := make([]jetstream.PubAckFuture, len(puts))
-	for _, i := range idx {
-		acks[i], puts[i].Err = w.js.PublishAsync(kvSubject(w.bucket, puts[i].Key), puts[i].Value,
-			jetstream.WithExpectLastSequencePerSubject(puts[i].Rev))
+// putEach stores the keys of groups of one key one by one, pipelined.
+func (w *KVWriter) putEach(ctx context.Context, groups [][]KVPut) {
+	acks := make([]jetstream.PubAckFuture, len(groups))
+	for n, g := range groups {
+		p := &g[0]
+		var opts []jetstream.PublishOpt
+		if !p.Any {
+			opts = append(opts, jetstream.WithExpectLastSequencePerSubject(p.Rev))
+		}
+		acks[n], p.Err = w.js.PublishAsync(kvSubject(w.bucket, p.Key), p.Value, opts...)
 	}
-	for _, i := range idx {
-		if puts[i].Err != nil {
+	for n, g := range groups {
+		p := &g[0]
+		if p.Err != nil {
 			continue
 		}
 		select {
-		case pa := <-acks[i].Ok():
-			puts[i].Rev = pa.Sequence
-		case puts[i].Err = <-acks[i].Err():
+		case pa := <-acks[n].Ok():
+			p.Rev = pa.Sequence
+		case p.Err = <-acks[n].Err():
 		case <-ctx.Done():
-			puts[i].Err = ctx.Err()
+			p.Err = ctx.Err()
 		}
 	}
 }

@@ -99,3 +99,70 @@ func TestKVWriterPutAllIsolatesAConflict(t *testing.T) {
 	}
 	checkStored(t, kv, few)
 }
+
+// PutGroups stores each group all or nothing: when another writer changed
+// the guarding key of one group, that group's keys (also those written
+// whatever their revision) are all refused, the other groups stored; a
+// group of two keys goes as an atomic batch although it is small.
+func TestKVWriterPutGroupsIsAllOrNothing(t *testing.T) {
+	c := natstest.Client(t, natstest.Run(t))
+	kv := kvBucket(t, c, "kvgroups")
+	w := c.KVWriter("kvgroups")
+	group := func(ns, v string, rev uint64) []events.KVPut {
+		return []events.KVPut{{Key: "ns." + ns, Value: []byte(v), Rev: rev},
+			{Key: "ns." + ns + ".pvc.a", Value: []byte(v), Any: true}, {Key: "ns." + ns + ".pvc.b", Value: []byte(v), Any: true}}
+	}
+	one := [][]events.KVPut{group("x", "v1", 0)}
+	if got := w.PutGroups(t.Context(), one); got != (events.KVBatches{Atomic: 1}) {
+		t.Errorf("one small group: %+v, want one atomic batch", got)
+	}
+	checkStored(t, kv, one[0])
+	for _, p := range one[0] {
+		if p.Err != nil {
+			t.Fatalf("%s: %v", p.Key, p.Err)
+		}
+	}
+
+	var groups [][]events.KVPut
+	for i := range 10 {
+		groups = append(groups, group(fmt.Sprintf("n%d", i), "v1", 0))
+	}
+	w.PutGroups(t.Context(), groups)
+	if _, err := kv.Put(t.Context(), "ns.n3", []byte("theirs")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range groups {
+		groups[i] = group(fmt.Sprintf("n%d", i), "v2", groups[i][0].Rev)
+	}
+	if got := w.PutGroups(t.Context(), groups); got != (events.KVBatches{Fallback: 1}) {
+		t.Errorf("second round: %+v, want one refused batch", got)
+	}
+	for i, g := range groups {
+		for _, p := range g {
+			var apiErr *jetstream.APIError
+			conflict := errors.As(p.Err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+			if (i == 3) != conflict {
+				t.Errorf("%s: error %v", p.Key, p.Err)
+			}
+		}
+		checkStored(t, kv, g)
+	}
+	for _, k := range []string{"ns.n3.pvc.a", "ns.n3.pvc.b"} {
+		e, err := kv.Get(t.Context(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(e.Value()) != "v1" {
+			t.Errorf("%s holds %q: a key of the refused group was stored", k, e.Value())
+		}
+	}
+
+	big := make([]events.KVPut, events.MaxBatch+1)
+	for i := range big {
+		big[i] = events.KVPut{Key: fmt.Sprintf("big.%d", i), Value: []byte("v"), Any: true}
+	}
+	w.PutGroups(t.Context(), [][]events.KVPut{big})
+	if big[0].Err == nil || big[len(big)-1].Err == nil {
+		t.Error("a group larger than an atomic batch was not refused whole")
+	}
+}

@@ -30,6 +30,7 @@ type Server struct {
 	pub   Publisher
 	log   *slog.Logger
 	now   func() time.Time
+	cache viewCache
 }
 
 // Option configures Register.
@@ -186,25 +187,6 @@ type RestorePlan struct {
 	SnapshotTime   time.Time `json:"snapshot_time"`
 	restoreplan.Plan
 	Reasons []events.Reason `json:"reasons"`
-}
-
-func (s *Server) views(ctx context.Context) ([]model.View, error) {
-	nss, err := s.store.Namespaces(ctx)
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(nss)
-	var out []model.View
-	for _, ns := range nss {
-		st, ok, err := s.store.State(ctx, ns)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, model.Derive(s.store.Rules(), st))
-		}
-	}
-	return out, nil
 }
 
 func (s *Server) apps(w http.ResponseWriter, r *http.Request) {

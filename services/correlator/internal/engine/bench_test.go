@@ -252,7 +252,7 @@ func benchmarkMixedStream(b *testing.B) {
 	// Redeliveries (a failed handler, or an ack that never arrived and
 	// AckWait ran out) stretch the run; say how many there were.
 	_, redelivered := consumerCounts(b, c)
-	writes := e.store.writes.Load()
+	writes := e.store.writes.Load() + e.store.partWrites.Load() // keys: the namespaces' and their parts
 	stored := float64(decisions.Load()+writes) / elapsed.Seconds()
 	b.Logf("throughput: %d events in %s = %.0f events/s; it stored %d decisions and %d state writes (%.2f messages per event) = %.0f messages/s, %.2fx the baseline's publishing; %d events delivered again",
 		total, elapsed.Round(time.Millisecond), rate, decisions.Load(), writes, float64(decisions.Load()+writes)/float64(total), stored, stored/publishRate, redelivered)

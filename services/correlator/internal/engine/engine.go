@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,6 +218,13 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	e.stopWriter, e.writerDone = cancel, done
 	e.mu.Unlock()
+	n, err := e.store.migrate(ctx)
+	if err != nil {
+		return errors.Join(err, e.Stop(ctx))
+	}
+	if n > 0 {
+		e.o.Log.InfoContext(ctx, "state migrated to the split layout", "namespaces", n)
+	}
 	for _, cfg := range ConsumerConfigs(e.o.Consumer, e.o.Workers) {
 		sub, err := e.o.Client.Consume(ctx, cfg, e.Handle)
 		if err != nil {
@@ -418,7 +424,7 @@ func (e *Engine) Namespaces(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for k := range lister.Keys() {
-		if ns, ok := strings.CutPrefix(k, "ns."); ok {
+		if ns, ok := namespaceOf(k); ok {
 			out = append(out, ns)
 		}
 	}
@@ -427,3 +433,28 @@ func (e *Engine) Namespaces(ctx context.Context) ([]string, error) {
 
 // Rules are the rules in use.
 func (e *Engine) Rules() model.Rules { return e.o.Rules }
+
+// Revisions lists the namespaces with state and the revision of each
+// one's key (it changes with every write of the namespace): the API keeps
+// the views it derived until it does.
+func (e *Engine) Revisions(ctx context.Context) (map[string]uint64, error) {
+	w, err := e.kv.WatchFiltered(ctx, []string{"ns.*"}, jetstream.MetaOnly(), jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list state revisions: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	out := map[string]uint64{}
+	for {
+		select {
+		case en, ok := <-w.Updates():
+			if !ok || en == nil {
+				return out, nil
+			}
+			if ns, ok := namespaceOf(en.Key()); ok {
+				out[ns] = en.Revision()
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

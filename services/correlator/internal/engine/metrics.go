@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		stateSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "stateguard_correlator_state_bytes",
-			Help:    "Size of the namespace states written to KV.",
+			Help:    "Bytes stored per namespace write to KV (its key and the parts written with it).",
 			Buckets: prometheus.ExponentialBuckets(256, 2, 14),
 		}),
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{

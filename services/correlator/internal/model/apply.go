@@ -134,6 +134,7 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		st.Observations[o.EventID] = o
+		st.partChanged(o.PVC)
 		st.touchAll()
 		return true
 	case in.Restore != nil:
@@ -141,10 +142,15 @@ func merge(st *State, in Input) bool {
 		if st.Restores == nil {
 			st.Restores = map[string]*Restore{}
 		}
-		if old, ok := st.Restores[rs.ID]; ok && old.EventID <= rs.EventID {
+		old, ok := st.Restores[rs.ID]
+		if ok && old.EventID <= rs.EventID {
 			return false
 		}
+		if ok {
+			st.partChanged(old.PVC)
+		}
 		st.Restores[rs.ID] = rs
+		st.partChanged(rs.PVC)
 		st.touchAll()
 		return true
 	case in.Resolved != nil:

@@ -74,6 +74,7 @@ type appViews struct {
 // touchSnapshot marks s changed and every application that ran on it
 // dirty.
 func (st *State) touchSnapshot(s *Snapshot) {
+	st.partChanged(s.PVC)
 	if c := st.cache; c != nil {
 		c.changed[s] = true
 	}
@@ -96,6 +97,7 @@ func (st *State) remember(s *Snapshot) { st.refSnapshot(s, 1) }
 func (st *State) forget(s *Snapshot)   { st.refSnapshot(s, -1) }
 
 func (st *State) refSnapshot(s *Snapshot, d int) {
+	st.partChanged(s.PVC)
 	for _, w := range s.Workloads {
 		st.ref(w.App, d)
 	}

@@ -50,6 +50,9 @@ type State struct {
 	// go (in memory only; namesOK is false until first asked for).
 	names   []string
 	namesOK bool
+	// changedParts are the PVCs whose facts changed since the store took
+	// them (in memory only; parts.go).
+	changedParts map[string]struct{}
 }
 
 // SnapshotNames returns the names of the snapshots in order. The list is

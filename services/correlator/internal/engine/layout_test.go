@@ -1,0 +1,217 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/statecodec"
+)
+
+// maxPayload is nats-server's default max payload, the largest value a KV
+// key can hold.
+const maxPayload = 1 << 20
+
+// mixedState is the state of one namespace of apps applications after
+// slots slots of the benchmark's mixed stream.
+func mixedState(t *testing.T, apps, slots int) *model.State {
+	t.Helper()
+	m := scenario.MixedStream{Apps: apps, PerNS: apps, Start: scenario.T0, ObserveEvery: 20}
+	ns, _ := m.Names(0)
+	st := model.NewState(ns)
+	evs := m.Certs()
+	for k := range slots {
+		evs = append(evs, m.Slot(k)...)
+	}
+	for _, ev := range evs {
+		in, err := model.FromEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := model.Apply(model.DefaultRules(), st, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+// bigState is the facts of one namespace of apps applications with slots
+// snapshots each (and an observation per app), made directly: applying the
+// mixed stream's 40,000 events to one namespace takes minutes.
+func bigState(apps, slots int) *model.State {
+	st := model.NewState("big")
+	st.Snapshots = map[string]*model.Snapshot{}
+	st.Observations = map[string]*model.Observation{}
+	for i := range apps {
+		app := fmt.Sprintf("app-%05d", i)
+		pvc := "data-" + app
+		ws := []model.Workload{{App: app, Pod: app + "-0", Owner: &events.ObjectRef{Kind: "StatefulSet", Namespace: "big", Name: app},
+			Versions: []string{scenario.Digest(app + "-v1")}}}
+		for k := range slots {
+			name := fmt.Sprintf("%s-s%d", app, k)
+			st.Snapshots[name] = &model.Snapshot{Name: name, PVC: pvc, EventID: "ev-" + name, Time: scenario.T0.Add(time.Duration(k) * time.Minute),
+				Completed: true, RestoreSize: "1Gi", Workloads: ws}
+		}
+		st.Observations["obs-"+app] = &model.Observation{EventID: "obs-" + app, PVC: pvc, Time: scenario.T0, Workloads: ws,
+			Secrets: map[string][]string{app: {app + "-tls"}}}
+	}
+	return st
+}
+
+// sameState fails unless got derives the same view and decisions as want.
+func sameState(t *testing.T, want, got *model.State) {
+	t.Helper()
+	wv, _ := json.Marshal(model.Derive(model.DefaultRules(), want))
+	gv, _ := json.Marshal(model.Derive(model.DefaultRules(), got))
+	if string(wv) != string(gv) {
+		t.Errorf("view of %s read back differs from the one written (%d bytes, want %d)", want.Namespace, len(gv), len(wv))
+	}
+	if diff := cmp.Diff(want.Ledger.InForce(), got.Ledger.InForce()); diff != "" {
+		t.Errorf("decisions in force (-written +read):\n%s", diff)
+	}
+	wf, _ := json.Marshal(want)
+	gf, _ := json.Marshal(got)
+	if string(wf) != string(gf) {
+		t.Errorf("facts of %s read back differ from the ones written", want.Namespace)
+	}
+}
+
+// 1,000 applications in one namespace at the benchmark's steady history
+// (40 snapshots per PVC): in the single-key layout one value over the max
+// payload; split, every key under it, written in one group and read back
+// the same.
+func TestThousandAppsInOneNamespaceSplitUnderTheMaxPayload(t *testing.T) {
+	st := bigState(1000, 40)
+	var c statecodec.Codec
+	js, err := c.Encode(nil, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	single := len(statecodec.Compress(nil, js))
+	t.Logf("single key: %d bytes of JSON, %d stored", len(js), single)
+	if single <= maxPayload {
+		t.Fatalf("the single-key state is %d bytes, not over the max payload: the test does not exercise the split", single)
+	}
+
+	c1 := natstest.Client(t, natstest.Run(t))
+	e := startEngineWith(t, Options{Client: c1, Rules: model.DefaultRules(), Workers: 2})
+	st.MarkAllPartsChanged()
+	if err := e.store.Update(t.Context(), st.Namespace, func(s *model.State) (bool, error) {
+		*s = *st
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lister, err := e.kv.ListKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, largest := 0, 0
+	for k := range lister.Keys() {
+		if !strings.HasPrefix(k, "ns.") {
+			continue
+		}
+		en, err := e.kv.Get(t.Context(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys++
+		largest = max(largest, len(en.Value()))
+	}
+	t.Logf("split: %d keys, the largest %d bytes", keys, largest)
+	if largest > maxPayload || keys < 2 || keys > Parts+1 {
+		t.Errorf("%d keys, the largest %d bytes: want 2..%d keys, each under %d", keys, largest, Parts+1, maxPayload)
+	}
+	got, _, err := e.State(t.Context(), st.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf, _ := json.Marshal(st)
+	gf, _ := json.Marshal(got)
+	if string(wf) != string(gf) {
+		t.Errorf("facts read back differ from the ones written (%d bytes of JSON, want %d)", len(gf), len(wf))
+	}
+}
+
+// A bucket of the single-key layout is rewritten split when the
+// correlator starts: the same state, read from the namespace's key and its
+// parts, the bucket marked, and a second start rewrites nothing.
+func TestStartMigratesTheSingleKeyLayout(t *testing.T) {
+	c := natstest.Client(t, natstest.Run(t))
+	e := startEngineWith(t, Options{Client: c, Rules: model.DefaultRules(), Workers: 2})
+	states := []*model.State{mixedState(t, 3, 25)}
+	cs := model.NewState(scenario.CaseNS)
+	for _, ev := range scenario.CaseStudy() {
+		in, err := model.FromEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := model.Apply(model.DefaultRules(), cs, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	states = append(states, cs)
+	// What a correlator before the split stored: one key per namespace,
+	// and no layout mark.
+	if err := e.kv.Delete(t.Context(), layoutKey); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range states {
+		var codec statecodec.Codec
+		js, err := codec.Encode(nil, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.kv.Put(t.Context(), key(st.Namespace), statecodec.Compress(nil, js)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	n, err := e.store.migrate(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(states) {
+		t.Errorf("%d states migrated, want %d", n, len(states))
+	}
+	for _, st := range states {
+		en, err := e.kv.Get(t.Context(), key(st.Namespace))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := statecodec.Unwrap(en.Value(), model.NewState(st.Namespace))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.Layout != statecodec.Layout || len(env.Parts) == 0 {
+			t.Errorf("%s after the migration: layout %d, %d parts", st.Namespace, env.Layout, len(env.Parts))
+		}
+		// A fresh read, not the cache.
+		got, _, err := loadState(t.Context(), e.kv, st.Namespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameState(t, st, got)
+	}
+	if m, err := e.kv.Get(t.Context(), layoutKey); err != nil || string(m.Value()) != "2" {
+		t.Errorf("layout mark: %v", err)
+	}
+	if n, err := e.store.migrate(t.Context()); err != nil || n != 0 {
+		t.Errorf("second migration: %d states, %v; want none", n, err)
+	}
+	nss, err := e.Namespaces(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nss) != len(states) {
+		t.Errorf("namespaces %v: the parts' keys must not be listed as namespaces", nss)
+	}
+}

@@ -1,0 +1,126 @@
+package model
+
+import "slices"
+
+// The store keeps a namespace's state in several KV keys: the facts of
+// each PVC (its snapshots, workload observations and restores) apart from
+// the rest, so that a namespace of many applications never makes one value
+// over NATS's max payload and a write carries only the PVCs that changed.
+// The State notes which PVCs' facts changed since the store last took them.
+
+// PartFacts are the facts of the PVCs of one part (one key of the store).
+type PartFacts struct {
+	Snapshots    map[string]*Snapshot
+	Observations map[string]*Observation
+	Restores     map[string]*Restore
+}
+
+// partChanged notes that the facts of pvc changed.
+func (st *State) partChanged(pvc string) {
+	if pvc == "" {
+		return // kept with the namespace's own facts
+	}
+	if st.changedParts == nil {
+		st.changedParts = map[string]struct{}{}
+	}
+	st.changedParts[pvc] = struct{}{}
+}
+
+// TakeChangedParts returns the PVCs whose facts changed since the last
+// call, sorted, and forgets them.
+func (st *State) TakeChangedParts() []string {
+	out := make([]string, 0, len(st.changedParts))
+	for pvc := range st.changedParts {
+		out = append(out, pvc)
+	}
+	clear(st.changedParts)
+	slices.Sort(out)
+	return out
+}
+
+// MarkAllPartsChanged notes every PVC with facts as changed (a state read
+// from the single-key layout is written again split).
+func (st *State) MarkAllPartsChanged() {
+	for _, s := range st.Snapshots {
+		st.partChanged(s.PVC)
+	}
+	for _, o := range st.Observations {
+		st.partChanged(o.PVC)
+	}
+	for _, r := range st.Restores {
+		st.partChanged(r.PVC)
+	}
+}
+
+// PartsOf splits st for the store: partOf names the part (key) a PVC's
+// facts go to, and parts are the facts of the parts named in want (empty for
+// a part with none left), rest a copy of st without the facts of any PVC
+// (snapshots not yet known to belong to a PVC stay), sharing everything else
+// with st.
+func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *State, parts map[string]*PartFacts) {
+	parts = make(map[string]*PartFacts, len(want))
+	for _, name := range want {
+		parts[name] = &PartFacts{}
+	}
+	cp := *st
+	cp.Snapshots, cp.Observations, cp.Restores = nil, nil, nil
+	cp.names, cp.namesOK = nil, false
+	for name, s := range st.Snapshots {
+		if s.PVC == "" {
+			if cp.Snapshots == nil {
+				cp.Snapshots = map[string]*Snapshot{}
+			}
+			cp.Snapshots[name] = s
+		} else if p := parts[partOf(s.PVC)]; p != nil {
+			if p.Snapshots == nil {
+				p.Snapshots = map[string]*Snapshot{}
+			}
+			p.Snapshots[name] = s
+		}
+	}
+	for id, o := range st.Observations {
+		if p := parts[partOf(o.PVC)]; p != nil {
+			if p.Observations == nil {
+				p.Observations = map[string]*Observation{}
+			}
+			p.Observations[id] = o
+		}
+	}
+	for id, r := range st.Restores {
+		if p := parts[partOf(r.PVC)]; p != nil {
+			if p.Restores == nil {
+				p.Restores = map[string]*Restore{}
+			}
+			p.Restores[id] = r
+		}
+	}
+	return &cp, parts
+}
+
+// AddPart adds the facts of one PVC read from its key to st.
+func (st *State) AddPart(p *PartFacts) {
+	for name, s := range p.Snapshots {
+		if st.Snapshots == nil {
+			st.Snapshots = map[string]*Snapshot{}
+		}
+		st.Snapshots[name] = s
+	}
+	for id, o := range p.Observations {
+		if st.Observations == nil {
+			st.Observations = map[string]*Observation{}
+		}
+		st.Observations[id] = o
+	}
+	for id, r := range p.Restores {
+		if st.Restores == nil {
+			st.Restores = map[string]*Restore{}
+		}
+		st.Restores[id] = r
+	}
+	st.namesOK = false
+}
+
+// Empty reports whether the PVC has no facts left.
+func (p *PartFacts) Empty() bool {
+	return len(p.Snapshots) == 0 && len(p.Observations) == 0 && len(p.Restores) == 0
+}

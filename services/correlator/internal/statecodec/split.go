@@ -1,0 +1,119 @@
+package statecodec
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/klauspost/compress/s2"
+
+	"github.com/stateguard/stateguard/services/correlator/internal/model"
+)
+
+// Layout is the version of the split layout: a namespace's state in the
+// key ns.<ns> (its facts but those of PVCs, the ledger and the journal,
+// with the manifest of its parts) and the facts of its PVCs in parts
+// ns.<ns>.part.<xx>, all written in one atomic batch. A value without an
+// envelope is the single-key layout before it (the whole state).
+const Layout = 2
+
+// Envelope heads a stored value of the split layout. Gen counts the
+// namespace's writes; a part carries its name and the Gen of the write that
+// stored it, and the namespace's Parts map each part to that Gen, so a reader knows
+// whether the parts it read belong to the namespace's value it read.
+type Envelope struct {
+	Layout int               `json:"layout"`
+	Gen    uint64            `json:"gen"`
+	Part   string            `json:"part,omitempty"`
+	Parts  map[string]uint64 `json:"parts,omitempty"`
+}
+
+type stored struct {
+	Layout int               `json:"layout"`
+	Gen    uint64            `json:"gen"`
+	Part   string            `json:"part,omitempty"`
+	Parts  map[string]uint64 `json:"parts,omitempty"`
+	State  jsontext.Value    `json:"state"`
+}
+
+var envelopePrefix = []byte(`{"layout":`)
+
+// Wrap appends to dst the stored form (compressed) of the state JSON js
+// under env.
+func Wrap(dst []byte, env Envelope, js []byte) ([]byte, error) {
+	head, err := json.Marshal(env)
+	if err != nil {
+		return nil, err
+	}
+	doc := make([]byte, 0, len(head)+len(js)+16)
+	doc = append(doc, head[:len(head)-1]...)
+	doc = append(doc, `,"state":`...)
+	doc = append(doc, js...)
+	doc = append(doc, '}')
+	return Compress(dst, doc), nil
+}
+
+// EncodePart returns the JSON of a part's facts (as a state holding only
+// them).
+func EncodePart(ns string, p *model.PartFacts) ([]byte, error) {
+	st := model.NewState(ns)
+	st.Snapshots, st.Observations, st.Restores = p.Snapshots, p.Observations, p.Restores
+	var c Codec
+	return c.Encode(nil, st)
+}
+
+// Unwrap reads a stored value: the envelope (Layout 0 for a value of the
+// single-key layout) and the state it holds, decoded into st.
+func Unwrap(data []byte, st *model.State) (Envelope, error) {
+	data, err := expand(data)
+	if err != nil {
+		return Envelope{}, err
+	}
+	if !bytes.HasPrefix(data, envelopePrefix) {
+		return Envelope{}, jsonv2.Unmarshal(data, st, decodeOptions)
+	}
+	var s stored
+	if err := jsonv2.Unmarshal(data, &s, decodeOptions); err != nil {
+		return Envelope{}, err
+	}
+	if s.Layout != Layout {
+		return Envelope{}, fmt.Errorf("stored state of layout %d, this correlator knows %d", s.Layout, Layout)
+	}
+	env := Envelope{Layout: s.Layout, Gen: s.Gen, Part: s.Part, Parts: s.Parts}
+	return env, jsonv2.Unmarshal(s.State, st, decodeOptions)
+}
+
+// DecodePart reads a part's stored value into its facts.
+func DecodePart(data []byte, ns string) (Envelope, *model.PartFacts, error) {
+	st := model.NewState(ns)
+	env, err := Unwrap(data, st)
+	if err != nil {
+		return env, nil, err
+	}
+	if env.Layout != Layout || env.Part == "" {
+		return env, nil, fmt.Errorf("not the value of a part (layout %d, part %q)", env.Layout, env.Part)
+	}
+	return env, &model.PartFacts{Snapshots: st.Snapshots, Observations: st.Observations, Restores: st.Restores}, nil
+}
+
+// expand undoes Compress (a value that is plain JSON is returned as is).
+func expand(data []byte) ([]byte, error) {
+	rest, ok := bytes.CutPrefix(data, compressedPrefix)
+	if !ok {
+		return data, nil
+	}
+	n, err := s2.DecodedLen(rest)
+	if err != nil {
+		return nil, fmt.Errorf("compressed state: %w", err)
+	}
+	if n > maxStateBytes {
+		return nil, fmt.Errorf("compressed state expands to %d bytes, more than %d", n, maxStateBytes)
+	}
+	out, err := s2.Decode(make([]byte, n), rest)
+	if err != nil {
+		return nil, fmt.Errorf("compressed state: %w", err)
+	}
+	return out, nil
+}
