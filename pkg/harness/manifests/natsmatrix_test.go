@@ -34,7 +34,7 @@ var serviceAssets = map[string]struct {
 		{events.StreamDecision, "snapshotter-restores", []string{events.TypeRestoreRequested}},
 		{events.StreamDecision, "snapshotter-recommendations", []string{events.TypeRestoreRecommended}},
 	}},
-	"correlator": {kv: []string{"stateguard-correlator"}, consumers: []consumerAsset{
+	"correlator": {kv: []string{"stateguard-correlator"}, obj: []string{"stateguard-audit"}, consumers: []consumerAsset{
 		{events.StreamSARIF, "correlator-sarif", []string{events.TypeSARIFUploaded}},
 		{events.StreamSnapshot, "correlator-snapshot", []string{events.TypeSnapshotCompleted, events.TypeSnapshotFailed, events.TypeSnapshotVerified}},
 		{events.StreamCertificate, "correlator-certificate", []string{events.TypeCertificateExpiring, events.TypeCertificateRotated, events.TypeCertificateRotationFailed}},
@@ -255,6 +255,29 @@ func serviceRuns(t *testing.T, admin *events.Client, clients map[string]*events.
 	for _, b := range serviceAssets[u].obj {
 		useObjectStore(ctx, t, js, b)
 	}
+	for _, stream := range readsStreams[u] {
+		readWithOrderedConsumer(ctx, t, js, stream)
+	}
+}
+
+// readsStreams are the event streams a service reads whole with ordered
+// consumers: the correlator's review-cycle report.
+var readsStreams = map[string][]string{
+	"correlator": {events.StreamSARIF, events.StreamSnapshot, events.StreamCertificate, events.StreamDecision},
+}
+
+// readWithOrderedConsumer reads the first message of stream through an
+// ordered consumer (named, unfiltered, AckNone), as the report does.
+func readWithOrderedConsumer(ctx context.Context, t *testing.T, js jetstream.JetStream, stream string) {
+	t.Helper()
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		t.Errorf("an ordered consumer on %s: %v", stream, err)
+		return
+	}
+	if _, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil {
+		t.Errorf("read %s with an ordered consumer: %v", stream, err)
+	}
 }
 
 // consumeAckAndDeadLetter binds to the durable consumer a, acknowledges
@@ -419,6 +442,7 @@ func forbidden(u string) []string {
 				continue
 			}
 			subj = append(subj,
+				"$JS.API.CONSUMER.CREATE."+c.stream+"."+c.name, // change its configuration
 				"$JS.API.CONSUMER.DELETE."+c.stream+"."+c.name,
 				"$JS.API.CONSUMER.INFO."+c.stream+"."+c.name,
 				"$JS.API.CONSUMER.MSG.NEXT."+c.stream+"."+c.name, // steal its deliveries
