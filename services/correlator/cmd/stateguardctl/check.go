@@ -98,7 +98,8 @@ func checkCmd(o *options) *cobra.Command {
   - the correlator API answers /readyz and accepts the token (--server, --token);
   - NATS is reachable (--nats-url and the NATS credentials flags);
   - every stateguard stream exists, and the durable consumers of the correlator (--correlator-consumer prefix),
-    the snapshotter (SNAPSHOT:snapshotter-pins) and certwatcher (CERTIFICATE:certwatcher-rotation) (--consumer);
+    the snapshotter (SNAPSHOT:snapshotter-pins, DECISION:snapshotter-restores, DECISION:snapshotter-recommendations)
+    and certwatcher (CERTIFICATE:certwatcher-rotation) (--consumer);
   - the CRDs are installed and established (SnapshotPolicy, the CSI snapshot CRDs);
   - RBAC: each service account in --system-namespace has the rights its service needs, and the correlator and
     sastingest have none on Secrets (SubjectAccessReview), and you have the rights stateguardctl needs
@@ -125,7 +126,8 @@ Exits 1 when a line is FAIL.`,
 	}
 	c.Flags().StringVar(&co.systemNamespace, "system-namespace", "stateguard", "namespace of the stateguard service accounts")
 	c.Flags().StringVar(&co.correlatorConsumer, "correlator-consumer", "correlator", "prefix of the correlator's durable consumers (its --consumer)")
-	c.Flags().StringSliceVar(&co.consumers, "consumer", []string{events.StreamSnapshot + ":snapshotter-pins", events.StreamCertificate + ":certwatcher-rotation"}, "other durable consumers to check, as STREAM:NAME")
+	c.Flags().StringSliceVar(&co.consumers, "consumer", []string{events.StreamSnapshot + ":snapshotter-pins",
+		events.StreamDecision + ":snapshotter-restores", events.StreamDecision + ":snapshotter-recommendations", events.StreamCertificate + ":certwatcher-rotation"}, "other durable consumers to check, as STREAM:NAME")
 	c.Flags().BoolVar(&co.skipKube, "skip-kube", false, "skip the Kubernetes checks (CRDs, RBAC)")
 	return c
 }

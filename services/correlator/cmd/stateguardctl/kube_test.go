@@ -403,6 +403,7 @@ func TestCheck(t *testing.T) {
 		"correlator api " + c.url: checkOK, "correlator api token": checkOK, "nats": checkOK,
 		"stream SNAPSHOT": checkOK, "stream DEADLETTER": checkOK,
 		"consumer SNAPSHOT:snapshotter-pins": checkFail, "consumer CERTIFICATE:certwatcher-rotation": checkFail,
+		"consumer DECISION:snapshotter-restores": checkFail, "consumer DECISION:snapshotter-recommendations": checkFail,
 		"crd snapshotpolicies.stateguard.io": checkOK, "crd volumesnapshots.snapshot.storage.k8s.io": checkOK,
 		"rbac snapshotter list snapshotpolicies.stateguard.io": checkFail, "rbac certwatcher update secrets": checkFail,
 		"rbac correlator get secrets": checkOK, "rbac you patch snapshotpolicies.stateguard.io": checkOK,
@@ -421,7 +422,8 @@ func TestCheck(t *testing.T) {
 	ctl(t, env, "check", "--correlator-consumer", consumerPrefix).has(t, "FAIL  consumer SNAPSHOT:snapshotter-pins", "ok    nats")
 
 	applyRBAC(t)
-	for _, cc := range []events.ConsumerConfig{{Stream: events.StreamSnapshot, Name: "snapshotter-pins"}, {Stream: events.StreamCertificate, Name: "certwatcher-rotation"}} {
+	for _, cc := range []events.ConsumerConfig{{Stream: events.StreamSnapshot, Name: "snapshotter-pins"}, {Stream: events.StreamCertificate, Name: "certwatcher-rotation"},
+		{Stream: events.StreamDecision, Name: "snapshotter-restores"}, {Stream: events.StreamDecision, Name: "snapshotter-recommendations"}} {
 		if err := c.client.EnsureConsumer(t.Context(), cc); err != nil {
 			t.Fatal(err)
 		}
