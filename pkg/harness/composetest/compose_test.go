@@ -32,6 +32,10 @@ const (
 	apiToken    = "dev-api-token-not-secret"
 )
 
+// namespace is the containerd namespace of the test's images and
+// containers.
+const namespace = "stateguard-compose-test"
+
 // published are the compose file's *_PORT variables: the test moves every
 // published port to a free one so a `make run` on the same machine does
 // not collide with it.
@@ -46,6 +50,7 @@ func TestComposeUpOnContainerd(t *testing.T) {
 	for _, need := range []struct{ path, fix string }{
 		{nerdctlBin, "bash hack/tools.sh compose (make compose-tools) builds nerdctl"},
 		{"/usr/bin/containerd", "bash hack/tools.sh compose (make compose-tools) installs Debian's containerd"},
+		{"/usr/bin/ctr", "bash hack/tools.sh compose (make compose-tools) installs Debian's containerd"},
 		{"/usr/bin/containerd-shim-runc-v2", "bash hack/tools.sh compose (make compose-tools) installs Debian's containerd"},
 		{"/usr/sbin/runc", "bash hack/tools.sh compose (make compose-tools) installs Debian's runc"},
 		{"/usr/lib/cni/bridge", "bash hack/tools.sh compose (make compose-tools) installs Debian's containernetworking-plugins"},
@@ -94,13 +99,19 @@ func TestComposeUpOnContainerd(t *testing.T) {
 	nerdctl := func(args ...string) string {
 		t.Helper()
 		global := []string{
-			"--address", sock, "--namespace", "stateguard-compose-test",
+			"--address", sock, "--namespace", namespace,
 			"--data-root", filepath.Join(dir, "nerdctl"),
 			"--cni-path", "/usr/lib/cni", "--cni-netconfpath", filepath.Join(dir, "cni"),
 		}
 		return run(t, root, env, nerdctlBin, append(global, args...)...)
 	}
-	nerdctl("load", "-i", images)
+	// `nerdctl load` needs containerd's streaming service (1.7+) and
+	// answers Debian 12's containerd 1.6 "unknown service
+	// containerd.services.streaming.v1.Streaming": containerd's own ctr
+	// imports the archive.
+	importStart := time.Now()
+	run(t, root, nil, "/usr/bin/ctr", "--address", sock, "--namespace", namespace, "images", "import", images)
+	t.Logf("images imported in %s", time.Since(importStart).Round(time.Second))
 	compose := []string{"compose", "--project-directory", root, "-f", filepath.Join(root, "docker-compose.yaml"), "-p", "stateguard-test"}
 
 	upStart := time.Now()
@@ -108,7 +119,7 @@ func TestComposeUpOnContainerd(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, svc := range []string{"nats", "sastingest", "correlator", "console", "certwatcher"} {
-				t.Logf("%s log:\n%s", svc, tail(runErr(root, env, nerdctlBin, append(append([]string{"--address", sock, "--namespace", "stateguard-compose-test", "--data-root", filepath.Join(dir, "nerdctl"), "--cni-path", "/usr/lib/cni", "--cni-netconfpath", filepath.Join(dir, "cni")}, compose...), "logs", "--no-color", svc)...), 3000))
+				t.Logf("%s log:\n%s", svc, tail(runErr(root, env, nerdctlBin, append(append([]string{"--address", sock, "--namespace", namespace, "--data-root", filepath.Join(dir, "nerdctl"), "--cni-path", "/usr/lib/cni", "--cni-netconfpath", filepath.Join(dir, "cni")}, compose...), "logs", "--no-color", svc)...), 3000))
 			}
 		}
 		nerdctl(append(compose, "down", "-v")...)
@@ -359,8 +370,10 @@ func processesUnder(dir string) []string {
 	return left
 }
 
-// links are the machine's network interfaces: the compose network's bridge
-// and the containers' veths must be gone after down.
+// links are the machine's network interfaces that CNI's bridge plugin
+// makes (nerdctl's br-<id> bridges, the containers' veth ends): the compose
+// network's must be gone after down. Other interfaces (other tests' network
+// namespaces) come and go on their own.
 func links(t *testing.T) map[string]bool {
 	t.Helper()
 	entries, err := os.ReadDir("/sys/class/net")
@@ -369,7 +382,9 @@ func links(t *testing.T) map[string]bool {
 	}
 	m := map[string]bool{}
 	for _, e := range entries {
-		m[e.Name()] = true
+		if n := e.Name(); strings.HasPrefix(n, "br-") || strings.HasPrefix(n, "nerdctl") || strings.HasPrefix(n, "veth") {
+			m[n] = true
+		}
 	}
 	return m
 }
