@@ -65,7 +65,9 @@ func TestComposeUpOnContainerd(t *testing.T) {
 	}
 	linksBefore := links(t)
 
-	dir, err := os.MkdirTemp("", "sg-compose-")
+	// Not t.TempDir: removeAll first reports and detaches any mount left
+	// under it, which t.TempDir's removal would only fail on.
+	dir, err := os.MkdirTemp("", "sg-compose-") //nolint:usetesting // see above
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,11 +429,20 @@ func waitReady(t *testing.T, url string) {
 	t.Fatalf("%s not ready after 3 min: %s", url, last)
 }
 
+// commandTimeout bounds every command: a hang (an image pulled from an
+// unreachable registry) fails the test naming the command instead of
+// outliving it. Building the images cold on a loaded machine is the
+// longest step.
+const commandTimeout = 25 * time.Minute
+
 // run runs a command in dir and returns its standard output; it fails the
 // test with the command and its output.
 func run(t *testing.T, dir string, env []string, name string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(name, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
@@ -443,7 +454,9 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) st
 }
 
 func runErr(dir string, env []string, name string, args ...string) string {
-	cmd := exec.Command(name, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	b, _ := cmd.CombinedOutput()
