@@ -53,8 +53,8 @@ bench: tools ## run the benchmarks (each reports its ratio against a baseline in
 	done
 
 .PHONY: run
-run: tools ## start the local stack: embedded JetStream, a control plane, the four services (DEMO=0 for the bare stack)
-	@go run ./pkg/harness/cmd/devstack -demo=$(or $(DEMO),1) $(if $(filter command line,$(origin KUBECONFIG)),-kubeconfig=$(KUBECONFIG))
+run: tools ## start the local stack: embedded JetStream, a control plane, the services (DEMO=0 for the bare stack, TLS=1 for HTTPS)
+	@go run ./pkg/harness/cmd/devstack -demo=$(or $(DEMO),1) $(if $(filter 1 true yes,$(TLS)),-tls) $(if $(filter command line,$(origin KUBECONFIG)),-kubeconfig=$(KUBECONFIG))
 
 .PHONY: build
 build: ## build the service binaries into bin/

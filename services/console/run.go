@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -56,8 +57,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return errors.Join(err, closeClient())
 	}
 	api := correlator.New(cfg.CorrelatorURL, hc)
+	proxy, err := proxyAuth(cfg.AuthProxy)
+	if err != nil {
+		return errors.Join(err, closeClient())
+	}
 	srv, err := web.New(web.Options{Correlator: api, Streams: reader, Log: log, Registerer: ops.Registry,
-		SessionTTL: cfg.SessionTTL, PageSize: cfg.PageSize, FleetTTL: cfg.FleetTTL, Secure: cfg.HTTPS() || cfg.SecureCookies})
+		SessionTTL: cfg.SessionTTL, PageSize: cfg.PageSize, FleetTTL: cfg.FleetTTL, Secure: cfg.HTTPS() || cfg.SecureCookies,
+		Proxy: proxy})
 	if err != nil {
 		return errors.Join(err, closeClient())
 	}
@@ -66,7 +72,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return reader.Run(gctx) })
-	g.Go(func() error { return serve(gctx, log, cfg, ops.Mux, srv) })
+	pages, metrics := ops.Handlers(cfg.MetricsAddr != "")
+	g.Go(func() error { return serve(gctx, log, cfg, pages, srv) })
+	if metrics != nil {
+		g.Go(func() error {
+			return service.ServeTLS(gctx, log.With("server", "metrics"), cfg.MetricsAddr, cfg.TLS, metrics, cfg.ShutdownTimeout, nil)
+		})
+	}
 	err = g.Wait()
 	err = errors.Join(err, closeClient())
 	log.Info("console stopped")
@@ -80,6 +92,38 @@ func serve(ctx context.Context, log *slog.Logger, cfg config.Config, h http.Hand
 	stop := context.AfterFunc(ctx, srv.Shutdown)
 	defer stop()
 	return service.ServeTLS(ctx, log, cfg.HTTPAddr, cfg.TLS, h, cfg.ShutdownTimeout, bound)
+}
+
+// proxyAuth is the trust in an authenticating proxy, nil when off: the
+// delegate token is the first line of its file that is not blank or a
+// comment.
+func proxyAuth(c config.AuthProxy) (*web.ProxyAuth, error) {
+	if len(c.Addresses) == 0 {
+		return nil, nil
+	}
+	trusted, err := c.Prefixes()
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("--auth-proxy-token-file: %w", err)
+	}
+	var token string
+	for line := range strings.Lines(string(data)) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			token = strings.Fields(line)[0]
+			break
+		}
+	}
+	if token == "" {
+		return nil, fmt.Errorf("--auth-proxy-token-file %s: no token in it", c.TokenFile)
+	}
+	ops := map[string]bool{}
+	for _, o := range c.Operators {
+		ops[strings.TrimSpace(o)] = true
+	}
+	return &web.ProxyAuth{Trusted: trusted, UserHeader: c.UserHeader, GroupsHeader: c.GroupsHeader, Token: token, Operators: ops}, nil
 }
 
 // correlatorHTTP is the client of the correlator's API: with caFile it

@@ -27,6 +27,9 @@ import (
 const (
 	readToken     = "console-test-read-token-7f3a"
 	operatorToken = "console-test-operator-token-9c1e"
+	// proxyToken is the delegate token the console uses for users an auth
+	// proxy names.
+	proxyToken = "console-test-proxy-token-42d0"
 )
 
 // testStack is a real JetStream, the real correlator (its binary, built
@@ -72,7 +75,7 @@ func startCorrelator(t testing.TB, evs []events.Event, ready func([]appLine) err
 	}
 	readFile, opFile := filepath.Join(dir, "tokens"), filepath.Join(dir, "operator-tokens")
 	writeFile(t, readFile, readToken+" on-call\n")
-	writeFile(t, opFile, operatorToken+" alice\n")
+	writeFile(t, opFile, operatorToken+" alice\n"+proxyToken+" console delegate\n")
 	port, err := natstest.FreePort()
 	if err != nil {
 		t.Fatal(err)

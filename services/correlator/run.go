@@ -2,91 +2,84 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/api"
 	"github.com/stateguard/stateguard/services/correlator/internal/config"
 	"github.com/stateguard/stateguard/services/correlator/internal/engine"
 )
 
+const name = "correlator"
+
 // bound, when set (by tests), learns the HTTP server's address.
 var bound func(net.Addr)
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "bootstrap" {
-		return bootstrap(ctx, args[1:], getenv, stdout)
+	bootstrapping := len(args) > 0 && args[0] == "bootstrap"
+	if bootstrapping {
+		args = args[1:]
 	}
 	cfg, err := config.Load(args, getenv, os.ReadFile)
 	if err != nil {
 		return err
 	}
-	log, err := service.NewLogger(stdout, cfg.LogLevel, "correlator")
-	if err != nil {
+	if bootstrapping {
+		return cfg.Bootstrap(ctx, name, stdout, func(ctx context.Context, c *events.Client) error {
+			return create(ctx, cfg, c)
+		})
+	}
+	return service.Run(ctx, name, cfg.Common, stdout, getenv, func(ctx context.Context, p *service.Process) error {
+		return wire(ctx, p, cfg)
+	})
+}
+
+// create is `correlator bootstrap`'s work: as the admin NATS user, it
+// creates or updates the state bucket and the engine's durable consumers;
+// the service then runs with --nats-bind.
+func create(ctx context.Context, cfg config.Config, c *events.Client) error {
+	if _, err := engine.New(ctx, engine.Options{Client: c, Rules: cfg.Rules, Bucket: cfg.Bucket, Replicas: cfg.KVReplicas}); err != nil {
 		return err
 	}
-	shutdownOTel, err := service.SetupOTel(ctx, "correlator", getenv)
-	if err != nil {
-		return err
+	for _, cc := range engine.ConsumerConfigs(cfg.Consumer, cfg.Workers) {
+		if err := c.EnsureConsumer(ctx, cc); err != nil {
+			return err
+		}
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = shutdownOTel(sctx)
-	}()
-	ops := service.NewOps()
-	client, err := cfg.Connect(ctx, "correlator", log, ops.Registry)
-	if err != nil {
-		return err
-	}
-	closeClient := func() error {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		return client.Close(sctx)
-	}
-	service.Watch(ops, client)
+	return nil
+}
+
+// wire starts the engine and the /v1 API on p; the engine stops before the
+// NATS connection closes.
+func wire(ctx context.Context, p *service.Process, cfg config.Config) error {
+	p.HTTPBound = bound
 	eng, err := engine.New(ctx, engine.Options{
-		Client: client, Rules: cfg.Rules, Bucket: cfg.Bucket, Replicas: cfg.KVReplicas,
-		Workers: cfg.Workers, CacheSize: cfg.CacheNamespaces, Consumer: cfg.Consumer, Log: log, Registerer: ops.Registry,
+		Client: p.Client, Rules: cfg.Rules, Bucket: cfg.Bucket, Replicas: cfg.KVReplicas,
+		Workers: cfg.Workers, CacheSize: cfg.CacheNamespaces, Consumer: cfg.Consumer, Log: p.Log, Registerer: p.Ops.Registry,
 	})
 	if err != nil {
-		return errors.Join(err, closeClient())
+		return err
 	}
 	if cfg.TokensFile != "" {
 		tokens, err := loadTokens(cfg.TokensFile, cfg.OperatorTokensFile)
 		if err != nil {
-			return errors.Join(err, closeClient())
+			return err
 		}
-		api.Register(ops.Mux, eng, tokens, log, time.Now, api.WithPublisher(client))
+		api.Register(p.Ops.Mux, eng, tokens, p.Log, time.Now, api.WithPublisher(p.Client))
 	} else {
-		log.Warn("no --api-tokens-file: the /v1 API is off")
+		p.Log.Warn("no --api-tokens-file: the /v1 API is off")
 	}
 	if err := eng.Start(ctx); err != nil {
-		return errors.Join(err, closeClient())
+		return err
 	}
-	log.Info("correlator started", "bucket", cfg.Bucket, "workers", cfg.Workers, "threshold", cfg.Rules.Threshold.String())
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return service.ServeTLS(gctx, log, cfg.HTTPAddr, cfg.TLS, ops.Mux, cfg.ShutdownTimeout, bound)
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		return eng.Stop(sctx)
-	})
-	err = g.Wait()
-	err = errors.Join(err, closeClient())
-	log.Info("correlator stopped")
-	return err
+	p.Log.Info("correlator engine started", "bucket", cfg.Bucket, "workers", cfg.Workers, "threshold", cfg.Rules.Threshold.String())
+	p.OnStop(eng.Stop)
+	return nil
 }
 
 // loadTokens reads the read tokens and, when given, the operator tokens.

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/services/sastingest/internal/api"
 	"github.com/stateguard/stateguard/services/sastingest/internal/auth"
@@ -23,59 +20,63 @@ const name = "sastingest"
 var bound func(net.Addr)
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "bootstrap" {
-		return bootstrap(ctx, args[1:], getenv, stdout)
+	bootstrapping := len(args) > 0 && args[0] == "bootstrap"
+	if bootstrapping {
+		args = args[1:]
 	}
 	cfg, err := config.Parse(args, getenv, stdout)
 	if err != nil {
 		return err
 	}
-	log, err := service.NewLogger(stdout, cfg.LogLevel, name)
+	if bootstrapping {
+		return cfg.Bootstrap(ctx, name, stdout, func(ctx context.Context, c *events.Client) error {
+			return create(ctx, cfg, c)
+		})
+	}
+	tokens, secrets, err := loadAuth(cfg)
 	if err != nil {
 		return err
 	}
-	shutdownOTel, err := service.SetupOTel(ctx, name, getenv)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = shutdownOTel(sctx)
-	}()
+	return service.Run(ctx, name, cfg.Common, stdout, getenv, func(ctx context.Context, p *service.Process) error {
+		return wire(ctx, p, cfg, tokens, secrets)
+	})
+}
 
-	var tokens *auth.Tokens
+// create is `sastingest bootstrap`'s work: as the admin NATS user, it
+// creates or updates sastingest's buckets through the code the service
+// runs; the service then runs with --nats-bind.
+func create(ctx context.Context, cfg *config.Config, c *events.Client) error {
+	if _, err := ingest.New(ctx, c, ingest.Options{SpoolDir: cfg.SpoolDir, Replicas: cfg.Streams.Replicas}); err != nil {
+		return err
+	}
+	_, err := auth.NewReplay(ctx, c.JetStream(), cfg.ReplayTTL, cfg.Streams.Replicas)
+	return err
+}
+
+// loadAuth reads the upload tokens and the webhook secrets.
+func loadAuth(cfg *config.Config) (tokens *auth.Tokens, secrets *auth.Secrets, err error) {
 	if cfg.TokensFile != "" {
 		if tokens, err = auth.LoadTokens(cfg.TokensFile); err != nil {
-			return fmt.Errorf("tokens: %w", err)
+			return nil, nil, fmt.Errorf("tokens: %w", err)
 		}
 	}
-	var secrets *auth.Secrets
 	if cfg.WebhookSecretsFile != "" {
 		if secrets, err = auth.LoadSecrets(cfg.WebhookSecretsFile); err != nil {
-			return fmt.Errorf("webhook secrets: %w", err)
+			return nil, nil, fmt.Errorf("webhook secrets: %w", err)
 		}
 	}
+	return tokens, secrets, nil
+}
 
-	ops := service.NewOps()
-	client, err := cfg.Connect(ctx, name, log, ops.Registry)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := client.Close(cctx); err != nil {
-			log.Warn("nats close", "error", err)
-		}
-	}()
-	service.Watch(ops, client)
-
-	pipeline, err := ingest.New(ctx, client, ingest.Options{
+// wire builds the pipeline and the API on p and resumes pending GitHub
+// uploads; the API's queue closes before the NATS connection does.
+func wire(ctx context.Context, p *service.Process, cfg *config.Config, tokens *auth.Tokens, secrets *auth.Secrets) error {
+	p.HTTPBound = bound
+	pipeline, err := ingest.New(ctx, p.Client, ingest.Options{
 		MaxUncompressed: cfg.MaxUncompressed,
 		SpoolDir:        cfg.SpoolDir,
 		StoreTimeout:    cfg.StoreTimeout,
-		Log:             log,
+		Log:             p.Log,
 		Replicas:        cfg.Streams.Replicas,
 	})
 	if err != nil {
@@ -83,7 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	var replay *auth.Replay
 	if secrets != nil {
-		if replay, err = auth.NewReplay(ctx, client.JetStream(), cfg.ReplayTTL, cfg.Streams.Replicas); err != nil {
+		if replay, err = auth.NewReplay(ctx, p.Client.JetStream(), cfg.ReplayTTL, cfg.Streams.Replicas); err != nil {
 			return err
 		}
 	}
@@ -99,28 +100,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		BodyReadTimeout: cfg.BodyReadTimeout,
 		SpoolDir:        cfg.SpoolDir,
 		PublicURL:       cfg.PublicURL,
-		Log:             log,
-		Metrics:         api.NewMetrics(ops.Registry),
+		Log:             p.Log,
+		Metrics:         api.NewMetrics(p.Ops.Registry),
 	})
-	srv.Register(ops.Mux)
+	srv.Register(p.Ops.Mux)
 	if err := srv.Resume(ctx); err != nil {
-		log.Warn("resuming pending github uploads", "error", err)
+		p.Log.Warn("resuming pending github uploads", "error", err)
 	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return service.ServeTLS(gctx, log, cfg.HTTPAddr, cfg.TLS, ops.Mux, cfg.ShutdownTimeout, bound)
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		return srv.Close(sctx)
-	})
-	err = g.Wait()
-	if errors.Is(err, context.Canceled) {
-		err = nil
-	}
-	log.Info("sastingest stopped")
-	return err
+	p.OnStop(srv.Close)
+	return nil
 }

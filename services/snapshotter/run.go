@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/pkg/events/service/kubeclient"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/apiauth"
@@ -43,56 +43,87 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(args) > 0 && args[0] == "restore-plan" {
 		return restorePlan(ctx, args[1:], getenv, stdout)
 	}
-	if len(args) > 0 && args[0] == "bootstrap" {
-		return bootstrap(ctx, args[1:], getenv, stdout)
+	bootstrapping := len(args) > 0 && args[0] == "bootstrap"
+	if bootstrapping {
+		args = args[1:]
 	}
 	cfg, err := config.Load(args, getenv, stdout)
 	if err != nil {
 		return err
 	}
-	log, err := service.NewLogger(stdout, cfg.LogLevel, name)
+	if bootstrapping {
+		return cfg.Bootstrap(ctx, name, stdout, func(ctx context.Context, c *events.Client) error {
+			return create(ctx, cfg, c)
+		})
+	}
+	kube, err := newKube(cfg.Kubeconfig)
 	if err != nil {
 		return err
 	}
-	routeKlog(log)
-	shutdownOTel, err := service.SetupOTel(ctx, name, getenv)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := shutdownOTel(sctx); err != nil {
-			log.Warn("otel shutdown", "error", err)
+	defer kube.stopEvents()
+	return service.Run(ctx, name, cfg.Common, stdout, getenv, func(ctx context.Context, p *service.Process) error {
+		return wire(ctx, p, cfg, kube)
+	})
+}
+
+// create is `snapshotter bootstrap`'s work: as the admin NATS user, it
+// creates or updates the observations bucket and the durable consumers of
+// pin and restore requests; the service then runs with --nats-bind.
+func create(ctx context.Context, cfg config.Config, c *events.Client) error {
+	if cfg.Observe {
+		if _, err := observer.OpenStore(ctx, c.JetStream(), cfg.ObserveBucket, cfg.Streams.Replicas); err != nil {
+			return err
 		}
-	}()
+	}
+	if err := c.EnsureConsumer(ctx, pins.Consumer()); err != nil {
+		return err
+	}
+	return c.EnsureConsumer(ctx, restore.Consumer())
+}
 
-	restCfg, err := kubeConfig(cfg.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return err
-	}
-	kc, err := newClient(restCfg)
-	if err != nil {
-		return err
-	}
-	exec, err := hooks.NewExec(restCfg)
-	if err != nil {
-		return err
-	}
+// kube is the snapshotter's access to Kubernetes.
+type kube struct {
+	rest   *rest.Config
+	cs     kubernetes.Interface
+	client client.WithWatch
+	exec   *hooks.Exec
+	// recorder records Kubernetes Events on the policies; stopEvents
+	// flushes and stops it, once the process has stopped.
+	recorder   record.EventRecorder
+	stopEvents func()
+}
 
-	ops := service.NewOps()
-	m := metrics.New(ops.Registry)
-	ev, err := cfg.Connect(ctx, name, log, ops.Registry)
+// newKube loads the kubeconfig (in-cluster when path is empty) and builds
+// the clients.
+func newKube(path string) (*kube, error) {
+	restCfg, err := kubeConfig(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	service.Watch(ops, ev)
-	ops.AddReadiness("kubernetes", func(context.Context) error {
-		_, err := cs.Discovery().ServerVersion()
+	k := &kube{rest: restCfg}
+	if k.cs, err = kubernetes.NewForConfig(restCfg); err != nil {
+		return nil, err
+	}
+	if k.client, err = newClient(restCfg); err != nil {
+		return nil, err
+	}
+	if k.exec, err = hooks.NewExec(restCfg); err != nil {
+		return nil, err
+	}
+	if k.recorder, k.stopEvents, err = eventRecorder(k.cs); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// wire adds the snapshotter's parts to p: the restore-plan API, the
+// consumers of pin and restore requests (stopped before the NATS
+// connection closes), and the leader's work under leader election.
+func wire(ctx context.Context, p *service.Process, cfg config.Config, k *kube) error {
+	routeKlog(p.Log)
+	m := metrics.New(p.Ops.Registry)
+	p.Ops.AddReadiness("kubernetes", func(context.Context) error {
+		_, err := k.cs.Discovery().ServerVersion()
 		return err
 	})
 	if cfg.TokensFile != "" {
@@ -100,103 +131,98 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err != nil {
 			return err
 		}
-		ops.Mux.Handle(plan.Route, tokens.Require(plan.Handler(kc, log)))
+		p.Ops.Mux.Handle(plan.Route, tokens.Require(plan.Handler(k.client, p.Log)))
 	} else {
-		log.Info("restore-plan API off: no --api-tokens-file")
+		p.Log.Info("restore-plan API off: no --api-tokens-file")
 	}
-
-	recorder, stopEvents, err := eventRecorder(cs)
+	lead, err := leaderWork(ctx, p, cfg, k, m)
 	if err != nil {
 		return err
 	}
-	defer stopEvents()
+	if err := consume(ctx, p, cfg, k, m); err != nil {
+		return err
+	}
+	p.Go(func(ctx context.Context) error {
+		if !cfg.LeaderElect {
+			return lead(ctx)
+		}
+		return leader.Run(ctx, k.cs, leader.Config{
+			Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName, Identity: cfg.Identity,
+			LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
+		}, p.Log, func(ctx context.Context) {
+			if err := lead(ctx); err != nil {
+				p.Log.Error("controller or observer stopped", "error", err)
+			}
+		})
+	})
+	p.Log.Info("snapshotter wired", "namespace", cfg.Namespace, "leader_elect", cfg.LeaderElect, "identity", cfg.Identity)
+	return nil
+}
+
+// consume starts the durable consumers of pin and restore requests, which
+// every replica runs (leader or not).
+func consume(ctx context.Context, p *service.Process, cfg config.Config, k *kube, m *metrics.Metrics) error {
+	pinHandler := &pins.Handler{Client: k.client, Log: p.Log, Metrics: m}
+	requests := &restore.Requests{Client: k.client, Log: p.Log.With("component", "restore"), Namespace: cfg.Namespace}
+	sub, err := p.Client.Consume(ctx, pins.Consumer(), pinHandler.Handle)
+	if err != nil {
+		return fmt.Errorf("consume pin requests: %w", err)
+	}
+	p.OnStop(sub.Stop)
+	restoreSub, err := p.Client.Consume(ctx, restore.Consumer(), requests.Handle)
+	if err != nil {
+		return fmt.Errorf("consume restore requests: %w", err)
+	}
+	p.OnStop(restoreSub.Stop)
+	return nil
+}
+
+// leaderWork returns the leader's work: the controller, the Restore
+// executor and (with --observe) the workload observer, which restarts on
+// its own failures and never stops the controller.
+func leaderWork(ctx context.Context, p *service.Process, cfg config.Config, k *kube, m *metrics.Metrics) (func(context.Context) error, error) {
 	ctrl := &controller.Controller{
-		Client: kc, Events: ev, Hooks: exec, Clock: clock.RealClock{}, Log: log, Recorder: recorder,
+		Client: k.client, Events: p.Client, Hooks: k.exec, Clock: clock.RealClock{}, Log: p.Log, Recorder: k.recorder,
 		Metrics: m, Namespace: cfg.Namespace, Resync: cfg.Resync, EncryptionAllow: cfg.Allow,
 		EncryptionTable: encryptionTable,
 	}
-	pinHandler := &pins.Handler{Client: kc, Log: log, Metrics: m}
-	restores := &restore.Executor{Client: kc, Events: ev, Clock: clock.RealClock{}, Log: log.With("component", "restore"), Namespace: cfg.Namespace, Metrics: m}
-	requests := &restore.Requests{Client: kc, Log: log.With("component", "restore"), Namespace: cfg.Namespace}
+	restores := &restore.Executor{Client: k.client, Events: p.Client, Clock: clock.RealClock{}, Log: p.Log.With("component", "restore"), Namespace: cfg.Namespace, Metrics: m}
 	var obs *observer.Observer
 	if cfg.Observe {
-		store, err := observer.OpenStore(ctx, ev.JetStream(), cfg.ObserveBucket, cfg.Streams.Replicas)
+		store, err := observer.OpenStore(ctx, p.Client.JetStream(), cfg.ObserveBucket, cfg.Streams.Replicas)
 		if err != nil {
-			_ = ev.Close(context.Background())
-			return err
+			return nil, err
 		}
 		obs = &observer.Observer{
-			Config: restCfg, Owners: kc, Events: ev, Store: store, Clock: clock.RealClock{}, Log: log.With("component", "observer"),
+			Config: k.rest, Owners: k.client, Events: p.Client, Store: store, Clock: clock.RealClock{}, Log: p.Log.With("component", "observer"),
 			Metrics: m, Namespace: cfg.Namespace, Resync: cfg.ObserveResync, WithoutSecrets: !cfg.ObserveTLSSecrets,
 		}
 	}
-	// lead is the leader's work: the controller, the Restores and the
-	// observer.
-	lead := func(ctx context.Context) error {
+	return func(ctx context.Context) error {
 		lg, lctx := errgroup.WithContext(ctx)
 		lg.Go(func() error { return ctrl.Run(lctx) })
 		lg.Go(func() error { return restores.Run(lctx) })
 		if obs != nil {
-			lg.Go(func() error {
-				// The observer's failures (KV, informers) are its own: it
-				// starts again, and never stops the controller.
-				for lctx.Err() == nil {
-					if err := obs.Run(lctx); err != nil {
-						log.Error("observer stopped; restarting", "error", err)
-						select {
-						case <-lctx.Done():
-						case <-time.After(5 * time.Second):
-						}
-					}
-				}
-				return nil
-			})
+			lg.Go(func() error { return observeForever(lctx, obs, p.Log) })
 		}
 		return lg.Wait()
-	}
+	}, nil
+}
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return service.ServeTLS(gctx, log, cfg.HTTPAddr, cfg.TLS, ops.Mux, cfg.ShutdownTimeout, nil)
-	})
-	sub, err := ev.Consume(gctx, pins.Consumer(), pinHandler.Handle)
-	if err != nil {
-		_ = ev.Close(context.Background())
-		return fmt.Errorf("consume pin requests: %w", err)
-	}
-	restoreSub, err := ev.Consume(gctx, restore.Consumer(), requests.Handle)
-	if err != nil {
-		_ = ev.Close(context.Background())
-		return fmt.Errorf("consume restore requests: %w", err)
-	}
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		return errors.Join(sub.Stop(sctx), restoreSub.Stop(sctx))
-	})
-	g.Go(func() error {
-		if !cfg.LeaderElect {
-			return lead(gctx)
-		}
-		return leader.Run(gctx, cs, leader.Config{
-			Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName, Identity: cfg.Identity,
-			LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
-		}, log, func(ctx context.Context) {
-			if err := lead(ctx); err != nil {
-				log.Error("controller or observer stopped", "error", err)
+// observeForever runs the observer until ctx ends, starting it again 5 s
+// after each failure (its KV or informers): the observer's failures are its
+// own.
+func observeForever(ctx context.Context, obs *observer.Observer, log *slog.Logger) error {
+	for ctx.Err() == nil {
+		if err := obs.Run(ctx); err != nil {
+			log.Error("observer stopped; restarting", "error", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
 			}
-		})
-	})
-	log.Info("snapshotter started", "namespace", cfg.Namespace, "leader_elect", cfg.LeaderElect, "identity", cfg.Identity)
-	err = g.Wait()
-	cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if cerr := ev.Close(cctx); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("close events client: %w", cerr))
+		}
 	}
-	log.Info("snapshotter stopped")
-	return err
+	return nil
 }
 
 // routeKlog sends client-go's klog output to log, once per process.

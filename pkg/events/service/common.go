@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -16,6 +17,9 @@ import (
 // Common are the settings every service has.
 type Common struct {
 	HTTPAddr string
+	// MetricsAddr, when set, serves /metrics (with /healthz and /readyz)
+	// on a server of its own, and no longer on HTTPAddr (see Run).
+	MetricsAddr string
 	// TLS makes the HTTP server speak HTTPS (--tls-cert-file and friends).
 	TLS             TLSFiles
 	LogLevel        string
@@ -34,6 +38,7 @@ type Common struct {
 // --http-addr.
 func (c *Common) Register(s *envflag.Set, defaultHTTP string) {
 	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", defaultHTTP, "address of the HTTP server (API, /healthz, /readyz, /metrics)")
+	s.String(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", "", "address of a separate server for /metrics, /healthz and /readyz (then /metrics leaves --http-addr, so a NetworkPolicy can fence it); empty: all on --http-addr")
 	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "bound on graceful shutdown")
 	s.Int(&c.Streams.Replicas, "stream-replicas", "STREAM_REPLICAS", 1, "replicas of each JetStream stream (3 in a cluster)")
@@ -99,7 +104,12 @@ func (c *Common) Connect(ctx context.Context, name string, log *slog.Logger, reg
 // buckets through the same code the service runs (so their configuration
 // cannot drift), and disconnects. The service then runs with --nats-bind
 // as its own, restricted user. Safe to run again at every upgrade.
-func (c *Common) Bootstrap(ctx context.Context, name string, log *slog.Logger, create func(context.Context, *events.Client) error) error {
+// Its log goes to stdout at --log-level, like Run's.
+func (c *Common) Bootstrap(ctx context.Context, name string, stdout io.Writer, create func(context.Context, *events.Client) error) error {
+	log, err := NewLogger(stdout, c.LogLevel, name)
+	if err != nil {
+		return err
+	}
 	bc := *c
 	bc.Bind = false
 	client, err := bc.Connect(ctx, name+"-bootstrap", log, prometheus.NewRegistry())

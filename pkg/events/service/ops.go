@@ -25,9 +25,10 @@ type Ops struct {
 	Registry *prometheus.Registry
 	Mux      *http.ServeMux
 
-	mu     sync.Mutex
-	checks []readiness
-	live   []readiness
+	metrics http.Handler
+	mu      sync.Mutex
+	checks  []readiness
+	live    []readiness
 }
 
 type readiness struct {
@@ -39,10 +40,10 @@ type readiness struct {
 func NewOps() *Ops {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	o := &Ops{Registry: reg, Mux: http.NewServeMux()}
+	o := &Ops{Registry: reg, Mux: http.NewServeMux(), metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})}
 	o.Mux.HandleFunc("GET /healthz", o.healthz)
 	o.Mux.HandleFunc("GET /readyz", o.ready)
-	o.Mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	o.Mux.Handle("GET /metrics", o.metrics)
 	return o
 }
 

@@ -74,7 +74,7 @@ type restoreAccepted struct {
 
 // requestRestore asks the correlator's operator API to restore the restore
 // point of incident, as `stateguardctl restore create --incident` does.
-func requestRestore(ctx context.Context, base, token, incident string) (restoreAccepted, error) {
+func requestRestore(ctx context.Context, hc *http.Client, base, token, incident string) (restoreAccepted, error) {
 	var acc restoreAccepted
 	body, err := json.Marshal(restoreRequest{IncidentID: incident, Reason: "restore the restore point of incident " + incident})
 	if err != nil {
@@ -86,7 +86,7 @@ func requestRestore(ctx context.Context, base, token, incident string) (restoreA
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return acc, err
 	}

@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -34,6 +35,16 @@ type Env struct {
 	// the app's data there (kubetest.Cluster.ClaimDir on the local
 	// cluster).
 	ClaimDir ClaimDirFunc
+	// HTTPClient calls the ingest and the correlator (one that trusts the
+	// stack's CA when they serve HTTPS); nil is http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+func (e Env) httpClient() *http.Client {
+	if e.HTTPClient == nil {
+		return http.DefaultClient
+	}
+	return e.HTTPClient
 }
 
 // Result is what the story measured: the SHA-256 of the app's data file
@@ -110,7 +121,7 @@ func Run(ctx context.Context, e Env, print func(string)) (Result, error) {
 		if err != nil {
 			return err
 		}
-		url, err := PostGitHub(ctx, e.IngestURL, e.Token, Upload{
+		url, err := PostGitHub(ctx, e.httpClient(), e.IngestURL, e.Token, Upload{
 			Repository: "acme/shop-db", CommitSHA: commit, Ref: "refs/heads/main",
 			App: s.App, Namespace: s.Namespace, Version: v.Name, Images: []string{v.Ref()}, Category: "gosec",
 		}, sarif)
@@ -188,7 +199,7 @@ func restoreIncident(ctx context.Context, e Env, dyn dynamic.Interface, story *S
 	}
 	print(fmt.Sprintf("demo: before the restore %s in PVC %s: sha256 %s", DataFile, s.PVC, short(before)))
 	print("demo: stateguardctl restore create --incident " + res.Incident + " --wait")
-	acc, err := requestRestore(ctx, e.CorrelatorURL, e.OperatorToken, res.Incident)
+	acc, err := requestRestore(ctx, e.httpClient(), e.CorrelatorURL, e.OperatorToken, res.Incident)
 	if err != nil {
 		return err
 	}

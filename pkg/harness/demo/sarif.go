@@ -54,7 +54,7 @@ type Upload struct {
 
 // PostGitHub uploads sarif the way GitHub's code-scanning API takes it
 // (gzip, then base64, in a JSON body) and returns the status URL.
-func PostGitHub(ctx context.Context, base, token string, u Upload, sarif []byte) (string, error) {
+func PostGitHub(ctx context.Context, hc *http.Client, base, token string, u Upload, sarif []byte) (string, error) {
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	if _, err := zw.Write(sarif); err != nil {
@@ -92,7 +92,7 @@ func PostGitHub(ctx context.Context, base, token string, u Upload, sarif []byte)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/vnd.github+json")
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return "", err
 	}

@@ -68,10 +68,13 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 			"correlator": {"CORRELATOR_CONFIG=" + filepath.Join(root, "services", "correlator", "config.example.yaml")},
 		},
 		Log: log,
+		// Every service serves HTTPS, as in production (#19).
+		TLS: true,
 	})
 	if err != nil {
 		t.Fatalf("start the stack: %v", err)
 	}
+	api := apiClient{s.HTTPClient()}
 	stopped := false
 	stop := func() {
 		if stopped {
@@ -97,9 +100,9 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 	scene := demo.Default()
 	scene.Schedule = "@every 10s"
 	story, err := demo.Run(ctx, demo.Env{
-		RestConfig: s.RestConfig, NATSURL: s.NATSURL, IngestURL: "http://" + s.Addr["sastingest"],
+		RestConfig: s.RestConfig, NATSURL: s.NATSURL, IngestURL: s.URL("sastingest"), HTTPClient: s.HTTPClient(),
 		Token: s.Token, Root: root, Dir: dir, Scene: scene, Timeout: 2 * time.Minute,
-		CorrelatorURL: "http://" + s.Addr["correlator"], OperatorToken: s.OperatorToken, ClaimDir: s.Cluster.ClaimDir,
+		CorrelatorURL: s.URL("correlator"), OperatorToken: s.OperatorToken, ClaimDir: s.Cluster.ClaimDir,
 	}, func(line string) { t.Log(line) })
 	if err != nil {
 		t.Fatalf("case study: %v", err)
@@ -152,11 +155,11 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 		t.Errorf("recommendation incomplete: %+v", rr)
 	}
 	// … and in the correlator's API.
-	body := apiGet(t, ctx, "http://"+s.Addr["correlator"]+"/v1/incidents", s.Token)
+	body := api.get(t, ctx, s.URL("correlator")+"/v1/incidents", s.Token)
 	if !strings.Contains(body, rr.Incident) || !strings.Contains(body, rr.VolumeSnapshot) {
 		t.Errorf("GET /v1/incidents does not show incident %s recommending %s:\n%s", rr.Incident, rr.VolumeSnapshot, body)
 	}
-	if code := apiStatus(t, ctx, "http://"+s.Addr["correlator"]+"/v1/incidents", "wrong-token"); code != http.StatusUnauthorized {
+	if code := api.status(t, ctx, s.URL("correlator")+"/v1/incidents", "wrong-token"); code != http.StatusUnauthorized {
 		t.Errorf("a wrong token got %d, want 401", code)
 	}
 
@@ -219,20 +222,24 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 	checkRestored(t, ctx, s, scene, rr, story)
 	// A read token may not ask for a restore, nor resolve; the closed
 	// incident is not resolved again.
-	if code := apiPost(t, ctx, "http://"+s.Addr["correlator"]+"/v1/restores", s.Token, `{"incident_id":"`+rr.Incident+`","reason":"e2e"}`); code != http.StatusForbidden {
+	if code := api.post(t, ctx, s.URL("correlator")+"/v1/restores", s.Token, `{"incident_id":"`+rr.Incident+`","reason":"e2e"}`); code != http.StatusForbidden {
 		t.Errorf("a read token asking for a restore got %d, want 403", code)
 	}
-	resolve := "http://" + s.Addr["correlator"] + "/v1/incidents/" + rr.Incident + "/resolve"
-	if code := apiPost(t, ctx, resolve, s.Token, `{"reason":"e2e: restored by hand"}`); code != http.StatusForbidden {
+	resolve := s.URL("correlator") + "/v1/incidents/" + rr.Incident + "/resolve"
+	if code := api.post(t, ctx, resolve, s.Token, `{"reason":"e2e: restored by hand"}`); code != http.StatusForbidden {
 		t.Errorf("a read token resolving got %d, want 403", code)
 	}
-	if code := apiPost(t, ctx, resolve, s.OperatorToken, `{"reason":"e2e: restored by hand"}`); code != http.StatusConflict {
+	if code := api.post(t, ctx, resolve, s.OperatorToken, `{"reason":"e2e: restored by hand"}`); code != http.StatusConflict {
 		t.Errorf("the operator token resolving the closed incident got %d, want 409", code)
 	}
 
 	// Every metric the dashboard and the alert rules read is on a running
 	// service's /metrics.
-	checkMonitoredMetrics(t, ctx, s)
+	checkMonitoredMetrics(t, ctx, s, api)
+
+	// Dogfood: certwatcher rotates the ingest's own serving certificate and
+	// an upload right after goes to the new one.
+	checkIngestCertificateRotation(t, ctx, s, api, client)
 
 	// One trace: ingest → publish → correlate → rotate (and the restore
 	// recommendation beside it). Stop the services first so every span is
@@ -240,7 +247,10 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 	stop()
 	var rotation otlptest.Span
 	for _, sp := range rec.Spans() {
-		if sp.Service == "certwatcher" && sp.Name == "process "+events.SubjectOf(events.TypeCertificateRotationRequest) {
+		// The rotation the upload caused (the dogfood's, asked by an
+		// operator, has its own trace).
+		if sp.Service == "certwatcher" && sp.Name == "process "+events.SubjectOf(events.TypeCertificateRotationRequest) &&
+			strings.Contains(sp.Attrs["cloudevents.event_id"], "rotate-exposure-") {
 			rotation = sp
 		}
 	}
@@ -375,11 +385,14 @@ func subsequence(have, want []string) bool {
 	return i == len(want)
 }
 
-func apiGet(t *testing.T, ctx context.Context, url, token string) string {
+// apiClient calls the stack's services (over HTTPS, trusting its CA).
+type apiClient struct{ hc *http.Client }
+
+func (a apiClient) get(t *testing.T, ctx context.Context, url, token string) string {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,12 +404,12 @@ func apiGet(t *testing.T, ctx context.Context, url, token string) string {
 	return string(b)
 }
 
-func apiPost(t *testing.T, ctx context.Context, url, token, body string) int {
+func (a apiClient) post(t *testing.T, ctx context.Context, url, token, body string) int {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,11 +421,11 @@ func apiPost(t *testing.T, ctx context.Context, url, token, body string) int {
 	return resp.StatusCode
 }
 
-func apiStatus(t *testing.T, ctx context.Context, url, token string) int {
+func (a apiClient) status(t *testing.T, ctx context.Context, url, token string) int {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +466,7 @@ var onlyAfterAnError = map[string]bool{"stateguard_snapshotter_policy_errors_tot
 
 // checkMonitoredMetrics scrapes every service's /metrics and checks that
 // each metric the dashboard and the alert rules read is exported.
-func checkMonitoredMetrics(t *testing.T, ctx context.Context, s *stack.Stack) {
+func checkMonitoredMetrics(t *testing.T, ctx context.Context, s *stack.Stack, api apiClient) {
 	t.Helper()
 	dir, err := manifests.OverlayDir("prod")
 	if err != nil {
@@ -477,7 +490,7 @@ func checkMonitoredMetrics(t *testing.T, ctx context.Context, s *stack.Stack) {
 	}
 	exported := map[string]string{}
 	for _, name := range stack.Services {
-		body := apiGet(t, ctx, "http://"+s.Addr[name]+"/metrics", "")
+		body := api.get(t, ctx, s.URL(name)+"/metrics", "")
 		for line := range strings.Lines(body) {
 			if strings.HasPrefix(line, "#") {
 				continue

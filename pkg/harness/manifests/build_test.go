@@ -72,6 +72,10 @@ var services = []struct {
 	{"console", 8084},
 }
 
+// metricsPort is every service's --metrics-addr port: /metrics is served
+// there alone, so the NetworkPolicy metrics-scraping can fence it.
+const metricsPort = 9090
+
 func envValue(c corev1.Container, name string) (string, bool) {
 	for _, e := range c.Env {
 		if e.Name == name {
@@ -186,8 +190,14 @@ func TestOverlaysBuild(t *testing.T) {
 				if got, _ := envValue(c, "NATS_USER"); got != s.name {
 					t.Errorf("%s NATS_USER = %q, want %s", s.name, got, s.name)
 				}
-				if len(c.Ports) != 1 || c.Ports[0].ContainerPort != s.port {
-					t.Errorf("%s container ports = %v, want %d", s.name, c.Ports, s.port)
+				if got, _ := envValue(c, "METRICS_ADDR"); got != ":"+strconv.Itoa(metricsPort) {
+					t.Errorf("%s METRICS_ADDR = %q, want :%d", s.name, got, metricsPort)
+				}
+				if len(c.Ports) != 2 || c.Ports[0].ContainerPort != s.port || c.Ports[1].Name != "metrics" || c.Ports[1].ContainerPort != metricsPort {
+					t.Errorf("%s container ports = %v, want http %d and metrics %d", s.name, c.Ports, s.port, metricsPort)
+				}
+				if got := d.Spec.Template.Annotations["prometheus.io/port"]; got != strconv.Itoa(metricsPort) {
+					t.Errorf("%s prometheus.io/port = %q, want %d", s.name, got, metricsPort)
 				}
 				if !slices.ContainsFunc(c.EnvFrom, func(e corev1.EnvFromSource) bool {
 					return e.ConfigMapRef != nil && e.ConfigMapRef.Name == common.GetName()
@@ -195,8 +205,8 @@ func TestOverlaysBuild(t *testing.T) {
 					t.Errorf("%s does not take its environment from %s", s.name, common.GetName())
 				}
 				svc := convert[corev1.Service](t, Find(objs, "Service", s.name))
-				if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != s.port {
-					t.Errorf("Service %s ports = %v, want %d", s.name, svc.Spec.Ports, s.port)
+				if len(svc.Spec.Ports) != 2 || svc.Spec.Ports[0].Port != s.port || svc.Spec.Ports[1].Name != "metrics" || svc.Spec.Ports[1].Port != metricsPort {
+					t.Errorf("Service %s ports = %v, want http %d and metrics %d (a ServiceMonitor selects the port named metrics)", s.name, svc.Spec.Ports, s.port, metricsPort)
 				}
 			}
 		})

@@ -42,3 +42,42 @@ func TestEgressIsNarrowedToPorts(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsAreFencedToTheMonitoringNamespace: every service's metrics
+// port is admitted by metrics-scraping (from the monitoring namespace) and
+// by no other ingress rule, so /metrics — served on that port alone — is
+// out of reach of the API's clients.
+func TestMetricsAreFencedToTheMonitoringNamespace(t *testing.T) {
+	for _, overlay := range []string{"dev", "prod", "namespaced"} {
+		scraped := map[string]bool{}
+		for _, o := range build(t, overlay) {
+			if o.GetKind() != "NetworkPolicy" {
+				continue
+			}
+			np := convert[networkingv1.NetworkPolicy](t, o)
+			for _, in := range np.Spec.Ingress {
+				admits := len(in.Ports) == 0
+				for _, p := range in.Ports {
+					admits = admits || p.Port == nil || p.Port.IntValue() == metricsPort
+				}
+				if !admits {
+					continue
+				}
+				if np.Name != "metrics-scraping" {
+					t.Errorf("%s: NetworkPolicy %s admits the metrics port %d", overlay, np.Name, metricsPort)
+					continue
+				}
+				for _, e := range np.Spec.PodSelector.MatchExpressions {
+					for _, v := range e.Values {
+						scraped[v] = true
+					}
+				}
+			}
+		}
+		for _, s := range services {
+			if !scraped[s.name] {
+				t.Errorf("%s: metrics-scraping does not admit the monitoring namespace to %s's metrics port %d", overlay, s.name, metricsPort)
+			}
+		}
+	}
+}

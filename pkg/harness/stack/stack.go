@@ -61,6 +61,9 @@ type Config struct {
 	Log *slog.Logger
 	// BuildFlags are passed to go build (the end-to-end test adds -race).
 	BuildFlags []string
+	// TLS serves every service over HTTPS with a certificate of a CA made
+	// for the stack (Stack.CAFile); plain HTTP on loopback otherwise.
+	TLS bool
 }
 
 // Stack is a running local stack.
@@ -80,9 +83,14 @@ type Stack struct {
 	// incident, dismiss a finding), recorded as the actor "dev-operator".
 	OperatorToken string
 
+	// CAFile is the PEM CA that verifies the services' HTTPS certificates
+	// (Config.TLS); empty with plain HTTP.
+	CAFile string
+
 	cfg      Config
 	watchdog *watchdog
 	procs    []*proc
+	tls      *stackTLS
 }
 
 type proc struct {
@@ -154,6 +162,13 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 	if err := s.writeSecrets(); err != nil {
 		return nil, err
+	}
+	if cfg.TLS {
+		if s.tls, err = newStackTLS(filepath.Join(cfg.Dir, "tls"), Services); err != nil {
+			return nil, fmt.Errorf("the stack's certificates: %w", err)
+		}
+		s.CAFile = s.tls.caFile
+		cfg.Log.Info("services serve HTTPS", "ca", s.CAFile)
 	}
 	// As in a cluster (base/bootstrap/job.yaml): the streams, consumers and
 	// buckets are created once, one service after the other, and the
@@ -278,9 +293,16 @@ func (s *Stack) command(name, addr string, args ...string) *exec.Cmd {
 		"API_OPERATOR_TOKENS_FILE="+s.OperatorTokensFile(),
 		"WEBHOOK_SECRETS_FILE="+s.WebhookSecretsFile(),
 	)
-	if addr, ok := s.Addr["correlator"]; ok {
-		// The console reads the correlator's API.
-		cmd.Env = append(cmd.Env, "CORRELATOR_URL=http://"+addr)
+	if _, ok := s.Addr["correlator"]; ok && name == "console" {
+		// The console reads the correlator's API (over HTTPS with
+		// Config.TLS, trusting the stack's CA).
+		cmd.Env = append(cmd.Env, "CORRELATOR_URL="+s.URL("correlator"))
+		if s.tls != nil {
+			cmd.Env = append(cmd.Env, "CORRELATOR_CA_FILE="+s.tls.caFile)
+		}
+	}
+	if s.tls != nil {
+		cmd.Env = append(cmd.Env, s.tls.env(name)...)
 	}
 	cmd.Env = append(cmd.Env, s.cfg.Env...)
 	cmd.Env = append(cmd.Env, s.cfg.ServiceEnv[name]...)
@@ -347,12 +369,13 @@ func (s *Stack) startService(name string) error {
 	p := &proc{name: name, cmd: cmd, done: make(chan error, 1), log: f}
 	go func() { p.done <- cmd.Wait() }()
 	s.procs = append(s.procs, p)
-	s.cfg.Log.Info("service started", "service", name, "pid", cmd.Process.Pid, "http", "http://"+addr, "log", s.LogFile(name))
+	s.cfg.Log.Info("service started", "service", name, "pid", cmd.Process.Pid, "url", s.URL(name), "log", s.LogFile(name))
 	return nil
 }
 
 func (s *Stack) waitReady(ctx context.Context, name string) error {
-	url := "http://" + s.Addr[name] + "/readyz"
+	url := s.URL(name) + "/readyz"
+	hc := s.HTTPClient()
 	deadline := time.Now().Add(90 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
@@ -367,7 +390,7 @@ func (s *Stack) waitReady(ctx context.Context, name string) error {
 			}
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := hc.Do(req)
 		if err == nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 			resp.Body.Close()

@@ -20,13 +20,14 @@ func runDemo(ctx context.Context, s *stack.Stack, root, dir string, out io.Write
 	_, err := demo.Run(ctx, demo.Env{
 		RestConfig: s.RestConfig,
 		NATSURL:    s.NATSURL,
-		IngestURL:  "http://" + s.Addr["sastingest"],
+		IngestURL:  s.URL("sastingest"),
 		Token:      s.Token,
 		Root:       root,
 		Dir:        dir,
 		Scene:      demo.Default(),
 		// The story's restore is asked for with the operator token.
-		CorrelatorURL: "http://" + s.Addr["correlator"],
+		CorrelatorURL: s.URL("correlator"),
+		HTTPClient:    s.HTTPClient(),
 		OperatorToken: s.OperatorToken,
 		ClaimDir:      claimDir,
 	}, func(line string) {

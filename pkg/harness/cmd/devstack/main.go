@@ -34,6 +34,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	dir := fs.String("dir", ".stateguard", "state directory (NATS store, kubeconfig, logs)")
 	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server (0: any free port)")
 	kubeconfig := fs.String("kubeconfig", "", "use this cluster instead of a local control plane (KUBECONFIG in the environment is ignored)")
+	useTLS := fs.Bool("tls", false, "serve every service over HTTPS with certificates of a CA made for the stack (plain HTTP on loopback otherwise)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,6 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 			"correlator": {"CORRELATOR_CONFIG=" + filepath.Join(root, "services", "correlator", "config.example.yaml")},
 		},
 		Log: log,
+		TLS: *useTLS,
 	})
 	if err != nil {
 		return err
@@ -81,13 +83,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	fmt.Fprintf(out, "\nstateguard is running (started in %s)\n", time.Since(start).Round(time.Second))
 	fmt.Fprintf(out, "  NATS            %s   (bin/nats --server %s sub 'stateguard.>' --headers-only)\n", s.NATSURL, s.NATSURL)
 	fmt.Fprintf(out, "  kubeconfig      %s   (KUBECONFIG=%s kubectl get volumesnapshots -A)\n", s.Kubeconfig, s.Kubeconfig)
-	fmt.Fprintf(out, "  ingest          http://%s/v1/sarif  (GitHub-compatible: http://%s/repos/{owner}/{repo}/code-scanning/sarifs)\n", s.Addr["sastingest"], s.Addr["sastingest"])
-	fmt.Fprintf(out, "  correlator API  http://%s/v1/apps\n", s.Addr["correlator"])
+	fmt.Fprintf(out, "  ingest          %s/v1/sarif  (GitHub-compatible: %s/repos/{owner}/{repo}/code-scanning/sarifs)\n", s.URL("sastingest"), s.URL("sastingest"))
+	fmt.Fprintf(out, "  correlator API  %s/v1/apps\n", s.URL("correlator"))
+	if s.CAFile != "" {
+		fmt.Fprintf(out, "  HTTPS CA        %s   (curl --cacert %s; stateguardctl --ca-file %s or STATEGUARD_CA_FILE)\n", s.CAFile, s.CAFile, s.CAFile)
+	}
 	fmt.Fprintf(out, "  API token       %s (in %s)\n", s.Token, s.TokensFile())
 	fmt.Fprintf(out, "  operator token  %s (in %s; restore, resolve, dismiss)\n", s.OperatorToken, s.OperatorTokensFile())
 	fmt.Fprintf(out, "  console         %s  (log in with the API token to read, the operator token to restore)\n", consoleURL(s))
 	for _, name := range stack.Services {
-		fmt.Fprintf(out, "  %-15s http://%s/metrics  /healthz  /readyz   log %s\n", name, s.Addr[name], s.LogFile(name))
+		fmt.Fprintf(out, "  %-15s %s/metrics  /healthz  /readyz   log %s\n", name, s.URL(name), s.LogFile(name))
 	}
 	fmt.Fprintln(out, "\nCtrl-C stops everything.")
 	if *demo {
@@ -100,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 }
 
 // consoleURL is the console's login page.
-func consoleURL(s *stack.Stack) string { return "http://" + s.Addr["console"] + "/login" }
+func consoleURL(s *stack.Stack) string { return s.URL("console") + "/login" }
 
 // chooseCluster decides which cluster the stack uses: only the one given
 // with -kubeconfig (`make run KUBECONFIG=…` passes it). A KUBECONFIG in the

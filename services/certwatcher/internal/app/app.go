@@ -10,11 +10,11 @@ import (
 	"net"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
+	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/pkg/events/service/kubeclient"
 
@@ -49,8 +49,9 @@ type Hooks struct {
 
 // RunWith is Run with hooks.
 func RunWith(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, h Hooks) error {
-	if len(args) > 0 && args[0] == "bootstrap" {
-		return bootstrap(ctx, args[1:], getenv, stdout)
+	bootstrapping := len(args) > 0 && args[0] == "bootstrap"
+	if bootstrapping {
+		args = args[1:]
 	}
 	cfg, err := config.Load(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
@@ -59,146 +60,156 @@ func RunWith(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	log, err := service.NewLogger(stdout, cfg.LogLevel, Name)
-	if err != nil {
-		return err
+	if bootstrapping {
+		return cfg.Bootstrap(ctx, Name, stdout, func(ctx context.Context, c *events.Client) error {
+			return create(ctx, cfg, c)
+		})
 	}
-	kubeclient.RouteKlog(log.With("component", "client-go"))
-	clk := h.Clock
-	if clk == nil {
-		clk = clock.RealClock{}
+	if h.Clock == nil {
+		h.Clock = clock.RealClock{}
 	}
-	otelShutdown, err := service.SetupOTel(ctx, Name, getenv)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := otelShutdown(sctx); err != nil {
-			log.Warn("otel shutdown", "error", err)
-		}
-	}()
+	return service.Run(ctx, Name, cfg.Common, stdout, getenv, func(ctx context.Context, p *service.Process) error {
+		return wire(ctx, p, cfg, h)
+	})
+}
 
-	ops := service.NewOps()
-	client, err := cfg.Connect(ctx, Name, log, ops.Registry)
+// create is `certwatcher bootstrap`'s work: as the admin NATS user, it
+// creates or updates the marks bucket and (with rotation on) the durable
+// consumer of rotation requests; the service then runs with --nats-bind.
+func create(ctx context.Context, cfg config.Config, c *events.Client) error {
+	if _, err := marks.Open(ctx, c.JetStream(), cfg.KVBucket, cfg.Streams.Replicas, cfg.MarkTTL); err != nil {
+		return err
+	}
+	if !cfg.UseCluster() || !cfg.Rotation {
+		return nil
+	}
+	return c.EnsureConsumer(ctx, rotation.ConsumerConfig(cfg.ConsumerName, cfg.ConsumerAckWait))
+}
+
+// watcher is certwatcher's running parts: the inventory, what notifies and
+// observes from it, and the channels that wake the evaluation.
+type watcher struct {
+	store   *inventory.Store
+	notify  *notify.Notifier
+	observe *observe.Observer
+	marks   *marks.Store
+	changed chan []inventory.Record
+	resync  chan struct{}
+}
+
+// wire adds certwatcher's parts to p: the inventory fed by Kubernetes
+// discovery and the watched directories, the evaluation loop, and the
+// rotation executor's consumer.
+func wire(ctx context.Context, p *service.Process, cfg config.Config, h Hooks) error {
+	kubeclient.RouteKlog(p.Log.With("component", "client-go"))
+	p.HTTPBound = h.HTTPBound
+	kv, err := marks.Open(ctx, p.Client.JetStream(), cfg.KVBucket, cfg.Streams.Replicas, cfg.MarkTTL)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := client.Close(cctx); err != nil {
-			log.Warn("nats close", "error", err)
-		}
-	}()
-	service.Watch(ops, client)
-
-	kv, err := marks.Open(ctx, client.JetStream(), cfg.KVBucket, cfg.Streams.Replicas, cfg.MarkTTL)
-	if err != nil {
-		return err
-	}
-
-	changed := make(chan []inventory.Record, 4096)
-	store := inventory.New(func(recs []inventory.Record) {
+	w := &watcher{marks: kv, changed: make(chan []inventory.Record, 4096), resync: make(chan struct{}, 1)}
+	w.store = inventory.New(func(recs []inventory.Record) {
 		select {
-		case changed <- recs:
+		case w.changed <- recs:
 		default: // the periodic evaluation catches up
 		}
 	})
-	ops.Registry.MustRegister(&metrics.Collector{Store: store, Clock: clk})
-	n := &notify.Notifier{Store: store, Thresholds: cfg.Thresholds, Marks: kv, Publisher: client, Clock: clk, Log: log}
-	obs := &observe.Observer{Store: store, Publisher: client, Clock: clk, Log: log}
-	resync := make(chan struct{}, 1)
-
-	g, gctx := errgroup.WithContext(ctx)
-	var executor *rotation.Executor
+	p.Ops.Registry.MustRegister(&metrics.Collector{Store: w.store, Clock: h.Clock})
+	w.notify = &notify.Notifier{Store: w.store, Thresholds: cfg.Thresholds, Marks: kv, Publisher: p.Client, Clock: h.Clock, Log: p.Log}
+	w.observe = &observe.Observer{Store: w.store, Publisher: p.Client, Clock: h.Clock, Log: p.Log}
 	if cfg.UseCluster() {
-		rc := h.RestConfig
-		if rc == nil {
-			if rc, err = kubeclient.Config(cfg.Kubeconfig); err != nil {
-				return err
-			}
-		}
-		cs, err := discovery.NewClient(rc)
-		if err != nil {
-			return fmt.Errorf("kubernetes client: %w", err)
-		}
-		dyn, err := dynamic.NewForConfig(rc)
-		if err != nil {
-			return fmt.Errorf("kubernetes dynamic client: %w", err)
-		}
-		d, err := discovery.New(ctx, discovery.Options{
-			Client: cs, Dynamic: dyn, Namespaces: cfg.Namespaces, LabelSelector: cfg.LabelSelector,
-			PEMKeyPatterns: cfg.PEMKeyPatterns, Store: store, Log: log,
-		})
-		if err != nil {
+		if err := w.watchCluster(ctx, p, cfg, h); err != nil {
 			return err
-		}
-		n.Context = d
-		obs.Context = d
-		d.Start(gctx)
-		synced := make(chan struct{})
-		obs.Ready = func() bool {
-			select {
-			case <-synced:
-				return true
-			default:
-				return false
-			}
-		}
-		ops.AddReadiness("informers", func(context.Context) error {
-			select {
-			case <-synced:
-				return nil
-			default:
-				return errors.New("informers not synced yet")
-			}
-		})
-		g.Go(func() error {
-			if err := d.WaitForSync(gctx); err != nil {
-				return nil // shutting down
-			}
-			close(synced)
-			resync <- struct{}{} // observe everything, now that users are known
-			log.Info("kubernetes discovery synced", "certificates", store.Len(), "cert_manager", d.CertManagerEnabled())
-			return nil
-		})
-		if cfg.Rotation {
-			executor, err = rotation.New(rotation.Options{
-				Client: cs, Dynamic: dyn, CertManagerServed: d.CertManagerEnabled, Events: client, Marks: kv,
-				Log: log, Clock: clk, DryRun: cfg.DryRun, Rate: cfg.RotationRate.PerSecond(), Burst: cfg.RotationBurst,
-				ReissueTimeout: cfg.ReissueTimeout, RolloutTimeout: cfg.RolloutTimeout, VerifyTimeout: cfg.VerifyTimeout,
-			})
-			if err != nil {
-				return err
-			}
 		}
 	}
 	if len(cfg.WatchDirs) > 0 {
-		w := &dirwatch.Watcher{Dirs: cfg.WatchDirs, Store: store, Log: log, Rescan: cfg.DirRescan}
-		g.Go(func() error { return w.Run(gctx) })
+		d := &dirwatch.Watcher{Dirs: cfg.WatchDirs, Store: w.store, Log: p.Log, Rescan: cfg.DirRescan}
+		p.Go(d.Run)
 	}
-	g.Go(func() error { return evaluateLoop(gctx, n, obs, changed, resync, clk, cfg.EvaluateInterval, log) })
-	g.Go(func() error {
-		return service.ServeTLS(gctx, log, cfg.HTTPAddr, cfg.TLS, ops.Mux, cfg.ShutdownTimeout, h.HTTPBound)
+	p.Go(func(ctx context.Context) error {
+		return evaluateLoop(ctx, w.notify, w.observe, w.changed, w.resync, h.Clock, cfg.EvaluateInterval, p.Log)
 	})
-	if executor != nil {
-		sub, err := executor.Consume(gctx, cfg.ConsumerName, cfg.ConsumerAckWait)
-		if err != nil {
+	p.Log.Info("certwatcher wired", "cluster", cfg.UseCluster(), "watch_dirs", cfg.WatchDirs, "dry_run", cfg.DryRun)
+	return nil
+}
+
+// watchCluster starts Kubernetes discovery into the inventory (readiness
+// waits for its informers) and, with --rotation, the rotation executor's
+// consumer.
+func (w *watcher) watchCluster(ctx context.Context, p *service.Process, cfg config.Config, h Hooks) error {
+	rc := h.RestConfig
+	if rc == nil {
+		var err error
+		if rc, err = kubeclient.Config(cfg.Kubeconfig); err != nil {
 			return err
 		}
-		g.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-			defer cancel()
-			return sub.Stop(sctx)
-		})
 	}
-	log.Info("certwatcher started", "cluster", cfg.UseCluster(), "watch_dirs", cfg.WatchDirs, "dry_run", cfg.DryRun)
-	err = g.Wait()
-	log.Info("certwatcher stopped")
-	return err
+	cs, err := discovery.NewClient(rc)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("kubernetes dynamic client: %w", err)
+	}
+	d, err := discovery.New(ctx, discovery.Options{
+		Client: cs, Dynamic: dyn, Namespaces: cfg.Namespaces, LabelSelector: cfg.LabelSelector,
+		PEMKeyPatterns: cfg.PEMKeyPatterns, Store: w.store, Log: p.Log,
+	})
+	if err != nil {
+		return err
+	}
+	w.discover(ctx, p, d)
+	if !cfg.Rotation {
+		return nil
+	}
+	executor, err := rotation.New(rotation.Options{
+		Client: cs, Dynamic: dyn, CertManagerServed: d.CertManagerEnabled, Events: p.Client, Marks: w.marks,
+		Log: p.Log, Clock: h.Clock, DryRun: cfg.DryRun, Rate: cfg.RotationRate.PerSecond(), Burst: cfg.RotationBurst,
+		ReissueTimeout: cfg.ReissueTimeout, RolloutTimeout: cfg.RolloutTimeout, VerifyTimeout: cfg.VerifyTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	sub, err := executor.Consume(ctx, cfg.ConsumerName, cfg.ConsumerAckWait)
+	if err != nil {
+		return err
+	}
+	p.OnStop(sub.Stop)
+	return nil
+}
+
+// discover starts d; once its informers have synced, /readyz passes, the
+// observer knows each certificate's users, and everything is observed.
+func (w *watcher) discover(ctx context.Context, p *service.Process, d *discovery.Discovery) {
+	w.notify.Context = d
+	w.observe.Context = d
+	d.Start(ctx)
+	synced := make(chan struct{})
+	isSynced := func() bool {
+		select {
+		case <-synced:
+			return true
+		default:
+			return false
+		}
+	}
+	w.observe.Ready = isSynced
+	p.Ops.AddReadiness("informers", func(context.Context) error {
+		if !isSynced() {
+			return errors.New("informers not synced yet")
+		}
+		return nil
+	})
+	p.Go(func(ctx context.Context) error {
+		if err := d.WaitForSync(ctx); err != nil {
+			return nil // shutting down
+		}
+		close(synced)
+		w.resync <- struct{}{} // observe everything, now that users are known
+		p.Log.Info("kubernetes discovery synced", "certificates", w.store.Len(), "cert_manager", d.CertManagerEnabled())
+		return nil
+	})
 }
 
 // evaluateLoop evaluates and observes changed records as they arrive and

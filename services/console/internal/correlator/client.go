@@ -35,6 +35,18 @@ func (s Scope) String() string {
 	return "none"
 }
 
+// OnBehalfOfHeader names the user a delegate token acts for; the correlator
+// records that user as the actor of a write.
+const OnBehalfOfHeader = "Stateguard-On-Behalf-Of"
+
+type onBehalfOfKey struct{}
+
+// OnBehalfOf returns ctx whose calls to the correlator act on behalf of
+// user (the token must be a delegate token).
+func OnBehalfOf(ctx context.Context, user string) context.Context {
+	return context.WithValue(ctx, onBehalfOfKey{}, user)
+}
+
 // Client calls the correlator's API.
 type Client struct {
 	base string
@@ -84,6 +96,9 @@ func (c *Client) do(ctx context.Context, token, method, path string, body, out a
 		return 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	if user, ok := ctx.Value(onBehalfOfKey{}).(string); ok {
+		req.Header.Set(OnBehalfOfHeader, user)
+	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -133,6 +148,18 @@ func (c *Client) Scope(ctx context.Context, token string) (Scope, error) {
 func (c *Client) Apps(ctx context.Context, token string) ([]AppSummary, error) {
 	var out []AppSummary
 	_, err := c.do(ctx, token, http.MethodGet, "/v1/apps", nil, &out)
+	return out, err
+}
+
+// Certificates is GET /v1/certificates[?namespace=ns]: every certificate
+// the correlator knows.
+func (c *Client) Certificates(ctx context.Context, token, ns string) ([]NamespacedCertificate, error) {
+	path := "/v1/certificates"
+	if ns != "" {
+		path += "?namespace=" + url.QueryEscape(ns)
+	}
+	var out []NamespacedCertificate
+	_, err := c.do(ctx, token, http.MethodGet, path, nil, &out)
 	return out, err
 }
 

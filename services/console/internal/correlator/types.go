@@ -152,6 +152,26 @@ type Certificate struct {
 		} `json:"workloads,omitempty"`
 		Pods []string `json:"pods,omitempty"`
 	} `json:"users"`
+	// LastRotation is the Secret's newest rotation.
+	LastRotation *Rotation `json:"last_rotation,omitempty"`
+}
+
+// Rotation is one rotation of a certificate and its verification.
+type Rotation struct {
+	EventID     string    `json:"event_id"`
+	At          time.Time `json:"at"`
+	OldSerial   string    `json:"old_serial"`
+	NewSerial   string    `json:"new_serial,omitempty"`
+	Method      string    `json:"method,omitempty"`
+	Checked     bool      `json:"checked"`
+	Verified    bool      `json:"verified"`
+	VerifyError string    `json:"verify_error,omitempty"`
+}
+
+// NamespacedCertificate is a line of GET /v1/certificates.
+type NamespacedCertificate struct {
+	Namespace string `json:"namespace"`
+	Certificate
 }
 
 // RestorePlan is one recommended restore of an open incident.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -243,7 +244,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.actions.WithLabelValues("restore", "accepted").Inc()
-	s.log.Info("console: restore requested", "incident", id, "pvc", req.PVC, "request_id", acc.RequestID, "event_id", acc.EventID)
+	s.log.Info("console: restore requested", "incident", id, "pvc", req.PVC, "request_id", acc.RequestID, "event_id", acc.EventID, "user", sessionOf(r).user)
 	s.render(w, r, http.StatusAccepted, "done", "Restore requested", "fleet", doneData{Incident: id, What: "Restore requested",
 		Lines: []string{"request " + acc.RequestID, "restore " + acc.Restore, "event " + acc.EventID,
 			"The incident page follows the restore's phases."}})
@@ -265,7 +266,7 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.actions.WithLabelValues("resolve", "accepted").Inc()
-	s.log.Info("console: incident resolved", "incident", id)
+	s.log.Info("console: incident resolved", "incident", id, "user", sessionOf(r).user)
 	s.render(w, r, http.StatusAccepted, "done", "Incident resolved", "fleet", doneData{Incident: id, What: "Resolution recorded",
 		Lines: []string{"The incident closes once no vulnerable version of it runs."}})
 }
@@ -288,7 +289,7 @@ func (s *Server) dismiss(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.actions.WithLabelValues("dismiss", "accepted").Inc()
-	s.log.Info("console: finding dismissed", "incident", id, "rule_id", req.RuleID)
+	s.log.Info("console: finding dismissed", "incident", id, "rule_id", req.RuleID, "user", sessionOf(r).user)
 	s.render(w, r, http.StatusAccepted, "done", "Finding dismissed", "fleet", doneData{Incident: id, What: "Dismissal recorded",
 		Lines: []string{"Rule " + req.RuleID + " no longer counts towards the verdicts of " + req.App + "."}})
 }
@@ -303,44 +304,49 @@ func (s *Server) actionFailed(w http.ResponseWriter, r *http.Request, action str
 	s.failAPI(w, r, err)
 }
 
-type certRow struct {
-	Namespace, App string
-	correlator.Certificate
+// certificatesData is a page of the certificates: soonest expiry first.
+type certificatesData struct {
+	Certs            []correlator.NamespacedCertificate
+	Namespace        string
+	Total, Page      int
+	Pages            int
+	PrevURL, NextURL string
 }
 
+// certificatesPage lists every certificate the correlator knows (of one
+// namespace with ?namespace=), soonest expiry first, a page at a time.
 func (s *Server) certificatesPage(w http.ResponseWriter, r *http.Request) {
-	rows, err := s.fleetRows(r)
+	ns := strings.TrimSpace(r.FormValue("namespace"))
+	var certs []correlator.NamespacedCertificate
+	err := s.timed("certificates", func() (err error) {
+		certs, err = s.api.Certificates(r.Context(), sessionOf(r).token, ns)
+		return err
+	})
 	if err != nil {
 		s.failAPI(w, r, err)
 		return
 	}
-	// The fleet names the apps with certificates; their postures hold the
-	// certificates' details. Soonest expiry first, at most one page.
-	withCert := make([]Row, 0, len(rows))
-	for _, row := range rows {
-		if row.CertNotAfter != nil {
-			withCert = append(withCert, row)
+	slices.SortFunc(certs, func(a, b correlator.NamespacedCertificate) int {
+		return cmp.Or(a.NotAfter.Compare(b.NotAfter), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Secret, b.Secret), cmp.Compare(a.Serial, b.Serial))
+	})
+	page, _ := strconv.Atoi(r.FormValue("page"))
+	d := certificatesData{Namespace: ns, Total: len(certs), Pages: max((len(certs)+s.pageSize-1)/s.pageSize, 1)}
+	d.Page = min(max(page, 1), d.Pages)
+	d.Certs = certs[(d.Page-1)*s.pageSize : min(d.Page*s.pageSize, len(certs))]
+	link := func(page int) string {
+		v := url.Values{"page": {strconv.Itoa(page)}}
+		if ns != "" {
+			v.Set("namespace", ns)
 		}
+		return "/certificates?" + v.Encode()
 	}
-	page := Fleet(withCert, Query{Sort: "cert", PageSize: s.pageSize})
-	ss := sessionOf(r)
-	var certs []certRow
-	for _, row := range page.Rows {
-		var p correlator.Posture
-		err := s.timed("certificates", func() (err error) { p, err = s.api.App(r.Context(), ss.token, row.Namespace, row.App); return })
-		if err != nil {
-			s.failAPI(w, r, err)
-			return
-		}
-		for _, c := range p.Certificates {
-			certs = append(certs, certRow{Namespace: row.Namespace, App: row.App, Certificate: c})
-		}
+	if d.Page > 1 {
+		d.PrevURL = link(d.Page - 1)
 	}
-	slices.SortFunc(certs, func(a, b certRow) int { return cmp.Or(a.NotAfter.Compare(b.NotAfter), cmp.Compare(a.Secret, b.Secret)) })
-	s.render(w, r, http.StatusOK, "certificates", "Certificates", "certificates", struct {
-		Certs []certRow
-		Apps  int
-	}{certs, page.Total})
+	if d.Page < d.Pages {
+		d.NextURL = link(d.Page + 1)
+	}
+	s.render(w, r, http.StatusOK, "certificates", "Certificates", "certificates", d)
 }
 
 func (s *Server) pipelinePage(w http.ResponseWriter, r *http.Request) {

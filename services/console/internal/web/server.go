@@ -53,6 +53,8 @@ type Options struct {
 	FleetTTL   time.Duration
 	// Secure marks cookies Secure (the console is reached over TLS).
 	Secure bool
+	// Proxy, when set, trusts an authenticating proxy's user header.
+	Proxy *ProxyAuth
 }
 
 // Server serves the console.
@@ -68,6 +70,7 @@ type Server struct {
 	fleet    fleetCache
 	live     *hub
 	metrics  metrics
+	proxy    *ProxyAuth
 }
 
 type metrics struct {
@@ -83,7 +86,7 @@ func New(o Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	s := &Server{api: o.Correlator, streams: o.Streams, log: o.Log, now: o.Now, sessions: newSessions(o.SessionTTL, o.Now),
-		pageSize: o.PageSize, secure: o.Secure, live: newHub()}
+		pageSize: o.PageSize, secure: o.Secure, live: newHub(), proxy: o.Proxy}
 	s.fleet.ttl = o.FleetTTL
 	pages, err := parsePages()
 	if err != nil {
@@ -224,6 +227,14 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 		if c, err := r.Cookie(sessionCookie); err == nil {
 			ss, _ = s.sessions.get(c.Value)
 		}
+		if u, ok := s.proxyUser(r); ok {
+			var err error
+			if ss, err = s.proxySession(r.Context(), w, ss, u); err != nil {
+				s.log.Error("console: auth proxy session: the correlator could not check the delegate token", "error", err)
+				s.fail(w, r, nil, http.StatusBadGateway, "Correlator unavailable", "the correlator could not check the console's delegate token; try again in a moment")
+				return
+			}
+		}
 		if ss == nil {
 			if r.Method == http.MethodGet && r.URL.Path != "/events" {
 				http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -237,7 +248,11 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, ss, http.StatusForbidden, "Forbidden", "the form's CSRF token is missing or wrong: reload the page and try again")
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ss)))
+		ctx := context.WithValue(r.Context(), ctxKey{}, ss)
+		if ss.user != "" {
+			ctx = correlator.OnBehalfOf(ctx, ss.user)
+		}
+		h(w, r.WithContext(ctx))
 	}
 }
 
@@ -246,7 +261,11 @@ func (s *Server) operator(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ss := sessionOf(r)
 		if ss.scope < correlator.ScopeOperator {
-			s.fail(w, r, ss, http.StatusForbidden, "Forbidden", "this action needs an operator token; you logged in with a read token")
+			detail := "this action needs an operator token; you logged in with a read token"
+			if ss.user != "" {
+				detail = "this action needs the operator scope; the auth proxy's user " + ss.user + " is not among the console's --auth-proxy-operators"
+			}
+			s.fail(w, r, ss, http.StatusForbidden, "Forbidden", detail)
 			return
 		}
 		h(w, r)

@@ -25,6 +25,9 @@ type session struct {
 	scope   correlator.Scope
 	csrf    string
 	expires time.Time
+	// user is the user an auth proxy named (ProxyAuth); empty for a login
+	// with a token.
+	user string
 }
 
 // sessions are the live logins, by id.

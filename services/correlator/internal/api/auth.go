@@ -43,7 +43,17 @@ type token struct {
 	sum   [sha256.Size]byte
 	name  string
 	scope Scope
+	// delegate lets the token act on behalf of a user it names in the
+	// OnBehalfOfHeader (a console behind an auth proxy): the user is then
+	// the actor recorded, with the token's name beside it.
+	delegate bool
 }
+
+// OnBehalfOfHeader names the user a delegate token acts for.
+const OnBehalfOfHeader = "Stateguard-On-Behalf-Of"
+
+// delegateWord marks a token line whose token may act on behalf of users.
+const delegateWord = "delegate"
 
 // tokenName is what a token may be named: the actor recorded in the events
 // an operator's write publishes.
@@ -52,8 +62,9 @@ var tokenName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 // ParseTokens reads a tokens file of one scope: one token per line,
 // optionally followed by white space and the token's name (the actor of
 // the decisions written with it; required for ScopeOperator, "token-<line>"
-// otherwise). Blank lines and lines starting with # are skipped. Errors
-// name the line, never the token.
+// otherwise) and the word "delegate" when the token may act on behalf of
+// the users it names (the console behind an auth proxy). Blank lines and
+// lines starting with # are skipped. Errors name the line, never the token.
 func ParseTokens(data []byte, scope Scope) (Tokens, error) {
 	var t Tokens
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -64,9 +75,12 @@ func ParseTokens(data []byte, scope Scope) (Tokens, error) {
 		}
 		fields := strings.Fields(line)
 		tk := token{sum: sha256.Sum256([]byte(fields[0])), scope: scope, name: fmt.Sprintf("token-%d", n)}
+		if len(fields) == 3 && fields[2] == delegateWord {
+			tk.delegate, fields = true, fields[:2]
+		}
 		switch {
 		case len(fields) > 2:
-			return t, fmt.Errorf("line %d: want a token and at most a name, found %d fields", n, len(fields))
+			return t, fmt.Errorf("line %d: want a token, a name and optionally %q, found %d fields", n, delegateWord, len(fields))
 		case len(fields) == 2 && !tokenName.MatchString(fields[1]):
 			return t, fmt.Errorf("line %d: the name must match %s", n, tokenName)
 		case len(fields) == 2:
@@ -138,6 +152,34 @@ func (t Tokens) require(need Scope, h http.Handler) http.Handler {
 				Status: http.StatusForbidden, Detail: fmt.Sprintf("token %s has the %s scope; this route needs an %s token (--api-operator-tokens-file)", tk.name, tk.scope, need)})
 			return
 		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, Principal{Name: tk.name, Scope: tk.scope})))
+		p, problem := principalOf(tk, r.Header.Values(OnBehalfOfHeader))
+		if problem != nil {
+			writeProblem(w, r, *problem)
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
+}
+
+// principalOf is who a request acts as: the token's name, or — for a
+// delegate token that names a user in OnBehalfOfHeader — that user, with
+// the token's name beside it ("alice via console"), so the events record
+// the person and the way they came. A token that is not a delegate may not
+// name a user, and the user must be a plain name.
+func principalOf(tk token, onBehalfOf []string) (Principal, *service.Problem) {
+	p := Principal{Name: tk.name, Scope: tk.scope}
+	if len(onBehalfOf) == 0 {
+		return p, nil
+	}
+	switch user := strings.TrimSpace(onBehalfOf[0]); {
+	case !tk.delegate:
+		return p, &service.Problem{Type: service.ProblemBase + "forbidden", Title: "Forbidden", Status: http.StatusForbidden,
+			Detail: fmt.Sprintf("token %s may not act on behalf of a user (%s): only tokens marked %q in the tokens file may", tk.name, OnBehalfOfHeader, delegateWord)}
+	case len(onBehalfOf) > 1 || !tokenName.MatchString(user):
+		return p, &service.Problem{Type: service.ProblemBase + "invalid-parameter", Title: "Invalid request parameter", Status: http.StatusBadRequest,
+			Detail: fmt.Sprintf("%s must be one user name matching %s", OnBehalfOfHeader, tokenName)}
+	default:
+		p.Name = user + " via " + tk.name
+		return p, nil
+	}
 }

@@ -35,7 +35,7 @@ func testTokens(t *testing.T) Tokens {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op, err := ParseTokens([]byte("# operators: token name\n\n"+operatorTok+"  alice\n"), ScopeOperator)
+	op, err := ParseTokens([]byte("# operators: token name\n\n"+operatorTok+"  alice\n"+delegateTok+" console delegate\n"), ScopeOperator)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,6 +282,58 @@ func TestADismissedFindingNoLongerMakesTheVersionVulnerable(t *testing.T) {
 	}
 }
 
+// delegateTok is an operator token that may act on behalf of users (the
+// console behind an auth proxy).
+const delegateTok = "delegate-token-for-the-console"
+
+// TestADelegateTokenRecordsTheUserItActsFor: a delegate token naming a user
+// in Stateguard-On-Behalf-Of records "<user> via <token>" as the actor; a
+// token that is not a delegate may not name a user (403), a user name that
+// is not a plain name is refused (400), and nothing is published for
+// either.
+func TestADelegateTokenRecordsTheUserItActsFor(t *testing.T) {
+	h, client := liveAPI(t)
+	const ns, app = "pay", "api"
+	evs := []events.Event{
+		scenario.Snapshot(ns, "data-api-0", "p1", scenario.T0, scenario.Run{App: app, Versions: []string{"v1"}}),
+		scenario.SARIF(ns, app, "up1", "v1", scenario.T0.Add(time.Hour), scenario.Critical),
+	}
+	if err := client.Publish(t.Context(), evs...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the app known", func() bool { return get(t, h, "/v1/apps/"+ns+"/"+app, readTok, nil) == http.StatusOK })
+	dismiss := func(token, user string) *httptest.ResponseRecorder {
+		body := `{"namespace": "pay", "app": "api", "rule_id": "G402", "fingerprint": "f-g402", "reason": "false positive"}`
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/v1/findings/dismiss", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set(OnBehalfOfHeader, user)
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		return rr
+	}
+	if rr := dismiss(operatorTok, "carol"); rr.Code != http.StatusForbidden || !strings.Contains(rr.Body.String(), "may not act on behalf") {
+		t.Errorf("a plain operator token naming a user: %d %s, want 403", rr.Code, rr.Body.String())
+	}
+	if rr := dismiss(delegateTok, "carol/../root"); rr.Code != http.StatusBadRequest {
+		t.Errorf("a delegate naming a bad user: %d %s, want 400", rr.Code, rr.Body.String())
+	}
+	if n, _ := storedOf(t, client, events.TypeFindingDismissed); n != 0 {
+		t.Fatalf("%d finding.dismissed stored after refused requests, want 0", n)
+	}
+	if rr := dismiss(delegateTok, "carol"); rr.Code != http.StatusAccepted {
+		t.Fatalf("a delegate acting for carol: %d %s", rr.Code, rr.Body.String())
+	}
+	n, stored := storedOf(t, client, events.TypeFindingDismissed)
+	d, err := events.Decode[events.FindingDismissed](stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || d.Actor != "carol via console" {
+		t.Errorf("%d stored, actor %q, want 1 by \"carol via console\"", n, d.Actor)
+	}
+}
+
 // failingPublisher refuses every publish.
 type failingPublisher struct{ n int }
 
@@ -368,7 +420,7 @@ func TestOperatorTokens(t *testing.T) {
 	for _, tt := range []struct{ name, file, err string }{
 		{"no name", "# ops\ns3cr3t-value\n", "line 2: an operator token needs a name"},
 		{"a bad name", "s3cr3t-value bob/../x\n", "line 1: the name must match"},
-		{"three fields", "s3cr3t-value bob extra\n", "line 1: want a token and at most a name"},
+		{"three fields", "s3cr3t-value bob extra\n", "line 1: want a token, a name and optionally \"delegate\""},
 	} {
 		_, err := ParseTokens([]byte(tt.file), ScopeOperator)
 		if err == nil || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "s3cr3t") {

@@ -118,6 +118,10 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		c.Rotated[in.Rotated.OldSerial] = in.EventID
+		if c.Rotations == nil {
+			c.Rotations = map[string]RotationRecord{}
+		}
+		c.Rotations[in.Rotated.OldSerial] = in.Rotated.Done
 		st.touchCerts()
 		return true
 	case in.Observation != nil:

@@ -50,7 +50,22 @@ func certView(secret, serial string, obs map[string]CertObservation, c *Cert) Ce
 		cv.Rotated = true
 		cv.Causes = append(cv.Causes, rid)
 	}
+	cv.LastRotation = lastRotation(c)
 	return cv
+}
+
+// lastRotation is a Secret's newest rotation: the latest by time, the
+// greatest event id among equal times (so the order events arrive in does
+// not matter); nil when none is known.
+func lastRotation(c *Cert) *RotationRecord {
+	var last *RotationRecord
+	for _, serial := range ordered.Keys(c.Rotations) {
+		r := c.Rotations[serial]
+		if last == nil || r.At.After(last.At) || (r.At.Equal(last.At) && r.EventID > last.EventID) {
+			last = &r
+		}
+	}
+	return last
 }
 
 // renewsInTime: cert-manager renews the certificate in time when its

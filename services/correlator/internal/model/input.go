@@ -61,6 +61,8 @@ type Rotation struct {
 	Secret    string
 	OldSerial string
 	Reason    string
+	// Done is what a certificate.rotated says of the rotation.
+	Done RotationRecord
 }
 
 // ErrIgnored is returned by FromEvent for events the correlator does not
@@ -121,7 +123,10 @@ func FromEvent(ev events.Event) (Input, error) {
 		if p.DryRun {
 			return in, ErrIgnored
 		}
-		in.Namespace, in.Rotated = p.Namespace, &Rotation{Secret: p.Secret, OldSerial: strings.ToLower(p.OldSerial)}
+		in.Namespace, in.Rotated = p.Namespace, &Rotation{Secret: p.Secret, OldSerial: strings.ToLower(p.OldSerial),
+			Done: RotationRecord{EventID: ev.ID(), At: ev.Time().UTC(), OldSerial: strings.ToLower(p.OldSerial),
+				NewSerial: strings.ToLower(p.NewSerial), Method: p.Method, Checked: p.Verification.Checked,
+				Verified: p.Verification.Checked && p.Verification.Match, VerifyError: p.Verification.Error}}
 		return in, nil
 	case events.TypeCertificateRotationFailed:
 		p, err := events.Decode[events.CertificateRotationFailed](ev)

@@ -316,3 +316,36 @@ func TestStateStaysBounded(t *testing.T) {
 		t.Errorf("an old redelivered snapshot decided %v", brief(ds))
 	}
 }
+
+// TestLastRotationWhateverTheOrder: a Secret's view says its newest
+// rotation and whether the served certificate was verified after it — the
+// same whatever order the rotations arrive in, and when one arrives twice.
+func TestLastRotationWhateverTheOrder(t *testing.T) {
+	ns := "certs"
+	notAfter := scenario.T0.Add(60 * 24 * time.Hour)
+	users := []events.ObjectRef{scenario.Workload(ns, "Deployment", "web")}
+	first := scenario.Rotated(ns, "web-tls", "AA", "bb")
+	first.SetTime(scenario.T0)
+	second := events.MustNewEvent(events.TypeCertificateRotated, scenario.Source, "rotated-second",
+		events.CertificateRotated{RequestID: "r2", Namespace: ns, Secret: "web-tls", Method: "cert-manager", OldSerial: "bb", NewSerial: "cc",
+			Verification: events.TLSVerification{Checked: true, Service: "web", Port: 443, ServedSerial: "bb", Error: "served serial bb, want cc"}})
+	second.SetTime(scenario.T0.Add(time.Hour))
+	cert := scenario.Cert(ns, "web-tls", "cc", notAfter, 60, users, nil)
+	want := &RotationRecord{EventID: "rotated-second", At: scenario.T0.Add(time.Hour).UTC(), OldSerial: "bb", NewSerial: "cc",
+		Method: "cert-manager", Checked: true, VerifyError: "served serial bb, want cc"}
+	for name, order := range map[string][]events.Event{
+		"in order":        {first, second, cert},
+		"newest first":    {second, cert, first},
+		"with duplicates": {cert, second, first, second, first},
+	} {
+		st := NewState(ns)
+		feed(t, DefaultRules(), st, order...)
+		v := Derive(DefaultRules(), st)
+		if len(v.Certificates) != 1 {
+			t.Fatalf("%s: %d certificate views, want 1", name, len(v.Certificates))
+		}
+		if diff := cmp.Diff(want, v.Certificates[0].LastRotation); diff != "" {
+			t.Errorf("%s: last rotation (-want +got):\n%s", name, diff)
+		}
+	}
+}

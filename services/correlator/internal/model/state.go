@@ -218,8 +218,26 @@ type Cert struct {
 	Users        Users                                 `json:"users"`
 	// Rotated maps an old serial to the event that reported its rotation.
 	Rotated map[string]string `json:"rotated,omitempty"`
+	// Rotations maps an old serial to what that event said of the rotation
+	// (absent in states written before it was kept).
+	Rotations map[string]RotationRecord `json:"rotations,omitempty"`
 	// Failures maps a rotation.failed event id to its reason.
 	Failures map[string]string `json:"failures,omitempty"`
+}
+
+// RotationRecord is one certificate.rotated event: when, from which serial
+// to which, how, and whether the served certificate was checked after.
+type RotationRecord struct {
+	EventID   string    `json:"event_id"`
+	At        time.Time `json:"at"`
+	OldSerial string    `json:"old_serial"`
+	NewSerial string    `json:"new_serial,omitempty"`
+	Method    string    `json:"method,omitempty"`
+	// Checked: certwatcher connected to the Service after the rollout;
+	// Verified: it served the new serial.
+	Checked     bool   `json:"checked"`
+	Verified    bool   `json:"verified"`
+	VerifyError string `json:"verify_error,omitempty"`
 }
 
 // CertObservation is one certificate.expiring event.

@@ -130,6 +130,8 @@ type CertView struct {
 	Reason        string     `json:"reason,omitempty"`
 	Causes        []string   `json:"causes,omitempty"`
 	Users         Users      `json:"users"`
+	// LastRotation is the Secret's newest rotation, with its verification.
+	LastRotation *RotationRecord `json:"last_rotation,omitempty"`
 }
 
 // Derive computes the view of st under r, every application afresh.

@@ -19,6 +19,10 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/pruning"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/reporting"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/restoretests"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/slots"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/encryption"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/hooks"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/kubewatch"
@@ -92,6 +96,29 @@ func (c *Controller) metrics() *metrics.Metrics {
 	return c.Metrics
 }
 
+// taker is the schedule/slots job (package slots).
+func (c *Controller) taker() *slots.Taker {
+	return &slots.Taker{
+		Client: c.Client, Events: c.Events, Hooks: c.Hooks, Clock: c.Clock, Log: c.Log, Recorder: c.Recorder,
+		Metrics: c.metrics(), EncryptionTable: c.EncryptionTable, EncryptionAllow: c.EncryptionAllow,
+	}
+}
+
+// reporter is the reporting job (package reporting).
+func (c *Controller) reporter() *reporting.Reporter {
+	return &reporting.Reporter{Client: c.Client, Events: c.Events, Clock: c.Clock, Log: c.Log, Metrics: c.metrics(), Namespace: c.Namespace}
+}
+
+// pruner is the retention job (package pruning).
+func (c *Controller) pruner() *pruning.Pruner {
+	return &pruning.Pruner{Client: c.Client, Clock: c.Clock, Log: c.Log, Metrics: c.metrics()}
+}
+
+// tester is the restore-test job (package restoretests).
+func (c *Controller) tester() *restoretests.Tester {
+	return &restoretests.Tester{Client: c.Client, Events: c.Events, Clock: c.Clock, Log: c.Log, Metrics: c.metrics()}
+}
+
 // Run makes passes until ctx ends: at the next scheduled slot, at least every
 // Resync, and whenever a managed VolumeSnapshot changes.
 func (c *Controller) Run(ctx context.Context) error {
@@ -129,7 +156,7 @@ func (c *Controller) watch(ctx context.Context, w client.WithWatch, trigger chan
 
 // Reconcile makes one pass over every policy and returns the earliest next
 // slot (zero when no policy is scheduled). A valid policy runs its due slot
-// and then its on-demand request, if any (onDemand). Each policy is read on its own
+// and then its on-demand request, if any (slots.Taker.OnDemand). Each policy is read on its own
 // (policy.Parse): one whose spec does not parse gets Ready=False and is
 // skipped, and the others run as if it did not exist. The error joins what
 // failed while running valid policies; invalid ones are reported on the
@@ -170,21 +197,21 @@ func (c *Controller) Reconcile(ctx context.Context) (time.Time, error) {
 			c.countError(p, reasonSnapshotFailed)
 			errs = append(errs, fmt.Errorf("policy %s/%s: %w", p.Namespace, p.Name, err))
 		}
-		if err := c.onDemand(ctx, p, spec); err != nil {
+		if err := c.taker().OnDemand(ctx, p, spec); err != nil {
 			c.countError(p, reasonSnapshotFailed)
 			errs = append(errs, fmt.Errorf("on-demand snapshot %s/%s: %w", p.Namespace, p.Name, err))
 		}
 		earliest(n)
 	}
-	if err := c.report(ctx); err != nil {
+	if err := c.reporter().Report(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	for _, r := range valid {
-		if err := c.retain(ctx, r.p, r.spec.Retention); err != nil {
+		if err := c.pruner().Prune(ctx, r.p, r.spec.Retention); err != nil {
 			c.countError(r.p, reasonRetentionFailed)
 			errs = append(errs, fmt.Errorf("retention %s/%s: %w", r.p.Namespace, r.p.Name, err))
 		}
-		n, err := c.restoreTest(ctx, r.p, r.spec.RestoreTest)
+		n, err := c.tester().Run(ctx, r.p, r.spec.RestoreTest)
 		if err != nil {
 			c.countError(r.p, reasonRestoreTestFailed)
 			errs = append(errs, fmt.Errorf("restore test %s/%s: %w", r.p.Namespace, r.p.Name, err))
@@ -214,8 +241,8 @@ func (c *Controller) schedulePolicy(ctx context.Context, p *v1alpha1.SnapshotPol
 			}
 			log.Warn("missed schedule slots; taking one catch-up snapshot", "missed", run.MissedTotal, "slot", run.Slot)
 		}
-		result, newest, findings, err := c.runSlot(ctx, p, spec, run.Slot)
-		c.setEncrypted(p, findings)
+		result, newest, findings, err := c.taker().Slot(ctx, p, spec, run.Slot)
+		c.taker().SetEncrypted(p, findings)
 		if err != nil {
 			runErr = err
 		} else {

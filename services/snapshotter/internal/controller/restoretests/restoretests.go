@@ -1,4 +1,4 @@
-package controller
+package restoretests
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -15,13 +16,31 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/managed"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/retention"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/schedule"
 )
+
+// Publisher publishes events; *events.Client is one.
+type Publisher interface {
+	NewEvent(typ, id string, payload any) (events.Event, error)
+	Publish(ctx context.Context, evs ...events.Event) error
+}
+
+// Tester runs the restore tests of policies.
+type Tester struct {
+	Client  client.Client
+	Events  Publisher
+	Clock   clock.PassiveClock
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+}
 
 // Annotations on the objects of a restore test.
 const (
@@ -33,10 +52,10 @@ const (
 // restoreTestDeadline bounds a verification Job.
 const restoreTestDeadline int64 = 3600
 
-// restoreTest finishes restore tests whose Job completed and starts the
-// policy's due one on sched (nil: the policy has no restore test). It
-// returns the next restore-test slot.
-func (c *Controller) restoreTest(ctx context.Context, p *v1alpha1.SnapshotPolicy, sched *schedule.Schedule) (time.Time, error) {
+// Run finishes p's restore tests whose Job completed and starts the
+// policy's due one on sched (nil: the policy has no restore test),
+// recording its slot in p's status. It returns the next restore-test slot.
+func (c *Tester) Run(ctx context.Context, p *v1alpha1.SnapshotPolicy, sched *schedule.Schedule) (time.Time, error) {
 	rt := p.Spec.RestoreTest
 	if rt == nil || sched == nil {
 		return time.Time{}, nil
@@ -61,10 +80,14 @@ func (c *Controller) restoreTest(ctx context.Context, p *v1alpha1.SnapshotPolicy
 	}
 	orig := p.DeepCopy()
 	p.Status.LastRestoreTest = &metav1.Time{Time: run.Slot}
-	return run.Next, c.patchStatus(ctx, orig, p)
+	if err := c.Client.Status().Patch(ctx, p, client.MergeFrom(orig)); err != nil {
+		return run.Next, fmt.Errorf("update status: %w", err)
+	}
+	return run.Next, nil
 }
 
-func restoreTestName(p *v1alpha1.SnapshotPolicy, slot time.Time) string {
+// Name is the name of the objects of p's restore test of slot.
+func Name(p *v1alpha1.SnapshotPolicy, slot time.Time) string {
 	sum := sha256.Sum256([]byte(p.Namespace + "/" + p.Name))
 	return "restore-test-" + hex.EncodeToString(sum[:])[:10] + "-" + slot.UTC().Format("200601021504")
 }
@@ -72,7 +95,7 @@ func restoreTestName(p *v1alpha1.SnapshotPolicy, slot time.Time) string {
 func policyKey(p *v1alpha1.SnapshotPolicy) string { return p.Namespace + "/" + p.Name }
 
 // newestReady returns the policy's newest ready snapshot, or nil.
-func (c *Controller) newestReady(ctx context.Context, p *v1alpha1.SnapshotPolicy) (*snapv1.VolumeSnapshot, error) {
+func (c *Tester) newestReady(ctx context.Context, p *v1alpha1.SnapshotPolicy) (*snapv1.VolumeSnapshot, error) {
 	var list snapv1.VolumeSnapshotList
 	if err := c.Client.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingLabels{
 		v1alpha1.LabelManagedBy: v1alpha1.ManagedBy,
@@ -83,10 +106,10 @@ func (c *Controller) newestReady(ctx context.Context, p *v1alpha1.SnapshotPolicy
 	var newest *snapv1.VolumeSnapshot
 	for i := range list.Items {
 		vs := &list.Items[i]
-		if retentionState(vs) != retention.Ready || vs.DeletionTimestamp != nil {
+		if managed.State(vs) != retention.Ready || vs.DeletionTimestamp != nil {
 			continue
 		}
-		if newest == nil || snapshotTime(vs).After(snapshotTime(newest)) {
+		if newest == nil || managed.TakenAt(vs).After(managed.TakenAt(newest)) {
 			newest = vs
 		}
 	}
@@ -98,7 +121,7 @@ func (c *Controller) newestReady(ctx context.Context, p *v1alpha1.SnapshotPolicy
 // that namespace is not the snapshot's, the snapshot is first made visible
 // there as a pre-provisioned VolumeSnapshotContent (deletion policy Retain)
 // and a VolumeSnapshot bound to it.
-func (c *Controller) startRestoreTest(ctx context.Context, p *v1alpha1.SnapshotPolicy, vns string, slot time.Time) error {
+func (c *Tester) startRestoreTest(ctx context.Context, p *v1alpha1.SnapshotPolicy, vns string, slot time.Time) error {
 	rt := p.Spec.RestoreTest
 	src, err := c.newestReady(ctx, p)
 	if err != nil {
@@ -109,12 +132,12 @@ func (c *Controller) startRestoreTest(ctx context.Context, p *v1alpha1.SnapshotP
 		log.Warn("restore test skipped: no ready snapshot", "slot", slot)
 		return nil
 	}
-	name := restoreTestName(p, slot)
+	name := Name(p, slot)
 	labels := map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedBy, v1alpha1.LabelRestoreTest: name}
 	annotations := map[string]string{
 		annotationTestPolicy:   policyKey(p),
 		annotationTestSnapshot: src.Namespace + "/" + src.Name,
-		annotationTestPVC:      claimOf(src),
+		annotationTestPVC:      managed.Claim(src),
 	}
 	meta := func(namespace string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels, Annotations: annotations}
@@ -139,7 +162,7 @@ func (c *Controller) startRestoreTest(ctx context.Context, p *v1alpha1.SnapshotP
 		},
 	}
 	var orig corev1.PersistentVolumeClaim
-	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: src.Namespace, Name: claimOf(src)}, &orig); err == nil {
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: src.Namespace, Name: managed.Claim(src)}, &orig); err == nil {
 		pvc.Spec.StorageClassName = orig.Spec.StorageClassName
 		pvc.Spec.AccessModes = orig.Spec.AccessModes
 	}
@@ -177,7 +200,7 @@ func (c *Controller) startRestoreTest(ctx context.Context, p *v1alpha1.SnapshotP
 	return nil
 }
 
-func (c *Controller) copySnapshot(ctx context.Context, src *snapv1.VolumeSnapshot, vns, name string, meta func(string) metav1.ObjectMeta) error {
+func (c *Tester) copySnapshot(ctx context.Context, src *snapv1.VolumeSnapshot, vns, name string, meta func(string) metav1.ObjectMeta) error {
 	if src.Status == nil || src.Status.BoundVolumeSnapshotContentName == nil {
 		return fmt.Errorf("snapshot %s/%s has no bound content", src.Namespace, src.Name)
 	}
@@ -213,8 +236,9 @@ func (c *Controller) copySnapshot(ctx context.Context, src *snapv1.VolumeSnapsho
 	return nil
 }
 
-// jobResult says whether job finished and whether it passed.
-func jobResult(job *batchv1.Job) (done, passed bool, msg string) {
+// JobResult is the rule of a verification Job's outcome: whether job
+// finished and whether it passed, with the reason when it failed.
+func JobResult(job *batchv1.Job) (done, passed bool, msg string) {
 	for _, cond := range job.Status.Conditions {
 		if cond.Status != corev1.ConditionTrue {
 			continue
@@ -238,7 +262,7 @@ func jobResult(job *batchv1.Job) (done, passed bool, msg string) {
 // finishRestoreTests publishes snapshot.verified for the policy's finished
 // verification Jobs and removes their objects. The event id derives from the
 // Job's uid, so a crash before the clean-up cannot publish twice.
-func (c *Controller) finishRestoreTests(ctx context.Context, p *v1alpha1.SnapshotPolicy, vns string) error {
+func (c *Tester) finishRestoreTests(ctx context.Context, p *v1alpha1.SnapshotPolicy, vns string) error {
 	var jobs batchv1.JobList
 	if err := c.Client.List(ctx, &jobs, client.InNamespace(vns), client.HasLabels{v1alpha1.LabelRestoreTest}); err != nil {
 		return fmt.Errorf("list verification jobs: %w", err)
@@ -249,7 +273,7 @@ func (c *Controller) finishRestoreTests(ctx context.Context, p *v1alpha1.Snapsho
 		if job.Annotations[annotationTestPolicy] != policyKey(p) || job.DeletionTimestamp != nil {
 			continue
 		}
-		done, passed, msg := jobResult(job)
+		done, passed, msg := JobResult(job)
 		if !done {
 			continue
 		}
@@ -269,7 +293,7 @@ func (c *Controller) finishRestoreTests(ctx context.Context, p *v1alpha1.Snapsho
 		if passed {
 			result = "passed"
 		}
-		c.metrics().RestoreTests.WithLabelValues(p.Namespace, p.Name, result).Inc()
+		c.Metrics.RestoreTests.WithLabelValues(p.Namespace, p.Name, result).Inc()
 		c.Log.Info("restore test finished", "namespace", p.Namespace, "policy", p.Name, "volume_snapshot", snapName, "passed", passed, "event_id", ev.ID())
 		if err := c.cleanupRestoreTest(ctx, job); err != nil {
 			errs = append(errs, err)
@@ -283,7 +307,7 @@ func cutKey(k string) (string, string, bool) { return strings.Cut(k, "/") }
 // cleanupRestoreTest deletes the Job (and its pods), the scratch PVC, and the
 // snapshot copies of a restore test. The Job goes last: while it exists the
 // test is found again and the clean-up retried.
-func (c *Controller) cleanupRestoreTest(ctx context.Context, job *batchv1.Job) error {
+func (c *Tester) cleanupRestoreTest(ctx context.Context, job *batchv1.Job) error {
 	name := job.Labels[v1alpha1.LabelRestoreTest]
 	objs := []client.Object{
 		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: job.Namespace, Name: name}},

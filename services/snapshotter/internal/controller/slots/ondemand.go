@@ -1,4 +1,4 @@
-package controller
+package slots
 
 import (
 	"context"
@@ -50,14 +50,14 @@ func parseSnapshotRequest(v string, now time.Time) (string, time.Time, error) {
 	return pvc, at.UTC(), nil
 }
 
-// onDemand carries out p's snapshot request, once per value: the PVC,
+// OnDemand carries out p's snapshot request, once per value: the PVC,
 // which p must select, is snapshotted as in a slot at the request's time
 // (hooks, labels, workloads, deterministic name; the report and retention
 // treat it like any other), and status.lastRequest records the value with
 // the snapshot or why it was refused. An error (the API server, say)
 // leaves the request to the next pass, which finds the snapshot taken
 // already if it was.
-func (c *Controller) onDemand(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec) error {
+func (c *Taker) OnDemand(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec) error {
 	req := p.Annotations[v1alpha1.AnnotationSnapshotRequest]
 	if req == "" || p.Status.LastRequest != nil && p.Status.LastRequest.Request == req {
 		return nil
@@ -87,7 +87,7 @@ func (c *Controller) onDemand(ctx context.Context, p *v1alpha1.SnapshotPolicy, s
 
 // takeRequested takes the snapshot req asks for. It returns its name, or
 // why the request is refused for good, or an error to retry.
-func (c *Controller) takeRequested(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, req string) (string, error, error) {
+func (c *Taker) takeRequested(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, req string) (string, error, error) {
 	pvcName, at, err := parseSnapshotRequest(req, c.Clock.Now())
 	if err != nil {
 		return "", err, nil

@@ -1,8 +1,7 @@
-package controller
+package slots
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -42,7 +41,7 @@ func encryptionMode(p *v1alpha1.SnapshotPolicy) v1alpha1.Encryption {
 // (encryption.Decide). A class it cannot read is evidence, not an error:
 // the finding is then unknown, which a Required policy refuses and the
 // others report.
-func (c *Controller) encryptionOf(ctx context.Context, p *v1alpha1.SnapshotPolicy, pvc *corev1.PersistentVolumeClaim) encryption.Finding {
+func (c *Taker) encryptionOf(ctx context.Context, p *v1alpha1.SnapshotPolicy, pvc *corev1.PersistentVolumeClaim) encryption.Finding {
 	var notes []string
 	var sc *encryption.Class
 	if name := ptrValue(pvc.Spec.StorageClassName); name != "" {
@@ -64,7 +63,7 @@ func (c *Controller) encryptionOf(ctx context.Context, p *v1alpha1.SnapshotPolic
 	return f
 }
 
-func (c *Controller) encryptionTable() []encryption.Driver {
+func (c *Taker) encryptionTable() []encryption.Driver {
 	if c.EncryptionTable != nil {
 		return c.EncryptionTable
 	}
@@ -73,7 +72,7 @@ func (c *Controller) encryptionTable() []encryption.Driver {
 
 // snapshotClass is the policy's VolumeSnapshotClass, or the default one of
 // the StorageClass's driver; nil when there is none.
-func (c *Controller) snapshotClass(ctx context.Context, name string, sc *encryption.Class) (*encryption.Class, error) {
+func (c *Taker) snapshotClass(ctx context.Context, name string, sc *encryption.Class) (*encryption.Class, error) {
 	toClass := func(v *snapv1.VolumeSnapshotClass) *encryption.Class {
 		return &encryption.Class{Kind: "VolumeSnapshotClass", Name: v.Name, Driver: v.Driver, Parameters: v.Parameters}
 	}
@@ -110,7 +109,7 @@ func ptrValue(s *string) string {
 // publishNotEncrypted publishes the snapshot.failed of a claim not
 // snapshotted for want of encryption; its id derives from the snapshot's
 // name (policy, claim, slot), so a second pass over the slot is one event.
-func (c *Controller) publishNotEncrypted(ctx context.Context, p *v1alpha1.SnapshotPolicy, pvc, name string, slot time.Time, f encryption.Finding) error {
+func (c *Taker) publishNotEncrypted(ctx context.Context, p *v1alpha1.SnapshotPolicy, pvc, name string, slot time.Time, f encryption.Finding) error {
 	ev, err := c.Events.NewEvent(events.TypeSnapshotFailed, "snapshot-not-encrypted-"+p.Namespace+"."+name, events.SnapshotFailed{
 		Namespace: p.Namespace, PVC: pvc, Policy: p.Name, Slot: &slot,
 		Reason: events.SnapshotFailedEncryptionRequired,
@@ -122,7 +121,7 @@ func (c *Controller) publishNotEncrypted(ctx context.Context, p *v1alpha1.Snapsh
 	if err := c.Events.Publish(ctx, ev); err != nil {
 		return fmt.Errorf("publish snapshot failed: %w", err)
 	}
-	c.metrics().SnapshotFailed(p.Namespace, p.Name)
+	c.Metrics.SnapshotFailed(p.Namespace, p.Name)
 	return nil
 }
 
@@ -166,10 +165,10 @@ func encryptedCondition(mode v1alpha1.Encryption, findings map[string]encryption
 	return cond
 }
 
-// setEncrypted records the findings of a run on p's status (the caller
+// SetEncrypted records the findings of a run on p's status (the caller
 // patches it), with a Kubernetes Event and a log line when the condition
 // changes; encryption: Off removes the condition.
-func (c *Controller) setEncrypted(p *v1alpha1.SnapshotPolicy, findings map[string]encryption.Finding) {
+func (c *Taker) SetEncrypted(p *v1alpha1.SnapshotPolicy, findings map[string]encryption.Finding) {
 	mode := encryptionMode(p)
 	if mode == v1alpha1.EncryptionOff {
 		meta.RemoveStatusCondition(&p.Status.Conditions, v1alpha1.ConditionEncrypted)
@@ -190,28 +189,4 @@ func (c *Controller) setEncrypted(p *v1alpha1.SnapshotPolicy, findings map[strin
 	c.Log.Warn("claims not known to be encrypted at rest", "namespace", p.Namespace, "policy", p.Name,
 		"mode", string(mode), "reason", cond.Reason, "detail", cond.Message)
 	c.event(p, corev1.EventTypeWarning, cond.Reason, cond.Message)
-}
-
-// encryptionAnnotation is the finding as stored on the VolumeSnapshot, read
-// back by reportCompleted.
-func encryptionAnnotation(f encryption.Finding) string {
-	b, _ := json.Marshal(struct {
-		Status   string   `json:"status"`
-		Evidence []string `json:"evidence"`
-	}{f.Status, f.Evidence}) // strings only: cannot fail
-	return string(b)
-}
-
-// encryptionFromAnnotation reads encryptionAnnotation back; a snapshot
-// created before the check is unknown.
-func encryptionFromAnnotation(vs *snapv1.VolumeSnapshot) (string, []string) {
-	raw := vs.Annotations[v1alpha1.AnnotationEncryption]
-	var f struct {
-		Status   string   `json:"status"`
-		Evidence []string `json:"evidence"`
-	}
-	if raw == "" || json.Unmarshal([]byte(raw), &f) != nil || f.Status == "" {
-		return events.EncryptionUnknown, []string{"the snapshot carries no encryption finding (created before the snapshotter checked, or by hand)"}
-	}
-	return f.Status, f.Evidence
 }

@@ -1,11 +1,10 @@
-package controller
+package slots
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/managed"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/encryption"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/policy"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/schedule"
@@ -27,12 +27,12 @@ import (
 // ErrHookFailed says a hook with onError: Fail failed.
 var ErrHookFailed = errors.New("hook failed")
 
-// runSlot snapshots every PVC the policy selects for slot. It returns the
+// Slot snapshots every PVC the policy selects for slot. It returns the
 // result for the status, the name of the last snapshot created and the
 // encryption findings of the claims it checked. An error
 // means the slot must be run again (names are deterministic, so snapshots
 // already taken are not taken twice).
-func (c *Controller) runSlot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, slot time.Time) (string, string, map[string]encryption.Finding, error) {
+func (c *Taker) Slot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, slot time.Time) (string, string, map[string]encryption.Finding, error) {
 	sel := spec.Selector
 	var pvcs corev1.PersistentVolumeClaimList
 	if err := c.Client.List(ctx, &pvcs, client.InNamespace(p.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
@@ -78,7 +78,7 @@ func (c *Controller) runSlot(ctx context.Context, p *v1alpha1.SnapshotPolicy, sp
 // snapshot.failed and returns ErrNotEncrypted, before any hook runs; a pre
 // hook that fails with onError: Fail publishes snapshot.failed and returns
 // ErrHookFailed.
-func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, pvc *corev1.PersistentVolumeClaim, slot time.Time) (string, *encryption.Finding, error) {
+func (c *Taker) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolicy, spec policy.Spec, pvc *corev1.PersistentVolumeClaim, slot time.Time) (string, *encryption.Finding, error) {
 	name := schedule.SnapshotName(p.Name, pvc.Name, slot)
 	log := c.Log.With("namespace", p.Namespace, "policy", p.Name, "pvc", pvc.Name, "volume_snapshot", name)
 	var existing snapv1.VolumeSnapshot
@@ -109,10 +109,10 @@ func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolic
 	if err != nil {
 		return "", &finding, err
 	}
-	preErrs, fatal := c.runHooks(ctx, log, p, "pre", p.Spec.Hooks.Pre, spec.PreTimeouts, pods)
+	preErrs, fatal := c.hooks().Pre(ctx, log, p, spec, pods)
 	if fatal != nil {
 		// Undo whatever the pre hooks did (unfreeze) before giving up.
-		c.postHooks(ctx, log, p, spec, pods, nil)
+		c.hooks().Post(ctx, log, p, spec, pods, nil)
 		if err := c.publishHookFailure(ctx, p, pvc.Name, name, slot, fatal); err != nil {
 			return "", &finding, err
 		}
@@ -127,7 +127,7 @@ func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolic
 	annotations := map[string]string{
 		v1alpha1.AnnotationSlot:       slot.UTC().Format(time.RFC3339),
 		v1alpha1.AnnotationWorkloads:  string(wlJSON),
-		v1alpha1.AnnotationEncryption: encryptionAnnotation(finding),
+		v1alpha1.AnnotationEncryption: managed.EncryptionAnnotation(finding),
 	}
 	if len(preErrs) > 0 {
 		annotations[v1alpha1.AnnotationHookErrors] = strings.Join(preErrs, "; ")
@@ -141,70 +141,15 @@ func (c *Controller) takeSnapshot(ctx context.Context, p *v1alpha1.SnapshotPolic
 		vs.Spec.VolumeSnapshotClassName = &cls
 	}
 	if err := c.Client.Create(ctx, vs); err != nil && !apierrors.IsAlreadyExists(err) {
-		c.postHooks(ctx, log, p, spec, pods, nil)
+		c.hooks().Post(ctx, log, p, spec, pods, nil)
 		return "", &finding, fmt.Errorf("create volume snapshot: %w", err)
 	}
 	log.Info("volume snapshot created", "slot", slot, "pods", len(pods))
-	c.postHooks(ctx, log, p, spec, pods, vs)
+	c.hooks().Post(ctx, log, p, spec, pods, vs)
 	return name, &finding, nil
 }
 
-// postHooks runs the post hooks. Their failures never fail the snapshot
-// (it exists already): they are logged and, when vs is given, appended to
-// its hook-errors annotation.
-func (c *Controller) postHooks(ctx context.Context, log *slog.Logger, p *v1alpha1.SnapshotPolicy, spec policy.Spec, pods []corev1.Pod, vs *snapv1.VolumeSnapshot) {
-	failures, _ := c.runHooks(ctx, log, p, "post", p.Spec.Hooks.Post, spec.PostTimeouts, pods) // post hooks never return a fatal error
-	if len(failures) == 0 || vs == nil {
-		return
-	}
-	orig := vs.DeepCopy()
-	if prev := vs.Annotations[v1alpha1.AnnotationHookErrors]; prev != "" {
-		failures = append([]string{prev}, failures...)
-	}
-	if vs.Annotations == nil {
-		vs.Annotations = map[string]string{}
-	}
-	vs.Annotations[v1alpha1.AnnotationHookErrors] = strings.Join(failures, "; ")
-	if err := c.Client.Patch(ctx, vs, client.MergeFrom(orig)); err != nil {
-		log.Warn("record post hook failures", "error", err)
-	}
-}
-
-// runHooks runs hs in every running pod, each bounded by its timeout. It returns the failures that were ignored
-// (onError: Continue) and the first failure that was not.
-func (c *Controller) runHooks(ctx context.Context, log *slog.Logger, p *v1alpha1.SnapshotPolicy, phase string, hs []v1alpha1.Hook, timeouts []time.Duration, pods []corev1.Pod) ([]string, error) {
-	var ignored []string
-	for i := range pods {
-		pod := &pods[i]
-		if pod.Status.Phase != corev1.PodRunning {
-			continue // no running container to quiesce
-		}
-		for i, h := range hs {
-			hctx, cancel := context.WithTimeout(ctx, timeouts[i])
-			start := c.Clock.Now()
-			err := c.Hooks.Exec(hctx, pod, h.Container, h.Command)
-			cancel()
-			outcome := "ok"
-			if err != nil {
-				outcome = "error"
-			}
-			c.metrics().HookDuration.WithLabelValues(p.Namespace, p.Name, phase, outcome).Observe(c.Clock.Since(start).Seconds())
-			if err == nil {
-				continue
-			}
-			err = fmt.Errorf("%s hook %q in pod %s: %w", phase, strings.Join(h.Command, " "), pod.Name, err)
-			if h.OnError == v1alpha1.OnErrorContinue || phase == "post" {
-				log.Warn("hook failed; continuing", "phase", phase, "pod", pod.Name, "error", err)
-				ignored = append(ignored, err.Error())
-				continue
-			}
-			return ignored, err
-		}
-	}
-	return ignored, nil
-}
-
-func (c *Controller) publishHookFailure(ctx context.Context, p *v1alpha1.SnapshotPolicy, pvc, name string, slot time.Time, cause error) error {
+func (c *Taker) publishHookFailure(ctx context.Context, p *v1alpha1.SnapshotPolicy, pvc, name string, slot time.Time, cause error) error {
 	ev, err := c.Events.NewEvent(events.TypeSnapshotFailed, "snapshot-failed-"+p.Namespace+"."+name, events.SnapshotFailed{
 		Namespace: p.Namespace, PVC: pvc, Policy: p.Name, Slot: &slot,
 		Error: fmt.Sprintf("%v: %v", ErrHookFailed, cause),
@@ -215,6 +160,6 @@ func (c *Controller) publishHookFailure(ctx context.Context, p *v1alpha1.Snapsho
 	if err := c.Events.Publish(ctx, ev); err != nil {
 		return fmt.Errorf("publish snapshot failed: %w", err)
 	}
-	c.metrics().SnapshotFailed(p.Namespace, p.Name)
+	c.Metrics.SnapshotFailed(p.Namespace, p.Name)
 	return nil
 }
