@@ -122,7 +122,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 func build(ctx context.Context, root, work string, o options, im image, out io.Writer) (name.Reference, v1.Image, error) {
 	start := time.Now()
 	bin := filepath.Join(work, im.name)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, im.pkg)
+	// timetzdata: the image has no /usr/share/zoneinfo, and the
+	// snapshotter's policies name time zones.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags=timetzdata", "-ldflags=-s -w", "-o", bin, im.pkg)
 	cmd.Dir = filepath.Join(root, im.module)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if b, err := cmd.CombinedOutput(); err != nil {
