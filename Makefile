@@ -42,7 +42,7 @@ lint: ## gofmt, go vet and golangci-lint on every module
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do \
 		echo "== lint $${m#$(CURDIR)/}"; \
-		(cd "$$m" && go vet ./... && $(CURDIR)/bin/golangci-lint run --allow-parallel-runners --config $(CURDIR)/.golangci.yml ./...); \
+		(cd "$$m" && go vet -tags compose ./... && $(CURDIR)/bin/golangci-lint run --allow-parallel-runners --config $(CURDIR)/.golangci.yml ./...); \
 	done
 
 .PHONY: bench
@@ -61,6 +61,20 @@ build: ## build the service binaries into bin/
 	@for s in sastingest certwatcher snapshotter correlator console; do \
 		(cd services/$$s && go build -o $(CURDIR)/bin/$$s .); \
 	done
+
+.PHONY: images
+images: ## build the compose stack's images without a container engine (go-containerregistry on an empty base) into bin/images.tar
+	@go run ./pkg/harness/cmd/images -out bin/images.tar
+
+.PHONY: compose-tools
+compose-tools: ## install containerd, runc and the CNI plugins (Debian) and build nerdctl (Go module proxy) for compose-test
+	@bash hack/tools.sh compose
+
+# Not part of `make test` (it would push a fresh `make test` past 45 min):
+# .ci/run runs it after the tests. Root is needed (containerd, runc, CNI).
+.PHONY: compose-test
+compose-test: compose-tools ## bring docker-compose.yaml up on its own containerd with nerdctl compose, post a SARIF, see its event, bring it down
+	@cd pkg/harness && go test -tags compose -count=1 -timeout 30m -v -run '^TestComposeUpOnContainerd$$' ./composetest/
 
 .PHONY: generate
 generate: ## regenerate the JSON Schemas and the README's event table from pkg/events

@@ -7,7 +7,9 @@
 # version, into a cache outside the clone, and links them into bin/.
 # For the console's browser tests it also installs Debian's chromium (apt-get,
 # when /usr/bin/chromium is missing) and axe-core from npm (into the cache,
-# linked as bin/axe.min.js).
+# linked as bin/axe.min.js). For the compose test (`make compose-test`):
+# `compose` installs Debian's containerd, runc and CNI plugins (apt-get, when
+# missing) and builds nerdctl from the module proxy.
 #
 # No download site is reachable from the machines this project is built on, so
 # nothing is fetched but Go modules, Debian packages and npm packages.
@@ -25,6 +27,11 @@ KWOK_VERSION=${KWOK_VERSION:-0.8.0}
 # v0.<3 minor><patch> (v0.316.0 is Prometheus 3.16.0).
 PROMTOOL_VERSION=${PROMTOOL_VERSION:-0.316.0}
 AXE_VERSION=${AXE_VERSION:-4.14.1}
+NERDCTL_VERSION=${NERDCTL_VERSION:-v2.4.2}
+# nerdctl v2.4.2 requires github.com/moby/moby/v2 v2.0.0-beta.28, which the
+# module proxy answers 403 for; beta.25 (the newest it serves) has the same
+# pkg/meminfo and pkg/sysinfo that nerdctl's `info` imports.
+NERDCTL_MOBY_VERSION=${NERDCTL_MOBY_VERSION:-v2.0.0-beta.25}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${STATEGUARD_TOOLS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/stateguard/tools}
@@ -184,6 +191,50 @@ install_chromium() {
   log "installed $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
 }
 
+# install_containerd installs Debian's containerd, runc and CNI plugins
+# (/usr/lib/cni) when containerd is missing: the compose test starts its own
+# containerd with them (no daemon of the machine is used or left running).
+install_containerd() {
+  if [[ -x /usr/bin/containerd && -x /usr/sbin/runc && -x /usr/lib/cni/bridge ]]; then
+    log "containerd present: $(/usr/bin/containerd --version)"
+    return
+  fi
+  local sudo=
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  log "installing Debian's containerd, runc and CNI plugins: apt-get install -y containerd runc containernetworking-plugins iptables"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq containerd runc containernetworking-plugins iptables >/dev/null
+  # The package starts the machine's containerd; the test runs its own.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
+    log "note: Debian started the system containerd; the compose test does not use it"
+  fi
+  log "installed $(/usr/bin/containerd --version)"
+}
+
+# build_nerdctl builds nerdctl from a throwaway module: its go.mod has a
+# replace directive (mod/tigron, used by its tests only), so `go install`
+# refuses it, and one of its requirements is not served by the proxy (see
+# NERDCTL_MOBY_VERSION).
+build_nerdctl() {
+  local dir="$cache/nerdctl-$NERDCTL_VERSION" work=
+  if [[ ! -x $dir/nerdctl ]]; then
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' RETURN
+    log "preparing a module for nerdctl $NERDCTL_VERSION"
+    (
+      cd "$work"
+      go mod init stateguard.local/nerdctl >/dev/null 2>&1
+      {
+        echo "require github.com/containerd/nerdctl/v2 $NERDCTL_VERSION"
+        echo "replace github.com/moby/moby/v2 => github.com/moby/moby/v2 $NERDCTL_MOBY_VERSION"
+      } >>go.mod
+      go get "github.com/containerd/nerdctl/v2/cmd/nerdctl@$NERDCTL_VERSION" >/dev/null
+    )
+    build_in "$work" nerdctl "$NERDCTL_VERSION" github.com/containerd/nerdctl/v2/cmd/nerdctl "about 2-3 min on 2 cores"
+  fi
+  link nerdctl "$dir/nerdctl"
+}
+
 # install_axe installs axe-core (the accessibility rules the console's
 # browser tests run inside each page) from npm into the cache.
 install_axe() {
@@ -210,6 +261,13 @@ for t in $want; do
   etcd) build_etcd ;;
   chromium) install_chromium ;;
   axe-core) install_axe ;;
+  # compose: what `make compose-test` needs beside the images.
+  compose)
+    install_containerd
+    build_nerdctl
+    ;;
+  containerd) install_containerd ;;
+  nerdctl) build_nerdctl ;;
   golangci-lint) go_tool golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_VERSION" ;;
   gosec) go_tool gosec github.com/securego/gosec/v2/cmd/gosec "$GOSEC_VERSION" ;;
   nats) go_tool nats github.com/nats-io/natscli/nats "$NATSCLI_VERSION" ;;

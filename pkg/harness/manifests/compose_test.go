@@ -62,7 +62,7 @@ func TestCompose(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	if diff := cmp.Diff([]string{"certwatcher", "correlator", "nats", "otel-collector", "sastingest", "snapshotter"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"certwatcher", "console", "correlator", "nats", "otel-collector", "sastingest", "snapshotter"}, names); diff != "" {
 		t.Errorf("compose services (-want +got):\n%s", diff)
 	}
 
@@ -117,8 +117,10 @@ func TestCompose(t *testing.T) {
 			if got := cs.Environment["NATS_URL"]; got != "nats://nats:4222" {
 				t.Errorf("NATS_URL %q, want nats://nats:4222", got)
 			}
-			if !slices.Contains(cs.Ports, port+":"+port) {
-				t.Errorf("ports %v, want %s:%s published", cs.Ports, port, port)
+			// Published on the same port unless moved by NAME_PORT (the
+			// compose test moves them to free ports).
+			if want := "${" + strings.ToUpper(s.name) + "_PORT:-" + port + "}:" + port; !slices.Contains(cs.Ports, want) {
+				t.Errorf("ports %v, want %s", cs.Ports, want)
 			}
 			if !cs.ReadOnly || !slices.Equal(cs.CapDrop, []string{"ALL"}) {
 				t.Errorf("read_only %v, cap_drop %v; want a read-only root and no capabilities", cs.ReadOnly, cs.CapDrop)
@@ -142,6 +144,13 @@ func TestCompose(t *testing.T) {
 
 	t.Run("nats", func(t *testing.T) {
 		n := cf.Services["nats"]
+		// Built by `make images` (pkg/harness/cmd/images), no registry.
+		if n.Image != "ghcr.io/stateguard/nats-server:dev" {
+			t.Errorf("nats image %q, want ghcr.io/stateguard/nats-server:dev (make images)", n.Image)
+		}
+		if !n.ReadOnly || !slices.Equal(n.CapDrop, []string{"ALL"}) {
+			t.Errorf("nats: read_only %v, cap_drop %v; want a read-only root and no capabilities", n.ReadOnly, n.CapDrop)
+		}
 		m := mounts("nats", n)
 		conf, ok := m["/etc/nats/nats.conf"]
 		if !ok || !slices.Contains(n.Command, "/etc/nats/nats.conf") {
@@ -168,8 +177,18 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
+	t.Run("console", func(t *testing.T) {
+		if got := cf.Services["console"].Environment["CORRELATOR_URL"]; got != "http://correlator:8083" {
+			t.Errorf("console CORRELATOR_URL %q, want http://correlator:8083", got)
+		}
+	})
+
 	t.Run("otel-collector", func(t *testing.T) {
 		o := cf.Services["otel-collector"]
+		// Not built here (no engine, no registry): on request only.
+		if !slices.Equal(o.Profiles, []string{"telemetry"}) {
+			t.Errorf("otel-collector profiles %v, want [telemetry]", o.Profiles)
+		}
 		m := mounts("otel-collector", o)
 		conf, ok := m["/etc/otelcol/config.yaml"]
 		if !ok || !slices.Contains(o.Command, "--config=/etc/otelcol/config.yaml") {

@@ -17,7 +17,7 @@ import (
 
 // standardEnv are variables read by libraries or the Go runtime rather than
 // by a stateguard flag.
-var standardEnv = []string{"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "GOMEMLIMIT"}
+var standardEnv = []string{"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_EXPORTER", "GOMEMLIMIT"}
 
 // sourceText returns the non-test Go source of the given directories under
 // the repository root, concatenated.

@@ -27,11 +27,16 @@ import (
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 )
 
-// Services are the four services, in start order.
-var Services = []string{"sastingest", "certwatcher", "snapshotter", "correlator"}
+// Services are the five services, in start order (the console reads the
+// correlator's API, so it comes after it).
+var Services = []string{"sastingest", "certwatcher", "snapshotter", "correlator", "console"}
 
 // DefaultPorts are the services' HTTP ports for `make run`.
-var DefaultPorts = map[string]int{"sastingest": 8080, "certwatcher": 8081, "snapshotter": 8082, "correlator": 8083}
+var DefaultPorts = map[string]int{"sastingest": 8080, "certwatcher": 8081, "snapshotter": 8082, "correlator": 8083, "console": 8084}
+
+// readOnly are the services that create nothing on NATS (the console only
+// reads the streams): they have no bootstrap subcommand.
+var readOnly = map[string]bool{"console": true}
 
 // Config configures Start.
 type Config struct {
@@ -171,6 +176,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	// streams concurrently at start race inside nats-server (a stream
 	// update against a consumer create on it, seen under -race).
 	for _, name := range Services {
+		if readOnly[name] {
+			continue
+		}
 		if err := s.bootstrap(ctx, name); err != nil {
 			return nil, err
 		}
@@ -285,6 +293,14 @@ func (s *Stack) command(name, addr string, args ...string) *exec.Cmd {
 		"API_OPERATOR_TOKENS_FILE="+s.OperatorTokensFile(),
 		"WEBHOOK_SECRETS_FILE="+s.WebhookSecretsFile(),
 	)
+	if _, ok := s.Addr["correlator"]; ok && name == "console" {
+		// The console reads the correlator's API (over HTTPS with
+		// Config.TLS, trusting the stack's CA).
+		cmd.Env = append(cmd.Env, "CORRELATOR_URL="+s.URL("correlator"))
+		if s.tls != nil {
+			cmd.Env = append(cmd.Env, "CORRELATOR_CA_FILE="+s.tls.caFile)
+		}
+	}
 	if s.tls != nil {
 		cmd.Env = append(cmd.Env, s.tls.env(name)...)
 	}

@@ -90,6 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 	fmt.Fprintf(out, "  API token       %s (in %s)\n", s.Token, s.TokensFile())
 	fmt.Fprintf(out, "  operator token  %s (in %s; restore, resolve, dismiss)\n", s.OperatorToken, s.OperatorTokensFile())
+	fmt.Fprintf(out, "  console         %s  (log in with the API token to read, the operator token to restore)\n", consoleURL(s))
 	for _, name := range stack.Services {
 		fmt.Fprintf(out, "  %-15s %s/metrics  /healthz  /readyz   log %s\n", name, s.URL(name), s.LogFile(name))
 	}
@@ -102,6 +103,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	<-ctx.Done()
 	return nil
 }
+
+// consoleURL is the console's login page.
+func consoleURL(s *stack.Stack) string { return s.URL("console") + "/login" }
 
 // chooseCluster decides which cluster the stack uses: only the one given
 // with -kubeconfig (`make run KUBECONFIG=…` passes it). A KUBECONFIG in the
