@@ -246,6 +246,11 @@ func TestCaseStudyEndToEnd(t *testing.T) {
 	// an upload right after goes to the new one.
 	checkIngestCertificateRotation(t, ctx, s, api, client)
 
+	// The review-cycle report of the story, checked against the streams;
+	// the audit trail verified, then one decision altered and named.
+	checkReviewReport(t, ctx, s, api, client, scene, rr.Incident)
+	checkAuditVerify(t, ctx, s, dir, client, rr.Incident)
+
 	// One trace: ingest → publish → correlate → rotate (and the restore
 	// recommendation beside it). Stop the services first so every span is
 	// flushed.
