@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,7 +118,8 @@ func checkAuditVerify(t *testing.T, ctx context.Context, s *stack.Stack, dir str
 		cmd.Env = append(os.Environ(), "NATS_URL="+s.NATSURL, "STATEGUARD_SERVER="+s.URL("correlator"), "STATEGUARD_TOKEN="+s.Token,
 			"STATEGUARD_CA_FILE="+s.CAFile)
 		out, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			return ee.ExitCode(), string(out)
 		} else if err != nil {
 			t.Fatalf("stateguardctl audit verify: %v", err)
