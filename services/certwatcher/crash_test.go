@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,8 +18,8 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
-	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/harness/proctest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certinfo"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/rotation"
@@ -33,34 +31,6 @@ var cluster *kubetest.Cluster
 
 func TestMain(m *testing.M) {
 	os.Exit(kubetest.MainCluster(m, &cluster, kubetest.Options{WithoutCertManager: true}))
-}
-
-// proc is certwatcher as a real process, which the test kills -9.
-type proc struct {
-	cmd *exec.Cmd
-	out *logtest.Buffer
-}
-
-func startProcess(t *testing.T, bin string, env map[string]string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin), out: &logtest.Buffer{}}
-	p.cmd.Env = os.Environ()
-	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.kill)
-	return p
-}
-
-func (p *proc) kill() {
-	if p.cmd.ProcessState == nil {
-		_ = p.cmd.Process.Kill() // SIGKILL: no shutdown path runs
-		_ = p.cmd.Wait()
-	}
 }
 
 // TestKilledMidRotation kills certwatcher -9 at the moment its in-cluster
@@ -107,21 +77,22 @@ func TestKilledMidRotation(t *testing.T) {
 	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	poll := func(what string, p *proc, d time.Duration, cond func(context.Context) bool) {
+	poll := func(what string, p *proctest.Proc, d time.Duration, cond func(context.Context) bool) {
 		t.Helper()
 		if err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, d, true, func(ctx context.Context) (bool, error) { return cond(ctx), nil }); err != nil {
-			t.Fatalf("waiting for %s: %v\nlogs:\n%s", what, err, p.out.String())
+			logs := "(certwatcher not started yet)"
+			if p != nil {
+				logs = p.Logs()
+			}
+			t.Fatalf("waiting for %s: %v\nlogs:\n%s", what, err, logs)
 		}
 	}
-	poll("web's pod running", &proc{out: &logtest.Buffer{}}, 2*time.Minute, func(ctx context.Context) bool {
+	poll("web's pod running", nil, 2*time.Minute, func(ctx context.Context) bool {
 		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		return err == nil && len(pods.Items) == 1 && pods.Items[0].Status.Phase == corev1.PodRunning
 	})
 
-	bin := filepath.Join(t.TempDir(), "certwatcher")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := proctest.Build(t, ".")
 	srv := natstest.Run(t)
 	ec := natstest.Client(t, srv)
 	px := kubetest.StartHoldProxy(t, c.Env)
@@ -146,7 +117,7 @@ func TestKilledMidRotation(t *testing.T) {
 		// shortest that still lets web roll, so the redelivery comes soon.
 		"CERTWATCHER_REISSUE_TIMEOUT": "1s", "CERTWATCHER_ROLLOUT_TIMEOUT": "15s", "CERTWATCHER_VERIFY_TIMEOUT": "1s",
 	}
-	p := startProcess(t, bin, env)
+	p := proctest.Start(t, bin, env)
 	poll("certwatcher ready", p, time.Minute, func(ctx context.Context) bool {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -169,9 +140,9 @@ func TestKilledMidRotation(t *testing.T) {
 	select {
 	case <-issued.Arrived:
 	case <-time.After(2 * time.Minute):
-		t.Fatalf("the Secret was never written\nlogs:\n%s", p.out.String())
+		t.Fatalf("the Secret was never written\nlogs:\n%s", p.Logs())
 	}
-	p.kill()
+	p.Kill()
 	issued.Release()
 	afterKill, err := cs.CoreV1().Secrets(ns).Get(ctx, "web-tls", metav1.GetOptions{})
 	if err != nil {
@@ -182,7 +153,7 @@ func TestKilledMidRotation(t *testing.T) {
 	}
 	t.Logf("killed -9 with the new certificate written and unacknowledged")
 
-	p = startProcess(t, bin, env)
+	p = proctest.Start(t, bin, env)
 	var rotated []events.Event
 	poll("certificate.rotated after the redelivery", p, 4*time.Minute, func(ctx context.Context) bool {
 		rotated = certificateEvents(ctx, t, ec, events.TypeCertificateRotated)

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,50 +14,10 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
-	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/harness/proctest"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
 )
-
-// buildBinary builds the service binary once per test.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "snapshotter")
-	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// proc is the snapshotter as a real process, which the test kills -9.
-type proc struct {
-	cmd *exec.Cmd
-	out *logtest.Buffer
-}
-
-func startProcess(t *testing.T, bin string, env map[string]string) *proc {
-	t.Helper()
-	p := &proc{out: &logtest.Buffer{}}
-	p.cmd = exec.Command(bin)
-	p.cmd.Env = os.Environ()
-	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.kill() })
-	return p
-}
-
-func (p *proc) kill() {
-	if p.cmd.ProcessState == nil {
-		_ = p.cmd.Process.Kill() // SIGKILL: no shutdown path runs
-		_ = p.cmd.Wait()
-	}
-}
 
 // TestKilledMidSlotAndMidRetention kills the snapshotter process -9 at two
 // points a test picks exactly, through a proxy in front of the API server:
@@ -76,7 +33,7 @@ func TestKilledMidSlotAndMidRetention(t *testing.T) {
 	ns := c.Namespace(t, nil)
 	srv := natstest.Run(t)
 	ec := natstest.Client(t, srv)
-	bin := buildBinary(t)
+	bin := proctest.Build(t, ".")
 	px := kubetest.StartHoldProxy(t, c.Env)
 	env := map[string]string{
 		"KUBECONFIG": px.Kubeconfig(t), "NATS_URL": srv.ClientURL(), "HTTP_ADDR": "127.0.0.1:0",
@@ -98,27 +55,27 @@ func TestKilledMidSlotAndMidRetention(t *testing.T) {
 		p.Spec.Schedule = "@every 3s"
 		p.Spec.Retention = v1alpha1.Retention{KeepLast: 20}
 	})
-	poll := func(what string, p *proc, cond func(context.Context) bool) {
+	poll := func(what string, p *proctest.Proc, cond func(context.Context) bool) {
 		t.Helper()
 		if err := wait.PollUntilContextTimeout(t.Context(), 250*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) { return cond(ctx), nil }); err != nil {
-			t.Fatalf("waiting for %s: %v\nlogs:\n%s", what, err, p.out.String())
+			t.Fatalf("waiting for %s: %v\nlogs:\n%s", what, err, p.Logs())
 		}
 	}
-	arrived := func(what string, p *proc, h *kubetest.Held) {
+	arrived := func(what string, p *proctest.Proc, h *kubetest.Held) {
 		t.Helper()
 		select {
 		case <-h.Arrived:
 		case <-time.After(3 * time.Minute):
-			t.Fatalf("%s never came\nlogs:\n%s", what, p.out.String())
+			t.Fatalf("%s never came\nlogs:\n%s", what, p.Logs())
 		}
 	}
 
 	// Mid-slot: the first VolumeSnapshot is created, the service is killed
 	// before the answer reaches it.
 	create := px.Hold(func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Path == snapshots }, true)
-	p := startProcess(t, bin, env)
+	p := proctest.Start(t, bin, env)
 	arrived("the first slot's VolumeSnapshot create", p, create)
-	p.kill()
+	p.Kill()
 	create.Release()
 	var first snapv1.VolumeSnapshotList
 	if err := kc.List(t.Context(), &first, client.InNamespace(ns)); err != nil || len(first.Items) != 1 {
@@ -127,7 +84,7 @@ func TestKilledMidSlotAndMidRetention(t *testing.T) {
 	killedSlot := first.Items[0].Name
 	t.Logf("killed -9 with %s created and unacknowledged", killedSlot)
 
-	p = startProcess(t, bin, env)
+	p = proctest.Start(t, bin, env)
 	poll("four completed snapshots after the restart", p, func(ctx context.Context) bool {
 		return len(snapshotEvents(ctx, t, ec, events.TypeSnapshotCompleted)) >= 4
 	})
@@ -210,9 +167,9 @@ func TestKilledMidSlotAndMidRetention(t *testing.T) {
 	}, false)
 	patchPolicy(func(p *v1alpha1.SnapshotPolicy) { p.Spec.Retention = v1alpha1.Retention{KeepLast: 1} })
 	arrived("the first retention delete", p, del)
-	p.kill()
+	p.Kill()
 	del.Release()
-	p = startProcess(t, bin, env)
+	p = proctest.Start(t, bin, env)
 	var left []string
 	poll("retention to finish", p, func(ctx context.Context) bool {
 		var l snapv1.VolumeSnapshotList
