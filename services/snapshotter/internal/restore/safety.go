@@ -144,6 +144,14 @@ func (e *Executor) expireSafetySnapshot(ctx context.Context, vs *snapv1.VolumeSn
 	if vs.Labels[v1alpha1.LabelRestore] == "" {
 		return nil // not a safety snapshot
 	}
+	if !s.ExpiresAt.IsZero() && owner != nil && owner.Status.SafetySnapshotExpiresAt == nil {
+		// The annotation was written but the Restore's status write was
+		// lost (a conflict with the Restore's last phase write, say):
+		// the status follows the annotation.
+		if err := e.recordExpiryStatus(ctx, vs, owner, s.ExpiresAt); err != nil {
+			return err
+		}
+	}
 	if s.ExpiresAt.IsZero() && !s.RestoreRunning {
 		// Its Restore ended (or is gone): the pin ends ttl after that.
 		base, ttl := now, DefaultSafetySnapshotTTL
@@ -196,6 +204,12 @@ func (e *Executor) recordExpiry(ctx context.Context, vs *snapv1.VolumeSnapshot, 
 	if err := e.Client.Patch(ctx, vs, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("record expiry: %w", err)
 	}
+	return e.recordExpiryStatus(ctx, vs, owner, at)
+}
+
+// recordExpiryStatus writes the end of the pin in the Restore's status,
+// once.
+func (e *Executor) recordExpiryStatus(ctx context.Context, vs *snapv1.VolumeSnapshot, owner *v1alpha1.Restore, at time.Time) error {
 	if owner == nil || owner.Status.SafetySnapshotExpiresAt != nil {
 		return nil
 	}

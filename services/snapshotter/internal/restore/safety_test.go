@@ -75,6 +75,19 @@ func TestSafetySnapshotPinExpires(t *testing.T) {
 	if r.Status.SafetySnapshotExpiresAt == nil || !r.Status.SafetySnapshotExpiresAt.Time.Equal(wantExpiry) {
 		t.Fatalf("status.safetySnapshotExpiresAt %v, want %v (the end plus the spec's TTL)", r.Status.SafetySnapshotExpiresAt, wantExpiry)
 	}
+	// A status write lost after the annotation's (a conflict with the
+	// Restore's last phase write) is made again from the annotation.
+	r.Status.SafetySnapshotExpiresAt = nil
+	if err := kc.Status().Update(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	pass()
+	if err := kc.Get(t.Context(), client.ObjectKeyFromObject(r), r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Status.SafetySnapshotExpiresAt == nil || !r.Status.SafetySnapshotExpiresAt.Time.Equal(wantExpiry) {
+		t.Fatalf("after a lost status write: status.safetySnapshotExpiresAt %v, want %v (from the snapshot's annotation)", r.Status.SafetySnapshotExpiresAt, wantExpiry)
+	}
 	vs, err := safety()
 	if err != nil {
 		t.Fatal(err)
