@@ -38,12 +38,12 @@ func TestMain(m *testing.M) {
 // stream's leader is cut off and healed, then the DECISION stream's leader
 // is killed -9 and started again. Afterwards the correlator's state is the
 // pure model's on the same events, and its decisions read back from the
-// streams in order tell the same story where they can — no decision
-// withdraws one never made, and no decision was stored twice. (Where the
-// published decisions and the committed state differ — a pin left in
-// force that no committed state holds, or one the state holds withdrawn —
-// it is logged, not failed: a known defect, publish before commit, below;
-// the committed state is asserted equal to the model's.)
+// streams in order tell exactly the committed state's story: the pins and
+// open incidents they leave in force are the committed state's (none lost,
+// none extra — a decision published by an attempt whose state write failed
+// would show as one or the other), every restore recommendation in force
+// is on the stream, no decision withdraws one never made, and no decision
+// was stored twice (the outbox: store.PublishAfterCommit).
 func TestDecisionsThroughPartitionAndLeaderKill(t *testing.T) {
 	const slots = 60
 	mix := scenario.MixedStream{Apps: 16, PerNS: 4, Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), ObserveEvery: 5}
@@ -301,34 +301,40 @@ func TestDecisionsThroughPartitionAndLeaderKill(t *testing.T) {
 				lost++
 			}
 		}
-		// Known defect, not asserted (see the report of #18): the engine
-		// publishes an event's decisions before the state they follow from
-		// is in KV; when that write fails (a partition, a leader kill), the
-		// state is dropped, the event comes again and may decide otherwise,
-		// and what was published stays — a pin (or an incident) the state
-		// never held, which nothing withdraws.
+		// A decision published by an attempt whose state write failed
+		// leaves on the stream a pin (or an incident) that the committed
+		// state never held, or withdraws one it holds (lost, above).
 		for _, p := range gotPins {
 			if !slices.Contains(wantPins, p) {
 				extra++
-				t.Logf("%s: pin of %s published, held by no committed state", ns, p)
+				t.Errorf("%s: pin of %s published, held by no committed state", ns, p)
 			}
 		}
 		for _, p := range gotOpen {
 			if !slices.Contains(wantOpen, p) {
 				extra++
-				t.Logf("%s: incident %s opened, held by no committed state", ns, p)
+				t.Errorf("%s: incident %s opened, held by no committed state", ns, p)
+			}
+		}
+		for _, p := range wantPins {
+			if !slices.Contains(gotPins, p) {
+				t.Errorf("%s: the committed state pins %s, the stream leaves it unpinned", ns, p)
+			}
+		}
+		for _, p := range wantOpen {
+			if !slices.Contains(gotOpen, p) {
+				t.Errorf("%s: the committed state holds incident %s open, the stream leaves it closed", ns, p)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(got.Journal.Recommended)) {
+			if id := got.Journal.Recommended[k].ID; perID[id] == 0 {
+				lost++
+				t.Errorf("%s: recommendation %s in force in the committed state, not on the stream", ns, id)
 			}
 		}
 	}
 	t.Logf("%d events; %d decisions stored (%d distinct); in force per the model: %d pins, %d open incidents; lost %d (and %d orphans), extra %d, duplicated %d",
 		len(evs), decisions, len(perID), pins, incidents, lost, orphans, extra, duplicated)
-	// lost is the other face of the known defect above: a withdrawal (an
-	// unpin, a close) published by an attempt whose state write failed,
-	// which the committed state never made. The committed state itself is
-	// checked against the model above, and asserted.
-	if lost > 0 {
-		t.Logf("known defect (publish before commit, #18): %d pins or open incidents the committed state holds were withdrawn on the stream by an attempt that never committed", lost)
-	}
 	if pins == 0 || incidents == 0 {
 		t.Errorf("the scenario made %d pins and %d incidents: it checks nothing", pins, incidents)
 	}

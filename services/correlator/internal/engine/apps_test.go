@@ -17,6 +17,7 @@ import (
 	"github.com/stateguard/stateguard/services/correlator/internal/api"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/statecodec"
 )
 
 var (
@@ -125,9 +126,9 @@ func listEngine(b *testing.B) (*Engine, scenario.MixedStream) {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			if err := e.store.Update(context.Background(), ns, func(s *model.State) (bool, error) {
+			if err := e.store.Update(context.Background(), ns, func(s *model.State) (bool, *statecodec.Pending, error) {
 				*s = *st
-				return true, nil
+				return true, nil, nil
 			}); err != nil {
 				b.Error(err)
 			}
@@ -169,9 +170,9 @@ func BenchmarkListApps(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := e.store.Update(context.Background(), ns, func(s *model.State) (bool, error) {
+			if err := e.store.Update(context.Background(), ns, func(s *model.State) (bool, *statecodec.Pending, error) {
 				_, changed, err := model.Apply(e.Rules(), s, in)
-				return changed, err
+				return changed, nil, err
 			}); err != nil {
 				b.Fatal(err)
 			}

@@ -203,11 +203,11 @@ func benchmarkMixedStream(b *testing.B) {
 	var decisions atomic.Int64
 	e, err := New(b.Context(), Options{
 		Client: c, Rules: model.DefaultRules(), Workers: *benchWorkers, Replicas: max(1, *benchCluster),
-		OnPublished: func(_ string, cause events.Event, ds []model.Decision) {
+		OnPublished: func(_ string, causeTime time.Time, ds []model.Decision) {
 			decisions.Add(int64(len(ds)))
 			if measuring.Load() {
 				mu.Lock()
-				latencies = append(latencies, time.Since(cause.Time()))
+				latencies = append(latencies, time.Since(causeTime))
 				mu.Unlock()
 			}
 		},

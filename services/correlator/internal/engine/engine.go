@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/statecodec"
 )
 
 // Options configure an Engine.
@@ -40,9 +43,12 @@ type Options struct {
 	// CacheSize bounds the namespace states kept in memory (default
 	// 16384); a namespace evicted is read again from KV when it comes back.
 	CacheSize int
-	// OnPublished, when set, sees every batch of decisions once JetStream
-	// stored it, with the event that caused it (tests and benchmarks use it).
-	OnPublished func(namespace string, cause events.Event, ds []model.Decision)
+	// OnPublished, when set, sees the decisions of each event once
+	// JetStream stored them, with the time of the event that caused them
+	// (tests and benchmarks use it). A record of the outbox published again
+	// (after a failed publication, or by another process after a crash) is
+	// seen again; JetStream stored it once if inside its duplicate window.
+	OnPublished func(namespace string, causeTime time.Time, ds []model.Decision)
 }
 
 // Engine correlates events into decisions.
@@ -61,6 +67,8 @@ type Engine struct {
 	subs       []*events.Subscription
 	stopWriter context.CancelFunc
 	writerDone chan struct{}
+	stopSweep  context.CancelFunc
+	sweepDone  sync.WaitGroup
 }
 
 // New opens (or creates) the KV bucket.
@@ -105,6 +113,7 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	m := newMetrics(o.Registerer)
 	e := &Engine{o: o, kv: kv, m: m, store: newStore(kv, o.Client.KVWriter(o.Bucket), o.CacheSize, m),
 		join: newJoiner(bucketKV{kv}, o.Rules, o.Registerer)}
+	e.store.publish = e.publishRecords
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(posture{e}); err != nil {
 			return nil, fmt.Errorf("register posture metrics: %w", err)
@@ -225,6 +234,17 @@ func (e *Engine) Start(ctx context.Context) error {
 	if n > 0 {
 		e.o.Log.InfoContext(ctx, "state migrated to the split layout", "namespaces", n)
 	}
+	sweepCtx, stopSweep := context.WithCancel(wctx)
+	e.mu.Lock()
+	e.stopSweep = stopSweep
+	e.mu.Unlock()
+	e.sweepDone.Add(1)
+	go func() {
+		defer e.sweepDone.Done()
+		if err := e.sweepOutboxes(sweepCtx); err != nil && sweepCtx.Err() == nil {
+			e.o.Log.WarnContext(ctx, "outbox sweep at start", "error", err)
+		}
+	}()
 	for _, cfg := range ConsumerConfigs(e.o.Consumer, e.o.Workers) {
 		sub, err := e.o.Client.Consume(ctx, cfg, e.Handle)
 		if err != nil {
@@ -241,19 +261,27 @@ func (e *Engine) Start(ctx context.Context) error {
 // is written), then the decision batcher and the state writer.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
-	subs, stop, done := e.subs, e.stopWriter, e.writerDone
-	e.subs, e.stopWriter = nil, nil
+	subs, stop, done, stopSweep := e.subs, e.stopWriter, e.writerDone, e.stopSweep
+	e.subs, e.stopWriter, e.stopSweep = nil, nil, nil
 	e.mu.Unlock()
 	var errs []error
 	for _, s := range subs {
 		errs = append(errs, s.Stop(ctx))
 	}
+	if stopSweep != nil {
+		stopSweep()
+	}
+	e.sweepDone.Wait()
 	if b := e.batcher.Swap(nil); b != nil {
 		b.Close()
 	}
 	if stop != nil {
 		stop()
 		<-done
+		// What the handlers left dirty — the removal of published
+		// decisions from the outbox — is stored before the process goes,
+		// so a restart does not publish them again.
+		e.store.flush(ctx, e.store.takeDirty())
 	}
 	return errors.Join(errs...)
 }
@@ -267,8 +295,10 @@ func key(ns string) string { return "ns." + ns }
 func ValidNamespace(ns string) bool { return namespaceRE.MatchString(ns) }
 
 // Handle applies one event. It is the consumers' handler: it returns once
-// the event's decisions are published and the state they follow from is in
-// KV, so an acknowledged event is never lost.
+// the state the event's decisions follow from is in KV and, after that,
+// the decisions are published (store.PublishAfterCommit), so an
+// acknowledged event is never lost and no decision reaches the streams
+// that the committed state did not make.
 func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
 	in, err := model.FromEvent(ev)
 	if errors.Is(err, model.ErrIgnored) {
@@ -304,10 +334,10 @@ func (e *Engine) applyInput(ctx context.Context, ev events.Event, in model.Input
 		return events.Permanent(fmt.Errorf("event %s: namespace %q is not a Kubernetes namespace name", ev.ID(), in.Namespace))
 	}
 	applied := false
-	err := e.store.Update(ctx, in.Namespace, func(st *model.State) (bool, error) {
-		changed, err := e.apply(ctx, ev, in, st)
+	err := e.store.Update(ctx, in.Namespace, func(st *model.State) (bool, *statecodec.Pending, error) {
+		changed, rec, err := e.apply(ev, in, st)
 		applied = changed && err == nil
-		return changed, err
+		return changed, rec, err
 	})
 	if err != nil {
 		return err
@@ -326,87 +356,147 @@ func (e *Engine) UploadJoin(ctx context.Context, id string) (rec model.UploadJoi
 }
 
 // apply applies in, the input of ev, to the namespace's state st and
-// publishes the decisions it calls for (Handle's function for
-// store.Update): changed is false for a duplicate.
-func (e *Engine) apply(ctx context.Context, ev events.Event, in model.Input, st *model.State) (changed bool, err error) {
+// returns the decisions it calls for as an outbox record (Handle's
+// function for store.Update, which publishes them once the state is
+// stored): changed is false for a duplicate.
+func (e *Engine) apply(ev events.Event, in model.Input, st *model.State) (changed bool, rec *statecodec.Pending, err error) {
 	ds, changed, err := model.Apply(e.o.Rules, st, in)
 	if err != nil {
-		return false, events.Permanent(err)
+		return false, nil, events.Permanent(err)
 	}
 	if !changed {
 		e.m.events.WithLabelValues(ev.Type(), "duplicate").Inc()
-		return false, nil
+		return false, nil, nil
 	}
-	if err := e.publish(ctx, in.Namespace, ds); err != nil {
-		return false, err
+	if len(ds) == 0 {
+		return true, nil, nil
 	}
-	if len(ds) > 0 {
-		e.m.latency.Observe(time.Since(ev.Time()).Seconds())
-		if e.o.OnPublished != nil {
-			e.o.OnPublished(in.Namespace, ev, ds)
+	rec = &statecodec.Pending{Cause: ev.ID(), CauseTime: ev.Time(), RulesVersion: e.o.RulesVersion,
+		Decisions: make([]statecodec.PendingDecision, 0, len(ds))}
+	for _, d := range ds {
+		payload, err := json.Marshal(d.Payload)
+		if err != nil {
+			return false, nil, events.Permanent(fmt.Errorf("decision %s: %w", d.ID, err))
 		}
+		rec.Decisions = append(rec.Decisions, statecodec.PendingDecision{ID: d.ID, Type: d.Type, Payload: payload})
 	}
-	return true, nil
+	return true, rec, nil
 }
 
-func (e *Engine) publish(ctx context.Context, ns string, ds []model.Decision) error {
-	if len(ds) == 0 {
-		return nil
-	}
-	evs := make([]events.Event, 0, len(ds))
-	for _, d := range ds {
-		ev, err := e.o.Client.NewEvent(d.Type, d.ID, d.Payload)
-		if err != nil {
-			return events.Permanent(fmt.Errorf("decision %s: %w", d.ID, err))
-		}
-		if e.o.RulesVersion != "" {
-			ev.SetExtension(events.ExtRulesVersion, e.o.RulesVersion)
-		}
-		evs = append(evs, ev)
-	}
+// publishRecords publishes records of a namespace's outbox in their order
+// and returns once JetStream stored every decision (store.publish).
+func (e *Engine) publishRecords(ctx context.Context, ns string, recs []statecodec.Pending) error {
 	// Decisions of concurrent handlers share atomic batches: with
 	// sync_interval: always one disk sync stores many of them.
 	publish := e.o.Client.PublishBatch
 	if b := e.batcher.Load(); b != nil {
 		publish = b.Publish
 	}
-	for _, part := range pinsFirst(ds, evs) {
+	parts, err := e.pinsFirst(recs)
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
 		if err := publish(ctx, part...); err != nil {
 			return fmt.Errorf("publish decisions for %s: %w", ns, err)
 		}
 	}
-	for _, d := range ds {
-		e.m.decisions.WithLabelValues(d.Type).Inc()
-		e.o.Log.InfoContext(ctx, "decision", "namespace", ns, "type", d.Type, "event_id", d.ID)
+	for _, r := range recs {
+		ds := make([]model.Decision, 0, len(r.Decisions))
+		for _, d := range r.Decisions {
+			e.m.decisions.WithLabelValues(d.Type).Inc()
+			e.o.Log.InfoContext(ctx, "decision", "namespace", ns, "type", d.Type, "event_id", d.ID)
+			ds = append(ds, model.Decision{ID: d.ID, Type: d.Type, Payload: d.Payload})
+		}
+		e.m.latency.Observe(time.Since(r.CauseTime).Seconds())
+		if e.o.OnPublished != nil {
+			e.o.OnPublished(ns, r.CauseTime, ds)
+		}
 	}
 	return nil
 }
 
-// pinsFirst splits the decisions when they recommend a restore: the pins
-// go first, and the rest only once JetStream acknowledged them, so a
-// consumer that acts on a recommendation never races retention (pins and
-// recommendations travel on different streams, whose batches are
-// otherwise stored concurrently).
-func pinsFirst(ds []model.Decision, evs []events.Event) [][]events.Event {
-	recommends := false
-	for _, d := range ds {
-		recommends = recommends || d.Type == events.TypeRestoreRecommended
-	}
-	if !recommends {
-		return [][]events.Event{evs}
-	}
-	var pins, rest []events.Event
-	for i, d := range ds {
-		if d.Type == events.TypeSnapshotPinRequested {
-			pins = append(pins, evs[i])
-		} else {
-			rest = append(rest, evs[i])
+// pinsFirst cuts the records' decisions, in order, into the publications
+// that carry them: one, unless a record recommends a restore — then its
+// pins close the publication before it, and its other decisions start the
+// next only once JetStream acknowledged them, so a consumer that acts on a
+// recommendation never races retention (pins and recommendations travel
+// on different streams, whose batches are otherwise stored concurrently).
+// Within each stream the decisions keep the records' order.
+func (e *Engine) pinsFirst(recs []statecodec.Pending) ([][]events.Event, error) {
+	var parts [][]events.Event
+	var cur []events.Event
+	for _, r := range recs {
+		recommends := slices.ContainsFunc(r.Decisions, func(d statecodec.PendingDecision) bool {
+			return d.Type == events.TypeRestoreRecommended
+		})
+		var rest []events.Event
+		for _, d := range r.Decisions {
+			ev, err := e.o.Client.NewEvent(d.Type, d.ID, d.Payload)
+			if err != nil {
+				return nil, events.Permanent(fmt.Errorf("decision %s: %w", d.ID, err))
+			}
+			if r.RulesVersion != "" {
+				ev.SetExtension(events.ExtRulesVersion, r.RulesVersion)
+			}
+			if recommends && d.Type != events.TypeSnapshotPinRequested {
+				rest = append(rest, ev)
+			} else {
+				cur = append(cur, ev)
+			}
+		}
+		if recommends {
+			if len(cur) > 0 {
+				parts = append(parts, cur)
+			}
+			cur = rest
 		}
 	}
-	if len(pins) == 0 {
-		return [][]events.Event{rest}
+	if len(cur) > 0 {
+		parts = append(parts, cur)
 	}
-	return [][]events.Event{pins, rest}
+	return parts, nil
+}
+
+// sweepOutboxes publishes, at start, the outboxes that the stored states
+// hold — decisions of a process that died between its commit and its
+// publication — for namespaces that no event may come to soon. It reads
+// the namespaces' keys once (not their parts, and only the outbox of
+// each); states with an empty outbox cost one read.
+func (e *Engine) sweepOutboxes(ctx context.Context) error {
+	w, err := e.kv.WatchFiltered(ctx, []string{"ns.*"}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("watch state keys: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	var pending []string
+	for en := range w.Updates() {
+		if en == nil {
+			break
+		}
+		ns, ok := namespaceOf(en.Key())
+		if !ok {
+			continue
+		}
+		out, err := statecodec.PeekOutbox(en.Value())
+		if err != nil {
+			e.o.Log.WarnContext(ctx, "outbox sweep: state unreadable", "namespace", ns, "error", err)
+			continue
+		}
+		if len(out) > 0 {
+			pending = append(pending, ns)
+		}
+	}
+	var errs []error
+	for _, ns := range pending {
+		if err := e.store.PublishAfterCommit(ctx, ns); err != nil {
+			errs = append(errs, fmt.Errorf("outbox of %s: %w", ns, err))
+		}
+	}
+	if len(pending) > 0 {
+		e.o.Log.InfoContext(ctx, "outboxes published at start", "namespaces", len(pending))
+	}
+	return errors.Join(errs...)
 }
 
 // State reads a namespace's state from KV (never from the cache, which

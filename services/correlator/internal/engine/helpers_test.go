@@ -21,7 +21,7 @@ type recorder struct {
 	ids []string
 }
 
-func (r *recorder) record(_ string, _ events.Event, ds []model.Decision) {
+func (r *recorder) record(_ string, _ time.Time, ds []model.Decision) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, d := range ds {

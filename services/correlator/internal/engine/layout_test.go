@@ -104,9 +104,9 @@ func TestThousandAppsInOneNamespaceSplitUnderTheMaxPayload(t *testing.T) {
 	c1 := natstest.Client(t, natstest.Run(t))
 	e := startEngineWith(t, Options{Client: c1, Rules: model.DefaultRules(), Workers: 2})
 	st.MarkAllPartsChanged()
-	if err := e.store.Update(t.Context(), st.Namespace, func(s *model.State) (bool, error) {
+	if err := e.store.Update(t.Context(), st.Namespace, func(s *model.State) (bool, *statecodec.Pending, error) {
 		*s = *st
-		return true, nil
+		return true, nil, nil
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,10 @@ type store struct {
 	// write was a fifth of the correlator's allocations.
 	bufs sync.Pool
 
+	// publish publishes records of a namespace's outbox, in order, and
+	// returns once JetStream acknowledged them (Engine.publishRecords).
+	publish func(ctx context.Context, ns string, recs []statecodec.Pending) error
+
 	mu      sync.Mutex
 	entries map[string]*entry
 	dirty   map[*entry]struct{}
@@ -58,11 +62,25 @@ type entry struct {
 	st    *model.State
 	gen   uint64           // bumped by every change
 	codec statecodec.Codec // encodes st, reusing what did not change
+	// outbox holds the decisions of the namespace's events not yet known
+	// to be on the streams, stored with the state (statecodec.Envelope);
+	// lastSeq is the Seq of its newest record.
+	outbox  []statecodec.Pending
+	lastSeq uint64
+
+	// pubMu serialises the publication of the outbox, so records go out in
+	// the order of their Seq; published is the newest Seq this entry put
+	// on the streams (under pubMu).
+	pubMu     sync.Mutex
+	published uint64
 
 	wmu     sync.Mutex
 	rev     uint64 // KV revision of the namespace's key read or last written
 	durable uint64 // gen that is in KV
-	waiters []waiter
+	// durableSeq is the newest outbox record that is in KV: records up to
+	// it may be published.
+	durableSeq uint64
+	waiters    []waiter
 	// stored is the split layout's bookkeeping of what is in KV: the
 	// namespace's write generation and the generation of each PVC's key.
 	stored layoutGen
@@ -94,25 +112,107 @@ func newStore(kv jetstream.KeyValue, w groupWriter, limit int, m *metrics) *stor
 
 // Update runs fn on the namespace's state, which no other handler of the
 // process touches meanwhile (bbolt's db.Update shape): fn applies an event,
-// publishes its decisions and says whether it changed the state. When fn
-// fails, the state is dropped from memory (the next handler reads it again
-// from KV: a failed fn may have changed it half way) and its error is
-// returned. Otherwise Update returns once the state is in KV — also for an
-// unchanged state whose last change is not yet stored, as a duplicate's
-// first delivery may be that change — or with the write's error.
-func (s *store) Update(ctx context.Context, ns string, fn func(*model.State) (changed bool, err error)) error {
+// says whether it changed the state and returns the decisions it calls for
+// (nil for none), which go in the namespace's outbox, stored with the
+// state. When fn fails, the state is dropped from memory (the next handler
+// reads it again from KV: a failed fn may have changed it half way) and
+// its error is returned. Otherwise Update waits until the state is in KV —
+// also for an unchanged state whose last change is not yet stored, as a
+// duplicate's first delivery may be that change — and then publishes the
+// outbox (PublishAfterCommit): it returns once the event's decisions are
+// on the streams, or with the error of the write or the publication.
+func (s *store) Update(ctx context.Context, ns string, fn func(*model.State) (changed bool, rec *statecodec.Pending, err error)) error {
 	en, err := s.acquire(ctx, ns)
 	if err != nil {
 		return err
 	}
-	changed, err := fn(en.st)
+	changed, rec, err := fn(en.st)
 	if err != nil {
 		s.discard(en, fmt.Errorf("state of %s reloaded after a failed handler: %w", ns, err))
 		en.mu.Unlock()
 		s.unref(en)
 		return err
 	}
-	return s.release(ctx, en, changed)
+	if changed && rec != nil && len(rec.Decisions) > 0 {
+		en.lastSeq++
+		rec.Seq = en.lastSeq
+		en.outbox = append(en.outbox, *rec)
+	}
+	if err := s.release(ctx, en, changed); err != nil {
+		return err
+	}
+	return s.PublishAfterCommit(ctx, ns)
+}
+
+// PublishAfterCommit is the rule of the outbox: an event's decisions are
+// published only once the state that made them is in KV (a write that
+// fails drops them with the state: its event comes again and decides
+// anew), in the order of the namespace's events, and removed from the
+// outbox only once JetStream acknowledged them — by a later write that no
+// handler waits for, which rides with the next group commit. A record
+// published again (a publication that failed half way, a replica that
+// died before the removal was stored) carries its decisions' ids, which
+// JetStream's duplicate window de-duplicates.
+//
+// It publishes every stored record of ns not yet published, its own and
+// those of any other handler or process, and returns once they are on the
+// streams; it is called after each event and by the sweep at start.
+func (s *store) PublishAfterCommit(ctx context.Context, ns string) error {
+	for {
+		en, err := s.acquire(ctx, ns)
+		if err != nil {
+			return err
+		}
+		en.mu.Unlock()
+		retry, err := s.publishStored(ctx, en)
+		s.unref(en)
+		if !retry {
+			return err
+		}
+	}
+}
+
+// publishStored publishes the records of en's outbox that are in KV and not
+// yet published, then marks them gone from the outbox. retry says that en
+// left the cache (a write failed): what KV holds is read again.
+func (s *store) publishStored(ctx context.Context, en *entry) (retry bool, err error) {
+	en.pubMu.Lock()
+	defer en.pubMu.Unlock()
+	if en.gone.Load() {
+		return true, nil
+	}
+	en.wmu.Lock()
+	durable := en.durableSeq
+	en.wmu.Unlock()
+	en.mu.Lock()
+	var recs []statecodec.Pending
+	for _, r := range en.outbox {
+		if r.Seq > en.published && r.Seq <= durable {
+			recs = append(recs, r)
+		}
+	}
+	en.mu.Unlock()
+	if len(recs) == 0 || s.publish == nil {
+		return false, nil
+	}
+	if err := s.publish(ctx, en.ns, recs); err != nil {
+		return false, err
+	}
+	last := recs[len(recs)-1].Seq
+	en.published = last
+	en.mu.Lock()
+	if en.gone.Load() {
+		en.mu.Unlock()
+		return false, nil
+	}
+	en.outbox = slices.DeleteFunc(en.outbox, func(r statecodec.Pending) bool { return r.Seq <= last })
+	en.gen++
+	en.mu.Unlock()
+	s.mu.Lock()
+	s.dirty[en] = struct{}{}
+	s.mu.Unlock()
+	s.wake()
+	return false, nil
 }
 
 // acquire returns the namespace's entry, locked and loaded, for Update.
@@ -142,8 +242,13 @@ func (s *store) acquire(ctx context.Context, ns string) (*entry, error) {
 				return nil, err
 			}
 			en.st = st
+			en.outbox = lg.outbox
+			lg.outbox = nil
+			if n := len(en.outbox); n > 0 {
+				en.lastSeq = en.outbox[n-1].Seq
+			}
 			en.wmu.Lock()
-			en.rev, en.stored = lg.rev, lg
+			en.rev, en.stored, en.durableSeq = lg.rev, lg, en.lastSeq
 			en.wmu.Unlock()
 		}
 		return en, nil
@@ -270,6 +375,7 @@ type write struct {
 	data []byte
 	size int
 	rev  uint64 // the revision written over, then the one written
+	seq  uint64 // the newest outbox record written
 	err  error
 	// parts are the keys of the PVCs written with the namespace's key (all
 	// or nothing), and stored what KV holds once they are.
@@ -347,7 +453,8 @@ func (s *store) encode(en *entry) (write, bool) {
 		en.mu.Unlock()
 		return write{}, false
 	}
-	w := write{en: en, gen: en.gen, rev: rev}
+	w := write{en: en, gen: en.gen, rev: rev, seq: en.lastSeq}
+	outbox := slices.Clone(en.outbox)
 	var buf []byte
 	if b, ok := s.bufs.Get().(*[]byte); ok {
 		buf = *b
@@ -363,7 +470,7 @@ func (s *store) encode(en *entry) (write, bool) {
 		if b, ok := s.bufs.Get().(*[]byte); ok {
 			zbuf = *b
 		}
-		w.data, err = statecodec.Wrap(zbuf, statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Parts: next.parts}, js)
+		w.data, err = statecodec.Wrap(zbuf, statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Parts: next.parts, Outbox: outbox}, js)
 	}
 	s.bufs.Put(&js)
 	w.err, w.parts, w.stored = err, parts, next
@@ -396,6 +503,7 @@ func (s *store) settle(w write) {
 	en.rev = w.rev
 	en.stored = w.stored
 	en.durable = w.gen
+	en.durableSeq = max(en.durableSeq, w.seq)
 	kept := en.waiters[:0]
 	for _, wt := range en.waiters {
 		if wt.gen <= en.durable {
@@ -459,6 +567,8 @@ type layoutGen struct {
 	gen    uint64
 	parts  map[string]uint64
 	legacy bool // read from the single-key layout: the next write splits it
+	// outbox is the namespace's outbox as read (loadState only).
+	outbox []statecodec.Pending
 }
 
 // layoutKey marks a bucket whose states were all migrated to the split
@@ -558,7 +668,7 @@ func loadOnce(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.Sta
 	if err != nil {
 		return nil, layoutGen{}, events.Permanent(fmt.Errorf("decode state of %s: %w", ns, err))
 	}
-	lg := layoutGen{rev: entry.Revision(), gen: env.Gen, parts: env.Parts}
+	lg := layoutGen{rev: entry.Revision(), gen: env.Gen, parts: env.Parts, outbox: env.Outbox}
 	if env.Layout == 0 {
 		st.MarkAllPartsChanged()
 		lg.legacy = true

@@ -14,6 +14,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/statecodec"
 )
 
 // changeAll applies one new snapshot to each namespace through Update,
@@ -30,12 +31,12 @@ func changeAll(t *testing.T, s *store, nss []string, round int) func() []error {
 			t.Fatal(err)
 		}
 		wg.Go(func() {
-			errs[i] = s.Update(t.Context(), ns, func(st *model.State) (bool, error) {
+			errs[i] = s.Update(t.Context(), ns, func(st *model.State) (bool, *statecodec.Pending, error) {
 				_, changed, err := model.Apply(model.DefaultRules(), st, in)
 				if err == nil && !changed {
 					err = fmt.Errorf("apply to %s changed nothing", ns)
 				}
-				return changed, err
+				return changed, nil, err
 			})
 		})
 	}
@@ -161,13 +162,13 @@ func TestUpdateStoresOrDiscards(t *testing.T) {
 		}
 		return in
 	}
-	apply := func(in model.Input, fail error) func(*model.State) (bool, error) {
-		return func(st *model.State) (bool, error) {
+	apply := func(in model.Input, fail error) func(*model.State) (bool, *statecodec.Pending, error) {
+		return func(st *model.State) (bool, *statecodec.Pending, error) {
 			_, changed, err := model.Apply(model.DefaultRules(), st, in)
 			if err != nil {
-				return false, err
+				return false, nil, err
 			}
-			return changed, fail
+			return changed, nil, fail
 		}
 	}
 	if err := e.store.Update(t.Context(), "upd", apply(snapshot("kept"), nil)); err != nil {
@@ -182,9 +183,9 @@ func TestUpdateStoresOrDiscards(t *testing.T) {
 		t.Fatalf("a failing function: Update returned %v, want its error", err)
 	}
 	var seen []string
-	err = e.store.Update(t.Context(), "upd", func(st *model.State) (bool, error) {
+	err = e.store.Update(t.Context(), "upd", func(st *model.State) (bool, *statecodec.Pending, error) {
 		seen = st.SnapshotNames()
-		return false, nil
+		return false, nil, nil
 	})
 	if err != nil || len(seen) != 1 || seen[0] != "kept" {
 		t.Errorf("after a failed Update the next one sees snapshots %v (%v), want only the stored one", seen, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -23,11 +24,39 @@ const Layout = 2
 // namespace's writes; a part carries its name and the Gen of the write that
 // stored it, and the namespace's Parts map each part to that Gen, so a reader knows
 // whether the parts it read belong to the namespace's value it read.
+//
+// Outbox (the namespace's key only) holds the decisions of committed
+// events that JetStream has not yet acknowledged: they are stored with the
+// state that made them and published only once that state is in KV, so a
+// decision on the streams always follows from a committed state. A value
+// written before the outbox existed has none.
 type Envelope struct {
 	Layout int               `json:"layout"`
 	Gen    uint64            `json:"gen"`
 	Part   string            `json:"part,omitempty"`
 	Parts  map[string]uint64 `json:"parts,omitempty"`
+	Outbox []Pending         `json:"outbox,omitempty"`
+}
+
+// Pending is what one event's commit left to publish: its decisions, in
+// the order the model made them. Seq orders the records of a namespace
+// (they are published in that order); Cause and CauseTime name the event
+// that made them, RulesVersion the rules it was decided under.
+type Pending struct {
+	Seq          uint64            `json:"seq"`
+	Cause        string            `json:"cause,omitempty"`
+	CauseTime    time.Time         `json:"cause_time"`
+	RulesVersion string            `json:"rules_version,omitempty"`
+	Decisions    []PendingDecision `json:"decisions"`
+}
+
+// PendingDecision is a decision waiting in the outbox: its deterministic
+// id (JetStream's Nats-Msg-Id, so a re-publication inside the stream's
+// duplicate window is stored once), its type and its payload's JSON.
+type PendingDecision struct {
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
 }
 
 type stored struct {
@@ -35,6 +64,7 @@ type stored struct {
 	Gen    uint64            `json:"gen"`
 	Part   string            `json:"part,omitempty"`
 	Parts  map[string]uint64 `json:"parts,omitempty"`
+	Outbox []Pending         `json:"outbox,omitempty"`
 	State  jsontext.Value    `json:"state"`
 }
 
@@ -81,8 +111,28 @@ func Unwrap(data []byte, st *model.State) (Envelope, error) {
 	if s.Layout != Layout {
 		return Envelope{}, fmt.Errorf("stored state of layout %d, this correlator knows %d", s.Layout, Layout)
 	}
-	env := Envelope{Layout: s.Layout, Gen: s.Gen, Part: s.Part, Parts: s.Parts}
+	env := Envelope{Layout: s.Layout, Gen: s.Gen, Part: s.Part, Parts: s.Parts, Outbox: s.Outbox}
 	return env, jsonv2.Unmarshal(s.State, st, decodeOptions)
+}
+
+// PeekOutbox reads only the outbox of a stored namespace's value (none for
+// a value of the single-key layout): the sweep at start looks for
+// namespaces with decisions left to publish without decoding their states.
+func PeekOutbox(data []byte) ([]Pending, error) {
+	data, err := expand(data)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(data, envelopePrefix) {
+		return nil, nil
+	}
+	var head struct {
+		Outbox []Pending `json:"outbox"`
+	}
+	if err := jsonv2.Unmarshal(data, &head, decodeOptions); err != nil {
+		return nil, err
+	}
+	return head.Outbox, nil
 }
 
 // DecodePart reads a part's stored value into its facts.

@@ -1,0 +1,196 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/statecodec"
+)
+
+// refusingWriter is a state writer whose writes fail (a CAS conflict, a
+// partition) until it is opened; it counts the refused groups.
+type refusingWriter struct {
+	real *events.KVWriter
+
+	mu      sync.Mutex
+	open    bool
+	refused int
+}
+
+var errRefused = errors.New("the write did not reach a quorum")
+
+func (w *refusingWriter) PutGroups(ctx context.Context, groups [][]events.KVPut) events.KVBatches {
+	w.mu.Lock()
+	open := w.open
+	if !open {
+		w.refused += len(groups)
+	}
+	w.mu.Unlock()
+	if open {
+		return w.real.PutGroups(ctx, groups)
+	}
+	for _, g := range groups {
+		for i := range g {
+			g[i].Err = errRefused
+		}
+	}
+	return events.KVBatches{}
+}
+
+func (w *refusingWriter) refusals() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refused
+}
+
+func (w *refusingWriter) accept() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.open = true
+}
+
+// TestNoDecisionBeforeItsStateIsStored: while every write of the state
+// fails, the events that call for decisions are applied again and again
+// and nothing reaches the streams; once writes go through, the decisions
+// are published, each once, and are the case study's.
+func TestNoDecisionBeforeItsStateIsStored(t *testing.T) {
+	srv := natstest.Run(t)
+	c := natstest.Client(t, srv)
+	e, err := New(t.Context(), Options{Client: c, Rules: model.DefaultRules(), Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &refusingWriter{real: c.KVWriter("stateguard-correlator")}
+	e.store.w = w
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.Stop(ctx)
+	})
+	cs := scenario.CaseStudy()
+	publish(t, c, cs...)
+	// Every event of the case study's namespace was applied and its write
+	// refused at least once: the first pins were decided by then.
+	deadline := time.Now().Add(2 * time.Minute)
+	for w.refusals() < 3*len(cs) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d writes refused", w.refusals())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := stored(t, c, decisionTypes...); len(got) > 0 {
+		t.Fatalf("%d decisions on the streams while no state that made them was stored: %v", len(got), briefs(t, got))
+	}
+	w.accept()
+	drain(t, c)
+	var want []string
+	{
+		st := model.NewState(scenario.CaseNS)
+		for _, ev := range cs {
+			in, err := model.FromEvent(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := model.Apply(model.DefaultRules(), st, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _, err := e.State(t.Context(), scenario.CaseNS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(st.Ledger.InForce(), got.Ledger.InForce()); diff != "" {
+			t.Fatalf("decisions in force (-model +stored):\n%s", diff)
+		}
+		for range st.Ledger.Pinned {
+			want = append(want, "pinned")
+		}
+	}
+	got := stored(t, c, decisionTypes...)
+	if len(got) == 0 || len(want) == 0 {
+		t.Fatalf("%d decisions stored, %d pins in force: the case study decides nothing", len(got), len(want))
+	}
+	seen := map[string]bool{}
+	for _, ev := range got {
+		if seen[ev.ID()] {
+			t.Errorf("decision %s stored twice", ev.ID())
+		}
+		seen[ev.ID()] = true
+	}
+}
+
+// TestOutboxLeftByADeadProcessIsPublishedAtStart: a state stored with
+// decisions not yet published (its process died between its commit and
+// its publication) has them published by the next process at start,
+// though no event comes to its namespace, and its outbox emptied.
+func TestOutboxLeftByADeadProcessIsPublishedAtStart(t *testing.T) {
+	srv := natstest.Run(t)
+	c := natstest.Client(t, srv)
+	e0, err := New(t.Context(), Options{Client: c, Rules: model.DefaultRules()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := events.SnapshotPinRequested{Namespace: "left", VolumeSnapshot: "snap-1", Reason: "known-good"}
+	payload, err := events.NewEvent(events.TypeSnapshotPinRequested, "test", "pin-left-snap-1", pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := statecodec.Envelope{Layout: statecodec.Layout, Gen: 1, Outbox: []statecodec.Pending{{
+		Seq: 1, Cause: "snap-1-completed", CauseTime: scenario.T0,
+		Decisions: []statecodec.PendingDecision{{ID: "pin-left-snap-1", Type: events.TypeSnapshotPinRequested, Payload: payload.Data()}},
+	}}}
+	var codec statecodec.Codec
+	js, err := codec.Encode(nil, model.NewState("left"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := statecodec.Wrap(nil, env, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e0.kv.Create(t.Context(), key("left"), data); err != nil {
+		t.Fatal(err)
+	}
+
+	e := startEngineWith(t, Options{Client: c, Rules: model.DefaultRules()})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got := stored(t, c, events.TypeSnapshotPinRequested)
+		if len(got) == 1 && got[0].ID() == "pin-left-snap-1" {
+			break
+		}
+		if len(got) > 1 || time.Now().After(deadline) {
+			t.Fatalf("pins stored: %v, want the outbox's one", briefs(t, got))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		en, err := e.kv.Get(t.Context(), key("left"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := statecodec.PeekOutbox(en.Value())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the outbox still holds %d records after its publication", len(out))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
