@@ -48,7 +48,9 @@ type store struct {
 	mu      sync.Mutex
 	entries map[string]*entry
 	dirty   map[*entry]struct{}
-	kick    chan struct{}
+	// ready are writes that handlers encoded for the writer (flushReq).
+	ready []write
+	kick  chan struct{}
 }
 
 // entry is one namespace's state. mu serialises the namespace's handlers
@@ -62,11 +64,24 @@ type entry struct {
 	st    *model.State
 	gen   uint64           // bumped by every change
 	codec statecodec.Codec // encodes st, reusing what did not change
-	// outbox holds the decisions of the namespace's events not yet known
-	// to be on the streams, stored with the state (statecodec.Envelope);
-	// lastSeq is the Seq of its newest record.
-	outbox  []statecodec.Pending
-	lastSeq uint64
+	// omu guards the outbox: the decisions of the namespace's events not
+	// yet known to be on the streams, stored with the state
+	// (statecodec.Envelope). lastSeq is the Seq of its newest record; ogen
+	// counts removals of published records (a change of the stored value
+	// that no handler waits for), odurable is the ogen that is in KV. A
+	// record is added under mu too, so it is written with the state that
+	// made it; publishers take only omu, never waiting for the handlers
+	// that queue for mu.
+	omu      sync.Mutex
+	outbox   []statecodec.Pending
+	lastSeq  uint64
+	ogen     uint64
+	odurable uint64
+
+	// flushReq is set by the writer when it found mu held: the next
+	// handler to release mu encodes the state for it (store.release), so a
+	// namespace that handlers keep busy is still written.
+	flushReq atomic.Bool
 
 	// pubMu serialises the publication of the outbox, so records go out in
 	// the order of their Seq; published is the newest Seq this entry put
@@ -80,7 +95,10 @@ type entry struct {
 	// durableSeq is the newest outbox record that is in KV: records up to
 	// it may be published.
 	durableSeq uint64
-	waiters    []waiter
+	// inflight is set while a write of the namespace is on its way (one
+	// at a time: each is a compare-and-set on the revision before it).
+	inflight bool
+	waiters  []waiter
 	// stored is the split layout's bookkeeping of what is in KV: the
 	// namespace's write generation and the generation of each PVC's key.
 	stored layoutGen
@@ -134,11 +152,20 @@ func (s *store) Update(ctx context.Context, ns string, fn func(*model.State) (ch
 		return err
 	}
 	if changed && rec != nil && len(rec.Decisions) > 0 {
+		en.omu.Lock()
 		en.lastSeq++
 		rec.Seq = en.lastSeq
 		en.outbox = append(en.outbox, *rec)
+		en.omu.Unlock()
 	}
+	s.ref(en) // kept for the publication after the commit
 	if err := s.release(ctx, en, changed); err != nil {
+		s.unref(en)
+		return err
+	}
+	retry, err := s.publishStored(ctx, en)
+	s.unref(en)
+	if !retry {
 		return err
 	}
 	return s.PublishAfterCommit(ctx, ns)
@@ -184,14 +211,14 @@ func (s *store) publishStored(ctx context.Context, en *entry) (retry bool, err e
 	en.wmu.Lock()
 	durable := en.durableSeq
 	en.wmu.Unlock()
-	en.mu.Lock()
+	en.omu.Lock()
 	var recs []statecodec.Pending
 	for _, r := range en.outbox {
 		if r.Seq > en.published && r.Seq <= durable {
 			recs = append(recs, r)
 		}
 	}
-	en.mu.Unlock()
+	en.omu.Unlock()
 	if len(recs) == 0 || s.publish == nil {
 		return false, nil
 	}
@@ -200,14 +227,13 @@ func (s *store) publishStored(ctx context.Context, en *entry) (retry bool, err e
 	}
 	last := recs[len(recs)-1].Seq
 	en.published = last
-	en.mu.Lock()
+	en.omu.Lock()
+	en.outbox = slices.DeleteFunc(en.outbox, func(r statecodec.Pending) bool { return r.Seq <= last })
+	en.ogen++
+	en.omu.Unlock()
 	if en.gone.Load() {
-		en.mu.Unlock()
 		return false, nil
 	}
-	en.outbox = slices.DeleteFunc(en.outbox, func(r statecodec.Pending) bool { return r.Seq <= last })
-	en.gen++
-	en.mu.Unlock()
 	s.mu.Lock()
 	s.dirty[en] = struct{}{}
 	s.mu.Unlock()
@@ -242,13 +268,16 @@ func (s *store) acquire(ctx context.Context, ns string) (*entry, error) {
 				return nil, err
 			}
 			en.st = st
+			en.omu.Lock()
 			en.outbox = lg.outbox
-			lg.outbox = nil
 			if n := len(en.outbox); n > 0 {
 				en.lastSeq = en.outbox[n-1].Seq
 			}
+			seq := en.lastSeq
+			en.omu.Unlock()
+			lg.outbox = nil
 			en.wmu.Lock()
-			en.rev, en.stored, en.durableSeq = lg.rev, lg, en.lastSeq
+			en.rev, en.stored, en.durableSeq = lg.rev, lg, seq
 			en.wmu.Unlock()
 		}
 		return en, nil
@@ -262,7 +291,7 @@ func (s *store) release(ctx context.Context, en *entry, changed bool) error {
 		en.gen++
 	}
 	gen := en.gen
-	en.mu.Unlock()
+	s.releaseLocked(en)
 	defer s.unref(en)
 	if changed {
 		s.mu.Lock()
@@ -292,6 +321,32 @@ func (s *store) release(ctx context.Context, en *entry, changed bool) error {
 	}
 }
 
+// releaseLocked unlocks en.mu; when the writer asked for the state
+// (flushReq: it found mu held by the handlers that keep the namespace
+// busy) and no write of it is on its way, it encodes the state for the
+// writer's next group commit first.
+func (s *store) releaseLocked(en *entry) {
+	if !en.flushReq.Load() {
+		en.mu.Unlock()
+		return
+	}
+	en.wmu.Lock()
+	busy := en.inflight
+	en.wmu.Unlock()
+	if busy || !en.flushReq.CompareAndSwap(true, false) {
+		en.mu.Unlock()
+		return
+	}
+	w, ok := s.encode(en) // unlocks en.mu
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.ready = append(s.ready, w)
+	s.mu.Unlock()
+	s.wake()
+}
+
 // discard drops en from the cache after a failure: the handlers waiting for
 // its write get err and their events come again; the next handler of the
 // namespace reads its state from KV.
@@ -308,6 +363,12 @@ func (s *store) discard(en *entry, err error) {
 		delete(s.entries, en.ns)
 	}
 	delete(s.dirty, en)
+	s.mu.Unlock()
+}
+
+func (s *store) ref(en *entry) {
+	s.mu.Lock()
+	en.refs++
 	s.mu.Unlock()
 }
 
@@ -333,7 +394,10 @@ func (s *store) evictLocked() {
 			continue
 		}
 		en.wmu.Lock()
-		if en.gen == en.durable && len(en.waiters) == 0 {
+		en.omu.Lock()
+		written := en.ogen == en.odurable
+		en.omu.Unlock()
+		if en.gen == en.durable && written && len(en.waiters) == 0 && !en.inflight {
 			en.gone.Store(true)
 			delete(s.entries, ns)
 			delete(s.dirty, en)
@@ -376,6 +440,7 @@ type write struct {
 	size int
 	rev  uint64 // the revision written over, then the one written
 	seq  uint64 // the newest outbox record written
+	ogen uint64 // the outbox's removals written
 	err  error
 	// parts are the keys of the PVCs written with the namespace's key (all
 	// or nothing), and stored what KV holds once they are.
@@ -399,7 +464,8 @@ func (s *store) takeDirty() []*entry {
 // publishing decisions is left dirty for the next round (its state must not
 // reach KV before its decisions do); busy reports whether there was one.
 func (s *store) flush(ctx context.Context, batch []*entry) (busy bool) {
-	for len(batch) > 0 {
+	// At least one round: handlers may have encoded writes (ready).
+	for first := true; first || len(batch) > 0; first = false {
 		n := min(len(batch), flushChunk)
 		busy = s.write(ctx, batch[:n]) || busy
 		batch = batch[n:]
@@ -408,21 +474,42 @@ func (s *store) flush(ctx context.Context, batch []*entry) (busy bool) {
 }
 
 func (s *store) write(ctx context.Context, batch []*entry) (busy bool) {
-	ws := make([]write, 0, len(batch))
+	s.mu.Lock()
+	ws := append(make([]write, 0, len(batch)+len(s.ready)), s.ready...)
+	s.ready = s.ready[:0]
+	s.mu.Unlock()
 	for _, en := range batch {
 		if en.gone.Load() {
 			continue
 		}
 		if !en.mu.TryLock() {
+			// Handlers keep it busy: the next to release it encodes it.
+			en.flushReq.Store(true)
 			s.mu.Lock()
 			s.dirty[en] = struct{}{}
 			s.mu.Unlock()
 			busy = true
 			continue
 		}
+		en.wmu.Lock()
+		inflight := en.inflight
+		en.wmu.Unlock()
+		if inflight {
+			// A handler encoded it for this round (ready) after all.
+			en.mu.Unlock()
+			s.mu.Lock()
+			s.dirty[en] = struct{}{}
+			s.mu.Unlock()
+			busy = true
+			continue
+		}
+		en.flushReq.Store(false)
 		if w, ok := s.encode(en); ok {
 			ws = append(ws, w)
 		}
+	}
+	if len(ws) == 0 {
+		return busy
 	}
 	// The states go in atomic batches, written side by side: one disk
 	// sync stores a whole batch. A namespace's key and its PVCs' keys are
@@ -444,17 +531,23 @@ func (s *store) write(ctx context.Context, batch []*entry) (busy bool) {
 }
 
 // encode encodes the state of en, which the caller locked (and encode
-// unlocks), for a write; false when it is in KV already.
+// unlocks), for a write; false when it is in KV already. A write it
+// returns is in flight until settle.
 func (s *store) encode(en *entry) (write, bool) {
+	en.omu.Lock()
+	outbox := slices.Clone(en.outbox)
+	seq, ogen, odurable := en.lastSeq, en.ogen, en.odurable
+	en.omu.Unlock()
 	en.wmu.Lock()
 	rev, durable := en.rev, en.durable
-	en.wmu.Unlock()
-	if en.gen == durable {
+	if en.gen == durable && ogen == odurable {
+		en.wmu.Unlock()
 		en.mu.Unlock()
 		return write{}, false
 	}
-	w := write{en: en, gen: en.gen, rev: rev, seq: en.lastSeq}
-	outbox := slices.Clone(en.outbox)
+	en.inflight = true
+	en.wmu.Unlock()
+	w := write{en: en, gen: en.gen, rev: rev, seq: seq, ogen: ogen}
 	var buf []byte
 	if b, ok := s.bufs.Get().(*[]byte); ok {
 		buf = *b
@@ -504,6 +597,10 @@ func (s *store) settle(w write) {
 	en.stored = w.stored
 	en.durable = w.gen
 	en.durableSeq = max(en.durableSeq, w.seq)
+	en.inflight = false
+	en.omu.Lock()
+	en.odurable = max(en.odurable, w.ogen)
+	en.omu.Unlock()
 	kept := en.waiters[:0]
 	for _, wt := range en.waiters {
 		if wt.gen <= en.durable {
