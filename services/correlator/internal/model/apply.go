@@ -21,7 +21,7 @@ func Apply(r Rules, st *State, in Input) (decisions []Decision, changed bool, er
 	if !merge(st, in) {
 		return nil, false, nil
 	}
-	prune(r, st, in.Upload != nil)
+	prune(r, st, in.Upload)
 	v := st.derive(r)
 	return decide(r, st, v), true, nil
 }
@@ -43,10 +43,10 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		if old, ok := st.Uploads[u.ID]; ok {
-			st.refUpload(old.App, -1)
+			st.refUpload(old, -1)
 		}
 		st.Uploads[u.ID] = u
-		st.refUpload(u.App, 1)
+		st.refUpload(u, 1)
 		return true
 	case in.Snapshot != nil:
 		s := snapshotFor(st, in.Snapshot.Name, in.Snapshot.PVC)
@@ -135,7 +135,7 @@ func merge(st *State, in Input) bool {
 		}
 		st.Observations[o.EventID] = o
 		st.partChanged(o.PVC)
-		st.touchAll()
+		st.touchObservation(o)
 		return true
 	case in.Restore != nil:
 		rs := in.Restore
@@ -239,7 +239,7 @@ func newer(a, b *Upload) bool {
 func superseded(st *State, u *Upload) bool {
 	for _, k := range u.Keys {
 		beaten := false
-		for _, o := range st.Uploads {
+		for _, o := range st.uploadsOf(u.App) {
 			if o.App == u.App && o.Category == u.Category && o.ID != u.ID && slices.Contains(o.Keys, k) && newer(o, u) {
 				beaten = true
 				break
@@ -257,9 +257,9 @@ func superseded(st *State, u *Upload) bool {
 // the History newest of their PVC unless pinned or inside an open incident.
 // Only a new upload can supersede others, so uploads are looked at only
 // when one came in.
-func prune(r Rules, st *State, uploadCame bool) {
-	if uploadCame {
-		pruneUploads(st)
+func prune(r Rules, st *State, came *Upload) {
+	if came != nil {
+		pruneUploads(st, came.App)
 	}
 	var openSince time.Time
 	for _, rec := range st.Ledger.Incidents {
@@ -296,13 +296,15 @@ func prune(r Rules, st *State, uploadCame bool) {
 	}
 }
 
-// pruneUploads drops the uploads that are the newest of none of their
+// pruneUploads drops app's uploads that are the newest of none of their
 // (app, category, version key), in one pass (checking each upload against
-// all the others was quadratic in the versions an app ever had).
-func pruneUploads(st *State) {
+// all the others was quadratic in the versions an app ever had). Only an
+// upload of app can supersede one of app's, so the others are not looked at.
+func pruneUploads(st *State, app string) {
 	type slot struct{ app, category, key string }
-	newest := make(map[slot]*Upload, len(st.Uploads))
-	for _, u := range st.Uploads {
+	mine := st.uploadsOf(app)
+	newest := make(map[slot]*Upload, len(mine))
+	for _, u := range mine {
 		for _, k := range u.Keys {
 			sl := slot{u.App, u.Category, k}
 			if o := newest[sl]; o == nil || newer(u, o) {
@@ -310,10 +312,10 @@ func pruneUploads(st *State) {
 			}
 		}
 	}
-	for id, u := range st.Uploads {
+	for _, u := range mine {
 		if !slices.ContainsFunc(u.Keys, func(k string) bool { return newest[slot{u.App, u.Category, k}] == u }) {
-			delete(st.Uploads, id)
-			st.refUpload(u.App, -1)
+			delete(st.Uploads, u.ID)
+			st.refUpload(u, -1)
 		}
 	}
 }

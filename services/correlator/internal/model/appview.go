@@ -173,10 +173,7 @@ func versionKeys(st *State, app string, views []SnapshotView) []string {
 			keys[vv.Version] = true
 		}
 	}
-	for _, u := range st.Uploads {
-		if u.App != app {
-			continue
-		}
+	for _, u := range st.uploadsOf(app) {
 		digests := slices.ContainsFunc(u.Keys, func(k string) bool { return strings.HasPrefix(k, "sha256:") })
 		for _, k := range u.Keys {
 			if !digests || strings.HasPrefix(k, "sha256:") {
@@ -262,7 +259,7 @@ func pvcsOf(st *State, app string, timeline []*Snapshot) []string {
 	for _, s := range timeline {
 		set[s.PVC] = true
 	}
-	for _, o := range st.Observations {
+	for _, o := range st.observationsNaming(app) {
 		if slices.ContainsFunc(o.Workloads, func(w Workload) bool { return w.App == app }) {
 			set[o.PVC] = true
 		}
@@ -297,12 +294,12 @@ func pvcSnapshots(st *State) map[string][]*Snapshot {
 // and those its pods mount by the observations.
 func secretsOf(st *State, app string, owners map[WorkloadRef]bool, pods map[string]bool) []string {
 	var out []string
-	for _, name := range ordered.Keys(st.Certs) {
+	for _, name := range st.certsNaming(app, owners, pods) {
 		if usedBy(st.Certs[name].Users, app, owners, pods) {
 			out = append(out, name)
 		}
 	}
-	for _, o := range st.Observations {
+	for _, o := range st.observationsNaming(app) {
 		for _, sec := range o.Secrets[app] {
 			out, _ = setAdd(out, sec)
 		}

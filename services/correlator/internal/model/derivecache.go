@@ -52,6 +52,8 @@ type viewCache struct {
 	// crosses is lineageCrossesApps, once known (crossesOK); a snapshot
 	// that comes sets it when it shares its PVC with another application.
 	crosses, crossesOK bool
+	// idx finds an application's facts without going over the namespace's.
+	idx *factIndex
 }
 
 // touch marks app dirty.
@@ -83,12 +85,17 @@ func (st *State) touchSnapshot(s *Snapshot) {
 	}
 }
 
-// refUpload counts an upload of app (d is 1 or -1): its verdicts change.
-func (st *State) refUpload(app string, d int) {
+// refUpload counts upload u of its app (d is 1 or -1): its verdicts change.
+func (st *State) refUpload(u *Upload, d int) {
 	if c := st.cache; c != nil {
-		c.uploaded[app] = true
+		c.uploaded[u.App] = true
+		if d > 0 {
+			c.idx.addUpload(u)
+		} else {
+			c.idx.removeUpload(u)
+		}
 	}
-	st.ref(app, d)
+	st.ref(u.App, d)
 }
 
 // remember counts s's workloads and marks their applications dirty;
@@ -170,6 +177,36 @@ func (st *State) touchAll() {
 	}
 }
 
+// touchObservation marks dirty the applications whose views read a new
+// observation o: those it names, and those whose lineage holds its PVC
+// (they ran on it: a snapshot, or an earlier observation). Where lineages
+// cross applications (a restore, a shared PVC; o may make one), derive
+// marks every application.
+func (st *State) touchObservation(o *Observation) {
+	c := st.cache
+	if c == nil {
+		return
+	}
+	c.idx.addObservation(o)
+	c.crossesOK = false
+	if c.all {
+		return
+	}
+	for _, app := range appsOfObservation(o) {
+		c.dirty[app] = true
+	}
+	for _, s := range c.byPVC[o.PVC] {
+		for _, w := range s.Workloads {
+			c.dirty[w.App] = true
+		}
+	}
+	for _, other := range c.idx.obsByPVC[o.PVC] {
+		for _, w := range other.Workloads {
+			c.dirty[w.App] = true
+		}
+	}
+}
+
 // touchCerts marks the certificates changed. An application's view reads
 // only their users (the Secrets its workloads mount): touchCertUsers.
 func (st *State) touchCerts() {
@@ -224,6 +261,7 @@ func (st *State) derive(r Rules) View {
 			c.refs[u.App]++
 		}
 		c.byPVC, c.byApp = completedByPVC(st), timelines(st)
+		c.idx = newFactIndex(st)
 		st.cache = c
 	}
 	if c.names == nil {

@@ -138,7 +138,6 @@ type lineages struct {
 	st       *State
 	verdict  func(app string, w Workload, version string) string
 	byPVC    map[string][]*Snapshot
-	observed map[string][]*Observation // by PVC, built when first needed
 	restores map[string][]*Restore
 	memo     map[string][]epoch
 }
@@ -162,17 +161,12 @@ func newLineages(st *State, byPVC map[string][]*Snapshot, verdict func(app strin
 // samples are what ran on pvc, sorted by time: its completed snapshots and
 // its observations.
 func (lx *lineages) samples(pvc string) []sample {
-	if lx.observed == nil {
-		lx.observed = map[string][]*Observation{}
-		for _, o := range lx.st.Observations {
-			lx.observed[o.PVC] = append(lx.observed[o.PVC], o)
-		}
-	}
-	list := make([]sample, 0, len(lx.byPVC[pvc])+len(lx.observed[pvc]))
+	observed := lx.st.observationsOn(pvc)
+	list := make([]sample, 0, len(lx.byPVC[pvc])+len(observed))
 	for _, s := range lx.byPVC[pvc] {
 		list = append(list, sample{time: s.Time, eventID: s.EventID, workloads: s.Workloads})
 	}
-	for _, o := range lx.observed[pvc] {
+	for _, o := range observed {
 		list = append(list, sample{time: o.Time, eventID: o.EventID, workloads: o.Workloads})
 	}
 	slices.SortFunc(list, func(a, b sample) int {

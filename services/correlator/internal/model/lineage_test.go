@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -239,5 +240,46 @@ func TestLateScanAfterTheFixStillRecommends(t *testing.T) {
 	ds := feed(t, DefaultRules(), st, late...)
 	if !slices.Contains(brief(ds), "restore data-db-0 from s2") {
 		t.Errorf("decisions %v: want the restore from s2", brief(ds))
+	}
+}
+
+// The key exposure rule's reach does not depend on the fact index: a
+// certificate whose users name the app's workload by its owner's name
+// (not the app's), one that names only a pod of the app, and one another
+// app mounts, with a hundred other applications' certificates around.
+func TestSecretsOfAnAppThroughItsOwnersAndPods(t *testing.T) {
+	ns := "reach"
+	snap := scenario.Snapshot(ns, "data", "s1", hr(1), scenario.Run{App: "db", Versions: []string{"v1"}})
+	p, err := events.Decode[events.SnapshotCompleted](snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Workloads[0].Owner.Name = "db-primary"
+	snap = events.MustNewEvent(events.TypeSnapshotCompleted, scenario.Source, snap.ID(), p)
+	evs := []events.Event{
+		scenario.Cert(ns, "by-owner", "01", hr(24*200), 200, []events.ObjectRef{{Kind: "StatefulSet", Namespace: ns, Name: "db-primary"}}, nil),
+		scenario.Cert(ns, "other", "02", hr(24*200), 200, []events.ObjectRef{{Kind: "StatefulSet", Namespace: ns, Name: "web"}}, nil),
+	}
+	byPod := scenario.Cert(ns, "by-pod", "03", hr(24*200), 200, nil, nil)
+	cp, err := events.Decode[events.CertificateExpiring](byPod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp.Users.Pods = []events.ObjectRef{{Kind: "Pod", Namespace: ns, Name: p.Workloads[0].Pod}}
+	evs = append(evs, events.MustNewEvent(events.TypeCertificateExpiring, scenario.Source, byPod.ID(), cp))
+	for i := range 100 {
+		app := fmt.Sprintf("app-%03d", i)
+		evs = append(evs, scenario.Cert(ns, app+"-tls", "x", hr(24*200), 200, []events.ObjectRef{{Kind: "StatefulSet", Namespace: ns, Name: app}}, nil))
+	}
+	st := NewState(ns)
+	feed(t, DefaultRules(), st, append(evs, snap, scenario.SARIF(ns, "db", "u1", "v1", hr(2)))...)
+	for name, v := range map[string]View{"kept by Apply": st.derive(DefaultRules()), "from scratch": Derive(DefaultRules(), st)} {
+		av, ok := v.App("db")
+		if !ok {
+			t.Fatalf("%s: no view of db", name)
+		}
+		if diff := cmp.Diff([]string{"by-owner", "by-pod"}, av.Secrets); diff != "" {
+			t.Errorf("%s: secrets of db (-want +got):\n%s", name, diff)
+		}
 	}
 }

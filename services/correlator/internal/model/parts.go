@@ -118,6 +118,7 @@ func (st *State) AddPart(p *PartFacts) {
 		st.Restores[id] = r
 	}
 	st.namesOK = false
+	st.cache = nil // its lists and index know nothing of the part
 }
 
 // Empty reports whether the PVC has no facts left.

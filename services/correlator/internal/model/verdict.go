@@ -124,10 +124,7 @@ type verdicts struct {
 
 func newVerdicts(r Rules, st *State, app string) *verdicts {
 	vd := &verdicts{r: r, st: st, app: app, byKey: map[string][]*Upload{}, cache: map[string]VersionView{}}
-	for _, u := range st.Uploads {
-		if u.App != app {
-			continue
-		}
+	for _, u := range st.uploadsOf(app) {
 		for _, k := range u.Keys {
 			vd.byKey[k] = append(vd.byKey[k], u)
 		}

@@ -142,8 +142,13 @@ type CertView struct {
 	LastRotation *RotationRecord `json:"last_rotation,omitempty"`
 }
 
-// Derive computes the view of st under r, every application afresh.
+// Derive computes the view of st under r, every application afresh, from
+// the facts alone: not from the cache or the fact index that Apply keeps
+// (the model's tests compare the two).
 func Derive(r Rules, st *State) View {
+	plain := *st
+	plain.cache = nil
+	st = &plain
 	apps := appNames(st)
 	views := make([]*AppView, len(apps))
 	pins := make([]*appPins, len(apps))
