@@ -22,8 +22,7 @@ func Apply(r Rules, st *State, in Input) (decisions []Decision, changed bool, er
 		return nil, false, nil
 	}
 	prune(r, st, in.Upload)
-	v := st.derive(r)
-	return decide(r, st, v), true, nil
+	return decide(r, st, st.deriveChanges(r)), true, nil
 }
 
 // merge adds the fact to st and reports whether st changed. Where two events

@@ -19,11 +19,16 @@ type Decision struct {
 	Payload any
 }
 
-// decide brings st.Ledger to what v calls for and returns the decisions
-// that do it: pins first (protect the restore point before recommending
-// it), then incidents with their recommendations and rotation requests,
-// then certificate expiry rotations, then unpins.
-func decide(r Rules, st *State, v View) []Decision {
+// decide brings st.Ledger to what the view calls for and returns the
+// decisions that do it: pins first (protect the restore point before
+// recommending it), then incidents with their recommendations and rotation
+// requests, then certificate expiry rotations, then unpins. It looks only
+// at what ch says changed — the snapshots whose pin may have changed, the
+// incidents of the applications re-derived or gone, the certificates when
+// their views changed — since the ledger was brought to the view of
+// everything else by the events before (the model's tests check it after
+// every event); with ch.all, at everything.
+func decide(r Rules, st *State, ch changes) []Decision {
 	var out []Decision
 	l, j := &st.Ledger, &st.Journal
 	if l.Pinned == nil {
@@ -44,8 +49,22 @@ func decide(r Rules, st *State, v View) []Decision {
 	// Pins: a new pin, or a pin whose cause changed (a known-good snapshot
 	// that became an incident's restore point, or the other way round), is
 	// requested, so that the snapshot's pinned-reason follows the cause.
-	for _, name := range ordered.Keys(v.Pins) {
-		p := v.Pins[name]
+	pinNames := ch.pinNames
+	if ch.all {
+		set := map[string]bool{}
+		for name := range ch.pins {
+			set[name] = true
+		}
+		for name := range l.Pinned {
+			set[name] = true
+		}
+		pinNames = ordered.Keys(set)
+	}
+	for _, name := range pinNames {
+		p, ok := ch.pins[name]
+		if !ok {
+			continue
+		}
 		if prev, ok := l.Pinned[name]; !ok || pinCauseChanged(prev, p) {
 			j.PinGeneration[name]++
 			out = append(out, Decision{
@@ -61,17 +80,21 @@ func decide(r Rules, st *State, v View) []Decision {
 	}
 	// Incidents.
 	inView := map[string]bool{}
-	for _, av := range v.Apps {
+	for _, av := range ch.apps {
 		for _, inc := range av.Incidents {
 			inView[inc.ID] = true
-			out = append(out, decideIncident(st, av, inc)...)
+			out = append(out, decideIncident(st, *av, inc)...)
 		}
 	}
-	for _, id := range ordered.Keys(l.Incidents) {
-		rec := l.Incidents[id]
-		if inView[id] {
-			continue
+	var gone []string
+	for id, rec := range l.Incidents {
+		if !inView[id] && (ch.all || ch.appNames[rec.App]) {
+			gone = append(gone, id)
 		}
+	}
+	slices.Sort(gone)
+	for _, id := range gone {
+		rec := l.Incidents[id]
 		if rec.Status == StatusOpen {
 			out = append(out, Decision{
 				ID:   "incident-closed-" + hash(st.Namespace, id, strconv.Itoa(j.IncidentGeneration[id])),
@@ -86,7 +109,11 @@ func decide(r Rules, st *State, v View) []Decision {
 		delete(l.Incidents, id)
 	}
 	// Certificates close to expiry.
-	for _, cv := range v.Certificates {
+	var certs []CertView
+	if ch.all || ch.certsChanged {
+		certs = ch.certs
+	}
+	for _, cv := range certs {
 		if !cv.NeedsRotation {
 			continue
 		}
@@ -104,12 +131,12 @@ func decide(r Rules, st *State, v View) []Decision {
 		})
 	}
 	// Unpins.
-	for _, name := range ordered.Keys(l.Pinned) {
-		if _, ok := v.Pins[name]; ok {
+	for _, name := range pinNames {
+		p, pinned := l.Pinned[name]
+		if _, ok := ch.pins[name]; ok || !pinned {
 			continue
 		}
-		p := l.Pinned[name]
-		reason, causes := unpinReason(v, name, p)
+		reason, causes := unpinReason(st, name, p)
 		out = append(out, Decision{
 			ID:   "unpin-" + hash(st.Namespace, name, strconv.Itoa(j.PinGeneration[name])),
 			Type: events.TypeSnapshotUnpinRequested,
@@ -239,8 +266,21 @@ func restoreDecision(ns string, av AppView, inc IncidentView, rp SnapshotView) (
 	}, nil
 }
 
-func unpinReason(v View, name string, p Pin) (string, []string) {
-	for _, av := range v.Apps {
+func unpinReason(st *State, name string, p Pin) (string, []string) {
+	// The views that can show the snapshot: those of the applications
+	// that ran on it, in name order (the cache's, just derived).
+	var apps []string
+	if s := st.Snapshots[name]; s != nil {
+		for _, w := range s.Workloads {
+			apps, _ = setAdd(apps, w.App)
+		}
+	}
+	for _, app := range apps {
+		views := st.cache.apps[app]
+		if views == nil {
+			continue
+		}
+		av := &views.view
 		sv, ok := av.Snapshot(name)
 		if !ok {
 			continue

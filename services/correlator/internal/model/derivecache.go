@@ -54,6 +54,15 @@ type viewCache struct {
 	crosses, crossesOK bool
 	// idx finds an application's facts without going over the namespace's.
 	idx *factIndex
+	// pins are the pins the namespace's view calls for (assemble's),
+	// pinApps the applications whose views pin each snapshot, in name
+	// order: an event updates the pins of the snapshots its applications
+	// pin or pinned.
+	pins    map[string]Pin
+	pinApps map[string][]string
+	// certsGen counts the derivations of certs; certsDecided is the one
+	// decide last looked at.
+	certsGen, certsDecided uint64
 }
 
 // touch marks app dirty.
@@ -188,7 +197,12 @@ func (st *State) touchObservation(o *Observation) {
 		return
 	}
 	c.idx.addObservation(o)
-	c.crossesOK = false
+	if c.crossesOK && !c.crosses {
+		// Whether o makes its PVC one that several applications wrote to,
+		// without going over the namespace's other PVCs.
+		c.crosses = slices.ContainsFunc(c.byPVC[o.PVC], func(s *Snapshot) bool { return writtenByOthers(s.Workloads, o.Workloads) }) ||
+			slices.ContainsFunc(c.idx.obsByPVC[o.PVC], func(x *Observation) bool { return writtenByOthers(x.Workloads, o.Workloads) })
+	}
 	if c.all {
 		return
 	}
@@ -246,6 +260,37 @@ func (c *viewCache) usersGrew(st *State, secret string) {
 // The views it returns share their applications' parts with the cache:
 // they are read-only.
 func (st *State) derive(r Rules) View {
+	st.deriveChanges(r)
+	c := st.cache
+	views := make([]*AppView, len(c.names))
+	pins := make([]*appPins, len(c.names))
+	for i, app := range c.names {
+		views[i], pins[i] = &c.apps[app].view, c.apps[app].pins
+	}
+	return assemble(st.Namespace, views, pins, c.certs)
+}
+
+// changes is what one derivation changed, for decide: the applications
+// re-derived (their views, in name order) or gone, the snapshots whose pin
+// may have changed, the pins the whole view calls for (assemble's, kept in
+// the cache: read-only) and whether the certificates' views changed. all
+// says that everything was derived afresh: decide then looks at the whole
+// ledger.
+type changes struct {
+	all          bool
+	apps         []*AppView
+	appNames     map[string]bool // re-derived or gone
+	pinNames     []string
+	pins         map[string]Pin
+	certs        []CertView
+	certsChanged bool
+}
+
+// deriveChanges re-derives the applications whose facts changed since the
+// last call and keeps the namespace's pins up to date for the snapshots
+// their pins name, so an event costs what its applications cost, not what
+// the namespace's do.
+func (st *State) deriveChanges(r Rules) changes {
 	c := st.cache
 	if c == nil || !c.rules.equal(r) {
 		c = &viewCache{rules: r.clone(), apps: map[string]*appViews{}, dirty: map[string]bool{}, all: true, refs: map[string]int{},
@@ -270,6 +315,7 @@ func (st *State) derive(r Rules) View {
 	if !c.certsOK {
 		c.certs = certViews(r, st)
 		c.certsOK = true
+		c.certsGen++
 	}
 	for _, secret := range c.usersChanged {
 		c.usersGrew(st, secret)
@@ -285,19 +331,24 @@ func (st *State) derive(r Rules) View {
 		clear(c.dirty)
 	}
 	names := c.names
+	ch := changes{all: c.all || c.pins == nil, appNames: map[string]bool{}}
+	touched := map[string]bool{}
 	if len(c.apps) > len(names) {
-		for app := range c.apps {
+		for app, av := range c.apps {
 			if _, found := slices.BinarySearch(names, app); !found {
+				c.unpinApp(app, av.pins, touched)
 				delete(c.apps, app)
+				ch.appNames[app] = true
 			}
 		}
 	}
-	views := make([]*AppView, len(names))
-	pins := make([]*appPins, len(names))
 	pods := mountedByPods(st)
-	for i, app := range names {
+	for _, app := range names {
 		av := c.apps[app]
 		if av == nil || c.all || c.dirty[app] {
+			if av != nil {
+				c.unpinApp(app, av.pins, touched)
+			}
 			ru := reuse{prev: av, changed: c.changed, pods: pods}
 			if av == nil || c.uploaded[app] {
 				// Every verdict may have changed.
@@ -315,14 +366,79 @@ func (st *State) derive(r Rules) View {
 			av = &appViews{view: view, snaps: append(snaps, timeline...), verdicts: ru.verdicts}
 			av.pins = pinsOf(&av.view)
 			c.apps[app] = av
+			c.pinApp(app, av.pins, touched)
+			ch.apps = append(ch.apps, &av.view)
+			ch.appNames[app] = true
 		}
-		views[i], pins[i] = &av.view, av.pins
 	}
+	if c.pins == nil {
+		c.pins = map[string]Pin{}
+	}
+	for name := range touched {
+		if p, ok := c.pinOf(name); ok {
+			c.pins[name] = p
+		} else {
+			delete(c.pins, name)
+		}
+	}
+	ch.pinNames = ordered.Keys(touched)
+	ch.pins, ch.certs = c.pins, c.certs
+	ch.certsChanged = c.certsGen != c.certsDecided
+	c.certsDecided = c.certsGen
 	c.all = false
 	clear(c.dirty)
 	clear(c.changed)
 	clear(c.uploaded)
-	return assemble(st.Namespace, views, pins, c.certs)
+	return ch
+}
+
+// pinApp records the pins app's view calls for (ps) under the snapshots
+// they name, and unpinApp forgets them; both note the names in touched.
+func (c *viewCache) pinApp(app string, ps *appPins, touched map[string]bool) {
+	if c.pinApps == nil {
+		c.pinApps = map[string][]string{}
+	}
+	for _, list := range [][]namedPin{ps.known, ps.restore} {
+		for _, np := range list {
+			c.pinApps[np.name], _ = setAdd(c.pinApps[np.name], app)
+			touched[np.name] = true
+		}
+	}
+}
+
+func (c *viewCache) unpinApp(app string, ps *appPins, touched map[string]bool) {
+	for _, list := range [][]namedPin{ps.known, ps.restore} {
+		for _, np := range list {
+			if apps := setRemove(c.pinApps[np.name], app); len(apps) > 0 {
+				c.pinApps[np.name] = apps
+			} else {
+				delete(c.pinApps, np.name)
+			}
+			touched[np.name] = true
+		}
+	}
+}
+
+// pinOf is the pin of snapshot name as assemble chooses it over the
+// applications whose views pin it, in name order: the first known-good
+// pin, unless a restore point of an incident (the smallest id) wins.
+func (c *viewCache) pinOf(name string) (Pin, bool) {
+	var out Pin
+	found := false
+	for _, app := range c.pinApps[name] {
+		ps := c.apps[app].pins
+		for _, kp := range ps.known {
+			if kp.name == name && !found {
+				out, found = kp.pin, true
+			}
+		}
+		for _, rp := range ps.restore {
+			if rp.name == name && (!found || out.Incident == "" || rp.pin.Incident < out.Incident) {
+				out, found = rp.pin, true
+			}
+		}
+	}
+	return out, found
 }
 
 func (r Rules) equal(o Rules) bool {

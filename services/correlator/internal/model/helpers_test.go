@@ -81,6 +81,21 @@ func checkCache(t *testing.T, r Rules, st *State, after string) {
 	if string(fresh) != string(cached) {
 		t.Fatalf("after %s the cached view differs from a fresh derivation:\nfresh:  %s\ncached: %s", after, fresh, cached)
 	}
+	// The ledger is what the whole view calls for (Apply decides only over
+	// what the event changed).
+	v := Derive(r, st)
+	want := map[string]string{}
+	for name, p := range v.Pins {
+		want["pin/"+name] = p.Reason
+	}
+	for _, av := range v.Apps {
+		for _, inc := range av.Incidents {
+			want["incident/"+inc.ID] = map[bool]string{true: StatusOpen, false: StatusClosed}[inc.Open]
+		}
+	}
+	if got := st.Ledger.InForce(); !maps.Equal(want, got) {
+		t.Fatalf("after %s the ledger holds %v, the view calls for %v", after, got, want)
+	}
 }
 
 // brief is a decision as "type subject", for readable comparisons.
