@@ -54,8 +54,12 @@ func merge(st *State, in Input) bool {
 		}
 		n := in.Snapshot
 		st.forget(s)
+		from := s.PVC
 		s.PVC, s.EventID, s.Time, s.Completed, s.RestoreSize, s.Workloads = n.PVC, in.EventID, n.Time, true, n.RestoreSize, st.shareWorkloads(n.Workloads)
 		s.Encryption, s.EncryptionEvidence = n.Encryption, n.EncryptionEvidence
+		if from != s.PVC {
+			st.indexSnapshot(s, from, false)
+		}
 		st.remember(s)
 		return true
 	case in.SnapshotFailed != nil:
@@ -133,6 +137,7 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		st.Observations[o.EventID] = o
+		st.indexObservation(o)
 		st.partChanged(o.PVC)
 		st.touchObservation(o)
 		return true
@@ -149,6 +154,11 @@ func merge(st *State, in Input) bool {
 			st.partChanged(old.PVC)
 		}
 		st.Restores[rs.ID] = rs
+		if ok {
+			st.indexRestore(rs, old)
+		} else {
+			st.indexRestore(rs, nil)
+		}
 		st.partChanged(rs.PVC)
 		st.touchAll()
 		return true
@@ -201,6 +211,7 @@ func snapshotFor(st *State, name, pvc string) *Snapshot {
 	if s == nil {
 		s = &Snapshot{Name: name, PVC: pvc}
 		st.Snapshots[name] = s
+		st.indexSnapshot(s, "", true)
 		if st.namesOK {
 			st.names, _ = setAdd(st.names, name)
 		}
@@ -208,6 +219,7 @@ func snapshotFor(st *State, name, pvc string) *Snapshot {
 	if s.PVC == "" && pvc != "" {
 		st.forget(s)
 		s.PVC = pvc
+		st.indexSnapshot(s, "", false)
 		st.remember(s)
 	}
 	return s
@@ -287,6 +299,7 @@ func prune(r Rules, st *State, came *Upload) {
 	}
 	for _, s := range drop {
 		st.forget(s)
+		st.unindexSnapshot(s)
 		delete(st.Snapshots, s.Name)
 		if st.namesOK {
 			st.names = setRemove(st.names, s.Name)

@@ -65,33 +65,55 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 	cp := *st
 	cp.Snapshots, cp.Observations, cp.Restores = nil, nil, nil
 	cp.names, cp.namesOK = nil, false
-	for name, s := range st.Snapshots {
-		if s.PVC == "" {
-			if cp.Snapshots == nil {
-				cp.Snapshots = map[string]*Snapshot{}
-			}
-			cp.Snapshots[name] = s
-		} else if p := parts[partOf(s.PVC)]; p != nil {
+	cp.byPVCFacts, cp.cache = nil, nil
+	x := st.pvcIndex()
+	for name := range x.snapshots[""] {
+		if cp.Snapshots == nil {
+			cp.Snapshots = map[string]*Snapshot{}
+		}
+		cp.Snapshots[name] = st.Snapshots[name]
+	}
+	// The PVCs of the wanted parts, from the index: what the write does
+	// not carry is not looked at.
+	of := func(pvc string) *PartFacts {
+		if pvc == "" {
+			return nil
+		}
+		part, ok := x.part[pvc]
+		if !ok {
+			part = partOf(pvc)
+			x.part[pvc] = part
+		}
+		return parts[part]
+	}
+	for pvc, names := range x.snapshots {
+		if p := of(pvc); p != nil {
 			if p.Snapshots == nil {
 				p.Snapshots = map[string]*Snapshot{}
 			}
-			p.Snapshots[name] = s
+			for name := range names {
+				p.Snapshots[name] = st.Snapshots[name]
+			}
 		}
 	}
-	for id, o := range st.Observations {
-		if p := parts[partOf(o.PVC)]; p != nil {
+	for pvc, ids := range x.observations {
+		if p := of(pvc); p != nil {
 			if p.Observations == nil {
 				p.Observations = map[string]*Observation{}
 			}
-			p.Observations[id] = o
+			for id := range ids {
+				p.Observations[id] = st.Observations[id]
+			}
 		}
 	}
-	for id, r := range st.Restores {
-		if p := parts[partOf(r.PVC)]; p != nil {
+	for pvc, ids := range x.restores {
+		if p := of(pvc); p != nil {
 			if p.Restores == nil {
 				p.Restores = map[string]*Restore{}
 			}
-			p.Restores[id] = r
+			for id := range ids {
+				p.Restores[id] = st.Restores[id]
+			}
 		}
 	}
 	return &cp, parts
@@ -119,6 +141,7 @@ func (st *State) AddPart(p *PartFacts) {
 	}
 	st.namesOK = false
 	st.cache = nil // its lists and index know nothing of the part
+	st.byPVCFacts = nil
 }
 
 // Empty reports whether the PVC has no facts left.

@@ -53,6 +53,8 @@ type State struct {
 	// changedParts are the PVCs whose facts changed since the store took
 	// them (in memory only; parts.go).
 	changedParts map[string]struct{}
+	// byPVCFacts indexes the facts by PVC for the store's split.
+	byPVCFacts *pvcFacts
 }
 
 // SnapshotNames returns the names of the snapshots in order. The list is

@@ -1,0 +1,101 @@
+package model
+
+import (
+	"fmt"
+	"hash/fnv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stateguard/stateguard/pkg/events"
+
+	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+)
+
+// PartsOf takes each part's facts from its per-PVC index; after every
+// event (snapshots pruned, observations and certificates coming) they are
+// exactly the facts of the PVCs hashing to the part, found by going over
+// every fact.
+func TestPartsOfFollowsTheFacts(t *testing.T) {
+	partOf := func(pvc string) string {
+		h := fnv.New32a()
+		h.Write([]byte(pvc))
+		return fmt.Sprintf("%02x", h.Sum32()%8)
+	}
+	ns := "parts"
+	var evs []events.Event
+	for k := range 12 {
+		at := scenario.T0.Add(time.Duration(k) * time.Minute)
+		for _, app := range []string{"a", "b", "c", "d", "e"} {
+			run := scenario.Run{App: app, Versions: []string{app + "-v1"}}
+			evs = append(evs, scenario.Snapshot(ns, "data-"+app, fmt.Sprintf("%s-s%d", app, k), at, run))
+			if k%3 == 0 {
+				evs = append(evs, scenario.Observed(ns, "data-"+app, at.Add(time.Second), nil, run))
+			}
+		}
+	}
+	st := NewState(ns)
+	all := []string{}
+	for i := range 8 {
+		all = append(all, fmt.Sprintf("%02x", i))
+	}
+	r := DefaultRules()
+	r.History = 3 // snapshots pruned all along
+	pruned := 0
+	for _, ev := range evs {
+		in, err := FromEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := len(st.Snapshots)
+		if _, _, err := Apply(r, st, in); err != nil {
+			t.Fatal(err)
+		}
+		if in.Snapshot != nil && len(st.Snapshots) <= before {
+			pruned++
+		}
+		rest, parts := st.PartsOf(partOf, all)
+		want := map[string]map[string]bool{}
+		add := func(part, kind, id string) {
+			if want[part] == nil {
+				want[part] = map[string]bool{}
+			}
+			want[part][kind+"/"+id] = true
+		}
+		for name, s := range st.Snapshots {
+			if s.PVC == "" {
+				add("rest", "snapshot", name)
+			} else {
+				add(partOf(s.PVC), "snapshot", name)
+			}
+		}
+		for id, o := range st.Observations {
+			add(partOf(o.PVC), "observation", id)
+		}
+		got := map[string]map[string]bool{}
+		gadd := func(part, kind, id string) {
+			if got[part] == nil {
+				got[part] = map[string]bool{}
+			}
+			got[part][kind+"/"+id] = true
+		}
+		for name := range rest.Snapshots {
+			gadd("rest", "snapshot", name)
+		}
+		for part, p := range parts {
+			for name := range p.Snapshots {
+				gadd(part, "snapshot", name)
+			}
+			for id := range p.Observations {
+				gadd(part, "observation", id)
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("after %s, the parts' facts (-every fact +PartsOf):\n%s", ev.ID(), diff)
+		}
+	}
+	if pruned == 0 {
+		t.Fatal("no snapshot was pruned: the test does not cover it")
+	}
+}
