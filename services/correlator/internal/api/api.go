@@ -56,6 +56,7 @@ func Register(mux *http.ServeMux, store Store, tokens Tokens, log *slog.Logger, 
 	read("GET /v1/incidents", validated(s.incidents))
 	read("GET /v1/incidents/{id}", validated(s.incident))
 	read("GET /v1/snapshots/{namespace}/{name}/why", validated(s.why))
+	read("GET /v1/uploads", s.uploadJoins)
 	read("GET /v1/uploads/{upload}", s.uploadJoin)
 	write("POST /v1/incidents/{id}/resolve", validated(s.resolve))
 	write("POST /v1/findings/dismiss", s.dismiss)
