@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -98,17 +99,17 @@ func uploadsQuery(q url.Values) (state, after string, limit int, err error) {
 	case "false":
 		state = model.JoinNotJoined
 	default:
-		return "", "", 0, fmt.Errorf("joined is true or false, not %q", q.Get("joined"))
+		return "", "", 0, fmt.Errorf("joined is true or false")
 	}
 	after = q.Get("after")
 	if after != "" && !uploadID(after) {
-		return "", "", 0, fmt.Errorf("after is an upload id: 40 lowercase hexadecimal digits")
+		return "", "", 0, errors.New("after is an upload id: 40 lowercase hexadecimal digits")
 	}
 	limit = defaultUploadsLimit
 	if v := q.Get("limit"); v != "" {
 		limit, err = strconv.Atoi(v)
 		if err != nil || limit < 1 || limit > maxUploadsLimit {
-			return "", "", 0, fmt.Errorf("limit is a whole number from 1 to %d, not %q", maxUploadsLimit, v)
+			return "", "", 0, fmt.Errorf("limit is a whole number from 1 to %d", maxUploadsLimit)
 		}
 	}
 	return state, after, limit, nil

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -271,9 +270,6 @@ type keyLister interface {
 // Keys lists the bucket's keys matching filter ("upload.*").
 func (b bucketKV) Keys(ctx context.Context, filter string) ([]string, error) {
 	lister, err := b.kv.ListKeysFiltered(ctx, filter)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil, nil
-	}
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", filter, err)
 	}
@@ -299,6 +295,7 @@ func (j *joiner) Records(ctx context.Context, state, after string, limit int) (r
 		return nil, false, err
 	}
 	slices.Sort(keys)
+	keys = slices.Compact(keys) // a listing during writes may repeat a key
 	for _, k := range keys {
 		if k <= uploadKey(after) {
 			continue
