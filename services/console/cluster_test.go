@@ -216,7 +216,10 @@ func startSnapshotter(t *testing.T, c *kubetest.Cluster, natsURL string) {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "snapshotter")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".")
+	// -race: the race detector watches the executor too, and the build
+	// reuses the packages `make test` compiled with -race for the
+	// snapshotter's and the harness's tests.
+	build := exec.CommandContext(t.Context(), "go", "build", "-race", "-o", bin, ".")
 	build.Dir = filepath.Join("..", "snapshotter")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the snapshotter: %v\n%s", err, out)
