@@ -46,13 +46,14 @@ type testStack struct {
 // ends (the console's run must return nil then: a graceful shutdown): the
 // package's cluster with the scene's real objects (seedCluster), JetStream,
 // the correlator fed the scene — db's incident open, the fixed version v3
-// running and scanned clean —, the snapshotter carrying out restores on the
-// cluster, and the console.
+// running and scanned clean, an upload of a repository nothing runs —, the
+// snapshotter carrying out restores on the cluster, and the console.
 func startStack(t *testing.T) (*testStack, clusterScene) {
 	t.Helper()
 	cs := seedCluster(t, useCluster(t))
 	now := time.Now()
-	st := startCorrelator(t, append(scene(now), sceneFix(now)...), func(apps []appLine) error {
+	evs := append(append(scene(now), sceneFix(now)...), githubUpload(orphanUpload, "acme/orphan", now))
+	st := startCorrelator(t, evs, func(apps []appLine) error {
 		for _, a := range apps {
 			if a.Namespace == "shop" && a.App == "db" && len(a.OpenIncidents) == 1 {
 				return nil

@@ -13,6 +13,9 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 )
 
+// orphanUpload is the browser scene's upload that joins no application.
+const orphanUpload = "00000000000000000000000000000000000000ff"
+
 // githubUpload is the sarif.uploaded event of an upload sent as GitHub's
 // uploaders send it (codeql github upload-results, the upload-sarif
 // action): a repository and a commit, no namespace, app or image.
