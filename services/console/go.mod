@@ -3,14 +3,14 @@ module github.com/stateguard/stateguard/services/console
 go 1.26.0
 
 require (
-	github.com/chromedp/cdproto v0.160.1
 	github.com/chromedp/chromedp v0.24.0
+	github.com/google/go-cmp v0.7.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/stateguard/stateguard/pkg/events v0.0.0
-	github.com/stateguard/stateguard/pkg/harness v0.0.0
 	golang.org/x/sync v0.24.0
 )
+
+require github.com/chromedp/cdproto v0.160.1 // indirect
 
 require (
 	github.com/KimMachineGun/automemlimit v1.0.1 // indirect
@@ -77,6 +77,14 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/stateguard/stateguard/pkg/events => ../../pkg/events
+require (
+	github.com/stateguard/stateguard/pkg/events v0.0.0
+	github.com/stateguard/stateguard/pkg/harness v0.0.0
+	github.com/stateguard/stateguard/pkg/runtime v0.0.0
+)
 
-replace github.com/stateguard/stateguard/pkg/harness => ../../pkg/harness
+replace (
+	github.com/stateguard/stateguard/pkg/events => ../../pkg/events
+	github.com/stateguard/stateguard/pkg/harness => ../../pkg/harness
+	github.com/stateguard/stateguard/pkg/runtime => ../../pkg/runtime
+)

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/restoreplan"
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/restoreplan"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 )
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 )
 

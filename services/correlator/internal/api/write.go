@@ -17,7 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 )
 
