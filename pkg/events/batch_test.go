@@ -11,7 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/events/eventstest"
 )
 
 // metricValue reads a counter (or a histogram's sample count) with the
@@ -108,7 +108,7 @@ func restoreEvent(id string) events.Event {
 
 func TestPublishBatchStoresEachStreamInAtomicBatches(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c := natstest.Client(t, natstest.Run(t), events.WithRegisterer(reg))
+	c := eventstest.Client(t, eventstest.Run(t), events.WithRegisterer(reg))
 	var evs []events.Event
 	var wantSnap, wantDecision []string
 	for i := range 2200 {
@@ -147,7 +147,7 @@ func TestPublishBatchStoresEachStreamInAtomicBatches(t *testing.T) {
 
 func TestPublishBatchWithAnEventStoredBeforeStoresEachOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c := natstest.Client(t, natstest.Run(t), events.WithRegisterer(reg))
+	c := eventstest.Client(t, eventstest.Run(t), events.WithRegisterer(reg))
 	if err := c.Publish(t.Context(), failedEvent("b", 10)); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestPublishBatchWithAnEventStoredBeforeStoresEachOnce(t *testing.T) {
 
 func TestPublishBatchToAStreamWithoutAtomicPublishStillStores(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c := natstest.Client(t, natstest.Run(t), events.WithRegisterer(reg))
+	c := eventstest.Client(t, eventstest.Run(t), events.WithRegisterer(reg))
 	cfg := events.StreamConfigs(events.StreamOptions{})[2]
 	if cfg.Name != events.StreamSnapshot {
 		t.Fatalf("stream 2 is %s", cfg.Name)
@@ -175,7 +175,7 @@ func TestPublishBatchToAStreamWithoutAtomicPublishStillStores(t *testing.T) {
 
 func TestBatcherSharesOneBatchAndFailsOnlyTheCallerWithARefusedEvent(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c := natstest.Client(t, natstest.Run(t), events.WithRegisterer(reg))
+	c := eventstest.Client(t, eventstest.Run(t), events.WithRegisterer(reg))
 	b := c.NewBatcher()
 	defer b.Close()
 
@@ -238,7 +238,7 @@ func TestBatcherSharesOneBatchAndFailsOnlyTheCallerWithARefusedEvent(t *testing.
 
 func TestFewerEventsThanMinBatchGoOneByOne(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c := natstest.Client(t, natstest.Run(t), events.WithRegisterer(reg))
+	c := eventstest.Client(t, eventstest.Run(t), events.WithRegisterer(reg))
 	evs, _ := failedEvents("e", events.MinBatch-1)
 	if err := c.PublishBatch(t.Context(), evs...); err != nil {
 		t.Fatal(err)
@@ -254,7 +254,7 @@ func TestFewerEventsThanMinBatchGoOneByOne(t *testing.T) {
 }
 
 func TestBatcherClosedRefusesNewEvents(t *testing.T) {
-	c := natstest.Client(t, natstest.Run(t))
+	c := eventstest.Client(t, eventstest.Run(t))
 	b := c.NewBatcher()
 	if err := b.Publish(t.Context(), failedEvent("before", 10)); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/events/eventstest"
 )
 
 var benchEvents = flag.Int("bench-events", 20000, "events per round in BenchmarkPublish")
@@ -28,14 +28,14 @@ var benchEvents = flag.Int("bench-events", 20000, "events per round in Benchmark
 func BenchmarkPublish(b *testing.B) {
 	for _, mode := range []struct {
 		name string
-		opts []natstest.Option
+		opts []eventstest.Option
 	}{
 		{"fsync=always", nil},
-		{"fsync=default", []natstest.Option{natstest.WithoutSyncAlways()}},
+		{"fsync=default", []eventstest.Option{eventstest.WithoutSyncAlways()}},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
-			srv := natstest.Run(b, mode.opts...)
-			c := natstest.Client(b, srv)
+			srv := eventstest.Run(b, mode.opts...)
+			c := eventstest.Client(b, srv)
 			ctx := context.Background()
 			js := c.JetStream()
 			n := *benchEvents
@@ -87,8 +87,8 @@ func BenchmarkPublish(b *testing.B) {
 // (as the correlator's handlers do). It reports each rate and its ratio to
 // the baseline.
 func BenchmarkPublishBatch(b *testing.B) {
-	srv := natstest.Run(b)
-	c := natstest.Client(b, srv)
+	srv := eventstest.Run(b)
+	c := eventstest.Client(b, srv)
 	ctx := context.Background()
 	js := c.JetStream()
 	batcher := c.NewBatcher()

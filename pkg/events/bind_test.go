@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/events/eventstest"
 )
 
 // TestBindCreatesNothing: a binding client (WithBind) creates no stream,
@@ -18,7 +18,7 @@ import (
 // until a managing client (the bootstrap) has created it — and then binds
 // to exactly what exists.
 func TestBindCreatesNothing(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := eventstest.Run(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	bind, err := events.Connect(ctx, events.ConnConfig{URL: srv.ClientURL()}, events.WithBind())
@@ -63,7 +63,7 @@ func TestBindCreatesNothing(t *testing.T) {
 	}
 
 	// The bootstrap, as a managing client.
-	admin := natstest.Client(t, srv)
+	admin := eventstest.Client(t, srv)
 	ajs := admin.JetStream()
 	if _, err := ajs.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "bindtest"}); err != nil {
 		t.Fatal(err)

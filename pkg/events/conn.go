@@ -14,12 +14,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/stateguard/stateguard/pkg/events/envflag"
 )
 
 // ConnConfig holds the standard NATS connection settings every service
-// exposes as flags and environment variables.
+// exposes as flags and environment variables (pkg/runtime/natsflag defines
+// them).
 type ConnConfig struct {
 	URL  string
 	Name string
@@ -48,21 +47,6 @@ type ConnConfig struct {
 
 // DefaultURL is used when neither --nats-url nor NATS_URL is set.
 const DefaultURL = "nats://127.0.0.1:4222"
-
-// RegisterFlags defines the connection flags on s.
-func (c *ConnConfig) RegisterFlags(s *envflag.Set) {
-	s.String(&c.URL, "nats-url", "NATS_URL", DefaultURL, "NATS server URLs, comma-separated")
-	s.String(&c.CredsFile, "nats-creds", "NATS_CREDS", "", "NATS credentials file (JWT + nkey)")
-	s.String(&c.User, "nats-user", "NATS_USER", "", "NATS user")
-	s.String(&c.Password, "nats-password", "NATS_PASSWORD", "", "NATS password")
-	s.String(&c.TLSCA, "nats-tls-ca", "NATS_TLS_CA", "", "CA bundle to verify the NATS servers")
-	s.String(&c.TLSCert, "nats-tls-cert", "NATS_TLS_CERT", "", "client certificate for NATS mTLS")
-	s.String(&c.TLSKey, "nats-tls-key", "NATS_TLS_KEY", "", "client key for NATS mTLS")
-	s.Int(&c.MaxReconnects, "nats-max-reconnects", "NATS_MAX_RECONNECTS", -1, "reconnect attempts, -1 forever")
-	s.Duration(&c.ReconnectWait, "nats-reconnect-wait", "NATS_RECONNECT_WAIT", 2*time.Second, "base wait between reconnects (with jitter and backoff)")
-	s.Int(&c.ReconnectBufSize, "nats-reconnect-buffer", "NATS_RECONNECT_BUFFER", 8<<20, "bytes buffered while disconnected")
-	s.Duration(&c.PingInterval, "nats-ping-interval", "NATS_PING_INTERVAL", DefaultPingInterval, "how often the server is pinged; two unanswered pings move the client to another server (a partitioned one sends no reset)")
-}
 
 // DefaultPingInterval is --nats-ping-interval's default: a server cut off
 // without a reset is left within about three intervals.

@@ -17,7 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/events/eventstest"
 )
 
 func snapshotEvent(t testing.TB, i int) events.Event {
@@ -74,8 +74,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestPublishedEventsAreConsumedExactlyOnceDespiteResends(t *testing.T) {
-	srv := natstest.Run(t)
-	c := natstest.Client(t, srv)
+	srv := eventstest.Run(t)
+	c := eventstest.Client(t, srv)
 	const n = 200
 	evs := make([]events.Event, n)
 	for i := range evs {
@@ -122,8 +122,8 @@ func TestPublishedEventsAreConsumedExactlyOnceDespiteResends(t *testing.T) {
 }
 
 func TestTransientFailureIsRedelivered(t *testing.T) {
-	srv := natstest.Run(t)
-	c := natstest.Client(t, srv)
+	srv := eventstest.Run(t)
+	c := eventstest.Client(t, srv)
 	ctx := t.Context()
 	var attempts atomic.Int32
 	done := make(chan struct{})
@@ -152,8 +152,8 @@ func TestTransientFailureIsRedelivered(t *testing.T) {
 }
 
 func TestPermanentFailureIsDeadLetteredAndTheStreamFlows(t *testing.T) {
-	srv := natstest.Run(t)
-	c := natstest.Client(t, srv)
+	srv := eventstest.Run(t)
+	c := eventstest.Client(t, srv)
 	ctx := t.Context()
 	col := newCollector()
 	_, err := c.Consume(ctx, events.ConsumerConfig{Stream: events.StreamSnapshot, Name: "picky"},
@@ -209,8 +209,8 @@ func TestPermanentFailureIsDeadLetteredAndTheStreamFlows(t *testing.T) {
 }
 
 func TestExhaustedDeliveriesAreDeadLettered(t *testing.T) {
-	srv := natstest.Run(t)
-	c := natstest.Client(t, srv)
+	srv := eventstest.Run(t)
+	c := eventstest.Client(t, srv)
 	ctx := t.Context()
 	_, err := c.Consume(ctx, events.ConsumerConfig{Stream: events.StreamSnapshot, Name: "doomed", MaxDeliver: 3, RetryDelay: 5 * time.Millisecond},
 		func(context.Context, events.Event) error { return errors.New("always down") })
@@ -238,8 +238,8 @@ func TestExhaustedDeliveriesAreDeadLettered(t *testing.T) {
 
 func TestConsumerStoppedMidBatchLosesNothing(t *testing.T) {
 	dir := t.TempDir()
-	srv := natstest.Run(t, natstest.WithStoreDir(dir))
-	c := natstest.Client(t, srv)
+	srv := eventstest.Run(t, eventstest.WithStoreDir(dir))
+	c := eventstest.Client(t, srv)
 	ctx := t.Context()
 	const n = 50
 	evs := make([]events.Event, n)
@@ -274,7 +274,7 @@ func TestConsumerStoppedMidBatchLosesNothing(t *testing.T) {
 	// A new consumer with the same durable name, after restart, gets the
 	// rest — at least once each; none is lost.
 	second := newCollector()
-	c2 := natstest.Client(t, srv)
+	c2 := eventstest.Client(t, srv)
 	if _, err := c2.Consume(ctx, events.ConsumerConfig{Stream: events.StreamSnapshot, Name: "resumable", AckWait: time.Second}, second.handle); err != nil {
 		t.Fatal(err)
 	}
@@ -297,8 +297,8 @@ func TestConsumerStoppedMidBatchLosesNothing(t *testing.T) {
 // for all eight to arrive (a group commit does much the same) finish, and
 // Stop waits for the events in hand.
 func TestConcurrentHandlersRunSideBySide(t *testing.T) {
-	srv := natstest.Run(t)
-	c := natstest.Client(t, srv)
+	srv := eventstest.Run(t)
+	c := eventstest.Client(t, srv)
 	ctx := t.Context()
 	const width, n = 8, 64
 	evs := make([]events.Event, n)
@@ -354,10 +354,10 @@ func TestConcurrentHandlersRunSideBySide(t *testing.T) {
 }
 
 func TestTraceContextTravelsFromPublisherToConsumer(t *testing.T) {
-	srv := natstest.Run(t)
+	srv := eventstest.Run(t)
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	c := natstest.Client(t, srv, events.WithTracerProvider(tp))
+	c := eventstest.Client(t, srv, events.WithTracerProvider(tp))
 	ctx := t.Context()
 	got := make(chan trace.SpanContext, 1)
 	_, err := c.Consume(ctx, events.ConsumerConfig{Stream: events.StreamSnapshot, Name: "traced"},
@@ -401,8 +401,8 @@ func TestTraceContextTravelsFromPublisherToConsumer(t *testing.T) {
 }
 
 func TestWireFormatIsBinaryModeWithMsgID(t *testing.T) {
-	srv := natstest.Run(t)
-	c := natstest.Client(t, srv)
+	srv := eventstest.Run(t)
+	c := eventstest.Client(t, srv)
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)

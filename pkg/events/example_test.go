@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/events/eventstest"
 )
 
 // A team that wants to act on restore recommendations subscribes with a
@@ -16,7 +16,7 @@ import (
 func ExampleClient_Consume() {
 	dir := tempDir()
 	defer os.RemoveAll(dir)
-	srv, err := natstest.Start(natstest.Config{StoreDir: dir, Port: -1, SyncAlways: true})
+	srv, err := eventstest.Start(eventstest.Config{StoreDir: dir, Port: -1, SyncAlways: true})
 	if err != nil {
 		panic(err)
 	}

@@ -12,12 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/harness/logtest"
-	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/events/eventstest"
 )
 
 func TestMain(m *testing.M) {
-	natstest.ServeIfChild()
+	eventstest.ServeIfChild()
 	os.Exit(m.Run())
 }
 
@@ -28,10 +27,10 @@ func TestMain(m *testing.M) {
 // With nats.go's default pull expiry (30 s) it would notice only after
 // 30 s, the stall the correlator's benchmark once showed.
 func TestConsumerPullsAgainAfterMissedHeartbeats(t *testing.T) {
-	p := natstest.RunProcess(t)
+	p := eventstest.RunProcess(t)
 	reg := prometheus.NewRegistry()
-	var logs logtest.Buffer
-	c := natstest.ProcessClient(t, p, events.WithRegisterer(reg),
+	var logs eventstest.LogBuffer
+	c := eventstest.ProcessClient(t, p, events.WithRegisterer(reg),
 		events.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	got := make(chan string, 4)
 	sub, err := c.Consume(t.Context(), events.ConsumerConfig{Stream: events.StreamSnapshot, Name: "heartbeat"},

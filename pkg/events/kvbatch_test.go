@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/events/eventstest"
 )
 
 // kvBucket creates a KV bucket whose stream allows atomic batches.
@@ -53,7 +53,7 @@ func checkStored(t *testing.T, kv jetstream.KeyValue, puts []events.KVPut) {
 // and written again key by key, so only that key fails; a few keys go one
 // by one.
 func TestKVWriterPutAllIsolatesAConflict(t *testing.T) {
-	c := natstest.Client(t, natstest.Run(t))
+	c := eventstest.Client(t, eventstest.Run(t))
 	kv := kvBucket(t, c, "kvbatch")
 	w := c.KVWriter("kvbatch")
 	puts := make([]events.KVPut, 30)
@@ -105,7 +105,7 @@ func TestKVWriterPutAllIsolatesAConflict(t *testing.T) {
 // whatever their revision) are all refused, the other groups stored; a
 // group of two keys goes as an atomic batch although it is small.
 func TestKVWriterPutGroupsIsAllOrNothing(t *testing.T) {
-	c := natstest.Client(t, natstest.Run(t))
+	c := eventstest.Client(t, eventstest.Run(t))
 	kv := kvBucket(t, c, "kvgroups")
 	w := c.KVWriter("kvgroups")
 	group := func(ns, v string, rev uint64) []events.KVPut {

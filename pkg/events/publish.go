@@ -12,6 +12,17 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// Publisher makes events and stores them; *Client is one. A package that
+// only publishes takes a Publisher, so its tests can record what it
+// publishes. Publish returns once every event is stored, and a retried event
+// with the same id is dropped by the stream's de-duplication (Nats-Msg-Id).
+type Publisher interface {
+	NewEvent(typ, id string, payload any) (Event, error)
+	Publish(ctx context.Context, evs ...Event) error
+}
+
+var _ Publisher = (*Client)(nil)
+
 // Publish stores events in JetStream. The events are sent asynchronously,
 // bounded by the client's max pending, and Publish returns nil only once the
 // server acknowledged every one of them, that is once each is stored (and,

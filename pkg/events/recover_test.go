@@ -13,8 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/harness/logtest"
-	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/events/eventstest"
 )
 
 // longID is an identifier a caller could send (the probe's 5,000-character
@@ -28,8 +27,8 @@ var longID = strings.Repeat("a", 5000)
 // connection is still up and working afterwards. Before the check, the
 // first of them made nats-server close the connection for good.
 func TestLongIdentifiersAreRefusedBeforeTheyReachTheServer(t *testing.T) {
-	srv := natstest.Run(t)
-	c := natstest.Client(t, srv)
+	srv := eventstest.Run(t)
+	c := eventstest.Client(t, srv)
 	ctx := t.Context()
 	js := c.JetStream()
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "guard"})
@@ -87,9 +86,9 @@ func TestLongIdentifiersAreRefusedBeforeTheyReachTheServer(t *testing.T) {
 // dials again, the consumer pulls again on the new connection, a KV handle
 // taken before the close works on it, and the client is ready and live.
 func TestConnectionClosedForGoodIsRecreatedAndConsumersResume(t *testing.T) {
-	srv := natstest.Run(t)
-	var logs logtest.Buffer
-	c := natstest.Client(t, srv, events.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	srv := eventstest.Run(t)
+	var logs eventstest.LogBuffer
+	c := eventstest.Client(t, srv, events.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	ctx := t.Context()
 	kv, err := c.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "state"})
 	if err != nil {
@@ -159,14 +158,14 @@ func (f *fakeClock) Add(d time.Duration) {
 // fails at once, Live only once the clock is past the grace; when the
 // server is back both pass again.
 func TestLiveFailsOnlyPastTheGrace(t *testing.T) {
-	port, err := natstest.FreePort()
+	port, err := eventstest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	srv := natstest.Run(t, natstest.WithStoreDir(dir), natstest.WithPort(port))
+	srv := eventstest.Run(t, eventstest.WithStoreDir(dir), eventstest.WithPort(port))
 	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
-	c := natstest.Client(t, srv, events.WithDownGrace(time.Minute), events.WithClock(clock.Now))
+	c := eventstest.Client(t, srv, events.WithDownGrace(time.Minute), events.WithClock(clock.Now))
 	ctx := t.Context()
 	if err := c.Live(ctx); err != nil {
 		t.Fatalf("Live while connected: %v", err)
@@ -185,7 +184,7 @@ func TestLiveFailsOnlyPastTheGrace(t *testing.T) {
 	if err := c.Live(ctx); err == nil {
 		t.Error("Live passes 61s after the disconnect, want an error past the 60s grace")
 	}
-	natstest.Run(t, natstest.WithStoreDir(dir), natstest.WithPort(port))
+	eventstest.Run(t, eventstest.WithStoreDir(dir), eventstest.WithPort(port))
 	eventually(t, "Ready again", func() bool { return c.Ready(ctx) == nil })
 	if err := c.Live(ctx); err != nil {
 		t.Errorf("Live after the reconnect: %v", err)

@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/harness/logtest"
-	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/events/eventstest"
 )
 
 // TestPublishSurvivesAServerRestart publishes while the server is down: the
@@ -23,9 +22,9 @@ func TestPublishSurvivesAServerRestart(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	dir := t.TempDir()
-	srv := natstest.Run(t, natstest.WithStoreDir(dir), natstest.WithPort(port))
-	var logs logtest.Buffer
-	c := natstest.Client(t, srv, events.WithPublishRetry(40, 100*time.Millisecond), events.WithAckTimeout(time.Second),
+	srv := eventstest.Run(t, eventstest.WithStoreDir(dir), eventstest.WithPort(port))
+	var logs eventstest.LogBuffer
+	c := eventstest.Client(t, srv, events.WithPublishRetry(40, 100*time.Millisecond), events.WithAckTimeout(time.Second),
 		events.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	ctx := t.Context()
 	if err := c.Publish(ctx, snapshotEvent(t, 1)); err != nil {
@@ -41,7 +40,7 @@ func TestPublishSurvivesAServerRestart(t *testing.T) {
 		t.Fatalf("Publish returned %v while the server was down", err)
 	case <-time.After(700 * time.Millisecond):
 	}
-	natstest.Run(t, natstest.WithStoreDir(dir), natstest.WithPort(port))
+	eventstest.Run(t, eventstest.WithStoreDir(dir), eventstest.WithPort(port))
 	select {
 	case err := <-done:
 		if err != nil {

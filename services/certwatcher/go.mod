@@ -7,15 +7,18 @@ require (
 	github.com/google/go-cmp v0.7.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/stateguard/stateguard/pkg/events v0.0.0
-	github.com/stateguard/stateguard/pkg/harness v0.0.0
-	golang.org/x/sync v0.25.0
 	golang.org/x/time v0.16.0
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
 	k8s.io/client-go v0.37.2
-	k8s.io/klog/v2 v2.140.0
 	k8s.io/utils v0.0.0-20260626114624-be93311217bd
+)
+
+require (
+	github.com/container-storage-interface/spec v1.13.0 // indirect
+	github.com/kubernetes-csi/external-snapshotter/client/v8 v8.7.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+	k8s.io/klog/v2 v2.140.0 // indirect
 )
 
 require (
@@ -118,7 +121,14 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
+require (
+	github.com/stateguard/stateguard/pkg/events v0.0.0
+	github.com/stateguard/stateguard/pkg/harness v0.0.0
+	github.com/stateguard/stateguard/pkg/runtime v0.0.0
+)
+
 replace (
 	github.com/stateguard/stateguard/pkg/events => ../../pkg/events
 	github.com/stateguard/stateguard/pkg/harness => ../../pkg/harness
+	github.com/stateguard/stateguard/pkg/runtime => ../../pkg/runtime
 )

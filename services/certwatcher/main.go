@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 
 	"github.com/stateguard/stateguard/services/certwatcher/internal/app"
 )

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,20 +166,39 @@ func tabTo(t *testing.T, ctx context.Context, id string) {
 }
 
 // TestConsoleInABrowser drives headless chromium through the console of a
-// real JetStream and the real correlator: the operator logs in, finds the
-// app at risk and the app in incident on the fleet page, opens the
-// timeline and the incident, and presses Restore with the keyboard; a read
-// token sees no button and its POST answers 403; a wrong CSRF token
-// answers 403; every page passes axe-core; the pages read without
-// JavaScript.
+// real JetStream, the real correlator and the real snapshotter on the
+// package's cluster: a read token sees no action button and its POST
+// answers 403, the pages read without JavaScript; the operator logs in,
+// finds the app at risk and the app in incident on the fleet page, opens
+// the timeline and the incident, and presses Restore with the keyboard; a
+// wrong CSRF token answers 403; the incident page then follows the
+// Restore's phases live to Completed — the claim holds the restore point's
+// data again — and shows the incident closed by the restore, and the fleet
+// page shows the app ok; every page passes axe-core.
 func TestConsoleInABrowser(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the browser test needs chromium and axe-core (make tools): `make test` runs it, `make unit` (-short) does not")
+		t.Skip("the browser test needs chromium, axe-core and the cluster's binaries (make tools): `make test` runs it, `make unit` (-short) does not")
 	}
 	axe := axeSource(t)
-	st := startStack(t)
+	st, cs := startStack(t)
 	ctx := browser(t)
 	base := st.consoleURL
+
+	// A read token, while the incident is open: no button, and the POST
+	// answers 403; the pages read without JavaScript.
+	login(t, ctx, base, readToken)
+	incidentPath := openIncident(t, ctx, base)
+	incidentID := strings.TrimPrefix(incidentPath, "/incidents/")
+	if n := eval[int](t, ctx, `document.querySelectorAll("form[action$='/restore'], form[action$='/resolve'], form[action$='/dismiss']").length`); n != 0 {
+		t.Errorf("a read token sees %d action forms, want none", n)
+	}
+	csrf := eval[string](t, ctx, `document.querySelector("header form input[name=csrf]").value`)
+	if code := postFromPage(t, ctx, incidentPath+"/restore", map[string]string{"csrf": csrf, "pvc": "data-db", "snapshot": "db-1", "confirm": "yes"}); code != http.StatusForbidden {
+		t.Errorf("a read token's restore POST: %d, want 403", code)
+	}
+	checkAxe(t, ctx, axe, "incident (read token)")
+	readWithoutJavaScript(t, base, incidentPath)
+	do(t, ctx, "log out", chromedp.Click(chromedp.CSS(`header form button`)), chromedp.WaitVisible(chromedp.CSS(`#token`)))
 
 	login(t, ctx, base, operatorToken)
 	if got := text(t, ctx, `tr[data-app="shop/db"] .posture`); got != "incident" {
@@ -220,12 +240,9 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	checkAxe(t, ctx, axe, "why")
 
-	do(t, ctx, "open the incident",
-		chromedp.Navigate(base+"/apps/shop/db"), chromedp.WaitVisible(chromedp.CSS(`figure.timeline`)),
-		chromedp.Click(chromedp.CSS(`main a[href^="/incidents/"]`)), chromedp.WaitVisible(chromedp.CSS(`#restore-data-db`)))
-	incidentURL := get(t, ctx, "read the incident's address", chromedp.Location())
-	incidentPath := strings.TrimPrefix(incidentURL, base)
-	incidentID := strings.TrimPrefix(incidentPath, "/incidents/")
+	if got := openIncident(t, ctx, base); got != incidentPath {
+		t.Fatalf("the operator's incident %s, the reader's %s", got, incidentPath)
+	}
 	if got := text(t, ctx, `main`); !strings.Contains(got, "G402") || !strings.Contains(got, "db-1") {
 		t.Errorf("incident page names neither the rule G402 nor the restore point db-1:\n%s", got)
 	}
@@ -234,6 +251,14 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	checkAxe(t, ctx, axe, "incident")
 	screenshot(t, ctx, "incident")
+
+	// A wrong CSRF token: 403, and nothing reaches the correlator.
+	if code := postFromPage(t, ctx, incidentPath+"/resolve", map[string]string{"csrf": "not-the-token", "reason": "forged", "confirm": "yes"}); code != http.StatusForbidden {
+		t.Errorf("resolve with a wrong CSRF token: %d, want 403", code)
+	}
+	if code := postFromPage(t, ctx, incidentPath+"/resolve", map[string]string{"reason": "forged", "confirm": "yes"}); code != http.StatusForbidden {
+		t.Errorf("resolve without a CSRF token: %d, want 403", code)
+	}
 
 	// Restore, with the keyboard only: Tab to the button, Enter, then the
 	// confirmation step, Tab to Confirm, Enter.
@@ -257,13 +282,23 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	checkRestoreRequested(t, restores, incidentID)
 
-	// A wrong CSRF token: 403, and nothing reaches the correlator.
-	if code := postFromPage(t, ctx, incidentPath+"/resolve", map[string]string{"csrf": "not-the-token", "reason": "forged", "confirm": "yes"}); code != http.StatusForbidden {
-		t.Errorf("resolve with a wrong CSRF token: %d, want 403", code)
+	// Back on the incident page, its phases arrive live (server-sent
+	// events, no reload) until the Restore Completed and the incident
+	// closed.
+	do(t, ctx, "go back to the incident", chromedp.Click(chromedp.CSS(`main a[href="`+incidentPath+`"]`)), chromedp.WaitVisible(chromedp.CSS(`#restore-data-db, ol.steps`)))
+	watchRestore(t, ctx, axe)
+	if got, want := mustData(t, cs), sha(dataV1); got != want {
+		t.Errorf("after the restore data-db's %s has sha256 %s, want db-1's (v1's data) %s", dataFile, got, want)
 	}
-	if code := postFromPage(t, ctx, incidentPath+"/resolve", map[string]string{"reason": "forged", "confirm": "yes"}); code != http.StatusForbidden {
-		t.Errorf("resolve without a CSRF token: %d, want 403", code)
-	}
+	do(t, ctx, "open the fleet after the restore", chromedp.Navigate(base+"/fleet"), chromedp.WaitVisible(chromedp.CSS(`table.fleet`)))
+	waitFor(t, "the fleet page to show shop/db ok after the restore", 90*time.Second, func() error {
+		do(t, ctx, "reload the fleet", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`table.fleet`)))
+		if got := text(t, ctx, `tr[data-app="shop/db"] .posture`); got != "ok" {
+			return fmt.Errorf("shop/db posture %q (%s)", got, text(t, ctx, `tr[data-app="shop/db"] .reasons`))
+		}
+		return nil
+	})
+	screenshot(t, ctx, "fleet-after-restore")
 
 	// Other pages pass axe-core too.
 	for _, p := range []string{"certificates", "pipeline"} {
@@ -274,25 +309,13 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got := text(t, ctx, `main`); !strings.Contains(got, "DECISION") || !strings.Contains(got, "correlator-sarif") {
 		t.Errorf("pipeline page shows neither the DECISION stream nor the correlator's consumer:\n%s", got)
 	}
+	if got := text(t, ctx, `table.uploads tr[data-upload="`+orphanUpload+`"] .reason`); !strings.Contains(got, "no application runs repository acme/orphan") {
+		t.Errorf("pipeline page: the upload not joined %s shows the reason %q", orphanUpload, got)
+	}
 	do(t, ctx, "open certificates", chromedp.Navigate(base+"/certificates"), chromedp.WaitVisible(chromedp.CSS(`h1`)))
 	if got := text(t, ctx, `main`); !strings.Contains(got, "db-tls") {
 		t.Errorf("certificates page does not list db-tls:\n%s", got)
 	}
-
-	// A read token: no button, and the POST answers 403.
-	do(t, ctx, "log out", chromedp.Click(chromedp.CSS(`header form button`)), chromedp.WaitVisible(chromedp.CSS(`#token`)))
-	login(t, ctx, base, readToken)
-	do(t, ctx, "open the incident as a reader", chromedp.Navigate(base+incidentPath), chromedp.WaitVisible(chromedp.CSS(`h1`)))
-	if n := eval[int](t, ctx, `document.querySelectorAll("form[action$='/restore'], form[action$='/resolve'], form[action$='/dismiss']").length`); n != 0 {
-		t.Errorf("a read token sees %d action forms, want none", n)
-	}
-	csrf := eval[string](t, ctx, `document.querySelector("header form input[name=csrf]").value`)
-	if code := postFromPage(t, ctx, incidentPath+"/restore", map[string]string{"csrf": csrf, "pvc": "data-db", "snapshot": "db-1", "confirm": "yes"}); code != http.StatusForbidden {
-		t.Errorf("a read token's restore POST: %d, want 403", code)
-	}
-	checkAxe(t, ctx, axe, "incident (read token)")
-
-	readWithoutJavaScript(t, base, incidentPath)
 
 	// Live: the fleet page follows the streams without a reload. A clean
 	// scan of web's version arrives; the correlator derives; the page's
@@ -315,6 +338,108 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got := text(t, ctx, `#live-status`); !strings.Contains(got, "updated") {
 		t.Errorf("live status %q: want it to say the page was updated", got)
 	}
+}
+
+// openIncident goes from the fleet page to shop/db's timeline and from
+// there to its incident, and returns the incident page's path.
+func openIncident(t *testing.T, ctx context.Context, base string) string {
+	t.Helper()
+	do(t, ctx, "open the incident",
+		chromedp.Navigate(base+"/apps/shop/db"), chromedp.WaitVisible(chromedp.CSS(`figure.timeline`)),
+		chromedp.Click(chromedp.CSS(`main a[href^="/incidents/"]`)), chromedp.WaitVisible(chromedp.CSS(`h1`)))
+	return strings.TrimPrefix(get(t, ctx, "read the incident's address", chromedp.Location()), base)
+}
+
+// restorePhases are the Restore's phases in the order the executor enters
+// them (Verifying only with a verification Job); the incident page shows
+// the operator's request first.
+var restorePhases = []string{"Requested", "Pending", "SafetySnapshot", "ScalingDown", "Restoring", "Verifying", "ScalingUp", "Completed"}
+
+// restoreDeadline bounds the wait for the Restore to complete and the
+// incident to close (a loaded machine: the executor polls every 2 s).
+const restoreDeadline = 4 * time.Minute
+
+// watchRestore records, inside the incident page, every list of phases
+// the page shows as the live feed replaces its content, until it shows
+// Completed and the incident closed. It fails — at the deadline, naming
+// what the page showed — unless the page showed the phases arriving in the
+// executor's order without a reload, each of them, and the incident closed
+// by the restore.
+func watchRestore(t *testing.T, ctx context.Context, axe string) {
+	t.Helper()
+	eval[bool](t, ctx, `window.notReloaded = true; window.phaseLog = [];
+		(function () {
+			function record() {
+				var phases = Array.from(document.querySelectorAll("ol.steps li[data-phase]")).map(function (li) { return li.dataset.phase; }).filter(Boolean).join(" ");
+				var state = (document.querySelector("main h1 + p .posture") || {}).textContent || "";
+				var entry = phases + " | " + state;
+				if (window.phaseLog[window.phaseLog.length - 1] !== entry) { window.phaseLog.push(entry); }
+			}
+			record();
+			new MutationObserver(record).observe(document.querySelector("main"), {childList: true, subtree: true, characterData: true});
+		})(); true`)
+	var log []string
+	deadline := time.Now().Add(restoreDeadline)
+	for {
+		log = eval[[]string](t, ctx, `window.phaseLog`)
+		last := log[len(log)-1]
+		if strings.Contains(last, "Failed") || strings.Contains(last, "RolledBack") {
+			t.Fatalf("the restore did not complete; the incident page showed, in turn:\n%s", strings.Join(log, "\n"))
+		}
+		if strings.HasSuffix(last, "Completed | closed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("within %s the incident page did not show the restore Completed and the incident closed (is the snapshotter's executor running?); it showed, in turn:\n%s", restoreDeadline, strings.Join(log, "\n"))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("the incident page showed, in turn:\n%s", strings.Join(log, "\n"))
+	if !eval[bool](t, ctx, `window.notReloaded === true`) {
+		t.Error("the incident page was reloaded: the phases did not come from the live feed")
+	}
+	if strings.Contains(log[0], "Completed") || len(log) < 2 {
+		t.Errorf("the page did not show the restore under way: %d states, the first %q", len(log), log[0])
+	}
+	final := strings.Fields(strings.TrimSuffix(log[len(log)-1], " | closed"))
+	checkPhaseOrder(t, final)
+	main := text(t, ctx, `main`)
+	if !strings.Contains(main, "was restored from snapshot db-1") {
+		t.Errorf("the closed incident does not say it was closed by the restore from db-1:\n%s", main)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll("#restore-data-db, #resolve").length`); n != 0 {
+		t.Errorf("the closed incident still offers %d actions", n)
+	}
+	checkAxe(t, ctx, axe, "incident (restored)")
+	screenshot(t, ctx, "incident-restored")
+}
+
+// checkPhaseOrder fails unless phases are the executor's phases in its
+// order, from the request to Completed, none missing but Verifying (the
+// request asked for no verification Job).
+func checkPhaseOrder(t *testing.T, phases []string) {
+	t.Helper()
+	var want []string
+	for _, p := range restorePhases {
+		if p != "Verifying" || slices.Contains(phases, p) {
+			want = append(want, p)
+		}
+	}
+	if !slices.Equal(phases, want) {
+		t.Errorf("the incident page shows the phases %v, want %v", phases, want)
+	}
+}
+
+// mustData is the SHA-256 of data-db's data file now.
+func mustData(t *testing.T, cs clusterScene) string {
+	t.Helper()
+	var sum string
+	waitFor(t, "data-db's data file", 30*time.Second, func() error {
+		var err error
+		sum, err = cs.data(t.Context())
+		return err
+	})
+	return sum
 }
 
 // checkRestoreRequested waits for the restore.requested event of the

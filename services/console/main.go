@@ -7,6 +7,6 @@
 // through the correlator's operator API.
 package main
 
-import "github.com/stateguard/stateguard/pkg/events/service"
+import "github.com/stateguard/stateguard/pkg/runtime/service"
 
 func main() { service.Main(run) }

@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/console/internal/config"
 	"github.com/stateguard/stateguard/services/console/internal/correlator"
 	"github.com/stateguard/stateguard/services/console/internal/streams"

@@ -61,3 +61,20 @@ func scene(now time.Time) []events.Event {
 		}),
 	}
 }
+
+// sceneFix is the fix of db: v3 runs on data-db now (what the snapshotter's
+// observer reports of the cluster's db-0, whose node reports v3's digest)
+// and its scan is clean. The incident stays open until data-db is restored
+// from a snapshot older than v2 (the correlator's rule: no vulnerable
+// version runs, and the data no longer holds what v2 wrote).
+func sceneFix(now time.Time) []events.Event {
+	at := now.Add(-10 * time.Minute)
+	obs := events.WorkloadObserved{Namespace: "shop", PVC: "data-db", ObservedAt: at, Pods: []events.ObservedPod{{
+		Pod: "db-0", Owner: &events.ObjectRef{Kind: "StatefulSet", Namespace: "shop", Name: "db"}, App: "db", Version: "v3", StartedAt: &at,
+		Containers: []events.Container{{Name: "db", Image: "registry.example/db@" + digest("v3"), ImageID: "registry.example/db@" + digest("v3"), Digest: digest("v3")}},
+	}}}
+	return []events.Event{
+		events.MustNewEvent(events.TypeWorkloadObserved, sceneSource, events.ObservationID(obs), obs),
+		sceneSARIF("shop", "db", "up-db-v3", "v3", at.Add(time.Minute)),
+	}
+}

@@ -42,12 +42,18 @@ type testStack struct {
 	consoleURL    string
 }
 
-// startStack starts the stack with the browser tests' scene and stops it
-// when the test ends; the console's run must return nil then (a graceful
-// shutdown).
-func startStack(t *testing.T) *testStack {
+// startStack starts the browser test's stack and stops it when the test
+// ends (the console's run must return nil then: a graceful shutdown): the
+// package's cluster with the scene's real objects (seedCluster), JetStream,
+// the correlator fed the scene — db's incident open, the fixed version v3
+// running and scanned clean, an upload of a repository nothing runs —, the
+// snapshotter carrying out restores on the cluster, and the console.
+func startStack(t *testing.T) (*testStack, clusterScene) {
 	t.Helper()
-	st := startCorrelator(t, scene(time.Now()), func(apps []appLine) error {
+	cs := seedCluster(t, useCluster(t))
+	now := time.Now()
+	evs := append(append(scene(now), sceneFix(now)...), githubUpload(orphanUpload, "acme/orphan", now))
+	st := startCorrelator(t, evs, func(apps []appLine) error {
 		for _, a := range apps {
 			if a.Namespace == "shop" && a.App == "db" && len(a.OpenIncidents) == 1 {
 				return nil
@@ -55,8 +61,9 @@ func startStack(t *testing.T) *testStack {
 		}
 		return fmt.Errorf("apps: %+v", apps)
 	})
+	startSnapshotter(t, cs.c, st.natsURL)
 	st.consoleURL = startConsole(t, st, "--fleet-ttl", "1s")
-	return st
+	return st, cs
 }
 
 // startCorrelator starts JetStream and the correlator, publishes evs and

@@ -2,14 +2,10 @@ module github.com/stateguard/stateguard/services/correlator
 
 go 1.26.0
 
-require github.com/stateguard/stateguard/pkg/events v0.0.0
-
 require (
 	github.com/go-json-experiment/json v1.27.2
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.10
-	github.com/synadia-io/orbit.go/jetstreamext v0.3.2
-	golang.org/x/sync v0.25.0
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
 	k8s.io/client-go v0.37.2
@@ -44,6 +40,7 @@ require (
 	github.com/pbnjay/memory v0.0.0-20210728143218-7b4eea64cf58 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
 	github.com/prometheus/otlptranslator v1.0.0 // indirect
+	github.com/synadia-io/orbit.go/jetstreamext v0.3.2 // indirect
 	github.com/synadia-io/orbit.go/natsext v0.1.3 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
 	go.opentelemetry.io/contrib/bridges/prometheus v0.72.0 // indirect
@@ -62,6 +59,7 @@ require (
 	go.opentelemetry.io/otel/sdk/metric v1.47.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/oauth2 v0.37.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/term v0.47.0 // indirect
 	gopkg.in/evanphx/json-patch.v4 v4.13.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
@@ -84,7 +82,6 @@ require (
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
-	github.com/stateguard/stateguard/pkg/harness v0.0.0
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.47.0 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp v1.47.0 // indirect
 	go.opentelemetry.io/otel/sdk v1.47.0 // indirect
@@ -128,7 +125,16 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
+require (
+	github.com/stateguard/stateguard/pkg/events v0.0.0
+	github.com/stateguard/stateguard/pkg/harness v0.0.0
+	github.com/stateguard/stateguard/pkg/restoreplan v0.0.0
+	github.com/stateguard/stateguard/pkg/runtime v0.0.0
+)
+
 replace (
 	github.com/stateguard/stateguard/pkg/events => ../../pkg/events
 	github.com/stateguard/stateguard/pkg/harness => ../../pkg/harness
+	github.com/stateguard/stateguard/pkg/restoreplan => ../../pkg/restoreplan
+	github.com/stateguard/stateguard/pkg/runtime => ../../pkg/runtime
 )

@@ -11,11 +11,10 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/owenrumney/go-sarif/v3 v3.3.1
 	github.com/prometheus/client_golang v1.25.0
-	github.com/stateguard/stateguard/pkg/events v0.0.0
-	github.com/stateguard/stateguard/pkg/harness v0.0.0
 	go.opentelemetry.io/otel/trace v1.47.0
-	golang.org/x/sync v0.24.0
 )
+
+require golang.org/x/sync v0.24.0 // indirect
 
 require (
 	github.com/KimMachineGun/automemlimit v1.0.1 // indirect
@@ -83,7 +82,14 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
+require (
+	github.com/stateguard/stateguard/pkg/events v0.0.0
+	github.com/stateguard/stateguard/pkg/harness v0.0.0
+	github.com/stateguard/stateguard/pkg/runtime v0.0.0
+)
+
 replace (
 	github.com/stateguard/stateguard/pkg/events => ../../pkg/events
 	github.com/stateguard/stateguard/pkg/harness => ../../pkg/harness
+	github.com/stateguard/stateguard/pkg/runtime => ../../pkg/runtime
 )

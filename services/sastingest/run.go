@@ -7,7 +7,7 @@ import (
 	"net"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/sastingest/internal/api"
 	"github.com/stateguard/stateguard/services/sastingest/internal/auth"
 	"github.com/stateguard/stateguard/services/sastingest/internal/config"

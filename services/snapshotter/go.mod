@@ -113,20 +113,28 @@ require (
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
-	github.com/stateguard/stateguard/pkg/events v0.0.0
-	github.com/stateguard/stateguard/pkg/harness v0.0.0
 	github.com/x448/float16 v0.8.4 // indirect
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
-	k8s.io/klog/v2 v2.140.0
+	k8s.io/klog/v2 v2.140.0 // indirect
 	k8s.io/kube-openapi v0.0.0-20260721132016-d427ff9ee9ad // indirect
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
 
-replace github.com/stateguard/stateguard/pkg/events => ../../pkg/events
+require (
+	github.com/stateguard/stateguard/pkg/events v0.0.0
+	github.com/stateguard/stateguard/pkg/harness v0.0.0
+	github.com/stateguard/stateguard/pkg/restoreplan v0.0.0
+	github.com/stateguard/stateguard/pkg/runtime v0.0.0
+)
 
-replace github.com/stateguard/stateguard/pkg/harness => ../../pkg/harness
+replace (
+	github.com/stateguard/stateguard/pkg/events => ../../pkg/events
+	github.com/stateguard/stateguard/pkg/harness => ../../pkg/harness
+	github.com/stateguard/stateguard/pkg/restoreplan => ../../pkg/restoreplan
+	github.com/stateguard/stateguard/pkg/runtime => ../../pkg/runtime
+)

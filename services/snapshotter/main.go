@@ -1,5 +1,5 @@
 package main
 
-import "github.com/stateguard/stateguard/pkg/events/service"
+import "github.com/stateguard/stateguard/pkg/runtime/service"
 
 func main() { service.Main(run) }

@@ -8,7 +8,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/stateguard/stateguard/pkg/events/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/envflag"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/plan"
 )
 

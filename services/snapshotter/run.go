@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/service"
-	"github.com/stateguard/stateguard/pkg/events/service/kubeclient"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service/kubeclient"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/apiauth"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/config"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/controller"

@@ -49,18 +49,22 @@ func sourceText(t *testing.T, dirs ...string) string {
 
 var flagArg = regexp.MustCompile(`^--([a-z0-9-]+)=`)
 
+// shared are the modules every service's flags and environment come from
+// besides its own code: the contract's transport and the process runtime.
+var shared = []string{"pkg/events", "pkg/runtime"}
+
 // checkWiring fails when a service is given an environment variable or a
-// flag that neither its own code nor pkg/events defines: a renamed flag
-// would otherwise be ignored silently (env) or stop the service (flag).
+// flag that neither its own code nor the shared modules define: a renamed
+// flag would otherwise be ignored silently (env) or stop the service (flag).
 func checkWiring(t *testing.T, where, service string, env []string, args []string) {
 	t.Helper()
-	src := sourceText(t, filepath.Join("services", service), "pkg/events")
+	src := sourceText(t, append([]string{filepath.Join("services", service)}, shared...)...)
 	for _, e := range env {
 		if slices.Contains(standardEnv, e) {
 			continue
 		}
 		if !strings.Contains(src, `"`+e+`"`) {
-			t.Errorf("%s: %s gets environment variable %s, which neither services/%s nor pkg/events reads", where, service, e, service)
+			t.Errorf("%s: %s gets environment variable %s, which neither services/%s nor %s reads", where, service, e, service, strings.Join(shared, " nor "))
 		}
 	}
 	for _, a := range args {
@@ -70,7 +74,7 @@ func checkWiring(t *testing.T, where, service string, env []string, args []strin
 			continue
 		}
 		if !strings.Contains(src, `"`+m[1]+`"`) {
-			t.Errorf("%s: %s gets flag --%s, which neither services/%s nor pkg/events defines", where, service, m[1], service)
+			t.Errorf("%s: %s gets flag --%s, which neither services/%s nor %s defines", where, service, m[1], service, strings.Join(shared, " nor "))
 		}
 	}
 }
@@ -90,8 +94,9 @@ func TestManifestsMatchTheServicesFlags(t *testing.T) {
 			}
 			checkWiring(t, overlay, s.name, env, c.Args)
 		}
-		// Each shared variable is read by pkg/events or at least one service.
-		all := sourceText(t, "services", "pkg/events")
+		// Each shared variable is read by a shared module or at least one
+		// service.
+		all := sourceText(t, append([]string{"services"}, shared...)...)
 		for k := range common.Data {
 			if !strings.Contains(all, `"`+k+`"`) {
 				t.Errorf("%s: stateguard-common sets %s, which no service reads", overlay, k)

@@ -1,8 +1,7 @@
 // Package natstest runs real NATS JetStream servers for tests, benchmarks
-// and the local stack: one embedded in the process (Run, Start), or, so a
-// benchmark can tell its own memory from the server's, in a child process
-// (RunProcess) — a single server or a JetStream cluster on loopback
-// (WithCluster), as deployed. Servers listen on random loopback ports, keep
-// their stores in temporary directories and fsync every write
-// (sync_interval: always) unless told otherwise.
+// and the local stack. The embedded server, the child-process server or
+// cluster and the events clients are pkg/events/eventstest's (so pkg/events'
+// own tests need not import pkg/harness); natstest adds a cluster whose
+// servers each run in a network namespace of their own (RunNetnsCluster), so
+// a test can partition or kill one.
 package natstest

@@ -15,8 +15,8 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/service"
-	"github.com/stateguard/stateguard/pkg/events/service/kubeclient"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service/kubeclient"
 
 	"github.com/stateguard/stateguard/services/certwatcher/internal/config"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/dirwatch"

@@ -19,9 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/service/kubeclient"
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/runtime/service/kubeclient"
 
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/streamtest"

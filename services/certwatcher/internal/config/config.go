@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stateguard/stateguard/pkg/events/envflag"
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 
 	"github.com/stateguard/stateguard/services/certwatcher/internal/expiry"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/marks"

@@ -28,12 +28,6 @@ type Marks interface {
 	Put(ctx context.Context, key string, value []byte) error
 }
 
-// Publisher publishes events.
-type Publisher interface {
-	NewEvent(typ, id string, payload any) (events.Event, error)
-	Publish(ctx context.Context, evs ...events.Event) error
-}
-
 // Context adds what certwatcher knows about a Secret besides its data.
 type Context interface {
 	Users(namespace, secret string) events.CertificateUsers
@@ -45,7 +39,7 @@ type Notifier struct {
 	Store      *inventory.Store
 	Thresholds []expiry.Threshold
 	Marks      Marks
-	Publisher  Publisher
+	Publisher  events.Publisher
 	Context    Context // nil outside Kubernetes
 	Clock      clock.PassiveClock
 	Log        *slog.Logger

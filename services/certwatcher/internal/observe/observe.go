@@ -22,7 +22,7 @@ import (
 // Observer publishes certificate.observed for the records of a store.
 type Observer struct {
 	Store     *inventory.Store
-	Publisher notify.Publisher
+	Publisher events.Publisher
 	Context   notify.Context // nil outside Kubernetes: no users
 	Clock     clock.PassiveClock
 	Log       *slog.Logger

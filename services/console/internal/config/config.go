@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/envflag"
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/natsflag"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 )
 
 // Config is the console's configuration.
@@ -113,7 +114,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	s.String(&c.AuthProxy.GroupsHeader, "auth-proxy-groups-header", "AUTH_PROXY_GROUPS_HEADER", "X-Forwarded-Groups", "header in which the proxy names the user's groups, comma-separated")
 	s.String(&c.AuthProxy.TokenFile, "auth-proxy-token-file", "AUTH_PROXY_TOKEN_FILE", "", "file holding the correlator token used for proxied users: an operator token marked delegate in the correlator's tokens file")
 	s.Strings(&c.AuthProxy.Operators, "auth-proxy-operators", "AUTH_PROXY_OPERATORS", nil, "proxied users, and group:NAME groups, given the operator scope, comma-separated; everyone else reads only")
-	c.NATS.RegisterFlags(s)
+	natsflag.Register(s, &c.NATS)
 	if err := s.Parse(args); err != nil {
 		return c, err
 	}

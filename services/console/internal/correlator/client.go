@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -160,6 +161,19 @@ func (c *Client) Certificates(ctx context.Context, token, ns string) ([]Namespac
 	}
 	var out []NamespacedCertificate
 	_, err := c.do(ctx, token, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// UploadsNotJoined is GET /v1/uploads?joined=false: at most limit uploads
+// that named no application and are not joined, in upload id order after
+// the id after ("" from the first).
+func (c *Client) UploadsNotJoined(ctx context.Context, token, after string, limit int) ([]UploadJoin, error) {
+	q := url.Values{"joined": {"false"}, "limit": {strconv.Itoa(limit)}}
+	if after != "" {
+		q.Set("after", after)
+	}
+	var out []UploadJoin
+	_, err := c.do(ctx, token, http.MethodGet, "/v1/uploads?"+q.Encode(), nil, &out)
 	return out, err
 }
 

@@ -225,3 +225,21 @@ type DismissRequest struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 	Reason      string `json:"reason"`
 }
+
+// UploadJoin is one line of GET /v1/uploads: an upload that named no
+// application (GitHub's uploaders name a repository and a commit) and how
+// the correlator joined it — or why not.
+type UploadJoin struct {
+	UploadID   string `json:"upload_id"`
+	Repository string `json:"repository"`
+	Category   string `json:"category,omitempty"`
+	Namespace  string `json:"namespace,omitempty"`
+	// State is "joined" or "not joined"; Reason says why not.
+	State    string `json:"state"`
+	Reason   string `json:"reason,omitempty"`
+	JoinedTo []struct {
+		Namespace string `json:"namespace"`
+		App       string `json:"app"`
+	} `json:"joined_to,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+}

@@ -16,15 +16,6 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 )
 
-// Restore event types (published by the correlator's operator API and the
-// snapshotter's restore executor on DECISION, subjects stateguard.restore.>).
-const (
-	TypeRestoreRequested  = "io.stateguard.restore.requested.v1"
-	TypeRestoreStarted    = "io.stateguard.restore.started.v1"
-	TypeRestoreProgressed = "io.stateguard.restore.progressed.v1"
-	TypeRestoreFailed     = "io.stateguard.restore.failed.v1"
-)
-
 // Pipeline is what the pipeline page shows.
 type Pipeline struct {
 	Streams     []StreamStat
@@ -75,10 +66,43 @@ type Step struct {
 	Revision int
 	// Supersedes is the recommendation this revision replaces.
 	Supersedes string
+	// RolledBack is a restore.failed's rolled_back: the claim was put
+	// back on its old volume.
+	RolledBack bool
+}
+
+// RestorePhase is where the restore stood after this step, in the words of
+// the Restore's status.phase: Requested (the operator's request),
+// Pending (restore.started: checked, nothing changed yet), the phase a
+// restore.progressed entered, Completed, RolledBack or Failed. Empty for
+// other events (a recommendation's revision).
+func (s Step) RestorePhase() string {
+	switch s.Type {
+	case events.TypeRestoreRequested:
+		return "Requested"
+	case events.TypeRestoreStarted:
+		return "Pending"
+	case events.TypeRestoreProgressed:
+		return s.Phase
+	case events.TypeRestoreCompleted:
+		return "Completed"
+	case events.TypeRestoreFailed:
+		if s.RolledBack {
+			return "RolledBack"
+		}
+		return "Failed"
+	}
+	return ""
 }
 
 // Label names a step for people.
 func (s Step) Label() string {
+	switch p := s.RestorePhase(); {
+	case s.Type == events.TypeRestoreFailed && s.Phase != "":
+		return "restore " + p + " (failed in " + s.Phase + ")"
+	case p != "":
+		return "restore " + p
+	}
 	t := strings.TrimSuffix(strings.TrimPrefix(s.Type, "io.stateguard."), ".v1")
 	if s.Phase != "" {
 		t += " " + s.Phase
@@ -167,6 +191,7 @@ type decisionData struct {
 	Reason     string    `json:"reason"`
 	Revision   int       `json:"revision"`
 	Supersedes string    `json:"supersedes"`
+	RolledBack bool      `json:"rolled_back"`
 	At         time.Time `json:"at"`
 }
 
@@ -187,7 +212,7 @@ func (r *Reader) index(m *nats.Msg) {
 		return
 	}
 	st := Step{Type: ev.Type(), ID: ev.ID(), Time: ev.Time(), Restore: d.Restore, PVC: d.PVC, Phase: d.Phase,
-		Message: d.Message, Reason: d.Reason, Revision: d.Revision, Supersedes: d.Supersedes, Snapshot: d.Snapshot}
+		Message: d.Message, Reason: d.Reason, Revision: d.Revision, Supersedes: d.Supersedes, Snapshot: d.Snapshot, RolledBack: d.RolledBack}
 	if st.Restore == "" {
 		st.Restore = d.RestoreID
 	}

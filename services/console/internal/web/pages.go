@@ -349,11 +349,59 @@ func (s *Server) certificatesPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "certificates", "Certificates", "certificates", d)
 }
 
+// pipelineData is the pipeline page: the streams' figures and a page of
+// the uploads not joined.
+type pipelineData struct {
+	Streams *streams.Pipeline
+	// Uploads not joined, a page from UploadsAfter on; NextURL is the next
+	// page's address when more follow. UploadsError says why they could
+	// not be read.
+	Uploads      []correlator.UploadJoin
+	UploadsAfter string
+	UploadsError string
+	NextURL      string
+}
+
+// pipelinePage shows events per stream, the consumers' lag, the newest
+// dead letters (from the streams) and the uploads not joined (from the
+// correlator, a page at a time: ?uploads_after=<upload id>).
 func (s *Server) pipelinePage(w http.ResponseWriter, r *http.Request) {
-	var p *streams.Pipeline
+	var d pipelineData
 	if s.streams != nil {
 		pl := s.streams.Pipeline(r.Context())
-		p = &pl
+		d.Streams = &pl
 	}
-	s.render(w, r, http.StatusOK, "pipeline", "Pipeline", "pipeline", p)
+	d.UploadsAfter = r.FormValue("uploads_after")
+	if !uploadID(d.UploadsAfter) {
+		d.UploadsAfter = ""
+	}
+	var ups []correlator.UploadJoin
+	err := s.timed("pipeline", func() (err error) {
+		ups, err = s.api.UploadsNotJoined(r.Context(), sessionOf(r).token, d.UploadsAfter, s.pageSize+1)
+		return err
+	})
+	if err != nil {
+		s.log.Warn("console: uploads not joined unreadable", "error", err)
+		d.UploadsError = err.Error()
+	}
+	if len(ups) > s.pageSize {
+		ups = ups[:s.pageSize]
+		d.NextURL = "/pipeline?" + url.Values{"uploads_after": {ups[len(ups)-1].UploadID}}.Encode()
+	}
+	d.Uploads = ups
+	s.render(w, r, http.StatusOK, "pipeline", "Pipeline", "pipeline", d)
+}
+
+// uploadID reports whether id is an upload id as sastingest makes them (40
+// lowercase hexadecimal digits); "" is none.
+func uploadID(id string) bool {
+	if len(id) != 40 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

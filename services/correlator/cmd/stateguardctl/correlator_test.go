@@ -303,6 +303,7 @@ func TestUploadGetShowsTheCorrelatorsJoin(t *testing.T) {
 	eventually(t, "the correlator's reason", func() bool {
 		return strings.Contains(ctl(t, env, "upload", "get", id).stdout, "not joined: no application runs repository acme/shop")
 	})
+	ctl(t, env, "upload", "list", "--not-joined").must(t).has(t, "UPLOAD", id+"  acme/shop", "not joined: no application runs repository acme/shop")
 	obs := events.WorkloadObserved{Namespace: "shop", PVC: "data", ObservedAt: scenario.T0, Pods: []events.ObservedPod{{Pod: "db-0", App: "db",
 		Containers: []events.Container{{Name: "db", Digest: scenario.Digest("v1")}}, Annotations: map[string]string{events.AnnotationRepository: "acme/shop"}}}}
 	if err := c.client.Publish(t.Context(), events.MustNewEvent(events.TypeWorkloadObserved, scenario.Source, events.ObservationID(obs), obs)); err != nil {
@@ -311,6 +312,10 @@ func TestUploadGetShowsTheCorrelatorsJoin(t *testing.T) {
 	eventually(t, "the upload joined to shop/db", func() bool {
 		return strings.Contains(ctl(t, env, "upload", "get", id).stdout, "joined to:  shop/db (by stateguard.io/repository) — by repository acme/shop")
 	})
+	if out := ctl(t, env, "upload", "list", "--not-joined").must(t).stdout; strings.Contains(out, id) {
+		t.Errorf("upload list --not-joined lists the joined upload:\n%s", out)
+	}
+	ctl(t, env, "upload", "list").must(t).has(t, id+"  acme/shop", "shop/db")
 	var doc struct {
 		Join struct{ State string } `json:"correlator_join"`
 	}

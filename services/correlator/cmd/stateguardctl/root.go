@@ -19,7 +19,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/natsflag"
 )
 
 // Exit codes. A script tells an answer it can act on (not found, denied)
@@ -141,7 +142,7 @@ or flag, bad argument, refused output format, or input the server refused with 4
 	// The NATS flags are the services' own (pkg/events), with their
 	// environment variables.
 	nfs := flag.NewFlagSet("nats", flag.ContinueOnError)
-	o.nats.RegisterFlags(envflag.New(nfs, o.getenv))
+	natsflag.Register(envflag.New(nfs, o.getenv), &o.nats)
 	pf.AddGoFlagSet(nfs)
 	_ = root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return outputs, cobra.ShellCompDirectiveNoFileComp

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/pkg/harness/tlstest"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 )
 
 // TestTalksHTTPSWithACAFile: stateguardctl reaches a correlator API served

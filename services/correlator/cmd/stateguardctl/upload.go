@@ -8,10 +8,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stateguard/stateguard/pkg/events"
+	"github.com/stateguard/stateguard/services/correlator/internal/api"
 )
 
 // uploadStatus is the part of sastingest's GET /v1/sarif/{id} the text
@@ -79,7 +82,62 @@ shown as "not joined" with the reason.`,
 			return o.print(doc, func(out io.Writer, _ bool) error { return printUpload(out, st, cj, cjErr) })
 		},
 	}
-	return group("upload", "SARIF uploads: get", get)
+	return group("upload", "SARIF uploads: get, list", get, uploadListCmd(o))
+}
+
+func uploadListCmd(o *options) *cobra.Command {
+	var notJoined bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "The uploads that named no application, and how the correlator joined them (or why not)",
+		Long: `Lists, from the correlator (--server), every upload that named no application (GitHub's uploaders send a
+repository and a commit only): what it was joined to, or why it is not joined yet. --not-joined lists only
+those still waiting for a workload that names their repository.`,
+		Example: "  stateguardctl upload list --not-joined",
+		Args:    exactArgs(0, "no argument"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"limit": {"1000"}}
+			if notJoined {
+				q.Set("joined", "false")
+			}
+			all := []api.UploadJoinStatus{}
+			for {
+				var page []api.UploadJoinStatus
+				if err := o.get(cmd.Context(), "/v1/uploads?"+q.Encode(), &page); err != nil {
+					return err
+				}
+				if len(page) == 0 {
+					break
+				}
+				all = append(all, page...)
+				q.Set("after", page[len(page)-1].UploadID)
+			}
+			return o.print(all, func(out io.Writer, _ bool) error { return uploadTable(out, all) })
+		},
+	}
+	list.Flags().BoolVar(&notJoined, "not-joined", false, "only the uploads not joined")
+	return list
+}
+
+func uploadTable(out io.Writer, ups []api.UploadJoinStatus) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "UPLOAD\tREPOSITORY\tCATEGORY\tRECEIVED\tJOINED TO")
+	for _, u := range ups {
+		to := "not joined: " + u.Reason
+		if u.State == "joined" {
+			var apps []string
+			for _, t := range u.JoinedTo {
+				apps = append(apps, t.Namespace+"/"+t.App)
+			}
+			to = strings.Join(apps, ", ")
+		}
+		received := "-"
+		if !u.ReceivedAt.IsZero() {
+			received = u.ReceivedAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.UploadID, u.Repository, orDash(u.Category), received, to)
+	}
+	return w.Flush()
 }
 
 // correlatorJoin asks the correlator how it joined an upload; nil, nil

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/restoreplan"
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/restoreplan"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 )
 
@@ -27,7 +27,7 @@ type Store interface {
 // Server answers the API.
 type Server struct {
 	store Store
-	pub   Publisher
+	pub   events.Publisher
 	log   *slog.Logger
 	now   func() time.Time
 	cache viewCache
@@ -39,7 +39,7 @@ type Option func(*Server)
 // WithPublisher lets operators write (resolve an incident, dismiss a
 // finding): each write becomes an event p publishes. Without it the write
 // routes answer 503.
-func WithPublisher(p Publisher) Option { return func(s *Server) { s.pub = p } }
+func WithPublisher(p events.Publisher) Option { return func(s *Server) { s.pub = p } }
 
 // Register adds the /v1 routes, behind tokens, to mux: reads take a token
 // of any scope, writes an operator token.
@@ -56,6 +56,7 @@ func Register(mux *http.ServeMux, store Store, tokens Tokens, log *slog.Logger, 
 	read("GET /v1/incidents", validated(s.incidents))
 	read("GET /v1/incidents/{id}", validated(s.incident))
 	read("GET /v1/snapshots/{namespace}/{name}/why", validated(s.why))
+	read("GET /v1/uploads", s.uploadJoins)
 	read("GET /v1/uploads/{upload}", s.uploadJoin)
 	write("POST /v1/incidents/{id}/resolve", validated(s.resolve))
 	write("POST /v1/findings/dismiss", s.dismiss)

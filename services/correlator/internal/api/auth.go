@@ -12,7 +12,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 )
 
 // Scope is what a token may do. Operator tokens may also read.

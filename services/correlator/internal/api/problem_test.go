@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
 )
@@ -59,6 +59,11 @@ func TestErrorsAreProblemDetails(t *testing.T) {
 		{"a snapshot name with a slash-free but invalid character", "/v1/snapshots/shop/s_2/why", tok, http.StatusBadRequest, "invalid-parameter", "snapshot"},
 		{"an upload id that is not one", "/v1/uploads/" + long, tok, http.StatusBadRequest, "invalid-parameter", "40 lowercase hexadecimal"},
 		{"an upload without a join record", "/v1/uploads/" + strings.Repeat("ab", 20), tok, http.StatusNotFound, "not-found", "no join record"},
+		{"a joined filter that is neither true nor false", "/v1/uploads?joined=" + long, tok, http.StatusBadRequest, "invalid-parameter", "joined is true or false"},
+		{"a page of no upload", "/v1/uploads?limit=0", tok, http.StatusBadRequest, "invalid-parameter", "limit is a whole number from 1 to 1000"},
+		{"a page of too many uploads", "/v1/uploads?joined=false&limit=1001", tok, http.StatusBadRequest, "invalid-parameter", "from 1 to 1000"},
+		{"a page after something not an upload id", "/v1/uploads?after=" + long, tok, http.StatusBadRequest, "invalid-parameter", "after is an upload id"},
+		{"a list of join records from a store that keeps none", "/v1/uploads?joined=false", tok, http.StatusNotFound, "not-found", "no join records"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

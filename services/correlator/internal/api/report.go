@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 )
 
 // RegisterReport serves GET /v1/report (a read token): h answers it

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 )
 

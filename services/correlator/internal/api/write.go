@@ -2,7 +2,6 @@ package api
 
 import (
 	"cmp"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,18 +16,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 )
-
-// Publisher stores an operator's decision as an event in JetStream
-// (*events.Client): Publish returns once the event is stored, and a
-// retried event with the same id is dropped by the stream's
-// de-duplication (Nats-Msg-Id).
-type Publisher interface {
-	NewEvent(typ, id string, payload any) (events.Event, error)
-	Publish(ctx context.Context, evs ...events.Event) error
-}
 
 // ResolveRequest is the body of POST /v1/incidents/{id}/resolve.
 type ResolveRequest struct {

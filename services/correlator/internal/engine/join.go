@@ -260,3 +260,65 @@ func (j *joiner) joinPending(ctx context.Context, id string, seen []model.RepoTa
 	}
 	return true, nil
 }
+
+// keyLister lists the keys of the state bucket that match a subject
+// filter (bucketKV does); a joinKV without it lists no join records.
+type keyLister interface {
+	Keys(ctx context.Context, filter string) ([]string, error)
+}
+
+// Keys lists the bucket's keys matching filter ("upload.*").
+func (b bucketKV) Keys(ctx context.Context, filter string) ([]string, error) {
+	lister, err := b.kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", filter, err)
+	}
+	var out []string
+	for k := range lister.Keys() {
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// Records lists the join records in upload id order, from the first id
+// after after, at most limit of them, only those in state (model.JoinJoined
+// or model.JoinNotJoined; "" for both). more reports that further records
+// match. It reads the records one by one until limit match: a page costs
+// the listing of the uploads' keys and the records it skips.
+func (j *joiner) Records(ctx context.Context, state, after string, limit int) (recs []model.UploadJoin, more bool, err error) {
+	l, ok := j.kv.(keyLister)
+	if !ok {
+		return nil, false, nil
+	}
+	keys, err := l.Keys(ctx, uploadKey("*"))
+	if err != nil {
+		return nil, false, err
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys) // a listing during writes may repeat a key
+	for _, k := range keys {
+		if k <= uploadKey(after) {
+			continue
+		}
+		var rec model.UploadJoin
+		rev, err := j.getJSON(ctx, k, &rec)
+		if err != nil {
+			return nil, false, err
+		}
+		if rev == 0 || (state != "" && rec.State != state) {
+			continue
+		}
+		if len(recs) == limit {
+			return recs, true, nil
+		}
+		recs = append(recs, rec)
+	}
+	return recs, false, nil
+}
+
+// UploadJoins lists the join records of uploads that named no application
+// (joiner.Records): state "" for all, model.JoinNotJoined for those still
+// waiting for a workload of their repository or refused one.
+func (e *Engine) UploadJoins(ctx context.Context, state, after string, limit int) (recs []model.UploadJoin, more bool, err error) {
+	return e.join.Records(ctx, state, after, limit)
+}

@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/restoreplan"
+	"github.com/stateguard/stateguard/pkg/restoreplan"
 	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 

@@ -7,8 +7,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/stateguard/stateguard/pkg/events/envflag"
-	"github.com/stateguard/stateguard/pkg/events/service"
+	"github.com/stateguard/stateguard/pkg/runtime/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 )
 
 // Config is sastingest's configuration.

@@ -31,14 +31,6 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/internal/schedule"
 )
 
-// Publisher publishes events; *events.Client is one.
-type Publisher interface {
-	NewEvent(typ, id string, payload any) (events.Event, error)
-	Publish(ctx context.Context, evs ...events.Event) error
-}
-
-var _ Publisher = (*events.Client)(nil)
-
 // EventRecorder records a Kubernetes Event on an object;
 // k8s.io/client-go/tools/record.EventRecorder is one.
 type EventRecorder interface {
@@ -64,7 +56,7 @@ type Controller struct {
 	// lets Run react to VolumeSnapshot changes at once.
 	Client client.Client
 	// Events publishes the snapshot events.
-	Events Publisher
+	Events events.Publisher
 	// Hooks runs consistency hooks.
 	Hooks hooks.Executor
 	// Clock is the time source (a fake clock in tests).

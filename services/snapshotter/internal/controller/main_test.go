@@ -209,7 +209,7 @@ func newRig(t *testing.T, ns string, start time.Time) *rig {
 }
 
 // controller returns a new controller instance (as after a restart).
-func (r *rig) controller(pub controller.Publisher) *controller.Controller {
+func (r *rig) controller(pub events.Publisher) *controller.Controller {
 	ex, err := hooks.NewExec(env.Config)
 	if err != nil {
 		r.t.Fatal(err)

@@ -35,7 +35,7 @@ type Observer struct {
 	// client: the snapshotter may get ReplicaSets, not watch them).
 	Owners client.Reader
 	// Events publishes the observations.
-	Events controller.Publisher
+	Events events.Publisher
 	// Store keeps the last observation of each PVC.
 	Store *Store
 	// Clock gives the observed time of a change.

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/restoreplan"
+	"github.com/stateguard/stateguard/pkg/restoreplan"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/workload"
 )

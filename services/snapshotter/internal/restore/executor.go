@@ -20,14 +20,6 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
 )
 
-// Publisher publishes events; *events.Client is one.
-type Publisher interface {
-	NewEvent(typ, id string, payload any) (events.Event, error)
-	Publish(ctx context.Context, evs ...events.Event) error
-}
-
-var _ Publisher = (*events.Client)(nil)
-
 // Recorder records a Kubernetes Event on an object;
 // k8s.io/client-go/tools/record.EventRecorder is one.
 type Recorder interface {
@@ -43,7 +35,7 @@ type Executor struct {
 	// lets Run react to a new Restore at once.
 	Client client.Client
 	// Events publishes the restore events.
-	Events Publisher
+	Events events.Publisher
 	// Clock is the time source.
 	Clock clock.Clock
 	// Log is the logger.

@@ -17,16 +17,10 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
 )
 
-// Publisher publishes events; *events.Client is one.
-type Publisher interface {
-	NewEvent(typ, id string, payload any) (events.Event, error)
-	Publish(ctx context.Context, evs ...events.Event) error
-}
-
 // Reporter announces settled snapshots.
 type Reporter struct {
 	Client    client.Client
-	Events    Publisher
+	Events    events.Publisher
 	Clock     clock.PassiveClock
 	Log       *slog.Logger
 	Metrics   *metrics.Metrics

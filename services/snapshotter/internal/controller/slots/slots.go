@@ -17,12 +17,6 @@ import (
 	"github.com/stateguard/stateguard/services/snapshotter/internal/metrics"
 )
 
-// Publisher publishes events; *events.Client is one.
-type Publisher interface {
-	NewEvent(typ, id string, payload any) (events.Event, error)
-	Publish(ctx context.Context, evs ...events.Event) error
-}
-
 // EventRecorder records a Kubernetes Event on an object;
 // k8s.io/client-go/tools/record.EventRecorder is one.
 type EventRecorder interface {
@@ -32,7 +26,7 @@ type EventRecorder interface {
 // Taker takes the snapshots of slots and on-demand requests.
 type Taker struct {
 	Client client.Client
-	Events Publisher
+	Events events.Publisher
 	Hooks  hooks.Executor
 	Clock  clock.PassiveClock
 	Log    *slog.Logger

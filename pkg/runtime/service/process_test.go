@@ -11,9 +11,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/stateguard/stateguard/pkg/events/envflag"
-	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/runtime/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 )
 
 // common parses the common flags of a service on NATS srv from args.

@@ -10,7 +10,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/stateguard/stateguard/pkg/events/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/envflag"
 )
 
 // TLSFiles names the files of a service's HTTPS server. With CertFile and

@@ -11,7 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/natsflag"
 )
 
 // Common are the settings every service has.
@@ -46,7 +47,7 @@ func (c *Common) Register(s *envflag.Set, defaultHTTP string) {
 	s.Bool(&c.Bind, "nats-bind", "NATS_BIND", false, "bind to the JetStream streams, consumers and buckets the bootstrap subcommand created (as a NATS user that may not create them) instead of creating or updating them")
 	s.Duration(&c.NATSDownGrace, "nats-down-grace", "NATS_DOWN_GRACE", 60*time.Second, "how long the NATS connection may be down before /healthz fails and the pod is restarted")
 	c.TLS.Register(s)
-	c.NATS.RegisterFlags(s)
+	natsflag.Register(s, &c.NATS)
 }
 
 // Watch makes ops follow client's connection: /readyz fails while it is

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/tlstest"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 )
 
 // serveTLS runs ServeTLS with files on a loopback port until the test ends

@@ -1,4 +1,4 @@
-package logtest
+package eventstest
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 // Concurrent writers lose nothing and the reader sees whole writes (run
 // with -race).
 func TestBufferKeepsEveryConcurrentWrite(t *testing.T) {
-	var b Buffer
+	var b LogBuffer
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {

@@ -15,9 +15,9 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 
-	"github.com/stateguard/stateguard/pkg/events/envflag"
-	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/runtime/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 )
 
 func get(t *testing.T, url string) (int, string) {

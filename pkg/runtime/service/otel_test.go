@@ -14,11 +14,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/events/envflag"
-	"github.com/stateguard/stateguard/pkg/events/service"
 	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/pkg/harness/otlptest"
+	"github.com/stateguard/stateguard/pkg/runtime/envflag"
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 )
 
 // setupOTel runs SetupOTel with env as the whole OTEL_* environment (the
