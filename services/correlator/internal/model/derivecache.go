@@ -63,6 +63,8 @@ type viewCache struct {
 	// certsGen counts the derivations of certs; certsDecided is the one
 	// decide last looked at.
 	certsGen, certsDecided uint64
+	// mountedPods is mountedByPods, as of certs.
+	mountedPods bool
 }
 
 // touch marks app dirty.
@@ -314,6 +316,7 @@ func (st *State) deriveChanges(r Rules) changes {
 	}
 	if !c.certsOK {
 		c.certs = certViews(r, st)
+		c.mountedPods = mountedByPods(st)
 		c.certsOK = true
 		c.certsGen++
 	}
@@ -342,8 +345,20 @@ func (st *State) deriveChanges(r Rules) changes {
 			}
 		}
 	}
-	pods := mountedByPods(st)
-	for _, app := range names {
+	pods := c.mountedPods
+	// The applications to derive: every one, or the dirty ones that exist,
+	// in name order (not going over the namespace's other applications).
+	todo := names
+	if !c.all {
+		todo = todo[:0:0]
+		for app := range c.dirty {
+			if _, ok := c.refs[app]; ok {
+				todo = append(todo, app)
+			}
+		}
+		slices.Sort(todo)
+	}
+	for _, app := range todo {
 		av := c.apps[app]
 		if av == nil || c.all || c.dirty[app] {
 			if av != nil {

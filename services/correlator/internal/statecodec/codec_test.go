@@ -182,3 +182,26 @@ func TestCompressedStateReadsBack(t *testing.T) {
 		t.Errorf("oversized state: %v", err)
 	}
 }
+
+// The hand-written envelope is what encoding/json writes for it.
+func TestEnvelopeWritesWhatEncodingJSONWrites(t *testing.T) {
+	for _, env := range []Envelope{
+		{Layout: Layout, Gen: 1},
+		{Layout: Layout, Gen: 7, Part: "a3"},
+		{Layout: Layout, Gen: 1 << 40, Parts: map[string]uint64{"ff": 3, "00": 1, "7c": 1 << 33}},
+		{Layout: Layout, Gen: 9, Parts: map[string]uint64{"01": 9}, Outbox: []Pending{{Seq: 4, Cause: "ev-1", CauseTime: time.Date(2026, 3, 1, 0, 0, 0, 5, time.UTC),
+			RulesVersion: "sha256:ab", Decisions: []PendingDecision{{ID: "pin-1", Type: "t", Payload: json.RawMessage(`{"a":"<b>"}`)}}}}},
+	} {
+		want, err := json.Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendEnvelope(nil, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("envelope:\n got %s\nwant %s", got, want)
+		}
+	}
+}
