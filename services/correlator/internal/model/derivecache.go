@@ -288,11 +288,10 @@ type changes struct {
 	certsChanged bool
 }
 
-// deriveChanges re-derives the applications whose facts changed since the
-// last call and keeps the namespace's pins up to date for the snapshots
-// their pins name, so an event costs what its applications cost, not what
-// the namespace's do.
-func (st *State) deriveChanges(r Rules) changes {
+// prepareCache returns st's view cache for r (a new one, everything
+// dirty, when there is none or the rules changed), with its application
+// names, certificates and lineage crossing up to date.
+func (st *State) prepareCache(r Rules) *viewCache {
 	c := st.cache
 	if c == nil || !c.rules.equal(r) {
 		c = &viewCache{rules: r.clone(), apps: map[string]*appViews{}, dirty: map[string]bool{}, all: true, refs: map[string]int{},
@@ -333,6 +332,15 @@ func (st *State) deriveChanges(r Rules) changes {
 		c.all = true
 		clear(c.dirty)
 	}
+	return c
+}
+
+// deriveChanges re-derives the applications whose facts changed since the
+// last call and keeps the namespace's pins up to date for the snapshots
+// their pins name, so an event costs what its applications cost, not what
+// the namespace's do.
+func (st *State) deriveChanges(r Rules) changes {
+	c := st.prepareCache(r)
 	names := c.names
 	ch := changes{all: c.all || c.pins == nil, appNames: map[string]bool{}}
 	touched := map[string]bool{}
