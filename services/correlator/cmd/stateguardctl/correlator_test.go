@@ -17,6 +17,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/harness/logtest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/correlator/internal/api"
+	"github.com/stateguard/stateguard/services/correlator/internal/engine"
 	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
 )
 
@@ -35,7 +36,27 @@ func caseStudy(t *testing.T) (*correlator, map[string]string) {
 		var incs []api.Incident
 		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &incs) == nil && len(incs) == 1 && len(incs[0].RestorePoints) == 1
 	})
+	// The incident is open from the case study's middle on: wait for the
+	// rest too (every event acknowledged, so its state is stored).
+	eventually(t, "the correlator consumed the case study", func() bool { return consumed(t, c) })
 	return c, env
+}
+
+// consumed reports whether the correlator's consumers acknowledged every
+// event of their streams.
+func consumed(t *testing.T, c *correlator) bool {
+	t.Helper()
+	for _, cons := range engine.Consumers {
+		con, err := c.client.JetStream().Consumer(t.Context(), cons.Stream, consumerPrefix+"-"+cons.Suffix)
+		if err != nil {
+			return false
+		}
+		ci, err := con.Info(t.Context())
+		if err != nil || ci.NumPending > 0 || ci.NumAckPending > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // operatorTokenFile writes an operator tokens file as an operator keeps
