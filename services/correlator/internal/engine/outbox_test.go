@@ -17,9 +17,12 @@ import (
 )
 
 // refusingWriter is a state writer whose writes fail (a CAS conflict, a
-// partition) until it is opened; it counts the refused groups.
+// partition) until it is opened; it counts the refused groups. Its first
+// write waits for hold to close before it fails, so that the handlers
+// apply every event to the state in memory meanwhile.
 type refusingWriter struct {
 	real *events.KVWriter
+	hold chan struct{}
 
 	mu      sync.Mutex
 	open    bool
@@ -29,6 +32,10 @@ type refusingWriter struct {
 var errRefused = errors.New("the write did not reach a quorum")
 
 func (w *refusingWriter) PutGroups(ctx context.Context, groups [][]events.KVPut) events.KVBatches {
+	select {
+	case <-w.hold:
+	case <-ctx.Done():
+	}
 	w.mu.Lock()
 	open := w.open
 	if !open {
@@ -58,18 +65,18 @@ func (w *refusingWriter) accept() {
 	w.open = true
 }
 
-// TestNoDecisionBeforeItsStateIsStored: while every write of the state
-// fails, the events that call for decisions are applied again and again
+// TestNoDecisionBeforeItsStateIsStored: while the state's write is held
+// and then fails, the case study is applied in memory — its pins decided —
 // and nothing reaches the streams; once writes go through, the decisions
-// are published, each once, and are the case study's.
+// are published, each once, and the state is the model's.
 func TestNoDecisionBeforeItsStateIsStored(t *testing.T) {
 	srv := natstest.Run(t)
 	c := natstest.Client(t, srv)
-	e, err := New(t.Context(), Options{Client: c, Rules: model.DefaultRules(), Workers: 2})
+	e, err := New(t.Context(), Options{Client: c, Rules: model.DefaultRules(), Workers: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &refusingWriter{real: c.KVWriter("stateguard-correlator")}
+	w := &refusingWriter{real: c.KVWriter("stateguard-correlator"), hold: make(chan struct{})}
 	e.store.w = w
 	if err := e.Start(t.Context()); err != nil {
 		t.Fatal(err)
@@ -81,17 +88,27 @@ func TestNoDecisionBeforeItsStateIsStored(t *testing.T) {
 	})
 	cs := scenario.CaseStudy()
 	publish(t, c, cs...)
-	// Every event of the case study's namespace was applied and its write
-	// refused at least once: the first pins were decided by then.
+	// The write is held: the handlers apply the story in memory until the
+	// state pins a snapshot — a decision taken, not stored.
 	deadline := time.Now().Add(2 * time.Minute)
-	for w.refusals() < 3*len(cs) {
+	for pinnedInMemory(e, scenario.CaseNS) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d writes refused", w.refusals())
+			t.Fatal("the state in memory pinned nothing")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if got := stored(t, c, decisionTypes...); len(got) > 0 {
 		t.Fatalf("%d decisions on the streams while no state that made them was stored: %v", len(got), briefs(t, got))
+	}
+	close(w.hold) // the held write fails; the next ones too, until accepted
+	for w.refusals() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no write refused")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := stored(t, c, decisionTypes...); len(got) > 0 {
+		t.Fatalf("%d decisions on the streams after the state's write failed: %v", len(got), briefs(t, got))
 	}
 	w.accept()
 	drain(t, c)
@@ -193,4 +210,20 @@ func TestOutboxLeftByADeadProcessIsPublishedAtStart(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// pinnedInMemory is how many snapshots the state of ns in memory pins.
+func pinnedInMemory(e *Engine, ns string) int {
+	e.store.mu.Lock()
+	en := e.store.entries[ns]
+	e.store.mu.Unlock()
+	if en == nil {
+		return 0
+	}
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	if en.st == nil {
+		return 0
+	}
+	return len(en.st.Ledger.Pinned)
 }
