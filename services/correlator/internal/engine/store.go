@@ -25,8 +25,9 @@ import (
 // namespace at once, writes each with a compare-and-set on its revision —
 // in JetStream atomic batches of up to 1,000 states, one disk sync each,
 // or, for fewer than events.MinBatch, one by one, pipelined — and then
-// releases the handlers whose changes are on disk, which acknowledge their
-// events. Under load a namespace that several events touched is written
+// releases the handlers whose changes are on disk, which publish the
+// decisions those changes stored in the namespace's outbox
+// (PublishAfterCommit) and then acknowledge their events. Under load a namespace that several events touched is written
 // once for all of them; at a trickle each event waits for one KV write.
 type store struct {
 	kv     jetstream.KeyValue
@@ -54,9 +55,9 @@ type store struct {
 }
 
 // entry is one namespace's state. mu serialises the namespace's handlers
-// inside the process (a handler holds it from applying its event until its
-// decisions are published); the write bookkeeping has its own short lock, so
-// the writer never waits for a handler's publication.
+// inside the process (a handler holds it while it applies its event; its
+// decisions are published after the commit, outside it); the write
+// bookkeeping and the outbox have their own short locks.
 type entry struct {
 	ns string
 
@@ -418,7 +419,7 @@ func (s *store) run(ctx context.Context) {
 		case <-s.kick:
 		}
 		if s.flush(ctx, s.takeDirty()) {
-			// Some namespaces were busy publishing decisions: come back
+			// Some namespaces were busy applying events: come back
 			// for them soon even if nothing else changes.
 			time.AfterFunc(time.Millisecond, s.wake)
 		}
@@ -461,8 +462,9 @@ func (s *store) takeDirty() []*entry {
 }
 
 // flush writes the namespaces of batch once. A namespace whose handler is
-// publishing decisions is left dirty for the next round (its state must not
-// reach KV before its decisions do); busy reports whether there was one.
+// applying an event is left dirty for the next round, and the next handler
+// to release it encodes it (releaseLocked); busy reports whether there was
+// one.
 func (s *store) flush(ctx context.Context, batch []*entry) (busy bool) {
 	// At least one round: handlers may have encoded writes (ready).
 	for first := true; first || len(batch) > 0; first = false {
