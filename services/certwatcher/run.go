@@ -1,9 +1,8 @@
-package app
+package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,16 +28,17 @@ import (
 	"github.com/stateguard/stateguard/services/certwatcher/internal/rotation"
 )
 
-// Name is the service name.
-const Name = "certwatcher"
+const name = "certwatcher"
 
-// Run is certwatcher's entry point (service.RunFunc).
-func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	return RunWith(ctx, args, getenv, stdout, Hooks{})
+// cli is certwatcher's command line: the service and `bootstrap`.
+var cli = service.Commands(name, run, service.BootstrapCommand(bootstrap))
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	return runWith(ctx, args, getenv, stdout, hooks{})
 }
 
-// Hooks let tests observe a running certwatcher.
-type Hooks struct {
+// hooks let tests observe a running certwatcher.
+type hooks struct {
 	// HTTPBound receives the HTTP server's address.
 	HTTPBound func(net.Addr)
 	// RestConfig replaces the kubeconfig lookup.
@@ -47,29 +47,28 @@ type Hooks struct {
 	Clock clock.WithTicker
 }
 
-// RunWith is Run with hooks.
-func RunWith(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, h Hooks) error {
-	bootstrapping := len(args) > 0 && args[0] == "bootstrap"
-	if bootstrapping {
-		args = args[1:]
-	}
+// runWith is run with hooks.
+func runWith(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, h hooks) error {
 	cfg, err := config.Load(args, getenv, stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
 	if err != nil {
 		return err
-	}
-	if bootstrapping {
-		return cfg.Bootstrap(ctx, Name, stdout, func(ctx context.Context, c *events.Client) error {
-			return create(ctx, cfg, c)
-		})
 	}
 	if h.Clock == nil {
 		h.Clock = clock.RealClock{}
 	}
-	return service.Run(ctx, Name, cfg.Common, stdout, getenv, func(ctx context.Context, p *service.Process) error {
+	return service.Run(ctx, name, cfg.Common, stdout, getenv, func(ctx context.Context, p *service.Process) error {
 		return wire(ctx, p, cfg, h)
+	})
+}
+
+// bootstrap is `certwatcher bootstrap [flags]` (the service's flags).
+func bootstrap(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	return cfg.Bootstrap(ctx, name, stdout, func(ctx context.Context, c *events.Client) error {
+		return create(ctx, cfg, c)
 	})
 }
 
@@ -100,7 +99,7 @@ type watcher struct {
 // wire adds certwatcher's parts to p: the inventory fed by Kubernetes
 // discovery and the watched directories, the evaluation loop, and the
 // rotation executor's consumer.
-func wire(ctx context.Context, p *service.Process, cfg config.Config, h Hooks) error {
+func wire(ctx context.Context, p *service.Process, cfg config.Config, h hooks) error {
 	kubeclient.RouteKlog(p.Log.With("component", "client-go"))
 	p.HTTPBound = h.HTTPBound
 	kv, err := marks.Open(ctx, p.Client.JetStream(), cfg.KVBucket, cfg.Streams.Replicas, cfg.MarkTTL)
@@ -136,7 +135,7 @@ func wire(ctx context.Context, p *service.Process, cfg config.Config, h Hooks) e
 // watchCluster starts Kubernetes discovery into the inventory (readiness
 // waits for its informers) and, with --rotation, the rotation executor's
 // consumer.
-func (w *watcher) watchCluster(ctx context.Context, p *service.Process, cfg config.Config, h Hooks) error {
+func (w *watcher) watchCluster(ctx context.Context, p *service.Process, cfg config.Config, h hooks) error {
 	rc := h.RestConfig
 	if rc == nil {
 		var err error
