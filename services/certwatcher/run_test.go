@@ -25,28 +25,29 @@ import (
 )
 
 // running starts certwatcher and returns its HTTP address; it stops at
-// cleanup and the test fails if runWith returned an error.
-func running(t *testing.T, args []string, h hooks) string {
+// cleanup and the test fails if run returned an error.
+func running(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	bound := make(chan net.Addr, 1)
-	h.HTTPBound = func(a net.Addr) { bound <- a }
+	addrc := make(chan net.Addr, 1)
+	bound = func(a net.Addr) { addrc <- a }
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		errc <- runWith(ctx, append([]string{"--http-addr", "127.0.0.1:0", "--log-level", "warn"}, args...), func(string) string { return "" }, io.Discard, h)
+		errc <- run(ctx, append([]string{"--http-addr", "127.0.0.1:0", "--log-level", "warn"}, args...), func(string) string { return "" }, io.Discard)
 	}()
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
+		bound = nil
 		if err := <-errc; err != nil {
 			t.Errorf("run: %v", err)
 		}
 	})
 	select {
-	case a := <-bound:
+	case a := <-addrc:
 		return a.String()
 	case err := <-errc:
 		t.Fatalf("run ended early: %v", err)
@@ -80,7 +81,7 @@ func TestWatchDirWithoutKubernetes(t *testing.T) {
 	srv := natstest.Run(t)
 	c := natstest.Client(t, srv)
 	dir := t.TempDir()
-	addr := running(t, []string{"--nats-url", srv.ClientURL(), "--watch-dir", dir, "--dir-rescan", "0"}, hooks{})
+	addr := running(t, []string{"--nats-url", srv.ClientURL(), "--watch-dir", dir, "--dir-rescan", "0"}...)
 	eventually(t, "ready", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == http.StatusOK })
 
 	// Written after start: only file notifications can find them.
@@ -126,7 +127,7 @@ func TestClusterDiscoveryPublishesWithUsers(t *testing.T) {
 	}
 	srv := natstest.Run(t)
 	c := natstest.Client(t, srv)
-	addr := running(t, []string{"--nats-url", srv.ClientURL(), "--namespace", ns, "--cluster", "on"}, hooks{RestConfig: cluster.Config})
+	addr := running(t, []string{"--nats-url", srv.ClientURL(), "--namespace", ns, "--cluster", "on", "--kubeconfig", cluster.Kubeconfig}...)
 	eventually(t, "ready", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == http.StatusOK })
 	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "shop-tls"}, Type: corev1.SecretTypeTLS,

@@ -15,7 +15,7 @@ func TestServesHTTPS(t *testing.T) {
 	srv := natstest.Run(t)
 	f := tlstest.New(t)
 	args := append([]string{"--nats-url", srv.ClientURL(), "--watch-dir", t.TempDir(), "--dir-rescan", "0", "--tls-client-ca-file", f.CAFile}, f.Args()...)
-	addr := running(t, args, hooks{})
+	addr := running(t, args...)
 	tlstest.Check(t, f, addr)
 
 	for _, c := range []struct {
