@@ -1,11 +1,9 @@
 package main
 
 import (
-	"io"
-	"strings"
 	"testing"
 
-	"github.com/stateguard/stateguard/pkg/harness/natstest"
+	"github.com/stateguard/stateguard/pkg/runtime/service/servicetest"
 )
 
 // TestCommandLine: certwatcher's command line goes through service.Commands —
@@ -13,26 +11,5 @@ import (
 // refused, and `certwatcher bootstrap` creates the service's KV bucket certwatcher
 // on a fresh JetStream and exits.
 func TestCommandLine(t *testing.T) {
-	none := func(string) string { return "" }
-	var help strings.Builder
-	if err := cli(t.Context(), []string{"--help"}, none, &help); err != nil {
-		t.Fatalf("--help: %v", err)
-	}
-	for _, want := range []string{"Usage of certwatcher:", "-nats-url", "certwatcher bootstrap [flags]"} {
-		if !strings.Contains(help.String(), want) {
-			t.Errorf("--help lacks %q:\n%s", want, help.String())
-		}
-	}
-	if err := cli(t.Context(), []string{"bootstrapp"}, none, io.Discard); err == nil || !strings.Contains(err.Error(), `unknown command "bootstrapp"`) {
-		t.Errorf("bootstrapp: err = %v, want an unknown command", err)
-	}
-
-	srv := natstest.Run(t)
-	if err := cli(t.Context(), []string{"bootstrap", "--nats-url", srv.ClientURL(), "--log-level", "warn"}, none, io.Discard); err != nil {
-		t.Fatalf("bootstrap: %v", err)
-	}
-	js := natstest.Client(t, srv).JetStream()
-	if _, err := js.KeyValue(t.Context(), "certwatcher"); err != nil {
-		t.Errorf("after bootstrap, KV bucket certwatcher: %v", err)
-	}
+	servicetest.Check(t, servicetest.CommandLine{Name: name, CLI: cli, Bucket: "certwatcher"})
 }
