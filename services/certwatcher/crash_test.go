@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/pkg/harness/proctest"
+	"github.com/stateguard/stateguard/pkg/runtime/service/kubeclient"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certinfo"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/rotation"
@@ -30,6 +32,10 @@ import (
 var cluster *kubetest.Cluster
 
 func TestMain(m *testing.M) {
+	// klog is routed once per process: to nowhere here, before the first
+	// runWith, so no test's log buffer receives client-go's lines after it
+	// ended.
+	kubeclient.RouteKlog(slog.New(slog.DiscardHandler))
 	os.Exit(kubetest.MainCluster(m, &cluster, kubetest.Options{WithoutCertManager: true}))
 }
 

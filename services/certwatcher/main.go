@@ -1,9 +1,5 @@
 package main
 
-import (
-	"github.com/stateguard/stateguard/pkg/runtime/service"
+import "github.com/stateguard/stateguard/pkg/runtime/service"
 
-	"github.com/stateguard/stateguard/services/certwatcher/internal/app"
-)
-
-func main() { service.Main(app.Run) }
+func main() { service.Main(cli) }

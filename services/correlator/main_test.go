@@ -13,7 +13,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/correlator/internal/api"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 func TestRunServesTheAPIAndShutsDown(t *testing.T) {
@@ -41,7 +41,7 @@ func TestRunServesTheAPIAndShutsDown(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("run ended early: %v", err)
 	}
-	if err := c.Publish(t.Context(), scenario.CaseStudy()[:9]...); err != nil {
+	if err := c.Publish(t.Context(), scenariotest.CaseStudy()[:9]...); err != nil {
 		t.Fatal(err)
 	}
 	var posture api.Posture

@@ -22,22 +22,27 @@ const name = "correlator"
 // bound, when set (by tests), learns the HTTP server's address.
 var bound func(net.Addr)
 
+// cli is the correlator's command line: the service and `bootstrap`.
+var cli = service.Commands(name, run, service.BootstrapCommand(bootstrap))
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	bootstrapping := len(args) > 0 && args[0] == "bootstrap"
-	if bootstrapping {
-		args = args[1:]
-	}
-	cfg, err := config.Load(args, getenv, os.ReadFile)
+	cfg, err := config.Load(args, getenv, os.ReadFile, stdout)
 	if err != nil {
 		return err
 	}
-	if bootstrapping {
-		return cfg.Bootstrap(ctx, name, stdout, func(ctx context.Context, c *events.Client) error {
-			return create(ctx, cfg, c)
-		})
-	}
 	return service.Run(ctx, name, cfg.Common, stdout, getenv, func(ctx context.Context, p *service.Process) error {
 		return wire(ctx, p, cfg)
+	})
+}
+
+// bootstrap is `correlator bootstrap [flags]` (the service's flags).
+func bootstrap(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(args, getenv, os.ReadFile, stdout)
+	if err != nil {
+		return err
+	}
+	return cfg.Bootstrap(ctx, name, stdout, func(ctx context.Context, c *events.Client) error {
+		return create(ctx, cfg, c)
 	})
 }
 

@@ -19,19 +19,13 @@ const name = "sastingest"
 // bound, when set (by tests), receives the HTTP server's address.
 var bound func(net.Addr)
 
+// cli is sastingest's command line: the service and `bootstrap`.
+var cli = service.Commands(name, run, service.BootstrapCommand(bootstrap))
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	bootstrapping := len(args) > 0 && args[0] == "bootstrap"
-	if bootstrapping {
-		args = args[1:]
-	}
 	cfg, err := config.Parse(args, getenv, stdout)
 	if err != nil {
 		return err
-	}
-	if bootstrapping {
-		return cfg.Bootstrap(ctx, name, stdout, func(ctx context.Context, c *events.Client) error {
-			return create(ctx, cfg, c)
-		})
 	}
 	tokens, secrets, err := loadAuth(cfg)
 	if err != nil {
@@ -39,6 +33,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	return service.Run(ctx, name, cfg.Common, stdout, getenv, func(ctx context.Context, p *service.Process) error {
 		return wire(ctx, p, cfg, tokens, secrets)
+	})
+}
+
+// bootstrap is `sastingest bootstrap [flags]` (the service's flags).
+func bootstrap(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Parse(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	return cfg.Bootstrap(ctx, name, stdout, func(ctx context.Context, c *events.Client) error {
+		return create(ctx, cfg, c)
 	})
 }
 

@@ -30,7 +30,7 @@ func TestRunServesAPIHealthAndMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, []string{"--http-addr=127.0.0.1:0", "--nats-url=" + srv.ClientURL(), "--tokens-file=" + tokens, "--spool-dir=" + dir},
+		errc <- cli(ctx, []string{"--http-addr=127.0.0.1:0", "--nats-url=" + srv.ClientURL(), "--tokens-file=" + tokens, "--spool-dir=" + dir},
 			func(string) string { return "" }, io.Discard)
 	}()
 	var base string
@@ -127,7 +127,7 @@ func startServiceLog(t *testing.T, natsURL string, out io.Writer, args ...string
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, append([]string{"--http-addr=127.0.0.1:0", "--nats-url=" + natsURL, "--tokens-file=" + tokens, "--spool-dir=" + dir}, args...),
+		errc <- cli(ctx, append([]string{"--http-addr=127.0.0.1:0", "--nats-url=" + natsURL, "--tokens-file=" + tokens, "--spool-dir=" + dir}, args...),
 			func(string) string { return "" }, out)
 	}()
 	t.Cleanup(func() {

@@ -2,4 +2,4 @@ package main
 
 import "github.com/stateguard/stateguard/pkg/runtime/service"
 
-func main() { service.Main(run) }
+func main() { service.Main(cli) }

@@ -194,12 +194,12 @@ func TestService(t *testing.T) {
 		t.Errorf("plan of a missing snapshot: %d, want 404", code)
 	}
 
-	var cli bytes.Buffer
-	if err := run(t.Context(), []string{"restore-plan", "--kubeconfig", kubeconfig, ns + "/" + snap.Name}, func(string) string { return "" }, &cli); err != nil {
+	var planOut bytes.Buffer
+	if err := cli(t.Context(), []string{"restore-plan", "--kubeconfig", kubeconfig, ns + "/" + snap.Name}, func(string) string { return "" }, &planOut); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(cli.String(), want.Manifest) || !strings.Contains(cli.String(), "# Steps:\n# 1. ") {
-		t.Errorf("restore-plan output:\n%s", cli.String())
+	if !strings.HasPrefix(planOut.String(), want.Manifest) || !strings.Contains(planOut.String(), "# Steps:\n# 1. ") {
+		t.Errorf("restore-plan output:\n%s", planOut.String())
 	}
 }
 

@@ -39,22 +39,21 @@ const name = "snapshotter"
 // CSI driver is in no production table.
 var encryptionTable []encryption.Driver
 
+// cli is the snapshotter's command line: the service, `bootstrap` and
+// `restore-plan`.
+var cli = service.Commands(name, run,
+	service.BootstrapCommand(bootstrap),
+	service.Command{
+		Name: "restore-plan", Args: "[--kubeconfig file] namespace/volumesnapshot",
+		Summary: "print a snapshot's restore plan: the manifest for kubectl apply -f -, then the steps as YAML comments",
+		Run:     restorePlan,
+	},
+)
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "restore-plan" {
-		return restorePlan(ctx, args[1:], getenv, stdout)
-	}
-	bootstrapping := len(args) > 0 && args[0] == "bootstrap"
-	if bootstrapping {
-		args = args[1:]
-	}
 	cfg, err := config.Load(args, getenv, stdout)
 	if err != nil {
 		return err
-	}
-	if bootstrapping {
-		return cfg.Bootstrap(ctx, name, stdout, func(ctx context.Context, c *events.Client) error {
-			return create(ctx, cfg, c)
-		})
 	}
 	kube, err := newKube(cfg.Kubeconfig)
 	if err != nil {
@@ -63,6 +62,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer kube.stopEvents()
 	return service.Run(ctx, name, cfg.Common, stdout, getenv, func(ctx context.Context, p *service.Process) error {
 		return wire(ctx, p, cfg, kube)
+	})
+}
+
+// bootstrap is `snapshotter bootstrap [flags]` (the service's flags).
+func bootstrap(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	return cfg.Bootstrap(ctx, name, stdout, func(ctx context.Context, c *events.Client) error {
+		return create(ctx, cfg, c)
 	})
 }
 

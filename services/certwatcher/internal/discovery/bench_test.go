@@ -13,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/stateguard/stateguard/pkg/harness/benchmem"
+	"github.com/stateguard/stateguard/pkg/harness/benchmemtest"
 
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/inventory"
@@ -114,7 +114,7 @@ func BenchmarkInitialScan(b *testing.B) {
 	for b.Loop() {
 		// The baseline: one List, as any client would do it.
 		before := heapAfterGC()
-		stop := benchmem.HeapPeak()
+		stop := benchmemtest.HeapPeak()
 		c0, t0 := processCPU(), time.Now()
 		list, err := env.Client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -140,7 +140,7 @@ func BenchmarkInitialScan(b *testing.B) {
 		sameListTotal += time.Since(t0)
 
 		before = heapAfterGC()
-		stop = benchmem.HeapPeak()
+		stop = benchmemtest.HeapPeak()
 		c1, t1 := processCPU(), time.Now()
 		store := inventory.New(nil)
 		d, err := New(ctx, Options{Client: scanClient, Namespaces: []string{ns}, PEMKeyPatterns: patterns, Store: store,

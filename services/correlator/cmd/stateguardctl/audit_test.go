@@ -12,7 +12,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/correlator/internal/audit"
 	"github.com/stateguard/stateguard/services/correlator/internal/audit/audittest"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // auditScene is a correlator over the case study, published one event at
@@ -21,7 +21,7 @@ import (
 func auditScene(t *testing.T) (*correlator, map[string]string) {
 	t.Helper()
 	c := startCorrelator(t)
-	for _, ev := range scenario.CaseStudy() {
+	for _, ev := range scenariotest.CaseStudy() {
 		if err := c.client.Publish(t.Context(), ev); err != nil {
 			t.Fatal(err)
 		}

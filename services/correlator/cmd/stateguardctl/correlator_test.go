@@ -18,7 +18,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/correlator/internal/api"
 	"github.com/stateguard/stateguard/services/correlator/internal/engine"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // caseStudy is a correlator that consumed the case study; its incident is
@@ -27,7 +27,7 @@ import (
 func caseStudy(t *testing.T) (*correlator, map[string]string) {
 	t.Helper()
 	c := startCorrelator(t)
-	if err := c.client.Publish(t.Context(), scenario.CaseStudy()...); err != nil {
+	if err := c.client.Publish(t.Context(), scenariotest.CaseStudy()...); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{"STATEGUARD_SERVER": c.url, "STATEGUARD_TOKEN": readToken, "NATS_URL": c.nats}
@@ -74,7 +74,7 @@ func operatorTokenFile(t *testing.T) string {
 // flags before or after the command, and each output format.
 func TestPostureCommands(t *testing.T) {
 	_, env := caseStudy(t)
-	ctl(t, env, "status").must(t).has(t, "NAMESPACE", "shop       db", short(scenario.Digest("v3")), "data-db-0=s2", "shop       web")
+	ctl(t, env, "status").must(t).has(t, "NAMESPACE", "shop       db", short(scenariotest.Digest("v3")), "data-db-0=s2", "shop       web")
 	ctl(t, env, "status", "-o", "wide").must(t).has(t, "SNAPSHOTS", "INCIDENT IDS", "inc-")
 	ctl(t, env, "status", "shop/db").must(t).has(t, "s3", "tainted", "open", "db-peer-tls,db-tls", "SECRET")
 	ctl(t, env, "why", "shop/s3").must(t).has(t, "not pinned", "tainted: it ran vulnerable versions", "upload u2", "rules G101,G402")
@@ -257,7 +257,7 @@ func TestUploadGet(t *testing.T) {
 func TestEventsTail(t *testing.T) {
 	srv := natstest.Run(t)
 	c := natstest.Client(t, srv)
-	ev := scenario.Snapshot("shop", "data-db-0", "s9", scenario.T0, scenario.Run{App: "db", Versions: []string{"v1"}})
+	ev := scenariotest.Snapshot("shop", "data-db-0", "s9", scenariotest.T0, scenariotest.Run{App: "db", Versions: []string{"v1"}})
 	for _, tt := range []struct {
 		output string
 		want   []string
@@ -307,7 +307,7 @@ func TestUploadGetShowsTheCorrelatorsJoin(t *testing.T) {
 	c := startCorrelator(t)
 	id := strings.Repeat("cd", 20)
 	summary := events.SARIFUploaded{UploadID: id, Repository: "acme/shop", CommitSHA: "4b6472266afd7b471e86085a6659e8c7f2b119da",
-		Ref: "refs/heads/main", Category: "CodeQL", Tools: []events.Tool{{Name: "CodeQL"}}, ReceivedAt: scenario.T0}
+		Ref: "refs/heads/main", Category: "CodeQL", Tools: []events.Tool{{Name: "CodeQL"}}, ReceivedAt: scenariotest.T0}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/sarif/{id}", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "state": "complete", "summary": summary,
@@ -318,16 +318,16 @@ func TestUploadGetShowsTheCorrelatorsJoin(t *testing.T) {
 	env := map[string]string{"STATEGUARD_SERVER": c.url, "STATEGUARD_INGEST_SERVER": ingest.URL, "STATEGUARD_TOKEN": readToken}
 
 	ctl(t, env, "upload", "get", id).must(t).has(t, "joined to:  not joined: the upload names no application\n") // sastingest's reason
-	if err := c.client.Publish(t.Context(), events.MustNewEvent(events.TypeSARIFUploaded, scenario.Source, "sarif-"+id, summary)); err != nil {
+	if err := c.client.Publish(t.Context(), events.MustNewEvent(events.TypeSARIFUploaded, scenariotest.Source, "sarif-"+id, summary)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the correlator's reason", func() bool {
 		return strings.Contains(ctl(t, env, "upload", "get", id).stdout, "not joined: no application runs repository acme/shop")
 	})
 	ctl(t, env, "upload", "list", "--not-joined").must(t).has(t, "UPLOAD", id+"  acme/shop", "not joined: no application runs repository acme/shop")
-	obs := events.WorkloadObserved{Namespace: "shop", PVC: "data", ObservedAt: scenario.T0, Pods: []events.ObservedPod{{Pod: "db-0", App: "db",
-		Containers: []events.Container{{Name: "db", Digest: scenario.Digest("v1")}}, Annotations: map[string]string{events.AnnotationRepository: "acme/shop"}}}}
-	if err := c.client.Publish(t.Context(), events.MustNewEvent(events.TypeWorkloadObserved, scenario.Source, events.ObservationID(obs), obs)); err != nil {
+	obs := events.WorkloadObserved{Namespace: "shop", PVC: "data", ObservedAt: scenariotest.T0, Pods: []events.ObservedPod{{Pod: "db-0", App: "db",
+		Containers: []events.Container{{Name: "db", Digest: scenariotest.Digest("v1")}}, Annotations: map[string]string{events.AnnotationRepository: "acme/shop"}}}}
+	if err := c.client.Publish(t.Context(), events.MustNewEvent(events.TypeWorkloadObserved, scenariotest.Source, events.ObservationID(obs), obs)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the upload joined to shop/db", func() bool {

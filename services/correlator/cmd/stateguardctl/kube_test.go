@@ -20,7 +20,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/kubetest"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 func dyn(t *testing.T) dynamic.Interface {
@@ -128,8 +128,8 @@ func TestPolicyAndSnapshotCommands(t *testing.T) {
 		map[string]any{"readyToUse": false, "error": map[string]any{"message": "simulated CSI failure"}}))
 	// The correlator saw the first snapshot and a clean scan of what ran.
 	if err := c.client.Publish(t.Context(),
-		scenario.SARIF(ns, "db", "u1", "v1", scenario.T0),
-		scenario.Snapshot(ns, "data", "hourly-data-1", scenario.T0.Add(time.Hour), scenario.Run{App: "db", Versions: []string{"v1"}})); err != nil {
+		scenariotest.SARIF(ns, "db", "u1", "v1", scenariotest.T0),
+		scenariotest.Snapshot(ns, "data", "hourly-data-1", scenariotest.T0.Add(time.Hour), scenariotest.Run{App: "db", Versions: []string{"v1"}})); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the correlator knows the snapshot", func() bool {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // memStore holds states built by the pure model from scenario events.
@@ -56,7 +56,7 @@ func newServer(t *testing.T, evs []events.Event) http.Handler {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	Register(mux, store, tokens, slog.New(slog.DiscardHandler), func() time.Time { return scenario.T0.Add(24 * time.Hour) })
+	Register(mux, store, tokens, slog.New(slog.DiscardHandler), func() time.Time { return scenariotest.T0.Add(24 * time.Hour) })
 	return mux
 }
 
@@ -77,7 +77,7 @@ func get(t *testing.T, h http.Handler, path, token string, into any) int {
 }
 
 func TestAuth(t *testing.T) {
-	h := newServer(t, scenario.CaseStudy())
+	h := newServer(t, scenariotest.CaseStudy())
 	tests := []struct {
 		name  string
 		token string
@@ -101,7 +101,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestPostureDuringTheIncident(t *testing.T) {
-	h := newServer(t, scenario.CaseStudy()[:9]) // up to the critical scan of v2
+	h := newServer(t, scenariotest.CaseStudy()[:9]) // up to the critical scan of v2
 	const tok = "secret-token-1"
 
 	var apps []AppSummary
@@ -134,7 +134,7 @@ func TestPostureDuringTheIncident(t *testing.T) {
 	if code := get(t, h, "/v1/apps/shop/db", tok, &p); code != http.StatusOK {
 		t.Fatalf("posture: %d", code)
 	}
-	if diff := cmp.Diff([]string{scenario.Digest("v2")}, p.Running); diff != "" {
+	if diff := cmp.Diff([]string{scenariotest.Digest("v2")}, p.Running); diff != "" {
 		t.Errorf("running (-want +got):\n%s", diff)
 	}
 	if len(p.Certificates) != 2 || p.Certificates[0].Secret != "db-peer-tls" || p.Certificates[0].DaysLeftNow != 79 {

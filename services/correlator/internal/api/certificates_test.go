@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // rotationsStored returns the certificate.rotation.requested events the
@@ -52,9 +52,9 @@ func rotationsStored(t *testing.T, c *events.Client) []events.CertificateRotatio
 // a rotation is a new request.
 func TestOperatorRotatesACertificate(t *testing.T) {
 	h, client := liveAPI(t)
-	far := scenario.T0.Add(80 * 24 * time.Hour)
-	web := []events.ObjectRef{scenario.Workload("shop", "Deployment", "web")}
-	if err := client.Publish(t.Context(), scenario.Cert("shop", "web-tls", "03", far, 80, web, nil), scenario.Cert("shop", "db-tls", "01", far, 80, nil, nil)); err != nil {
+	far := scenariotest.T0.Add(80 * 24 * time.Hour)
+	web := []events.ObjectRef{scenariotest.Workload("shop", "Deployment", "web")}
+	if err := client.Publish(t.Context(), scenariotest.Cert("shop", "web-tls", "03", far, 80, web, nil), scenariotest.Cert("shop", "db-tls", "01", far, 80, nil, nil)); err != nil {
 		t.Fatal(err)
 	}
 	var certs []Certificate
@@ -107,7 +107,7 @@ func TestOperatorRotatesACertificate(t *testing.T) {
 	}
 
 	// certwatcher rotated it: the Secret holds serial 04.
-	if err := client.Publish(t.Context(), scenario.Rotated("shop", "web-tls", "03", "04"), scenario.Cert("shop", "web-tls", "04", far.Add(time.Hour), 90, web, nil)); err != nil {
+	if err := client.Publish(t.Context(), scenariotest.Rotated("shop", "web-tls", "03", "04"), scenariotest.Cert("shop", "web-tls", "04", far.Add(time.Hour), 90, web, nil)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "serial 04 is the current certificate", func() bool {

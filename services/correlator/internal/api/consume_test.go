@@ -11,7 +11,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/correlator/internal/engine"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // TestALongNamespaceIsRefusedAndTheCorrelatorStillConsumes is the probe's
@@ -51,7 +51,7 @@ func TestALongNamespaceIsRefusedAndTheCorrelatorStillConsumes(t *testing.T) {
 		}
 	}
 
-	if err := client.Publish(ctx, scenario.CaseStudy()[:9]...); err != nil {
+	if err := client.Publish(ctx, scenariotest.CaseStudy()[:9]...); err != nil {
 		t.Fatalf("publish after the refused requests: %v", err)
 	}
 	deadline := time.Now().Add(30 * time.Second)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // do sends a GET and returns the recorder.
@@ -34,7 +34,7 @@ func do(t *testing.T, h http.Handler, path, token string) *httptest.ResponseReco
 // is application/problem+json with a type, a title, the status and a
 // detail that says what was wrong.
 func TestErrorsAreProblemDetails(t *testing.T) {
-	h := newServer(t, scenario.CaseStudy())
+	h := newServer(t, scenariotest.CaseStudy())
 	const tok = "secret-token-1"
 	long := strings.Repeat("a", 5000)
 	tests := []struct {
@@ -156,10 +156,10 @@ func TestIncidentsFilterByStatus(t *testing.T) {
 
 // restoredAt is when the case study's data is restored from s2, which closes
 // its incident (the fix alone does not: v2 wrote to the data).
-var restoredAt = scenario.T0.Add(6 * time.Hour)
+var restoredAt = scenariotest.T0.Add(6 * time.Hour)
 
 func restoredCaseStudy() []events.Event {
-	return append(scenario.CaseStudy(), scenario.Restored(scenario.CaseNS, scenario.CasePVC, "s2", restoredAt))
+	return append(scenariotest.CaseStudy(), scenariotest.Restored(scenariotest.CaseNS, scenariotest.CasePVC, "s2", restoredAt))
 }
 
 // TestClosedIncidentsCarryTheirEndTime: a closed incident has closed_at,

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/runtime/service"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // TestOperatorRequestsARestore on a real engine and JetStream: an operator
@@ -17,7 +17,7 @@ import (
 // bad requests are problem+json and publish nothing.
 func TestOperatorRequestsARestore(t *testing.T) {
 	h, client := liveAPI(t)
-	if err := client.Publish(t.Context(), scenario.CaseStudy()...); err != nil {
+	if err := client.Publish(t.Context(), scenariotest.CaseStudy()...); err != nil {
 		t.Fatal(err)
 	}
 	var open []Incident

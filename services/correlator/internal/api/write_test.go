@@ -19,7 +19,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/correlator/internal/engine"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 const (
@@ -129,7 +129,7 @@ func storedOf(t *testing.T, c *events.Client, typ string) (int, events.Event) {
 // recorded resolution.
 func TestOperatorResolvesAnIncident(t *testing.T) {
 	h, client := liveAPI(t)
-	if err := client.Publish(t.Context(), scenario.CaseStudy()...); err != nil {
+	if err := client.Publish(t.Context(), scenariotest.CaseStudy()...); err != nil {
 		t.Fatal(err)
 	}
 	var open []Incident
@@ -233,8 +233,8 @@ func TestADismissedFindingNoLongerMakesTheVersionVulnerable(t *testing.T) {
 	h, client := liveAPI(t)
 	const ns, app = "pay", "api"
 	evs := []events.Event{
-		scenario.Snapshot(ns, "data-api-0", "p1", scenario.T0, scenario.Run{App: app, Versions: []string{"v1"}}),
-		scenario.SARIF(ns, app, "up1", "v1", scenario.T0.Add(time.Hour), scenario.Critical),
+		scenariotest.Snapshot(ns, "data-api-0", "p1", scenariotest.T0, scenariotest.Run{App: app, Versions: []string{"v1"}}),
+		scenariotest.SARIF(ns, app, "up1", "v1", scenariotest.T0.Add(time.Hour), scenariotest.Critical),
 	}
 	if err := client.Publish(t.Context(), evs...); err != nil {
 		t.Fatal(err)
@@ -295,8 +295,8 @@ func TestADelegateTokenRecordsTheUserItActsFor(t *testing.T) {
 	h, client := liveAPI(t)
 	const ns, app = "pay", "api"
 	evs := []events.Event{
-		scenario.Snapshot(ns, "data-api-0", "p1", scenario.T0, scenario.Run{App: app, Versions: []string{"v1"}}),
-		scenario.SARIF(ns, app, "up1", "v1", scenario.T0.Add(time.Hour), scenario.Critical),
+		scenariotest.Snapshot(ns, "data-api-0", "p1", scenariotest.T0, scenariotest.Run{App: app, Versions: []string{"v1"}}),
+		scenariotest.SARIF(ns, app, "up1", "v1", scenariotest.T0.Add(time.Hour), scenariotest.Critical),
 	}
 	if err := client.Publish(t.Context(), evs...); err != nil {
 		t.Fatal(err)

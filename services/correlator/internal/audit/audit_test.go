@@ -18,7 +18,7 @@ import (
 	"github.com/stateguard/stateguard/services/correlator/internal/audit/audittest"
 	"github.com/stateguard/stateguard/services/correlator/internal/config"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // rulesFile is the rules the scene's correlator runs under; the replay
@@ -30,7 +30,7 @@ const rulesFile = "threshold: high\nkeep_known_good: 2\n"
 // a recommendation and a rotation, the fix) and an operator's dismissal.
 func scene(t *testing.T) *events.Client {
 	t.Helper()
-	evs := append(scenario.CaseStudy(), scenario.Dismissed(scenario.CaseNS, scenario.CaseApp, scenario.Medium, scenario.T0.Add(6*time.Hour)))
+	evs := append(scenariotest.CaseStudy(), scenariotest.Dismissed(scenariotest.CaseNS, scenariotest.CaseApp, scenariotest.Medium, scenariotest.T0.Add(6*time.Hour)))
 	c, _ := audittest.Scene(t, rulesFile, evs)
 	return c
 }
@@ -128,7 +128,7 @@ func TestVerifyAgreesWithTheCorrelatorAndNamesEveryTamperedDecision(t *testing.T
 
 	// 1. A DECISION message altered: the incident names another app.
 	opened := find(t, c, events.TypeIncidentOpened)
-	replace(t, c, opened, func(d map[string]any) { d["versions"] = []string{scenario.Digest("v1")} })
+	replace(t, c, opened, func(d map[string]any) { d["versions"] = []string{scenariotest.Digest("v1")} })
 	want := []string{audit.ProblemAltered + " " + opened.Event.ID()}
 	if got := problems(verify(t, c)); !slices.Equal(got, want) {
 		t.Fatalf("after altering %s: %v, want %v", opened.Event.ID(), got, want)
@@ -136,7 +136,7 @@ func TestVerifyAgreesWithTheCorrelatorAndNamesEveryTamperedDecision(t *testing.T
 
 	// 2. A decision forged: an incident.closed the inputs never called for.
 	forged := events.MustNewEvent(events.TypeIncidentClosed, "/stateguard/correlator", "incident-closed-forged",
-		events.IncidentClosed{Incident: "inc-forged", Namespace: scenario.CaseNS, App: scenario.CaseApp, Reason: "resolved", Causes: []string{"x"}})
+		events.IncidentClosed{Incident: "inc-forged", Namespace: scenariotest.CaseNS, App: scenariotest.CaseApp, Reason: "resolved", Causes: []string{"x"}})
 	forged.SetExtension(events.ExtRulesVersion, config.RulesVersion([]byte(rulesFile)))
 	if err := c.Publish(t.Context(), forged); err != nil {
 		t.Fatal(err)
@@ -190,7 +190,7 @@ func TestExportListsDecisionsAndOperatorActions(t *testing.T) {
 			t.Errorf("no %s in the export: %v", typ, kinds)
 		}
 	}
-	if dismissal == nil || dismissal.Kind != audit.KindOperator || dismissal.Actor != "alice" || dismissal.Namespace != scenario.CaseNS {
+	if dismissal == nil || dismissal.Kind != audit.KindOperator || dismissal.Actor != "alice" || dismissal.Namespace != scenariotest.CaseNS {
 		t.Fatalf("the operator's dismissal: %+v", dismissal)
 	}
 	if len(es) != len(audit.Export(read(t, c), es[0].Stored, time.Time{})) {

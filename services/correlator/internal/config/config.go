@@ -56,8 +56,9 @@ func RulesVersion(data []byte) string {
 }
 
 // Load parses args (without the program name) and the environment, then
-// reads the rules file with readFile.
-func Load(args []string, getenv func(string) string, readFile func(string) ([]byte, error)) (Config, error) {
+// reads the rules file with readFile. --help prints the flags to stdout and
+// returns flag.ErrHelp; other errors are returned, not printed.
+func Load(args []string, getenv func(string) string, readFile func(string) ([]byte, error), stdout io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("correlator", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -74,10 +75,8 @@ func Load(args []string, getenv func(string) string, readFile func(string) ([]by
 	s.Duration(&c.ReportInterval, "report-interval", "REPORT_INTERVAL", 7*24*time.Hour, "period of the scheduled review-cycle report, stored in the Object Store and announced by report.generated (0: none)")
 	if err := s.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			var b strings.Builder
-			fs.SetOutput(&b)
-			fs.PrintDefaults()
-			return c, fmt.Errorf("usage of correlator:\n%s", b.String())
+			fs.SetOutput(stdout)
+			fs.Usage()
 		}
 		return c, err
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -44,7 +45,7 @@ func TestLoad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(tt.args, func(k string) string { return tt.env[k] }, read)
+			c, err := Load(tt.args, func(k string) string { return tt.env[k] }, read, io.Discard)
 			if (err != nil) != tt.err {
 				t.Fatalf("Load() error = %v, want error %t", err, tt.err)
 			}
@@ -62,7 +63,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestExampleConfigParses(t *testing.T) {
-	c, err := Load([]string{"--config", "../../config.example.yaml"}, func(string) string { return "" }, os.ReadFile)
+	c, err := Load([]string{"--config", "../../config.example.yaml"}, func(string) string { return "" }, os.ReadFile, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +91,11 @@ func TestCacheNamespaces(t *testing.T) {
 		}
 		return ""
 	}
-	c, err := Load(nil, env, os.ReadFile)
+	c, err := Load(nil, env, os.ReadFile, io.Discard)
 	if err != nil || c.CacheNamespaces != 100 {
 		t.Errorf("CACHE_NAMESPACES=100: cache %d, %v", c.CacheNamespaces, err)
 	}
-	if _, err := Load([]string{"--cache-namespaces", "0"}, func(string) string { return "" }, os.ReadFile); err == nil {
+	if _, err := Load([]string{"--cache-namespaces", "0"}, func(string) string { return "" }, os.ReadFile, io.Discard); err == nil {
 		t.Error("--cache-namespaces 0 accepted")
 	}
 }
@@ -103,12 +104,12 @@ func TestCacheNamespaces(t *testing.T) {
 // refused (the API would be off); with both, both paths are kept.
 func TestOperatorTokensNeedTheAPI(t *testing.T) {
 	none := func(string) string { return "" }
-	if _, err := Load([]string{"--api-operator-tokens-file", "/ops"}, none, nil); err == nil || !strings.Contains(err.Error(), "needs --api-tokens-file") {
+	if _, err := Load([]string{"--api-operator-tokens-file", "/ops"}, none, nil, io.Discard); err == nil || !strings.Contains(err.Error(), "needs --api-tokens-file") {
 		t.Errorf("operator tokens alone: %v, want a refusal naming --api-tokens-file", err)
 	}
 	c, err := Load(nil, func(k string) string {
 		return map[string]string{"API_TOKENS_FILE": "/read", "API_OPERATOR_TOKENS_FILE": "/ops"}[k]
-	}, nil)
+	}, nil, io.Discard)
 	if err != nil || c.TokensFile != "/read" || c.OperatorTokensFile != "/ops" {
 		t.Errorf("both from the environment: %+v, %v", c, err)
 	}

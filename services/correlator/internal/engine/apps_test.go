@@ -16,7 +16,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/correlator/internal/api"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 	"github.com/stateguard/stateguard/services/correlator/internal/statecodec"
 )
 

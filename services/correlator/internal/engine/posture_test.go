@@ -10,7 +10,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // The posture gauges (what the alert rules read for an open incident and

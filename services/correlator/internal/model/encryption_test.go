@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // The encryption at rest of each snapshot, as the snapshotter reported it,

@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 func hr(n int) time.Time { return scenario.T0.Add(time.Duration(n) * time.Hour) }

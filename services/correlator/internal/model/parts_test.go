@@ -10,7 +10,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // PartsOf takes each part's facts from its per-PVC index; after every

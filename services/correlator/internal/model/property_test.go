@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // randomScenario builds a namespace's history from a seed: two apps with

@@ -17,17 +17,17 @@ import (
 	"github.com/stateguard/stateguard/services/correlator/internal/audit"
 	"github.com/stateguard/stateguard/services/correlator/internal/audit/audittest"
 	"github.com/stateguard/stateguard/services/correlator/internal/report"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // updateExample rewrites the example report under docs/ from this test's
 // scene: go test ./internal/report -run TestReportOfTheReviewWeek -update-example
 var updateExample = flag.Bool("update-example", false, "write docs/review-report.example.md and .html")
 
-const ns, app, pvc = scenario.CaseNS, scenario.CaseApp, scenario.CasePVC
+const ns, app, pvc = scenariotest.CaseNS, scenariotest.CaseApp, scenariotest.CasePVC
 
 // snapshotted sets the policy and the encryption the snapshotter reported
-// on a snapshot.completed event of the scenario.
+// on a snapshot.completed event of the scenariotest.
 func snapshotted(t *testing.T, ev events.Event, policy, encryption string) events.Event {
 	t.Helper()
 	p, err := events.Decode[events.SnapshotCompleted](ev)
@@ -49,7 +49,7 @@ func snapshotted(t *testing.T, ev events.Event, policy, encryption string) event
 // rotations (one verified), an operator's dismissal.
 func reviewWeek(t *testing.T, now time.Time) []events.Event {
 	var evs []events.Event
-	for _, ev := range scenario.CaseStudy() {
+	for _, ev := range scenariotest.CaseStudy() {
 		if ev.Type() == events.TypeSnapshotCompleted {
 			p, _ := events.Decode[events.SnapshotCompleted](ev)
 			enc, policy := events.EncryptionEncrypted, "db-hourly"
@@ -63,20 +63,20 @@ func reviewWeek(t *testing.T, now time.Time) []events.Event {
 		}
 		evs = append(evs, ev)
 	}
-	db := []events.ObjectRef{scenario.Workload(ns, "StatefulSet", app)}
+	db := []events.ObjectRef{scenariotest.Workload(ns, "StatefulSet", app)}
 	evs = append(evs,
-		scenario.Restored(ns, pvc, "s2", scenario.T0.Add(6*time.Hour)),
-		scenario.Cert(ns, "db-client-tls", "0c", now.Add(20*24*time.Hour), 20, db, nil),
-		scenario.SnapshotFailed(ns, pvc, "s5"),
-		events.MustNewEvent(events.TypeSnapshotMissed, scenario.Source, "missed-db-hourly", events.SnapshotMissed{Namespace: ns, Policy: "db-hourly",
-			Slots: []time.Time{scenario.T0.Add(6 * time.Hour), scenario.T0.Add(7 * time.Hour)}, CatchUp: scenario.T0.Add(8 * time.Hour)}),
-		scenario.Verified(ns, pvc, "s4", true),
-		scenario.Verified(ns, pvc, "s1", false),
-		scenario.Rotated(ns, "db-peer-tls", "02", "12"),
-		events.MustNewEvent(events.TypeCertificateRotated, scenario.Source, "rotated-verified", events.CertificateRotated{RequestID: "r2", Namespace: ns,
+		scenariotest.Restored(ns, pvc, "s2", scenariotest.T0.Add(6*time.Hour)),
+		scenariotest.Cert(ns, "db-client-tls", "0c", now.Add(20*24*time.Hour), 20, db, nil),
+		scenariotest.SnapshotFailed(ns, pvc, "s5"),
+		events.MustNewEvent(events.TypeSnapshotMissed, scenariotest.Source, "missed-db-hourly", events.SnapshotMissed{Namespace: ns, Policy: "db-hourly",
+			Slots: []time.Time{scenariotest.T0.Add(6 * time.Hour), scenariotest.T0.Add(7 * time.Hour)}, CatchUp: scenariotest.T0.Add(8 * time.Hour)}),
+		scenariotest.Verified(ns, pvc, "s4", true),
+		scenariotest.Verified(ns, pvc, "s1", false),
+		scenariotest.Rotated(ns, "db-peer-tls", "02", "12"),
+		events.MustNewEvent(events.TypeCertificateRotated, scenariotest.Source, "rotated-verified", events.CertificateRotated{RequestID: "r2", Namespace: ns,
 			Secret: "db-tls", Method: "in-cluster-ca", OldSerial: "01", NewSerial: "11",
 			Verification: events.TLSVerification{Checked: true, Service: "db", Port: 5432, ServedSerial: "11", Match: true}}),
-		scenario.Dismissed(ns, app, scenario.Medium, scenario.T0.Add(6*time.Hour)),
+		scenariotest.Dismissed(ns, app, scenariotest.Medium, scenariotest.T0.Add(6*time.Hour)),
 	)
 	return evs
 }

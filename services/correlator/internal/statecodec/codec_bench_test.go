@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 var (
@@ -18,7 +18,7 @@ var (
 // snapshot slots: its size no longer grows (History snapshots per PVC).
 func steadyState(tb testing.TB) *model.State {
 	tb.Helper()
-	m := scenario.MixedStream{Apps: *benchAppsPerNS, PerNS: *benchAppsPerNS, Start: scenario.T0}
+	m := scenariotest.MixedStream{Apps: *benchAppsPerNS, PerNS: *benchAppsPerNS, Start: scenariotest.T0}
 	st := model.NewState("bench-00000")
 	r := model.DefaultRules()
 	evs := m.Certs()
@@ -91,7 +91,7 @@ func BenchmarkStateCodec(b *testing.B) {
 // them).
 func BenchmarkApplySteadyState(b *testing.B) {
 	st := steadyState(b)
-	m := scenario.MixedStream{Apps: *benchAppsPerNS, PerNS: *benchAppsPerNS, Start: scenario.T0}
+	m := scenariotest.MixedStream{Apps: *benchAppsPerNS, PerNS: *benchAppsPerNS, Start: scenariotest.T0}
 	r := model.DefaultRules()
 	n := 0
 	k := *benchSlots

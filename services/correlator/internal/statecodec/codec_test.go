@@ -13,14 +13,14 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
-	"github.com/stateguard/stateguard/services/correlator/internal/scenario"
+	"github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // The codec writes exactly what encoding/json writes for the state, after
 // every event of a run long enough to prune snapshots, and of the case study
 // in a shuffled order with duplicates; and what it writes reads back equal.
 func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
-	m := scenario.MixedStream{Apps: 2, PerNS: 2, Start: scenario.T0}
+	m := scenariotest.MixedStream{Apps: 2, PerNS: 2, Start: scenariotest.T0}
 	long := m.Certs()
 	for k := range 45 {
 		long = append(long, m.Slot(k)...)
@@ -28,32 +28,32 @@ func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
 		// later one fails, the snapshot controller reports a failure.
 		if k%7 == 3 {
 			snap := fmt.Sprintf("app-00001-s%d", k-1)
-			long = append(long, scenario.Verified("bench-00000", "data-app-00001", snap, true))
-			long = append(long, scenario.SnapshotFailed("bench-00000", "data-app-00001", snap))
+			long = append(long, scenariotest.Verified("bench-00000", "data-app-00001", snap, true))
+			long = append(long, scenariotest.SnapshotFailed("bench-00000", "data-app-00001", snap))
 		}
 		// Facts that change a snapshot already written: a restore test
 		// reported before the snapshot's completion; a second completion
 		// event that wins (smaller id) with another time and version; a
 		// PVC learnt only from a later failure.
 		if k%7 == 5 {
-			long = append(long, scenario.Verified("bench-00000", "data-app-00001", fmt.Sprintf("app-00001-s%d", k+1), true))
-			again := scenario.Snapshot("bench-00000", "data-app-00001", fmt.Sprintf("app-00001-s%d", k-1), scenario.T0.Add(time.Duration(k)*time.Minute),
-				scenario.Run{App: "app-00001", Versions: []string{"v-again"}})
+			long = append(long, scenariotest.Verified("bench-00000", "data-app-00001", fmt.Sprintf("app-00001-s%d", k+1), true))
+			again := scenariotest.Snapshot("bench-00000", "data-app-00001", fmt.Sprintf("app-00001-s%d", k-1), scenariotest.T0.Add(time.Duration(k)*time.Minute),
+				scenariotest.Run{App: "app-00001", Versions: []string{"v-again"}})
 			again.SetID("a-" + again.ID())
 			orphan := fmt.Sprintf("orphan-%d", k)
 			long = append(long, again,
-				scenario.Snapshot("bench-00000", "", orphan, scenario.T0.Add(time.Duration(k)*time.Hour), scenario.Run{App: "app-00001", Versions: []string{"v1"}}),
-				scenario.SnapshotFailed("bench-00000", "data-orphan", orphan))
+				scenariotest.Snapshot("bench-00000", "", orphan, scenariotest.T0.Add(time.Duration(k)*time.Hour), scenariotest.Run{App: "app-00001", Versions: []string{"v1"}}),
+				scenariotest.SnapshotFailed("bench-00000", "data-orphan", orphan))
 		}
 	}
-	shuffled := scenario.CaseStudy()
+	shuffled := scenariotest.CaseStudy()
 	rng := rand.New(rand.NewPCG(1, 2))
 	shuffled = append(shuffled, shuffled[:len(shuffled)/2]...)
 	rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 	var encrypted []events.Event
-	for i, ev := range scenario.CaseStudy() {
+	for i, ev := range scenariotest.CaseStudy() {
 		if ev.Type() == events.TypeSnapshotCompleted {
-			ev = scenario.Encrypted(ev, []string{events.EncryptionEncrypted, events.EncryptionUnencrypted, events.EncryptionUnknown}[i%3],
+			ev = scenariotest.Encrypted(ev, []string{events.EncryptionEncrypted, events.EncryptionUnencrypted, events.EncryptionUnknown}[i%3],
 				"StorageClass fast: ebs.csi.aws.com encrypted=\"true\"", "VolumeSnapshotClass snap: no parameter")
 		}
 		encrypted = append(encrypted, ev)

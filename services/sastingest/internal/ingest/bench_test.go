@@ -11,7 +11,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/stateguard/stateguard/pkg/harness/benchmem"
+	"github.com/stateguard/stateguard/pkg/harness/benchmemtest"
 	"github.com/stateguard/stateguard/services/sastingest/internal/sarif"
 )
 
@@ -90,7 +90,7 @@ func bench1GB(b *testing.B, resultsFirst bool) {
 			want = n
 			pw.CloseWithError(err)
 		}()
-		stop := benchmem.HeapPeak()
+		stop := benchmemtest.HeapPeak()
 		start := time.Now()
 		zr, err := gzip.NewReader(pr)
 		if err != nil {

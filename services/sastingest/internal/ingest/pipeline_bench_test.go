@@ -15,7 +15,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 
-	"github.com/stateguard/stateguard/pkg/harness/benchmem"
+	"github.com/stateguard/stateguard/pkg/harness/benchmemtest"
 )
 
 var benchEmbedded = flag.Bool("embedded", false, "BenchmarkPipelineIngest100MB: run JetStream inside the benchmark's process (its heap then counts in the ingest's) instead of a child process")
@@ -61,7 +61,7 @@ func BenchmarkPipelineIngest100MB(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		stop := benchmem.HeapPeak()
+		stop := benchmemtest.HeapPeak()
 		start := time.Now()
 		st, err := p.Ingest(b.Context(), Metadata{Repository: "bench/log", Version: strconv.Itoa(i)}, body, false)
 		sec := time.Since(start).Seconds()
@@ -74,7 +74,7 @@ func BenchmarkPipelineIngest100MB(b *testing.B) {
 			b.Fatalf("results %d, want %d", st.Summary.ResultsTotal, want)
 		}
 
-		stop = benchmem.HeapPeak()
+		stop = benchmemtest.HeapPeak()
 		start = time.Now()
 		data, err := os.ReadFile(path)
 		if err != nil {

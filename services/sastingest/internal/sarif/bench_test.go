@@ -12,7 +12,7 @@ import (
 
 	gosarif "github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
 
-	"github.com/stateguard/stateguard/pkg/harness/benchmem"
+	"github.com/stateguard/stateguard/pkg/harness/benchmemtest"
 	"github.com/stateguard/stateguard/services/sastingest/internal/sarif"
 )
 
@@ -107,7 +107,7 @@ func BenchmarkIngestVsUnmarshal(b *testing.B) {
 	var parseSec, unmarshalSec float64
 	var parsePeak, unmarshalPeak uint64
 	for i := 0; i < b.N; i++ {
-		stop := benchmem.HeapPeak()
+		stop := benchmemtest.HeapPeak()
 		start := time.Now()
 		f, err := os.Open(path)
 		if err != nil {
@@ -123,7 +123,7 @@ func BenchmarkIngestVsUnmarshal(b *testing.B) {
 		}
 		fps = nil
 
-		stop = benchmem.HeapPeak()
+		stop = benchmemtest.HeapPeak()
 		start = time.Now()
 		data, err := os.ReadFile(path)
 		if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/stateguard/stateguard/pkg/harness/benchmem"
+	"github.com/stateguard/stateguard/pkg/harness/benchmemtest"
 	"github.com/stateguard/stateguard/services/sastingest/internal/sarif"
 )
 
@@ -150,7 +150,7 @@ func TestParseWhiteSpacePaddingKeepsTheHeapSmall(t *testing.T) {
 		io.LimitReader(spaces{}, pad),
 		strings.NewReader(`{"ruleId":"b"}]}]}`),
 	)
-	stop := benchmem.HeapPeak()
+	stop := benchmemtest.HeapPeak()
 	sum, err := sarif.Parse(doc, nil)
 	peak := stop()
 	if err != nil {

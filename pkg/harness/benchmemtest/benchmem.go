@@ -1,4 +1,4 @@
-package benchmem
+package benchmemtest
 
 import (
 	"runtime"

@@ -1,4 +1,4 @@
-package app
+package main
 
 import (
 	"net/http"
@@ -15,7 +15,7 @@ func TestServesHTTPS(t *testing.T) {
 	srv := natstest.Run(t)
 	f := tlstest.New(t)
 	args := append([]string{"--nats-url", srv.ClientURL(), "--watch-dir", t.TempDir(), "--dir-rescan", "0", "--tls-client-ca-file", f.CAFile}, f.Args()...)
-	addr := running(t, args, Hooks{})
+	addr := running(t, args...)
 	tlstest.Check(t, f, addr)
 
 	for _, c := range []struct {

@@ -1,9 +1,8 @@
-package app
+package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -29,47 +27,32 @@ import (
 	"github.com/stateguard/stateguard/services/certwatcher/internal/rotation"
 )
 
-// Name is the service name.
-const Name = "certwatcher"
+const name = "certwatcher"
 
-// Run is certwatcher's entry point (service.RunFunc).
-func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	return RunWith(ctx, args, getenv, stdout, Hooks{})
-}
+// cli is certwatcher's command line: the service and `bootstrap`.
+var cli = service.Commands(name, run, service.BootstrapCommand(bootstrap))
 
-// Hooks let tests observe a running certwatcher.
-type Hooks struct {
-	// HTTPBound receives the HTTP server's address.
-	HTTPBound func(net.Addr)
-	// RestConfig replaces the kubeconfig lookup.
-	RestConfig *rest.Config
-	// Clock replaces the real clock.
-	Clock clock.WithTicker
-}
+// bound, when set (by tests), receives the HTTP server's address.
+var bound func(net.Addr)
 
-// RunWith is Run with hooks.
-func RunWith(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, h Hooks) error {
-	bootstrapping := len(args) > 0 && args[0] == "bootstrap"
-	if bootstrapping {
-		args = args[1:]
-	}
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(args, getenv, stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
 	if err != nil {
 		return err
 	}
-	if bootstrapping {
-		return cfg.Bootstrap(ctx, Name, stdout, func(ctx context.Context, c *events.Client) error {
-			return create(ctx, cfg, c)
-		})
+	return service.Run(ctx, name, cfg.Common, stdout, getenv, func(ctx context.Context, p *service.Process) error {
+		return wire(ctx, p, cfg, clock.RealClock{})
+	})
+}
+
+// bootstrap is `certwatcher bootstrap [flags]` (the service's flags).
+func bootstrap(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(args, getenv, stdout)
+	if err != nil {
+		return err
 	}
-	if h.Clock == nil {
-		h.Clock = clock.RealClock{}
-	}
-	return service.Run(ctx, Name, cfg.Common, stdout, getenv, func(ctx context.Context, p *service.Process) error {
-		return wire(ctx, p, cfg, h)
+	return cfg.Bootstrap(ctx, name, stdout, func(ctx context.Context, c *events.Client) error {
+		return create(ctx, cfg, c)
 	})
 }
 
@@ -100,9 +83,9 @@ type watcher struct {
 // wire adds certwatcher's parts to p: the inventory fed by Kubernetes
 // discovery and the watched directories, the evaluation loop, and the
 // rotation executor's consumer.
-func wire(ctx context.Context, p *service.Process, cfg config.Config, h Hooks) error {
+func wire(ctx context.Context, p *service.Process, cfg config.Config, clk clock.WithTicker) error {
 	kubeclient.RouteKlog(p.Log.With("component", "client-go"))
-	p.HTTPBound = h.HTTPBound
+	p.HTTPBound = bound
 	kv, err := marks.Open(ctx, p.Client.JetStream(), cfg.KVBucket, cfg.Streams.Replicas, cfg.MarkTTL)
 	if err != nil {
 		return err
@@ -114,11 +97,11 @@ func wire(ctx context.Context, p *service.Process, cfg config.Config, h Hooks) e
 		default: // the periodic evaluation catches up
 		}
 	})
-	p.Ops.Registry.MustRegister(&metrics.Collector{Store: w.store, Clock: h.Clock})
-	w.notify = &notify.Notifier{Store: w.store, Thresholds: cfg.Thresholds, Marks: kv, Publisher: p.Client, Clock: h.Clock, Log: p.Log}
-	w.observe = &observe.Observer{Store: w.store, Publisher: p.Client, Clock: h.Clock, Log: p.Log}
+	p.Ops.Registry.MustRegister(&metrics.Collector{Store: w.store, Clock: clk})
+	w.notify = &notify.Notifier{Store: w.store, Thresholds: cfg.Thresholds, Marks: kv, Publisher: p.Client, Clock: clk, Log: p.Log}
+	w.observe = &observe.Observer{Store: w.store, Publisher: p.Client, Clock: clk, Log: p.Log}
 	if cfg.UseCluster() {
-		if err := w.watchCluster(ctx, p, cfg, h); err != nil {
+		if err := w.watchCluster(ctx, p, cfg, clk); err != nil {
 			return err
 		}
 	}
@@ -127,7 +110,7 @@ func wire(ctx context.Context, p *service.Process, cfg config.Config, h Hooks) e
 		p.Go(d.Run)
 	}
 	p.Go(func(ctx context.Context) error {
-		return evaluateLoop(ctx, w.notify, w.observe, w.changed, w.resync, h.Clock, cfg.EvaluateInterval, p.Log)
+		return evaluateLoop(ctx, w.notify, w.observe, w.changed, w.resync, clk, cfg.EvaluateInterval, p.Log)
 	})
 	p.Log.Info("certwatcher wired", "cluster", cfg.UseCluster(), "watch_dirs", cfg.WatchDirs, "dry_run", cfg.DryRun)
 	return nil
@@ -136,13 +119,10 @@ func wire(ctx context.Context, p *service.Process, cfg config.Config, h Hooks) e
 // watchCluster starts Kubernetes discovery into the inventory (readiness
 // waits for its informers) and, with --rotation, the rotation executor's
 // consumer.
-func (w *watcher) watchCluster(ctx context.Context, p *service.Process, cfg config.Config, h Hooks) error {
-	rc := h.RestConfig
-	if rc == nil {
-		var err error
-		if rc, err = kubeclient.Config(cfg.Kubeconfig); err != nil {
-			return err
-		}
+func (w *watcher) watchCluster(ctx context.Context, p *service.Process, cfg config.Config, clk clock.WithTicker) error {
+	rc, err := kubeclient.Config(cfg.Kubeconfig)
+	if err != nil {
+		return err
 	}
 	cs, err := discovery.NewClient(rc)
 	if err != nil {
@@ -165,7 +145,7 @@ func (w *watcher) watchCluster(ctx context.Context, p *service.Process, cfg conf
 	}
 	executor, err := rotation.New(rotation.Options{
 		Client: cs, Dynamic: dyn, CertManagerServed: d.CertManagerEnabled, Events: p.Client, Marks: w.marks,
-		Log: p.Log, Clock: h.Clock, DryRun: cfg.DryRun, Rate: cfg.RotationRate.PerSecond(), Burst: cfg.RotationBurst,
+		Log: p.Log, Clock: clk, DryRun: cfg.DryRun, Rate: cfg.RotationRate.PerSecond(), Burst: cfg.RotationBurst,
 		ReissueTimeout: cfg.ReissueTimeout, RolloutTimeout: cfg.RolloutTimeout, VerifyTimeout: cfg.VerifyTimeout,
 	})
 	if err != nil {

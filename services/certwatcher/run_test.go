@@ -1,10 +1,9 @@
-package app
+package main
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,47 +18,36 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/stateguard/stateguard/pkg/events"
-	"github.com/stateguard/stateguard/pkg/harness/kubetest"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
-	"github.com/stateguard/stateguard/pkg/runtime/service/kubeclient"
 
 	"github.com/stateguard/stateguard/services/certwatcher/internal/certgentest"
 	"github.com/stateguard/stateguard/services/certwatcher/internal/streamtest"
 )
 
-var env *kubetest.Env
-
-func TestMain(m *testing.M) {
-	// klog is routed once per process: to nowhere here, before the first
-	// RunWith, so no test's log buffer receives client-go's lines after it
-	// ended.
-	kubeclient.RouteKlog(slog.New(slog.DiscardHandler))
-	os.Exit(kubetest.Main(m, &env))
-}
-
 // running starts certwatcher and returns its HTTP address; it stops at
-// cleanup and the test fails if Run returned an error.
-func running(t *testing.T, args []string, h Hooks) string {
+// cleanup and the test fails if run returned an error.
+func running(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	bound := make(chan net.Addr, 1)
-	h.HTTPBound = func(a net.Addr) { bound <- a }
+	addrc := make(chan net.Addr, 1)
+	bound = func(a net.Addr) { addrc <- a }
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		errc <- RunWith(ctx, append([]string{"--http-addr", "127.0.0.1:0", "--log-level", "warn"}, args...), func(string) string { return "" }, io.Discard, h)
+		errc <- run(ctx, append([]string{"--http-addr", "127.0.0.1:0", "--log-level", "warn"}, args...), func(string) string { return "" }, io.Discard)
 	}()
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
+		bound = nil
 		if err := <-errc; err != nil {
 			t.Errorf("run: %v", err)
 		}
 	})
 	select {
-	case a := <-bound:
+	case a := <-addrc:
 		return a.String()
 	case err := <-errc:
 		t.Fatalf("run ended early: %v", err)
@@ -93,7 +81,7 @@ func TestWatchDirWithoutKubernetes(t *testing.T) {
 	srv := natstest.Run(t)
 	c := natstest.Client(t, srv)
 	dir := t.TempDir()
-	addr := running(t, []string{"--nats-url", srv.ClientURL(), "--watch-dir", dir, "--dir-rescan", "0"}, Hooks{})
+	addr := running(t, []string{"--nats-url", srv.ClientURL(), "--watch-dir", dir, "--dir-rescan", "0"}...)
 	eventually(t, "ready", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == http.StatusOK })
 
 	// Written after start: only file notifications can find them.
@@ -125,7 +113,7 @@ func TestWatchDirWithoutKubernetes(t *testing.T) {
 func TestClusterDiscoveryPublishesWithUsers(t *testing.T) {
 	ctx := t.Context()
 	ns := fmt.Sprintf("app-%d", time.Now().UnixNano()%1e6)
-	cs := env.Client
+	cs := cluster.Client
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +127,7 @@ func TestClusterDiscoveryPublishesWithUsers(t *testing.T) {
 	}
 	srv := natstest.Run(t)
 	c := natstest.Client(t, srv)
-	addr := running(t, []string{"--nats-url", srv.ClientURL(), "--namespace", ns, "--cluster", "on"}, Hooks{RestConfig: env.Config})
+	addr := running(t, []string{"--nats-url", srv.ClientURL(), "--namespace", ns, "--cluster", "on", "--kubeconfig", cluster.Kubeconfig}...)
 	eventually(t, "ready", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == http.StatusOK })
 	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "shop-tls"}, Type: corev1.SecretTypeTLS,

@@ -1,3 +1,0 @@
-// Package benchmem measures the peak heap of a piece of work, for
-// benchmarks that report memory next to a baseline run in the same process.
-package benchmem
