@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,48 +29,12 @@ import (
 // node, the CSI snapshot-controller, csi-snapshotter and csi-provisioner on
 // the repository's CSI driver), started by the first test that needs it
 // and shared by the package's tests; TestMain stops it.
-var (
-	cluster       *kubetest.Cluster
-	clusterErr    error
-	clusterOnce   sync.Once
-	clusterFailed atomic.Bool
-)
+var cluster = &kubetest.Shared{Options: kubetest.Options{WithoutCertManager: true}}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if cluster != nil {
-		if code != 0 || clusterFailed.Load() {
-			cluster.Keep = true
-			fmt.Fprintln(os.Stderr, "kubetest: the cluster's logs are kept in", cluster.LogDir())
-		}
-		if err := cluster.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "kubetest: stop cluster:", err)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cluster.Main(m) }
 
-// useCluster starts the package's cluster once and returns it; a cluster
-// that cannot start fails the test with the reason (for missing binaries:
-// the command that builds them, `make tools`).
-func useCluster(t *testing.T) *kubetest.Cluster {
-	t.Helper()
-	clusterOnce.Do(func() {
-		cluster, clusterErr = kubetest.StartClusterEnv(context.Background(), kubetest.Options{WithoutCertManager: true})
-		if clusterErr == nil {
-			t.Logf("kubetest: cluster started in %s", cluster.Startup.Round(time.Millisecond))
-		}
-	})
-	if clusterErr != nil {
-		t.Fatalf("kubetest: %v", clusterErr)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			clusterFailed.Store(true)
-		}
-	})
-	return cluster
-}
+// useCluster returns the package's cluster, started on first use.
+func useCluster(t *testing.T) *kubetest.Cluster { return cluster.Use(t) }
 
 // The data the scene's db wrote into its claim: v1's is in the restore
 // point db-1, v2 changed it afterwards.

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,46 +39,19 @@ import (
 // one after the other, each in its own namespace (the driver's faults are
 // global).
 var (
-	cluster     *kubetest.Cluster
-	clusterErr  error
-	clusterOnce sync.Once
-	kc          client.WithWatch
-	failed      atomic.Bool
+	shared  = &kubetest.Shared{Options: kubetest.Options{WithoutCertManager: true}}
+	cluster *kubetest.Cluster // shared's, once a test used it
+	kc      client.WithWatch
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if cluster != nil {
-		if code != 0 || failed.Load() {
-			cluster.Keep = true
-			fmt.Fprintln(os.Stderr, "kubetest: the cluster's logs are kept in", cluster.LogDir())
-		}
-		if err := cluster.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "kubetest: stop cluster:", err)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { shared.Main(m) }
 
-// useCluster starts the package's cluster once and returns a client of
-// it; a cluster that cannot start fails the test with the reason (for
-// missing binaries: the command that builds them).
+// useCluster starts the package's cluster once and makes a client of it;
+// a cluster that cannot start fails the test with the reason (for missing
+// binaries: the command that builds them).
 func useCluster(t *testing.T) {
 	t.Helper()
-	clusterOnce.Do(func() {
-		cluster, clusterErr = kubetest.StartClusterEnv(context.Background(), kubetest.Options{WithoutCertManager: true})
-		if clusterErr == nil {
-			t.Logf("kubetest: cluster started in %s", cluster.Startup.Round(time.Millisecond))
-		}
-	})
-	if clusterErr != nil {
-		t.Fatalf("kubetest: %v", clusterErr)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			failed.Store(true)
-		}
-	})
+	cluster = shared.Use(t)
 	kube(t)
 }
 
