@@ -255,3 +255,68 @@ func TestRandomScenariosCoverIncidentsAndPins(t *testing.T) {
 		}
 	}
 }
+
+// delay moves each event of evs up to k places later and delivers it one
+// to three times: events late as redeliveries make them, not shuffled.
+func delay(evs []events.Event, k int, seed uint64) []events.Event {
+	rnd := rand.New(rand.NewPCG(seed, 7))
+	type late struct {
+		at int
+		ev events.Event
+	}
+	var ls []late
+	for i, ev := range evs {
+		for range 1 + rnd.IntN(3) {
+			ls = append(ls, late{i + rnd.IntN(k+1), ev})
+		}
+	}
+	slices.SortStableFunc(ls, func(a, b late) int { return a.at - b.at })
+	out := make([]events.Event, len(ls))
+	for i, l := range ls {
+		out[i] = l.ev
+	}
+	return out
+}
+
+// Late events agree with the in-order run as long as none comes after
+// `history` newer snapshots of its PVC (the README's known limit: beyond
+// it, what the event needed may be forgotten). The benchmark's stream
+// prunes: 60 snapshots per PVC against a history of 32; an event moved up
+// to 240 places is late by up to about 24 snapshots of its PVC.
+func TestLateEventsWithinTheHistoryDoNotMatter(t *testing.T) {
+	r := DefaultRules()
+	// The third namespace's first incident opens at the 21st snapshot:
+	// before it the snapshots are pruned.
+	mix := scenario.MixedStream{Apps: 12, PerNS: 4, Start: scenario.T0, ObserveEvery: 5}
+	ns, _ := mix.Names(8)
+	var evs []events.Event
+	for _, ev := range slices.Concat(mix.Certs(), slices.Concat(sliceOf(60, mix.Slot)...)) {
+		if in, err := FromEvent(ev); err == nil && in.Namespace == ns {
+			evs = append(evs, ev)
+		}
+	}
+	inOrder := NewState(ns)
+	wantDecisions := feed(t, r, inOrder, evs...)
+	want := outcomeOf(t, r, inOrder)
+	if len(inOrder.Snapshots) >= 4*60 {
+		t.Fatalf("%d snapshots kept of %d: the story does not prune", len(inOrder.Snapshots), 4*60)
+	}
+	for seed := range seeds(16) / 2 {
+		st := NewState(ns)
+		got := feed(t, r, st, delay(evs, 240, seed)...)
+		if diff := cmp.Diff(want, outcomeOf(t, r, st)); diff != "" {
+			t.Fatalf("order %d: outcome differs from the in-order run (-want +got):\n%s", seed, diff)
+		}
+		if diff := cmp.Diff(replayPins(wantDecisions), replayPins(got)); diff != "" {
+			t.Fatalf("order %d: pins after replaying the decisions (-in order +late):\n%s", seed, diff)
+		}
+	}
+}
+
+func sliceOf[T any](n int, f func(int) T) []T {
+	out := make([]T, n)
+	for i := range n {
+		out[i] = f(i)
+	}
+	return out
+}
