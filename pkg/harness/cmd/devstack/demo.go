@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/harness/demo"
@@ -17,7 +18,7 @@ func runDemo(ctx context.Context, s *stack.Stack, root, dir string, out io.Write
 	if s.Cluster != nil {
 		claimDir = s.Cluster.ClaimDir
 	}
-	_, err := demo.Run(ctx, demo.Env{
+	res, err := demo.Run(ctx, demo.Env{
 		RestConfig: s.RestConfig,
 		NATSURL:    s.NATSURL,
 		IngestURL:  s.URL("sastingest"),
@@ -35,6 +36,13 @@ func runDemo(ctx context.Context, s *stack.Stack, root, dir string, out io.Write
 	})
 	if err == nil {
 		fmt.Fprintf(out, "the story took %s\n", time.Since(start).Round(time.Second))
+		fmt.Fprintln(out, incidentLine(s.URL("console"), res.Incident))
 	}
 	return err
+}
+
+// incidentLine is the story's last line: where the console shows its
+// incident — reasons, timeline, the restore's phases and how it closed.
+func incidentLine(console, incident string) string {
+	return fmt.Sprintf("the incident in the console: %s/incidents/%s  (log in with the API token)", console, url.PathEscape(incident))
 }
