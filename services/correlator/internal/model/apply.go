@@ -21,7 +21,7 @@ func Apply(r Rules, st *State, in Input) (decisions []Decision, changed bool, er
 	if !merge(st, in) {
 		return nil, false, nil
 	}
-	prune(r, st, in.Upload)
+	prune(r, st, in)
 	return decide(r, st, st.deriveChanges(r)), true, nil
 }
 
@@ -265,37 +265,30 @@ func superseded(st *State, u *Upload) bool {
 
 // prune drops facts that can no longer matter: uploads that are not the
 // latest of any (app, version, category), and completed snapshots beyond
-// the History newest of their PVC unless pinned or inside an open incident.
-// Only a new upload can supersede others, so uploads are looked at only
-// when one came in.
-func prune(r Rules, st *State, came *Upload) {
-	if came != nil {
-		pruneUploads(st, came.App)
+// the History newest of their PVC unless pinned, a lineage boundary of
+// their PVC (lineageBoundaries) or restored from (restoredSnapshots) — an
+// incoming snapshot too, so a late one that is a boundary stays. Only a
+// new upload can supersede others, so uploads are looked at only when one
+// came in; only the PVCs whose facts or pins changed since their last look
+// are looked at (pvcsToPrune: the answer for the others is the same).
+func prune(r Rules, st *State, in Input) {
+	if in.Upload != nil {
+		pruneUploads(st, in.Upload.App)
 	}
-	var openSince time.Time
-	for _, rec := range st.Ledger.Incidents {
-		if rec.Status == StatusOpen && (openSince.IsZero() || rec.Start.Before(openSince)) {
-			openSince = rec.Start
-		}
-	}
-	var byPVC map[string][]*Snapshot
-	if st.cache != nil {
-		byPVC = st.cache.byPVC
-	} else {
-		byPVC = completedByPVC(st)
-	}
+	byPVC := pvcSnapshots(st)
+	pinned := func(name string) bool { _, ok := st.Ledger.Pinned[name]; return ok }
+	var restored map[string]bool
 	var drop []*Snapshot
-	for _, list := range byPVC {
-		// Oldest first: all but the History newest are candidates.
-		for _, s := range list[:max(0, len(list)-r.History)] {
-			if _, pinned := st.Ledger.Pinned[s.Name]; pinned {
-				continue
-			}
-			if !openSince.IsZero() && !s.Time.Before(openSince) {
-				continue
-			}
-			drop = append(drop, s)
+	for _, pvc := range pvcsToPrune(st, byPVC, in) {
+		list := byPVC[pvc]
+		if len(forgettable(list, r.History, pinned, func(*Snapshot) bool { return false })) == 0 {
+			continue // nothing to forget whatever the boundaries
 		}
+		if restored == nil {
+			restored = restoredSnapshots(st.Restores)
+		}
+		keep := lineageBoundaries(list, st.observationsOn(pvc), restoresInto(st.Restores, pvc), r.KeepKnownGood+1)
+		drop = append(drop, forgettable(list, r.History, pinned, func(s *Snapshot) bool { return keep[s] || restored[s.Name] })...)
 	}
 	for _, s := range drop {
 		st.forget(s)
@@ -306,6 +299,60 @@ func prune(r Rules, st *State, came *Upload) {
 		}
 		delete(st.Journal.PinGeneration, s.Name) // not pinned, gone for good
 	}
+	if c := st.cache; c != nil {
+		for _, s := range drop {
+			delete(c.pruneDue, s.PVC) // just looked at: what is left stays
+		}
+	}
+}
+
+// pvcsToPrune are the PVCs prune looks at, sorted: with a view cache those
+// whose facts changed (partChanged) or whose snapshots were unpinned
+// (decide) since the last look, or every one after a restore (it keeps the
+// snapshot it names, on another PVC maybe) or when the cache is new;
+// without a cache, every one.
+func pvcsToPrune(st *State, byPVC map[string][]*Snapshot, in Input) []string {
+	c := st.cache
+	if c == nil || c.pruneAll || in.Restore != nil {
+		if c != nil {
+			c.pruneAll = false
+			clear(c.pruneDue)
+		}
+		out := make([]string, 0, len(byPVC))
+		for pvc := range byPVC {
+			out = append(out, pvc)
+		}
+		slices.Sort(out)
+		return out
+	}
+	out := make([]string, 0, len(c.pruneDue))
+	for pvc := range c.pruneDue {
+		out = append(out, pvc)
+	}
+	clear(c.pruneDue)
+	slices.Sort(out)
+	return out
+}
+
+// restoredSnapshots are the names of the snapshots restores restored.
+func restoredSnapshots(restores map[string]*Restore) map[string]bool {
+	out := make(map[string]bool, len(restores))
+	for _, r := range restores {
+		out[r.Snapshot] = true
+	}
+	return out
+}
+
+// restoresInto are the times restores into pvc began (each begins an
+// epoch of its lineage).
+func restoresInto(restores map[string]*Restore, pvc string) []time.Time {
+	var out []time.Time
+	for _, r := range restores {
+		if r.PVC == pvc {
+			out = append(out, r.Time)
+		}
+	}
+	return out
 }
 
 // pruneUploads drops app's uploads that are the newest of none of their

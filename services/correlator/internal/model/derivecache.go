@@ -65,6 +65,20 @@ type viewCache struct {
 	certsGen, certsDecided uint64
 	// mountedPods is mountedByPods, as of certs.
 	mountedPods bool
+	// pruneDue are the PVCs whose snapshots or pins changed since prune
+	// last looked at them; pruneAll says it must look at every one.
+	pruneDue map[string]bool
+	pruneAll bool
+}
+
+// pruneLater notes that prune must look at pvc's snapshots again.
+func (st *State) pruneLater(pvc string) {
+	if c := st.cache; c != nil {
+		if c.pruneDue == nil {
+			c.pruneDue = map[string]bool{}
+		}
+		c.pruneDue[pvc] = true
+	}
 }
 
 // touch marks app dirty.
@@ -295,7 +309,7 @@ func (st *State) prepareCache(r Rules) *viewCache {
 	c := st.cache
 	if c == nil || !c.rules.equal(r) {
 		c = &viewCache{rules: r.clone(), apps: map[string]*appViews{}, dirty: map[string]bool{}, all: true, refs: map[string]int{},
-			changed: map[*Snapshot]bool{}, uploaded: map[string]bool{}}
+			changed: map[*Snapshot]bool{}, uploaded: map[string]bool{}, pruneAll: true}
 		for _, s := range st.Snapshots {
 			// A state read from KV shares its workload lists from here on.
 			s.Workloads = st.shareWorkloads(s.Workloads)

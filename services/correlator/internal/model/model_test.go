@@ -290,30 +290,51 @@ func TestRulesValidate(t *testing.T) {
 	}
 }
 
+// The snapshots remembered grow with the versions of a PVC, not with its
+// snapshots: beyond the history, prune keeps each version's first
+// snapshot and the two newest ready ones before each change (lineageBoundaries).
 func TestStateStaysBounded(t *testing.T) {
 	r := DefaultRules()
 	r.History = 4
 	ns, app, pvc := "bounded", "api", "data"
 	st := NewState(ns)
 	var evs []events.Event
-	for i := range 50 {
-		v := fmt.Sprintf("v%d", i/5)
-		at := scenario.T0.Add(time.Duration(i) * time.Hour)
-		if i%5 == 0 {
-			evs = append(evs, scenario.SARIF(ns, app, "u"+v, v, at))
+	snapshots := func(from, to, perVersion int) {
+		for i := from; i < to; i++ {
+			v := fmt.Sprintf("v%d-%d", from, (i-from)/perVersion)
+			at := scenario.T0.Add(time.Duration(i) * time.Hour)
+			if (i-from)%perVersion == 0 {
+				evs = append(evs, scenario.SARIF(ns, app, "u"+v, v, at))
+			}
+			evs = append(evs, scenario.Snapshot(ns, pvc, fmt.Sprintf("s%03d", i), at.Add(time.Minute), scenario.Run{App: app, Versions: []string{v}}))
 		}
-		evs = append(evs, scenario.Snapshot(ns, pvc, fmt.Sprintf("s%02d", i), at.Add(time.Minute), scenario.Run{App: app, Versions: []string{v}}))
 	}
+	snapshots(0, 50, 5) // ten versions of five snapshots
 	feed(t, r, st, evs...)
-	if len(st.Snapshots) != 4 || len(st.Journal.PinGeneration) > 4 {
-		t.Errorf("%d snapshots and %d pin generations remembered, want 4 and at most 4", len(st.Snapshots), len(st.Journal.PinGeneration))
+	// Per version: its first snapshot and its last two (the ready ones
+	// before the next version): 3 of 5, and the history.
+	if n := len(st.Snapshots); n > 10*3+r.History || len(st.Journal.PinGeneration) > n {
+		t.Errorf("%d snapshots and %d pin generations remembered, want at most %d", n, len(st.Journal.PinGeneration), 10*3+r.History)
 	}
-	if diff := cmp.Diff(map[string]string{"pin/s49": "known-good: newest clean, ready snapshot of the PVC"}, st.Ledger.InForce()); diff != "" {
+	evs = evs[:0]
+	snapshots(50, 250, 200) // one version for 200 snapshots
+	feed(t, r, st, evs...)
+	if n := len(st.Snapshots); n > 10*3+1+r.History {
+		t.Errorf("%d snapshots remembered after 200 more of one version, want at most %d (its first one more)", n, 10*3+1+r.History)
+	}
+	if diff := cmp.Diff(map[string]string{"pin/s249": "known-good: newest clean, ready snapshot of the PVC"}, st.Ledger.InForce()); diff != "" {
 		t.Errorf("in force (-want +got):\n%s", diff)
 	}
-	// An old snapshot delivered again is dropped at once: nothing changes.
-	if ds := feed(t, r, st, evs[1]); len(ds) != 0 {
+	// An old snapshot delivered again (of the middle of a version: not a
+	// boundary) is dropped at once: nothing changes.
+	if _, ok := st.Snapshots["s101"]; ok {
+		t.Fatal("s101, in the middle of a version of 200 snapshots, was kept")
+	}
+	if ds := feed(t, r, st, scenario.Snapshot(ns, pvc, "s101", scenario.T0.Add(101*time.Hour+time.Minute), scenario.Run{App: app, Versions: []string{"v50-0"}})); len(ds) != 0 {
 		t.Errorf("an old redelivered snapshot decided %v", brief(ds))
+	}
+	if _, ok := st.Snapshots["s101"]; ok {
+		t.Error("the redelivered s101 was kept")
 	}
 }
 

@@ -17,6 +17,7 @@ type PartFacts struct {
 
 // partChanged notes that the facts of pvc changed.
 func (st *State) partChanged(pvc string) {
+	st.pruneLater(pvc)
 	if pvc == "" {
 		return // kept with the namespace's own facts
 	}

@@ -1,0 +1,139 @@
+package model
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// What prune keeps of a PVC's snapshots beyond the `history` newest: its
+// lineage boundaries, so that the pins and incidents do not depend on the
+// order the events came in, however late one comes. Every rule that reads
+// snapshots reads only these (or pinned ones, or the newest):
+//
+//   - a span starts at the first sample that shows its version and ends at
+//     the first later one without it (spansOf): samples whose versions are
+//     those of the sample before them change no span, so only the first
+//     sample of each new set of versions matters — the incident's start and
+//     id (incidentID: its version and start) are read from it;
+//   - classes only worsen along an epoch (clean, unknown, tainted: more
+//     spans), so a restore point or a known-good snapshot is the newest
+//     clean, ready one before some set of versions changed (a version that
+//     is not clean started, an epoch ended), or among the newest: the
+//     `keep` newest ready snapshots of each application before each change,
+//     plus one spare for a failure or a failed restore test that comes
+//     later and makes one of them unready;
+//   - a restore inherits the lineage of the snapshot it restored (lineages
+//     .inherited): that snapshot.
+//
+// The state grows with the version changes of a PVC, not with its
+// snapshots. What it does not cover is in the README's "Known limit of
+// order independence".
+
+// boundarySample is one sample of a PVC: a completed snapshot (snap) or an
+// observation (snap nil), in lineages.samples' order.
+type boundarySample struct {
+	time      time.Time
+	eventID   string
+	snap      *Snapshot
+	workloads []Workload
+}
+
+// lineageBoundaries are the snapshots of one PVC that must be kept however
+// old: the first sample of each set of versions (the first of the PVC and
+// the first of each epoch — restores is when each restore into it began —
+// included), and, at each such change and after the newest sample, the
+// keep newest ready snapshots of each application that ran on it. snaps
+// are the PVC's completed snapshots, observed its observations.
+func lineageBoundaries(snaps []*Snapshot, observed []*Observation, restores []time.Time, keep int) map[*Snapshot]bool {
+	samples := boundarySamples(snaps, observed)
+	restores = slices.SortedFunc(slices.Values(restores), time.Time.Compare)
+	out := map[*Snapshot]bool{}
+	rings := map[string][]*Snapshot{} // per app, its newest ready snapshots, oldest first
+	mark := func() {
+		for _, ring := range rings {
+			for _, s := range ring {
+				out[s] = true
+			}
+		}
+	}
+	prev, ri := "", 0
+	for i, sm := range samples {
+		newEpoch := false
+		for ri < len(restores) && !sm.time.Before(restores[ri]) {
+			ri, newEpoch = ri+1, true
+		}
+		set := versionSet(sm.workloads)
+		if i == 0 || newEpoch || set != prev {
+			if sm.snap != nil {
+				out[sm.snap] = true
+			}
+			mark()
+		}
+		prev = set
+		if sm.snap != nil && sm.snap.ready() {
+			for _, app := range appsOf(sm.workloads) {
+				if ring := append(rings[app], sm.snap); len(ring) > keep {
+					rings[app] = ring[len(ring)-keep:]
+				} else {
+					rings[app] = ring
+				}
+			}
+		}
+	}
+	mark()
+	return out
+}
+
+// boundarySamples merges a PVC's completed snapshots and observations,
+// sorted by time, then event id (the order lineages.samples uses).
+func boundarySamples(snaps []*Snapshot, observed []*Observation) []boundarySample {
+	list := make([]boundarySample, 0, len(snaps)+len(observed))
+	for _, s := range snaps {
+		list = append(list, boundarySample{time: s.Time, eventID: s.EventID, snap: s, workloads: s.Workloads})
+	}
+	for _, o := range observed {
+		list = append(list, boundarySample{time: o.Time, eventID: o.EventID, workloads: o.Workloads})
+	}
+	slices.SortFunc(list, func(a, b boundarySample) int {
+		if c := a.time.Compare(b.time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.eventID, b.eventID)
+	})
+	return list
+}
+
+// versionSet is the set of (application, version) a sample shows, as one
+// comparable string.
+func versionSet(ws []Workload) string {
+	var keys []string
+	for _, w := range ws {
+		for _, v := range w.Versions {
+			keys = append(keys, w.App+"\x00"+v)
+		}
+	}
+	slices.Sort(keys)
+	return strings.Join(slices.Compact(keys), "\x01")
+}
+
+// appsOf are the applications of ws, each once.
+func appsOf(ws []Workload) []string {
+	var out []string
+	for _, w := range ws {
+		out, _ = setAdd(out, w.App)
+	}
+	return out
+}
+
+// forgettable are the snapshots of one PVC (list, oldest first) prune may
+// forget: beyond the history newest, not pinned and not kept.
+func forgettable(list []*Snapshot, history int, pinned func(name string) bool, kept func(*Snapshot) bool) []*Snapshot {
+	var out []*Snapshot
+	for _, s := range list[:max(0, len(list)-history)] {
+		if !pinned(s.Name) && !kept(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

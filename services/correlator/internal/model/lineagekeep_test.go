@@ -1,0 +1,115 @@
+package model
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stateguard/stateguard/pkg/events"
+	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
+)
+
+// The README's four minimal orders that differed while prune forgot every
+// snapshot beyond the history: a history of 2, one PVC, snapshots s1…s4 an
+// hour apart. Each case feeds the same events in an order where nothing
+// comes late and in one where one event comes after the history, and wants
+// the same decisions in force, the same remembered snapshots, and what the
+// case is about (the incident's start, the restore point).
+func TestLateBeyondTheHistory(t *testing.T) {
+	const ns, app, pvc = "late", "api", "data"
+	r := DefaultRules()
+	r.History = 2
+	at := func(i int) time.Time { return scenario.T0.Add(time.Duration(i) * time.Hour) }
+	snap := func(i int, version string) events.Event {
+		return scenario.Snapshot(ns, pvc, fmt.Sprintf("s%d", i), at(i), scenario.Run{App: app, Versions: []string{version}})
+	}
+	clean := func(id, version string, i int) events.Event { return scenario.SARIF(ns, app, id, version, at(i)) }
+	critical := func(id, version string, i int) events.Event {
+		return scenario.SARIF(ns, app, id, version, at(i), scenario.Critical)
+	}
+	tests := []struct {
+		name         string
+		early, late  []events.Event
+		start        time.Time // of the one incident; zero: none
+		restorePoint string    // pinned as the incident's restore point
+	}{{
+		// (1) The scan finds v1's first sample s2 forgotten: the incident
+		// started at s3, with another id.
+		name:  "late scan of the first sample's version",
+		early: []events.Event{clean("u0", "v0", 0), critical("u1", "v1", 0), snap(1, "v0"), snap(2, "v1"), snap(3, "v1"), snap(4, "v1")},
+		late:  []events.Event{clean("u0", "v0", 0), snap(1, "v0"), snap(2, "v1"), snap(3, "v1"), snap(4, "v1"), critical("u1", "v1", 0)},
+		start: at(2), restorePoint: "s1",
+	}, {
+		// (2) s1 came older than the open incident's start, beyond the
+		// history: dropped at once, the incident kept s2's start and id.
+		name:  "late first snapshot of a vulnerable version",
+		early: []events.Event{critical("u1", "v1", 0), snap(1, "v1"), snap(2, "v1"), snap(3, "v1"), snap(4, "v1")},
+		late:  []events.Event{critical("u1", "v1", 0), snap(2, "v1"), snap(3, "v1"), snap(4, "v1"), snap(1, "v1")},
+		start: at(1),
+	}, {
+		// (3) While v1 looked clean, s1 (the known-good) was unpinned and
+		// forgotten: the incident had no restore point.
+		name:  "rescan after the known-good was unpinned",
+		early: []events.Event{clean("u0", "v0", 0), clean("u1", "v1", 0), critical("u2", "v1", 5), snap(1, "v0"), snap(2, "v1"), snap(3, "v1"), snap(4, "v1")},
+		late:  []events.Event{clean("u0", "v0", 0), snap(1, "v0"), clean("u1", "v1", 0), snap(2, "v1"), snap(3, "v1"), snap(4, "v1"), critical("u2", "v1", 5)},
+		start: at(2), restorePoint: "s1",
+	}, {
+		// (4) The failure of s1, forgotten, left a record without
+		// completion that was never pruned.
+		name:  "late failure of a forgotten snapshot",
+		early: []events.Event{clean("u0", "v0", 0), clean("u1", "v1", 0), snap(1, "v0"), scenario.SnapshotFailed(ns, pvc, "s1"), snap(2, "v1"), snap(3, "v1"), snap(4, "v1")},
+		late:  []events.Event{clean("u0", "v0", 0), clean("u1", "v1", 0), snap(1, "v0"), snap(2, "v1"), snap(3, "v1"), snap(4, "v1"), scenario.SnapshotFailed(ns, pvc, "s1")},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			early, late := NewState(ns), NewState(ns)
+			feed(t, r, early, tt.early...)
+			feed(t, r, late, tt.late...)
+			if diff := cmp.Diff(early.Ledger.InForce(), late.Ledger.InForce()); diff != "" {
+				t.Errorf("decisions in force (-nothing late +one event late):\n%s", diff)
+			}
+			if diff := cmp.Diff(slices.Sorted(maps.Keys(early.Snapshots)), slices.Sorted(maps.Keys(late.Snapshots))); diff != "" {
+				t.Errorf("snapshots remembered (-nothing late +one event late):\n%s", diff)
+			}
+			for _, s := range late.Snapshots {
+				if !s.Completed {
+					t.Errorf("a record of %s without completion is kept", s.Name)
+				}
+			}
+			for name, st := range map[string]*State{"nothing late": early, "one event late": late} {
+				av, _ := Derive(r, st).App(app)
+				if tt.start.IsZero() {
+					if len(av.Incidents) != 0 {
+						t.Errorf("%s: incidents %v, want none", name, av.Incidents)
+					}
+					continue
+				}
+				if len(av.Incidents) != 1 {
+					t.Fatalf("%s: %d incidents, want 1", name, len(av.Incidents))
+				}
+				inc := av.Incidents[0]
+				if !inc.StartTime.Equal(tt.start) {
+					t.Errorf("%s: the incident starts at %s, want %s", name, inc.StartTime, tt.start)
+				}
+				var rps []string
+				for _, rp := range inc.RestorePoints {
+					rps = append(rps, rp.Name)
+				}
+				want := []string(nil)
+				if tt.restorePoint != "" {
+					want = []string{tt.restorePoint}
+					if p := st.Ledger.Pinned[tt.restorePoint]; p.Incident != inc.ID {
+						t.Errorf("%s: %s pinned as %+v, want the restore point of %s", name, tt.restorePoint, p, inc.ID)
+					}
+				}
+				if diff := cmp.Diff(want, rps); diff != "" {
+					t.Errorf("%s: restore points (-want +got):\n%s", name, diff)
+				}
+			}
+		})
+	}
+}
