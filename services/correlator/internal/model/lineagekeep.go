@@ -22,7 +22,9 @@ import (
 //     is not clean started, an epoch ended), or among the newest: the
 //     `keep` newest ready snapshots of each application before each change,
 //     plus one spare for a failure or a failed restore test that comes
-//     later and makes one of them unready;
+//     later and makes one of them unready, and the unready ones between
+//     them (a snapshot forgotten with its failure would look ready if its
+//     completion came again);
 //   - a restore inherits the lineage of the snapshot it restored (lineages
 //     .inherited): that snapshot.
 //
@@ -49,7 +51,11 @@ func lineageBoundaries(snaps []*Snapshot, observed []*Observation, restores []ti
 	samples := boundarySamples(snaps, observed)
 	restores = slices.SortedFunc(slices.Values(restores), time.Time.Compare)
 	out := map[*Snapshot]bool{}
-	rings := map[string][]*Snapshot{} // per app, its newest ready snapshots, oldest first
+	// Per app, its newest snapshots down to the keep-th newest ready one,
+	// oldest first: the unready ones among them are kept too, so that a
+	// failure forgotten with its snapshot cannot make it look ready when
+	// its completion is delivered again.
+	rings := map[string][]*Snapshot{}
 	mark := func() {
 		for _, ring := range rings {
 			for _, s := range ring {
@@ -71,18 +77,28 @@ func lineageBoundaries(snaps []*Snapshot, observed []*Observation, restores []ti
 			mark()
 		}
 		prev = set
-		if sm.snap != nil && sm.snap.ready() {
+		if sm.snap != nil {
 			for _, app := range appsOf(sm.workloads) {
-				if ring := append(rings[app], sm.snap); len(ring) > keep {
-					rings[app] = ring[len(ring)-keep:]
-				} else {
-					rings[app] = ring
-				}
+				rings[app] = newestReady(append(rings[app], sm.snap), keep)
 			}
 		}
 	}
 	mark()
 	return out
+}
+
+// newestReady is the tail of list (oldest first) that holds its keep
+// newest ready snapshots, and the unready ones after the oldest of them.
+func newestReady(list []*Snapshot, keep int) []*Snapshot {
+	ready := 0
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i].ready() {
+			if ready++; ready == keep {
+				return list[i:]
+			}
+		}
+	}
+	return list
 }
 
 // boundarySamples merges a PVC's completed snapshots and observations,

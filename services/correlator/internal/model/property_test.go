@@ -326,3 +326,87 @@ func sliceOf[T any](n int, f func(int) T) []T {
 	}
 	return out
 }
+
+// Beyond the history the facts remembered may differ with the order (a
+// snapshot forgotten in one order may come after its successors in
+// another, and stay as a boundary), but the decisions in force do not:
+// prune keeps every lineage boundary (lineageBoundaries). The random
+// scenarios with a history of 2 (most snapshots beyond it), every event in
+// any order, some twice.
+func TestOrderDoesNotMatterBeyondTheHistory(t *testing.T) {
+	r := DefaultRules()
+	r.History = 2
+	for seed := range seeds(120) {
+		evs := randomScenario(seed)
+		inOrder := NewState("prop")
+		wantDecisions := feed(t, r, inOrder, evs...)
+		for p := range uint64(6) {
+			st := NewState("prop")
+			got := feed(t, r, st, permute(evs, seed*100+p)...)
+			if diff := cmp.Diff(inOrder.Ledger.InForce(), st.Ledger.InForce()); diff != "" {
+				t.Fatalf("seed %d permutation %d: decisions in force (-in order +permuted):\n%s", seed, p, diff)
+			}
+			if diff := cmp.Diff(replayPins(wantDecisions), replayPins(got)); diff != "" {
+				t.Fatalf("seed %d permutation %d: pins after replaying the decisions (-in order +permuted):\n%s", seed, p, diff)
+			}
+		}
+	}
+}
+
+// The mixed stream (60 snapshots per PVC against a history of 32; the
+// partition test's namespaces with three incidents and with one) with
+// events far later than the history: moved up to the whole stream's
+// length, shuffled with duplicates, every scan after every snapshot (the
+// SARIF stream lagging behind the SNAPSHOT stream), every snapshot after
+// everything else. The decisions in force, and the pins the published
+// decisions leave, are the in-order run's.
+func TestLateEventsBeyondTheHistoryDoNotMatter(t *testing.T) {
+	r := DefaultRules()
+	mix := scenario.MixedStream{Apps: 16, PerNS: 4, Start: scenario.T0, ObserveEvery: 5}
+	stream := slices.Concat(mix.Certs(), slices.Concat(sliceOf(60, mix.Slot)...))
+	namespaces := []int{0, 12}
+	if testing.Short() {
+		namespaces = namespaces[:1]
+	}
+	for _, i := range namespaces {
+		ns, _ := mix.Names(i)
+		var evs []events.Event
+		for _, ev := range stream {
+			if in, err := FromEvent(ev); err == nil && in.Namespace == ns {
+				evs = append(evs, ev)
+			}
+		}
+		inOrder := NewState(ns)
+		wantDecisions := feed(t, r, inOrder, evs...)
+		if len(inOrder.Ledger.Incidents) == 0 {
+			t.Fatalf("%s: the stream opens no incident: the test proves little", ns)
+		}
+		last := func(typ string) []events.Event {
+			var first, then []events.Event
+			for _, ev := range evs {
+				if ev.Type() == typ {
+					then = append(then, ev)
+				} else {
+					first = append(first, ev)
+				}
+			}
+			return append(first, then...)
+		}
+		orders := map[string][]events.Event{
+			"moved up to the stream's length": delay(evs, len(evs), 1),
+			"shuffled, some twice":            permute(evs, 3),
+			"every scan last":                 last(events.TypeSARIFUploaded),
+			"every snapshot last":             last(events.TypeSnapshotCompleted),
+		}
+		for _, name := range slices.Sorted(mapsKeys(orders)) {
+			st := NewState(ns)
+			got := feed(t, r, st, orders[name]...)
+			if diff := cmp.Diff(inOrder.Ledger.InForce(), st.Ledger.InForce()); diff != "" {
+				t.Errorf("%s, %s: decisions in force (-in order +late):\n%s", ns, name, diff)
+			}
+			if diff := cmp.Diff(replayPins(wantDecisions), replayPins(got)); diff != "" {
+				t.Errorf("%s, %s: pins after replaying the decisions (-in order +late):\n%s", ns, name, diff)
+			}
+		}
+	}
+}
