@@ -145,9 +145,7 @@ func decide(r Rules, st *State, ch changes) []Decision {
 			},
 		})
 		delete(l.Pinned, name)
-		if s, ok := st.Snapshots[name]; ok {
-			st.pruneLater(s.PVC) // prune may forget it now
-		}
+		st.pruneLaterSnapshot(name) // prune may forget it now
 		// A pin generation is forgotten once its snapshot is gone for good
 		// (pruned and not pinned: prune drops any event about it that comes
 		// again); prune forgets those of the unpinned snapshots it drops.

@@ -71,6 +71,14 @@ type viewCache struct {
 	pruneAll bool
 }
 
+// pruneLaterSnapshot notes that prune must look at the snapshots of the
+// PVC of the snapshot name (when it is known) again.
+func (st *State) pruneLaterSnapshot(name string) {
+	if s, ok := st.Snapshots[name]; ok {
+		st.pruneLater(s.PVC)
+	}
+}
+
 // pruneLater notes that prune must look at pvc's snapshots again.
 func (st *State) pruneLater(pvc string) {
 	if c := st.cache; c != nil {

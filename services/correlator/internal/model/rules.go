@@ -60,7 +60,8 @@ type Rules struct {
 	// least this long before notAfter and not already past.
 	RenewalMargin time.Duration
 	// History bounds the completed snapshots remembered per PVC (the newest
-	// ones, plus every snapshot that must stay pinned).
+	// ones, plus every snapshot that must stay pinned and the PVC's lineage
+	// boundaries: lineageBoundaries).
 	History int
 	// Repositories maps a repository (owner/name, NormaliseRepository) to
 	// the applications that run its code: an upload of it that names no
