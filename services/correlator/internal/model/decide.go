@@ -145,7 +145,11 @@ func decide(r Rules, st *State, ch changes) []Decision {
 			},
 		})
 		delete(l.Pinned, name)
-		st.pruneLaterSnapshot(name) // prune may forget it now
+		// prune may forget it now. (A pinned snapshot beyond the history
+		// is a lineage boundary wherever the model's tests looked — the
+		// restore points and known-good are — so this keeps prune's look
+		// at the changed PVCs equal to a full look without a known case.)
+		st.pruneLaterSnapshot(name)
 		// A pin generation is forgotten once its snapshot is gone for good
 		// (pruned and not pinned: prune drops any event about it that comes
 		// again); prune forgets those of the unpinned snapshots it drops.

@@ -1,8 +1,11 @@
 package model
 
 import (
+	"fmt"
 	"reflect"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -11,13 +14,15 @@ import (
 
 // With a short history prune drops snapshots on most events; the views kept
 // between events must follow (feed compares them with a fresh derivation
-// after every event).
+// after every event). Each snapshot of the random scenarios is followed by
+// three more of the same versions (prune keeps the first of each set of
+// versions: without runs of them it would forget little).
 func TestCachedViewsFollowPrunedSnapshots(t *testing.T) {
 	r := DefaultRules()
 	r.History = 2
 	pruned := 0
 	for seed := range seeds(60) {
-		evs := randomScenario(seed)
+		evs := withRuns(t, randomScenario(seed), 3)
 		for p := range uint64(3) {
 			st := NewState("prop")
 			evs := permute(evs, seed*100+p)
@@ -50,6 +55,29 @@ func TestCachedViewsFollowPrunedSnapshots(t *testing.T) {
 	if pruned == 0 {
 		t.Fatal("no snapshot was pruned: the test does not exercise prune")
 	}
+}
+
+// withRuns adds after each snapshot.completed of evs n more of the same
+// PVC and workloads, ten minutes apart.
+func withRuns(t *testing.T, evs []events.Event, n int) []events.Event {
+	t.Helper()
+	var out []events.Event
+	for _, ev := range evs {
+		out = append(out, ev)
+		if ev.Type() != events.TypeSnapshotCompleted {
+			continue
+		}
+		p, err := events.Decode[events.SnapshotCompleted](ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, at := p.VolumeSnapshot, p.CreationTime
+		for i := range n {
+			p.VolumeSnapshot, p.CreationTime = fmt.Sprintf("%s-%d", name, i), at.Add(time.Duration(i+1)*10*time.Minute)
+			out = append(out, events.MustNewEvent(events.TypeSnapshotCompleted, ev.Source(), ev.ID()+"-"+strconv.Itoa(i), p))
+		}
+	}
+	return out
 }
 
 func countSnapshotEvents(evs []events.Event) int {
