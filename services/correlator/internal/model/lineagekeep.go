@@ -64,12 +64,17 @@ func lineageBoundaries(snaps []*Snapshot, observed []*Observation, restores []ti
 		}
 	}
 	prev, ri := "", 0
+	var prevWorkloads []Workload
 	for i, sm := range samples {
 		newEpoch := false
 		for ri < len(restores) && !sm.time.Before(restores[ri]) {
 			ri, newEpoch = ri+1, true
 		}
-		set := versionSet(sm.workloads)
+		set := prev
+		if !sameList(sm.workloads, prevWorkloads) { // snapshots share equal lists (shareWorkloads)
+			set = versionSet(sm.workloads)
+		}
+		prevWorkloads = sm.workloads
 		if i == 0 || newEpoch || set != prev {
 			if sm.snap != nil {
 				out[sm.snap] = true
