@@ -15,14 +15,14 @@ import (
 // With a short history prune drops snapshots on most events; the views kept
 // between events must follow (feed compares them with a fresh derivation
 // after every event). Each snapshot of the random scenarios is followed by
-// three more of the same versions (prune keeps the first of each set of
+// two more of the same versions (prune keeps the first of each set of
 // versions: without runs of them it would forget little).
 func TestCachedViewsFollowPrunedSnapshots(t *testing.T) {
 	r := DefaultRules()
 	r.History = 2
 	pruned := 0
 	for seed := range seeds(60) {
-		evs := withRuns(t, randomScenario(seed), 3)
+		evs := withRuns(t, randomScenario(seed), 2)
 		for p := range uint64(3) {
 			st := NewState("prop")
 			evs := permute(evs, seed*100+p)

@@ -332,15 +332,16 @@ func sliceOf[T any](n int, f func(int) T) []T {
 // another, and stay as a boundary), but the decisions in force do not:
 // prune keeps every lineage boundary (lineageBoundaries). The random
 // scenarios with a history of 2 (most snapshots beyond it), every event in
-// any order, some twice.
+// any order, some twice: 60 × 4 orders (on the old prune about half of
+// such orders ended with other decisions in force: 648 of 1,200).
 func TestOrderDoesNotMatterBeyondTheHistory(t *testing.T) {
 	r := DefaultRules()
 	r.History = 2
-	for seed := range seeds(120) {
+	for seed := range seeds(60) {
 		evs := randomScenario(seed)
 		inOrder := NewState("prop")
 		wantDecisions := feed(t, r, inOrder, evs...)
-		for p := range uint64(6) {
+		for p := range uint64(4) {
 			st := NewState("prop")
 			got := feed(t, r, st, permute(evs, seed*100+p)...)
 			if diff := cmp.Diff(inOrder.Ledger.InForce(), st.Ledger.InForce()); diff != "" {
