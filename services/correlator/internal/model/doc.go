@@ -12,7 +12,8 @@
 // snapshotView and classify, chooseKnownGood, runningOf, incidentSpans,
 // dressIncident and restorePointBefore, secretsOf, certExpiry (certs.go),
 // recommend. deriveApp (appview.go) applies them in order for one
-// application.
+// application. What is remembered of a PVC's snapshots beyond the history
+// is the rule lineageBoundaries (lineagekeep.go), which prune applies.
 //
 // Derive computes a view from scratch; Apply keeps, with the State in
 // memory, each application's last view and re-derives only what an event

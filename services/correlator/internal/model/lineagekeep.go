@@ -29,8 +29,8 @@ import (
 //     .inherited): that snapshot.
 //
 // The state grows with the version changes of a PVC, not with its
-// snapshots. What it does not cover is in the README's "Known limit of
-// order independence".
+// snapshots. What it does not cover is in the README's "Order
+// independence beyond the history".
 
 // boundarySample is one sample of a PVC: a completed snapshot (snap) or an
 // observation (snap nil), in lineages.samples' order.

@@ -278,9 +278,11 @@ func delay(evs []events.Event, k int, seed uint64) []events.Event {
 	return out
 }
 
-// Late events agree with the in-order run as long as none comes after
-// `history` newer snapshots of its PVC (the README's known limit: beyond
-// it, what the event needed may be forgotten). The benchmark's stream
+// Late events agree with the in-order run — the facts, the view and the
+// decisions in force — as long as none comes after `history` newer
+// snapshots of its PVC (beyond it only the decisions in force are the same:
+// TestLateEventsBeyondTheHistoryDoNotMatter; a snapshot forgotten in one
+// order may stay as a boundary in another). The benchmark's stream
 // prunes: 60 snapshots per PVC against a history of 32; an event moved up
 // to 240 places is late by up to about 24 snapshots of its PVC.
 func TestLateEventsWithinTheHistoryDoNotMatter(t *testing.T) {
