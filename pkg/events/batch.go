@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,8 +37,9 @@ const (
 // cluster replicates the batch as one proposal. A batch the server refuses
 // as a whole — an event in it was stored before (same Nats-Msg-Id), the
 // stream does not allow atomic publishing, the commit timed out — is sent
-// again event by event as Publish does, which stores each event once. It
-// returns nil once every event is stored.
+// again event by event as Publish does, which stores each event once and
+// keeps each stream's events in the order given. It returns nil once every
+// event is stored.
 func (c *Client) PublishBatch(ctx context.Context, evs ...Event) error {
 	out, err := c.prepare(ctx, evs)
 	if err != nil {
@@ -72,7 +74,8 @@ func byStream(out []outgoing) map[string][]int {
 // sendBatched stores msgs, all of one stream, in atomic batches. groups are
 // the sizes of the callers' runs of messages in msgs: a batch never splits a
 // group unless the group alone exceeds the limits, and when a batch fails
-// each of its groups is sent again on its own, message by message. The
+// each of its groups is sent again on its own, message by message in order
+// (sendEach); a group's messages after one that failed are not sent. The
 // result has one entry per message.
 func (c *Client) sendBatched(ctx context.Context, msgs []outgoing, groups []int) []error {
 	errs := make([]error, len(msgs))
@@ -96,11 +99,20 @@ func (c *Client) sendBatched(ctx context.Context, msgs []outgoing, groups []int)
 		sizes := groups[:g]
 		groups = groups[g:]
 		if len(batch) < MinBatch {
-			copy(errs[start:start+n], c.sendEach(ctx, batch))
+			copy(errs[start:start+n], c.sendEach(ctx, batch, groupChains(sizes)))
 			start += n
 			continue
 		}
+		skip := 0 // the rest of a group too long for one batch whose first part failed
 		for len(batch) > 0 {
+			if skip > 0 {
+				m := min(skip, len(batch))
+				for i := range m {
+					errs[start+i] = fmt.Errorf("not sent: %w", ErrEarlierEventFailed)
+				}
+				sizes, batch, start, skip = trimGroups(sizes, m), batch[m:], start+m, skip-m
+				continue
+			}
 			k := min(len(batch), MaxBatch)
 			if err := c.storeAtomic(ctx, batch[:k]); err != nil {
 				c.metrics.batches.WithLabelValues(batch[0].stream, "fallback").Inc()
@@ -113,10 +125,14 @@ func (c *Client) sendBatched(ctx context.Context, msgs []outgoing, groups []int)
 				for _, gs := range groupsWithin(sizes, k) {
 					part := batch[off : off+gs]
 					res := errs[start+off : start+off+gs]
-					wg.Go(func() { copy(res, c.sendEach(ctx, part)) })
+					wg.Go(func() { copy(res, c.sendEach(ctx, part, groupChains([]int{gs}))) })
 					off += gs
 				}
 				wg.Wait()
+				within := groupsWithin(sizes, k)
+				if last := len(within) - 1; within[last] < sizes[last] && slices.ContainsFunc(errs[start+k-within[last]:start+k], func(err error) bool { return err != nil }) {
+					skip = sizes[last] - within[last]
+				}
 			} else {
 				c.metrics.batches.WithLabelValues(batch[0].stream, "atomic").Inc()
 				c.metrics.batchSize.Observe(float64(k))

@@ -23,10 +23,14 @@ type Publisher interface {
 
 var _ Publisher = (*Client)(nil)
 
-// Publish stores events in JetStream. The events are sent asynchronously,
-// bounded by the client's max pending, and Publish returns nil only once the
-// server acknowledged every one of them, that is once each is stored (and,
-// with sync_interval: always, on disk). Timeouts and "no responders" are
+// Publish stores events in JetStream. The events of different streams are
+// sent asynchronously, side by side, bounded by the client's max pending;
+// those of one stream in the order given, each once the one before it is
+// stored, so a stream never holds one before an event given ahead of it —
+// after a failure the rest of that stream's events are not sent
+// (ErrEarlierEventFailed). Publish returns nil only once the server
+// acknowledged every one of them, that is once each is stored (and, with
+// sync_interval: always, on disk). Timeouts and "no responders" are
 // retried with backoff; a retry carries the same Nats-Msg-Id, so it cannot
 // store an event twice. Each event gets a producer span and the span's
 // context in its traceparent extension.
@@ -38,7 +42,7 @@ func (c *Client) Publish(ctx context.Context, evs ...Event) error {
 	if err != nil {
 		return err
 	}
-	return c.finish(out, c.sendEach(ctx, out))
+	return c.finish(out, c.sendEach(ctx, out, streamChains(out)))
 }
 
 // outgoing is one event on its way: its message and producer span.
@@ -105,18 +109,82 @@ func (c *Client) finish(out []outgoing, errs []error) error {
 	return errors.Join(joined...)
 }
 
-// sendEach publishes every message on its own, asynchronously, and waits
-// for the acks; the result has one entry per message.
-func (c *Client) sendEach(ctx context.Context, out []outgoing) []error {
-	futs := make([]jetstream.PubAckFuture, len(out))
+// sendEach publishes the messages of out on their own, asynchronously, and
+// waits for the acks; the result has one entry per message. chains are runs
+// of indexes into out that must be stored in their order (one caller's
+// events of one stream, in the order it gave them): a message of a chain
+// is sent only once the one before it is stored, and when one fails the
+// rest of its chain is not sent (ErrEarlierEventFailed). Pipelining a
+// chain would let a retried event land after one sent later: while a
+// stream elects a leader, the first of two events can be refused and the
+// second stored. The chains are sent side by side, their first messages
+// all at once, then their second ones, and so on.
+func (c *Client) sendEach(ctx context.Context, out []outgoing, chains [][]int) []error {
 	errs := make([]error, len(out))
-	for i := range out {
-		futs[i], errs[i] = c.js.PublishMsgAsync(out[i].msg, jetstream.WithStallWait(c.stallWait))
+	type step struct {
+		chain, at int
+		fut       jetstream.PubAckFuture
+		err       error
 	}
-	for i := range out {
-		errs[i] = c.await(ctx, out[i].msg, futs[i], errs[i])
+	var live []step
+	for ci, ch := range chains {
+		if len(ch) > 0 {
+			live = append(live, step{chain: ci})
+		}
+	}
+	for len(live) > 0 {
+		for k := range live {
+			s := &live[k]
+			s.fut, s.err = c.js.PublishMsgAsync(out[chains[s.chain][s.at]].msg, jetstream.WithStallWait(c.stallWait))
+		}
+		next := make([]step, 0, len(live))
+		for _, s := range live {
+			ch := chains[s.chain]
+			i := ch[s.at]
+			if err := c.await(ctx, out[i].msg, s.fut, s.err); err != nil {
+				errs[i] = err
+				for _, j := range ch[s.at+1:] {
+					errs[j] = fmt.Errorf("not sent after %s: %w", out[i].msg.Header.Get(nats.MsgIdHdr), ErrEarlierEventFailed)
+				}
+				continue
+			}
+			if s.at+1 < len(ch) {
+				next = append(next, step{chain: s.chain, at: s.at + 1})
+			}
+		}
+		live = next
 	}
 	return errs
+}
+
+// ErrEarlierEventFailed is the error of an event not sent because an event
+// its caller gave before it, on the same stream, was not stored (sendEach).
+var ErrEarlierEventFailed = errors.New("an earlier event of the same stream was not stored")
+
+// streamChains are the indexes of out per stream, in order (sendEach).
+func streamChains(out []outgoing) [][]int {
+	m := byStream(out)
+	chains := make([][]int, 0, len(m))
+	for _, idx := range m {
+		chains = append(chains, idx)
+	}
+	return chains
+}
+
+// groupChains are the runs of msgs that groups (their sizes, in order)
+// cover, as chains for sendEach.
+func groupChains(groups []int) [][]int {
+	chains := make([][]int, 0, len(groups))
+	off := 0
+	for _, g := range groups {
+		ch := make([]int, g)
+		for i := range ch {
+			ch[i] = off + i
+		}
+		chains = append(chains, ch)
+		off += g
+	}
+	return chains
 }
 
 // await waits for one publish's ack, re-sending on retryable errors.
