@@ -22,6 +22,7 @@ func Apply(r Rules, st *State, in Input) (decisions []Decision, changed bool, er
 		return nil, false, nil
 	}
 	prune(r, st, in.Upload)
+	pruneObservations(r, st, st.observationsToRecheck())
 	return decide(r, st, st.deriveChanges(r)), true, nil
 }
 

@@ -65,6 +65,9 @@ type viewCache struct {
 	certsGen, certsDecided uint64
 	// mountedPods is mountedByPods, as of certs.
 	mountedPods bool
+	// obsRecheck are the PVCs whose snapshots or observations changed
+	// since pruneObservations last looked at them.
+	obsRecheck map[string]bool
 }
 
 // touch marks app dirty.
@@ -127,6 +130,7 @@ func (st *State) refSnapshot(s *Snapshot, d int) {
 	if !s.Completed {
 		return
 	}
+	c.recheckObservations(s.PVC)
 	if d > 0 && c.crossesOK && !c.crosses {
 		c.crosses = writtenByOthers(s.Workloads, s.Workloads) ||
 			slices.ContainsFunc(c.byPVC[s.PVC], func(o *Snapshot) bool { return writtenByOthers(o.Workloads, s.Workloads) })
@@ -199,6 +203,7 @@ func (st *State) touchObservation(o *Observation) {
 		return
 	}
 	c.idx.addObservation(o)
+	c.recheckObservations(o.PVC)
 	if c.crossesOK && !c.crosses {
 		// Whether o makes its PVC one that several applications wrote to,
 		// without going over the namespace's other PVCs.
@@ -221,6 +226,31 @@ func (st *State) touchObservation(o *Observation) {
 			c.dirty[w.App] = true
 		}
 	}
+}
+
+// recheckObservations notes that pruneObservations should look at pvc
+// again.
+func (c *viewCache) recheckObservations(pvc string) {
+	if c.obsRecheck == nil {
+		c.obsRecheck = map[string]bool{}
+	}
+	c.obsRecheck[pvc] = true
+}
+
+// observationsToRecheck are, sorted, the PVCs pruneObservations should look
+// at after an event: those whose snapshots or observations changed, or
+// every one (nil) when st has no view cache to say which.
+func (st *State) observationsToRecheck() []string {
+	c := st.cache
+	if c == nil {
+		return nil
+	}
+	pvcs := slices.Sorted(maps.Keys(c.obsRecheck))
+	clear(c.obsRecheck)
+	if pvcs == nil {
+		pvcs = []string{}
+	}
+	return pvcs
 }
 
 // touchCerts marks the certificates changed. An application's view reads
