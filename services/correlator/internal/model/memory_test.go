@@ -11,18 +11,21 @@ import (
 	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
-var growthProfile = flag.String("growthprofile", "", "BenchmarkStateGrowth: write a heap profile here at the end, with the states live")
+var (
+	growthProfile = flag.String("growthprofile", "", "BenchmarkStateGrowth: write a heap profile here at the end, with the states live")
+	growthSlots   = flag.Int("growth-slots", 100, "BenchmarkStateGrowth: snapshot slots (a snapshot per application each)")
+)
 
 // BenchmarkStateGrowth applies the benchmarks' mixed stream (1,000
 // applications, two per namespace, one observation per 20 snapshot
 // events) slot by slot to in-memory states with their view caches, as the
 // engine keeps them, and reports the Go heap per application after 100
-// slots, and its growth per slot over the second half: the state kept per
+// slots (-growth-slots), and its growth per slot over the second half: the state kept per
 // application must stop growing once pruning starts, or a long run ends
 // at the memory limit (#14).
 func BenchmarkStateGrowth(b *testing.B) {
 	for b.Loop() {
-		stateGrowth(b, 1000, 100)
+		stateGrowth(b, 1000, *growthSlots)
 	}
 }
 
@@ -71,6 +74,13 @@ func stateGrowth(b *testing.B, apps, slots int) {
 	}
 	end := heap()
 	writeHeapProfile(b, *growthProfile, "")
+	// The derived views kept between events, and the facts without them.
+	for _, st := range states {
+		st.cache = nil
+	}
+	facts := heap()
+	writeHeapProfile(b, *growthProfile, ".facts")
+	b.ReportMetric(float64(int64(end)-int64(facts))/float64(apps), "views-B/app")
 	snaps, obs := 0, 0
 	for _, st := range states {
 		snaps += len(st.Snapshots)
