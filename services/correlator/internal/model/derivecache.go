@@ -187,6 +187,18 @@ func (av *appViews) owners() map[WorkloadRef]bool {
 	return owners
 }
 
+// DropViews forgets what st keeps in memory to apply the next event
+// quickly — the applications' views, the fact and per-PVC indexes —, as a
+// state read from KV has none: the next event derives everything again.
+// The store calls it for namespaces idle for a while, whose views would
+// otherwise stay in memory for as long as the namespace does.
+func (st *State) DropViews() {
+	st.cache, st.byPVCFacts = nil, nil
+}
+
+// ViewsKept reports whether st holds derived views (DropViews).
+func (st *State) ViewsKept() bool { return st.cache != nil }
+
 // compactViews compacts the views built or read since the last call.
 func (st *State) compactViews() {
 	c := st.cache
