@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,8 +130,8 @@ func TestThousandAppsInOneNamespaceSplitUnderTheMaxPayload(t *testing.T) {
 		largest = max(largest, len(en.Value()))
 	}
 	t.Logf("split: %d keys, the largest %d bytes", keys, largest)
-	if largest > maxPayload || keys < 2 || keys > Parts+1 {
-		t.Errorf("%d keys, the largest %d bytes: want 2..%d keys, each under %d", keys, largest, Parts+1, maxPayload)
+	if largest > maxPayload || keys < 2 || keys > 1+Parts+UploadParts {
+		t.Errorf("%d keys, the largest %d bytes: want 2..%d keys, each under %d", keys, largest, 1+Parts+UploadParts, maxPayload)
 	}
 	got, _, err := e.State(t.Context(), st.Namespace)
 	if err != nil {
@@ -201,7 +204,7 @@ func TestStartMigratesTheSingleKeyLayout(t *testing.T) {
 		}
 		sameState(t, st, got)
 	}
-	if m, err := e.kv.Get(t.Context(), layoutKey); err != nil || string(m.Value()) != "2" {
+	if m, err := e.kv.Get(t.Context(), layoutKey); err != nil || string(m.Value()) != fmt.Sprint(statecodec.Layout) {
 		t.Errorf("layout mark: %v", err)
 	}
 	if n, err := e.store.migrate(t.Context()); err != nil || n != 0 {
@@ -213,5 +216,184 @@ func TestStartMigratesTheSingleKeyLayout(t *testing.T) {
 	}
 	if len(nss) != len(states) {
 		t.Errorf("namespaces %v: the parts' keys must not be listed as namespaces", nss)
+	}
+}
+
+// layout2 stores st as a correlator of layout 2 did: the PVCs' facts in
+// their parts, the uploads in the namespace's key.
+func layout2(t *testing.T, e *Engine, st *model.State) {
+	t.Helper()
+	var names []string
+	for _, pvc := range st.TakeChangedParts() {
+		if p := partOf(pvc); !slices.Contains(names, p) {
+			names = append(names, p)
+		}
+	}
+	rest, facts := st.PartsOf(partOf, names)
+	rest.Uploads = st.Uploads
+	manifest := map[string]uint64{}
+	for name, p := range facts {
+		js, err := statecodec.EncodePart(st.Namespace, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := statecodec.Wrap(nil, statecodec.Envelope{Layout: 2, Gen: 1, Part: name}, js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.kv.Put(t.Context(), partKey(st.Namespace, name), data); err != nil {
+			t.Fatal(err)
+		}
+		manifest[name] = 1
+	}
+	var c statecodec.Codec
+	js, err := c.Encode(nil, rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := statecodec.Wrap(nil, statecodec.Envelope{Layout: 2, Gen: 1, Parts: manifest}, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.kv.Put(t.Context(), key(st.Namespace), data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A bucket of layout 2 (uploads in the namespace's key) is rewritten at
+// start: the uploads move to their parts, the namespace's key keeps none,
+// and the state reads back the same.
+func TestStartMovesTheUploadsOfLayout2(t *testing.T) {
+	c := natstest.Client(t, natstest.Run(t))
+	e := startEngineWith(t, Options{Client: c, Rules: model.DefaultRules(), Workers: 2})
+	st := mixedState(t, 3, 25)
+	if len(st.Uploads) == 0 {
+		t.Fatal("the mixed stream made no uploads: the test does not exercise their move")
+	}
+	layout2(t, e, st)
+	if _, err := e.kv.Put(t.Context(), layoutKey, []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.store.migrate(t.Context())
+	if err != nil || n != 1 {
+		t.Fatalf("migrated %d states, %v; want 1", n, err)
+	}
+	en, err := e.kv.Get(t.Context(), key(st.Namespace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := model.NewState(st.Namespace)
+	env, err := statecodec.Unwrap(en.Value(), own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uploadParts := 0
+	for name := range env.Parts {
+		if strings.HasPrefix(name, "u") {
+			uploadParts++
+		}
+	}
+	if env.Layout != statecodec.Layout || len(own.Uploads) != 0 || uploadParts == 0 {
+		t.Errorf("namespace's key after the migration: layout %d, %d uploads in it, %d upload parts; want layout %d, none, some",
+			env.Layout, len(own.Uploads), uploadParts, statecodec.Layout)
+	}
+	got, _, err := loadState(t.Context(), e.kv, st.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, st, got)
+	if n, err := e.store.migrate(t.Context()); err != nil || n != 0 {
+		t.Errorf("second migration: %d states, %v; want none", n, err)
+	}
+}
+
+// countingWriter records the keys of every group it stores.
+type countingWriter struct {
+	real groupWriter
+	mu   sync.Mutex
+	keys [][]string
+}
+
+func (w *countingWriter) PutGroups(ctx context.Context, groups [][]events.KVPut) events.KVBatches {
+	w.mu.Lock()
+	for _, g := range groups {
+		var ks []string
+		for _, p := range g {
+			ks = append(ks, p.Key)
+		}
+		w.keys = append(w.keys, ks)
+	}
+	w.mu.Unlock()
+	return w.real.PutGroups(ctx, groups)
+}
+
+func (w *countingWriter) take() [][]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.keys
+	w.keys = nil
+	return out
+}
+
+// A write carries the parts of what changed: a snapshot writes its PVC's
+// part and no upload part; an upload writes its upload part and no PVC's.
+func TestAWriteCarriesOnlyThePartsThatChanged(t *testing.T) {
+	c := natstest.Client(t, natstest.Run(t))
+	e := startEngineWith(t, Options{Client: c, Rules: model.DefaultRules(), Workers: 2})
+	w := &countingWriter{real: e.store.w}
+	e.store.w = w
+	m := scenario.MixedStream{Apps: 20, PerNS: 20, Start: scenario.T0}
+	ns, _ := m.Names(0)
+	// Everything the namespace has so far, written.
+	evs := m.Certs()
+	for k := range 20 {
+		evs = append(evs, m.Slot(k)...)
+	}
+	for _, ev := range evs {
+		if err := e.Handle(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.take()
+	var snap, upload events.Event
+	var haveSnap, haveUpload bool
+	for _, ev := range m.Slot(20) {
+		switch {
+		case ev.Type() == events.TypeSnapshotCompleted && !haveSnap:
+			snap, haveSnap = ev, true
+		case ev.Type() == events.TypeSARIFUploaded && !haveUpload:
+			upload, haveUpload = ev, true
+		}
+	}
+	if !haveSnap || !haveUpload {
+		t.Fatal("slot 20 of the mixed stream has no snapshot or no upload: the test does not exercise both")
+	}
+	for _, tc := range []struct {
+		ev         events.Event
+		want, none string
+	}{
+		{snap, key(ns) + ".part.", key(ns) + ".part.u"},
+		{upload, key(ns) + ".part.u", ""},
+	} {
+		if err := e.Handle(t.Context(), tc.ev); err != nil {
+			t.Fatal(err)
+		}
+		// Groups without parts are the outbox's removals of published
+		// decisions.
+		groups, parts := w.take(), 0
+		for _, g := range groups {
+			if g[0] != key(ns) {
+				t.Errorf("%s: a group headed by %s; want the namespace's key first", tc.ev.Type(), g[0])
+			}
+			for _, k := range g[1:] {
+				parts++
+				if !strings.HasPrefix(k, tc.want) || tc.none != "" && strings.HasPrefix(k, tc.none) {
+					t.Errorf("%s wrote %s (group %v)", tc.ev.Type(), k, g)
+				}
+			}
+		}
+		if parts == 0 {
+			t.Errorf("%s: groups written %v; want its part among them", tc.ev.Type(), groups)
+		}
 	}
 }

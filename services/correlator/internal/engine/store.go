@@ -560,6 +560,12 @@ func (s *store) encode(en *entry) (write, bool) {
 		js, err = en.codec.Encode(buf, rest)
 	}
 	en.mu.Unlock()
+	// Compressed outside the namespace's lock: its next events apply
+	// meanwhile.
+	var puts []events.KVPut
+	if err == nil {
+		puts, err = wrapParts(en.ns, next.gen, parts)
+	}
 	if err == nil {
 		var zbuf []byte
 		if b, ok := s.bufs.Get().(*[]byte); ok {
@@ -568,9 +574,9 @@ func (s *store) encode(en *entry) (write, bool) {
 		w.data, err = statecodec.Wrap(zbuf, statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Parts: next.parts, Outbox: outbox}, js)
 	}
 	s.bufs.Put(&js)
-	w.err, w.parts, w.stored = err, parts, next
+	w.err, w.parts, w.stored = err, puts, next
 	w.size = len(w.data)
-	for _, p := range parts {
+	for _, p := range puts {
 		w.size += len(p.Value)
 	}
 	return w, true
@@ -625,10 +631,13 @@ func readState(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.St
 }
 
 // The stored layout (statecodec.Layout): a namespace's state is the key
-// ns.<ns> — its facts but those of PVCs, the ledger, the journal and the
-// manifest of its parts — and up to Parts keys ns.<ns>.part.<xx> holding
-// the snapshots, workload observations and restores of the PVCs whose name
-// hashes to xx (partOf). A write stores the namespace's key (compare-and-set
+// ns.<ns> — its facts but those of PVCs and the uploads, the ledger, the
+// journal and the manifest of its parts — up to Parts keys
+// ns.<ns>.part.<xx> holding the snapshots, workload observations and
+// restores of the PVCs whose name hashes to xx (partOf), and up to
+// UploadParts keys ns.<ns>.part.u<xx> holding the SARIF uploads whose id
+// hashes to xx (uploadPartOf): at 1,000 applications in a namespace the
+// uploads were most of its key, written with every commit. A write stores the namespace's key (compare-and-set
 // on its revision, which also keeps two replicas apart) and the parts whose
 // PVCs changed as one group of a JetStream atomic batch
 // (events.KVWriter.PutGroups): all or nothing, so a crash between two keys
@@ -659,13 +668,26 @@ func partOf(pvc string) string {
 	return fmt.Sprintf("%02x", h.Sum32()%Parts)
 }
 
+// UploadParts is the most part keys a namespace's uploads are spread over
+// (layout 3). With Parts, a namespace's write is never a group of more
+// than 1+Parts+UploadParts keys, under an atomic batch's 1,000.
+const UploadParts = 64
+
+// uploadPartOf names the part of an upload: u and the FNV-1a hash of its
+// id, in hex.
+func uploadPartOf(id string) string {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return fmt.Sprintf("u%02x", h.Sum32()%UploadParts)
+}
+
 // layoutGen is what KV holds of a namespace in the split layout: the
 // namespace's write generation and each part's generation.
 type layoutGen struct {
 	rev    uint64
 	gen    uint64
 	parts  map[string]uint64
-	legacy bool // read from the single-key layout: the next write splits it
+	legacy bool // read from an older layout: the next write stores it in this one
 	// outbox is the namespace's outbox as read (loadState only).
 	outbox []statecodec.Pending
 }
@@ -677,10 +699,16 @@ const layoutKey = "layout"
 // partKey is the key of a part of a namespace's state.
 func partKey(ns, part string) string { return key(ns) + ".part." + part }
 
-// split takes the PVCs of en's state that changed and returns what goes in
-// the namespace's key, the keys of their parts, and what KV will hold once
-// they are stored. The caller holds en.mu.
-func (s *store) split(en *entry) (*model.State, []events.KVPut, layoutGen, error) {
+// partJSON is a part's facts encoded, before compression.
+type partJSON struct {
+	name string
+	js   []byte
+}
+
+// split takes the PVCs and uploads of en's state that changed and returns
+// what goes in the namespace's key, the encodings of their parts, and what
+// KV will hold once they are stored. The caller holds en.mu.
+func (s *store) split(en *entry) (*model.State, []partJSON, layoutGen, error) {
 	en.wmu.Lock()
 	cur := en.stored
 	en.wmu.Unlock()
@@ -688,36 +716,55 @@ func (s *store) split(en *entry) (*model.State, []events.KVPut, layoutGen, error
 	if next.parts == nil {
 		next.parts = map[string]uint64{}
 	}
-	var names []string
+	var names, unames []string
 	for _, pvc := range en.st.TakeChangedParts() {
 		if p := partOf(pvc); !slices.Contains(names, p) {
 			names = append(names, p)
 		}
 	}
+	for _, id := range en.st.TakeChangedUploads() {
+		if p := uploadPartOf(id); !slices.Contains(unames, p) {
+			unames = append(unames, p)
+		}
+	}
 	slices.Sort(names)
+	slices.Sort(unames)
 	rest, facts := en.st.PartsOf(partOf, names)
-	puts := make([]events.KVPut, 0, len(names))
-	for _, name := range names {
+	if len(unames) > 0 {
+		maps.Copy(facts, en.st.UploadsOf(uploadPartOf, unames))
+		en.codec.ForgetUploads(en.st)
+	}
+	out := make([]partJSON, 0, len(names)+len(unames))
+	for _, name := range append(names, unames...) {
 		p := facts[name]
 		if p.Empty() {
 			delete(next.parts, name)
 		} else {
 			next.parts[name] = next.gen
 		}
-		js, err := statecodec.EncodePart(en.ns, p)
+		js, err := en.codec.EncodePart(nil, en.ns, p)
 		if err != nil {
 			return nil, nil, next, fmt.Errorf("encode part %s of %s: %w", name, en.ns, err)
 		}
-		data, err := statecodec.Wrap(nil, statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Part: name}, js)
-		if err != nil {
-			return nil, nil, next, err
-		}
-		puts = append(puts, events.KVPut{Key: partKey(en.ns, name), Value: data, Any: true})
+		out = append(out, partJSON{name: name, js: js})
 	}
 	if len(next.parts) == 0 {
 		next.parts = nil
 	}
-	return rest, puts, next, nil
+	return rest, out, next, nil
+}
+
+// wrapParts compresses the parts of a write, each with its envelope.
+func wrapParts(ns string, gen uint64, parts []partJSON) ([]events.KVPut, error) {
+	puts := make([]events.KVPut, 0, len(parts))
+	for _, p := range parts {
+		data, err := statecodec.Wrap(nil, statecodec.Envelope{Layout: statecodec.Layout, Gen: gen, Part: p.name}, p.js)
+		if err != nil {
+			return nil, fmt.Errorf("part %s of %s: %w", p.name, ns, err)
+		}
+		puts = append(puts, events.KVPut{Key: partKey(ns, p.name), Value: data, Any: true})
+	}
+	return puts, nil
 }
 
 // groupErr is the error of a group's write: its keys were stored together
@@ -772,6 +819,12 @@ func loadOnce(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.Sta
 		st.MarkAllPartsChanged()
 		lg.legacy = true
 		return st, lg, nil
+	}
+	if env.Layout < statecodec.Layout {
+		// Layout 2: the uploads, read from the namespace's key, move to
+		// their parts with the next write.
+		st.MarkAllUploadsChanged()
+		lg.legacy = true
 	}
 	parts, err := loadParts(ctx, kv, ns, env.Parts)
 	if err != nil {

@@ -46,6 +46,7 @@ func merge(st *State, in Input) bool {
 		}
 		st.Uploads[u.ID] = u
 		st.refUpload(u, 1)
+		st.uploadChanged(u.ID)
 		return true
 	case in.Snapshot != nil:
 		s := snapshotFor(st, in.Snapshot.Name, in.Snapshot.PVC)
@@ -328,6 +329,7 @@ func pruneUploads(st *State, app string) {
 		if !slices.ContainsFunc(u.Keys, func(k string) bool { return newest[slot{u.App, u.Category, k}] == u }) {
 			delete(st.Uploads, u.ID)
 			st.refUpload(u, -1)
+			st.uploadChanged(u.ID)
 		}
 	}
 }

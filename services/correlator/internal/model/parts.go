@@ -3,16 +3,48 @@ package model
 import "slices"
 
 // The store keeps a namespace's state in several KV keys: the facts of
-// each PVC (its snapshots, workload observations and restores) apart from
-// the rest, so that a namespace of many applications never makes one value
-// over NATS's max payload and a write carries only the PVCs that changed.
-// The State notes which PVCs' facts changed since the store last took them.
+// each PVC (its snapshots, workload observations and restores) and the
+// SARIF uploads apart from the rest, so that a namespace of many
+// applications never makes one value over NATS's max payload and a write
+// carries only the PVCs and uploads that changed. The State notes which
+// PVCs' facts and which uploads changed since the store last took them.
 
-// PartFacts are the facts of the PVCs of one part (one key of the store).
+// PartFacts are the facts of one part (one key of the store): those of
+// the PVCs of the part, or uploads.
 type PartFacts struct {
 	Snapshots    map[string]*Snapshot
 	Observations map[string]*Observation
 	Restores     map[string]*Restore
+	Uploads      map[string]*Upload
+}
+
+// uploadChanged notes that the upload id was added, replaced or dropped.
+func (st *State) uploadChanged(id string) {
+	if st.changedUploads == nil {
+		st.changedUploads = map[string]struct{}{}
+	}
+	st.changedUploads[id] = struct{}{}
+}
+
+// TakeChangedUploads returns the ids of the uploads added, replaced or
+// dropped since the last call, sorted, and forgets them.
+func (st *State) TakeChangedUploads() []string {
+	out := make([]string, 0, len(st.changedUploads))
+	for id := range st.changedUploads {
+		out = append(out, id)
+	}
+	clear(st.changedUploads)
+	slices.Sort(out)
+	return out
+}
+
+// MarkAllUploadsChanged notes every upload as changed (a state read from a
+// layout that kept the uploads in the namespace's key is written again
+// with them apart).
+func (st *State) MarkAllUploadsChanged() {
+	for id := range st.Uploads {
+		st.uploadChanged(id)
+	}
 }
 
 // partChanged notes that the facts of pvc changed.
@@ -38,9 +70,11 @@ func (st *State) TakeChangedParts() []string {
 	return out
 }
 
-// MarkAllPartsChanged notes every PVC with facts as changed (a state read
-// from the single-key layout is written again split).
+// MarkAllPartsChanged notes every PVC with facts and every upload as
+// changed (a state read from the single-key layout is written again
+// split).
 func (st *State) MarkAllPartsChanged() {
+	st.MarkAllUploadsChanged()
 	for _, s := range st.Snapshots {
 		st.partChanged(s.PVC)
 	}
@@ -55,15 +89,15 @@ func (st *State) MarkAllPartsChanged() {
 // PartsOf splits st for the store: partOf names the part (key) a PVC's
 // facts go to, and parts are the facts of the parts named in want (empty for
 // a part with none left), rest a copy of st without the facts of any PVC
-// (snapshots not yet known to belong to a PVC stay), sharing everything else
-// with st.
+// (snapshots not yet known to belong to a PVC stay) and without uploads
+// (UploadsOf), sharing everything else with st.
 func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *State, parts map[string]*PartFacts) {
 	parts = make(map[string]*PartFacts, len(want))
 	for _, name := range want {
 		parts[name] = &PartFacts{}
 	}
 	cp := *st
-	cp.Snapshots, cp.Observations, cp.Restores = nil, nil, nil
+	cp.Snapshots, cp.Observations, cp.Restores, cp.Uploads = nil, nil, nil, nil
 	cp.names, cp.namesOK = nil, false
 	cp.byPVCFacts, cp.cache = nil, nil
 	x := st.pvcIndex()
@@ -119,8 +153,32 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 	return &cp, parts
 }
 
-// AddPart adds the facts of one PVC read from its key to st.
+// UploadsOf returns the uploads of the parts named in want (empty for a
+// part with none left): partOf names the part (key) an upload goes to.
+func (st *State) UploadsOf(partOf func(id string) string, want []string) map[string]*PartFacts {
+	parts := make(map[string]*PartFacts, len(want))
+	for _, name := range want {
+		parts[name] = &PartFacts{}
+	}
+	for id, u := range st.Uploads {
+		if p := parts[partOf(id)]; p != nil {
+			if p.Uploads == nil {
+				p.Uploads = map[string]*Upload{}
+			}
+			p.Uploads[id] = u
+		}
+	}
+	return parts
+}
+
+// AddPart adds the facts of one part read from its key to st.
 func (st *State) AddPart(p *PartFacts) {
+	for id, u := range p.Uploads {
+		if st.Uploads == nil {
+			st.Uploads = map[string]*Upload{}
+		}
+		st.Uploads[id] = u
+	}
 	for name, s := range p.Snapshots {
 		if st.Snapshots == nil {
 			st.Snapshots = map[string]*Snapshot{}
@@ -146,5 +204,5 @@ func (st *State) AddPart(p *PartFacts) {
 
 // Empty reports whether the PVC has no facts left.
 func (p *PartFacts) Empty() bool {
-	return len(p.Snapshots) == 0 && len(p.Observations) == 0 && len(p.Restores) == 0
+	return len(p.Snapshots) == 0 && len(p.Observations) == 0 && len(p.Restores) == 0 && len(p.Uploads) == 0
 }

@@ -53,6 +53,9 @@ type State struct {
 	// changedParts are the PVCs whose facts changed since the store took
 	// them (in memory only; parts.go).
 	changedParts map[string]struct{}
+	// changedUploads are the uploads added or dropped since the store
+	// took them (in memory only; parts.go).
+	changedUploads map[string]struct{}
 	// byPVCFacts indexes the facts by PVC for the store's split.
 	byPVCFacts *pvcFacts
 }
