@@ -293,6 +293,14 @@ func TestStartMovesTheUploadsOfLayout2(t *testing.T) {
 			uploadParts++
 		}
 	}
+	if len(st.Journal.PinGeneration) == 0 {
+		t.Fatal("no pin generations: the test does not exercise their move")
+	}
+	for name := range own.Journal.PinGeneration {
+		if s := st.Snapshots[name]; s != nil && s.PVC != "" {
+			t.Errorf("the pin generation of %s, a snapshot of PVC %s, is in the namespace's key, not in its PVC's part", name, s.PVC)
+		}
+	}
 	if env.Layout != statecodec.Layout || len(own.Uploads) != 0 || uploadParts == 0 {
 		t.Errorf("namespace's key after the migration: layout %d, %d uploads in it, %d upload parts; want layout %d, none, some",
 			env.Layout, len(own.Uploads), uploadParts, statecodec.Layout)
@@ -395,5 +403,62 @@ func TestAWriteCarriesOnlyThePartsThatChanged(t *testing.T) {
 		if parts == 0 {
 			t.Errorf("%s: groups written %v; want its part among them", tc.ev.Type(), groups)
 		}
+	}
+}
+
+// After every event the state read back from KV (the namespace's key and
+// its parts, read afresh) is the state in memory: with snapshots pinned,
+// unpinned and pruned all along (a history of 3), and uploads coming and
+// going, nothing a write left out of its parts is lost.
+func TestStoredStateReadsBackAsInMemoryAfterEveryEvent(t *testing.T) {
+	c := natstest.Client(t, natstest.Run(t))
+	r := model.DefaultRules()
+	r.History = 3
+	e := startEngineWith(t, Options{Client: c, Rules: r, Workers: 2})
+	m := scenario.MixedStream{Apps: 6, PerNS: 6, Start: scenario.T0, ObserveEvery: 5}
+	evs := m.Certs()
+	for k := range 45 {
+		evs = append(evs, m.Slot(k)...)
+	}
+	// The case study pins an old snapshot on a scan (its PVC's facts
+	// unchanged) and unpins it when its incident closes.
+	evs = append(evs, scenario.CaseStudy()...)
+	// Rescans of one version: each upload drops the one before (in
+	// another upload part, mostly).
+	for i := range 8 {
+		at := scenario.T0.Add(time.Duration(i) * time.Minute)
+		evs = append(evs, scenario.SARIF("rescans", "a", fmt.Sprintf("a-u%d", i), "a-v1", at))
+	}
+	pinned := 0
+	for i, ev := range evs {
+		if err := e.Handle(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+		in, err := model.FromEvent(ev)
+		if err != nil || in.Namespace == "" {
+			continue
+		}
+		ns := in.Namespace
+		e.store.mu.Lock()
+		en := e.store.entries[ns]
+		e.store.mu.Unlock()
+		en.mu.Lock()
+		want, err := json.Marshal(en.st)
+		pinned = max(pinned, len(en.st.Journal.PinGeneration))
+		en.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := loadState(t.Context(), e.kv, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gs, _ := json.Marshal(got); string(gs) != string(want) {
+			t.Fatalf("after event %d (%s %s) the state of %s read back differs from the one in memory:\n%s",
+				i, ev.Type(), ev.ID(), ns, cmp.Diff(string(want), string(gs)))
+		}
+	}
+	if pinned == 0 {
+		t.Fatal("no snapshot was ever pinned: the test does not exercise the pin generations")
 	}
 }

@@ -632,9 +632,10 @@ func readState(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.St
 
 // The stored layout (statecodec.Layout): a namespace's state is the key
 // ns.<ns> — its facts but those of PVCs and the uploads, the ledger, the
-// journal and the manifest of its parts — up to Parts keys
-// ns.<ns>.part.<xx> holding the snapshots, workload observations and
-// restores of the PVCs whose name hashes to xx (partOf), and up to
+// journal but the pin generations of snapshots in parts, and the manifest
+// of its parts — up to Parts keys ns.<ns>.part.<xx> holding the snapshots
+// (with their pin generations), workload observations and restores of the
+// PVCs whose name hashes to xx (partOf), and up to
 // UploadParts keys ns.<ns>.part.u<xx> holding the SARIF uploads whose id
 // hashes to xx (uploadPartOf): at 1,000 applications in a namespace the
 // uploads were most of its key, written with every commit. A write stores the namespace's key (compare-and-set
@@ -821,9 +822,9 @@ func loadOnce(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.Sta
 		return st, lg, nil
 	}
 	if env.Layout < statecodec.Layout {
-		// Layout 2: the uploads, read from the namespace's key, move to
-		// their parts with the next write.
-		st.MarkAllUploadsChanged()
+		// Layout 2: the uploads and the pin generations, read from the
+		// namespace's key, move to their parts with the next write.
+		st.MarkAllPartsChanged()
 		lg.legacy = true
 	}
 	parts, err := loadParts(ctx, kv, ns, env.Parts)

@@ -10,12 +10,24 @@ import "slices"
 // PVCs' facts and which uploads changed since the store last took them.
 
 // PartFacts are the facts of one part (one key of the store): those of
-// the PVCs of the part, or uploads.
+// the PVCs of the part, with the pin generations of their snapshots (the
+// journal's largest map: one entry per snapshot ever pinned and not yet
+// pruned), or uploads.
 type PartFacts struct {
-	Snapshots    map[string]*Snapshot
-	Observations map[string]*Observation
-	Restores     map[string]*Restore
-	Uploads      map[string]*Upload
+	Snapshots     map[string]*Snapshot
+	Observations  map[string]*Observation
+	Restores      map[string]*Restore
+	PinGeneration map[string]int
+	Uploads       map[string]*Upload
+}
+
+// pinGenerationChanged notes that the pin generation of the snapshot name
+// changed: it is stored with its PVC's facts (with the namespace's own
+// while the snapshot is not known or has no PVC).
+func (st *State) pinGenerationChanged(name string) {
+	if s := st.Snapshots[name]; s != nil {
+		st.partChanged(s.PVC)
+	}
 }
 
 // uploadChanged notes that the upload id was added, replaced or dropped.
@@ -36,15 +48,6 @@ func (st *State) TakeChangedUploads() []string {
 	clear(st.changedUploads)
 	slices.Sort(out)
 	return out
-}
-
-// MarkAllUploadsChanged notes every upload as changed (a state read from a
-// layout that kept the uploads in the namespace's key is written again
-// with them apart).
-func (st *State) MarkAllUploadsChanged() {
-	for id := range st.Uploads {
-		st.uploadChanged(id)
-	}
 }
 
 // partChanged notes that the facts of pvc changed.
@@ -71,10 +74,12 @@ func (st *State) TakeChangedParts() []string {
 }
 
 // MarkAllPartsChanged notes every PVC with facts and every upload as
-// changed (a state read from the single-key layout is written again
-// split).
+// changed (a state read from an older layout is written again in this
+// one).
 func (st *State) MarkAllPartsChanged() {
-	st.MarkAllUploadsChanged()
+	for id := range st.Uploads {
+		st.uploadChanged(id)
+	}
 	for _, s := range st.Snapshots {
 		st.partChanged(s.PVC)
 	}
@@ -89,8 +94,9 @@ func (st *State) MarkAllPartsChanged() {
 // PartsOf splits st for the store: partOf names the part (key) a PVC's
 // facts go to, and parts are the facts of the parts named in want (empty for
 // a part with none left), rest a copy of st without the facts of any PVC
-// (snapshots not yet known to belong to a PVC stay) and without uploads
-// (UploadsOf), sharing everything else with st.
+// (snapshots not yet known to belong to a PVC stay, and the pin
+// generations of snapshots in no part) and without uploads (UploadsOf),
+// sharing everything else with st.
 func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *State, parts map[string]*PartFacts) {
 	parts = make(map[string]*PartFacts, len(want))
 	for _, name := range want {
@@ -100,6 +106,15 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 	cp.Snapshots, cp.Observations, cp.Restores, cp.Uploads = nil, nil, nil, nil
 	cp.names, cp.namesOK = nil, false
 	cp.byPVCFacts, cp.cache = nil, nil
+	cp.Journal.PinGeneration = nil
+	for name, n := range st.Journal.PinGeneration {
+		if s := st.Snapshots[name]; s == nil || s.PVC == "" {
+			if cp.Journal.PinGeneration == nil {
+				cp.Journal.PinGeneration = map[string]int{}
+			}
+			cp.Journal.PinGeneration[name] = n
+		}
+	}
 	x := st.pvcIndex()
 	for name := range x.snapshots[""] {
 		if cp.Snapshots == nil {
@@ -127,6 +142,12 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 			}
 			for name := range names {
 				p.Snapshots[name] = st.Snapshots[name]
+				if n, ok := st.Journal.PinGeneration[name]; ok {
+					if p.PinGeneration == nil {
+						p.PinGeneration = map[string]int{}
+					}
+					p.PinGeneration[name] = n
+				}
 			}
 		}
 	}
@@ -173,6 +194,12 @@ func (st *State) UploadsOf(partOf func(id string) string, want []string) map[str
 
 // AddPart adds the facts of one part read from its key to st.
 func (st *State) AddPart(p *PartFacts) {
+	for name, n := range p.PinGeneration {
+		if st.Journal.PinGeneration == nil {
+			st.Journal.PinGeneration = map[string]int{}
+		}
+		st.Journal.PinGeneration[name] = n
+	}
 	for id, u := range p.Uploads {
 		if st.Uploads == nil {
 			st.Uploads = map[string]*Upload{}

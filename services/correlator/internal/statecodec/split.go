@@ -16,12 +16,13 @@ import (
 
 // Layout is the version of the split layout: a namespace's state in the
 // key ns.<ns> (its facts but those of PVCs and the uploads, the ledger and
-// the journal, with the manifest of its parts), the facts of its PVCs in
+// the journal but its snapshots' pin generations, with the manifest of its
+// parts), the facts of its PVCs with their snapshots' pin generations in
 // parts ns.<ns>.part.<xx> and its SARIF uploads in parts
 // ns.<ns>.part.u<xx>, all written in one atomic batch. Layout 2 kept the
-// uploads in the namespace's key (a namespace of 1,000 applications wrote
-// ~1 MB of them with every commit); it is read, and its next write moves
-// them. A value without an envelope is the single-key layout before both.
+// uploads and every pin generation in the namespace's key (a namespace of
+// 1,000 applications wrote ~1 MB of them with every commit, and sorted
+// ~20,000 pin generations); it is read, and its next write moves them. A value without an envelope is the single-key layout before both.
 const Layout = 3
 
 // MinLayout is the oldest split layout Unwrap reads.
@@ -98,6 +99,7 @@ func Wrap(dst []byte, env Envelope, js []byte) ([]byte, error) {
 func (c *Codec) EncodePart(buf []byte, ns string, p *model.PartFacts) ([]byte, error) {
 	st := model.NewState(ns)
 	st.Snapshots, st.Observations, st.Restores, st.Uploads = p.Snapshots, p.Observations, p.Restores, p.Uploads
+	st.Journal.PinGeneration = p.PinGeneration
 	size := c.size
 	defer func() { c.size = size }()
 	c.size = 0
@@ -176,7 +178,8 @@ func DecodePart(data []byte, ns string) (Envelope, *model.PartFacts, error) {
 	if env.Layout < MinLayout || env.Part == "" {
 		return env, nil, fmt.Errorf("not the value of a part (layout %d, part %q)", env.Layout, env.Part)
 	}
-	return env, &model.PartFacts{Snapshots: st.Snapshots, Observations: st.Observations, Restores: st.Restores, Uploads: st.Uploads}, nil
+	return env, &model.PartFacts{Snapshots: st.Snapshots, Observations: st.Observations, Restores: st.Restores,
+		PinGeneration: st.Journal.PinGeneration, Uploads: st.Uploads}, nil
 }
 
 // expand undoes Compress (a value that is plain JSON is returned as is).
