@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -460,5 +461,48 @@ func TestStoredStateReadsBackAsInMemoryAfterEveryEvent(t *testing.T) {
 	}
 	if pinned == 0 {
 		t.Fatal("no snapshot was ever pinned: the test does not exercise the pin generations")
+	}
+}
+
+// The pin generations kept in the namespace's own key (of a snapshot not
+// known or without a PVC) survive the state being read again from KV and
+// written with a change elsewhere.
+func TestPinGenerationsOfNoPartSurviveAReload(t *testing.T) {
+	c := natstest.Client(t, natstest.Run(t))
+	e := startEngineWith(t, Options{Client: c, Rules: model.DefaultRules(), Workers: 2})
+	ns := "apart"
+	st := model.NewState(ns)
+	st.Snapshots = map[string]*model.Snapshot{"b": {Name: "b", Time: scenario.T0}}
+	st.Journal.PinGeneration = map[string]int{"b": 2, "c": 3}
+	st.MarkAllPartsChanged()
+	if err := e.store.Update(t.Context(), ns, func(s *model.State) (bool, *statecodec.Pending, error) {
+		*s = *st
+		return true, nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Out of the cache: the next handler reads the state from KV.
+	e.store.mu.Lock()
+	en := e.store.entries[ns]
+	e.store.mu.Unlock()
+	e.store.discard(en, errors.New("test: read again"))
+	in, err := model.FromEvent(scenario.Snapshot(ns, "data", "s1", scenario.T0, scenario.Run{App: "a", Versions: []string{"a-v1"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Update(t.Context(), ns, func(s *model.State) (bool, *statecodec.Pending, error) {
+		_, changed, err := model.Apply(model.DefaultRules(), s, in)
+		return changed, nil, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := loadState(t.Context(), e.kv, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]int{"b": 2, "c": 3} {
+		if got.Journal.PinGeneration[name] != n {
+			t.Errorf("pin generation of %s read back: %d, want %d (all: %v)", name, got.Journal.PinGeneration[name], n, got.Journal.PinGeneration)
+		}
 	}
 }

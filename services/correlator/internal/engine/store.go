@@ -816,6 +816,9 @@ func loadOnce(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.Sta
 		return nil, layoutGen{}, events.Permanent(fmt.Errorf("decode state of %s: %w", ns, err))
 	}
 	lg := layoutGen{rev: entry.Revision(), gen: env.Gen, parts: env.Parts, outbox: env.Outbox}
+	// What the namespace's key holds of the pin generations stays there
+	// until their snapshots are found in a part.
+	st.MarkPinGenerationsApart()
 	if env.Layout == 0 {
 		st.MarkAllPartsChanged()
 		lg.legacy = true

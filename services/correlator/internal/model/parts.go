@@ -22,11 +22,30 @@ type PartFacts struct {
 }
 
 // pinGenerationChanged notes that the pin generation of the snapshot name
-// changed: it is stored with its PVC's facts (with the namespace's own
-// while the snapshot is not known or has no PVC).
+// changed: it is stored with its PVC's facts, or with the namespace's own
+// while the snapshot is not known or has no PVC. (A snapshot leaves
+// Snapshots only with its pin generation: prune.)
 func (st *State) pinGenerationChanged(name string) {
-	if s := st.Snapshots[name]; s != nil {
+	if s := st.Snapshots[name]; s != nil && s.PVC != "" {
 		st.partChanged(s.PVC)
+		return
+	}
+	st.pinApart(name)
+}
+
+func (st *State) pinApart(name string) {
+	if st.pinsApart == nil {
+		st.pinsApart = map[string]struct{}{}
+	}
+	st.pinsApart[name] = struct{}{}
+}
+
+// MarkPinGenerationsApart notes that the pin generations st holds were read
+// from the namespace's own key (before its parts are added): they stay
+// there until their snapshots are found in a part.
+func (st *State) MarkPinGenerationsApart() {
+	for name := range st.Journal.PinGeneration {
+		st.pinApart(name)
 	}
 }
 
@@ -80,6 +99,7 @@ func (st *State) MarkAllPartsChanged() {
 	for id := range st.Uploads {
 		st.uploadChanged(id)
 	}
+	st.MarkPinGenerationsApart()
 	for _, s := range st.Snapshots {
 		st.partChanged(s.PVC)
 	}
@@ -106,15 +126,21 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 	cp.Snapshots, cp.Observations, cp.Restores, cp.Uploads = nil, nil, nil, nil
 	cp.names, cp.namesOK = nil, false
 	cp.byPVCFacts, cp.cache = nil, nil
+	// The pin generations of snapshots in no part (pinsApart, checked
+	// again: a snapshot may have come or found its PVC since).
 	cp.Journal.PinGeneration = nil
-	for name, n := range st.Journal.PinGeneration {
-		if s := st.Snapshots[name]; s == nil || s.PVC == "" {
-			if cp.Journal.PinGeneration == nil {
-				cp.Journal.PinGeneration = map[string]int{}
-			}
-			cp.Journal.PinGeneration[name] = n
+	for name := range st.pinsApart {
+		n, ok := st.Journal.PinGeneration[name]
+		if s := st.Snapshots[name]; !ok || s != nil && s.PVC != "" {
+			delete(st.pinsApart, name)
+			continue
 		}
+		if cp.Journal.PinGeneration == nil {
+			cp.Journal.PinGeneration = map[string]int{}
+		}
+		cp.Journal.PinGeneration[name] = n
 	}
+	cp.pinsApart = nil
 	x := st.pvcIndex()
 	for name := range x.snapshots[""] {
 		if cp.Snapshots == nil {
