@@ -20,8 +20,9 @@ import (
 )
 
 // store keeps the namespace states in memory and writes changed ones to the
-// KV bucket in group commits: a handler applies its event to the state in
-// memory, marks the namespace dirty and waits; one writer takes every dirty
+// KV bucket in group commits: a handler's event is applied to the state in
+// memory (with the other events of its namespace that queued meanwhile,
+// Update), the namespace marked dirty, and the handler waits; one writer takes every dirty
 // namespace at once, writes each with a compare-and-set on its revision —
 // in JetStream atomic batches of up to 1,000 states, one disk sync each,
 // or, for fewer than events.MinBatch, one by one, pipelined — and then
@@ -55,9 +56,10 @@ type store struct {
 }
 
 // entry is one namespace's state. mu serialises the namespace's handlers
-// inside the process (a handler holds it while it applies its event; its
-// decisions are published after the commit, outside it); the write
-// bookkeeping and the outbox have their own short locks.
+// inside the process (the handler applying the queued events holds it
+// while it applies a batch of them; their decisions are published after
+// the commit, outside it); the queue, the write bookkeeping and the outbox
+// have their own short locks.
 type entry struct {
 	ns string
 
@@ -78,6 +80,12 @@ type entry struct {
 	lastSeq  uint64
 	ogen     uint64
 	odurable uint64
+
+	// qmu guards the queue of the handlers' functions waiting to be
+	// applied (Update) and combining, set while a handler applies it.
+	qmu       sync.Mutex
+	queue     []*applyReq
+	combining bool
 
 	// flushReq is set by the writer when it found mu held: the next
 	// handler to release mu encodes the state for it (store.release), so a
@@ -129,6 +137,9 @@ func newStore(kv jetstream.KeyValue, w groupWriter, limit int, m *metrics) *stor
 		entries: map[string]*entry{}, dirty: map[*entry]struct{}{}, kick: make(chan struct{}, 1)}
 }
 
+// updateFn applies an event to a namespace's state (Update).
+type updateFn func(*model.State) (changed bool, rec *statecodec.Pending, err error)
+
 // Update runs fn on the namespace's state, which no other handler of the
 // process touches meanwhile (bbolt's db.Update shape): fn applies an event,
 // says whether it changed the state and returns the decisions it calls for
@@ -140,36 +151,144 @@ func newStore(kv jetstream.KeyValue, w groupWriter, limit int, m *metrics) *stor
 // duplicate's first delivery may be that change — and then publishes the
 // outbox (PublishAfterCommit): it returns once the event's decisions are
 // on the streams, or with the error of the write or the publication.
-func (s *store) Update(ctx context.Context, ns string, fn func(*model.State) (changed bool, rec *statecodec.Pending, err error)) error {
-	en, err := s.acquire(ctx, ns)
-	if err != nil {
-		return err
+//
+// The handlers of a namespace queue their functions; one of them (the
+// first to find none running) applies the queue in order, a batch per
+// acquisition of the namespace's lock, and hands each handler its result
+// (combine): a namespace that many events keep busy applies them back to
+// back instead of waking each handler in turn to take the lock. A batch
+// is written by the same group commit, and each of its handlers returns
+// only once its change is in KV: a commit that fails fails them all and
+// publishes none of their decisions.
+func (s *store) Update(ctx context.Context, ns string, fn updateFn) error {
+	for {
+		en := s.entryOf(ns)
+		req := &applyReq{fn: fn, done: make(chan applyResult, 1)}
+		if s.enqueue(en, req) {
+			s.combine(ctx, en)
+		}
+		res := <-req.done
+		if res.retry {
+			// The entry left the cache before fn ran: a fresh one.
+			s.unref(en)
+			continue
+		}
+		if res.err != nil {
+			s.unref(en)
+			return res.err
+		}
+		if err := s.waitStored(ctx, en, res.gen); err != nil {
+			s.unref(en)
+			return err
+		}
+		retry, err := s.publishStored(ctx, en)
+		s.unref(en)
+		if !retry {
+			return err
+		}
+		return s.PublishAfterCommit(ctx, ns)
 	}
-	changed, rec, err := fn(en.st)
-	if err != nil {
-		s.discard(en, fmt.Errorf("state of %s reloaded after a failed handler: %w", ns, err))
+}
+
+// applyReq is a handler's function queued on its namespace's entry, and
+// where its result goes.
+type applyReq struct {
+	fn   updateFn
+	done chan applyResult
+}
+
+// applyResult is what applying a queued function did: gen is the state's
+// generation once it ran (the handler waits until it is in KV); retry says
+// that the entry left the cache before it ran.
+type applyResult struct {
+	gen   uint64
+	err   error
+	retry bool
+}
+
+// enqueue queues r on en; lead says that no handler is applying en's queue
+// and the caller must (combine).
+func (s *store) enqueue(en *entry, r *applyReq) (lead bool) {
+	en.qmu.Lock()
+	defer en.qmu.Unlock()
+	en.queue = append(en.queue, r)
+	if en.combining {
+		return false
+	}
+	en.combining = true
+	return true
+}
+
+// combine applies en's queue until it is empty, a batch at a time: what
+// queued while it waited for the lock is the next batch.
+func (s *store) combine(ctx context.Context, en *entry) {
+	for {
+		en.mu.Lock()
+		en.qmu.Lock()
+		batch := en.queue
+		en.queue = nil
+		if len(batch) == 0 {
+			en.combining = false
+			en.qmu.Unlock()
+			en.mu.Unlock()
+			return
+		}
+		en.qmu.Unlock()
+		s.applyBatch(ctx, en, batch)
+	}
+}
+
+// applyBatch runs the functions of batch on en's state in order — the
+// caller holds en.mu, which it releases — and hands each its result. A
+// function that fails drops the state (discard): the functions before it
+// fail with the write they waited for, those after it run again on a
+// fresh entry.
+func (s *store) applyBatch(ctx context.Context, en *entry, batch []*applyReq) {
+	results := make([]applyResult, len(batch))
+	err := s.loadLocked(ctx, en)
+	changed := false
+	for i, r := range batch {
+		switch {
+		case en.gone.Load():
+			results[i] = applyResult{retry: true}
+			continue
+		case err != nil:
+			results[i] = applyResult{err: err}
+			continue
+		}
+		ch, rec, ferr := r.fn(en.st)
+		if ferr != nil {
+			s.discard(en, fmt.Errorf("state of %s reloaded after a failed handler: %w", en.ns, ferr))
+			results[i] = applyResult{err: ferr}
+			continue
+		}
+		if ch && rec != nil && len(rec.Decisions) > 0 {
+			en.omu.Lock()
+			en.lastSeq++
+			rec.Seq = en.lastSeq
+			en.outbox = append(en.outbox, *rec)
+			en.omu.Unlock()
+		}
+		if ch {
+			en.gen++
+			changed = true
+		}
+		results[i] = applyResult{gen: en.gen}
+	}
+	if en.gone.Load() {
 		en.mu.Unlock()
-		s.unref(en)
-		return err
+	} else {
+		s.releaseLocked(en)
+		if changed {
+			s.mu.Lock()
+			s.dirty[en] = struct{}{}
+			s.mu.Unlock()
+			s.wake()
+		}
 	}
-	if changed && rec != nil && len(rec.Decisions) > 0 {
-		en.omu.Lock()
-		en.lastSeq++
-		rec.Seq = en.lastSeq
-		en.outbox = append(en.outbox, *rec)
-		en.omu.Unlock()
+	for i, r := range batch {
+		r.done <- results[i]
 	}
-	s.ref(en) // kept for the publication after the commit
-	if err := s.release(ctx, en, changed); err != nil {
-		s.unref(en)
-		return err
-	}
-	retry, err := s.publishStored(ctx, en)
-	s.unref(en)
-	if !retry {
-		return err
-	}
-	return s.PublishAfterCommit(ctx, ns)
 }
 
 // PublishAfterCommit is the rule of the outbox: an event's decisions are
@@ -242,47 +361,62 @@ func (s *store) publishStored(ctx context.Context, en *entry) (retry bool, err e
 	return false, nil
 }
 
-// acquire returns the namespace's entry, locked and loaded, for Update.
+// entryOf returns the namespace's entry, referenced (unref when done).
+func (s *store) entryOf(ns string) *entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	en := s.entries[ns]
+	if en == nil {
+		s.evictLocked()
+		en = &entry{ns: ns}
+		s.entries[ns] = en
+	}
+	en.refs++
+	return en
+}
+
+// acquire returns the namespace's entry, locked and loaded.
 func (s *store) acquire(ctx context.Context, ns string) (*entry, error) {
 	for {
-		s.mu.Lock()
-		en := s.entries[ns]
-		if en == nil {
-			s.evictLocked()
-			en = &entry{ns: ns}
-			s.entries[ns] = en
-		}
-		en.refs++
-		s.mu.Unlock()
-
+		en := s.entryOf(ns)
 		en.mu.Lock()
 		if en.gone.Load() {
 			en.mu.Unlock()
 			s.unref(en)
 			continue
 		}
-		if en.st == nil {
-			st, lg, err := loadState(ctx, s.kv, ns)
-			if err != nil {
-				en.mu.Unlock()
-				s.unref(en)
-				return nil, err
-			}
-			en.st = st
-			en.omu.Lock()
-			en.outbox = lg.outbox
-			if n := len(en.outbox); n > 0 {
-				en.lastSeq = en.outbox[n-1].Seq
-			}
-			seq := en.lastSeq
-			en.omu.Unlock()
-			lg.outbox = nil
-			en.wmu.Lock()
-			en.rev, en.stored, en.durableSeq = lg.rev, lg, seq
-			en.wmu.Unlock()
+		if err := s.loadLocked(ctx, en); err != nil {
+			en.mu.Unlock()
+			s.unref(en)
+			return nil, err
 		}
 		return en, nil
 	}
+}
+
+// loadLocked reads en's state from KV unless it is in memory; the caller
+// holds en.mu.
+func (s *store) loadLocked(ctx context.Context, en *entry) error {
+	if en.st != nil || en.gone.Load() {
+		return nil
+	}
+	st, lg, err := loadState(ctx, s.kv, en.ns)
+	if err != nil {
+		return err
+	}
+	en.st = st
+	en.omu.Lock()
+	en.outbox = lg.outbox
+	if n := len(en.outbox); n > 0 {
+		en.lastSeq = en.outbox[n-1].Seq
+	}
+	seq := en.lastSeq
+	en.omu.Unlock()
+	lg.outbox = nil
+	en.wmu.Lock()
+	en.rev, en.stored, en.durableSeq = lg.rev, lg, seq
+	en.wmu.Unlock()
+	return nil
 }
 
 // release unlocks en. When the handler changed the state, it then waits
@@ -300,6 +434,11 @@ func (s *store) release(ctx context.Context, en *entry, changed bool) error {
 		s.mu.Unlock()
 		s.wake()
 	}
+	return s.waitStored(ctx, en, gen)
+}
+
+// waitStored waits until the generation gen of en's state is in KV.
+func (s *store) waitStored(ctx context.Context, en *entry, gen uint64) error {
 	en.wmu.Lock()
 	if en.gone.Load() {
 		en.wmu.Unlock()
@@ -364,12 +503,6 @@ func (s *store) discard(en *entry, err error) {
 		delete(s.entries, en.ns)
 	}
 	delete(s.dirty, en)
-	s.mu.Unlock()
-}
-
-func (s *store) ref(en *entry) {
-	s.mu.Lock()
-	en.refs++
 	s.mu.Unlock()
 }
 
