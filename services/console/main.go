@@ -9,4 +9,8 @@ package main
 
 import "github.com/stateguard/stateguard/pkg/runtime/service"
 
-func main() { service.Main(run) }
+func main() { service.Main(cli) }
+
+// cli is the console's command line: flags only (it creates nothing, so it
+// has no bootstrap); a word that is not a flag is refused, --help exits 0.
+var cli = service.Commands("console", run)

@@ -28,7 +28,7 @@ import (
 var bound func(net.Addr)
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(args, getenv)
+	cfg, err := config.Load(args, getenv, stdout)
 	if err != nil {
 		return err
 	}

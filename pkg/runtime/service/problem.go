@@ -17,6 +17,9 @@ type Problem struct {
 	Detail string `json:"detail,omitempty"`
 	// Instance is the request's path unless set.
 	Instance string `json:"instance,omitempty"`
+	// JSONPath locates the first error in a rejected JSON document (an
+	// RFC 9457 extension member; sastingest's SARIF validation sets it).
+	JSONPath string `json:"json_path,omitempty"`
 }
 
 // ProblemBase prefixes the type URIs of stateguard's problems.

@@ -91,7 +91,9 @@ var DefaultConsumers = []string{
 }
 
 // Load parses args (flags) with getenv as the environment fallback.
-func Load(args []string, getenv func(string) string) (Config, error) {
+// --help prints the flags to stdout and returns flag.ErrHelp; an argument
+// that is not a flag is an error.
+func Load(args []string, getenv func(string) string, stdout io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("console", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -116,7 +118,14 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	s.Strings(&c.AuthProxy.Operators, "auth-proxy-operators", "AUTH_PROXY_OPERATORS", nil, "proxied users, and group:NAME groups, given the operator scope, comma-separated; everyone else reads only")
 	natsflag.Register(s, &c.NATS)
 	if err := s.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+		}
 		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return c, c.check()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/correlator/internal/engine"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // The problems Verify reports.
@@ -107,7 +108,7 @@ func Verify(recs []Record, rules RulesSource, since, until time.Time) (Result, e
 		}
 		res.Agreed++
 	}
-	for _, id := range sortedKeys(got) {
+	for _, id := range ordered.Keys(got) {
 		g := got[id]
 		if _, ok := pub[id]; ok || !within(g.cause.Stored, since, until) {
 			continue
@@ -274,13 +275,4 @@ func diffFields(want, got []byte) string {
 		return "its encoding"
 	}
 	return fmt.Sprint(out)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/correlator/internal/audit"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // ExpiryHorizon is how far ahead the report looks for expiring certificates.
@@ -290,7 +291,7 @@ func knownGood(av model.AppView, idx records, until time.Time) []KnownGood {
 		views[s.Name] = s
 		pvcs[s.PVC] = true
 	}
-	for _, pvc := range sortedKeys(pvcs) {
+	for _, pvc := range ordered.Keys(pvcs) {
 		k := KnownGood{PVC: pvc, Encryption: events.EncryptionUnknown}
 		var newest model.SnapshotView
 		for _, n := range av.KnownGood[pvc] {
@@ -360,15 +361,6 @@ func attention(a App) []string {
 			out = append(out, fmt.Sprintf("%s: the rotation of %s was not verified (%s)", ref, r.Secret, r.Detail))
 		}
 	}
-	return out
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
 	return out
 }
 

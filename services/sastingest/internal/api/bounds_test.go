@@ -53,6 +53,10 @@ func TestLongIdentifiersRefusedThenGoodUpload(t *testing.T) {
 			if err := json.Unmarshal(b, &p); err != nil || !strings.Contains(p.Detail, tt.wantDetail) || len(p.Detail) > 1000 {
 				t.Errorf("problem %.300s: want a short reason that says %q", b, tt.wantDetail)
 			}
+			// Nor is the long path echoed back whole as the instance.
+			if len(b) > 2000 || hdr.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("problem of %d bytes (nosniff %q): want the request's path cut short", len(b), hdr.Get("X-Content-Type-Options"))
+			}
 			// The connection to NATS is still there: a good upload passes.
 			a := f.mustUpload(t, uploadQuery, gosecLog(t))
 			if code, b, _ := do(t, http.MethodGet, f.url+"/v1/sarif/"+a.ID, nil, read); code != http.StatusOK {

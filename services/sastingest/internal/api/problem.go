@@ -2,43 +2,33 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 
+	"github.com/stateguard/stateguard/pkg/runtime/service"
 	"github.com/stateguard/stateguard/services/sastingest/internal/auth"
 	"github.com/stateguard/stateguard/services/sastingest/internal/ingest"
 	"github.com/stateguard/stateguard/services/sastingest/internal/sarif"
 )
 
-// Problem is an RFC 9457 problem details object.
-type Problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-	// JSONPath locates the first error in a rejected SARIF log.
-	JSONPath string `json:"json_path,omitempty"`
-}
+// Problem is an RFC 9457 problem details object, the body of every error
+// answer (service.Problem: its JSONPath locates the first error in a
+// rejected SARIF log).
+type Problem = service.Problem
 
 // ProblemBase prefixes the type URIs of sastingest's problems.
-const ProblemBase = "https://stateguard.io/problems/"
+const ProblemBase = service.ProblemBase
 
 // RetryAfterSeconds is sent with every 503.
 const RetryAfterSeconds = 5
 
+// writeProblem sets the headers a status needs (Retry-After,
+// WWW-Authenticate, Connection: close after a body too large) and answers p
+// as problem+json.
 func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
-	if p.Title == "" {
-		p.Title = http.StatusText(p.Status)
-	}
-	if p.Instance == "" && r != nil {
-		p.Instance = r.URL.Path
-	}
 	h := w.Header()
-	h.Set("Content-Type", "application/problem+json")
 	switch p.Status {
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		h.Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
@@ -47,8 +37,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	case http.StatusRequestEntityTooLarge:
 		h.Set("Connection", "close")
 	}
-	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	service.WriteProblem(w, r, p)
 }
 
 // outcome names a failure for the uploads metric.
