@@ -151,3 +151,104 @@ func TestABatchIsCommittedWholeOrNotAtAll(t *testing.T) {
 		}
 	}
 }
+
+// Many handlers of one namespace at once, each applying several events in
+// a row: each queue applied is handed on to a handler still waiting, none
+// is left waiting, and the stored state holds every event.
+func TestEveryQueuedHandlerOfANamespaceFinishes(t *testing.T) {
+	c := natstest.Client(t, natstest.Run(t))
+	e := startEngineWith(t, Options{Client: c, Rules: model.DefaultRules(), Workers: 2})
+	const ns, handlers, each = "busy", 32, 20
+	errs := make(chan error, handlers*each)
+	var wg sync.WaitGroup
+	for h := range handlers {
+		wg.Go(func() {
+			for i := range each {
+				id := fmt.Sprintf("event-%d-%d", h, i)
+				errs <- e.store.Update(t.Context(), ns, func(st *model.State) (bool, *statecodec.Pending, error) {
+					if st.Journal.Published == nil {
+						st.Journal.Published = map[string]bool{}
+					}
+					st.Journal.Published[id] = true
+					return true, nil, nil
+				})
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("%d of %d Updates returned after 2 minutes: handlers left waiting in the queue", len(errs), handlers*each)
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	st, _, err := e.State(t.Context(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Journal.Published) != handlers*each {
+		t.Errorf("the stored state holds %d events, want %d", len(st.Journal.Published), handlers*each)
+	}
+}
+
+// A handler that queues while a batch is applied, with no handler coming
+// after it, is handed the queue and finishes.
+func TestAHandlerQueuedDuringABatchIsHandedTheQueue(t *testing.T) {
+	c := natstest.Client(t, natstest.Run(t))
+	e := startEngineWith(t, Options{Client: c, Rules: model.DefaultRules(), Workers: 2})
+	const ns = "handover"
+	mark := func(id string) updateFn {
+		return func(st *model.State) (bool, *statecodec.Pending, error) {
+			if st.Journal.Published == nil {
+				st.Journal.Published = map[string]bool{}
+			}
+			st.Journal.Published[id] = true
+			return true, nil, nil
+		}
+	}
+	second := make(chan error, 1)
+	err := e.store.Update(t.Context(), ns, func(st *model.State) (bool, *statecodec.Pending, error) {
+		go func() { second <- e.store.Update(t.Context(), ns, mark("second")) }()
+		e.store.mu.Lock()
+		en := e.store.entries[ns]
+		e.store.mu.Unlock()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			en.qmu.Lock()
+			queued := len(en.queue)
+			en.qmu.Unlock()
+			if queued == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return false, nil, fmt.Errorf("the second handler did not queue")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return mark("first")(st)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the handler queued during the batch was left waiting")
+	}
+	st, _, err := e.State(t.Context(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Journal.Published["first"] || !st.Journal.Published["second"] {
+		t.Errorf("stored state holds %v, want first and second", st.Journal.Published)
+	}
+}

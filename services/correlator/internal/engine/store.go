@@ -153,10 +153,11 @@ type updateFn func(*model.State) (changed bool, rec *statecodec.Pending, err err
 // on the streams, or with the error of the write or the publication.
 //
 // The handlers of a namespace queue their functions; one of them (the
-// first to find none running) applies the queue in order, a batch per
-// acquisition of the namespace's lock, and hands each handler its result
-// (combine): a namespace that many events keep busy applies them back to
-// back instead of waking each handler in turn to take the lock. A batch
+// first to find none running) takes the namespace's lock once, applies the
+// queue in order as one batch, hands each handler its result and what
+// queued meanwhile to the next handler waiting in it (combine): a
+// namespace that many events keep busy applies them back to back instead
+// of waking each handler in turn to take the lock. A batch
 // is written by the same group commit, and each of its handlers returns
 // only once its change is in KV: a commit that fails fails them all and
 // publishes none of their decisions.
@@ -168,6 +169,11 @@ func (s *store) Update(ctx context.Context, ns string, fn updateFn) error {
 			s.combine(ctx, en)
 		}
 		res := <-req.done
+		if res.lead {
+			// The handler before handed on the queue, this one in it.
+			s.combine(ctx, en)
+			res = <-req.done
+		}
 		if res.retry {
 			// The entry left the cache before fn ran: a fresh one.
 			s.unref(en)
@@ -199,11 +205,13 @@ type applyReq struct {
 
 // applyResult is what applying a queued function did: gen is the state's
 // generation once it ran (the handler waits until it is in KV); retry says
-// that the entry left the cache before it ran.
+// that the entry left the cache before it ran. lead hands a handler whose
+// function has not run yet the queue to apply (combine).
 type applyResult struct {
 	gen   uint64
 	err   error
 	retry bool
+	lead  bool
 }
 
 // enqueue queues r on en; lead says that no handler is applying en's queue
@@ -219,23 +227,29 @@ func (s *store) enqueue(en *entry, r *applyReq) (lead bool) {
 	return true
 }
 
-// combine applies en's queue until it is empty, a batch at a time: what
-// queued while it waited for the lock is the next batch.
+// combine applies en's queue as one batch: what queued while it waited for
+// the lock. What queued meanwhile goes to the first handler waiting in the
+// queue, which applies it in turn (its result is the lead), so that no
+// handler keeps applying others' events while its own waits to be
+// acknowledged.
 func (s *store) combine(ctx context.Context, en *entry) {
-	for {
-		en.mu.Lock()
-		en.qmu.Lock()
-		batch := en.queue
-		en.queue = nil
-		if len(batch) == 0 {
-			en.combining = false
-			en.qmu.Unlock()
-			en.mu.Unlock()
-			return
-		}
-		en.qmu.Unlock()
-		s.applyBatch(ctx, en, batch)
+	en.mu.Lock()
+	en.qmu.Lock()
+	batch := en.queue
+	en.queue = nil
+	en.qmu.Unlock()
+	if len(batch) > 0 {
+		s.applyBatch(ctx, en, batch) // unlocks en.mu
+	} else {
+		en.mu.Unlock()
 	}
+	en.qmu.Lock()
+	defer en.qmu.Unlock()
+	if len(en.queue) == 0 {
+		en.combining = false
+		return
+	}
+	en.queue[0].done <- applyResult{lead: true}
 }
 
 // applyBatch runs the functions of batch on en's state in order — the
