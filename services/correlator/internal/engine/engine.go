@@ -224,6 +224,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		defer close(done)
 		e.store.run(wctx)
 	}()
+	go e.store.dropIdleViews(wctx, viewsIdle)
 	e.mu.Lock()
 	e.stopWriter, e.writerDone = cancel, done
 	e.mu.Unlock()

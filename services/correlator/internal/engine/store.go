@@ -116,6 +116,9 @@ type entry struct {
 	// eviction; a handler that finds it gone takes a fresh entry.
 	gone atomic.Bool
 	refs int // handlers holding the entry (under store.mu)
+	// used is when a handler last took the entry (unix nanoseconds, under
+	// store.mu): dropIdleViews drops the derived views of idle ones.
+	used int64
 }
 
 type waiter struct {
@@ -386,6 +389,7 @@ func (s *store) entryOf(ns string) *entry {
 		s.entries[ns] = en
 	}
 	en.refs++
+	en.used = time.Now().UnixNano()
 	return en
 }
 
@@ -524,6 +528,42 @@ func (s *store) unref(en *entry) {
 	s.mu.Lock()
 	en.refs--
 	s.mu.Unlock()
+}
+
+// viewsIdle is how long a namespace goes without an event before its
+// state's derived views are dropped (model.State.DropViews): they are a
+// good part of a state in memory (#14), rebuilt by its next event.
+const viewsIdle = 10 * time.Minute
+
+// dropIdleViews drops, every idle/2 until ctx ends, the derived views of
+// the namespaces no handler took for idle; the states stay.
+func (s *store) dropIdleViews(ctx context.Context, idle time.Duration) {
+	tick := time.NewTicker(idle / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.dropViewsIdleSince(time.Now().Add(-idle))
+		}
+	}
+}
+
+// dropViewsIdleSince drops the derived views of the states whose
+// namespace no handler took since t (those a handler holds are left).
+func (s *store) dropViewsIdleSince(t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, en := range s.entries {
+		if en.refs > 0 || en.used >= t.UnixNano() || !en.mu.TryLock() {
+			continue
+		}
+		if en.st != nil {
+			en.st.DropViews()
+		}
+		en.mu.Unlock()
+	}
 }
 
 // evictLocked keeps the cache under its limit by dropping a tenth of the

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
 	"github.com/stateguard/stateguard/services/correlator/internal/model"
 	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
@@ -189,5 +191,86 @@ func TestUpdateStoresOrDiscards(t *testing.T) {
 	})
 	if err != nil || len(seen) != 1 || seen[0] != "kept" {
 		t.Errorf("after a failed Update the next one sees snapshots %v (%v), want only the stored one", seen, err)
+	}
+}
+
+// TestIdleNamespacesDropTheirViews: the derived views of a namespace no
+// event touched for viewsIdle are dropped, those of a busy one are kept,
+// and the idle one's next event derives them again, deciding as the
+// views it lost would have.
+func TestIdleNamespacesDropTheirViews(t *testing.T) {
+	c := natstest.Client(t, natstest.Run(t))
+	e, err := New(t.Context(), Options{Client: c, Rules: model.DefaultRules(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.store.run(t.Context())
+	r := model.DefaultRules()
+	apply := func(ns string, ev events.Event) []model.Decision {
+		t.Helper()
+		in, err := model.FromEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ds []model.Decision
+		err = e.store.Update(t.Context(), ns, func(st *model.State) (bool, *statecodec.Pending, error) {
+			var changed bool
+			ds, changed, err = model.Apply(r, st, in)
+			return changed, nil, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ds
+	}
+	views := func(ns string) bool {
+		t.Helper()
+		e.store.mu.Lock()
+		en := e.store.entries[ns]
+		e.store.mu.Unlock()
+		en.mu.Lock()
+		defer en.mu.Unlock()
+		return en.st.ViewsKept()
+	}
+	run := scenario.Run{App: "db", Versions: []string{"v1"}}
+	for _, ns := range []string{"idle", "busy"} {
+		apply(ns, scenario.SARIF(ns, "db", "u1", "v1", scenario.T0))
+		apply(ns, scenario.Snapshot(ns, "data", "s1", scenario.T0.Add(time.Minute), run))
+	}
+	if !views("idle") || !views("busy") {
+		t.Fatal("no views kept after the first events")
+	}
+	// What the decisions do, without the namespace that their ids carry.
+	brief := func(ds []model.Decision) []string {
+		var out []string
+		for _, d := range ds {
+			switch p := d.Payload.(type) {
+			case events.SnapshotPinRequested:
+				out = append(out, "pin "+p.VolumeSnapshot)
+			case events.SnapshotUnpinRequested:
+				out = append(out, "unpin "+p.VolumeSnapshot)
+			default:
+				out = append(out, d.Type)
+			}
+		}
+		return out
+	}
+	cut := time.Now()
+	busy := brief(apply("busy", scenario.Snapshot("busy", "data", "s2", scenario.T0.Add(2*time.Minute), run)))
+	e.store.dropViewsIdleSince(cut)
+	if views("idle") {
+		t.Error("the idle namespace kept its views")
+	}
+	if !views("busy") {
+		t.Error("the busy namespace lost its views")
+	}
+	// The same event decides alike with the views dropped and kept: s2
+	// becomes the known-good, s1 is unpinned.
+	idle := brief(apply("idle", scenario.Snapshot("idle", "data", "s2", scenario.T0.Add(2*time.Minute), run)))
+	if !slices.Equal(idle, busy) || !slices.Contains(busy, "pin s2") {
+		t.Errorf("the idle namespace's next event decided %v, the busy one's (views kept) %v: want the same, pinning s2", idle, busy)
+	}
+	if !views("idle") {
+		t.Error("the idle namespace's next event kept no views")
 	}
 }

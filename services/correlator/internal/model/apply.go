@@ -22,7 +22,10 @@ func Apply(r Rules, st *State, in Input) (decisions []Decision, changed bool, er
 		return nil, false, nil
 	}
 	prune(r, st, in.Upload)
-	return decide(r, st, st.deriveChanges(r)), true, nil
+	pruneObservations(r, st, st.observationsToRecheck())
+	decisions = decide(r, st, st.deriveChanges(r))
+	st.compactViews()
+	return decisions, true, nil
 }
 
 // merge adds the fact to st and reports whether st changed. Where two events
@@ -87,12 +90,13 @@ func merge(st *State, in Input) bool {
 		c := certFor(st, e.Secret)
 		obs := c.Observations[e.Serial]
 		if obs == nil {
-			obs = map[string]CertObservation{}
+			obs = map[string]*CertObservation{}
 			c.Observations[e.Serial] = obs
 		}
 		changed, users := false, false
 		if _, ok := obs[in.EventID]; !ok {
-			obs[in.EventID] = e.Observation
+			o := e.Observation
+			obs[in.EventID] = &o
 			changed = true
 		}
 		for _, w := range e.Users.Workloads {
@@ -232,7 +236,7 @@ func certFor(st *State, secret string) *Cert {
 	}
 	c := st.Certs[secret]
 	if c == nil {
-		c = &Cert{Secret: secret, Observations: map[string]map[string]CertObservation{}}
+		c = &Cert{Secret: secret, Observations: map[string]map[string]*CertObservation{}}
 		st.Certs[secret] = c
 	}
 	return c

@@ -70,8 +70,7 @@ func timelineOf(st *State, app string) []*Snapshot {
 // and vers (capped at their length), which are returned grown, so that the
 // views of a timeline share two arrays.
 func snapshotView(s *Snapshot, app string, vd *verdicts, refs []WorkloadRef, vers []VersionVerdict) (SnapshotView, []WorkloadRef, []VersionVerdict) {
-	sv := SnapshotView{Name: s.Name, PVC: s.PVC, Time: s.Time, Ready: s.ready(), EventID: s.EventID, RestoreSize: s.RestoreSize,
-		Encryption: s.Encryption, EncryptionEvidence: s.EncryptionEvidence}
+	sv := snapshotFacts(s)
 	rstart, vstart := len(refs), len(vers)
 	for _, w := range s.Workloads {
 		if w.App != app {
@@ -96,28 +95,36 @@ func snapshotView(s *Snapshot, app string, vd *verdicts, refs []WorkloadRef, ver
 	return sv, refs, vers
 }
 
-// scratchViews are buffers snapshotViews builds snapshot views in.
-var scratchViews sync.Pool
+// snapshotFacts is the part of a snapshot's view that is the snapshot's
+// own facts, the same for every application.
+func snapshotFacts(s *Snapshot) SnapshotView {
+	return SnapshotView{Name: s.Name, PVC: s.PVC, Time: s.Time, Ready: s.ready(), EventID: s.EventID, RestoreSize: s.RestoreSize,
+		Encryption: s.Encryption, EncryptionEvidence: s.EncryptionEvidence}
+}
+
+// viewBuffers are the arrays of snapshot views: an application's are
+// needed only while an event is applied (the view cache keeps them
+// compact in between: appViews.compact), so they go back here.
+var viewBuffers sync.Pool
+
+// viewBuffer is an empty array for n snapshot views, from viewBuffers.
+func viewBuffer(n int) []SnapshotView {
+	if p, _ := viewBuffers.Get().(*[]SnapshotView); p != nil && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]SnapshotView, 0, n+n/8+1)
+}
 
 // snapshotViews are the views of app's snapshots over timeline: the
 // caching wrapper around snapshotView. The view of a snapshot that did not
 // change since ru.prev is taken from it; a view whose lists equal those of
 // the view before shares them (snapshot after snapshot an app runs the same
-// owners and versions: fewer, hotter arrays). With ru.prev the views are
-// built in a pooled scratch buffer, then copied over the previous view's
-// array (read until then): no new array per event.
+// owners and versions: fewer, hotter arrays). The array comes from
+// viewBuffers.
 func snapshotViews(app string, timeline []*Snapshot, vd *verdicts, ru reuse) []SnapshotView {
-	var views []SnapshotView
+	views := viewBuffer(len(timeline))
 	var before map[*Snapshot]int
-	var scratch *[]SnapshotView
-	if ru.prev == nil {
-		views = make([]SnapshotView, 0, len(timeline))
-	} else {
-		scratch, _ = scratchViews.Get().(*[]SnapshotView)
-		if scratch == nil {
-			scratch = new([]SnapshotView)
-		}
-		views = (*scratch)[:0]
+	if ru.prev != nil {
 		before = make(map[*Snapshot]int, len(ru.prev.snaps))
 		for i, s := range ru.prev.snaps {
 			before[s] = i
@@ -127,7 +134,7 @@ func snapshotViews(app string, timeline []*Snapshot, vd *verdicts, ru reuse) []S
 	var vers []VersionVerdict
 	for _, s := range timeline {
 		if i, ok := before[s]; ok && !ru.changed[s] {
-			views = append(views, ru.prev.view.Snapshots[i])
+			views = append(views, ru.prev.snapshotView(i))
 			continue
 		}
 		rstart, vstart := len(refs), len(vers)
@@ -143,18 +150,7 @@ func snapshotViews(app string, timeline []*Snapshot, vd *verdicts, ru reuse) []S
 		}
 		views = append(views, sv)
 	}
-	if scratch == nil {
-		return views
-	}
-	own := ru.prev.view.Snapshots
-	if cap(own) < len(views) {
-		own = make([]SnapshotView, 0, len(views)+len(views)/8+1)
-	}
-	own = append(own[:0], views...)
-	clear(views) // drop what the views point to
-	*scratch = views[:0]
-	scratchViews.Put(scratch)
-	return own
+	return views
 }
 
 // versionKeys are the versions app's view lists, sorted: those its

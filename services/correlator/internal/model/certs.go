@@ -27,13 +27,16 @@ func certViews(r Rules, st *State) []CertView {
 
 // certView is what the observations of one serial say: the one with the
 // fewest days left, every observation as a cause, and its rotation.
-func certView(secret, serial string, obs map[string]CertObservation, c *Cert) CertView {
+func certView(secret, serial string, obs map[string]*CertObservation, c *Cert) CertView {
 	var best CertObservation
 	bestID := ""
 	var causes []string
 	for _, id := range ordered.Keys(obs) {
+		if obs[id] == nil {
+			continue // not an observation ("null" in a stored state)
+		}
 		causes = append(causes, id)
-		o := obs[id]
+		o := *obs[id]
 		if bestID == "" || o.DaysLeft < best.DaysLeft {
 			best, bestID = o, id
 		}

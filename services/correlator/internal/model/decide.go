@@ -281,7 +281,7 @@ func unpinReason(st *State, name string, p Pin) (string, []string) {
 		if views == nil {
 			continue
 		}
-		av := &views.view
+		av := st.cache.materialize(views)
 		sv, ok := av.Snapshot(name)
 		if !ok {
 			continue

@@ -65,6 +65,12 @@ type viewCache struct {
 	certsGen, certsDecided uint64
 	// mountedPods is mountedByPods, as of certs.
 	mountedPods bool
+	// obsRecheck are the PVCs whose snapshots or observations changed
+	// since pruneObservations last looked at them.
+	obsRecheck map[string]bool
+	// full are the application views whose snapshot views were built or
+	// read since the last compactViews.
+	full []*appViews
 }
 
 // touch marks app dirty.
@@ -76,12 +82,134 @@ func (st *State) touch(app string) {
 
 // appViews is an application's view and the snapshots behind its
 // snapshot views, in the same order.
+//
+// Between events the view is kept compact: view.Snapshots is nil and marks
+// say, per snapshot, only what the view adds to the snapshot's own facts —
+// its class and its lists of versions and owners (an index into lists,
+// which consecutive snapshots share). A snapshot view was 200 bytes per
+// application and snapshot, two fifths of the state a long run keeps
+// (#14); a mark is 8. materialize builds the views again when they are
+// read.
 type appViews struct {
 	view  AppView
 	snaps []*Snapshot
 	// verdicts are the app's verdicts, kept while its uploads are the same.
 	verdicts *verdicts
 	pins     *appPins
+	marks    []snapMark
+	lists    []viewLists
+	// pooled: view.Snapshots came from viewBuffers and nobody else holds
+	// it, so compact gives it back.
+	pooled bool
+}
+
+// snapMark is what an application's view says of one snapshot beyond the
+// snapshot's facts: its class (an index into classes) and its lists.
+type snapMark struct {
+	class uint8
+	lists uint32
+}
+
+// viewLists are the lists of a snapshot view.
+type viewLists struct {
+	versions  []VersionVerdict
+	workloads []WorkloadRef
+}
+
+// classes are the classes a mark can hold.
+var classes = [...]string{"", Clean, Tainted, Unknown}
+
+// compact drops av's snapshot views for their marks (nothing when a class
+// has no mark: the views stay).
+func (av *appViews) compact() {
+	views := av.view.Snapshots
+	if views == nil || len(views) != len(av.snaps) {
+		return
+	}
+	marks := make([]snapMark, len(views))
+	var lists []viewLists
+	for i, sv := range views {
+		class := slices.Index(classes[:], sv.Class)
+		if class < 0 {
+			return
+		}
+		if n := len(lists); n == 0 || !slices.Equal(lists[n-1].versions, sv.Versions) || !slices.Equal(lists[n-1].workloads, sv.Workloads) {
+			lists = append(lists, viewLists{versions: sv.Versions, workloads: sv.Workloads})
+		}
+		marks[i] = snapMark{class: uint8(class), lists: uint32(len(lists) - 1)}
+	}
+	av.marks, av.lists = marks, slices.Clip(lists)
+	if av.pooled {
+		clear(views) // drop what the views point to
+		views = views[:0]
+		viewBuffers.Put(&views)
+	}
+	av.view.Snapshots, av.pooled = nil, false
+}
+
+// snapshotView is the view of av.snaps[i].
+func (av *appViews) snapshotView(i int) SnapshotView {
+	if av.view.Snapshots != nil {
+		return av.view.Snapshots[i]
+	}
+	m := av.marks[i]
+	sv := snapshotFacts(av.snaps[i])
+	sv.Class = classes[m.class]
+	sv.Versions, sv.Workloads = av.lists[m.lists].versions, av.lists[m.lists].workloads
+	return sv
+}
+
+// materialize builds av's snapshot views from its marks, for a reader of
+// the whole view; c compacts them again after the event.
+func (c *viewCache) materialize(av *appViews) *AppView {
+	if av.view.Snapshots == nil && av.marks != nil {
+		views := make([]SnapshotView, len(av.snaps))
+		for i := range views {
+			views[i] = av.snapshotView(i)
+		}
+		av.view.Snapshots = views
+		c.full = append(c.full, av)
+	}
+	return &av.view
+}
+
+// owners are the workloads named by av's snapshot views (ownersOf).
+func (av *appViews) owners() map[WorkloadRef]bool {
+	if av.view.Snapshots != nil {
+		return ownersOf(av.view.Snapshots)
+	}
+	owners := map[WorkloadRef]bool{}
+	for _, l := range av.lists {
+		for _, o := range l.workloads {
+			owners[o] = true
+		}
+	}
+	return owners
+}
+
+// DropViews forgets what st keeps in memory to apply the next event
+// quickly — the applications' views, the fact and per-PVC indexes —, as a
+// state read from KV has none: the next event derives everything again.
+// The store calls it for namespaces idle for a while, whose views would
+// otherwise stay in memory for as long as the namespace does.
+func (st *State) DropViews() {
+	st.cache, st.byPVCFacts = nil, nil
+}
+
+// ViewsKept reports whether st holds derived views (DropViews).
+func (st *State) ViewsKept() bool { return st.cache != nil }
+
+// compactViews compacts the views built or read since the last call.
+func (st *State) compactViews() {
+	c := st.cache
+	if c == nil {
+		return
+	}
+	for _, av := range c.full {
+		av.compact()
+	}
+	clear(c.full)
+	c.full = c.full[:0]
 }
 
 // touchSnapshot marks s changed and every application that ran on it
@@ -127,6 +255,7 @@ func (st *State) refSnapshot(s *Snapshot, d int) {
 	if !s.Completed {
 		return
 	}
+	c.recheckObservations(s.PVC)
 	if d > 0 && c.crossesOK && !c.crosses {
 		c.crosses = writtenByOthers(s.Workloads, s.Workloads) ||
 			slices.ContainsFunc(c.byPVC[s.PVC], func(o *Snapshot) bool { return writtenByOthers(o.Workloads, s.Workloads) })
@@ -199,6 +328,7 @@ func (st *State) touchObservation(o *Observation) {
 		return
 	}
 	c.idx.addObservation(o)
+	c.recheckObservations(o.PVC)
 	if c.crossesOK && !c.crosses {
 		// Whether o makes its PVC one that several applications wrote to,
 		// without going over the namespace's other PVCs.
@@ -221,6 +351,31 @@ func (st *State) touchObservation(o *Observation) {
 			c.dirty[w.App] = true
 		}
 	}
+}
+
+// recheckObservations notes that pruneObservations should look at pvc
+// again.
+func (c *viewCache) recheckObservations(pvc string) {
+	if c.obsRecheck == nil {
+		c.obsRecheck = map[string]bool{}
+	}
+	c.obsRecheck[pvc] = true
+}
+
+// observationsToRecheck are, sorted, the PVCs pruneObservations should look
+// at after an event: those whose snapshots or observations changed, or
+// every one (nil) when st has no view cache to say which.
+func (st *State) observationsToRecheck() []string {
+	c := st.cache
+	if c == nil {
+		return nil
+	}
+	pvcs := slices.Sorted(maps.Keys(c.obsRecheck))
+	clear(c.obsRecheck)
+	if pvcs == nil {
+		pvcs = []string{}
+	}
+	return pvcs
 }
 
 // touchCerts marks the certificates changed. An application's view reads
@@ -252,7 +407,7 @@ func (c *viewCache) usersGrew(st *State, secret string) {
 		if c.dirty[app] || slices.Contains(av.view.Secrets, secret) {
 			continue
 		}
-		if usedBy(cert.Users, app, ownersOf(av.view.Snapshots), podsOf(app, c.byApp[app])) {
+		if usedBy(cert.Users, app, av.owners(), podsOf(app, c.byApp[app])) {
 			c.dirty[app] = true
 		}
 	}
@@ -267,7 +422,11 @@ func (st *State) derive(r Rules) View {
 	views := make([]*AppView, len(c.names))
 	pins := make([]*appPins, len(c.names))
 	for i, app := range c.names {
-		views[i], pins[i] = &c.apps[app].view, c.apps[app].pins
+		views[i], pins[i] = c.materialize(c.apps[app]), c.apps[app].pins
+	}
+	// The caller holds these views: their arrays are not given back.
+	for _, av := range c.full {
+		av.pooled = false
 	}
 	return assemble(st.Namespace, views, pins, c.certs)
 }
@@ -386,7 +545,8 @@ func (st *State) deriveChanges(r Rules) changes {
 			if av != nil {
 				snaps = av.snaps[:0] // read by deriveApp until now
 			}
-			av = &appViews{view: view, snaps: append(snaps, timeline...), verdicts: ru.verdicts}
+			av = &appViews{view: view, snaps: append(snaps, timeline...), verdicts: ru.verdicts, pooled: true}
+			c.full = append(c.full, av)
 			av.pins = pinsOf(&av.view)
 			c.apps[app] = av
 			c.pinApp(app, av.pins, touched)

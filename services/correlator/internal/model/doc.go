@@ -18,6 +18,13 @@
 // memory, each application's last view and re-derives only what an event
 // changed (derivecache.go; snapshotViews and the verdicts memo are the only
 // rules' wrappers that know of it). Tests compare the two after every event.
+// Between events the kept views are compact (appViews.compact): of each
+// snapshot view only its class and lists, rebuilt from the snapshot when
+// read.
+//
+// What can no longer matter is forgotten: prune drops superseded uploads and
+// snapshots beyond the history; pruneObservations (obsprune.go) drops the
+// workload observations beyond the history that repeat an earlier one.
 //
 // The package does no I/O and reads no clock.
 package model

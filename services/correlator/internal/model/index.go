@@ -61,6 +61,24 @@ func (x *factIndex) addObservation(o *Observation) {
 	}
 }
 
+func (x *factIndex) removeObservation(o *Observation) {
+	drop := func(list []*Observation) []*Observation {
+		return slices.DeleteFunc(list, func(e *Observation) bool { return e == o })
+	}
+	if list := drop(x.obsByPVC[o.PVC]); len(list) > 0 {
+		x.obsByPVC[o.PVC] = list
+	} else {
+		delete(x.obsByPVC, o.PVC)
+	}
+	for _, app := range appsOfObservation(o) {
+		if list := drop(x.obsByApp[app]); len(list) > 0 {
+			x.obsByApp[app] = list
+		} else {
+			delete(x.obsByApp, app)
+		}
+	}
+}
+
 // appsOfObservation are the applications an observation names: by its
 // workloads and by the Secrets their pods mount.
 func appsOfObservation(o *Observation) []string {

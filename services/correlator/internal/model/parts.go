@@ -142,7 +142,7 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 	}
 	cp.pinsApart = nil
 	x := st.pvcIndex()
-	for name := range x.snapshots[""] {
+	for _, name := range x.snapshots[""] {
 		if cp.Snapshots == nil {
 			cp.Snapshots = map[string]*Snapshot{}
 		}
@@ -166,7 +166,7 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 			if p.Snapshots == nil {
 				p.Snapshots = map[string]*Snapshot{}
 			}
-			for name := range names {
+			for _, name := range names {
 				p.Snapshots[name] = st.Snapshots[name]
 				if n, ok := st.Journal.PinGeneration[name]; ok {
 					if p.PinGeneration == nil {
@@ -182,7 +182,7 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 			if p.Observations == nil {
 				p.Observations = map[string]*Observation{}
 			}
-			for id := range ids {
+			for _, id := range ids {
 				p.Observations[id] = st.Observations[id]
 			}
 		}
@@ -192,7 +192,7 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 			if p.Restores == nil {
 				p.Restores = map[string]*Restore{}
 			}
-			for id := range ids {
+			for _, id := range ids {
 				p.Restores[id] = st.Restores[id]
 			}
 		}

@@ -235,9 +235,10 @@ type Workload struct {
 // Cert is what the certificate events say about one TLS Secret.
 type Cert struct {
 	Secret string `json:"secret"`
-	// Observations are keyed by serial, then by event id.
-	Observations map[string]map[string]CertObservation `json:"observations"`
-	Users        Users                                 `json:"users"`
+	// Observations are keyed by serial, then by event id (pointers: a
+	// small map of 96-byte values takes a kilobyte).
+	Observations map[string]map[string]*CertObservation `json:"observations"`
+	Users        Users                                  `json:"users"`
 	// Rotated maps an old serial to the event that reported its rotation.
 	Rotated map[string]string `json:"rotated,omitempty"`
 	// Rotations maps an old serial to what that event said of the rotation
