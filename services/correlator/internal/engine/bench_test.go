@@ -28,7 +28,8 @@ import (
 var (
 	benchEvents       = flag.Int("events", 1_000_000, "BenchmarkMixedStream: snapshot events of the throughput phase")
 	benchApps         = flag.Int("apps", 10_000, "BenchmarkMixedStream: applications")
-	benchAppsPerNS    = flag.Int("apps-per-namespace", 2, "BenchmarkMixedStream: applications per namespace")
+	benchAppsPerNS    = flag.String("apps-per-namespace", "2", "BenchmarkMixedStream: applications per namespace; a list (1000,2) runs each layout in turn, -rounds times, and compares their rates")
+	benchRounds       = flag.Int("rounds", 1, "BenchmarkMixedStream: with a list of -apps-per-namespace, how many times each layout runs (alternating)")
 	benchObserveEvery = flag.Int("observe-every", 0, "BenchmarkMixedStream: a workload.observed event after one snapshot event in n (0: none; #14 asks for 20)")
 	benchWorkers      = flag.Int("workers", 512, "BenchmarkMixedStream: events handled at once per stream")
 	benchRate         = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
@@ -125,14 +126,83 @@ func procStatus(pid, field string) string {
 // BenchmarkMixedStream measures the correlator with its state in KV on a
 // real (embedded) JetStream: the sustained rate over a backlog of the mixed
 // stream, then the decision latency at a fixed rate. It runs once whatever
-// b.N is; sizes come from the flags (-events, -apps, ...).
+// b.N is; sizes come from the flags (-events, -apps, ...). A list of
+// -apps-per-namespace (1000,2: one namespace against the spread layout)
+// runs each layout in turn, -rounds times, each with a server of its own,
+// and ends with the layouts' rates side by side.
 func BenchmarkMixedStream(b *testing.B) {
+	var layouts []int
+	for f := range strings.SplitSeq(*benchAppsPerNS, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("-apps-per-namespace %q: want a number of applications per namespace, or a list of them", *benchAppsPerNS)
+		}
+		layouts = append(layouts, n)
+	}
 	for b.Loop() {
-		benchmarkMixedStream(b)
+		if len(layouts) == 1 {
+			benchmarkMixedStream(b, layouts[0])
+			continue
+		}
+		runs := map[int][]mixedRun{}
+		for round := range max(1, *benchRounds) {
+			for _, perNS := range layouts {
+				b.Run(fmt.Sprintf("apps-per-namespace=%d/round=%d", perNS, round), func(b *testing.B) {
+					runs[perNS] = append(runs[perNS], benchmarkMixedStream(b, perNS))
+				})
+			}
+		}
+		compareLayouts(b, layouts, runs)
 	}
 }
 
-func benchmarkMixedStream(b *testing.B) {
+// mixedRun is what one run of the mixed stream measured.
+type mixedRun struct {
+	rate, publishRate float64 // events/s handled; messages/s of plain publishing
+	p99               time.Duration
+	load              [2]string // the machine's load average before and after
+}
+
+// compareLayouts prints each layout's runs and its mean rate against the
+// last layout's (the spread one, in -apps-per-namespace 1000,2).
+func compareLayouts(b *testing.B, layouts []int, runs map[int][]mixedRun) {
+	mean := func(rs []mixedRun) (rate, ratio float64) {
+		for _, r := range rs {
+			rate += r.rate / float64(len(rs))
+			ratio += r.rate / r.publishRate / float64(len(rs))
+		}
+		return rate, ratio
+	}
+	baseRate, _ := mean(runs[layouts[len(layouts)-1]])
+	for _, perNS := range layouts {
+		var each []string
+		for _, r := range runs[perNS] {
+			each = append(each, fmt.Sprintf("%.0f events/s (%.2fx plain publishing, p99 %s, load %s -> %s)",
+				r.rate, r.rate/r.publishRate, r.p99.Round(time.Millisecond), r.load[0], r.load[1]))
+		}
+		rate, ratio := mean(runs[perNS])
+		// Printed: a benchmark that runs sub-benchmarks does not show its
+		// own log.
+		fmt.Printf("layouts: %d apps per namespace: mean %.0f events/s, %.2fx plain publishing, %.2fx the rate of %d apps per namespace; runs: %s\n",
+			perNS, rate, ratio, rate/baseRate, layouts[len(layouts)-1], strings.Join(each, "; "))
+	}
+}
+
+// loadAverage is the machine's one-minute load average.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
+	run := mixedRun{load: [2]string{loadAverage(), ""}}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *benchMemLimit > 0 {
 		old := debug.SetMemoryLimit(int64(*benchMemLimit) << 20)
 		defer debug.SetMemoryLimit(old)
@@ -155,7 +225,7 @@ func benchmarkMixedStream(b *testing.B) {
 		c = natstest.ProcessClient(b, p, events.WithMaxPending(16384), clientLog)
 		b.Logf("JetStream: %d server(s) in a child process, streams with %d replica(s), sync_interval always: %v", p.Servers, p.Servers, !*benchNoSync)
 	}
-	m := scenario.MixedStream{Apps: *benchApps, PerNS: *benchAppsPerNS, Start: scenario.T0, ObserveEvery: *benchObserveEvery}
+	m := scenario.MixedStream{Apps: *benchApps, PerNS: perNS, Start: scenario.T0, ObserveEvery: *benchObserveEvery}
 	slots := max(1, *benchEvents / *benchApps)
 
 	// Backlog.
@@ -254,6 +324,8 @@ func benchmarkMixedStream(b *testing.B) {
 	_, redelivered := consumerCounts(b, c)
 	writes := e.store.writes.Load() + e.store.partWrites.Load() // keys: the namespaces' and their parts
 	stored := float64(decisions.Load()+writes) / elapsed.Seconds()
+	b.Logf("throughput (%d apps per namespace): %.0f events/s = %.2fx plain publishing's messages/s", perNS, rate, rate/publishRate)
+	run.rate, run.publishRate = rate, publishRate
 	b.Logf("throughput: %d events in %s = %.0f events/s; it stored %d decisions and %d state writes (%.2f messages per event) = %.0f messages/s, %.2fx the baseline's publishing; %d events delivered again",
 		total, elapsed.Round(time.Millisecond), rate, decisions.Load(), writes, float64(decisions.Load()+writes)/float64(total), stored, stored/publishRate, redelivered)
 	b.ReportMetric(rate, "events/s")
@@ -340,4 +412,7 @@ func benchmarkMixedStream(b *testing.B) {
 	} else {
 		b.Logf("peak RSS: correlator (with the benchmark's publisher) %s, NATS server (child process) %s; peak Go heap in use %d MiB", rssPeak("self"), rssPeak(serverPid), heapPeak.Load()>>20)
 	}
+	run.p99, run.load[1] = p(0.99), loadAverage()
+	b.Logf("load average %s -> %s", run.load[0], run.load[1])
+	return run
 }

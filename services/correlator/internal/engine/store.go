@@ -20,8 +20,9 @@ import (
 )
 
 // store keeps the namespace states in memory and writes changed ones to the
-// KV bucket in group commits: a handler applies its event to the state in
-// memory, marks the namespace dirty and waits; one writer takes every dirty
+// KV bucket in group commits: a handler's event is applied to the state in
+// memory (with the other events of its namespace that queued meanwhile,
+// Update), the namespace marked dirty, and the handler waits; one writer takes every dirty
 // namespace at once, writes each with a compare-and-set on its revision —
 // in JetStream atomic batches of up to 1,000 states, one disk sync each,
 // or, for fewer than events.MinBatch, one by one, pipelined — and then
@@ -55,9 +56,10 @@ type store struct {
 }
 
 // entry is one namespace's state. mu serialises the namespace's handlers
-// inside the process (a handler holds it while it applies its event; its
-// decisions are published after the commit, outside it); the write
-// bookkeeping and the outbox have their own short locks.
+// inside the process (the handler applying the queued events holds it
+// while it applies a batch of them; their decisions are published after
+// the commit, outside it); the queue, the write bookkeeping and the outbox
+// have their own short locks.
 type entry struct {
 	ns string
 
@@ -78,6 +80,12 @@ type entry struct {
 	lastSeq  uint64
 	ogen     uint64
 	odurable uint64
+
+	// qmu guards the queue of the handlers' functions waiting to be
+	// applied (Update) and combining, set while a handler applies it.
+	qmu       sync.Mutex
+	queue     []*applyReq
+	combining bool
 
 	// flushReq is set by the writer when it found mu held: the next
 	// handler to release mu encodes the state for it (store.release), so a
@@ -132,6 +140,9 @@ func newStore(kv jetstream.KeyValue, w groupWriter, limit int, m *metrics) *stor
 		entries: map[string]*entry{}, dirty: map[*entry]struct{}{}, kick: make(chan struct{}, 1)}
 }
 
+// updateFn applies an event to a namespace's state (Update).
+type updateFn func(*model.State) (changed bool, rec *statecodec.Pending, err error)
+
 // Update runs fn on the namespace's state, which no other handler of the
 // process touches meanwhile (bbolt's db.Update shape): fn applies an event,
 // says whether it changed the state and returns the decisions it calls for
@@ -143,36 +154,158 @@ func newStore(kv jetstream.KeyValue, w groupWriter, limit int, m *metrics) *stor
 // duplicate's first delivery may be that change — and then publishes the
 // outbox (PublishAfterCommit): it returns once the event's decisions are
 // on the streams, or with the error of the write or the publication.
-func (s *store) Update(ctx context.Context, ns string, fn func(*model.State) (changed bool, rec *statecodec.Pending, err error)) error {
-	en, err := s.acquire(ctx, ns)
-	if err != nil {
-		return err
+//
+// The handlers of a namespace queue their functions; one of them (the
+// first to find none running) takes the namespace's lock once, applies the
+// queue in order as one batch, hands each handler its result and what
+// queued meanwhile to the next handler waiting in it (combine): a
+// namespace that many events keep busy applies them back to back instead
+// of waking each handler in turn to take the lock. A batch
+// is written by the same group commit, and each of its handlers returns
+// only once its change is in KV: a commit that fails fails them all and
+// publishes none of their decisions.
+func (s *store) Update(ctx context.Context, ns string, fn updateFn) error {
+	for {
+		en := s.entryOf(ns)
+		req := &applyReq{fn: fn, done: make(chan applyResult, 1)}
+		if s.enqueue(en, req) {
+			s.combine(ctx, en)
+		}
+		res := <-req.done
+		if res.lead {
+			// The handler before handed on the queue, this one in it.
+			s.combine(ctx, en)
+			res = <-req.done
+		}
+		if res.retry {
+			// The entry left the cache before fn ran: a fresh one.
+			s.unref(en)
+			continue
+		}
+		if res.err != nil {
+			s.unref(en)
+			return res.err
+		}
+		if err := s.waitStored(ctx, en, res.gen); err != nil {
+			s.unref(en)
+			return err
+		}
+		retry, err := s.publishStored(ctx, en)
+		s.unref(en)
+		if !retry {
+			return err
+		}
+		return s.PublishAfterCommit(ctx, ns)
 	}
-	changed, rec, err := fn(en.st)
-	if err != nil {
-		s.discard(en, fmt.Errorf("state of %s reloaded after a failed handler: %w", ns, err))
+}
+
+// applyReq is a handler's function queued on its namespace's entry, and
+// where its result goes.
+type applyReq struct {
+	fn   updateFn
+	done chan applyResult
+}
+
+// applyResult is what applying a queued function did: gen is the state's
+// generation once it ran (the handler waits until it is in KV); retry says
+// that the entry left the cache before it ran. lead hands a handler whose
+// function has not run yet the queue to apply (combine).
+type applyResult struct {
+	gen   uint64
+	err   error
+	retry bool
+	lead  bool
+}
+
+// enqueue queues r on en; lead says that no handler is applying en's queue
+// and the caller must (combine).
+func (s *store) enqueue(en *entry, r *applyReq) (lead bool) {
+	en.qmu.Lock()
+	defer en.qmu.Unlock()
+	en.queue = append(en.queue, r)
+	if en.combining {
+		return false
+	}
+	en.combining = true
+	return true
+}
+
+// combine applies en's queue as one batch: what queued while it waited for
+// the lock. What queued meanwhile goes to the first handler waiting in the
+// queue, which applies it in turn (its result is the lead), so that no
+// handler keeps applying others' events while its own waits to be
+// acknowledged.
+func (s *store) combine(ctx context.Context, en *entry) {
+	en.mu.Lock()
+	en.qmu.Lock()
+	batch := en.queue
+	en.queue = nil
+	en.qmu.Unlock()
+	if len(batch) > 0 {
+		s.applyBatch(ctx, en, batch) // unlocks en.mu
+	} else {
 		en.mu.Unlock()
-		s.unref(en)
-		return err
 	}
-	if changed && rec != nil && len(rec.Decisions) > 0 {
-		en.omu.Lock()
-		en.lastSeq++
-		rec.Seq = en.lastSeq
-		en.outbox = append(en.outbox, *rec)
-		en.omu.Unlock()
+	en.qmu.Lock()
+	defer en.qmu.Unlock()
+	if len(en.queue) == 0 {
+		en.combining = false
+		return
 	}
-	s.ref(en) // kept for the publication after the commit
-	if err := s.release(ctx, en, changed); err != nil {
-		s.unref(en)
-		return err
+	en.queue[0].done <- applyResult{lead: true}
+}
+
+// applyBatch runs the functions of batch on en's state in order — the
+// caller holds en.mu, which it releases — and hands each its result. A
+// function that fails drops the state (discard): the functions before it
+// fail with the write they waited for, those after it run again on a
+// fresh entry.
+func (s *store) applyBatch(ctx context.Context, en *entry, batch []*applyReq) {
+	results := make([]applyResult, len(batch))
+	err := s.loadLocked(ctx, en)
+	changed := false
+	for i, r := range batch {
+		switch {
+		case en.gone.Load():
+			results[i] = applyResult{retry: true}
+			continue
+		case err != nil:
+			results[i] = applyResult{err: err}
+			continue
+		}
+		ch, rec, ferr := r.fn(en.st)
+		if ferr != nil {
+			s.discard(en, fmt.Errorf("state of %s reloaded after a failed handler: %w", en.ns, ferr))
+			results[i] = applyResult{err: ferr}
+			continue
+		}
+		if ch && rec != nil && len(rec.Decisions) > 0 {
+			en.omu.Lock()
+			en.lastSeq++
+			rec.Seq = en.lastSeq
+			en.outbox = append(en.outbox, *rec)
+			en.omu.Unlock()
+		}
+		if ch {
+			en.gen++
+			changed = true
+		}
+		results[i] = applyResult{gen: en.gen}
 	}
-	retry, err := s.publishStored(ctx, en)
-	s.unref(en)
-	if !retry {
-		return err
+	if en.gone.Load() {
+		en.mu.Unlock()
+	} else {
+		s.releaseLocked(en)
+		if changed {
+			s.mu.Lock()
+			s.dirty[en] = struct{}{}
+			s.mu.Unlock()
+			s.wake()
+		}
 	}
-	return s.PublishAfterCommit(ctx, ns)
+	for i, r := range batch {
+		r.done <- results[i]
+	}
 }
 
 // PublishAfterCommit is the rule of the outbox: an event's decisions are
@@ -245,48 +378,63 @@ func (s *store) publishStored(ctx context.Context, en *entry) (retry bool, err e
 	return false, nil
 }
 
-// acquire returns the namespace's entry, locked and loaded, for Update.
+// entryOf returns the namespace's entry, referenced (unref when done).
+func (s *store) entryOf(ns string) *entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	en := s.entries[ns]
+	if en == nil {
+		s.evictLocked()
+		en = &entry{ns: ns}
+		s.entries[ns] = en
+	}
+	en.refs++
+	en.used = time.Now().UnixNano()
+	return en
+}
+
+// acquire returns the namespace's entry, locked and loaded.
 func (s *store) acquire(ctx context.Context, ns string) (*entry, error) {
 	for {
-		s.mu.Lock()
-		en := s.entries[ns]
-		if en == nil {
-			s.evictLocked()
-			en = &entry{ns: ns}
-			s.entries[ns] = en
-		}
-		en.refs++
-		en.used = time.Now().UnixNano()
-		s.mu.Unlock()
-
+		en := s.entryOf(ns)
 		en.mu.Lock()
 		if en.gone.Load() {
 			en.mu.Unlock()
 			s.unref(en)
 			continue
 		}
-		if en.st == nil {
-			st, lg, err := loadState(ctx, s.kv, ns)
-			if err != nil {
-				en.mu.Unlock()
-				s.unref(en)
-				return nil, err
-			}
-			en.st = st
-			en.omu.Lock()
-			en.outbox = lg.outbox
-			if n := len(en.outbox); n > 0 {
-				en.lastSeq = en.outbox[n-1].Seq
-			}
-			seq := en.lastSeq
-			en.omu.Unlock()
-			lg.outbox = nil
-			en.wmu.Lock()
-			en.rev, en.stored, en.durableSeq = lg.rev, lg, seq
-			en.wmu.Unlock()
+		if err := s.loadLocked(ctx, en); err != nil {
+			en.mu.Unlock()
+			s.unref(en)
+			return nil, err
 		}
 		return en, nil
 	}
+}
+
+// loadLocked reads en's state from KV unless it is in memory; the caller
+// holds en.mu.
+func (s *store) loadLocked(ctx context.Context, en *entry) error {
+	if en.st != nil || en.gone.Load() {
+		return nil
+	}
+	st, lg, err := loadState(ctx, s.kv, en.ns)
+	if err != nil {
+		return err
+	}
+	en.st = st
+	en.omu.Lock()
+	en.outbox = lg.outbox
+	if n := len(en.outbox); n > 0 {
+		en.lastSeq = en.outbox[n-1].Seq
+	}
+	seq := en.lastSeq
+	en.omu.Unlock()
+	lg.outbox = nil
+	en.wmu.Lock()
+	en.rev, en.stored, en.durableSeq = lg.rev, lg, seq
+	en.wmu.Unlock()
+	return nil
 }
 
 // release unlocks en. When the handler changed the state, it then waits
@@ -304,6 +452,11 @@ func (s *store) release(ctx context.Context, en *entry, changed bool) error {
 		s.mu.Unlock()
 		s.wake()
 	}
+	return s.waitStored(ctx, en, gen)
+}
+
+// waitStored waits until the generation gen of en's state is in KV.
+func (s *store) waitStored(ctx context.Context, en *entry, gen uint64) error {
 	en.wmu.Lock()
 	if en.gone.Load() {
 		en.wmu.Unlock()
@@ -368,12 +521,6 @@ func (s *store) discard(en *entry, err error) {
 		delete(s.entries, en.ns)
 	}
 	delete(s.dirty, en)
-	s.mu.Unlock()
-}
-
-func (s *store) ref(en *entry) {
-	s.mu.Lock()
-	en.refs++
 	s.mu.Unlock()
 }
 
@@ -600,6 +747,12 @@ func (s *store) encode(en *entry) (write, bool) {
 		js, err = en.codec.Encode(buf, rest)
 	}
 	en.mu.Unlock()
+	// Compressed outside the namespace's lock: its next events apply
+	// meanwhile.
+	var puts []events.KVPut
+	if err == nil {
+		puts, err = wrapParts(en.ns, next.gen, parts)
+	}
 	if err == nil {
 		var zbuf []byte
 		if b, ok := s.bufs.Get().(*[]byte); ok {
@@ -608,9 +761,9 @@ func (s *store) encode(en *entry) (write, bool) {
 		w.data, err = statecodec.Wrap(zbuf, statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Parts: next.parts, Outbox: outbox}, js)
 	}
 	s.bufs.Put(&js)
-	w.err, w.parts, w.stored = err, parts, next
+	w.err, w.parts, w.stored = err, puts, next
 	w.size = len(w.data)
-	for _, p := range parts {
+	for _, p := range puts {
 		w.size += len(p.Value)
 	}
 	return w, true
@@ -665,10 +818,14 @@ func readState(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.St
 }
 
 // The stored layout (statecodec.Layout): a namespace's state is the key
-// ns.<ns> — its facts but those of PVCs, the ledger, the journal and the
-// manifest of its parts — and up to Parts keys ns.<ns>.part.<xx> holding
-// the snapshots, workload observations and restores of the PVCs whose name
-// hashes to xx (partOf). A write stores the namespace's key (compare-and-set
+// ns.<ns> — its facts but those of PVCs and the uploads, the ledger, the
+// journal but the pin generations of snapshots in parts, and the manifest
+// of its parts — up to Parts keys ns.<ns>.part.<xx> holding the snapshots
+// (with their pin generations), workload observations and restores of the
+// PVCs whose name hashes to xx (partOf), and up to
+// UploadParts keys ns.<ns>.part.u<xx> holding the SARIF uploads whose id
+// hashes to xx (uploadPartOf): at 1,000 applications in a namespace the
+// uploads were most of its key, written with every commit. A write stores the namespace's key (compare-and-set
 // on its revision, which also keeps two replicas apart) and the parts whose
 // PVCs changed as one group of a JetStream atomic batch
 // (events.KVWriter.PutGroups): all or nothing, so a crash between two keys
@@ -699,13 +856,26 @@ func partOf(pvc string) string {
 	return fmt.Sprintf("%02x", h.Sum32()%Parts)
 }
 
+// UploadParts is the most part keys a namespace's uploads are spread over
+// (layout 3). With Parts, a namespace's write is never a group of more
+// than 1+Parts+UploadParts keys, under an atomic batch's 1,000.
+const UploadParts = 64
+
+// uploadPartOf names the part of an upload: u and the FNV-1a hash of its
+// id, in hex.
+func uploadPartOf(id string) string {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return fmt.Sprintf("u%02x", h.Sum32()%UploadParts)
+}
+
 // layoutGen is what KV holds of a namespace in the split layout: the
 // namespace's write generation and each part's generation.
 type layoutGen struct {
 	rev    uint64
 	gen    uint64
 	parts  map[string]uint64
-	legacy bool // read from the single-key layout: the next write splits it
+	legacy bool // read from an older layout: the next write stores it in this one
 	// outbox is the namespace's outbox as read (loadState only).
 	outbox []statecodec.Pending
 }
@@ -717,10 +887,16 @@ const layoutKey = "layout"
 // partKey is the key of a part of a namespace's state.
 func partKey(ns, part string) string { return key(ns) + ".part." + part }
 
-// split takes the PVCs of en's state that changed and returns what goes in
-// the namespace's key, the keys of their parts, and what KV will hold once
-// they are stored. The caller holds en.mu.
-func (s *store) split(en *entry) (*model.State, []events.KVPut, layoutGen, error) {
+// partJSON is a part's facts encoded, before compression.
+type partJSON struct {
+	name string
+	js   []byte
+}
+
+// split takes the PVCs and uploads of en's state that changed and returns
+// what goes in the namespace's key, the encodings of their parts, and what
+// KV will hold once they are stored. The caller holds en.mu.
+func (s *store) split(en *entry) (*model.State, []partJSON, layoutGen, error) {
 	en.wmu.Lock()
 	cur := en.stored
 	en.wmu.Unlock()
@@ -728,36 +904,55 @@ func (s *store) split(en *entry) (*model.State, []events.KVPut, layoutGen, error
 	if next.parts == nil {
 		next.parts = map[string]uint64{}
 	}
-	var names []string
+	var names, unames []string
 	for _, pvc := range en.st.TakeChangedParts() {
 		if p := partOf(pvc); !slices.Contains(names, p) {
 			names = append(names, p)
 		}
 	}
+	for _, id := range en.st.TakeChangedUploads() {
+		if p := uploadPartOf(id); !slices.Contains(unames, p) {
+			unames = append(unames, p)
+		}
+	}
 	slices.Sort(names)
+	slices.Sort(unames)
 	rest, facts := en.st.PartsOf(partOf, names)
-	puts := make([]events.KVPut, 0, len(names))
-	for _, name := range names {
+	if len(unames) > 0 {
+		maps.Copy(facts, en.st.UploadsOf(uploadPartOf, unames))
+		en.codec.ForgetUploads(en.st)
+	}
+	out := make([]partJSON, 0, len(names)+len(unames))
+	for _, name := range append(names, unames...) {
 		p := facts[name]
 		if p.Empty() {
 			delete(next.parts, name)
 		} else {
 			next.parts[name] = next.gen
 		}
-		js, err := statecodec.EncodePart(en.ns, p)
+		js, err := en.codec.EncodePart(nil, en.ns, p)
 		if err != nil {
 			return nil, nil, next, fmt.Errorf("encode part %s of %s: %w", name, en.ns, err)
 		}
-		data, err := statecodec.Wrap(nil, statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Part: name}, js)
-		if err != nil {
-			return nil, nil, next, err
-		}
-		puts = append(puts, events.KVPut{Key: partKey(en.ns, name), Value: data, Any: true})
+		out = append(out, partJSON{name: name, js: js})
 	}
 	if len(next.parts) == 0 {
 		next.parts = nil
 	}
-	return rest, puts, next, nil
+	return rest, out, next, nil
+}
+
+// wrapParts compresses the parts of a write, each with its envelope.
+func wrapParts(ns string, gen uint64, parts []partJSON) ([]events.KVPut, error) {
+	puts := make([]events.KVPut, 0, len(parts))
+	for _, p := range parts {
+		data, err := statecodec.Wrap(nil, statecodec.Envelope{Layout: statecodec.Layout, Gen: gen, Part: p.name}, p.js)
+		if err != nil {
+			return nil, fmt.Errorf("part %s of %s: %w", p.name, ns, err)
+		}
+		puts = append(puts, events.KVPut{Key: partKey(ns, p.name), Value: data, Any: true})
+	}
+	return puts, nil
 }
 
 // groupErr is the error of a group's write: its keys were stored together
@@ -808,10 +1003,19 @@ func loadOnce(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.Sta
 		return nil, layoutGen{}, events.Permanent(fmt.Errorf("decode state of %s: %w", ns, err))
 	}
 	lg := layoutGen{rev: entry.Revision(), gen: env.Gen, parts: env.Parts, outbox: env.Outbox}
+	// What the namespace's key holds of the pin generations stays there
+	// until their snapshots are found in a part.
+	st.MarkPinGenerationsApart()
 	if env.Layout == 0 {
 		st.MarkAllPartsChanged()
 		lg.legacy = true
 		return st, lg, nil
+	}
+	if env.Layout < statecodec.Layout {
+		// Layout 2: the uploads and the pin generations, read from the
+		// namespace's key, move to their parts with the next write.
+		st.MarkAllPartsChanged()
+		lg.legacy = true
 	}
 	parts, err := loadParts(ctx, kv, ns, env.Parts)
 	if err != nil {

@@ -49,6 +49,7 @@ func merge(st *State, in Input) bool {
 		}
 		st.Uploads[u.ID] = u
 		st.refUpload(u, 1)
+		st.uploadChanged(u.ID)
 		return true
 	case in.Snapshot != nil:
 		s := snapshotFor(st, in.Snapshot.Name, in.Snapshot.PVC)
@@ -379,6 +380,7 @@ func pruneUploads(st *State, app string) {
 		if !slices.ContainsFunc(u.Keys, func(k string) bool { return newest[slot{u.App, u.Category, k}] == u }) {
 			delete(st.Uploads, u.ID)
 			st.refUpload(u, -1)
+			st.uploadChanged(u.ID)
 		}
 	}
 }

@@ -67,6 +67,7 @@ func decide(r Rules, st *State, ch changes) []Decision {
 		}
 		if prev, ok := l.Pinned[name]; !ok || pinCauseChanged(prev, p) {
 			j.PinGeneration[name]++
+			st.pinGenerationChanged(name)
 			out = append(out, Decision{
 				ID:   "pin-" + hash(st.Namespace, name, strconv.Itoa(j.PinGeneration[name])),
 				Type: events.TypeSnapshotPinRequested,

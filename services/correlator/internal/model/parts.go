@@ -3,16 +3,70 @@ package model
 import "slices"
 
 // The store keeps a namespace's state in several KV keys: the facts of
-// each PVC (its snapshots, workload observations and restores) apart from
-// the rest, so that a namespace of many applications never makes one value
-// over NATS's max payload and a write carries only the PVCs that changed.
-// The State notes which PVCs' facts changed since the store last took them.
+// each PVC (its snapshots, workload observations and restores) and the
+// SARIF uploads apart from the rest, so that a namespace of many
+// applications never makes one value over NATS's max payload and a write
+// carries only the PVCs and uploads that changed. The State notes which
+// PVCs' facts and which uploads changed since the store last took them.
 
-// PartFacts are the facts of the PVCs of one part (one key of the store).
+// PartFacts are the facts of one part (one key of the store): those of
+// the PVCs of the part, with the pin generations of their snapshots (the
+// journal's largest map: one entry per snapshot ever pinned and not yet
+// pruned), or uploads.
 type PartFacts struct {
-	Snapshots    map[string]*Snapshot
-	Observations map[string]*Observation
-	Restores     map[string]*Restore
+	Snapshots     map[string]*Snapshot
+	Observations  map[string]*Observation
+	Restores      map[string]*Restore
+	PinGeneration map[string]int
+	Uploads       map[string]*Upload
+}
+
+// pinGenerationChanged notes that the pin generation of the snapshot name
+// changed: it is stored with its PVC's facts, or with the namespace's own
+// while the snapshot is not known or has no PVC. (A snapshot leaves
+// Snapshots only with its pin generation: prune.)
+func (st *State) pinGenerationChanged(name string) {
+	if s := st.Snapshots[name]; s != nil && s.PVC != "" {
+		st.partChanged(s.PVC)
+		return
+	}
+	st.pinApart(name)
+}
+
+func (st *State) pinApart(name string) {
+	if st.pinsApart == nil {
+		st.pinsApart = map[string]struct{}{}
+	}
+	st.pinsApart[name] = struct{}{}
+}
+
+// MarkPinGenerationsApart notes that the pin generations st holds were read
+// from the namespace's own key (before its parts are added): they stay
+// there until their snapshots are found in a part.
+func (st *State) MarkPinGenerationsApart() {
+	for name := range st.Journal.PinGeneration {
+		st.pinApart(name)
+	}
+}
+
+// uploadChanged notes that the upload id was added, replaced or dropped.
+func (st *State) uploadChanged(id string) {
+	if st.changedUploads == nil {
+		st.changedUploads = map[string]struct{}{}
+	}
+	st.changedUploads[id] = struct{}{}
+}
+
+// TakeChangedUploads returns the ids of the uploads added, replaced or
+// dropped since the last call, sorted, and forgets them.
+func (st *State) TakeChangedUploads() []string {
+	out := make([]string, 0, len(st.changedUploads))
+	for id := range st.changedUploads {
+		out = append(out, id)
+	}
+	clear(st.changedUploads)
+	slices.Sort(out)
+	return out
 }
 
 // partChanged notes that the facts of pvc changed.
@@ -39,9 +93,14 @@ func (st *State) TakeChangedParts() []string {
 	return out
 }
 
-// MarkAllPartsChanged notes every PVC with facts as changed (a state read
-// from the single-key layout is written again split).
+// MarkAllPartsChanged notes every PVC with facts and every upload as
+// changed (a state read from an older layout is written again in this
+// one).
 func (st *State) MarkAllPartsChanged() {
+	for id := range st.Uploads {
+		st.uploadChanged(id)
+	}
+	st.MarkPinGenerationsApart()
 	for _, s := range st.Snapshots {
 		st.partChanged(s.PVC)
 	}
@@ -56,17 +115,33 @@ func (st *State) MarkAllPartsChanged() {
 // PartsOf splits st for the store: partOf names the part (key) a PVC's
 // facts go to, and parts are the facts of the parts named in want (empty for
 // a part with none left), rest a copy of st without the facts of any PVC
-// (snapshots not yet known to belong to a PVC stay), sharing everything else
-// with st.
+// (snapshots not yet known to belong to a PVC stay, and the pin
+// generations of snapshots in no part) and without uploads (UploadsOf),
+// sharing everything else with st.
 func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *State, parts map[string]*PartFacts) {
 	parts = make(map[string]*PartFacts, len(want))
 	for _, name := range want {
 		parts[name] = &PartFacts{}
 	}
 	cp := *st
-	cp.Snapshots, cp.Observations, cp.Restores = nil, nil, nil
+	cp.Snapshots, cp.Observations, cp.Restores, cp.Uploads = nil, nil, nil, nil
 	cp.names, cp.namesOK = nil, false
 	cp.byPVCFacts, cp.cache = nil, nil
+	// The pin generations of snapshots in no part (pinsApart, checked
+	// again: a snapshot may have come or found its PVC since).
+	cp.Journal.PinGeneration = nil
+	for name := range st.pinsApart {
+		n, ok := st.Journal.PinGeneration[name]
+		if s := st.Snapshots[name]; !ok || s != nil && s.PVC != "" {
+			delete(st.pinsApart, name)
+			continue
+		}
+		if cp.Journal.PinGeneration == nil {
+			cp.Journal.PinGeneration = map[string]int{}
+		}
+		cp.Journal.PinGeneration[name] = n
+	}
+	cp.pinsApart = nil
 	x := st.pvcIndex()
 	for _, name := range x.snapshots[""] {
 		if cp.Snapshots == nil {
@@ -94,6 +169,12 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 			}
 			for _, name := range names {
 				p.Snapshots[name] = st.Snapshots[name]
+				if n, ok := st.Journal.PinGeneration[name]; ok {
+					if p.PinGeneration == nil {
+						p.PinGeneration = map[string]int{}
+					}
+					p.PinGeneration[name] = n
+				}
 			}
 		}
 	}
@@ -120,8 +201,38 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 	return &cp, parts
 }
 
-// AddPart adds the facts of one PVC read from its key to st.
+// UploadsOf returns the uploads of the parts named in want (empty for a
+// part with none left): partOf names the part (key) an upload goes to.
+func (st *State) UploadsOf(partOf func(id string) string, want []string) map[string]*PartFacts {
+	parts := make(map[string]*PartFacts, len(want))
+	for _, name := range want {
+		parts[name] = &PartFacts{}
+	}
+	for id, u := range st.Uploads {
+		if p := parts[partOf(id)]; p != nil {
+			if p.Uploads == nil {
+				p.Uploads = map[string]*Upload{}
+			}
+			p.Uploads[id] = u
+		}
+	}
+	return parts
+}
+
+// AddPart adds the facts of one part read from its key to st.
 func (st *State) AddPart(p *PartFacts) {
+	for name, n := range p.PinGeneration {
+		if st.Journal.PinGeneration == nil {
+			st.Journal.PinGeneration = map[string]int{}
+		}
+		st.Journal.PinGeneration[name] = n
+	}
+	for id, u := range p.Uploads {
+		if st.Uploads == nil {
+			st.Uploads = map[string]*Upload{}
+		}
+		st.Uploads[id] = u
+	}
 	for name, s := range p.Snapshots {
 		if st.Snapshots == nil {
 			st.Snapshots = map[string]*Snapshot{}
@@ -147,5 +258,5 @@ func (st *State) AddPart(p *PartFacts) {
 
 // Empty reports whether the PVC has no facts left.
 func (p *PartFacts) Empty() bool {
-	return len(p.Snapshots) == 0 && len(p.Observations) == 0 && len(p.Restores) == 0
+	return len(p.Snapshots) == 0 && len(p.Observations) == 0 && len(p.Restores) == 0 && len(p.Uploads) == 0
 }

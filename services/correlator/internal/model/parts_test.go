@@ -99,3 +99,42 @@ func TestPartsOfFollowsTheFacts(t *testing.T) {
 		t.Fatal("no snapshot was pruned: the test does not cover it")
 	}
 }
+
+// A snapshot's pin generation goes with its PVC's part; that of a snapshot
+// without a PVC or not known stays in the namespace's own key (rest), also
+// once the state was read back (the namespace's key first, then its parts)
+// and written again with none of its parts changed.
+func TestPinGenerationsGoWithTheirSnapshotsPart(t *testing.T) {
+	partOf := func(pvc string) string { return "p-" + pvc }
+	st := NewState("ns")
+	st.Snapshots = map[string]*Snapshot{
+		"a": {Name: "a", PVC: "data", Time: scenario.T0},
+		"b": {Name: "b", Time: scenario.T0},
+	}
+	st.Journal.PinGeneration = map[string]int{"a": 1, "b": 2, "c": 3}
+	st.MarkAllPartsChanged()
+	rest, parts := st.PartsOf(partOf, []string{"p-data"})
+	if diff := cmp.Diff(map[string]int{"b": 2, "c": 3}, rest.Journal.PinGeneration); diff != "" {
+		t.Errorf("pin generations in the namespace's key (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int{"a": 1}, parts["p-data"].PinGeneration); diff != "" {
+		t.Errorf("pin generations in the part of data (-want +got):\n%s", diff)
+	}
+
+	// Read back: the namespace's key, then the part.
+	back := NewState("ns")
+	back.Snapshots = map[string]*Snapshot{"b": st.Snapshots["b"]}
+	back.Journal.PinGeneration = rest.Journal.PinGeneration
+	back.MarkPinGenerationsApart()
+	back.AddPart(parts["p-data"])
+	if diff := cmp.Diff(st.Journal.PinGeneration, back.Journal.PinGeneration); diff != "" {
+		t.Errorf("pin generations read back (-written +read):\n%s", diff)
+	}
+	// A snapshot not known pinned meanwhile (decide's way).
+	back.Journal.PinGeneration["d"] = 1
+	back.pinGenerationChanged("d")
+	again, _ := back.PartsOf(partOf, nil)
+	if diff := cmp.Diff(map[string]int{"b": 2, "c": 3, "d": 1}, again.Journal.PinGeneration); diff != "" {
+		t.Errorf("pin generations in the namespace's key written again (-want +got):\n%s", diff)
+	}
+}

@@ -53,6 +53,13 @@ type State struct {
 	// changedParts are the PVCs whose facts changed since the store took
 	// them (in memory only; parts.go).
 	changedParts map[string]struct{}
+	// changedUploads are the uploads added or dropped since the store
+	// took them (in memory only; parts.go).
+	changedUploads map[string]struct{}
+	// pinsApart are the snapshots whose pin generation may belong to no
+	// part — the snapshot unknown or without a PVC — and so is stored in
+	// the namespace's own key (in memory only; parts.go).
+	pinsApart map[string]struct{}
 	// byPVCFacts indexes the facts by PVC for the store's split.
 	byPVCFacts *pvcFacts
 }

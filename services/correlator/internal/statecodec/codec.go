@@ -31,6 +31,9 @@ type Codec struct {
 	certs     fragment[uint64]
 	certsKept bool
 	size      int // of the last encoding, to allocate the next one at once
+	// partPass is set while EncodePart encodes one part's uploads: the
+	// kept encodings of the other parts' uploads stay.
+	partPass bool
 }
 
 type fragment[V comparable] struct {
@@ -52,7 +55,7 @@ func (c *Codec) Encode(buf []byte, st *model.State) ([]byte, error) {
 	}
 	if len(st.Uploads) > 0 {
 		buf = append(buf, `,"uploads":`...)
-		if buf, err = appendCached(buf, st.Uploads, &c.uploads, uploadVersion); err != nil {
+		if buf, err = appendCached(buf, st.Uploads, &c.uploads, uploadVersion, !c.partPass); err != nil {
 			return nil, err
 		}
 	}
@@ -108,7 +111,7 @@ func (c *Codec) Encode(buf []byte, st *model.State) ([]byte, error) {
 
 // appendCached appends m as encoding/json would (keys sorted), each value
 // from the cache while its version holds.
-func appendCached[T any, V comparable](buf []byte, m map[string]*T, cache *map[string]fragment[V], version func(*T) V) ([]byte, error) {
+func appendCached[T any, V comparable](buf []byte, m map[string]*T, cache *map[string]fragment[V], version func(*T) V, forget bool) ([]byte, error) {
 	if *cache == nil {
 		*cache = map[string]fragment[V]{}
 	}
@@ -136,7 +139,7 @@ func appendCached[T any, V comparable](buf []byte, m map[string]*T, cache *map[s
 		buf = append(buf, f.data...)
 	}
 	// Forget what the model pruned.
-	if len(*cache) > len(m) {
+	if forget && len(*cache) > len(m) {
 		for k := range *cache {
 			if _, ok := m[k]; !ok {
 				delete(*cache, k)

@@ -15,11 +15,18 @@ import (
 )
 
 // Layout is the version of the split layout: a namespace's state in the
-// key ns.<ns> (its facts but those of PVCs, the ledger and the journal,
-// with the manifest of its parts) and the facts of its PVCs in parts
-// ns.<ns>.part.<xx>, all written in one atomic batch. A value without an
-// envelope is the single-key layout before it (the whole state).
-const Layout = 2
+// key ns.<ns> (its facts but those of PVCs and the uploads, the ledger and
+// the journal but its snapshots' pin generations, with the manifest of its
+// parts), the facts of its PVCs with their snapshots' pin generations in
+// parts ns.<ns>.part.<xx> and its SARIF uploads in parts
+// ns.<ns>.part.u<xx>, all written in one atomic batch. Layout 2 kept the
+// uploads and every pin generation in the namespace's key (a namespace of
+// 1,000 applications wrote ~1 MB of them with every commit, and sorted
+// ~20,000 pin generations); it is read, and its next write moves them. A value without an envelope is the single-key layout before both.
+const Layout = 3
+
+// MinLayout is the oldest split layout Unwrap reads.
+const MinLayout = 2
 
 // Envelope heads a stored value of the split layout. Gen counts the
 // namespace's writes; a part carries its name and the Gen of the write that
@@ -86,13 +93,38 @@ func Wrap(dst []byte, env Envelope, js []byte) ([]byte, error) {
 	return Compress(dst, doc), nil
 }
 
-// EncodePart returns the JSON of a part's facts (as a state holding only
-// them).
-func EncodePart(ns string, p *model.PartFacts) ([]byte, error) {
+// EncodePart appends the JSON of a part's facts (as a state holding only
+// them) to buf[:0]. The encodings of uploads are kept in c for the next
+// parts (ForgetUploads drops those of uploads gone).
+func (c *Codec) EncodePart(buf []byte, ns string, p *model.PartFacts) ([]byte, error) {
 	st := model.NewState(ns)
-	st.Snapshots, st.Observations, st.Restores = p.Snapshots, p.Observations, p.Restores
+	st.Snapshots, st.Observations, st.Restores, st.Uploads = p.Snapshots, p.Observations, p.Restores, p.Uploads
+	st.Journal.PinGeneration = p.PinGeneration
+	size := c.size
+	defer func() { c.size = size }()
+	c.size = 0
+	c.partPass = true
+	defer func() { c.partPass = false }()
+	return c.Encode(buf, st)
+}
+
+// EncodePart returns the JSON of a part's facts with a codec of its own.
+func EncodePart(ns string, p *model.PartFacts) ([]byte, error) {
 	var c Codec
-	return c.Encode(nil, st)
+	return c.EncodePart(nil, ns, p)
+}
+
+// ForgetUploads drops the kept encodings of uploads that st no longer
+// holds.
+func (c *Codec) ForgetUploads(st *model.State) {
+	if len(c.uploads) <= len(st.Uploads) {
+		return
+	}
+	for id := range c.uploads {
+		if _, ok := st.Uploads[id]; !ok {
+			delete(c.uploads, id)
+		}
+	}
 }
 
 // Unwrap reads a stored value: the envelope (Layout 0 for a value of the
@@ -109,8 +141,8 @@ func Unwrap(data []byte, st *model.State) (Envelope, error) {
 	if err := jsonv2.Unmarshal(data, &s, decodeOptions); err != nil {
 		return Envelope{}, err
 	}
-	if s.Layout != Layout {
-		return Envelope{}, fmt.Errorf("stored state of layout %d, this correlator knows %d", s.Layout, Layout)
+	if s.Layout < MinLayout || s.Layout > Layout {
+		return Envelope{}, fmt.Errorf("stored state of layout %d, this correlator knows %d to %d", s.Layout, MinLayout, Layout)
 	}
 	env := Envelope{Layout: s.Layout, Gen: s.Gen, Part: s.Part, Parts: s.Parts, Outbox: s.Outbox}
 	return env, jsonv2.Unmarshal(s.State, st, decodeOptions)
@@ -143,10 +175,11 @@ func DecodePart(data []byte, ns string) (Envelope, *model.PartFacts, error) {
 	if err != nil {
 		return env, nil, err
 	}
-	if env.Layout != Layout || env.Part == "" {
+	if env.Layout < MinLayout || env.Part == "" {
 		return env, nil, fmt.Errorf("not the value of a part (layout %d, part %q)", env.Layout, env.Part)
 	}
-	return env, &model.PartFacts{Snapshots: st.Snapshots, Observations: st.Observations, Restores: st.Restores}, nil
+	return env, &model.PartFacts{Snapshots: st.Snapshots, Observations: st.Observations, Restores: st.Restores,
+		PinGeneration: st.Journal.PinGeneration, Uploads: st.Uploads}, nil
 }
 
 // expand undoes Compress (a value that is plain JSON is returned as is).
