@@ -240,6 +240,7 @@ type lane struct {
 // request is one caller's events of one stream; err is set, and the
 // events' spans ended, before done closes.
 type request struct {
+	ctx  context.Context // the caller's: a request it gave up on is not sent
 	msgs []outgoing
 	err  error
 	done chan struct{}
@@ -269,7 +270,7 @@ func (b *Batcher) Publish(ctx context.Context, evs ...Event) error {
 	}
 	var reqs []*request
 	for stream, idx := range byStream(out) {
-		r := &request{msgs: make([]outgoing, len(idx)), done: make(chan struct{})}
+		r := &request{ctx: ctx, msgs: make([]outgoing, len(idx)), done: make(chan struct{})}
 		for i, j := range idx {
 			r.msgs[i] = out[j]
 		}
@@ -329,6 +330,17 @@ func (b *Batcher) run(l *lane) {
 		q := l.queue
 		l.queue = nil
 		l.mu.Unlock()
+		// A caller that gave up (its context ended) was told its events
+		// may not be stored and sends them again: sending them too would
+		// pile copies of a slow caller's events into the rounds.
+		q = slices.DeleteFunc(q, func(r *request) bool {
+			if err := r.ctx.Err(); err != nil {
+				r.err = b.c.finish(r.msgs, slices.Repeat([]error{err}, len(r.msgs)))
+				close(r.done)
+				return true
+			}
+			return false
+		})
 		if len(q) == 0 {
 			if stopping {
 				return

@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -59,5 +60,27 @@ func TestBatchesStoreAStreamsEventsInTheCallersOrder(t *testing.T) {
 	}
 	if got := strings.Join(storedIDs(t, c, events.StreamSnapshot), ","); got != "y,y-next" {
 		t.Errorf("SNAPSHOT holds %q, want y,y-next", got)
+	}
+}
+
+// A caller that gave up on the Batcher (its context ended while its events
+// waited for a round) was told they may not be stored and sends them
+// again: the round does not send them, so a slow stream's rounds do not
+// fill with copies of the callers that keep retrying.
+func TestBatcherDoesNotSendWhatItsCallerGaveUpOn(t *testing.T) {
+	c := eventstest.Client(t, eventstest.Run(t))
+	b := c.NewBatcher()
+	defer b.Close()
+	events.HoldRoundsUntil(b, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := b.Publish(ctx, failedEvent("gave-up", 10)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("publish with an ended context: %v", err)
+	}
+	if err := b.Publish(t.Context(), failedEvent("waited", 10)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(storedIDs(t, c, events.StreamSnapshot), ","); got != "waited" {
+		t.Errorf("SNAPSHOT holds %q, want waited", got)
 	}
 }
