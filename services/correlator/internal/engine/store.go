@@ -737,30 +737,22 @@ func (s *store) encode(en *entry) (write, bool) {
 	en.inflight = true
 	en.wmu.Unlock()
 	w := write{en: en, gen: en.gen, rev: rev, seq: seq, ogen: ogen}
-	var buf []byte
-	if b, ok := s.bufs.Get().(*[]byte); ok {
-		buf = *b
-	}
 	rest, parts, next, err := s.split(en)
 	var js []byte
 	if err == nil {
-		js, err = en.codec.Encode(buf, rest)
+		js, err = en.codec.Encode(s.buf(), rest)
 	}
 	en.mu.Unlock()
 	// Compressed outside the namespace's lock: its next events apply
 	// meanwhile.
 	var puts []events.KVPut
 	if err == nil {
-		puts, err = wrapParts(en.ns, next.gen, parts)
+		puts, err = s.wrapParts(en.ns, next.gen, parts)
 	}
 	if err == nil {
-		var zbuf []byte
-		if b, ok := s.bufs.Get().(*[]byte); ok {
-			zbuf = *b
-		}
-		w.data, err = statecodec.Wrap(zbuf, statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Parts: next.parts, Outbox: outbox}, js)
+		w.data, err = statecodec.Wrap(s.buf(), statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Parts: next.parts, Outbox: outbox}, js)
 	}
-	s.bufs.Put(&js)
+	s.putBuf(js)
 	w.err, w.parts, w.stored = err, puts, next
 	w.size = len(w.data)
 	for _, p := range puts {
@@ -783,10 +775,12 @@ func (s *store) settle(w write) {
 		s.discard(en, fmt.Errorf("store state of %s: %w", en.ns, w.err))
 		return
 	}
-	// Stored: the buffer serves the next write (on an error the client
-	// may still hold it, so it is left to the GC).
-	buf := w.data
-	s.bufs.Put(&buf)
+	// Stored: the buffers serve the next writes (on an error the client
+	// may still hold them, so they are left to the GC).
+	s.putBuf(w.data)
+	for _, p := range w.parts {
+		s.putBuf(p.Value)
+	}
 	en.wmu.Lock()
 	en.rev = w.rev
 	en.stored = w.stored
@@ -930,7 +924,7 @@ func (s *store) split(en *entry) (*model.State, []partJSON, layoutGen, error) {
 		} else {
 			next.parts[name] = next.gen
 		}
-		js, err := en.codec.EncodePart(nil, en.ns, p)
+		js, err := en.codec.EncodePart(s.buf(), en.ns, p)
 		if err != nil {
 			return nil, nil, next, fmt.Errorf("encode part %s of %s: %w", name, en.ns, err)
 		}
@@ -942,17 +936,34 @@ func (s *store) split(en *entry) (*model.State, []partJSON, layoutGen, error) {
 	return rest, out, next, nil
 }
 
-// wrapParts compresses the parts of a write, each with its envelope.
-func wrapParts(ns string, gen uint64, parts []partJSON) ([]events.KVPut, error) {
+// wrapParts compresses the parts of a write, each with its envelope, and
+// hands their JSON buffers back to the store.
+func (s *store) wrapParts(ns string, gen uint64, parts []partJSON) ([]events.KVPut, error) {
 	puts := make([]events.KVPut, 0, len(parts))
 	for _, p := range parts {
-		data, err := statecodec.Wrap(nil, statecodec.Envelope{Layout: statecodec.Layout, Gen: gen, Part: p.name}, p.js)
+		data, err := statecodec.Wrap(s.buf(), statecodec.Envelope{Layout: statecodec.Layout, Gen: gen, Part: p.name}, p.js)
+		s.putBuf(p.js)
 		if err != nil {
 			return nil, fmt.Errorf("part %s of %s: %w", p.name, ns, err)
 		}
 		puts = append(puts, events.KVPut{Key: partKey(ns, p.name), Value: data, Any: true})
 	}
 	return puts, nil
+}
+
+// buf is a buffer for an encoding, from those of earlier writes; putBuf
+// hands one back once nothing refers to it.
+func (s *store) buf() []byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+func (s *store) putBuf(b []byte) {
+	if cap(b) > 0 {
+		s.bufs.Put(&b)
+	}
 }
 
 // groupErr is the error of a group's write: its keys were stored together

@@ -191,6 +191,20 @@ func TestEnvelopeWritesWhatEncodingJSONWrites(t *testing.T) {
 		{Layout: Layout, Gen: 1 << 40, Parts: map[string]uint64{"ff": 3, "00": 1, "7c": 1 << 33}},
 		{Layout: Layout, Gen: 9, Parts: map[string]uint64{"01": 9}, Outbox: []Pending{{Seq: 4, Cause: "ev-1", CauseTime: time.Date(2026, 3, 1, 0, 0, 0, 5, time.UTC),
 			RulesVersion: "sha256:ab", Decisions: []PendingDecision{{ID: "pin-1", Type: "t", Payload: json.RawMessage(`{"a":"<b>"}`)}}}}},
+		// Payloads as json.Marshal writes them (copied as they are), and
+		// others that encoding/json compacts or escapes.
+		{Layout: Layout, Gen: 2, Outbox: []Pending{
+			{Seq: 1, CauseTime: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Decisions: []PendingDecision{
+				{ID: "a", Type: "t", Payload: json.RawMessage(`{"reason":"not exploited: \"never\" exposed","n":[1,2]}`)},
+				{ID: "b", Type: "t"}}},
+			{Seq: 2, Cause: "ev-2", CauseTime: time.Date(2026, 3, 1, 0, 0, 0, 0, time.FixedZone("x", 3600))},
+			{Seq: 3, CauseTime: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Decisions: []PendingDecision{
+				{ID: "c", Type: "t", Payload: json.RawMessage(`{"a": 1}`)}}},
+			{Seq: 4, CauseTime: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Decisions: []PendingDecision{
+				{ID: "d", Type: "t", Payload: json.RawMessage("{\"a\":\"\u2028 é\"}")}}},
+			{Seq: 5, CauseTime: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Decisions: []PendingDecision{
+				{ID: "e", Type: "t", Payload: json.RawMessage(`{"a":"x\\","b":"&"}`)}}},
+		}},
 	} {
 		want, err := json.Marshal(env)
 		if err != nil {
