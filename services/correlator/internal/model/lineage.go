@@ -46,12 +46,21 @@ type sample struct {
 // without it.
 func spansOf(pvc string, samples []sample) []Span {
 	var out []Span
-	open := map[string]int{} // app, NUL, version → index in out
-	for _, sm := range samples {
-		seen := map[string]bool{}
+	open := map[appVersion]int{} // → index in out
+	var seen map[appVersion]bool
+	for i, sm := range samples {
+		// A sample that shows the same versions as the one before opens
+		// and closes nothing (most do: the snapshots of a version).
+		if i > 0 && sameVersions(samples[i-1].workloads, sm.workloads) {
+			continue
+		}
+		if seen == nil {
+			seen = map[appVersion]bool{}
+		}
+		clear(seen)
 		for _, w := range sm.workloads {
 			for _, v := range w.Versions {
-				k := w.App + "\x00" + v
+				k := appVersion{w.App, v}
 				seen[k] = true
 				if _, ok := open[k]; !ok {
 					open[k] = len(out)
@@ -68,6 +77,28 @@ func spansOf(pvc string, samples []sample) []Span {
 		}
 	}
 	return out
+}
+
+type appVersion struct{ app, version string }
+
+func sampleAt(sm sample, t time.Time) int { return sm.time.Compare(t) }
+
+// sameVersions reports whether two samples' workloads show the same apps
+// and versions, in the same order (the same list, shared by the
+// snapshots of a run, at once).
+func sameVersions(a, b []Workload) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	for i := range a {
+		if a[i].App != b[i].App || !slices.Equal(a[i].Versions, b[i].Versions) {
+			return false
+		}
+	}
+	return true
 }
 
 // classify is a snapshot's class from the spans of its lineage that
@@ -196,13 +227,14 @@ func (lx *lineages) epochsDepth(pvc string, depth int) []epoch {
 		bounds = append(bounds, epoch{start: r.Time, restore: r})
 	}
 	for i := range bounds {
-		var own []sample
-		for _, sm := range samples {
-			if !sm.time.Before(bounds[i].start) && (i+1 == len(bounds) || sm.time.Before(bounds[i+1].start)) {
-				own = append(own, sm)
-			}
+		// The samples from the epoch's start until the next one's
+		// (samples are sorted by time).
+		from, _ := slices.BinarySearchFunc(samples, bounds[i].start, sampleAt)
+		to := len(samples)
+		if i+1 < len(bounds) {
+			to, _ = slices.BinarySearchFunc(samples, bounds[i+1].start, sampleAt)
 		}
-		spans := spansOf(pvc, own)
+		spans := spansOf(pvc, samples[from:max(from, to)])
 		// A restore into the same PVC inherits from its earlier epochs.
 		lx.memo[pvc] = bounds[:i]
 		if r := bounds[i].restore; r != nil && depth < 8 {
