@@ -84,6 +84,42 @@ func appendSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
 	return append(buf, '}'), nil
 }
 
+func appendObservation(buf []byte, o *model.Observation) ([]byte, error) {
+	if o == nil {
+		return append(buf, "null"...), nil
+	}
+	var err error
+	if buf, err = appendField(buf, `{"event_id":`, o.EventID); err != nil {
+		return nil, err
+	}
+	if buf, err = appendField(buf, `,"pvc":`, o.PVC); err != nil {
+		return nil, err
+	}
+	buf = append(buf, `,"time":`...)
+	if buf, err = appendTime(buf, o.Time); err != nil {
+		return nil, err
+	}
+	if len(o.Workloads) > 0 {
+		buf = append(buf, `,"workloads":[`...)
+		for i := range o.Workloads {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			if buf, err = appendWorkload(buf, &o.Workloads[i]); err != nil {
+				return nil, err
+			}
+		}
+		buf = append(buf, ']')
+	}
+	if len(o.Secrets) > 0 {
+		buf = append(buf, `,"secrets":`...)
+		if buf, err = appendMap(buf, o.Secrets, appendStrings); err != nil {
+			return nil, err
+		}
+	}
+	return append(buf, '}'), nil
+}
+
 func appendWorkload(buf []byte, w *model.Workload) ([]byte, error) {
 	var err error
 	if buf, err = appendField(buf, `{"app":`, w.App); err != nil {
@@ -112,6 +148,11 @@ func appendWorkload(buf []byte, w *model.Workload) ([]byte, error) {
 	}
 	if w.Label != "" {
 		if buf, err = appendField(buf, `,"label":`, w.Label); err != nil {
+			return nil, err
+		}
+	}
+	if w.Commit != "" {
+		if buf, err = appendField(buf, `,"commit":`, w.Commit); err != nil {
 			return nil, err
 		}
 	}

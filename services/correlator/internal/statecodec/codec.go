@@ -49,7 +49,7 @@ func uploadVersion(u *model.Upload) string { return u.EventID }
 func (c *Codec) Encode(buf []byte, st *model.State) ([]byte, error) {
 	buf = slices.Grow(buf[:0], c.size+c.size/8+512)
 	buf = append(buf, `{"namespace":`...)
-	buf, err := appendJSON(buf, st.Namespace)
+	buf, err := appendString(buf, st.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -77,13 +77,19 @@ func (c *Codec) Encode(buf []byte, st *model.State) ([]byte, error) {
 		buf = append(buf, c.certs.data...)
 	}
 	// Lineage facts and operator decisions, in the order of State's
-	// fields (few and small: encoding/json).
+	// fields: observations by hand (a PVC's part is written with every
+	// snapshot of it), the rest few and small (encoding/json).
+	if len(st.Observations) > 0 {
+		buf = append(buf, `,"observations":`...)
+		if buf, err = appendMap(buf, st.Observations, appendObservation); err != nil {
+			return nil, err
+		}
+	}
 	for _, f := range []struct {
 		name string
 		v    any
 		n    int
 	}{
-		{`,"observations":`, st.Observations, len(st.Observations)},
 		{`,"restores":`, st.Restores, len(st.Restores)},
 		{`,"resolutions":`, st.Resolutions, len(st.Resolutions)},
 		{`,"dismissals":`, st.Dismissals, len(st.Dismissals)},

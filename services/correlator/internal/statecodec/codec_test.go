@@ -20,10 +20,15 @@ import (
 // every event of a run long enough to prune snapshots, and of the case study
 // in a shuffled order with duplicates; and what it writes reads back equal.
 func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
-	m := scenariotest.MixedStream{Apps: 2, PerNS: 2, Start: scenariotest.T0}
+	m := scenariotest.MixedStream{Apps: 2, PerNS: 2, Start: scenariotest.T0, ObserveEvery: 3}
 	long := m.Certs()
 	for k := range 45 {
 		long = append(long, m.Slot(k)...)
+		// A version built from a known commit (its workloads carry it).
+		if k%9 == 4 {
+			long = append(long, withCommit(t, scenariotest.Snapshot("bench-00000", "data-app-00000", fmt.Sprintf("commit-s%d", k),
+				scenariotest.T0.Add(time.Duration(k)*time.Minute+time.Second), scenariotest.Run{App: "app-00000", Versions: []string{"v-commit"}}), "0123456789abcdef"))
+		}
 		// Facts that change a completed snapshot: a restore test passes, a
 		// later one fails, the snapshot controller reports a failure.
 		if k%7 == 3 {
@@ -99,6 +104,24 @@ func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withCommit is ev (a snapshot.completed) with its pods annotated with the
+// commit they were built from.
+func withCommit(t *testing.T, ev events.Event, commit string) events.Event {
+	t.Helper()
+	p, err := events.Decode[events.SnapshotCompleted](ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p.Workloads {
+		p.Workloads[i].Annotations = map[string]string{events.AnnotationCommit: commit}
+	}
+	ev = ev.Clone()
+	if err := ev.SetData("application/json", p); err != nil {
+		t.Fatal(err)
+	}
+	return ev
 }
 
 // appendString writes what encoding/json writes for any string: every byte
