@@ -78,12 +78,16 @@ func redundantObservations(r Rules, st *State, pvc string, snaps []*Snapshot) []
 	})
 	var drop []*Observation
 	var kept *Observation // the newest kept observation of the run, o'
-	var keptKey string
+	var keptKey, key string
+	var last []Workload
 	for _, sm := range samples {
 		if !sm.time.Before(horizon) {
 			break
 		}
-		key := versionSetKey(sm.workloads)
+		if !sameList(sm.workloads, last) { // snapshots share equal lists (shareWorkloads)
+			key = versionSetKey(sm.workloads)
+		}
+		last = sm.workloads
 		o := sm.obs
 		if o == nil {
 			// A snapshot: a different one ends the run.
