@@ -1,6 +1,7 @@
 package statecodec
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 // hundred bytes per snapshot on the heap: over 40% of the correlator's
 // live heap at 10,000 applications.
 
-func appendSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
+// appendSnapshot writes s, its workloads from c's kept encodings.
+func (c *Codec) appendSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
 	var err error
 	buf = append(buf, `{"name":`...)
 	buf, err = appendString(buf, s.Name)
@@ -58,16 +60,10 @@ func appendSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
 		}
 	}
 	if len(s.Workloads) > 0 {
-		buf = append(buf, `,"workloads":[`...)
-		for i := range s.Workloads {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			if buf, err = appendWorkload(buf, &s.Workloads[i]); err != nil {
-				return nil, err
-			}
+		buf = append(buf, `,"workloads":`...)
+		if buf, err = c.appendWorkloads(buf, s.Workloads); err != nil {
+			return nil, err
 		}
-		buf = append(buf, ']')
 	}
 	if len(s.Failed) > 0 {
 		buf = append(buf, `,"failed":`...)
@@ -83,6 +79,49 @@ func appendSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
 	}
 	return append(buf, '}'), nil
 }
+
+// appendWorkloads writes a list of workloads. The snapshots of a
+// namespace share their lists (model.State.shareWorkloads: an app's
+// snapshots repeat the same pods and versions), so a list's encoding is
+// kept for the next snapshot that has it — the workloads were two fifths
+// of a snapshot's encoding, and a PVC's part, with every snapshot of the
+// PVC, is encoded again with each of them. A list is known by its array
+// and length: nobody changes a list once it is on a snapshot, and the key
+// keeps the array from being freed and its address reused. The kept
+// encodings start afresh when they outgrow the lists a namespace uses.
+func (c *Codec) appendWorkloads(buf []byte, ws []model.Workload) ([]byte, error) {
+	k := workloadsKey{&ws[0], len(ws)}
+	if data, ok := c.workloads[k]; ok {
+		return append(buf, data...), nil
+	}
+	start := len(buf)
+	buf = append(buf, '[')
+	var err error
+	for i := range ws {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		if buf, err = appendWorkload(buf, &ws[i]); err != nil {
+			return nil, err
+		}
+	}
+	buf = append(buf, ']')
+	if c.workloads == nil || len(c.workloads) >= maxKeptWorkloads {
+		c.workloads = map[workloadsKey][]byte{}
+	}
+	c.workloads[k] = slices.Clone(buf[start:])
+	return buf, nil
+}
+
+// workloadsKey names a list of workloads: its first element and length.
+type workloadsKey struct {
+	first *model.Workload
+	n     int
+}
+
+// maxKeptWorkloads bounds the encodings of workload lists a Codec keeps
+// (a namespace of two applications uses a few dozen lists).
+const maxKeptWorkloads = 256
 
 func appendObservation(buf []byte, o *model.Observation) ([]byte, error) {
 	if o == nil {

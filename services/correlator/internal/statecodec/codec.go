@@ -34,6 +34,9 @@ type Codec struct {
 	// partPass is set while EncodePart encodes one part's uploads: the
 	// kept encodings of the other parts' uploads stay.
 	partPass bool
+	// workloads are the encodings of the workload lists of snapshots
+	// (appendWorkloads).
+	workloads map[workloadsKey][]byte
 }
 
 type fragment[V comparable] struct {
@@ -61,7 +64,7 @@ func (c *Codec) Encode(buf []byte, st *model.State) ([]byte, error) {
 	}
 	if len(st.Snapshots) > 0 {
 		buf = append(buf, `,"snapshots":`...)
-		if buf, err = appendMapInOrder(buf, st.Snapshots, st.SnapshotNames(), appendSnapshot); err != nil {
+		if buf, err = appendMapInOrder(buf, st.Snapshots, st.SnapshotNames(), c.appendSnapshot); err != nil {
 			return nil, err
 		}
 	}
