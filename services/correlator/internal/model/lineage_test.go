@@ -230,6 +230,48 @@ func TestRestoreFromATaintedSnapshotKeepsTheIncident(t *testing.T) {
 	}
 }
 
+// An incident closed by a restore, opened again by a later restore from a
+// tainted snapshot and closed again by an operator: each opening and each
+// closing is published with an id of its own (a generation per opening),
+// so JetStream keeps the second close instead of dropping it as a
+// duplicate of the first.
+func TestReopenedIncidentClosesWithANewID(t *testing.T) {
+	st := NewState(scenario.CaseNS)
+	feed(t, DefaultRules(), st, scenario.CaseStudy()...)
+	av, _ := Derive(DefaultRules(), st).App(scenario.CaseApp)
+	id := av.Incidents[0].ID
+	type step struct {
+		ev     events.Event
+		status string
+	}
+	var ds []Decision
+	for _, s := range []step{
+		{scenario.Restored(scenario.CaseNS, scenario.CasePVC, "s2", hr(6)), StatusClosed},
+		{scenario.Restored(scenario.CaseNS, scenario.CasePVC, "s3", hr(7)), StatusOpen},
+		{scenario.Resolved(scenario.CaseNS, id, hr(8)), StatusClosed},
+	} {
+		ds = append(ds, feed(t, DefaultRules(), st, s.ev)...)
+		if got := st.Ledger.Incidents[id].Status; got != s.status {
+			t.Fatalf("after %s the incident is %s, want %s", s.ev.ID(), got, s.status)
+		}
+	}
+	var cycle []string
+	ids := map[string]bool{}
+	for _, d := range ds {
+		if d.Type == events.TypeIncidentOpened || d.Type == events.TypeIncidentClosed {
+			cycle = append(cycle, brief([]Decision{d})[0])
+			ids[d.ID] = true
+		}
+	}
+	if diff := cmp.Diff([]string{"incident.closed db", "incident.opened db", "incident.closed db"}, cycle); diff != "" {
+		t.Errorf("incident decisions (-want +got):\n%s", diff)
+	}
+	if len(ids) != len(cycle) {
+		t.Errorf("%d incident decisions with %d ids: an id is taken twice", len(cycle), len(ids))
+	}
+	checkIDsOnce(t, "restore, restore from a tainted snapshot, resolution", ds)
+}
+
 // A late scan of a version that ran before the fix still recommends the
 // restore (the data was exposed).
 func TestLateScanAfterTheFixStillRecommends(t *testing.T) {
