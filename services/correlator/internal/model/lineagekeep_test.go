@@ -113,3 +113,50 @@ func TestLateBeyondTheHistory(t *testing.T) {
 		})
 	}
 }
+
+// A restore.completed later than the history: s0 of a clean v0, then v1
+// (critical) from s1 on, restored from s0 between s3 and s4 while v1 goes
+// on running. In order, the restore comes before s4; late, after s6, when
+// s4 — the first sample after the restore — is forgotten. The restore
+// ends the incident of v1's first run, and v1, still running, opens the
+// next: its start and id must not depend on which samples after the
+// restore are still remembered.
+func TestLateRestoreBeyondTheHistory(t *testing.T) {
+	const ns, app, pvc = "late", "api", "data"
+	r := DefaultRules()
+	r.History = 2
+	at := func(h float64) time.Time { return scenario.T0.Add(time.Duration(h * float64(time.Hour))) }
+	snap := func(i int, version string) events.Event {
+		return scenario.Snapshot(ns, pvc, fmt.Sprintf("s%d", i), at(float64(i)), scenario.Run{App: app, Versions: []string{version}})
+	}
+	restore := scenario.Restored(ns, pvc, "s0", at(3.5))
+	base := []events.Event{scenario.SARIF(ns, app, "u0", "v0", at(0)), scenario.SARIF(ns, app, "u1", "v1", at(0), scenario.Critical), snap(0, "v0")}
+	orders := map[string][]events.Event{
+		"in order":           slices.Concat(base, []events.Event{snap(1, "v1"), snap(2, "v1"), snap(3, "v1"), restore, snap(4, "v1"), snap(5, "v1"), snap(6, "v1")}),
+		"the restore late":   slices.Concat(base, []events.Event{snap(1, "v1"), snap(2, "v1"), snap(3, "v1"), snap(4, "v1"), snap(5, "v1"), snap(6, "v1"), restore}),
+		"the restore first":  slices.Concat(base, []events.Event{restore, snap(1, "v1"), snap(2, "v1"), snap(3, "v1"), snap(4, "v1"), snap(5, "v1"), snap(6, "v1")}),
+		"the snapshots last": slices.Concat([]events.Event{restore}, base[:2], []events.Event{snap(6, "v1"), snap(5, "v1"), snap(4, "v1"), snap(3, "v1"), snap(2, "v1"), snap(1, "v1"), snap(0, "v0")}),
+	}
+	want := NewState(ns)
+	feed(t, r, want, orders["in order"]...)
+	av, _ := Derive(r, want).App(app)
+	var open []IncidentView
+	for _, inc := range av.Incidents {
+		if inc.Open {
+			open = append(open, inc)
+		}
+	}
+	if len(av.Incidents) != 2 || len(open) != 1 {
+		t.Fatalf("in order: incidents %+v, want v1's first closed by the restore and one open", av.Incidents)
+	}
+	if !open[0].StartTime.Equal(at(3.5)) {
+		t.Errorf("in order: the open incident starts at %s, want the restore's time %s (v1 runs on)", open[0].StartTime, at(3.5))
+	}
+	for _, name := range slices.Sorted(maps.Keys(orders)) {
+		st := NewState(ns)
+		feed(t, r, st, orders[name]...)
+		if diff := cmp.Diff(want.Ledger.InForce(), st.Ledger.InForce()); diff != "" {
+			t.Errorf("%s: decisions in force (-in order +%s):\n%s", name, name, diff)
+		}
+	}
+}
