@@ -3,7 +3,9 @@ package model
 import (
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +160,87 @@ func TestLateRestoreBeyondTheHistory(t *testing.T) {
 		if diff := cmp.Diff(want.Ledger.InForce(), st.Ledger.InForce()); diff != "" {
 			t.Errorf("%s: decisions in force (-in order +%s):\n%s", name, name, diff)
 		}
+	}
+}
+
+// longRuns is a scenario of long runs of one version: one application on
+// two PVCs, 20 to 30 snapshots an hour apart, its version (v1 critical,
+// v0 and v2 clean) changing about every sixth, and now and then a restore
+// of an earlier snapshot (of either PVC) a little after a snapshot.
+func longRuns(seed uint64) []events.Event {
+	rnd := rand.New(rand.NewPCG(seed, 99))
+	const ns, app = "runs", "api"
+	evs := []events.Event{
+		scenario.SARIF(ns, app, "u0", "v0", scenario.T0),
+		scenario.SARIF(ns, app, "u1", "v1", scenario.T0, scenario.Critical),
+		scenario.SARIF(ns, app, "u2", "v2", scenario.T0),
+	}
+	at, version := scenario.T0, "v0"
+	restored := map[string]bool{}
+	for i := range 20 + rnd.IntN(10) {
+		at = at.Add(time.Hour)
+		if rnd.IntN(6) == 0 {
+			version = fmt.Sprintf("v%d", rnd.IntN(3))
+		}
+		pvc := fmt.Sprintf("data-%d", rnd.IntN(2))
+		evs = append(evs, scenario.Snapshot(ns, pvc, fmt.Sprintf("s%d", i), at, scenario.Run{App: app, Versions: []string{version}}))
+		if rnd.IntN(7) == 0 {
+			from := fmt.Sprintf("s%d", rnd.IntN(i+1))
+			if !restored[pvc+"/"+from] { // one event per id: the id names the PVC and the snapshot
+				restored[pvc+"/"+from] = true
+				evs = append(evs, scenario.Restored(ns, pvc, from, at.Add(time.Duration(1+rnd.IntN(50))*time.Minute)))
+			}
+		}
+	}
+	return evs
+}
+
+// Every restore.completed delivered after everything else, with a history
+// of 2, on long runs of one version: whenever the snapshots the restores
+// restored are still remembered when they come, the incidents (ids and
+// whether open) are the in-order run's. On the old rule — the versions
+// running through a restore started at the first sample after it — 7 of
+// the 115 compared of 400 seeds (none in -short's 50) ended with other
+// incidents. What stays order-
+// dependent is in the README (a restore of a snapshot forgotten before the
+// restore came has an unknown lineage; the known-good before a restore
+// from a tainted snapshot may be forgotten).
+func TestLateRestoresKeepTheIncidents(t *testing.T) {
+	r := DefaultRules()
+	r.History = 2
+	incidents := func(st *State) map[string]string {
+		out := map[string]string{}
+		for k, v := range st.Ledger.InForce() {
+			if strings.HasPrefix(k, "incident/") {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	compared := 0
+	for seed := range seeds(400) {
+		evs := longRuns(seed)
+		restores := slices.DeleteFunc(slices.Clone(evs), func(ev events.Event) bool { return ev.Type() != events.TypeRestoreCompleted })
+		if len(restores) == 0 {
+			continue
+		}
+		others := slices.DeleteFunc(slices.Clone(evs), func(ev events.Event) bool { return ev.Type() == events.TypeRestoreCompleted })
+		inOrder, late := NewState("runs"), NewState("runs")
+		feed(t, r, inOrder, evs...)
+		checkIDsOnce(t, fmt.Sprintf("seed %d, restores last", seed), feed(t, r, late, slices.Concat(others, restores)...))
+		if slices.ContainsFunc(slices.Collect(maps.Values(late.Restores)), func(rs *Restore) bool {
+			s := late.Snapshots[rs.Snapshot]
+			return s == nil || !s.Completed
+		}) {
+			continue // restored a snapshot forgotten before the restore came: its lineage is unknown
+		}
+		compared++
+		if diff := cmp.Diff(incidents(inOrder), incidents(late)); diff != "" {
+			t.Errorf("seed %d: incidents (-in order +restores last):\n%s", seed, diff)
+		}
+	}
+	t.Logf("%d scenarios compared", compared)
+	if uint64(compared) < seeds(400)/5 {
+		t.Fatalf("only %d scenarios restore snapshots still remembered: the test proves little", compared)
 	}
 }
