@@ -272,6 +272,49 @@ func TestReopenedIncidentClosesWithANewID(t *testing.T) {
 	checkIDsOnce(t, "restore, restore from a tainted snapshot, resolution", ds)
 }
 
+// The Restore executor scales the workloads up before it publishes
+// restore.completed, so the version it brings back is observed just before
+// the restore's time. That version writes to the restored data: a
+// vulnerable one opens the next incident at the restore, not at the next
+// sample (a week later with weekly snapshots).
+func TestVersionRunningThroughARestoreWritesToTheRestoredData(t *testing.T) {
+	ns, app, pvc := "through", "db", "data"
+	run := func(v string) scenario.Run { return scenario.Run{App: app, Versions: []string{v}} }
+	st := NewState(ns)
+	ds := feed(t, DefaultRules(), st,
+		scenario.SARIF(ns, app, "u1", "v1", hr(0)),
+		scenario.SARIF(ns, app, "u2", "v2", hr(0), scenario.Critical),
+		scenario.Snapshot(ns, pvc, "mon1", hr(1), run("v1")),
+		scenario.Observed(ns, pvc, hr(25), nil, run("v2")),
+		scenario.Observed(ns, pvc, hr(30), nil),                              // scaled down for the restore
+		scenario.Observed(ns, pvc, hr(31).Add(-time.Minute), nil, run("v2")), // scaled up, still v2
+		scenario.Restored(ns, pvc, "mon1", hr(31)),
+	)
+	av, _ := Derive(DefaultRules(), st).App(app)
+	var open []IncidentView
+	for _, inc := range av.Incidents {
+		if inc.Open {
+			open = append(open, inc)
+		}
+	}
+	if len(av.Incidents) != 2 || len(open) != 1 || !open[0].StartTime.Equal(hr(31)) {
+		t.Fatalf("incidents %+v: want v2's first closed by the restore and the next open since the restore (31h)", av.Incidents)
+	}
+	if n := countBrief(brief(ds), "incident.opened db"); n != 2 {
+		t.Errorf("%d incidents opened, want 2: %v", n, brief(ds))
+	}
+}
+
+func countBrief(list []string, s string) int {
+	n := 0
+	for _, e := range list {
+		if e == s {
+			n++
+		}
+	}
+	return n
+}
+
 // A late scan of a version that ran before the fix still recommends the
 // restore (the data was exposed).
 func TestLateScanAfterTheFixStillRecommends(t *testing.T) {
