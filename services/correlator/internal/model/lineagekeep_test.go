@@ -203,8 +203,8 @@ func longRuns(seed uint64) []events.Event {
 // the 115 compared of 400 seeds (none in -short's 50) ended with other
 // incidents. What stays order-
 // dependent is in the README (a restore of a snapshot forgotten before the
-// restore came has an unknown lineage; the known-good before a restore
-// from a tainted snapshot may be forgotten).
+// restore came has an unknown lineage; a known-good or restore point that
+// is the newest ready snapshot before the restore may be forgotten).
 func TestLateRestoresKeepTheIncidents(t *testing.T) {
 	r := DefaultRules()
 	r.History = 2
