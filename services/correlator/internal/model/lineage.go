@@ -228,13 +228,19 @@ func (lx *lineages) epochsDepth(pvc string, depth int) []epoch {
 	}
 	for i := range bounds {
 		// The samples from the epoch's start until the next one's
-		// (samples are sorted by time).
+		// (samples are sorted by time), after what ran at its restore.
 		from, _ := slices.BinarySearchFunc(samples, bounds[i].start, sampleAt)
 		to := len(samples)
 		if i+1 < len(bounds) {
 			to, _ = slices.BinarySearchFunc(samples, bounds[i+1].start, sampleAt)
 		}
-		spans := spansOf(pvc, samples[from:max(from, to)])
+		own := samples[from:max(from, to)]
+		if r := bounds[i].restore; r != nil {
+			if running := runningAtRestore(samples, r); running != nil {
+				own = append(running, own...) // a new array: samples stays as it is
+			}
+		}
+		spans := spansOf(pvc, own)
 		// A restore into the same PVC inherits from its earlier epochs.
 		lx.memo[pvc] = bounds[:i]
 		if r := bounds[i].restore; r != nil && depth < 8 {
@@ -249,6 +255,23 @@ func (lx *lineages) epochsDepth(pvc string, depth int) []epoch {
 	}
 	lx.memo[pvc] = bounds
 	return bounds
+}
+
+// runningAtRestore is the first sample of the epoch restore r begins: the
+// versions the PVC's newest sample before it shows go on writing, now to
+// the restored data, from the restore's time (none when no sample came
+// before it). Their spans start at the restore, not at the first sample
+// after it: that one may be forgotten (a restore.completed later than
+// `history` newer snapshots), while the versions running at any time are
+// those of the newest remembered sample before it — prune keeps the first
+// sample of every set of versions — so the incident a version still
+// running opens, and its id, do not depend on the order.
+func runningAtRestore(samples []sample, r *Restore) []sample {
+	i, _ := slices.BinarySearchFunc(samples, r.Time, sampleAt)
+	if i == 0 {
+		return nil
+	}
+	return []sample{{time: r.Time, eventID: r.EventID, workloads: samples[i-1].workloads}}
 }
 
 // inherited are the spans of the restored snapshot's lineage up to its
