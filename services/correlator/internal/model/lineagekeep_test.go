@@ -244,3 +244,75 @@ func TestLateRestoresKeepTheIncidents(t *testing.T) {
 		t.Fatalf("only %d scenarios restore snapshots still remembered: the test proves little", compared)
 	}
 }
+
+// A restore.completed that comes after the snapshot it restored was
+// forgotten: a long run of a clean v0 on a PVC (s0…s6), then a critical v1
+// (s7…s12); the PVC restored from s2 just after s3, while v0 runs. In
+// order the restore comes before s4, when s2 is still remembered (and then
+// kept: it was restored from); late, after s12, when prune has forgotten
+// s2 (a snapshot in the middle of a run of one version). With the time the
+// event carries (snapshot_time, and snapshot_pvc for a snapshot of
+// another claim), the restored lineage is rebuilt from the samples kept —
+// v0 from s0 — and the decisions are the in-order run's; without it, the
+// late order can only call the lineage unknown (as before the field).
+func TestLateRestoreOfAForgottenSnapshot(t *testing.T) {
+	const ns, app = "late", "api"
+	r := DefaultRules()
+	r.History = 2
+	at := func(h float64) time.Time { return scenario.T0.Add(time.Duration(h * float64(time.Hour))) }
+	snap := func(pvc string, i int) events.Event {
+		version := "v0"
+		if i >= 7 {
+			version = "v1"
+		}
+		return scenario.Snapshot(ns, pvc, fmt.Sprintf("%s-s%d", pvc, i), at(float64(i)), scenario.Run{App: app, Versions: []string{version}})
+	}
+	scans := []events.Event{scenario.SARIF(ns, app, "u0", "v0", at(0)), scenario.SARIF(ns, app, "u1", "v1", at(0), scenario.Critical)}
+	cases := []struct {
+		name     string
+		pvcs     []string // the snapshots' claims
+		restored string
+		restore  events.Event
+	}{
+		{"of its own claim", []string{"data"}, "data-s2", scenario.RestoredTaken(ns, "data", "data-s2", "", at(2), at(3.5))},
+		{"of another claim", []string{"old", "data"}, "old-s2", scenario.RestoredTaken(ns, "data", "old-s2", "old", at(2), at(3.5))},
+	}
+	// classes are the snapshots' classes, of those both states remember.
+	classes := func(st, other *State) map[string]string {
+		av, _ := Derive(r, st).App(app)
+		out := map[string]string{}
+		for _, sv := range av.Snapshots {
+			if other.Snapshots[sv.Name] != nil {
+				out[sv.Name] = sv.Class
+			}
+		}
+		return out
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var before, after []events.Event // the snapshots before the restore's time, and after
+			for i := range 13 {
+				for _, pvc := range c.pvcs {
+					if i <= 3 {
+						before = append(before, snap(pvc, i))
+					} else {
+						after = append(after, snap(pvc, i))
+					}
+				}
+			}
+			want := NewState(ns)
+			feed(t, r, want, slices.Concat(scans, before, []events.Event{c.restore}, after)...)
+			late := NewState(ns)
+			checkIDsOnce(t, "the restore late", feed(t, r, late, slices.Concat(scans, before, after, []events.Event{c.restore})...))
+			if s := late.Snapshots[c.restored]; s != nil && s.Completed {
+				t.Fatalf("%s is still remembered when the late restore comes: the test proves nothing", c.restored)
+			}
+			if diff := cmp.Diff(want.Ledger.InForce(), late.Ledger.InForce()); diff != "" {
+				t.Errorf("decisions in force (-in order +restore late):\n%s", diff)
+			}
+			if diff := cmp.Diff(classes(want, late), classes(late, want)); diff != "" {
+				t.Errorf("snapshot classes (-in order +restore late):\n%s", diff)
+			}
+		})
+	}
+}
