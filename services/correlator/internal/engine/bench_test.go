@@ -34,6 +34,7 @@ var (
 	benchWorkers      = flag.Int("workers", 512, "BenchmarkMixedStream: events handled at once per stream")
 	benchRate         = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
 	benchLatencyN     = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
+	benchChained      = flag.Bool("latency-chained", false, "BenchmarkMixedStream: the latency phase publishes each batch of 10 events with one Publish (stored one after the other) instead of each event on its own")
 	benchNoSync       = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")
 	benchHeap         = flag.String("heapprofile", "", "BenchmarkMixedStream: write a heap profile here after the throughput phase")
 	benchMemLimit     = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
@@ -350,10 +351,24 @@ func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 	// Latency at a fixed rate: new slots, made before the phase starts
 	// (making a slot of every application, mid-phase, can stall the
 	// publisher), sent open-loop: batch i at t2 + i*batch/rate, each
-	// published by its own goroutine, so a slow acknowledgement (each
-	// publication waits for the server's fsync) delays neither the next
-	// batches nor their schedule. offered is the rate the schedule kept;
-	// the time the correlator took after the last event is told apart.
+	// event published by its own goroutine (they are different
+	// applications' events, which no producer chains: one Publish of the
+	// ten would store them one after the other, each once the one before
+	// is stored — -latency-chained measures that), so a slow
+	// acknowledgement (each publication waits for the server's fsync)
+	// delays neither the next events nor their schedule. offered is the
+	// rate the schedule kept; the time the correlator took after the last
+	// event is told apart. Each event's path is timed stage by stage.
+	var stages sync.Map // event id -> *stageTimes
+	hook := func(stage, id string) {
+		if v, ok := stages.Load(id); ok {
+			v.(*stageTimes).mark(stage, time.Now())
+		}
+	}
+	stageHook.Store(&hook)
+	defer stageHook.Store(nil)
+	var gc0 runtime.MemStats
+	runtime.ReadMemStats(&gc0)
 	measuring.Store(true)
 	var queue []events.Event
 	for k := slots; len(queue) < *benchLatencyN; k++ {
@@ -365,6 +380,15 @@ func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 	sent := 0
 	var publishing sync.WaitGroup
 	var publishErr atomic.Pointer[error]
+	publish := func(evs []events.Event, sts []*stageTimes) {
+		if err := c.Publish(b.Context(), evs...); err != nil {
+			publishErr.CompareAndSwap(nil, &err)
+		}
+		now := time.Now()
+		for _, st := range sts {
+			st.mark("acked", now)
+		}
+	}
 	t2 := time.Now()
 	for i := 0; sent < len(queue); i++ {
 		if wait := time.Until(t2.Add(time.Duration(i*batch) * per)); wait > 0 {
@@ -372,15 +396,21 @@ func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 		}
 		evs := queue[sent:min(sent+batch, len(queue))]
 		// Stamp the events now, so latency counts from publication.
+		sts := make([]*stageTimes, len(evs))
 		for j := range evs {
+			now := time.Now()
 			evs[j] = evs[j].Clone()
-			evs[j].SetTime(time.Now())
+			evs[j].SetTime(now)
+			sts[j] = &stageTimes{at: map[string]time.Time{"stamp": now}}
+			stages.Store(evs[j].ID(), sts[j])
 		}
-		publishing.Go(func() {
-			if err := c.Publish(b.Context(), evs...); err != nil {
-				publishErr.CompareAndSwap(nil, &err)
+		if *benchChained {
+			publishing.Go(func() { publish(evs, sts) })
+		} else {
+			for j := range evs {
+				publishing.Go(func() { publish(evs[j:j+1], sts[j:j+1]) })
 			}
-		})
+		}
 		sent += len(evs)
 	}
 	offered := float64(sent) / time.Since(t2).Seconds()
@@ -412,7 +442,96 @@ func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 	} else {
 		b.Logf("peak RSS: correlator (with the benchmark's publisher) %s, NATS server (child process) %s; peak Go heap in use %d MiB", rssPeak("self"), rssPeak(serverPid), heapPeak.Load()>>20)
 	}
+	var gc1 runtime.MemStats
+	runtime.ReadMemStats(&gc1)
+	b.Logf("latency phase: %d GCs, %s of GC pauses, GC CPU fraction since start %.3f", gc1.NumGC-gc0.NumGC,
+		time.Duration(gc1.PauseTotalNs-gc0.PauseTotalNs).Round(time.Millisecond), gc1.GCCPUFraction)
+	logStages(&stages)
 	run.p99, run.load[1] = p(0.99), loadAverage()
 	b.Logf("load average %s -> %s", run.load[0], run.load[1])
 	return run
+}
+
+// stageTimes is when one event of the latency phase reached each stage:
+// stamped and published ("stamp"), acknowledged to its publisher
+// ("acked"), then the engine's stages (stageHook).
+type stageTimes struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// mark records the first time the event reached stage.
+func (st *stageTimes) mark(stage string, t time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, seen := st.at[stage]; !seen {
+		st.at[stage] = t
+	}
+}
+
+func (st *stageTimes) get(stage string) (time.Time, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t, ok := st.at[stage]
+	return t, ok
+}
+
+// logStages prints where the latency phase's events spent their time:
+// per pair of consecutive stages the percentiles of the time between
+// them, and over the phase, per quarter second, the slowest event's time
+// from stamp to its decisions published (a stall shows as a ramp).
+// Printed, not logged: a benchmark's log is cut at a few lines.
+func logStages(stages *sync.Map) {
+	var all []*stageTimes
+	stages.Range(func(_, v any) bool {
+		all = append(all, v.(*stageTimes))
+		return true
+	})
+	if len(all) == 0 {
+		return
+	}
+	between := func(a, z string) []time.Duration {
+		var ds []time.Duration
+		for _, st := range all {
+			ta, okA := st.get(a)
+			tz, okZ := st.get(z)
+			if okA && okZ {
+				ds = append(ds, tz.Sub(ta))
+			}
+		}
+		slices.Sort(ds)
+		return ds
+	}
+	for _, pr := range [][2]string{{"stamp", "acked"}, {"stamp", "start"}, {"start", "apply"}, {"apply", "pub"}, {"pub", "published"}, {"stamp", "published"}} {
+		ds := between(pr[0], pr[1])
+		if len(ds) == 0 {
+			continue
+		}
+		q := func(f float64) time.Duration {
+			return ds[min(len(ds)-1, int(f*float64(len(ds))))].Round(100 * time.Microsecond)
+		}
+		fmt.Printf("latency stage %s -> %s (%d events): p50 %s, p90 %s, p99 %s, max %s\n",
+			pr[0], pr[1], len(ds), q(0.5), q(0.9), q(0.99), ds[len(ds)-1].Round(100*time.Microsecond))
+	}
+	first, _ := all[0].get("stamp")
+	for _, st := range all {
+		if t, _ := st.get("stamp"); t.Before(first) {
+			first = t
+		}
+	}
+	worst := map[int]time.Duration{}
+	last := 0
+	for _, st := range all {
+		a, _ := st.get("stamp")
+		if z, ok := st.get("published"); ok {
+			q := int(a.Sub(first) / (250 * time.Millisecond))
+			worst[q] = max(worst[q], z.Sub(a))
+			last = max(last, q)
+		}
+	}
+	line := make([]string, last+1)
+	for i := range line {
+		line[i] = worst[i].Round(time.Millisecond).String()
+	}
+	fmt.Printf("latency stamp -> published, slowest event per 250 ms of the phase: %s\n", strings.Join(line, " "))
 }
