@@ -26,20 +26,20 @@ import (
 )
 
 var (
-	benchEvents       = flag.Int("events", 1_000_000, "BenchmarkMixedStream: snapshot events of the throughput phase")
-	benchApps         = flag.Int("apps", 10_000, "BenchmarkMixedStream: applications")
-	benchAppsPerNS    = flag.String("apps-per-namespace", "2", "BenchmarkMixedStream: applications per namespace; a list (1000,2) runs each layout in turn, -rounds times, and compares their rates")
-	benchRounds       = flag.Int("rounds", 1, "BenchmarkMixedStream: with a list of -apps-per-namespace, how many times each layout runs (alternating)")
-	benchObserveEvery = flag.Int("observe-every", 0, "BenchmarkMixedStream: a workload.observed event after one snapshot event in n (0: none; #14 asks for 20)")
-	benchWorkers      = flag.Int("workers", 512, "BenchmarkMixedStream: events handled at once per stream")
-	benchRate         = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
-	benchLatencyN     = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
-	benchChained      = flag.Bool("latency-chained", false, "BenchmarkMixedStream: the latency phase publishes each batch of 10 events with one Publish (stored one after the other) instead of each event on its own")
-	benchNoSync       = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")
-	benchHeap         = flag.String("heapprofile", "", "BenchmarkMixedStream: write a heap profile here after the throughput phase")
-	benchMemLimit     = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
-	benchEmbedded     = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
-	benchCluster      = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
+	benchEvents         = flag.Int("events", 1_000_000, "BenchmarkMixedStream: snapshot events of the throughput phase")
+	benchApps           = flag.Int("apps", 10_000, "BenchmarkMixedStream: applications")
+	benchAppsPerNS      = flag.String("apps-per-namespace", "2", "BenchmarkMixedStream: applications per namespace; a list (1000,2) runs each layout in turn, -rounds times, and compares their rates")
+	benchRounds         = flag.Int("rounds", 1, "BenchmarkMixedStream: with a list of -apps-per-namespace, how many times each layout runs (alternating)")
+	benchObserveEvery   = flag.Int("observe-every", 0, "BenchmarkMixedStream: a workload.observed event after one snapshot event in n (0: none; #14 asks for 20)")
+	benchWorkers        = flag.Int("workers", 512, "BenchmarkMixedStream: events handled at once per stream")
+	benchRate           = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
+	benchLatencyN       = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
+	benchLatencyPublish = flag.String("latency-publish", "each", "BenchmarkMixedStream: how the latency phase publishes its batches of 10 events: each (every event on its own) or chained (one Publish per batch, stored one after the other); a list (chained,each) runs the phase once per mode")
+	benchNoSync         = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")
+	benchHeap           = flag.String("heapprofile", "", "BenchmarkMixedStream: write a heap profile here after the throughput phase")
+	benchMemLimit       = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
+	benchEmbedded       = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
+	benchCluster        = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
 )
 
 func TestMain(m *testing.M) {
@@ -348,106 +348,117 @@ func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 		_ = f.Close()
 	}
 
-	// Latency at a fixed rate: new slots, made before the phase starts
-	// (making a slot of every application, mid-phase, can stall the
-	// publisher), sent open-loop: batch i at t2 + i*batch/rate, each
-	// event published by its own goroutine (they are different
-	// applications' events, which no producer chains: one Publish of the
-	// ten would store them one after the other, each once the one before
-	// is stored — -latency-chained measures that), so a slow
-	// acknowledgement (each publication waits for the server's fsync)
-	// delays neither the next events nor their schedule. offered is the
-	// rate the schedule kept; the time the correlator took after the last
-	// event is told apart. Each event's path is timed stage by stage.
-	var stages sync.Map // event id -> *stageTimes
-	hook := func(stage, id string) {
-		if v, ok := stages.Load(id); ok {
-			v.(*stageTimes).mark(stage, time.Now())
-		}
-	}
-	stageHook.Store(&hook)
-	defer stageHook.Store(nil)
-	var gc0 runtime.MemStats
-	runtime.ReadMemStats(&gc0)
-	measuring.Store(true)
-	var queue []events.Event
-	for k := slots; len(queue) < *benchLatencyN; k++ {
-		queue = append(queue, m.Slot(k)...)
-	}
-	queue = queue[:*benchLatencyN]
-	per := time.Second / time.Duration(*benchRate)
-	batch := 10
-	sent := 0
-	var publishing sync.WaitGroup
-	var publishErr atomic.Pointer[error]
-	publish := func(evs []events.Event, sts []*stageTimes) {
-		if err := c.Publish(b.Context(), evs...); err != nil {
-			publishErr.CompareAndSwap(nil, &err)
-		}
-		now := time.Now()
-		for _, st := range sts {
-			st.mark("acked", now)
-		}
-	}
-	t2 := time.Now()
-	for i := 0; sent < len(queue); i++ {
-		if wait := time.Until(t2.Add(time.Duration(i*batch) * per)); wait > 0 {
-			time.Sleep(wait)
-		}
-		evs := queue[sent:min(sent+batch, len(queue))]
-		// Stamp the events now, so latency counts from publication.
-		sts := make([]*stageTimes, len(evs))
-		for j := range evs {
-			now := time.Now()
-			evs[j] = evs[j].Clone()
-			evs[j].SetTime(now)
-			sts[j] = &stageTimes{at: map[string]time.Time{"stamp": now}}
-			stages.Store(evs[j].ID(), sts[j])
-		}
-		if *benchChained {
-			publishing.Go(func() { publish(evs, sts) })
-		} else {
-			for j := range evs {
-				publishing.Go(func() { publish(evs[j:j+1], sts[j:j+1]) })
+	// Latency at a fixed rate, once per -latency-publish mode (the same
+	// state, load and disk for each, so they compare): new slots, made
+	// before the phase starts (making a slot of every application,
+	// mid-phase, can stall the publisher), sent open-loop: batch i of 10
+	// at t2 + i*10/rate, so a slow acknowledgement (each publication
+	// waits for the server's fsync) delays neither the next events nor
+	// their schedule. "each" publishes every event by a goroutine of its
+	// own, as independent producers do; "chained" publishes a batch with
+	// one Publish, which stores a caller's events of one stream one after
+	// the other (each once the one before is stored), so the tenth waits
+	// for nine round trips. offered is the rate the schedule kept; the
+	// time the correlator took after the last event is told apart. Each
+	// event's path is timed stage by stage.
+	nextSlot := slots
+	var p99 time.Duration
+	for mode := range strings.SplitSeq(*benchLatencyPublish, ",") {
+		chained := strings.TrimSpace(mode) == "chained"
+		var stages sync.Map // event id -> *stageTimes
+		hook := func(stage, id string) {
+			if v, ok := stages.Load(id); ok {
+				v.(*stageTimes).mark(stage, time.Now())
 			}
 		}
-		sent += len(evs)
+		stageHook.Store(&hook)
+		var gc0 runtime.MemStats
+		runtime.ReadMemStats(&gc0)
+		var queue []events.Event
+		for ; len(queue) < *benchLatencyN; nextSlot++ {
+			queue = append(queue, m.Slot(nextSlot)...)
+		}
+		queue = queue[:*benchLatencyN]
+		mu.Lock()
+		latencies = nil
+		mu.Unlock()
+		measuring.Store(true)
+		per := time.Second / time.Duration(*benchRate)
+		batch := 10
+		sent := 0
+		var publishing sync.WaitGroup
+		var publishErr atomic.Pointer[error]
+		publish := func(evs []events.Event, sts []*stageTimes) {
+			if err := c.Publish(b.Context(), evs...); err != nil {
+				publishErr.CompareAndSwap(nil, &err)
+			}
+			now := time.Now()
+			for _, st := range sts {
+				st.mark("acked", now)
+			}
+		}
+		t2 := time.Now()
+		for i := 0; sent < len(queue); i++ {
+			if wait := time.Until(t2.Add(time.Duration(i*batch) * per)); wait > 0 {
+				time.Sleep(wait)
+			}
+			evs := queue[sent:min(sent+batch, len(queue))]
+			// Stamp the events now, so latency counts from publication.
+			sts := make([]*stageTimes, len(evs))
+			for j := range evs {
+				now := time.Now()
+				evs[j] = evs[j].Clone()
+				evs[j].SetTime(now)
+				sts[j] = &stageTimes{at: map[string]time.Time{"stamp": now}}
+				stages.Store(evs[j].ID(), sts[j])
+			}
+			if chained {
+				publishing.Go(func() { publish(evs, sts) })
+			} else {
+				for j := range evs {
+					publishing.Go(func() { publish(evs[j:j+1], sts[j:j+1]) })
+				}
+			}
+			sent += len(evs)
+		}
+		offered := float64(sent) / time.Since(t2).Seconds()
+		publishing.Wait()
+		if err := publishErr.Load(); err != nil {
+			b.Fatal(*err)
+		}
+		t3 := time.Now()
+		for pending(b, c) > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		drained := time.Since(t3)
+		measuring.Store(false)
+		stageHook.Store(nil)
+		mu.Lock()
+		slices.Sort(latencies)
+		n := len(latencies)
+		mu.Unlock()
+		if n == 0 {
+			b.Fatal("no decisions in the latency phase")
+		}
+		p := func(q float64) time.Duration { return latencies[min(n-1, int(q*float64(n)))] }
+		var gc1 runtime.MemStats
+		runtime.ReadMemStats(&gc1)
+		b.Logf("latency (%s) at %.0f events/s offered (%d events; the correlator was done %s after the last): %d decision batches, p50 %s, p99 %s, max %s; %d GCs, load %s",
+			mode, offered, sent, drained.Round(time.Millisecond), n, p(0.5).Round(100*time.Microsecond), p(0.99).Round(100*time.Microsecond), latencies[n-1].Round(100*time.Microsecond), gc1.NumGC-gc0.NumGC, loadAverage())
+		fmt.Printf("latency (%s): p50 %s, p99 %s, max %s at %.0f events/s offered\n", mode, p(0.5).Round(100*time.Microsecond), p(0.99).Round(100*time.Microsecond), latencies[n-1].Round(100*time.Microsecond), offered)
+		logStages(&stages)
+		p99 = p(0.99)
 	}
-	offered := float64(sent) / time.Since(t2).Seconds()
-	publishing.Wait()
-	if err := publishErr.Load(); err != nil {
-		b.Fatal(*err)
-	}
-	t3 := time.Now()
-	for pending(b, c) > 0 {
-		time.Sleep(50 * time.Millisecond)
-	}
-	drained := time.Since(t3)
 	close(stopSampling)
 	sampling.Wait()
-	mu.Lock()
-	slices.Sort(latencies)
-	n := len(latencies)
-	mu.Unlock()
-	if n == 0 {
-		b.Fatal("no decisions in the latency phase")
-	}
-	p := func(q float64) time.Duration { return latencies[min(n-1, int(q*float64(n)))] }
-	b.Logf("latency at %.0f events/s offered (%d events; the correlator was done %s after the last): %d decision batches, p50 %s, p99 %s, max %s",
-		offered, sent, drained.Round(time.Millisecond), n, p(0.5), p(0.99), latencies[n-1])
-	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(heapPeak.Load())/(1<<20), "heap-peak-MiB")
 	if serverPid == "" {
 		b.Logf("peak RSS of the process (correlator and the embedded NATS server): %s; peak Go heap in use %d MiB", rssPeak("self"), heapPeak.Load()>>20)
 	} else {
 		b.Logf("peak RSS: correlator (with the benchmark's publisher) %s, NATS server (child process) %s; peak Go heap in use %d MiB", rssPeak("self"), rssPeak(serverPid), heapPeak.Load()>>20)
 	}
-	var gc1 runtime.MemStats
-	runtime.ReadMemStats(&gc1)
-	b.Logf("latency phase: %d GCs, %s of GC pauses, GC CPU fraction since start %.3f", gc1.NumGC-gc0.NumGC,
-		time.Duration(gc1.PauseTotalNs-gc0.PauseTotalNs).Round(time.Millisecond), gc1.GCCPUFraction)
-	logStages(&stages)
-	run.p99, run.load[1] = p(0.99), loadAverage()
+	run.p99, run.load[1] = p99, loadAverage()
 	b.Logf("load average %s -> %s", run.load[0], run.load[1])
 	return run
 }
