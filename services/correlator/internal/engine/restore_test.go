@@ -2,7 +2,10 @@ package engine
 
 import (
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/pkg/harness/natstest"
@@ -83,5 +86,56 @@ func TestRestoreCompletedStartsANewLineage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An incident closed by a restore, opened again by a later restore from a
+// tainted snapshot, and resolved by an operator: the stream stores the
+// second close, and the opening before it. With one id per incident, the
+// second incident.closed had the first one's id and JetStream dropped it
+// as a duplicate (Nats-Msg-Id), while the state held the incident open in
+// between: the stream said "closed" throughout.
+func TestReopenedIncidentsSecondCloseIsStored(t *testing.T) {
+	srv := natstest.Run(t)
+	c := natstest.Client(t, srv)
+	startEngine(t, c, &recorder{})
+	ns, pvc := scenario.CaseNS, scenario.CasePVC
+	feedAll := func(evs ...events.Event) {
+		for _, ev := range evs {
+			publish(t, c, ev)
+			drain(t, c)
+		}
+	}
+	feedAll(scenario.CaseStudy()...)
+	opened := stored(t, c, events.TypeIncidentOpened)
+	if len(opened) != 1 {
+		t.Fatalf("%d incidents opened by the case study, want 1", len(opened))
+	}
+	inc, err := events.Decode[events.IncidentOpened](opened[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	feedAll(
+		scenario.Restored(ns, pvc, "s2", at(6)), // clean: closes it
+		scenario.Restored(ns, pvc, "s3", at(7)), // tainted: opens it again
+		scenario.Resolved(ns, inc.Incident, at(8)),
+	)
+	var got []string
+	for _, ev := range stored(t, c, events.TypeIncidentOpened, events.TypeIncidentClosed) {
+		got = append(got, ev.Type()+" "+ev.ID())
+	}
+	var types []string
+	ids := map[string]bool{}
+	for _, g := range got {
+		typ, id, _ := strings.Cut(g, " ")
+		types = append(types, typ)
+		ids[id] = true
+	}
+	want := []string{events.TypeIncidentOpened, events.TypeIncidentClosed, events.TypeIncidentOpened, events.TypeIncidentClosed}
+	if diff := cmp.Diff(want, types); diff != "" {
+		t.Errorf("incident decisions stored (-want +got):\n%s\nall: %v", diff, got)
+	}
+	if len(ids) != len(got) {
+		t.Errorf("%d incident decisions stored with %d ids: %v", len(got), len(ids), got)
 	}
 }

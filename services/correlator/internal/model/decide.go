@@ -172,7 +172,7 @@ func decideIncident(st *State, av AppView, inc IncidentView) []Decision {
 	var out []Decision
 	l, j := &st.Ledger, &st.Journal
 	rec, known := l.Incidents[inc.ID]
-	if !known {
+	if incidentOpens(rec, known, inc) {
 		j.IncidentGeneration[inc.ID]++
 		out = append(out, Decision{
 			ID:   "incident-opened-" + hash(st.Namespace, inc.ID, strconv.Itoa(j.IncidentGeneration[inc.ID])),
@@ -222,6 +222,18 @@ func decideIncident(st *State, av AppView, inc IncidentView) []Decision {
 	}
 	l.Incidents[inc.ID] = rec
 	return out
+}
+
+// incidentOpens says whether the view's incident inc opens now: it is new
+// to the ledger, or the ledger has it closed and the facts open it again
+// (a later restore from a snapshot that carries its first vulnerable
+// version, a resolution that no longer holds). Each opening is a new
+// generation of the incident, so each open/close cycle has decision ids of
+// its own: a second incident.closed with the first one's id would be
+// de-duplicated by JetStream, and the stream would never say that the
+// incident opened again nor that it closed again.
+func incidentOpens(rec IncidentRecord, known bool, inc IncidentView) bool {
+	return !known || (inc.Open && rec.Status == StatusClosed)
 }
 
 // recommend returns the restore recommendations an open incident calls

@@ -197,6 +197,9 @@ func (lx *lineages) epochsDepth(pvc string, depth int) []epoch {
 	}
 	for i := range bounds {
 		var own []sample
+		if r := bounds[i].restore; r != nil {
+			own = runningAtRestore(samples, r)
+		}
 		for _, sm := range samples {
 			if !sm.time.Before(bounds[i].start) && (i+1 == len(bounds) || sm.time.Before(bounds[i+1].start)) {
 				own = append(own, sm)
@@ -217,6 +220,23 @@ func (lx *lineages) epochsDepth(pvc string, depth int) []epoch {
 	}
 	lx.memo[pvc] = bounds
 	return bounds
+}
+
+// runningAtRestore is the first sample of the epoch restore r begins: the
+// versions the PVC's newest sample before it shows go on writing, now to
+// the restored data, from the restore's time (none when no sample came
+// before it). Their spans start at the restore, not at the first sample
+// after it: that one may be forgotten (a restore.completed later than
+// `history` newer snapshots), while the versions running at any time are
+// those of the newest remembered sample before it — prune keeps the first
+// sample of every set of versions — so the incident a version still
+// running opens, and its id, do not depend on the order.
+func runningAtRestore(samples []sample, r *Restore) []sample {
+	i, _ := slices.BinarySearchFunc(samples, r.Time, func(sm sample, t time.Time) int { return sm.time.Compare(t) })
+	if i == 0 {
+		return nil
+	}
+	return []sample{{time: r.Time, eventID: r.EventID, workloads: samples[i-1].workloads}}
 }
 
 // inherited are the spans of the restored snapshot's lineage up to its

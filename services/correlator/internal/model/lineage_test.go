@@ -230,6 +230,91 @@ func TestRestoreFromATaintedSnapshotKeepsTheIncident(t *testing.T) {
 	}
 }
 
+// An incident closed by a restore, opened again by a later restore from a
+// tainted snapshot and closed again by an operator: each opening and each
+// closing is published with an id of its own (a generation per opening),
+// so JetStream keeps the second close instead of dropping it as a
+// duplicate of the first.
+func TestReopenedIncidentClosesWithANewID(t *testing.T) {
+	st := NewState(scenario.CaseNS)
+	feed(t, DefaultRules(), st, scenario.CaseStudy()...)
+	av, _ := Derive(DefaultRules(), st).App(scenario.CaseApp)
+	id := av.Incidents[0].ID
+	type step struct {
+		ev     events.Event
+		status string
+	}
+	var ds []Decision
+	for _, s := range []step{
+		{scenario.Restored(scenario.CaseNS, scenario.CasePVC, "s2", hr(6)), StatusClosed},
+		{scenario.Restored(scenario.CaseNS, scenario.CasePVC, "s3", hr(7)), StatusOpen},
+		{scenario.Resolved(scenario.CaseNS, id, hr(8)), StatusClosed},
+	} {
+		ds = append(ds, feed(t, DefaultRules(), st, s.ev)...)
+		if got := st.Ledger.Incidents[id].Status; got != s.status {
+			t.Fatalf("after %s the incident is %s, want %s", s.ev.ID(), got, s.status)
+		}
+	}
+	var cycle []string
+	ids := map[string]bool{}
+	for _, d := range ds {
+		if d.Type == events.TypeIncidentOpened || d.Type == events.TypeIncidentClosed {
+			cycle = append(cycle, brief([]Decision{d})[0])
+			ids[d.ID] = true
+		}
+	}
+	if diff := cmp.Diff([]string{"incident.closed db", "incident.opened db", "incident.closed db"}, cycle); diff != "" {
+		t.Errorf("incident decisions (-want +got):\n%s", diff)
+	}
+	if len(ids) != len(cycle) {
+		t.Errorf("%d incident decisions with %d ids: an id is taken twice", len(cycle), len(ids))
+	}
+	checkIDsOnce(t, "restore, restore from a tainted snapshot, resolution", ds)
+}
+
+// The Restore executor scales the workloads up before it publishes
+// restore.completed, so the version it brings back is observed just before
+// the restore's time. That version writes to the restored data: a
+// vulnerable one opens the next incident at the restore, not at the next
+// sample (a week later with weekly snapshots).
+func TestVersionRunningThroughARestoreWritesToTheRestoredData(t *testing.T) {
+	ns, app, pvc := "through", "db", "data"
+	run := func(v string) scenario.Run { return scenario.Run{App: app, Versions: []string{v}} }
+	st := NewState(ns)
+	ds := feed(t, DefaultRules(), st,
+		scenario.SARIF(ns, app, "u1", "v1", hr(0)),
+		scenario.SARIF(ns, app, "u2", "v2", hr(0), scenario.Critical),
+		scenario.Snapshot(ns, pvc, "mon1", hr(1), run("v1")),
+		scenario.Observed(ns, pvc, hr(25), nil, run("v2")),
+		scenario.Observed(ns, pvc, hr(30), nil),                              // scaled down for the restore
+		scenario.Observed(ns, pvc, hr(31).Add(-time.Minute), nil, run("v2")), // scaled up, still v2
+		scenario.Restored(ns, pvc, "mon1", hr(31)),
+	)
+	av, _ := Derive(DefaultRules(), st).App(app)
+	var open []IncidentView
+	for _, inc := range av.Incidents {
+		if inc.Open {
+			open = append(open, inc)
+		}
+	}
+	if len(av.Incidents) != 2 || len(open) != 1 || !open[0].StartTime.Equal(hr(31)) {
+		t.Fatalf("incidents %+v: want v2's first closed by the restore and the next open since the restore (31h)", av.Incidents)
+	}
+	if n := countBrief(brief(ds), "incident.opened db"); n != 2 {
+		t.Errorf("%d incidents opened, want 2: %v", n, brief(ds))
+	}
+}
+
+func countBrief(list []string, s string) int {
+	n := 0
+	for _, e := range list {
+		if e == s {
+			n++
+		}
+	}
+	return n
+}
+
 // A late scan of a version that ran before the fix still recommends the
 // restore (the data was exposed).
 func TestLateScanAfterTheFixStillRecommends(t *testing.T) {

@@ -26,7 +26,10 @@ import (
 //     them (a snapshot forgotten with its failure would look ready if its
 //     completion came again);
 //   - a restore inherits the lineage of the snapshot it restored (lineages
-//     .inherited): that snapshot.
+//     .inherited): that snapshot; and the versions of the newest sample
+//     before it go on from the restore's time (runningAtRestore): the
+//     newest remembered sample before it shows the same versions, so a
+//     restore that comes late needs no sample forgotten.
 //
 // The state grows with the version changes of a PVC, not with its
 // snapshots. What it does not cover is in the README's "Order

@@ -322,7 +322,9 @@ type Journal struct {
 	// Published holds the ids of one-off decisions already published
 	// (restore recommendations, rotation requests).
 	Published map[string]bool `json:"published,omitempty"`
-	// IncidentGeneration counts the openings of each incident id.
+	// IncidentGeneration counts the openings of each incident id — the
+	// first, and each time the facts open a closed one again — so each
+	// open/close cycle has decision ids of its own (incidentOpens).
 	IncidentGeneration map[string]int `json:"incident_generation,omitempty"`
 	// Recommended is the current restore recommendation of each incident
 	// and PVC (key: incident id, NUL, PVC).
