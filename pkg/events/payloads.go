@@ -450,8 +450,14 @@ type RestoreCompleted struct {
 	PVC            string `json:"pvc" jsonschema_description:"The claim that now holds the restored data (the same name as before, or a new claim)"`
 	VolumeSnapshot string `json:"volume_snapshot" jsonschema_description:"The VolumeSnapshot the data was restored from"`
 	SnapshotPVC    string `json:"snapshot_pvc,omitempty" jsonschema_description:"The PVC the snapshot was taken of, when it differs from pvc"`
-	PV             string `json:"pv,omitempty" jsonschema_description:"The new PersistentVolume bound to the claim"`
-	Incident       string `json:"incident,omitempty" jsonschema_description:"The incident the restore answers, if any"`
+	// SnapshotTime is the restored snapshot's creation time, the same time
+	// its snapshot.completed carries as creation_time: the restored data
+	// holds what its PVC's lineage held up to then, which a consumer can
+	// rebuild from that lineage even when it no longer remembers the
+	// snapshot itself. Absent in events of producers from before the field.
+	SnapshotTime *time.Time `json:"snapshot_time,omitempty" jsonschema_description:"The restored snapshot's creation time, as its snapshot.completed's creation_time: the restored data holds what the snapshot's PVC held up to then. Absent in events from producers that predate the field"`
+	PV           string     `json:"pv,omitempty" jsonschema_description:"The new PersistentVolume bound to the claim"`
+	Incident     string     `json:"incident,omitempty" jsonschema_description:"The incident the restore answers, if any"`
 	// CompletedAt is when the claim was bound to the restored volume and
 	// its workloads resumed: the start of its new lineage.
 	CompletedAt time.Time `json:"completed_at" jsonschema_description:"When the claim was bound to the restored volume and its workloads resumed: the start of its new lineage"`

@@ -35,8 +35,12 @@ var _ Publisher = (*Client)(nil)
 // store an event twice. Each event gets a producer span and the span's
 // context in its traceparent extension.
 //
-// With sync_interval: always a single server writes each event to disk on
-// its own; PublishBatch and Batcher write many with one sync.
+// A caller's events of one stream therefore cost one stored round trip
+// each, one after the other (with sync_interval: always each is a disk
+// sync on the server, which no way of sending them avoids; see MinBatch):
+// events that need no order between them — of different applications,
+// say — are stored side by side when each goes in a Publish of its own,
+// concurrently. PublishBatch and Batcher write many with one sync.
 func (c *Client) Publish(ctx context.Context, evs ...Event) error {
 	out, err := c.prepare(ctx, evs)
 	if err != nil {

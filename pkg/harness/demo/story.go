@@ -59,7 +59,8 @@ func (s *Story) Incident() string {
 	return s.incidents[0]
 }
 
-// Closed reports whether incident id was closed.
+// Closed reports whether incident id is closed: an incident.closed came
+// and no incident.opened of it since.
 func (s *Story) Closed(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -99,8 +100,13 @@ func (s *Story) onMsg(m *nats.Msg) {
 	s.reached[ev.Type()]++
 	switch ev.Type() {
 	case events.TypeIncidentOpened:
-		if p, err := events.Decode[events.IncidentOpened](ev); err == nil && !slices.Contains(s.incidents, p.Incident) {
-			s.incidents = append(s.incidents, p.Incident)
+		if p, err := events.Decode[events.IncidentOpened](ev); err == nil {
+			if !slices.Contains(s.incidents, p.Incident) {
+				s.incidents = append(s.incidents, p.Incident)
+			}
+			// Opened again after it closed (a new generation of it): open
+			// until its next incident.closed.
+			delete(s.closed, p.Incident)
 		}
 	case events.TypeIncidentClosed:
 		if p, err := events.Decode[events.IncidentClosed](ev); err == nil {

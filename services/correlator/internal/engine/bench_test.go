@@ -28,20 +28,21 @@ import (
 )
 
 var (
-	benchEvents       = flag.Int("events", 1_000_000, "BenchmarkMixedStream: snapshot events of the throughput phase")
-	benchApps         = flag.Int("apps", 10_000, "BenchmarkMixedStream: applications")
-	benchAppsPerNS    = flag.String("apps-per-namespace", "2", "BenchmarkMixedStream: applications per namespace; a list (1000,2) runs each layout in turn, -rounds times, and compares their rates")
-	benchRounds       = flag.Int("rounds", 1, "BenchmarkMixedStream: with a list of -apps-per-namespace, how many times each layout runs (alternating)")
-	benchObserveEvery = flag.Int("observe-every", 0, "BenchmarkMixedStream: a workload.observed event after one snapshot event in n (0: none; #14 asks for 20)")
-	benchWorkers      = flag.Int("workers", 512, "BenchmarkMixedStream: events handled at once per stream")
-	benchRate         = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
-	benchLatencyN     = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
-	benchNoSync       = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")
-	benchHeap         = flag.String("heapprofile", "", "BenchmarkMixedStream: write a heap profile here after the throughput phase")
-	benchCPU          = flag.String("throughput-cpuprofile", "", "BenchmarkMixedStream: write a CPU profile of the throughput phase only (not the backlog's publishing) here")
-	benchMemLimit     = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
-	benchEmbedded     = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
-	benchCluster      = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
+	benchEvents         = flag.Int("events", 1_000_000, "BenchmarkMixedStream: snapshot events of the throughput phase")
+	benchApps           = flag.Int("apps", 10_000, "BenchmarkMixedStream: applications")
+	benchAppsPerNS      = flag.String("apps-per-namespace", "2", "BenchmarkMixedStream: applications per namespace; a list (1000,2) runs each layout in turn, -rounds times, and compares their rates")
+	benchRounds         = flag.Int("rounds", 1, "BenchmarkMixedStream: with a list of -apps-per-namespace, how many times each layout runs (alternating)")
+	benchObserveEvery   = flag.Int("observe-every", 0, "BenchmarkMixedStream: a workload.observed event after one snapshot event in n (0: none; #14 asks for 20)")
+	benchWorkers        = flag.Int("workers", 512, "BenchmarkMixedStream: events handled at once per stream")
+	benchRate           = flag.Int("rate", 1000, "BenchmarkMixedStream: events/s of the latency phase")
+	benchLatencyN       = flag.Int("latency-events", 10_000, "BenchmarkMixedStream: events of the latency phase")
+	benchLatencyPublish = flag.String("latency-publish", "each", "BenchmarkMixedStream: how the latency phase publishes its batches of 10 events: each (every event on its own) or chained (one Publish per batch, stored one after the other); a list (chained,each) runs the phase once per mode")
+	benchNoSync         = flag.Bool("nosync", false, "BenchmarkMixedStream: run JetStream without sync_interval: always")
+	benchHeap           = flag.String("heapprofile", "", "BenchmarkMixedStream: write a heap profile here after the throughput phase")
+	benchCPU            = flag.String("throughput-cpuprofile", "", "BenchmarkMixedStream: write a CPU profile of the throughput phase only (not the backlog's publishing) here")
+	benchMemLimit       = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
+	benchEmbedded       = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
+	benchCluster        = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
 )
 
 func TestMain(m *testing.M) {
@@ -381,72 +382,117 @@ func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 		_ = f.Close()
 	}
 
-	// Latency at a fixed rate: new slots, made before the phase starts
-	// (making a slot of every application, mid-phase, can stall the
-	// publisher), sent open-loop: batch i at t2 + i*batch/rate, each
-	// published by its own goroutine, so a slow acknowledgement (each
-	// publication waits for the server's fsync) delays neither the next
-	// batches nor their schedule. offered is the rate the schedule kept;
-	// the time the correlator took after the last event is told apart.
-	measuring.Store(true)
-	var queue []events.Event
-	for k := slots; len(queue) < *benchLatencyN; k++ {
-		queue = append(queue, m.Slot(k)...)
-	}
-	queue = queue[:*benchLatencyN]
-	per := time.Second / time.Duration(*benchRate)
-	batch := 10
-	sent := 0
-	var publishing sync.WaitGroup
-	var publishErr atomic.Pointer[error]
-	t2 := time.Now()
-	for i := 0; sent < len(queue); i++ {
-		if wait := time.Until(t2.Add(time.Duration(i*batch) * per)); wait > 0 {
-			time.Sleep(wait)
+	// Latency at a fixed rate, once per -latency-publish mode (the same
+	// state, load and disk for each, so they compare): new slots, made
+	// before the phase starts (making a slot of every application,
+	// mid-phase, can stall the publisher), sent open-loop: batch i of 10
+	// at t2 + i*10/rate, so a slow acknowledgement (each publication
+	// waits for the server's fsync) delays neither the next events nor
+	// their schedule. "each" publishes every event by a goroutine of its
+	// own, as independent producers do; "chained" publishes a batch with
+	// one Publish, which stores a caller's events of one stream one after
+	// the other (each once the one before is stored), so the tenth waits
+	// for nine round trips. offered is the rate the schedule kept; the
+	// time the correlator took after the last event is told apart. Each
+	// event's path is timed stage by stage.
+	nextSlot := slots
+	var p99 time.Duration
+	for mode := range strings.SplitSeq(*benchLatencyPublish, ",") {
+		chained := strings.TrimSpace(mode) == "chained"
+		var stages sync.Map // event id -> *stageTimes
+		hook := func(stage, id string) {
+			if v, ok := stages.Load(id); ok {
+				v.(*stageTimes).mark(stage, time.Now())
+			}
 		}
-		evs := queue[sent:min(sent+batch, len(queue))]
-		// Stamp the events now, so latency counts from publication.
-		for j := range evs {
-			evs[j] = evs[j].Clone()
-			evs[j].SetTime(time.Now())
+		stageHook.Store(&hook)
+		var gc0 runtime.MemStats
+		runtime.ReadMemStats(&gc0)
+		var queue []events.Event
+		for ; len(queue) < *benchLatencyN; nextSlot++ {
+			queue = append(queue, m.Slot(nextSlot)...)
 		}
-		publishing.Go(func() {
+		queue = queue[:*benchLatencyN]
+		mu.Lock()
+		latencies = nil
+		mu.Unlock()
+		measuring.Store(true)
+		per := time.Second / time.Duration(*benchRate)
+		batch := 10
+		sent := 0
+		var publishing sync.WaitGroup
+		var publishErr atomic.Pointer[error]
+		publish := func(evs []events.Event, sts []*stageTimes) {
 			if err := c.Publish(b.Context(), evs...); err != nil {
 				publishErr.CompareAndSwap(nil, &err)
 			}
-		})
-		sent += len(evs)
+			now := time.Now()
+			for _, st := range sts {
+				st.mark("acked", now)
+			}
+		}
+		t2 := time.Now()
+		for i := 0; sent < len(queue); i++ {
+			if wait := time.Until(t2.Add(time.Duration(i*batch) * per)); wait > 0 {
+				time.Sleep(wait)
+			}
+			evs := queue[sent:min(sent+batch, len(queue))]
+			// Stamp the events now, so latency counts from publication.
+			sts := make([]*stageTimes, len(evs))
+			for j := range evs {
+				now := time.Now()
+				evs[j] = evs[j].Clone()
+				evs[j].SetTime(now)
+				sts[j] = &stageTimes{at: map[string]time.Time{"stamp": now}}
+				stages.Store(evs[j].ID(), sts[j])
+			}
+			if chained {
+				publishing.Go(func() { publish(evs, sts) })
+			} else {
+				for j := range evs {
+					publishing.Go(func() { publish(evs[j:j+1], sts[j:j+1]) })
+				}
+			}
+			sent += len(evs)
+		}
+		offered := float64(sent) / time.Since(t2).Seconds()
+		publishing.Wait()
+		if err := publishErr.Load(); err != nil {
+			b.Fatal(*err)
+		}
+		t3 := time.Now()
+		for pending(b, c) > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		drained := time.Since(t3)
+		measuring.Store(false)
+		stageHook.Store(nil)
+		mu.Lock()
+		slices.Sort(latencies)
+		n := len(latencies)
+		mu.Unlock()
+		if n == 0 {
+			b.Fatal("no decisions in the latency phase")
+		}
+		p := func(q float64) time.Duration { return latencies[min(n-1, int(q*float64(n)))] }
+		var gc1 runtime.MemStats
+		runtime.ReadMemStats(&gc1)
+		b.Logf("latency (%s) at %.0f events/s offered (%d events; the correlator was done %s after the last): %d decision batches, p50 %s, p99 %s, max %s; %d GCs, load %s",
+			mode, offered, sent, drained.Round(time.Millisecond), n, p(0.5).Round(100*time.Microsecond), p(0.99).Round(100*time.Microsecond), latencies[n-1].Round(100*time.Microsecond), gc1.NumGC-gc0.NumGC, loadAverage())
+		fmt.Printf("latency (%s): p50 %s, p99 %s, max %s at %.0f events/s offered\n", mode, p(0.5).Round(100*time.Microsecond), p(0.99).Round(100*time.Microsecond), latencies[n-1].Round(100*time.Microsecond), offered)
+		logStages(&stages)
+		p99 = p(0.99)
 	}
-	offered := float64(sent) / time.Since(t2).Seconds()
-	publishing.Wait()
-	if err := publishErr.Load(); err != nil {
-		b.Fatal(*err)
-	}
-	t3 := time.Now()
-	for pending(b, c) > 0 {
-		time.Sleep(50 * time.Millisecond)
-	}
-	drained := time.Since(t3)
 	close(stopSampling)
 	sampling.Wait()
-	mu.Lock()
-	slices.Sort(latencies)
-	n := len(latencies)
-	mu.Unlock()
-	if n == 0 {
-		b.Fatal("no decisions in the latency phase")
-	}
-	p := func(q float64) time.Duration { return latencies[min(n-1, int(q*float64(n)))] }
-	b.Logf("latency at %.0f events/s offered (%d events; the correlator was done %s after the last): %d decision batches, p50 %s, p99 %s, max %s",
-		offered, sent, drained.Round(time.Millisecond), n, p(0.5), p(0.99), latencies[n-1])
-	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(heapPeak.Load())/(1<<20), "heap-peak-MiB")
 	if serverPid == "" {
 		b.Logf("peak RSS of the process (correlator and the embedded NATS server): %s; peak Go heap in use %d MiB", rssPeak("self"), heapPeak.Load()>>20)
 	} else {
 		b.Logf("peak RSS: correlator (with the benchmark's publisher) %s, NATS server (child process) %s; peak Go heap in use %d MiB", rssPeak("self"), rssPeak(serverPid), heapPeak.Load()>>20)
 	}
-	run.p99, run.load[1] = p(0.99), loadAverage()
+	run.p99, run.load[1] = p99, loadAverage()
 	b.Logf("load average %s -> %s", run.load[0], run.load[1])
 	return run
 }
@@ -567,4 +613,88 @@ func (p *pipelinedPublisher) wait() {
 	for len(p.pending) > 0 {
 		p.settle()
 	}
+}
+
+// stageTimes is when one event of the latency phase reached each stage:
+// stamped and published ("stamp"), acknowledged to its publisher
+// ("acked"), then the engine's stages (stageHook).
+type stageTimes struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// mark records the first time the event reached stage.
+func (st *stageTimes) mark(stage string, t time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, seen := st.at[stage]; !seen {
+		st.at[stage] = t
+	}
+}
+
+func (st *stageTimes) get(stage string) (time.Time, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t, ok := st.at[stage]
+	return t, ok
+}
+
+// logStages prints where the latency phase's events spent their time:
+// per pair of consecutive stages the percentiles of the time between
+// them, and over the phase, per quarter second, the slowest event's time
+// from stamp to its decisions published (a stall shows as a ramp).
+// Printed, not logged: a benchmark's log is cut at a few lines.
+func logStages(stages *sync.Map) {
+	var all []*stageTimes
+	stages.Range(func(_, v any) bool {
+		all = append(all, v.(*stageTimes))
+		return true
+	})
+	if len(all) == 0 {
+		return
+	}
+	between := func(a, z string) []time.Duration {
+		var ds []time.Duration
+		for _, st := range all {
+			ta, okA := st.get(a)
+			tz, okZ := st.get(z)
+			if okA && okZ {
+				ds = append(ds, tz.Sub(ta))
+			}
+		}
+		slices.Sort(ds)
+		return ds
+	}
+	for _, pr := range [][2]string{{"stamp", "acked"}, {"stamp", "start"}, {"start", "apply"}, {"apply", "pub"}, {"pub", "published"}, {"stamp", "published"}} {
+		ds := between(pr[0], pr[1])
+		if len(ds) == 0 {
+			continue
+		}
+		q := func(f float64) time.Duration {
+			return ds[min(len(ds)-1, int(f*float64(len(ds))))].Round(100 * time.Microsecond)
+		}
+		fmt.Printf("latency stage %s -> %s (%d events): p50 %s, p90 %s, p99 %s, max %s\n",
+			pr[0], pr[1], len(ds), q(0.5), q(0.9), q(0.99), ds[len(ds)-1].Round(100*time.Microsecond))
+	}
+	first, _ := all[0].get("stamp")
+	for _, st := range all {
+		if t, _ := st.get("stamp"); t.Before(first) {
+			first = t
+		}
+	}
+	worst := map[int]time.Duration{}
+	last := 0
+	for _, st := range all {
+		a, _ := st.get("stamp")
+		if z, ok := st.get("published"); ok {
+			q := int(a.Sub(first) / (250 * time.Millisecond))
+			worst[q] = max(worst[q], z.Sub(a))
+			last = max(last, q)
+		}
+	}
+	line := make([]string, last+1)
+	for i := range line {
+		line[i] = worst[i].Round(time.Millisecond).String()
+	}
+	fmt.Printf("latency stamp -> published, slowest event per 250 ms of the phase: %s\n", strings.Join(line, " "))
 }

@@ -287,6 +287,20 @@ func (e *Engine) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// stageHook, set by BenchmarkMixedStream's latency phase only, is told
+// when an event reaches each stage of its path: its handler starts
+// ("start"), its function runs on the namespace's state ("apply"), its
+// decisions' publication begins once the state is in KV ("pub") and ends
+// ("published"), its handler returns ("done").
+var stageHook atomic.Pointer[func(stage, id string)]
+
+// stage tells stageHook, if set, that event id reached stage.
+func stage(name, id string) {
+	if h := stageHook.Load(); h != nil {
+		(*h)(name, id)
+	}
+}
+
 var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 func key(ns string) string { return "ns." + ns }
@@ -301,6 +315,8 @@ func ValidNamespace(ns string) bool { return namespaceRE.MatchString(ns) }
 // acknowledged event is never lost and no decision reaches the streams
 // that the committed state did not make.
 func (e *Engine) Handle(ctx context.Context, ev events.Event) error {
+	stage("start", ev.ID())
+	defer stage("done", ev.ID())
 	in, err := model.FromEvent(ev)
 	if errors.Is(err, model.ErrIgnored) {
 		e.m.events.WithLabelValues(ev.Type(), "ignored").Inc()
@@ -336,6 +352,7 @@ func (e *Engine) applyInput(ctx context.Context, ev events.Event, in model.Input
 	}
 	applied := false
 	err := e.store.Update(ctx, in.Namespace, func(st *model.State) (bool, *statecodec.Pending, error) {
+		stage("apply", ev.ID())
 		changed, rec, err := e.apply(ev, in, st)
 		applied = changed && err == nil
 		return changed, rec, err
@@ -393,6 +410,9 @@ func (e *Engine) publishRecords(ctx context.Context, ns string, recs []statecode
 	if b := e.batcher.Load(); b != nil {
 		publish = b.Publish
 	}
+	for _, r := range recs {
+		stage("pub", r.Cause)
+	}
 	parts, err := e.pinsFirst(recs)
 	if err != nil {
 		return err
@@ -403,6 +423,7 @@ func (e *Engine) publishRecords(ctx context.Context, ns string, recs []statecode
 		}
 	}
 	for _, r := range recs {
+		stage("published", r.Cause)
 		ds := make([]model.Decision, 0, len(r.Decisions))
 		for _, d := range r.Decisions {
 			e.m.decisions.WithLabelValues(d.Type).Inc()

@@ -422,8 +422,11 @@ func TestStoredStateReadsBackAsInMemoryAfterEveryEvent(t *testing.T) {
 		evs = append(evs, m.Slot(k)...)
 	}
 	// The case study pins an old snapshot on a scan (its PVC's facts
-	// unchanged) and unpins it when its incident closes.
+	// unchanged) and unpins it when its incident closes; then its PVC is
+	// restored by an event that carries the snapshot's time, which a
+	// restart must not lose.
 	evs = append(evs, scenario.CaseStudy()...)
+	evs = append(evs, scenario.RestoredTaken(scenario.CaseNS, scenario.CasePVC, "s2", "", scenario.T0.Add(2*time.Hour), scenario.T0.Add(6*time.Hour)))
 	// Rescans of one version: each upload drops the one before (in
 	// another upload part, mostly).
 	for i := range 8 {

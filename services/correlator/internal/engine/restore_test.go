@@ -14,11 +14,12 @@ import (
 
 // executorRestored is restore.completed as the snapshotter's Restore
 // executor publishes it (issue 15): with the Restore, the request, the
-// safety snapshot and both volumes.
-func executorRestored(ns, pvc, snapshot string, n int) events.Event {
+// safety snapshot, both volumes, and the restored snapshot's time (taken,
+// the snapshot of pvc's own).
+func executorRestored(ns, pvc, snapshot string, taken, n int) events.Event {
 	return events.MustNewEvent(events.TypeRestoreCompleted, "/stateguard/snapshotter", "restore-"+ns+"-uid1-completed", events.RestoreCompleted{
 		RestoreID: "restore-0123", Restore: "restore-0123", RequestID: "rr-1", Namespace: ns, PVC: pvc, VolumeSnapshot: snapshot,
-		PV: "pvc-new", OldPV: "pvc-old", SafetySnapshot: "restore-0123-safety", Incident: "", CompletedAt: at(n),
+		PV: "pvc-new", OldPV: "pvc-old", SafetySnapshot: "restore-0123-safety", Incident: "", CompletedAt: at(n), SnapshotTime: new(at(taken)),
 	})
 }
 
@@ -55,12 +56,12 @@ func TestRestoreCompletedStartsANewLineage(t *testing.T) {
 		},
 		{
 			name:    "a restore from the clean snapshot resets the lineage and closes the incident",
-			restore: []events.Event{executorRestored(ns, "data", "mon1", 33)},
+			restore: []events.Event{executorRestored(ns, "data", "mon1", 1, 33)},
 			want:    []string{"incident.opened db", "restore data from mon1", "incident.closed db", "pin after"},
 		},
 		{
 			name:    "a restore from a tainted snapshot keeps the incident open",
-			restore: []events.Event{executorRestored(ns, "data", "tainted", 33)},
+			restore: []events.Event{executorRestored(ns, "data", "tainted", 27, 33)},
 			want:    []string{"incident.opened db", "restore data from mon1"},
 			never:   []string{"incident.closed db", "pin after"},
 		},

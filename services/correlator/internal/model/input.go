@@ -174,6 +174,10 @@ func FromEvent(ev events.Event) (Input, error) {
 		}
 		in.Namespace, in.Restore = p.Namespace, &Restore{ID: id, EventID: ev.ID(), PVC: p.PVC, Snapshot: p.VolumeSnapshot,
 			SnapshotPVC: p.SnapshotPVC, Time: p.CompletedAt.UTC(), Incident: p.Incident}
+		if p.SnapshotTime != nil && !p.SnapshotTime.IsZero() {
+			taken := p.SnapshotTime.UTC()
+			in.Restore.SnapshotTime = &taken
+		}
 		return in, nil
 	case events.TypeIncidentResolved:
 		p, err := events.Decode[events.IncidentResolved](ev)

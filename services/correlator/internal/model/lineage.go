@@ -274,32 +274,53 @@ func runningAtRestore(samples []sample, r *Restore) []sample {
 	return []sample{{time: r.Time, eventID: r.EventID, workloads: samples[i-1].workloads}}
 }
 
+// restoredPoint is where restore r's data comes from: the claim the
+// restored snapshot was taken of and its time. The snapshot's own
+// completion says, while it is remembered; else the time the
+// restore.completed carried (snapshot_time, which the snapshotter sets to
+// the snapshot.completed's creation_time), of snapshot_pvc or, without
+// it, of the restored claim — so a restore that comes after prune forgot
+// the snapshot reads the same point of the same lineage from the samples
+// kept (prune keeps the first sample of every set of versions). ok is
+// false when neither is known: an event of a producer that predates
+// snapshot_time, of a snapshot forgotten or not seen yet.
+func restoredPoint(r *Restore, s *Snapshot) (pvc string, at time.Time, ok bool) {
+	switch {
+	case s != nil && s.Completed:
+		pvc, at = s.PVC, s.Time
+	case r.SnapshotTime != nil:
+		pvc, at = r.PVC, *r.SnapshotTime
+	default:
+		return "", time.Time{}, false
+	}
+	if r.SnapshotPVC != "" {
+		pvc = r.SnapshotPVC
+	}
+	return pvc, at, true
+}
+
 // inherited are the spans of the restored snapshot's lineage up to its
 // time, as the restored PVC's.
 func (lx *lineages) inherited(r *Restore, depth int) []Span {
-	s := lx.st.Snapshots[r.Snapshot]
-	if s == nil || !s.Completed {
+	src, taken, ok := restoredPoint(r, lx.st.Snapshots[r.Snapshot])
+	if !ok {
 		return []Span{{PVC: r.PVC, Version: "(snapshot " + r.Snapshot + " unknown)", Verdict: Unknown, From: r.Time, Via: r.Snapshot, Cause: r.EventID}}
-	}
-	src := r.SnapshotPVC
-	if src == "" {
-		src = s.PVC
 	}
 	var out []Span
 	for _, ep := range lx.epochsDepth(src, depth+1) {
-		if ep.start.After(s.Time) {
+		if ep.start.After(taken) {
 			break
 		}
 		out = out[:0]
 		for _, sp := range ep.spans {
-			if sp.From.After(s.Time) {
+			if sp.From.After(taken) {
 				continue
 			}
 			sp.PVC = r.PVC
 			if sp.Via == "" {
 				sp.Via = r.Snapshot
 			}
-			if sp.To != nil && sp.To.After(s.Time) {
+			if sp.To != nil && sp.To.After(taken) {
 				sp.To = nil
 			}
 			out = append(out, sp)

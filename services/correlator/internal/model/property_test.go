@@ -20,7 +20,9 @@ import (
 // version ran, scans (clean, critical, a leaked credential, later
 // re-scans), restore tests, failures, certificates and rotations, and the
 // lineage facts: observations between snapshots, restores (also from the
-// other app's snapshots), dismissals and resolutions.
+// other app's snapshots; most carry the snapshot's time and claim as the
+// Restore executor sends them, one in three is an older producer's
+// without), dismissals and resolutions.
 func randomScenario(seed uint64) []events.Event {
 	rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	ns := "prop"
@@ -38,6 +40,7 @@ func randomScenario(seed uint64) []events.Event {
 	}
 	upload := 0
 	once := map[string]bool{}
+	taken := map[string]takenOf{}
 	for i := range 6 + rnd.IntN(10) {
 		at = at.Add(time.Duration(1+rnd.IntN(3)) * time.Hour)
 		app := apps[rnd.IntN(len(apps))]
@@ -50,6 +53,7 @@ func randomScenario(seed uint64) []events.Event {
 			other := apps[(slices.Index(apps, app)+1)%len(apps)]
 			runs = append(runs, scenario.Run{App: other, Versions: []string{fmt.Sprintf("%s-v%d", other, rnd.IntN(4))}})
 		}
+		taken[name] = takenOf{pvc, at}
 		evs = append(evs, scenario.Snapshot(ns, pvc, name, at, runs...))
 		switch rnd.IntN(6) {
 		case 0:
@@ -84,7 +88,7 @@ func randomScenario(seed uint64) []events.Event {
 			from := fmt.Sprintf("snap-%d", rnd.IntN(i+1))
 			if !once[pvc+"/"+from] {
 				once[pvc+"/"+from] = true
-				evs = append(evs, scenario.Restored(ns, pvc, from, at.Add(time.Duration(1+rnd.IntN(50))*time.Minute)))
+				evs = append(evs, restoredEvent(ns, pvc, from, taken[from], at.Add(time.Duration(1+rnd.IntN(50))*time.Minute), i%3 != 0))
 			}
 		case 3:
 			if !once["dismissed/"+app] && rnd.IntN(3) == 0 {

@@ -186,15 +186,18 @@ type Observation struct {
 }
 
 // Restore is one restore.completed fact: from Time on, PVC holds the data
-// of Snapshot (taken of SnapshotPVC).
+// of Snapshot (taken of SnapshotPVC at SnapshotTime, when the event said).
 type Restore struct {
-	ID          string    `json:"id"`
-	EventID     string    `json:"event_id"`
-	PVC         string    `json:"pvc"`
-	Snapshot    string    `json:"snapshot"`
-	SnapshotPVC string    `json:"snapshot_pvc"`
-	Time        time.Time `json:"time"`
-	Incident    string    `json:"incident,omitempty"`
+	ID          string `json:"id"`
+	EventID     string `json:"event_id"`
+	PVC         string `json:"pvc"`
+	Snapshot    string `json:"snapshot"`
+	SnapshotPVC string `json:"snapshot_pvc"`
+	// SnapshotTime is the restored snapshot's time as the event carried it
+	// (nil from producers that predate snapshot_time).
+	SnapshotTime *time.Time `json:"snapshot_time,omitempty"`
+	Time         time.Time  `json:"time"`
+	Incident     string     `json:"incident,omitempty"`
 }
 
 // Resolution is an operator's decision that an incident is over.

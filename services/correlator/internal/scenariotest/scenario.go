@@ -195,6 +195,16 @@ func Restored(ns, pvc, snapshot string, at time.Time) events.Event {
 		events.RestoreCompleted{RestoreID: "restore-" + pvc + "-" + snapshot, Namespace: ns, PVC: pvc, VolumeSnapshot: snapshot, CompletedAt: at})
 }
 
+// RestoredTaken is Restored as the snapshotter's Restore executor
+// publishes it: with the restored snapshot's time (taken, its
+// snapshot.completed's creation_time) and, when it is a snapshot of
+// another claim, that claim (snapshotPVC; "" for pvc's own).
+func RestoredTaken(ns, pvc, snapshot, snapshotPVC string, taken, at time.Time) events.Event {
+	return events.MustNewEvent(events.TypeRestoreCompleted, Source, "restored-"+ns+"-"+pvc+"-"+snapshot,
+		events.RestoreCompleted{RestoreID: "restore-" + pvc + "-" + snapshot, Namespace: ns, PVC: pvc, VolumeSnapshot: snapshot,
+			SnapshotPVC: snapshotPVC, SnapshotTime: &taken, CompletedAt: at})
+}
+
 // Resolved is an incident.resolved event.
 func Resolved(ns, incident string, at time.Time) events.Event {
 	return events.MustNewEvent(events.TypeIncidentResolved, Source, "resolved-"+ns+"-"+incident,

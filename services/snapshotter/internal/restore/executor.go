@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -309,11 +311,15 @@ func (e *Executor) finish(ctx context.Context, r *v1alpha1.Restore, phase v1alph
 	now := e.Clock.Now().UTC()
 	var err error
 	if phase == v1alpha1.RestoreCompleted {
-		err = e.publish(ctx, r, events.TypeRestoreCompleted, "completed", events.RestoreCompleted{
+		done := events.RestoreCompleted{
 			RestoreID: r.Name, Namespace: r.Namespace, PVC: r.Status.PVC, VolumeSnapshot: r.Status.VolumeSnapshot,
 			PV: r.Status.NewPV, Incident: r.Spec.Incident, CompletedAt: now, Restore: r.Name, RequestID: r.Spec.RequestID,
 			SafetySnapshot: r.Status.SafetySnapshot, OldPV: r.Status.OldPV,
-		})
+		}
+		if err := e.describeSource(ctx, r, &done); err != nil {
+			return err
+		}
+		err = e.publish(ctx, r, events.TypeRestoreCompleted, "completed", done)
 	} else {
 		err = e.publish(ctx, r, events.TypeRestoreFailed, "failed", events.RestoreFailed{
 			Namespace: r.Namespace, PVC: r.Status.PVC, Restore: r.Name, RequestID: r.Spec.RequestID, IncidentID: r.Spec.Incident,
@@ -339,6 +345,23 @@ func (e *Executor) finish(ctx context.Context, r *v1alpha1.Restore, phase v1alph
 	if e.Metrics != nil {
 		e.Metrics.Restores.WithLabelValues(r.Namespace, string(phase), reason).Inc()
 	}
+	return nil
+}
+
+// describeSource adds the restored snapshot's time and claim to done
+// (RestoredFrom). A snapshot deleted since the restore read it leaves them
+// out: the event says what is known, and the restore did complete.
+func (e *Executor) describeSource(ctx context.Context, r *v1alpha1.Restore, done *events.RestoreCompleted) error {
+	var vs snapv1.VolumeSnapshot
+	if err := e.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Status.VolumeSnapshot}, &vs); err != nil {
+		if apierrors.IsNotFound(err) {
+			e.Log.Warn("restore.completed without the snapshot's time: the snapshot is gone", "namespace", r.Namespace, "restore", r.Name, "volume_snapshot", r.Status.VolumeSnapshot)
+			return nil
+		}
+		return fmt.Errorf("get volume snapshot: %w", err)
+	}
+	pvc, at := RestoredFrom(&vs, r.Status.PVC)
+	done.SnapshotPVC, done.SnapshotTime = pvc, &at
 	return nil
 }
 

@@ -6,10 +6,12 @@ import (
 	"strings"
 	"time"
 
+	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/managed"
 )
 
 // Defaults of a Restore's spec.
@@ -175,4 +177,16 @@ func child(restore, suffix string) string {
 		restore = strings.TrimRight(restore[:n], "-.")
 	}
 	return restore + "-" + suffix
+}
+
+// RestoredFrom is what restore.completed says of the snapshot vs restored
+// into claim: its time, as its snapshot.completed's creation_time (a
+// consumer rebuilds the restored data's lineage from it when it no longer
+// remembers the snapshot), and the claim it was taken of when that is not
+// claim ("" when it is, or when vs names no claim).
+func RestoredFrom(vs *snapv1.VolumeSnapshot, claim string) (snapshotPVC string, at time.Time) {
+	if c := managed.Claim(vs); c != claim {
+		snapshotPVC = c
+	}
+	return snapshotPVC, managed.CreationTime(vs)
 }

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/reporting"
 )
 
 var t0 = time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
@@ -177,4 +179,45 @@ func TestChildNamesFitALabel(t *testing.T) {
 
 func safetyObject(labels, annotations map[string]string) *snapv1.VolumeSnapshot {
 	return &snapv1.VolumeSnapshot{ObjectMeta: metav1.ObjectMeta{Name: "r1-safety", Labels: labels, Annotations: annotations}}
+}
+
+// restore.completed's snapshot_time is the restored snapshot's
+// snapshot.completed creation_time, so a consumer finds the same point of
+// the lineage; snapshot_pvc is set only for a snapshot of another claim.
+func TestRestoredFromAgreesWithSnapshotCompleted(t *testing.T) {
+	cut := metav1.NewTime(t0.Add(-time.Hour).In(time.FixedZone("east", 3600)))
+	claim := func(name string) snapv1.VolumeSnapshotSource {
+		return snapv1.VolumeSnapshotSource{PersistentVolumeClaimName: ptr.To(name)}
+	}
+	cases := []struct {
+		name    string
+		vs      snapv1.VolumeSnapshot
+		wantPVC string
+		wantAt  time.Time
+	}{
+		{"status.creationTime", snapv1.VolumeSnapshot{
+			ObjectMeta: metav1.ObjectMeta{Name: "s1", CreationTimestamp: metav1.NewTime(t0)},
+			Spec:       snapv1.VolumeSnapshotSpec{Source: claim("data")},
+			Status:     &snapv1.VolumeSnapshotStatus{CreationTime: &cut, ReadyToUse: ptr.To(true)},
+		}, "", t0.Add(-time.Hour)},
+		{"no status.creationTime: the object's creation", snapv1.VolumeSnapshot{
+			ObjectMeta: metav1.ObjectMeta{Name: "s2", CreationTimestamp: metav1.NewTime(t0)},
+			Spec:       snapv1.VolumeSnapshotSpec{Source: claim("data")},
+			Status:     &snapv1.VolumeSnapshotStatus{ReadyToUse: ptr.To(true)},
+		}, "", t0},
+		{"a snapshot of another claim", snapv1.VolumeSnapshot{
+			ObjectMeta: metav1.ObjectMeta{Name: "s3", CreationTimestamp: metav1.NewTime(t0)},
+			Spec:       snapv1.VolumeSnapshotSpec{Source: claim("old-data")},
+			Status:     &snapv1.VolumeSnapshotStatus{CreationTime: &cut, ReadyToUse: ptr.To(true)},
+		}, "old-data", t0.Add(-time.Hour)},
+	}
+	for _, c := range cases {
+		pvc, at := RestoredFrom(&c.vs, "data")
+		if pvc != c.wantPVC || !at.Equal(c.wantAt) || at.Location() != time.UTC {
+			t.Errorf("%s: RestoredFrom = %q, %s; want %q, %s (UTC)", c.name, pvc, at, c.wantPVC, c.wantAt)
+		}
+		if completed := reporting.Completed(&c.vs, slog.New(slog.DiscardHandler)); !completed.CreationTime.Equal(at) {
+			t.Errorf("%s: snapshot.completed's creation_time %s, restore.completed's snapshot_time %s", c.name, completed.CreationTime, at)
+		}
+	}
 }

@@ -48,6 +48,16 @@ func TakenAt(vs *snapv1.VolumeSnapshot) time.Time {
 	return vs.CreationTimestamp.Time
 }
 
+// CreationTime is the snapshot's time in events (snapshot.completed's
+// creation_time, restore.completed's snapshot_time): status.creationTime,
+// when the data was cut, else the object's creation; in UTC.
+func CreationTime(vs *snapv1.VolumeSnapshot) time.Time {
+	if vs.Status != nil && vs.Status.CreationTime != nil {
+		return vs.Status.CreationTime.UTC()
+	}
+	return vs.CreationTimestamp.UTC()
+}
+
 // State is vs as the retention planner sees it. A failed snapshot counts as
 // pending until its failure was reported.
 func State(vs *snapv1.VolumeSnapshot) retention.State {

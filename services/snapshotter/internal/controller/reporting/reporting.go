@@ -80,7 +80,7 @@ func Completed(vs *snapv1.VolumeSnapshot, log *slog.Logger) events.SnapshotCompl
 		VolumeSnapshot: vs.Name,
 		Policy:         vs.Labels[v1alpha1.LabelPolicy],
 		Slot:           managed.Slot(vs),
-		CreationTime:   vs.CreationTimestamp.UTC(),
+		CreationTime:   managed.CreationTime(vs),
 		Workloads:      []events.VolumeWorkload{},
 	}
 	st := vs.Status
@@ -92,9 +92,6 @@ func Completed(vs *snapv1.VolumeSnapshot, log *slog.Logger) events.SnapshotCompl
 	}
 	if st.RestoreSize != nil {
 		payload.RestoreSize = st.RestoreSize.String()
-	}
-	if st.CreationTime != nil {
-		payload.CreationTime = st.CreationTime.UTC()
 	}
 	if raw := vs.Annotations[v1alpha1.AnnotationWorkloads]; raw != "" {
 		if err := json.Unmarshal([]byte(raw), &payload.Workloads); err != nil {
