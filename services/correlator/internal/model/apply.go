@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
 // Apply records the fact in in, re-derives the namespace's view and returns
@@ -323,19 +325,10 @@ func pvcsToPrune(st *State, byPVC map[string][]*Snapshot, in Input) []string {
 			c.pruneAll = false
 			clear(c.pruneDue)
 		}
-		out := make([]string, 0, len(byPVC))
-		for pvc := range byPVC {
-			out = append(out, pvc)
-		}
-		slices.Sort(out)
-		return out
+		return ordered.Keys(byPVC)
 	}
-	out := make([]string, 0, len(c.pruneDue))
-	for pvc := range c.pruneDue {
-		out = append(out, pvc)
-	}
+	out := ordered.Keys(c.pruneDue)
 	clear(c.pruneDue)
-	slices.Sort(out)
 	return out
 }
 

@@ -41,6 +41,14 @@ type sample struct {
 	workloads []Workload
 }
 
+// sampleOrder orders a PVC's samples by time, then event id.
+func sampleOrder(a, b sample) int {
+	if c := a.time.Compare(b.time); c != 0 {
+		return c
+	}
+	return strings.Compare(a.eventID, b.eventID)
+}
+
 // spansOf turns a PVC's samples (sorted by time) into spans: a version
 // writes from the first sample that shows it until the first later sample
 // without it.
@@ -200,12 +208,7 @@ func (lx *lineages) samples(pvc string) []sample {
 	for _, o := range observed {
 		list = append(list, sample{time: o.Time, eventID: o.EventID, workloads: o.Workloads})
 	}
-	slices.SortFunc(list, func(a, b sample) int {
-		if c := a.time.Compare(b.time); c != 0 {
-			return c
-		}
-		return strings.Compare(a.eventID, b.eventID)
-	})
+	slices.SortFunc(list, sampleOrder)
 	return list
 }
 

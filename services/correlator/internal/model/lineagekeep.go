@@ -38,10 +38,8 @@ import (
 // boundarySample is one sample of a PVC: a completed snapshot (snap) or an
 // observation (snap nil), in lineages.samples' order.
 type boundarySample struct {
-	time      time.Time
-	eventID   string
-	snap      *Snapshot
-	workloads []Workload
+	sample
+	snap *Snapshot // nil for an observation
 }
 
 // lineageBoundaries are the snapshots of one PVC that must be kept however
@@ -110,21 +108,16 @@ func newestReady(list []*Snapshot, keep int) []*Snapshot {
 }
 
 // boundarySamples merges a PVC's completed snapshots and observations,
-// sorted by time, then event id (the order lineages.samples uses).
+// sorted as lineages.samples sorts them (sampleOrder).
 func boundarySamples(snaps []*Snapshot, observed []*Observation) []boundarySample {
 	list := make([]boundarySample, 0, len(snaps)+len(observed))
 	for _, s := range snaps {
-		list = append(list, boundarySample{time: s.Time, eventID: s.EventID, snap: s, workloads: s.Workloads})
+		list = append(list, boundarySample{sample{s.Time, s.EventID, s.Workloads}, s})
 	}
 	for _, o := range observed {
-		list = append(list, boundarySample{time: o.Time, eventID: o.EventID, workloads: o.Workloads})
+		list = append(list, boundarySample{sample: sample{o.Time, o.EventID, o.Workloads}})
 	}
-	slices.SortFunc(list, func(a, b boundarySample) int {
-		if c := a.time.Compare(b.time); c != 0 {
-			return c
-		}
-		return strings.Compare(a.eventID, b.eventID)
-	})
+	slices.SortFunc(list, func(a, b boundarySample) int { return sampleOrder(a.sample, b.sample) })
 	return list
 }
 

@@ -1,6 +1,10 @@
 package model
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
+)
 
 // The store keeps a namespace's state in several KV keys: the facts of
 // each PVC (its snapshots, workload observations and restores) and the
@@ -60,12 +64,8 @@ func (st *State) uploadChanged(id string) {
 // TakeChangedUploads returns the ids of the uploads added, replaced or
 // dropped since the last call, sorted, and forgets them.
 func (st *State) TakeChangedUploads() []string {
-	out := make([]string, 0, len(st.changedUploads))
-	for id := range st.changedUploads {
-		out = append(out, id)
-	}
+	out := ordered.Keys(st.changedUploads)
 	clear(st.changedUploads)
-	slices.Sort(out)
 	return out
 }
 
