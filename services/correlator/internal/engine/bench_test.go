@@ -42,6 +42,7 @@ var (
 	benchCPU            = flag.String("throughput-cpuprofile", "", "BenchmarkMixedStream: write a CPU profile of the throughput phase only (not the backlog's publishing) here")
 	benchMemLimit       = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
 	benchEmbedded       = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
+	benchLatencyTrace   = flag.String("latency-trace", "", "BenchmarkMixedStream: write each latency-phase event's stage times here (CSV, unix microseconds), to line spikes up with a trace of the server")
 	benchCluster        = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
 )
 
@@ -432,6 +433,7 @@ func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 			}
 		}
 		t2 := time.Now()
+		fmt.Fprintf(os.Stderr, "latency phase (%s) starts at %s\n", mode, t2.UTC().Format(time.RFC3339Nano))
 		for i := 0; sent < len(queue); i++ {
 			if wait := time.Until(t2.Add(time.Duration(i*batch) * per)); wait > 0 {
 				time.Sleep(wait)
@@ -481,6 +483,10 @@ func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 			mode, offered, sent, drained.Round(time.Millisecond), n, p(0.5).Round(100*time.Microsecond), p(0.99).Round(100*time.Microsecond), latencies[n-1].Round(100*time.Microsecond), gc1.NumGC-gc0.NumGC, loadAverage())
 		fmt.Printf("latency (%s): p50 %s, p99 %s, max %s at %.0f events/s offered\n", mode, p(0.5).Round(100*time.Microsecond), p(0.99).Round(100*time.Microsecond), latencies[n-1].Round(100*time.Microsecond), offered)
 		logStages(&stages)
+		if *benchLatencyTrace != "" {
+			writeStageTrace(b, *benchLatencyTrace+"."+strings.TrimSpace(mode), &stages)
+			writeGCTrace(b, *benchLatencyTrace+"."+strings.TrimSpace(mode)+".gc", t2)
+		}
 		p99 = p(0.99)
 	}
 	close(stopSampling)
@@ -637,6 +643,48 @@ func (st *stageTimes) get(stage string) (time.Time, bool) {
 	defer st.mu.Unlock()
 	t, ok := st.at[stage]
 	return t, ok
+}
+
+// writeStageTrace writes the stage times of every event of the latency
+// phase to path: one line per event, its id and, per stage, the unix
+// microseconds it got there (empty when it did not).
+func writeStageTrace(tb testing.TB, path string, stages *sync.Map) {
+	names := []string{"stamp", "acked", "start", "apply", "pub", "published"}
+	var out strings.Builder
+	out.WriteString("id," + strings.Join(names, ",") + "\n")
+	stages.Range(func(k, v any) bool {
+		st := v.(*stageTimes)
+		out.WriteString(k.(string))
+		for _, n := range names {
+			out.WriteString(",")
+			if t, ok := st.get(n); ok {
+				out.WriteString(strconv.FormatInt(t.UnixMicro(), 10))
+			}
+		}
+		out.WriteString("\n")
+		return true
+	})
+	if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// writeGCTrace writes when the correlator's GC cycles since t ended their
+// stop-the-world pauses (unix microseconds) and the pauses' length.
+func writeGCTrace(tb testing.TB, path string, t time.Time) {
+	var gs debug.GCStats
+	debug.ReadGCStats(&gs)
+	var out strings.Builder
+	out.WriteString("pause_end,pause_us\n")
+	for i := len(gs.PauseEnd) - 1; i >= 0; i-- {
+		if gs.PauseEnd[i].Before(t) {
+			continue
+		}
+		fmt.Fprintf(&out, "%d,%d\n", gs.PauseEnd[i].UnixMicro(), gs.Pause[i].Microseconds())
+	}
+	if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // logStages prints where the latency phase's events spent their time:
