@@ -154,3 +154,44 @@ func forgettable(list []*Snapshot, history int, pinned func(name string) bool, k
 	}
 	return out
 }
+
+// forgettableFailures are the records of one PVC's snapshots that failed
+// and never completed (failed) that prune may forget: those with history
+// of the PVC's completed snapshots (completed, oldest first) newer than
+// the failure. A failed snapshot is no restore point and no sample; its
+// record only keeps the snapshot unready should its completion come too
+// (the snapshotter reports one or the other: both only when it crashed
+// between publishing a failure and marking it reported, while the
+// snapshot became ready), so it is kept as long as such a completion would
+// still be among the history newest. Completed snapshots only come, and
+// prune keeps the history newest, so whether a failure is forgotten does
+// not depend on the order the events came in.
+func forgettableFailures(failed, completed []*Snapshot, history int) []*Snapshot {
+	var out []*Snapshot
+	for _, s := range failed {
+		if len(s.Failed) == 0 {
+			continue // a restore test of a snapshot not completed yet
+		}
+		newer, _ := slices.BinarySearchFunc(completed, s.Time, func(c *Snapshot, t time.Time) int {
+			if c.Time.After(t) {
+				return 1
+			}
+			return -1
+		})
+		if len(completed)-newer >= history {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// incomplete are the snapshots among names that never completed.
+func (st *State) incomplete(names []string) []*Snapshot {
+	var out []*Snapshot
+	for _, name := range names {
+		if s := st.Snapshots[name]; s != nil && !s.Completed {
+			out = append(out, s)
+		}
+	}
+	return out
+}
