@@ -355,6 +355,16 @@ func TestLateRestoresWithoutTheirSnapshotsTime(t *testing.T) {
 	}
 }
 
+// restoredBefore reports whether a restore into pvc began before t.
+func restoredBefore(st *State, pvc string, t time.Time) bool {
+	for _, r := range st.Restores {
+		if r.PVC == pvc && r.Time.Before(t) {
+			return true
+		}
+	}
+	return false
+}
+
 // pinGroups are a state's pins by PVC and reason, oldest first.
 func pinGroups(st *State) map[string][]*Snapshot {
 	out := map[string][]*Snapshot{}
@@ -399,24 +409,30 @@ func boundViolation(r Rules, inOrder, late *State) string {
 	want, got := pinGroups(inOrder), pinGroups(late)
 	for k, ws := range want {
 		pvc, reason, _ := strings.Cut(k, "\x00")
+		gs := got[k]
 		if strings.HasPrefix(reason, "known-good") {
-			for _, w := range ws {
-				if !slices.ContainsFunc(slices.Collect(maps.Keys(late.Ledger.Pinned)), func(name string) bool {
-					s := late.Snapshots[name]
-					return s.PVC == pvc && !s.Time.After(w.Time)
-				}) {
-					return fmt.Sprintf("no pin of %s as old as %s, the known-good in order: %v", pvc, w.Name, late.Ledger.InForce())
+			gs = nil // any pin of the claim: the known-good may be a restore point too
+			for name, p := range late.Ledger.Pinned {
+				if p.PVC == pvc {
+					gs = append(gs, late.Snapshots[name])
 				}
 			}
-			continue
-		}
-		gs := got[k]
-		if len(gs) != len(ws) {
+		} else if len(gs) > len(ws) {
 			return fmt.Sprintf("%d pins for %q, in order %d", len(gs), k, len(ws))
 		}
-		for i := range ws {
-			if gs[i].Time.After(ws[i].Time) {
-				return fmt.Sprintf("%s pinned for %q, newer than %s in order", gs[i].Name, k, ws[i].Name)
+		// Each in-order pin has a late one as old or older, or none when
+		// only a restore that came late made the snapshots after it clean
+		// (those were forgotten while they looked like the rest of their
+		// run).
+		used := map[*Snapshot]bool{}
+		for _, w := range ws {
+			i := slices.IndexFunc(gs, func(g *Snapshot) bool { return !used[g] && !g.Time.After(w.Time) })
+			if i >= 0 {
+				used[gs[i]] = true
+				continue
+			}
+			if !restoredBefore(late, pvc, w.Time) {
+				return fmt.Sprintf("no pin of %s as old as %s, pinned for %q in order: %v", pvc, w.Name, reason, late.Ledger.InForce())
 			}
 		}
 	}
