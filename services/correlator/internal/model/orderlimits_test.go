@@ -296,7 +296,7 @@ func TestLimitsBeyondTheHistory(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d of %d cases end with other decisions in force (in order differs from a history that forgets nothing in %d); %d records without completion left", c.name, differ, cases, inOrderNotExact, records)
-		if !c.same && differ == 0 {
+		if !c.same && differ == 0 && !testing.Short() { // -short's few seeds may miss the rarer limits
 			t.Errorf("%s: no case differs: the generator misses the limit, or the limit is gone (then say so in the README)", c.name)
 		}
 	}
