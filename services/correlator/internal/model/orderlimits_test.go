@@ -170,7 +170,6 @@ func lateFailuresBeforeAChange(k int) func(uint64) (lateCase, bool) {
 			}
 			ids[ev.ID()] = true
 			evs = slices.Insert(evs, 3+c-j, ev) // right after its snapshot
-
 		}
 		return lateCase{evs, func(e events.Event) bool { return ids[e.ID()] }}, true
 	}
@@ -194,8 +193,9 @@ func lateFailureOfAForgottenSnapshot(seed uint64) (lateCase, bool) {
 // restored from a snapshot of data-1 taken while v1 ran. The restored
 // data inherits v1 from its start on data-1, and the incident's restore
 // point on data-0 is data-0's newest clean, ready snapshot before that
-// time. timed: the restore carries snapshot_time and snapshot_pvc.
-func lateRestoreFromATaintedClaim(timed bool) func(uint64) (lateCase, bool) {
+// time. The restore carries snapshot_time and snapshot_pvc, as the
+// Restore executor sends it.
+func lateRestoreFromATaintedClaim() func(uint64) (lateCase, bool) {
 	return func(seed uint64) (lateCase, bool) {
 		rnd := rand.New(rand.NewPCG(seed, 16))
 		const ns, app = "runs", "api"
@@ -216,7 +216,7 @@ func lateRestoreFromATaintedClaim(timed bool) func(uint64) (lateCase, bool) {
 			}
 			evs = append(evs, scenario.Snapshot(ns, "data-1", fmt.Sprintf("b%02d", i), runAt(i).Add(time.Minute), scenario.Run{App: "other", Versions: []string{version}}))
 			if i == at {
-				restore = restoredEvent(ns, "data-0", fmt.Sprintf("b%02d", from), takenOf{"data-1", runAt(from).Add(time.Minute)}, runAt(i).Add(30*time.Minute), timed)
+				restore = restoredEvent(ns, "data-0", fmt.Sprintf("b%02d", from), takenOf{"data-1", runAt(from).Add(time.Minute)}, runAt(i).Add(30*time.Minute), true)
 				evs = append(evs, restore)
 			}
 		}
@@ -261,7 +261,7 @@ func TestLimitsBeyondTheHistory(t *testing.T) {
 			evs := longRuns(seed, true)
 			return timed(evs), slices.ContainsFunc(evs, func(e events.Event) bool { return e.Type() == events.TypeRestoreCompleted })
 		}},
-		{name: "(6) a late restore from a tainted snapshot of another claim", gen: lateRestoreFromATaintedClaim(true)},
+		{name: "(6) a late restore from a tainted snapshot of another claim", gen: lateRestoreFromATaintedClaim()},
 	} {
 		cases, differ, inOrderNotExact, records := 0, 0, 0, 0
 		for seed := range n {
