@@ -72,6 +72,12 @@ func merge(st *State, in Input) bool {
 		s := snapshotFor(st, in.SnapshotFailed.Name, in.SnapshotFailed.PVC)
 		var added bool
 		s.Failed, added = setAdd(s.Failed, in.EventID)
+		if at := in.SnapshotFailed.Time; !s.Completed && !at.IsZero() && (s.Time.IsZero() || at.Before(s.Time)) {
+			// A snapshot known only by its failure is timed by it (the
+			// earliest, whatever the order), so that prune can forget it
+			// (forgettableFailures); its completion sets its own time.
+			s.Time, added = at, true
+		}
 		if added {
 			st.touchSnapshot(s)
 		}
@@ -288,6 +294,10 @@ func prune(r Rules, st *State, in Input) {
 	var drop []*Snapshot
 	for _, pvc := range pvcsToPrune(st, byPVC, in) {
 		list := byPVC[pvc]
+		if names := st.pvcIndex().snapshots[pvc]; len(names) > len(list) {
+			// Some of pvc's snapshots never completed.
+			drop = append(drop, forgettableFailures(st.incomplete(names), list, r.History)...)
+		}
 		if len(forgettable(list, r.History, pinned, func(*Snapshot) bool { return false })) == 0 {
 			continue // nothing to forget whatever the boundaries
 		}

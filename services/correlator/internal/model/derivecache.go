@@ -278,6 +278,12 @@ func (st *State) refSnapshot(s *Snapshot, d int) {
 		return
 	}
 	c.recheckObservations(s.PVC)
+	if len(s.Workloads) == 0 {
+		// A sample that nothing runs changes the lineage of whatever ran
+		// on the PVC before it (spansOf ends their spans), though it names
+		// no application.
+		c.touchWriters(s.PVC)
+	}
 	if d > 0 && c.crossesOK && !c.crosses {
 		c.crosses = writtenByOthers(s.Workloads, s.Workloads) ||
 			slices.ContainsFunc(c.byPVC[s.PVC], func(o *Snapshot) bool { return writtenByOthers(o.Workloads, s.Workloads) })
@@ -363,12 +369,21 @@ func (st *State) touchObservation(o *Observation) {
 	for _, app := range appsOfObservation(o) {
 		c.dirty[app] = true
 	}
-	for _, s := range c.byPVC[o.PVC] {
+	c.touchWriters(o.PVC)
+}
+
+// touchWriters marks dirty the applications whose lineage holds pvc: those
+// a snapshot or an observation of it names.
+func (c *viewCache) touchWriters(pvc string) {
+	if c.all {
+		return
+	}
+	for _, s := range c.byPVC[pvc] {
 		for _, w := range s.Workloads {
 			c.dirty[w.App] = true
 		}
 	}
-	for _, other := range c.idx.obsByPVC[o.PVC] {
+	for _, other := range c.idx.obsByPVC[pvc] {
 		for _, w := range other.Workloads {
 			c.dirty[w.App] = true
 		}

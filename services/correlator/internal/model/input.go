@@ -42,10 +42,13 @@ type Resolved struct {
 	Resolution Resolution
 }
 
-// SnapshotRef names a snapshot in the input's namespace.
+// SnapshotRef names a snapshot in the input's namespace; with a failure,
+// Time is when it failed: the policy's slot it was taken for, else the
+// event's time.
 type SnapshotRef struct {
 	Name string
 	PVC  string
+	Time time.Time
 }
 
 // Verification is a restore test result.
@@ -101,7 +104,11 @@ func FromEvent(ev events.Event) (Input, error) {
 		if p.Namespace == "" || p.VolumeSnapshot == "" {
 			return in, ErrIgnored // nothing was created, nothing to correlate
 		}
-		in.Namespace, in.SnapshotFailed = p.Namespace, &SnapshotRef{Name: p.VolumeSnapshot, PVC: p.PVC}
+		at := ev.Time()
+		if p.Slot != nil && !p.Slot.IsZero() {
+			at = *p.Slot
+		}
+		in.Namespace, in.SnapshotFailed = p.Namespace, &SnapshotRef{Name: p.VolumeSnapshot, PVC: p.PVC, Time: at.UTC()}
 		return in, nil
 	case events.TypeSnapshotVerified:
 		p, err := events.Decode[events.SnapshotVerified](ev)

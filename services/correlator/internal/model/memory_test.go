@@ -6,7 +6,10 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"testing"
+
+	"github.com/stateguard/stateguard/pkg/events"
 
 	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
@@ -14,6 +17,7 @@ import (
 var (
 	growthProfile = flag.String("growthprofile", "", "BenchmarkStateGrowth: write a heap profile here at the end, with the states live")
 	growthSlots   = flag.Int("growth-slots", 100, "BenchmarkStateGrowth: snapshot slots (a snapshot per application each)")
+	growthFail    = flag.Int("growth-fail-every", 0, "BenchmarkStateGrowth: every this many slots each application's claim has one more snapshot, which fails and never completes (0: none)")
 )
 
 // BenchmarkStateGrowth applies the benchmarks' mixed stream (1,000
@@ -36,7 +40,7 @@ func stateGrowth(b *testing.B, apps, slots int) {
 	apply := func(k int) {
 		evs := m.Certs()
 		if k >= 0 {
-			evs = m.Slot(k)
+			evs = withFailures(m.Slot(k), k, *growthFail)
 		}
 		for _, ev := range evs {
 			in, err := FromEvent(ev)
@@ -81,16 +85,38 @@ func stateGrowth(b *testing.B, apps, slots int) {
 	facts := heap()
 	writeHeapProfile(b, *growthProfile, ".facts")
 	b.ReportMetric(float64(int64(end)-int64(facts))/float64(apps), "views-B/app")
-	snaps, obs := 0, 0
+	snaps, obs, failed := 0, 0, 0
 	for _, st := range states {
 		snaps += len(st.Snapshots)
 		obs += len(st.Observations)
+		failed += len(failedOnly(st))
 	}
+	b.ReportMetric(float64(failed)/float64(apps), "failed-records/app")
 	b.ReportMetric(float64(end-base)/float64(apps), "heap-B/app")
 	b.ReportMetric(float64(int64(end)-int64(half))/float64(apps)/float64(slots-slots/2), "growth-B/app/slot")
 	b.ReportMetric(float64(snaps)/float64(apps), "snapshots/app")
 	b.ReportMetric(float64(obs)/float64(apps), "observations/app")
 	runtime.KeepAlive(states)
+}
+
+// withFailures adds to slot k's events, every `every` slots, a snapshot
+// of each completed one's claim that fails and never completes.
+func withFailures(evs []events.Event, k, every int) []events.Event {
+	if every <= 0 || k%every != 0 {
+		return evs
+	}
+	out := slices.Clone(evs)
+	for _, ev := range evs {
+		if ev.Type() != events.TypeSnapshotCompleted {
+			continue
+		}
+		p, err := events.Decode[events.SnapshotCompleted](ev)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, scenario.SnapshotFailedAt(p.Namespace, p.PVC, p.VolumeSnapshot+"-failed", p.CreationTime))
+	}
+	return out
 }
 
 // writeHeapProfile writes the heap profile to name+suffix (nothing

@@ -55,6 +55,11 @@ func randomScenario(seed uint64) []events.Event {
 		}
 		taken[name] = takenOf{pvc, at}
 		evs = append(evs, scenario.Snapshot(ns, pvc, name, at, runs...))
+		if i%4 == 3 {
+			// A snapshot of the next slot that fails and never completes
+			// (no random draw: the scenarios stay what they were).
+			evs = append(evs, scenario.SnapshotFailedAt(ns, pvc, fmt.Sprintf("failed-%d", i), at.Add(30*time.Minute)))
+		}
 		switch rnd.IntN(6) {
 		case 0:
 			evs = append(evs, scenario.SnapshotFailed(ns, pvc, name))
@@ -363,14 +368,19 @@ func sliceOf[T any](n int, f func(int) T) []T {
 func TestOrderDoesNotMatterBeyondTheHistory(t *testing.T) {
 	r := DefaultRules()
 	r.History = 2
+	forgotten := 0
 	for seed := range seeds(60) {
 		evs := randomScenario(seed)
 		inOrder := NewState("prop")
 		wantDecisions := feed(t, r, inOrder, evs...)
+		forgotten += countFailures(evs) - len(failedOnly(inOrder))
 		for p := range uint64(4) {
 			st := NewState("prop")
 			got := feed(t, r, st, permute(evs, seed*100+p)...)
 			checkIDsOnce(t, fmt.Sprintf("seed %d permutation %d", seed, p), got)
+			if diff := cmp.Diff(failedOnly(inOrder), failedOnly(st)); diff != "" {
+				t.Fatalf("seed %d permutation %d: failures remembered (-in order +permuted):\n%s", seed, p, diff)
+			}
 			if diff := cmp.Diff(inOrder.Ledger.InForce(), st.Ledger.InForce()); diff != "" {
 				t.Fatalf("seed %d permutation %d: decisions in force (-in order +permuted):\n%s", seed, p, diff)
 			}
@@ -379,6 +389,32 @@ func TestOrderDoesNotMatterBeyondTheHistory(t *testing.T) {
 			}
 		}
 	}
+	if forgotten == 0 {
+		t.Errorf("no failure of a snapshot that never completed was forgotten: the scenarios do not exercise forgettableFailures")
+	}
+}
+
+// countFailures counts the snapshots evs report failed and never
+// completed.
+func countFailures(evs []events.Event) int {
+	failed, completed := map[string]bool{}, map[string]bool{}
+	for _, ev := range evs {
+		in, err := FromEvent(ev)
+		switch {
+		case err != nil:
+		case in.SnapshotFailed != nil:
+			failed[in.SnapshotFailed.Name] = true
+		case in.Snapshot != nil:
+			completed[in.Snapshot.Name] = true
+		}
+	}
+	n := 0
+	for name := range failed {
+		if !completed[name] {
+			n++
+		}
+	}
+	return n
 }
 
 // The mixed stream (60 snapshots per PVC against a history of 32; the

@@ -61,6 +61,13 @@ func SnapshotFailed(ns, pvc, name string) events.Event {
 		events.SnapshotFailed{Namespace: ns, PVC: pvc, VolumeSnapshot: name, Error: "timed out"})
 }
 
+// SnapshotFailedAt is a snapshot.failed event of a policy's snapshot of
+// slot, as the snapshotter reports one that never became ready.
+func SnapshotFailedAt(ns, pvc, name string, slot time.Time) events.Event {
+	return events.MustNewEvent(events.TypeSnapshotFailed, Source, "snapshot-failed-"+ns+"-"+name,
+		events.SnapshotFailed{Namespace: ns, PVC: pvc, VolumeSnapshot: name, Policy: "hourly", Slot: &slot, Error: "timed out"})
+}
+
 // Verified is a snapshot.verified event.
 func Verified(ns, pvc, name string, passed bool) events.Event {
 	return events.MustNewEvent(events.TypeSnapshotVerified, Source, fmt.Sprintf("snapshot-verified-%s-%s-%t", ns, name, passed),

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/workload"
 )
 
 // readySnapshot reads the Restore's source snapshot. gone is a failure
@@ -188,6 +190,10 @@ func (e *Executor) safetySnapshot(ctx context.Context, r *v1alpha1.Restore) (v1a
 			return "", fmt.Errorf("get volume snapshot: %w", err)
 		}
 		claim := r.Status.PVC
+		ran, err := ranOn(ctx, e.Client, r.Namespace, claim)
+		if err != nil {
+			return "", err
+		}
 		vs = snapv1.VolumeSnapshot{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: r.Namespace, Name: name,
@@ -197,6 +203,7 @@ func (e *Executor) safetySnapshot(ctx context.Context, r *v1alpha1.Restore) (v1a
 				},
 				Annotations: map[string]string{
 					v1alpha1.AnnotationPinnedReason: fmt.Sprintf(safetyPinReason+"%s taken by Restore %s before restoring %s; pinned while the Restore runs and for its safety snapshot TTL after", claim, r.Name, r.Status.VolumeSnapshot),
+					v1alpha1.AnnotationWorkloads:    ran,
 				},
 			},
 			Spec: snapv1.VolumeSnapshotSpec{
@@ -221,6 +228,28 @@ func (e *Executor) safetySnapshot(ctx context.Context, r *v1alpha1.Restore) (v1a
 	r.Status.SafetySnapshot = name
 	r.Status.Message = fmt.Sprintf("safety snapshot %s ready; stopping %d workload(s)", name, len(r.Status.Workloads))
 	return v1alpha1.RestoreScalingDown, nil
+}
+
+// ranOn is the workloads annotation of a safety snapshot of claim: the
+// pods that mount it now, as a scheduled snapshot names them. The safety
+// snapshot is cut before the scale-down, while they still write to the
+// claim, and its snapshot.completed is a sample of the claim's lineage:
+// without them the correlator would read it as "nothing runs" from the
+// snapshot's time on (and the snapshot as no application's).
+func ranOn(ctx context.Context, c client.Reader, namespace, claim string) (string, error) {
+	pods, err := workload.Pods(ctx, c, namespace, claim)
+	if err != nil {
+		return "", err
+	}
+	wls, err := workload.Describe(ctx, c, pods)
+	if err != nil {
+		return "", err
+	}
+	raw, err := json.Marshal(wls)
+	if err != nil {
+		return "", fmt.Errorf("workloads of claim %s: %w", claim, err)
+	}
+	return string(raw), nil
 }
 
 // scalingDown scales every workload to 0 and waits until no pod mounts the

@@ -14,6 +14,8 @@ import (
 
 	"github.com/stateguard/stateguard/pkg/events"
 	"github.com/stateguard/stateguard/services/snapshotter/api/v1alpha1"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/managed"
+	"github.com/stateguard/stateguard/services/snapshotter/internal/controller/reporting"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/pins"
 	"github.com/stateguard/stateguard/services/snapshotter/internal/restore"
 )
@@ -36,6 +38,7 @@ func TestSafetySnapshotPinExpires(t *testing.T) {
 		t.Fatalf("restore %s (%s), safety snapshot %q", r.Status.Phase, r.Status.Message, r.Status.SafetySnapshot)
 	}
 	stop()
+	checkSafetyWorkloads(t, ns, r.Status.SafetySnapshot)
 	// A policy's snapshot of the claim (managed by the snapshotter, no
 	// Restore label): the expiry is none of its business.
 	var policySnap snapv1.VolumeSnapshot
@@ -134,4 +137,31 @@ func TestSafetySnapshotPinExpires(t *testing.T) {
 	}
 	kev := kubeEvents(t, ns, "r1", "SafetySnapshotPinned", "SafetySnapshotDeleted")
 	t.Logf("events: %s; %s", kev["SafetySnapshotPinned"], kev["SafetySnapshotDeleted"])
+}
+
+// checkSafetyWorkloads checks the snapshot.completed the snapshotter
+// reports for safety snapshot name: it names the pods of Deployment shop,
+// which mounted the claim when the snapshot was cut (before the
+// scale-down). Without them the correlator reads the snapshot as a sample
+// where nothing runs, from a time the workloads still wrote to the claim.
+func checkSafetyWorkloads(t *testing.T, ns, name string) {
+	t.Helper()
+	var vs snapv1.VolumeSnapshot
+	if err := kc.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, &vs); err != nil {
+		t.Fatal(err)
+	}
+	if due := reporting.Due(&vs); due != managed.ReportedCompleted {
+		t.Fatalf("safety snapshot %s is due as %q, want %q (nothing reports it in this test)", name, due, managed.ReportedCompleted)
+	}
+	got := reporting.Completed(&vs, discard).Workloads
+	var pods []string
+	for _, w := range got {
+		if w.Owner == nil || w.Owner.Kind != "Deployment" || w.Owner.Name != "shop" || len(w.Containers) != 1 || w.Containers[0].Image != "ghcr.io/acme/db:1.0.0" {
+			t.Errorf("safety snapshot %s names workload %+v, want a pod of Deployment shop running ghcr.io/acme/db:1.0.0", name, w)
+		}
+		pods = append(pods, w.Pod)
+	}
+	if len(pods) != 2 {
+		t.Errorf("safety snapshot %s's snapshot.completed names pods %v, want the deployment's 2 replicas", name, pods)
+	}
 }
