@@ -25,8 +25,7 @@ import (
 // Update), the namespace marked dirty, and the handler waits; one writer takes every dirty
 // namespace at once, writes each with a compare-and-set on its revision —
 // in JetStream atomic batches of up to 1,000 states, one disk sync each,
-// or, for fewer than events.MinBatch keys, one by one, pipelined (a
-// commit is one key when it carries its parts inline, inlines) — and then
+// or, for fewer than events.MinBatch, one by one, pipelined — and then
 // releases the handlers whose changes are on disk, which publish the
 // decisions those changes stored in the namespace's outbox
 // (PublishAfterCommit) and then acknowledge their events. Under load a namespace that several events touched is written
@@ -749,7 +748,7 @@ func (s *store) encode(en *entry) (write, bool) {
 	en.mu.Unlock()
 	// Compressed outside the namespace's lock: its next events apply
 	// meanwhile.
-	inline := s.inlines(cur, parts, len(js), w.gen != durable)
+	inline := s.inlines(cur, parts, len(js), en.gen != durable)
 	next, keyed := cur.advance(parts, inline)
 	var puts []events.KVPut
 	if err == nil {
@@ -846,36 +845,16 @@ func readState(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.St
 // it, so a reader also detects a state read while another replica wrote it
 // (and reads it again).
 //
-// A commit that handlers wait for writes the parts it changed inline
-// instead (layout 4, inlines): in the namespace's key, which supersedes
-// their keys, so the commit is one key — a compare-and-set of one message,
-// atomic by itself, one disk sync — and the next write that no handler
-// waits for (the outbox's removal of the published decisions) moves them
-// to their keys, with the namespace's key, as one atomic batch. A
-// namespace that decides nothing keeps its parts inline until its next
-// such write, or until they no longer fit (inlineBytes: then the commit is
-// an atomic batch as before). Why: on a single server an atomic batch is
-// staged in a file store of its own (a directory, a block and an index
-// made, synced and removed per batch), which costs several times one
-// message (events.BenchmarkOrderedRun, one caller, 7 December 2026: p50
-// 2.5–3.3 ms for 1 to 4 messages, 0.3 ms for one message alone), and
-// its file-system metadata work contends with every other disk sync of the
-// server; every event's latency waited for one such batch (#14: the state's
-// commit was a third of the latency at 1,000 events/s). A cluster stages a
-// batch in memory (nats-server jetstream_batching.go, newBatchStore), so
-// the gain there is smaller (not measured).
-//
-// Why not a commit marker (parts written first under their keys, the
-// namespace's key last naming the generation in force): a part written
-// and then not committed (a crash, or the compare-and-set lost to another
-// replica) would have overwritten the value in force, so the marker needs
-// each part's previous value kept (KV history) and a rule for values a
-// failed write left behind, and two round trips per commit; the inline
-// form needs neither. Why parts by hash rather than one key per PVC:
+// Why an atomic batch rather than a commit marker (parts written first, the
+// namespace's key last naming the generation in force): the marker needs
+// each part's previous value kept (KV history) to read a state whose
+// marker was not yet written, and a write in several round trips, while
+// nats-server 2.12+ stores an atomic batch with one disk sync, which the
+// group commits use anyway. Why parts by hash rather than one key per PVC:
 // an atomic batch holds at most max_batch_size (1,000) messages, and one
 // event can change the facts of every PVC of a namespace (closing an
 // incident lets old snapshots of all of them go); with Parts keys a
-// namespace's group is never larger than Parts+UploadParts+1, whatever its PVCs. At
+// namespace's group is never larger than Parts+1, whatever its PVCs. At
 // 1,000 PVCs in a namespace a part holds about four.
 
 // Parts is the most part keys a namespace's PVCs are spread over.

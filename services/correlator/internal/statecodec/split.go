@@ -84,9 +84,9 @@ type PendingDecision struct {
 }
 
 type stored struct {
-	Layout int                       `json:"layout"`
-	Gen    uint64                    `json:"gen"`
-	Part   string                    `json:"part,omitempty"`
+	Layout int               `json:"layout"`
+	Gen    uint64            `json:"gen"`
+	Part   string            `json:"part,omitempty"`
 	Parts  map[string]uint64         `json:"parts,omitempty"`
 	Inline map[string]jsontext.Value `json:"inline,omitempty"`
 	Outbox []Pending                 `json:"outbox,omitempty"`
