@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -29,12 +28,7 @@ import (
 const crashAtomic = true
 
 // crashingWriter is the state writer of a process that dies in the middle
-// of a write: the first `before` write calls with a group of several keys
-// go through (and every call of single keys before the crash — with
-// anyWrite, the first `before` calls whatever their groups, and a call of
-// single keys dies sending nothing: the process dies between a commit
-// that carried its parts inline and the next write); in the
-// next one,
+// of a write: the first `before` write calls go through; in the next one,
 // of the first group of several keys it sends only the first `keys`
 // messages — no commit — and from then on nothing leaves the process.
 type crashingWriter struct {
@@ -43,8 +37,6 @@ type crashingWriter struct {
 	kv     jetstream.KeyValue
 	bucket string
 	keys   int
-	// anyWrite counts every write call (see above).
-	anyWrite bool
 
 	mu      sync.Mutex
 	before  int
@@ -57,23 +49,16 @@ var errDead = errors.New("the process is dead")
 func (w *crashingWriter) PutGroups(ctx context.Context, groups [][]events.KVPut) events.KVBatches {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	several := slices.ContainsFunc(groups, func(g []events.KVPut) bool { return len(g) > 1 })
-	if !w.dead && (w.before > 0 || !several && !w.anyWrite) {
-		if several || w.anyWrite {
-			w.before--
-		}
+	if !w.dead && w.before > 0 {
+		w.before--
 		return w.real.PutGroups(ctx, groups)
 	}
 	if !w.dead {
-		w.dead = true
 		for _, g := range groups {
 			if len(g) > 1 {
 				w.crash(ctx, g)
 				break
 			}
-		}
-		if !several {
-			close(w.crashed)
 		}
 	}
 	for _, g := range groups {
@@ -103,6 +88,7 @@ func (w *crashingWriter) crash(ctx context.Context, g []events.KVPut) {
 		_ = w.nc.PublishMsg(m)
 	}
 	_ = w.nc.Flush()
+	w.dead = true
 	close(w.crashed)
 }
 
@@ -138,11 +124,7 @@ func TestCrashMidWriteNeverTearsTheState(t *testing.T) {
 	rng := rand.New(rand.NewPCG(14, 17))
 	for trial := range 4 {
 		before, keys := 2+rng.IntN(30), 1+rng.IntN(3)
-		form := "every part to its key"
-		if trial%2 == 1 {
-			form = "parts inline"
-		}
-		t.Run(fmt.Sprintf("%s, after %d writes, %d keys sent", form, before, keys), func(t *testing.T) {
+		t.Run(fmt.Sprintf("after %d writes, %d keys sent", before, keys), func(t *testing.T) {
 			crashTrial(t, evs, nss, want, before, keys, trial)
 		})
 	}
@@ -158,15 +140,6 @@ func crashTrial(t *testing.T, evs []events.Event, nss []string, want map[string]
 	w := &crashingWriter{real: c1.KVWriter("stateguard-correlator"), nc: c1.Conn(), kv: e1.kv, bucket: "stateguard-correlator",
 		keys: keys, before: before, crashed: make(chan struct{})}
 	e1.store.w = w
-	// Odd trials: commits carry their parts inline, and the process dies
-	// after any write (between a commit and the write after it, or in a
-	// group); even ones: every part goes to its key with each commit, and
-	// the process dies in a group.
-	if trial%2 == 1 {
-		w.anyWrite = true
-	} else {
-		e1.store.inlineBytes = 0
-	}
 	if err := e1.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -351,8 +351,6 @@ func TestAWriteCarriesOnlyThePartsThatChanged(t *testing.T) {
 	e := startEngineWith(t, Options{Client: c, Rules: model.DefaultRules(), Workers: 2})
 	w := &countingWriter{real: e.store.w}
 	e.store.w = w
-	// Every part to its key (inline parts: TestACommitCarriesItsPartsInline).
-	e.store.inlineBytes = 0
 	m := scenario.MixedStream{Apps: 20, PerNS: 20, Start: scenario.T0}
 	ns, _ := m.Names(0)
 	// Everything the namespace has so far, written.

@@ -31,14 +31,11 @@ import (
 // (PublishAfterCommit) and then acknowledge their events. Under load a namespace that several events touched is written
 // once for all of them; at a trickle each event waits for one KV write.
 type store struct {
-	kv    jetstream.KeyValue
-	w     groupWriter
-	limit int
-	// inlineBytes bounds a namespace's key that carries parts inline
-	// (inlines; tests set 0 to write every part to its key).
-	inlineBytes int
-	m           *metrics
-	writes      atomic.Int64 // state writes stored, for the benchmark
+	kv     jetstream.KeyValue
+	w      groupWriter
+	limit  int
+	m      *metrics
+	writes atomic.Int64 // state writes stored, for the benchmark
 	// partWrites are the parts stored with them.
 	partWrites atomic.Int64
 	// bufs are encoding buffers whose writes are acknowledged, for the
@@ -139,7 +136,7 @@ type groupWriter interface {
 }
 
 func newStore(kv jetstream.KeyValue, w groupWriter, limit int, m *metrics) *store {
-	return &store{kv: kv, w: w, limit: limit, m: m, inlineBytes: inlineBytes,
+	return &store{kv: kv, w: w, limit: limit, m: m,
 		entries: map[string]*entry{}, dirty: map[*entry]struct{}{}, kick: make(chan struct{}, 1)}
 }
 
@@ -740,7 +737,7 @@ func (s *store) encode(en *entry) (write, bool) {
 	en.inflight = true
 	en.wmu.Unlock()
 	w := write{en: en, gen: en.gen, rev: rev, seq: seq, ogen: ogen}
-	rest, parts, cur, err := s.split(en)
+	rest, parts, next, err := s.split(en)
 	var js []byte
 	if err == nil {
 		js, err = en.codec.Encode(s.buf(), rest)
@@ -748,26 +745,12 @@ func (s *store) encode(en *entry) (write, bool) {
 	en.mu.Unlock()
 	// Compressed outside the namespace's lock: its next events apply
 	// meanwhile.
-	inline := s.inlines(cur, parts, len(js), en.gen != durable)
-	next, keyed := cur.advance(parts, inline)
 	var puts []events.KVPut
 	if err == nil {
-		puts, err = s.wrapParts(en.ns, next.gen, keyed)
+		puts, err = s.wrapParts(en.ns, next.gen, parts)
 	}
 	if err == nil {
-		env := statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Parts: next.parts, Outbox: outbox}
-		if inline {
-			env.Inline = make(map[string][]byte, len(parts))
-			for _, p := range parts {
-				env.Inline[p.name] = p.js
-			}
-		}
-		w.data, err = statecodec.Wrap(s.buf(), env, js)
-	}
-	if inline {
-		for _, p := range parts {
-			s.putBuf(p.js)
-		}
+		w.data, err = statecodec.Wrap(s.buf(), statecodec.Envelope{Layout: statecodec.Layout, Gen: next.gen, Parts: next.parts, Outbox: outbox}, js)
 	}
 	s.putBuf(js)
 	w.err, w.parts, w.stored = err, puts, next
@@ -887,9 +870,6 @@ type layoutGen struct {
 	gen    uint64
 	parts  map[string]uint64
 	legacy bool // read from an older layout: the next write stores it in this one
-	// inline are the parts the namespace's key carries (layout 4): their
-	// facts are newer than their keys'.
-	inline map[string]struct{}
 	// outbox is the namespace's outbox as read (loadState only).
 	outbox []statecodec.Pending
 }
@@ -901,42 +881,33 @@ const layoutKey = "layout"
 // partKey is the key of a part of a namespace's state.
 func partKey(ns, part string) string { return key(ns) + ".part." + part }
 
-// partJSON is a part's facts encoded, before compression; empty says
-// that the part holds no facts (its key leaves the manifest).
+// partJSON is a part's facts encoded, before compression.
 type partJSON struct {
-	name  string
-	js    []byte
-	empty bool
+	name string
+	js   []byte
 }
 
 // split takes the PVCs and uploads of en's state that changed and returns
-// what goes in the namespace's key, the encodings of the parts to write —
-// those that changed and those the namespace's key carries inline — and
-// what KV holds now. The caller holds en.mu.
+// what goes in the namespace's key, the encodings of their parts, and what
+// KV will hold once they are stored. The caller holds en.mu.
 func (s *store) split(en *entry) (*model.State, []partJSON, layoutGen, error) {
 	en.wmu.Lock()
 	cur := en.stored
 	en.wmu.Unlock()
+	next := layoutGen{gen: cur.gen + 1, parts: maps.Clone(cur.parts)}
+	if next.parts == nil {
+		next.parts = map[string]uint64{}
+	}
 	var names, unames []string
-	add := func(p string) {
-		if strings.HasPrefix(p, "u") {
-			if !slices.Contains(unames, p) {
-				unames = append(unames, p)
-			}
-		} else if !slices.Contains(names, p) {
+	for _, pvc := range en.st.TakeChangedParts() {
+		if p := partOf(pvc); !slices.Contains(names, p) {
 			names = append(names, p)
 		}
 	}
-	for _, pvc := range en.st.TakeChangedParts() {
-		add(partOf(pvc))
-	}
 	for _, id := range en.st.TakeChangedUploads() {
-		add(uploadPartOf(id))
-	}
-	// An inline part is written again, inline or to its key, with each
-	// write of the namespace's key.
-	for p := range cur.inline {
-		add(p)
+		if p := uploadPartOf(id); !slices.Contains(unames, p) {
+			unames = append(unames, p)
+		}
 	}
 	slices.Sort(names)
 	slices.Sort(unames)
@@ -948,70 +919,21 @@ func (s *store) split(en *entry) (*model.State, []partJSON, layoutGen, error) {
 	out := make([]partJSON, 0, len(names)+len(unames))
 	for _, name := range append(names, unames...) {
 		p := facts[name]
+		if p.Empty() {
+			delete(next.parts, name)
+		} else {
+			next.parts[name] = next.gen
+		}
 		js, err := en.codec.EncodePart(s.buf(), en.ns, p)
 		if err != nil {
-			return nil, nil, cur, fmt.Errorf("encode part %s of %s: %w", name, en.ns, err)
+			return nil, nil, next, fmt.Errorf("encode part %s of %s: %w", name, en.ns, err)
 		}
-		out = append(out, partJSON{name: name, js: js, empty: p.Empty()})
-	}
-	return rest, out, cur, nil
-}
-
-// inlineBytes bounds the JSON of a namespace's key that carries parts
-// inline (its own and the parts'): well under the max payload once
-// compressed, and small enough that a namespace of 1,000 applications,
-// whose own JSON is larger, writes its parts to their keys.
-const inlineBytes = 256 << 10
-
-// inlines is the rule of a write's form. A write of a change that
-// handlers wait for (change) carries the parts it writes inline in the
-// namespace's key, when they fit (s.inlineBytes with the key's own JSON of
-// restBytes): one key, which JetStream stores alone with one disk sync,
-// where the namespace's key with its parts is an atomic batch — a single
-// server stages each atomic batch in a file store of its own (made,
-// synced and removed per batch: several times the cost of one message,
-// events.MinBatch), which the commit of each event waited for. Any other
-// write — the removal of published decisions from the outbox, which no
-// handler waits for, a state read in an older layout, or parts that do
-// not fit — writes the parts, those kept inline before included, to their
-// keys with the namespace's key in one atomic batch, as before.
-func (s *store) inlines(cur layoutGen, parts []partJSON, restBytes int, change bool) bool {
-	if !change || cur.legacy || len(parts) == 0 {
-		return false
-	}
-	size := restBytes
-	for _, p := range parts {
-		size += len(p.js)
-	}
-	return size <= s.inlineBytes
-}
-
-// advance returns what KV holds once a write of parts is stored — inline
-// in the namespace's key, or in their keys — and the parts to write to
-// their keys.
-func (cur layoutGen) advance(parts []partJSON, inline bool) (layoutGen, []partJSON) {
-	next := layoutGen{gen: cur.gen + 1, parts: maps.Clone(cur.parts)}
-	if inline {
-		next.inline = make(map[string]struct{}, len(parts))
-		for _, p := range parts {
-			next.inline[p.name] = struct{}{}
-		}
-		return next, nil
-	}
-	if next.parts == nil {
-		next.parts = map[string]uint64{}
-	}
-	for _, p := range parts {
-		if p.empty {
-			delete(next.parts, p.name)
-		} else {
-			next.parts[p.name] = next.gen
-		}
+		out = append(out, partJSON{name: name, js: js})
 	}
 	if len(next.parts) == 0 {
 		next.parts = nil
 	}
-	return next, parts
+	return rest, out, next, nil
 }
 
 // wrapParts compresses the parts of a write, each with its envelope, and
@@ -1100,28 +1022,13 @@ func loadOnce(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.Sta
 		lg.legacy = true
 		return st, lg, nil
 	}
-	if env.Layout < statecodec.PartsLayout {
+	if env.Layout < statecodec.Layout {
 		// Layout 2: the uploads and the pin generations, read from the
 		// namespace's key, move to their parts with the next write.
 		st.MarkAllPartsChanged()
 		lg.legacy = true
 	}
-	keyed := env.Parts
-	if len(env.Inline) > 0 {
-		// An inline part supersedes its key.
-		keyed = maps.Clone(env.Parts)
-		lg.inline = make(map[string]struct{}, len(env.Inline))
-		for name, js := range env.Inline {
-			p, err := statecodec.DecodeInlinePart(js, ns)
-			if err != nil {
-				return nil, layoutGen{}, events.Permanent(fmt.Errorf("decode inline part %s of %s: %w", name, ns, err))
-			}
-			delete(keyed, name)
-			lg.inline[name] = struct{}{}
-			st.AddPart(p)
-		}
-	}
-	parts, err := loadParts(ctx, kv, ns, keyed)
+	parts, err := loadParts(ctx, kv, ns, env.Parts)
 	if err != nil {
 		return nil, layoutGen{}, err
 	}
@@ -1187,8 +1094,7 @@ func namespaceOf(k string) (string, bool) {
 // per bucket (the layout key marks it done); the state writer must run.
 // It returns how many states it rewrote.
 func (s *store) migrate(ctx context.Context) (int, error) {
-	if e, err := s.kv.Get(ctx, layoutKey); err == nil && (string(e.Value()) == fmt.Sprint(statecodec.Layout) || string(e.Value()) == fmt.Sprint(statecodec.PartsLayout)) {
-		// Layouts 3 and 4 are read as they are.
+	if e, err := s.kv.Get(ctx, layoutKey); err == nil && string(e.Value()) == fmt.Sprint(statecodec.Layout) {
 		return 0, nil
 	} else if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, fmt.Errorf("read the state layout: %w", err)

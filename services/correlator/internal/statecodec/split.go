@@ -21,19 +21,11 @@ import (
 // the journal but its snapshots' pin generations, with the manifest of its
 // parts), the facts of its PVCs with their snapshots' pin generations in
 // parts ns.<ns>.part.<xx> and its SARIF uploads in parts
-// ns.<ns>.part.u<xx>. Layout 4 lets the namespace's key carry parts
-// inline (Envelope.Inline), superseding their keys: a commit that changed
-// a few parts is then one key, and the parts go to their keys, with the
-// namespace's key, in one atomic batch later (engine: store.encode). Layout
-// 3 is layout 4 without inline parts. Layout 2 kept the
+// ns.<ns>.part.u<xx>, all written in one atomic batch. Layout 2 kept the
 // uploads and every pin generation in the namespace's key (a namespace of
 // 1,000 applications wrote ~1 MB of them with every commit, and sorted
 // ~20,000 pin generations); it is read, and its next write moves them. A value without an envelope is the single-key layout before both.
-const Layout = 4
-
-// PartsLayout is the oldest layout whose parts hold the uploads and the
-// pin generations: a state of an older one is migrated.
-const PartsLayout = 3
+const Layout = 3
 
 // MinLayout is the oldest split layout Unwrap reads.
 const MinLayout = 2
@@ -48,17 +40,11 @@ const MinLayout = 2
 // state that made them and published only once that state is in KV, so a
 // decision on the streams always follows from a committed state. A value
 // written before the outbox existed has none.
-//
-// Inline (the namespace's key only, layout 4) holds parts whose facts are
-// newer than their keys: each one's JSON as EncodePart wrote it. A reader
-// takes an inline part instead of its key (DecodeInlinePart); Parts still
-// names the generation of what the part's key holds.
 type Envelope struct {
 	Layout int               `json:"layout"`
 	Gen    uint64            `json:"gen"`
 	Part   string            `json:"part,omitempty"`
 	Parts  map[string]uint64 `json:"parts,omitempty"`
-	Inline map[string][]byte `json:"inline,omitempty"`
 	Outbox []Pending         `json:"outbox,omitempty"`
 }
 
@@ -87,10 +73,9 @@ type stored struct {
 	Layout int               `json:"layout"`
 	Gen    uint64            `json:"gen"`
 	Part   string            `json:"part,omitempty"`
-	Parts  map[string]uint64         `json:"parts,omitempty"`
-	Inline map[string]jsontext.Value `json:"inline,omitempty"`
-	Outbox []Pending                 `json:"outbox,omitempty"`
-	State  jsontext.Value            `json:"state"`
+	Parts  map[string]uint64 `json:"parts,omitempty"`
+	Outbox []Pending         `json:"outbox,omitempty"`
+	State  jsontext.Value    `json:"state"`
 }
 
 var envelopePrefix = []byte(`{"layout":`)
@@ -107,11 +92,7 @@ func Wrap(dst []byte, env Envelope, js []byte) ([]byte, error) {
 		bp = new([]byte)
 	}
 	defer docs.Put(bp)
-	size := 64 + 12*len(env.Parts) + len(js) + 16
-	for _, p := range env.Inline {
-		size += len(p) + 16
-	}
-	doc := slices.Grow((*bp)[:0], size)
+	doc := slices.Grow((*bp)[:0], 64+12*len(env.Parts)+len(js)+16)
 	doc, err := appendEnvelope(doc, env)
 	if err != nil {
 		return nil, err
@@ -178,12 +159,6 @@ func Unwrap(data []byte, st *model.State) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("stored state of layout %d, this correlator knows %d to %d", s.Layout, MinLayout, Layout)
 	}
 	env := Envelope{Layout: s.Layout, Gen: s.Gen, Part: s.Part, Parts: s.Parts, Outbox: s.Outbox}
-	if len(s.Inline) > 0 {
-		env.Inline = make(map[string][]byte, len(s.Inline))
-		for name, js := range s.Inline {
-			env.Inline[name] = js
-		}
-	}
 	return env, jsonv2.Unmarshal(s.State, st, decodeOptions)
 }
 
@@ -218,17 +193,6 @@ func DecodePart(data []byte, ns string) (Envelope, *model.PartFacts, error) {
 		return env, nil, fmt.Errorf("not the value of a part (layout %d, part %q)", env.Layout, env.Part)
 	}
 	return env, &model.PartFacts{Snapshots: st.Snapshots, Observations: st.Observations, Restores: st.Restores,
-		PinGeneration: st.Journal.PinGeneration, Uploads: st.Uploads}, nil
-}
-
-// DecodeInlinePart reads the JSON of a part carried inline by its
-// namespace's key (Envelope.Inline) into its facts.
-func DecodeInlinePart(js []byte, ns string) (*model.PartFacts, error) {
-	st := model.NewState(ns)
-	if err := jsonv2.Unmarshal(js, st, decodeOptions); err != nil {
-		return nil, err
-	}
-	return &model.PartFacts{Snapshots: st.Snapshots, Observations: st.Observations, Restores: st.Restores,
 		PinGeneration: st.Journal.PinGeneration, Uploads: st.Uploads}, nil
 }
 
@@ -269,13 +233,6 @@ func appendEnvelope(buf []byte, env Envelope) ([]byte, error) {
 	if len(env.Parts) > 0 {
 		buf = append(buf, `,"parts":`...)
 		if buf, err = appendMap(buf, env.Parts, func(b []byte, v uint64) ([]byte, error) { return strconv.AppendUint(b, v, 10), nil }); err != nil {
-			return nil, err
-		}
-	}
-	if len(env.Inline) > 0 {
-		// The parts' JSON as EncodePart wrote it, by name.
-		buf = append(buf, `,"inline":`...)
-		if buf, err = appendMap(buf, env.Inline, func(b []byte, js []byte) ([]byte, error) { return append(b, js...), nil }); err != nil {
 			return nil, err
 		}
 	}
