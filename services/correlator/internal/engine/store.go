@@ -833,7 +833,15 @@ func readState(ctx context.Context, kv jetstream.KeyValue, ns string) (*model.St
 // each part's previous value kept (KV history) to read a state whose
 // marker was not yet written, and a write in several round trips, while
 // nats-server 2.12+ stores an atomic batch with one disk sync, which the
-// group commits use anyway. Why parts by hash rather than one key per PVC:
+// group commits use anyway. Revisited with measurements (#14, README
+// "where the latency spikes come from"): a single server stages each
+// atomic batch in a file store of its own (several times one message
+// alone), so a commit was tried as one key — the changed parts inline in
+// the namespace's key, moved to their keys by the outbox's removal in an
+// atomic batch — and reverted: on a quiet machine the commit's p50 fell
+// only in the first of four A/B rounds, p99 did not move and the
+// throughput fell by 6–19%, since each group commit's round still held the
+// removals' batches (and storing those in the background did not help). Why parts by hash rather than one key per PVC:
 // an atomic batch holds at most max_batch_size (1,000) messages, and one
 // event can change the facts of every PVC of a namespace (closing an
 // incident lets old snapshots of all of them go); with Parts keys a
