@@ -11,8 +11,16 @@ import (
 	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
 )
 
-// feed applies evs to st in order and returns every decision taken.
+// feed applies evs to st in order and returns every decision taken,
+// checking the view cache after each event (checkCache).
 func feed(t *testing.T, r Rules, st *State, evs ...events.Event) []Decision {
+	t.Helper()
+	return applyEvents(t, r, st, func(id string) { checkCache(t, r, st, id) }, evs...)
+}
+
+// applyEvents applies evs to st in order, calls after (when not nil) with
+// each applied event's id, and returns every decision taken.
+func applyEvents(t *testing.T, r Rules, st *State, after func(id string), evs ...events.Event) []Decision {
 	t.Helper()
 	var out []Decision
 	for _, ev := range evs {
@@ -28,7 +36,9 @@ func feed(t *testing.T, r Rules, st *State, evs ...events.Event) []Decision {
 			t.Fatalf("apply %s: %v", ev.ID(), err)
 		}
 		out = append(out, ds...)
-		checkCache(t, r, st, ev.ID())
+		if after != nil {
+			after(ev.ID())
+		}
 	}
 	return out
 }

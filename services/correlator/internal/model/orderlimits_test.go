@@ -1,7 +1,6 @@
 package model
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -52,22 +51,7 @@ func runLate(t *testing.T, c lateCase) lateRun {
 // checked by the other tests; here it tripled the time under -race).
 func applyAll(t *testing.T, r Rules, st *State, evs ...events.Event) []Decision {
 	t.Helper()
-	var out []Decision
-	for _, ev := range evs {
-		in, err := FromEvent(ev)
-		if errors.Is(err, ErrIgnored) {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("from event %s: %v", ev.ID(), err)
-		}
-		ds, _, err := Apply(r, st, in)
-		if err != nil {
-			t.Fatalf("apply %s: %v", ev.ID(), err)
-		}
-		out = append(out, ds...)
-	}
-	return out
+	return applyEvents(t, r, st, nil, evs...)
 }
 
 func rulesH2() Rules {
