@@ -120,7 +120,7 @@ func merge(st *State, in Input) bool {
 			users = users || added
 		}
 		if changed || users {
-			st.touchCerts()
+			st.touchCerts(e.Secret)
 		}
 		if users {
 			st.touchCertUsers(e.Secret)
@@ -139,7 +139,7 @@ func merge(st *State, in Input) bool {
 			c.Rotations = map[string]RotationRecord{}
 		}
 		c.Rotations[in.Rotated.OldSerial] = in.Rotated.Done
-		st.touchCerts()
+		st.touchCerts(in.Rotated.Secret)
 		return true
 	case in.Observation != nil:
 		o := in.Observation
@@ -210,7 +210,7 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		c.Failures[in.EventID] = in.RotationFailed.Reason
-		st.touchCerts()
+		st.touchCerts(in.RotationFailed.Secret)
 		return true
 	}
 	return false

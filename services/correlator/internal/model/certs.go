@@ -14,13 +14,20 @@ import (
 func certViews(r Rules, st *State) []CertView {
 	var out []CertView
 	for _, name := range ordered.Keys(st.Certs) {
-		c := st.Certs[name]
-		for _, serial := range ordered.Keys(c.Observations) {
-			cv := certView(name, serial, c.Observations[serial], c)
-			cv.RenewsInTime = renewsInTime(r, cv)
-			cv.NeedsRotation, cv.Reason = certExpiry(r, cv)
-			out = append(out, cv)
-		}
+		out = append(out, certViewsOf(r, name, st.Certs[name])...)
+	}
+	return out
+}
+
+// certViewsOf are the views of one TLS Secret's certificate, one per
+// serial in serial order: what certViews lists for it.
+func certViewsOf(r Rules, name string, c *Cert) []CertView {
+	out := make([]CertView, 0, len(c.Observations))
+	for _, serial := range ordered.Keys(c.Observations) {
+		cv := certView(name, serial, c.Observations[serial], c)
+		cv.RenewsInTime = renewsInTime(r, cv)
+		cv.NeedsRotation, cv.Reason = certExpiry(r, cv)
+		out = append(out, cv)
 	}
 	return out
 }

@@ -24,8 +24,8 @@ type Decision struct {
 // recommending it), then incidents with their recommendations and rotation
 // requests, then certificate expiry rotations, then unpins. It looks only
 // at what ch says changed — the snapshots whose pin may have changed, the
-// incidents of the applications re-derived or gone, the certificates when
-// their views changed — since the ledger was brought to the view of
+// incidents of the applications re-derived or gone, the certificates whose
+// views changed — since the ledger was brought to the view of
 // everything else by the events before (the model's tests check it after
 // every event); with ch.all, at everything.
 func decide(r Rules, st *State, ch changes) []Decision {
@@ -110,11 +110,7 @@ func decide(r Rules, st *State, ch changes) []Decision {
 		delete(l.Incidents, id)
 	}
 	// Certificates close to expiry.
-	var certs []CertView
-	if ch.all || ch.certsChanged {
-		certs = ch.certs
-	}
-	for _, cv := range certs {
+	for _, cv := range ch.certs {
 		if !cv.NeedsRotation {
 			continue
 		}

@@ -32,9 +32,20 @@ type viewCache struct {
 	changed  map[*Snapshot]bool
 	uploaded map[string]bool
 	all      bool // every application is dirty
-	certs    []CertView
-	// certsOK is false when the certificates changed since certs.
-	certsOK bool
+	// certsBy are the views of each TLS Secret's certificate (certViewsOf),
+	// nil until built; certsDue the Secrets whose views are stale, so a
+	// certificate event re-derives its own Secret's views, not the
+	// namespace's (at 1,000 applications in one namespace, rebuilding
+	// every view for each certificate event was a tenth of the
+	// correlator's time). certs lists every view in Secret order, as
+	// certViews does (certsOK false: to be listed again when read);
+	// certsFresh are the Secrets whose views were derived since the last
+	// derivation, for decide.
+	certsBy    map[string][]CertView
+	certsDue   map[string]bool
+	certs      []CertView
+	certsOK    bool
+	certsFresh []string
 	// refs counts, per application, the workloads of snapshots and the
 	// uploads that name it, so the applications are known without going
 	// over every snapshot; names are its keys, sorted (nil when stale).
@@ -49,6 +60,12 @@ type viewCache struct {
 	// usersChanged are the Secrets whose users grew since the last
 	// derivation.
 	usersChanged []string
+	// appsByOwner and appsByPod list, by an owner's name and by a pod, the
+	// applications whose timelines name it, so usersGrew checks those only
+	// (usedBy decides): a superset, nothing is taken out when a snapshot
+	// goes. appsByPod is nil until a certificate's users name pods.
+	appsByOwner map[string][]string
+	appsByPod   map[string][]string
 	// crosses is lineageCrossesApps, once known (crossesOK); a snapshot
 	// that comes sets it when it shares its PVC with another application.
 	crosses, crossesOK bool
@@ -60,10 +77,7 @@ type viewCache struct {
 	// pin or pinned.
 	pins    map[string]Pin
 	pinApps map[string][]string
-	// certsGen counts the derivations of certs; certsDecided is the one
-	// decide last looked at.
-	certsGen, certsDecided uint64
-	// mountedPods is mountedByPods, as of certs.
+	// mountedPods is mountedByPods, as of certsBy (users only grow).
 	mountedPods bool
 	// pruneDue are the PVCs whose snapshots or pins changed since prune
 	// last looked at them; pruneAll says it must look at every one.
@@ -294,6 +308,29 @@ func (st *State) refSnapshot(s *Snapshot, d int) {
 			sortedSet(c.byApp, w.App, s, d)
 		}
 	}
+	if d > 0 {
+		c.indexUsers(s)
+	}
+}
+
+// indexUsers adds the owners and pods of the workloads of s, a completed
+// snapshot, to appsByOwner (and appsByPod, once kept).
+func (c *viewCache) indexUsers(s *Snapshot) {
+	for _, w := range s.Workloads {
+		if w.Owner != nil {
+			addApp(c.appsByOwner, w.Owner.Name, w.App)
+		}
+		if c.appsByPod != nil && w.Pod != "" {
+			addApp(c.appsByPod, w.Pod, w.App)
+		}
+	}
+}
+
+// addApp adds app to the list of key in m.
+func addApp(m map[string][]string, key, app string) {
+	if list := m[key]; !slices.Contains(list, app) {
+		m[key] = append(list, app)
+	}
 }
 
 // sortedSet adds s to (d > 0) or removes it from (d < 0) the list of key,
@@ -415,13 +452,21 @@ func (st *State) observationsToRecheck() []string {
 	return pvcs
 }
 
-// touchCerts marks the certificates changed. An application's view reads
-// only their users (the Secrets its workloads mount): touchCertUsers.
-func (st *State) touchCerts() {
+// touchCerts marks the certificate of secret changed. An application's
+// view reads only the certificates' users (the Secrets its workloads
+// mount): touchCertUsers.
+func (st *State) touchCerts(secret string) {
 	st.certsVersion++
-	if c := st.cache; c != nil {
-		c.certsOK = false
+	c := st.cache
+	if c == nil {
+		return
 	}
+	c.certsOK = false
+	if c.certsDue == nil {
+		c.certsDue = map[string]bool{}
+	}
+	c.certsDue[secret] = true
+	c.idx.certChanged(st, secret)
 }
 
 // touchCertUsers notes that the users of secret grew: the next derivation
@@ -435,19 +480,95 @@ func (st *State) touchCertUsers(secret string) {
 // usersGrew marks dirty each application that the users of secret name
 // and whose view does not list secret yet (users only grow, so a view
 // that lists it stays right).
+//
+// Only the applications the users may name are looked at: those named like
+// a workload of the users, those with an owner named like one, those with
+// one of their pods (appsByOwner, appsByPod).
 func (c *viewCache) usersGrew(st *State, secret string) {
 	cert := st.Certs[secret]
 	if cert == nil || c.all {
 		return
 	}
-	for app, av := range c.apps {
-		if c.dirty[app] || slices.Contains(av.view.Secrets, secret) {
-			continue
+	check := func(app string) {
+		av := c.apps[app]
+		if av == nil || c.dirty[app] || slices.Contains(av.view.Secrets, secret) {
+			return
 		}
 		if usedBy(cert.Users, app, av.owners(), podsOf(app, c.byApp[app])) {
 			c.dirty[app] = true
 		}
 	}
+	for _, w := range cert.Users.Workloads {
+		check(w.Name)
+		for _, app := range c.appsByOwner[w.Name] {
+			check(app)
+		}
+	}
+	if len(cert.Users.Pods) > 0 && c.appsByPod == nil {
+		c.appsByPod = map[string][]string{}
+		for _, list := range c.byApp {
+			for _, s := range list {
+				c.indexUsers(s)
+			}
+		}
+	}
+	for _, p := range cert.Users.Pods {
+		for _, app := range c.appsByPod[p] {
+			check(app)
+		}
+	}
+}
+
+// certList is every certificate's views in Secret order (certViews).
+func (c *viewCache) certList() []CertView {
+	if !c.certsOK {
+		var out []CertView
+		for _, name := range ordered.Keys(c.certsBy) {
+			out = append(out, c.certsBy[name]...)
+		}
+		c.certs, c.certsOK = out, true
+	}
+	return c.certs
+}
+
+// deriveCerts brings certsBy up to date: every Secret's views when none
+// are kept, else those of the Secrets changed since (certsDue), noted in
+// certsFresh.
+func (c *viewCache) deriveCerts(r Rules, st *State) {
+	if c.certsBy == nil {
+		c.certsBy = make(map[string][]CertView, len(st.Certs))
+		for name, cert := range st.Certs {
+			c.certsBy[name] = certViewsOf(r, name, cert)
+		}
+		c.mountedPods = mountedByPods(st)
+		c.certsOK = false
+		clear(c.certsDue)
+		return
+	}
+	for secret := range c.certsDue {
+		cert := st.Certs[secret]
+		if cert == nil {
+			continue
+		}
+		c.certsBy[secret] = certViewsOf(r, secret, cert)
+		c.certsFresh = append(c.certsFresh, secret)
+		c.mountedPods = c.mountedPods || len(cert.Users.Pods) > 0
+	}
+	clear(c.certsDue)
+}
+
+// freshCerts are the views of the Secrets in certsFresh, in Secret order,
+// and forgets them.
+func (c *viewCache) freshCerts() []CertView {
+	slices.Sort(c.certsFresh)
+	var out []CertView
+	for i, name := range c.certsFresh {
+		if i == 0 || c.certsFresh[i-1] != name {
+			out = append(out, c.certsBy[name]...)
+		}
+	}
+	c.certsFresh = c.certsFresh[:0]
+	return out
 }
 
 // derive is Derive, re-deriving only what changed since the last call.
@@ -465,23 +586,22 @@ func (st *State) derive(r Rules) View {
 	for _, av := range c.full {
 		av.pooled = false
 	}
-	return assemble(st.Namespace, views, pins, c.certs)
+	return assemble(st.Namespace, views, pins, c.certList())
 }
 
 // changes is what one derivation changed, for decide: the applications
 // re-derived (their views, in name order) or gone, the snapshots whose pin
 // may have changed, the pins the whole view calls for (assemble's, kept in
-// the cache: read-only) and whether the certificates' views changed. all
-// says that everything was derived afresh: decide then looks at the whole
-// ledger.
+// the cache: read-only) and the views of the certificates that changed
+// (in Secret order; every certificate's with all). all says that
+// everything was derived afresh: decide then looks at the whole ledger.
 type changes struct {
-	all          bool
-	apps         []*AppView
-	appNames     map[string]bool // re-derived or gone
-	pinNames     []string
-	pins         map[string]Pin
-	certs        []CertView
-	certsChanged bool
+	all      bool
+	apps     []*AppView
+	appNames map[string]bool // re-derived or gone
+	pinNames []string
+	pins     map[string]Pin
+	certs    []CertView
 }
 
 // prepareCache returns st's view cache for r (a new one, everything
@@ -503,18 +623,19 @@ func (st *State) prepareCache(r Rules) *viewCache {
 			c.refs[u.App]++
 		}
 		c.byPVC, c.byApp = completedByPVC(st), timelines(st)
+		c.appsByOwner = map[string][]string{}
+		for _, list := range c.byApp {
+			for _, s := range list {
+				c.indexUsers(s)
+			}
+		}
 		c.idx = newFactIndex(st)
 		st.cache = c
 	}
 	if c.names == nil {
 		c.names = ordered.Keys(c.refs)
 	}
-	if !c.certsOK {
-		c.certs = certViews(r, st)
-		c.mountedPods = mountedByPods(st)
-		c.certsOK = true
-		c.certsGen++
-	}
+	c.deriveCerts(r, st)
 	for _, secret := range c.usersChanged {
 		c.usersGrew(st, secret)
 	}
@@ -602,9 +723,13 @@ func (st *State) deriveChanges(r Rules) changes {
 		}
 	}
 	ch.pinNames = ordered.Keys(touched)
-	ch.pins, ch.certs = c.pins, c.certs
-	ch.certsChanged = c.certsGen != c.certsDecided
-	c.certsDecided = c.certsGen
+	ch.pins = c.pins
+	if ch.all {
+		ch.certs = c.certList()
+		c.certsFresh = c.certsFresh[:0]
+	} else {
+		ch.certs = c.freshCerts()
+	}
 	c.all = false
 	clear(c.dirty)
 	clear(c.changed)

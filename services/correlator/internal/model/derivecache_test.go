@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stateguard/stateguard/pkg/events"
+
+	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
 // With a short history prune drops snapshots on most events; the views kept
@@ -116,5 +119,121 @@ func TestRulesEqualSeesEveryField(t *testing.T) {
 	}
 	if !base.equal(base.clone()) {
 		t.Error("a clone of the rules is not equal to them")
+	}
+}
+
+// The indexes that let a certificate event look at the applications and
+// certificates it concerns only — applications by owner and by pod
+// (usersGrew), the certificates by their users (certsNaming), each
+// Secret's views — must follow facts that come after they were built: an
+// application whose owner is named unlike it and whose snapshot comes
+// after the first derivation, a pod first seen after a certificate named
+// pods, users that grow, a certificate rotated, and a state read back
+// (which has none of them). feed compares the views kept with a fresh
+// derivation after every event.
+func TestCertificateIndexesFollowLaterFacts(t *testing.T) {
+	ns := "idx"
+	at := scenario.T0
+	snap := func(pvc, name, app, owner, pod string, k int) events.Event {
+		p := events.SnapshotCompleted{
+			Namespace: ns, PVC: pvc, VolumeSnapshot: name, CreationTime: at.Add(time.Duration(k) * time.Minute),
+			RestoreSize: "10Gi", VolumeSnapshotClass: "csi-hostpath",
+			Workloads: []events.VolumeWorkload{{
+				Pod: pod, App: app, Owner: &events.ObjectRef{Kind: "StatefulSet", Namespace: ns, Name: owner},
+				Containers: []events.Container{{Name: "c", Image: "registry.example/" + app + ":v1", Digest: scenario.Digest(app + "-v1")}},
+			}},
+		}
+		return events.MustNewEvent(events.TypeSnapshotCompleted, scenario.Source, "snapshot-"+name, p)
+	}
+	cert := func(secret, serial string, days float64, users events.CertificateUsers) events.Event {
+		ev := scenario.Cert(ns, secret, serial, at.Add(time.Duration(days*24)*time.Hour), days, nil, nil)
+		p, err := events.Decode[events.CertificateExpiring](ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Users = users
+		out := events.MustNewEvent(events.TypeCertificateExpiring, scenario.Source, ev.ID()+"-"+fmt.Sprint(len(users.Workloads), len(users.Pods)), p)
+		out.SetTime(ev.Time())
+		return out
+	}
+	owner := func(name string) events.CertificateUsers {
+		return events.CertificateUsers{Workloads: []events.WorkloadRef{{Kind: "StatefulSet", Namespace: ns, Name: name}}}
+	}
+	pods := func(names ...string) events.CertificateUsers {
+		var u events.CertificateUsers
+		for _, n := range names {
+			u.Pods = append(u.Pods, events.ObjectRef{Kind: "Pod", Namespace: ns, Name: n})
+		}
+		return u
+	}
+	rotated := scenario.Rotated(ns, "db-tls", "1", "2")
+	// The expiry rotations requested, by Secret and reason.
+	rotations := func(ds []Decision) []string {
+		var out []string
+		for _, d := range ds {
+			if p, ok := d.Payload.(events.CertificateRotationRequested); ok {
+				out = append(out, p.Secret+": "+p.Reason)
+			}
+		}
+		return out
+	}
+	r := DefaultRules()
+	st := NewState(ns)
+	ds := feed(t, r, st,
+		cert("other-tls", "9", 60, owner("other")),
+		snap("data-db", "db-s1", "db", "db-sts", "db-sts-0", 1),
+		// Owner db-sts names the application db (its snapshot came after
+		// the view cache was built).
+		cert("db-tls", "1", 5, owner("db-sts")),
+		// A certificate naming pods first: the pod index starts here.
+		cert("pod-tls", "3", 60, pods("nobody-0")),
+		snap("data-api", "api-s1", "api", "api-sts", "api-pod", 2),
+		// Pod api-pod came after the pod index.
+		cert("api-tls", "4", 60, pods("api-pod")),
+		// A workload named like the application (not its owner).
+		cert("api-named-tls", "6", 60, owner("api")),
+		// Users that grow: other-tls now names db's owner too.
+		cert("other-tls", "9", 60, events.CertificateUsers{Workloads: []events.WorkloadRef{
+			{Kind: "StatefulSet", Namespace: ns, Name: "other"}, {Kind: "StatefulSet", Namespace: ns, Name: "db-sts"}}}),
+		rotated,
+	)
+	view := Derive(r, st)
+	secrets := map[string][]string{}
+	for _, av := range view.Apps {
+		secrets[av.App] = av.Secrets
+	}
+	if want := map[string][]string{"db": {"db-tls", "other-tls"}, "api": {"api-named-tls", "api-tls"}}; !cmp.Equal(secrets, want) {
+		t.Fatalf("the applications' Secrets are %v, want %v", secrets, want)
+	}
+	want := []string{"db-tls: certificate 1 expires in 5 days (at or below the rotation threshold of 7 days)"}
+	if got := rotations(ds); !cmp.Equal(got, want) {
+		t.Fatalf("expiry rotations requested: %q, want %q", got, want)
+	}
+	// Read back: no cache, no index; the events after it build them again.
+	js, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := NewState(ns)
+	if err := json.Unmarshal(js, back); err != nil {
+		t.Fatal(err)
+	}
+	ds = feed(t, r, back,
+		snap("data-web", "web-s1", "web", "web-sts", "web-pod", 3),
+		cert("web-tls", "5", 60, owner("web-sts")),
+		cert("pod-tls", "3", 60, pods("nobody-0", "web-pod")),
+		cert("db-tls", "2", 3, owner("db-sts")),
+	)
+	secrets = map[string][]string{}
+	for _, av := range Derive(r, back).Apps {
+		secrets[av.App] = av.Secrets
+	}
+	if want := map[string][]string{"db": {"db-tls", "other-tls"}, "api": {"api-named-tls", "api-tls"}, "web": {"pod-tls", "web-tls"}}; !cmp.Equal(secrets, want) {
+		t.Fatalf("after reading the state back, the applications' Secrets are %v, want %v", secrets, want)
+	}
+	// Only the new serial of db-tls: the others' were requested before.
+	want = []string{"db-tls: certificate 2 expires in 3 days (at or below the rotation threshold of 7 days)"}
+	if got := rotations(ds); !cmp.Equal(got, want) {
+		t.Fatalf("after reading the state back, expiry rotations requested: %q, want %q", got, want)
 	}
 }

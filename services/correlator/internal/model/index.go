@@ -146,6 +146,30 @@ func (st *State) observationsNaming(app string) []*Observation {
 	return out
 }
 
+// addCert indexes the certificate of Secret name by its users.
+func (x *factIndex) addCert(name string, c *Cert) {
+	for _, w := range c.Users.Workloads {
+		x.byWorkload[w.Name], _ = setAdd(x.byWorkload[w.Name], name)
+	}
+	for _, p := range c.Users.Pods {
+		x.byPod[p], _ = setAdd(x.byPod[p], name)
+	}
+}
+
+// certChanged follows a change of the certificate of secret (st's
+// certsVersion counted it already): a certificate's users only grow, so
+// an index up to date before the change needs only its users added, not
+// a rebuild over the namespace's certificates.
+func (x *factIndex) certChanged(st *State, secret string) {
+	if x == nil || !x.certsBuilt || x.certsVersion+1 != st.certsVersion {
+		return
+	}
+	if c := st.Certs[secret]; c != nil {
+		x.addCert(secret, c)
+	}
+	x.certsVersion = st.certsVersion
+}
+
 // certsNaming are, sorted, the certificates whose users may name app: a
 // workload named like app or like one of its owners, or one of its pods
 // (usedBy decides). Without an index, every certificate.
@@ -162,12 +186,7 @@ func (st *State) certsNaming(app string, owners map[WorkloadRef]bool, pods map[s
 	if !x.certsBuilt || x.certsVersion != st.certsVersion {
 		x.byWorkload, x.byPod = map[string][]string{}, map[string][]string{}
 		for name, c := range st.Certs {
-			for _, w := range c.Users.Workloads {
-				x.byWorkload[w.Name], _ = setAdd(x.byWorkload[w.Name], name)
-			}
-			for _, p := range c.Users.Pods {
-				x.byPod[p], _ = setAdd(x.byPod[p], name)
-			}
+			x.addCert(name, c)
 		}
 		x.certsVersion, x.certsBuilt = st.certsVersion, true
 	}

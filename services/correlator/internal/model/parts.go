@@ -151,56 +151,54 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 	}
 	// The PVCs of the wanted parts, from the index: what the write does
 	// not carry is not looked at.
-	of := func(pvc string) *PartFacts {
-		if pvc == "" {
-			return nil
+	x.partsKnown(partOf)
+	for _, name := range want {
+		p, n := parts[name], 0
+		for _, pvc := range x.byPart[name] {
+			n += len(x.snapshots[pvc])
 		}
-		part, ok := x.part[pvc]
-		if !ok {
-			part = partOf(pvc)
-			x.part[pvc] = part
+		if n > 0 {
+			// Sized at once: growing a map of a part's snapshots, for
+			// every write, was a tenth of the bytes a write allocated.
+			p.Snapshots = make(map[string]*Snapshot, n)
 		}
-		return parts[part]
-	}
-	for pvc, names := range x.snapshots {
-		if p := of(pvc); p != nil {
-			// Sized at once: growing a map of a PVC's snapshots, for every
-			// write, was a tenth of the bytes a write allocated.
-			if p.Snapshots == nil {
-				p.Snapshots = make(map[string]*Snapshot, len(names))
-			}
-			for _, name := range names {
-				p.Snapshots[name] = st.Snapshots[name]
-				if n, ok := st.Journal.PinGeneration[name]; ok {
-					if p.PinGeneration == nil {
-						p.PinGeneration = make(map[string]int, len(names))
-					}
-					p.PinGeneration[name] = n
-				}
-			}
-		}
-	}
-	for pvc, ids := range x.observations {
-		if p := of(pvc); p != nil {
-			if p.Observations == nil {
-				p.Observations = map[string]*Observation{}
-			}
-			for _, id := range ids {
-				p.Observations[id] = st.Observations[id]
-			}
-		}
-	}
-	for pvc, ids := range x.restores {
-		if p := of(pvc); p != nil {
-			if p.Restores == nil {
-				p.Restores = map[string]*Restore{}
-			}
-			for _, id := range ids {
-				p.Restores[id] = st.Restores[id]
-			}
+		for _, pvc := range x.byPart[name] {
+			x.partFacts(st, pvc, p)
 		}
 	}
 	return &cp, parts
+}
+
+// partFacts adds the facts of pvc to p (its Snapshots made when pvc has
+// any).
+func (x *pvcFacts) partFacts(st *State, pvc string, p *PartFacts) {
+	if names := x.snapshots[pvc]; len(names) > 0 {
+		for _, name := range names {
+			p.Snapshots[name] = st.Snapshots[name]
+			if n, ok := st.Journal.PinGeneration[name]; ok {
+				if p.PinGeneration == nil {
+					p.PinGeneration = make(map[string]int, len(names))
+				}
+				p.PinGeneration[name] = n
+			}
+		}
+	}
+	if ids := x.observations[pvc]; len(ids) > 0 {
+		if p.Observations == nil {
+			p.Observations = map[string]*Observation{}
+		}
+		for _, id := range ids {
+			p.Observations[id] = st.Observations[id]
+		}
+	}
+	if ids := x.restores[pvc]; len(ids) > 0 {
+		if p.Restores == nil {
+			p.Restores = map[string]*Restore{}
+		}
+		for _, id := range ids {
+			p.Restores[id] = st.Restores[id]
+		}
+	}
 }
 
 // UploadsOf returns the uploads of the parts named in want (empty for a

@@ -12,8 +12,35 @@ type pvcFacts struct {
 	snapshots    map[string][]string
 	observations map[string][]string
 	restores     map[string][]string
-	// part memoises the part of each PVC (the store's partOf).
-	part map[string]string
+	// part memoises the part of each PVC (the store's partOf), byPart
+	// lists the PVCs of each part (those that ever had facts since the
+	// index was built), so PartsOf goes over the PVCs of the parts it
+	// writes only; fresh are the PVCs given facts whose part is not known
+	// yet.
+	part   map[string]string
+	byPart map[string][]string
+	fresh  []string
+}
+
+// add adds v to the list of pvc in m.
+func (x *pvcFacts) add(m map[string][]string, pvc, v string) {
+	if _, ok := x.part[pvc]; !ok && pvc != "" && len(m[pvc]) == 0 {
+		x.fresh = append(x.fresh, pvc)
+	}
+	setIn(m, pvc, v)
+}
+
+// partsKnown assigns the fresh PVCs to their parts (partOf).
+func (x *pvcFacts) partsKnown(partOf func(pvc string) string) {
+	for _, pvc := range x.fresh {
+		if _, ok := x.part[pvc]; !ok {
+			part := partOf(pvc)
+			x.part[pvc] = part
+			x.byPart[part] = append(x.byPart[part], pvc)
+		}
+	}
+	clear(x.fresh)
+	x.fresh = x.fresh[:0]
 }
 
 func setIn(m map[string][]string, k, v string) {
@@ -34,15 +61,15 @@ func (st *State) pvcIndex() *pvcFacts {
 		return st.byPVCFacts
 	}
 	x := &pvcFacts{snapshots: map[string][]string{}, observations: map[string][]string{},
-		restores: map[string][]string{}, part: map[string]string{}}
+		restores: map[string][]string{}, part: map[string]string{}, byPart: map[string][]string{}}
 	for name, s := range st.Snapshots {
-		setIn(x.snapshots, s.PVC, name)
+		x.add(x.snapshots, s.PVC, name)
 	}
 	for id, o := range st.Observations {
-		setIn(x.observations, o.PVC, id)
+		x.add(x.observations, o.PVC, id)
 	}
 	for id, r := range st.Restores {
-		setIn(x.restores, r.PVC, id)
+		x.add(x.restores, r.PVC, id)
 	}
 	st.byPVCFacts = x
 	return x
@@ -58,7 +85,7 @@ func (st *State) indexSnapshot(s *Snapshot, from string, isNew bool) {
 	if !isNew {
 		unsetIn(x.snapshots, from, s.Name)
 	}
-	setIn(x.snapshots, s.PVC, s.Name)
+	x.add(x.snapshots, s.PVC, s.Name)
 }
 
 func (st *State) unindexSnapshot(s *Snapshot) {
@@ -69,7 +96,7 @@ func (st *State) unindexSnapshot(s *Snapshot) {
 
 func (st *State) indexObservation(o *Observation) {
 	if x := st.byPVCFacts; x != nil {
-		setIn(x.observations, o.PVC, o.EventID)
+		x.add(x.observations, o.PVC, o.EventID)
 	}
 }
 
@@ -82,5 +109,5 @@ func (st *State) indexRestore(r, old *Restore) {
 	if old != nil {
 		unsetIn(x.restores, old.PVC, old.ID)
 	}
-	setIn(x.restores, r.PVC, r.ID)
+	x.add(x.restores, r.PVC, r.ID)
 }
