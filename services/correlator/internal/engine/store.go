@@ -551,7 +551,8 @@ func (s *store) dropIdleViews(ctx context.Context, idle time.Duration) {
 }
 
 // dropViewsIdleSince drops the derived views of the states whose
-// namespace no handler took since t (those a handler holds are left).
+// namespace no handler took since t (those a handler holds are left), and
+// their codecs' kept snapshot encodings.
 func (s *store) dropViewsIdleSince(t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -562,6 +563,7 @@ func (s *store) dropViewsIdleSince(t time.Time) {
 		if en.st != nil {
 			en.st.DropViews()
 		}
+		en.codec.DropKept()
 		en.mu.Unlock()
 	}
 }
@@ -907,7 +909,8 @@ func (s *store) split(en *entry) (*model.State, []partJSON, layoutGen, error) {
 		next.parts = map[string]uint64{}
 	}
 	var names, unames []string
-	for _, pvc := range en.st.TakeChangedParts() {
+	changed := en.st.TakeChangedParts()
+	for _, pvc := range changed {
 		if p := partOf(pvc); !slices.Contains(names, p) {
 			names = append(names, p)
 		}
@@ -925,14 +928,26 @@ func (s *store) split(en *entry) (*model.State, []partJSON, layoutGen, error) {
 		en.codec.ForgetUploads(en.st)
 	}
 	out := make([]partJSON, 0, len(names)+len(unames))
-	for _, name := range append(names, unames...) {
+	// The kept encodings of a part's snapshots serve while their PVC did
+	// not change (changed is sorted).
+	pvcChanged := func(pvc string) bool {
+		_, found := slices.BinarySearch(changed, pvc)
+		return found
+	}
+	for i, name := range append(names, unames...) {
 		p := facts[name]
 		if p.Empty() {
 			delete(next.parts, name)
 		} else {
 			next.parts[name] = next.gen
 		}
-		js, err := en.codec.EncodePart(s.buf(), en.ns, p)
+		var js []byte
+		var err error
+		if i < len(names) {
+			js, err = en.codec.EncodeSplitPart(s.buf(), en.ns, name, p, pvcChanged)
+		} else {
+			js, err = en.codec.EncodePart(s.buf(), en.ns, p)
+		}
 		if err != nil {
 			return nil, nil, next, fmt.Errorf("encode part %s of %s: %w", name, en.ns, err)
 		}

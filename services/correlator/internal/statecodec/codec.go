@@ -37,6 +37,29 @@ type Codec struct {
 	// workloads are the encodings of the workload lists of snapshots
 	// (appendWorkloads).
 	workloads map[workloadsKey][]byte
+	// kept are, by part, the encodings of the snapshots of the parts that
+	// hold several PVCs (EncodeSplitPart); keep is the part being encoded.
+	kept map[string]*partKeep
+	keep *partKeep
+}
+
+// keptSnapshot is the encoding of a snapshot, as of the snapshot it was
+// made of.
+type keptSnapshot struct {
+	s    *model.Snapshot
+	data []byte
+}
+
+// partKeep are the kept encodings of a part's snapshots in name order
+// (the order they are written in), and while EncodeSplitPart encodes the
+// part, those it writes (next), where it is in snaps and which PVCs
+// changed since snaps were made.
+type partKeep struct {
+	snaps, next []keptSnapshot
+	i           int
+	changed     func(pvc string) bool
+	lastPVC     string
+	lastChanged bool
 }
 
 type fragment[V comparable] struct {
@@ -64,7 +87,11 @@ func (c *Codec) Encode(buf []byte, st *model.State) ([]byte, error) {
 	}
 	if len(st.Snapshots) > 0 {
 		buf = append(buf, `,"snapshots":`...)
-		if buf, err = appendMapInOrder(buf, st.Snapshots, st.SnapshotNames(), c.appendSnapshot); err != nil {
+		value := c.appendSnapshot
+		if c.keep != nil {
+			value = c.appendKeptSnapshot
+		}
+		if buf, err = appendMapInOrder(buf, st.Snapshots, st.SnapshotNames(), value); err != nil {
 			return nil, err
 		}
 	}

@@ -20,37 +20,7 @@ import (
 // every event of a run long enough to prune snapshots, and of the case study
 // in a shuffled order with duplicates; and what it writes reads back equal.
 func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
-	m := scenariotest.MixedStream{Apps: 2, PerNS: 2, Start: scenariotest.T0, ObserveEvery: 3}
-	long := m.Certs()
-	for k := range 45 {
-		long = append(long, m.Slot(k)...)
-		// A version built from a known commit (its workloads carry it).
-		if k%9 == 4 {
-			long = append(long, withCommit(t, scenariotest.Snapshot("bench-00000", "data-app-00000", fmt.Sprintf("commit-s%d", k),
-				scenariotest.T0.Add(time.Duration(k)*time.Minute+time.Second), scenariotest.Run{App: "app-00000", Versions: []string{"v-commit"}}), "0123456789abcdef"))
-		}
-		// Facts that change a completed snapshot: a restore test passes, a
-		// later one fails, the snapshot controller reports a failure.
-		if k%7 == 3 {
-			snap := fmt.Sprintf("app-00001-s%d", k-1)
-			long = append(long, scenariotest.Verified("bench-00000", "data-app-00001", snap, true))
-			long = append(long, scenariotest.SnapshotFailed("bench-00000", "data-app-00001", snap))
-		}
-		// Facts that change a snapshot already written: a restore test
-		// reported before the snapshot's completion; a second completion
-		// event that wins (smaller id) with another time and version; a
-		// PVC learnt only from a later failure.
-		if k%7 == 5 {
-			long = append(long, scenariotest.Verified("bench-00000", "data-app-00001", fmt.Sprintf("app-00001-s%d", k+1), true))
-			again := scenariotest.Snapshot("bench-00000", "data-app-00001", fmt.Sprintf("app-00001-s%d", k-1), scenariotest.T0.Add(time.Duration(k)*time.Minute),
-				scenariotest.Run{App: "app-00001", Versions: []string{"v-again"}})
-			again.SetID("a-" + again.ID())
-			orphan := fmt.Sprintf("orphan-%d", k)
-			long = append(long, again,
-				scenariotest.Snapshot("bench-00000", "", orphan, scenariotest.T0.Add(time.Duration(k)*time.Hour), scenariotest.Run{App: "app-00001", Versions: []string{"v1"}}),
-				scenariotest.SnapshotFailed("bench-00000", "data-orphan", orphan))
-		}
-	}
+	long := longRun(t, scenariotest.MixedStream{Apps: 2, PerNS: 2, Start: scenariotest.T0, ObserveEvery: 3})
 	shuffled := scenariotest.CaseStudy()
 	rng := rand.New(rand.NewPCG(1, 2))
 	shuffled = append(shuffled, shuffled[:len(shuffled)/2]...)
@@ -104,6 +74,45 @@ func TestCodecWritesWhatEncodingJSONWrites(t *testing.T) {
 			}
 		})
 	}
+}
+
+// longRun is m's certificates and 45 slots of its events, long enough to
+// prune snapshots, with facts that change snapshots already written
+// (restore tests, failures, a second completion that wins, a PVC learnt
+// late) for the first two applications of its first namespace.
+func longRun(t *testing.T, m scenariotest.MixedStream) []events.Event {
+	t.Helper()
+	long := m.Certs()
+	for k := range 45 {
+		long = append(long, m.Slot(k)...)
+		// A version built from a known commit (its workloads carry it).
+		if k%9 == 4 {
+			long = append(long, withCommit(t, scenariotest.Snapshot("bench-00000", "data-app-00000", fmt.Sprintf("commit-s%d", k),
+				scenariotest.T0.Add(time.Duration(k)*time.Minute+time.Second), scenariotest.Run{App: "app-00000", Versions: []string{"v-commit"}}), "0123456789abcdef"))
+		}
+		// Facts that change a completed snapshot: a restore test passes, a
+		// later one fails, the snapshot controller reports a failure.
+		if k%7 == 3 {
+			snap := fmt.Sprintf("app-00001-s%d", k-1)
+			long = append(long, scenariotest.Verified("bench-00000", "data-app-00001", snap, true))
+			long = append(long, scenariotest.SnapshotFailed("bench-00000", "data-app-00001", snap))
+		}
+		// Facts that change a snapshot already written: a restore test
+		// reported before the snapshot's completion; a second completion
+		// event that wins (smaller id) with another time and version; a
+		// PVC learnt only from a later failure.
+		if k%7 == 5 {
+			long = append(long, scenariotest.Verified("bench-00000", "data-app-00001", fmt.Sprintf("app-00001-s%d", k+1), true))
+			again := scenariotest.Snapshot("bench-00000", "data-app-00001", fmt.Sprintf("app-00001-s%d", k-1), scenariotest.T0.Add(time.Duration(k)*time.Minute),
+				scenariotest.Run{App: "app-00001", Versions: []string{"v-again"}})
+			again.SetID("a-" + again.ID())
+			orphan := fmt.Sprintf("orphan-%d", k)
+			long = append(long, again,
+				scenariotest.Snapshot("bench-00000", "", orphan, scenariotest.T0.Add(time.Duration(k)*time.Hour), scenariotest.Run{App: "app-00001", Versions: []string{"v1"}}),
+				scenariotest.SnapshotFailed("bench-00000", "data-orphan", orphan))
+		}
+	}
+	return long
 }
 
 // withCommit is ev (a snapshot.completed) with its pods annotated with the

@@ -122,6 +122,90 @@ func (c *Codec) EncodePart(buf []byte, ns string, p *model.PartFacts) ([]byte, e
 	return c.Encode(buf, st)
 }
 
+// EncodeSplitPart is EncodePart for the part name of a namespace's
+// state, where changed says whether a PVC's facts changed since the part
+// was last encoded by c. When the part holds the snapshots of several PVCs
+// their encodings are kept for its next write, which takes over those of
+// the PVCs that did not change: at 1,000 PVCs in a namespace a part holds
+// about four, and a write re-encoded all of them for the one an event
+// changed (the spread layout's parts hold one). The kept encodings cost
+// the memory of the snapshots' JSON, in such namespaces only (a namespace
+// of a few PVCs seldom has two in one part).
+func (c *Codec) EncodeSplitPart(buf []byte, ns, name string, p *model.PartFacts, changed func(pvc string) bool) ([]byte, error) {
+	several := false
+	first := ""
+	for _, s := range p.Snapshots {
+		if first == "" {
+			first = s.PVC
+		} else if s.PVC != first {
+			several = true
+			break
+		}
+	}
+	if !several {
+		delete(c.kept, name)
+		return c.EncodePart(buf, ns, p)
+	}
+	if c.kept == nil {
+		c.kept = map[string]*partKeep{}
+	}
+	k := c.kept[name]
+	if k == nil {
+		k = &partKeep{}
+		c.kept[name] = k
+	}
+	k.i, k.changed, k.lastPVC = 0, changed, ""
+	c.keep = k
+	defer func() { c.keep = nil }()
+	buf, err := c.EncodePart(buf, ns, p)
+	if err != nil {
+		delete(c.kept, name)
+		return nil, err
+	}
+	// The encodings written are kept for the next write (the two arrays
+	// take turns); those of snapshots gone are forgotten.
+	clear(k.snaps)
+	k.snaps, k.next = k.next, k.snaps[:0]
+	k.changed = nil
+	return buf, nil
+}
+
+// DropKept forgets the kept encodings of snapshots (EncodeSplitPart), as
+// for a namespace idle for a while: its next writes encode them again.
+func (c *Codec) DropKept() { c.kept = nil }
+
+// appendKeptSnapshot writes s from its kept encoding when s is the
+// snapshot it was made of and its PVC did not change since, else encodes
+// it; either is kept for the next write. The snapshots come in name order,
+// as the kept ones are.
+func (c *Codec) appendKeptSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
+	k := c.keep
+	for k.i < len(k.snaps) && k.snaps[k.i].s.Name < s.Name {
+		k.i++
+	}
+	if k.i < len(k.snaps) && k.snaps[k.i].s == s && !k.pvcChanged(s.PVC) {
+		ks := k.snaps[k.i]
+		k.next = append(k.next, ks)
+		return append(buf, ks.data...), nil
+	}
+	start := len(buf)
+	buf, err := c.appendSnapshot(buf, s)
+	if err != nil {
+		return nil, err
+	}
+	k.next = append(k.next, keptSnapshot{s: s, data: slices.Clone(buf[start:])})
+	return buf, nil
+}
+
+// pvcChanged is k.changed(pvc), asked once for a run of snapshots of one
+// PVC.
+func (k *partKeep) pvcChanged(pvc string) bool {
+	if k.lastPVC == "" || pvc != k.lastPVC {
+		k.lastPVC, k.lastChanged = pvc, k.changed(pvc)
+	}
+	return k.lastChanged
+}
+
 // EncodePart returns the JSON of a part's facts with a codec of its own.
 func EncodePart(ns string, p *model.PartFacts) ([]byte, error) {
 	var c Codec
