@@ -922,34 +922,37 @@ func (s *store) split(en *entry) (*model.State, []partJSON, layoutGen, error) {
 	}
 	slices.Sort(names)
 	slices.Sort(unames)
-	rest, facts := en.st.PartsOf(partOf, names)
+	// The namespace's own facts; each part's from its PVCs' (PartPVCs,
+	// PVCFacts), the kept encodings of a part's PVCs serving while they
+	// did not change (changed is sorted).
+	rest, facts := en.st.PartsOf(partOf, nil)
 	if len(unames) > 0 {
-		maps.Copy(facts, en.st.UploadsOf(uploadPartOf, unames))
+		facts = en.st.UploadsOf(uploadPartOf, unames)
 		en.codec.ForgetUploads(en.st)
 	}
-	out := make([]partJSON, 0, len(names)+len(unames))
-	// The kept encodings of a part's snapshots serve while their PVC did
-	// not change (changed is sorted).
 	pvcChanged := func(pvc string) bool {
 		_, found := slices.BinarySearch(changed, pvc)
 		return found
 	}
+	out := make([]partJSON, 0, len(names)+len(unames))
 	for i, name := range append(names, unames...) {
-		p := facts[name]
-		if p.Empty() {
-			delete(next.parts, name)
-		} else {
-			next.parts[name] = next.gen
-		}
 		var js []byte
+		var empty bool
 		var err error
 		if i < len(names) {
-			js, err = en.codec.EncodeSplitPart(s.buf(), en.ns, name, p, pvcChanged)
+			js, empty, err = en.codec.EncodeSplitPart(s.buf(), en.ns, name, en.st.PartPVCs(partOf, name), pvcChanged, en.st.PVCFacts)
 		} else {
+			p := facts[name]
 			js, err = en.codec.EncodePart(s.buf(), en.ns, p)
+			empty = p.Empty()
 		}
 		if err != nil {
 			return nil, nil, next, fmt.Errorf("encode part %s of %s: %w", name, en.ns, err)
+		}
+		if empty {
+			delete(next.parts, name)
+		} else {
+			next.parts[name] = next.gen
 		}
 		out = append(out, partJSON{name: name, js: js})
 	}

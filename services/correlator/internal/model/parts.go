@@ -169,6 +169,29 @@ func (st *State) PartsOf(partOf func(pvc string) string, want []string) (rest *S
 	return &cp, parts
 }
 
+// PartPVCs are, sorted, the PVCs of part (partOf names each PVC's part)
+// that had facts since st's per-PVC index was built — those with none left
+// have empty PVCFacts —, without going over the namespace's other PVCs.
+func (st *State) PartPVCs(partOf func(pvc string) string, part string) []string {
+	x := st.pvcIndex()
+	x.partsKnown(partOf)
+	return slices.Clone(x.byPart[part])
+}
+
+// PVCFacts are the facts of one PVC, as PartsOf gives them for a part of
+// that PVC alone.
+func (st *State) PVCFacts(pvc string) *PartFacts {
+	x := st.pvcIndex()
+	p := &PartFacts{}
+	if n := len(x.snapshots[pvc]); n > 0 && pvc != "" {
+		p.Snapshots = make(map[string]*Snapshot, n)
+	}
+	if pvc != "" {
+		x.partFacts(st, pvc, p)
+	}
+	return p
+}
+
 // partFacts adds the facts of pvc to p (its Snapshots made when pvc has
 // any).
 func (x *pvcFacts) partFacts(st *State, pvc string, p *PartFacts) {

@@ -13,8 +13,8 @@ type pvcFacts struct {
 	observations map[string][]string
 	restores     map[string][]string
 	// part memoises the part of each PVC (the store's partOf), byPart
-	// lists the PVCs of each part (those that ever had facts since the
-	// index was built), so PartsOf goes over the PVCs of the parts it
+	// lists the PVCs of each part, sorted (those that ever had facts since
+	// the index was built), so PartsOf goes over the PVCs of the parts it
 	// writes only; fresh are the PVCs given facts whose part is not known
 	// yet.
 	part   map[string]string
@@ -36,7 +36,7 @@ func (x *pvcFacts) partsKnown(partOf func(pvc string) string) {
 		if _, ok := x.part[pvc]; !ok {
 			part := partOf(pvc)
 			x.part[pvc] = part
-			x.byPart[part] = append(x.byPart[part], pvc)
+			x.byPart[part], _ = setAdd(x.byPart[part], pvc)
 		}
 	}
 	clear(x.fresh)

@@ -17,7 +17,8 @@ import (
 
 // The state is stored as JSON, byte for byte what encoding/json writes for
 // a model.State, compressed (see Compress; `stateguardctl status` and the
-// query API show it decoded).
+// query API show it decoded) — but for a part of several PVCs, which lists
+// its facts PVC by PVC (EncodeSplitPart).
 //
 // Encoding a whole namespace for every group commit was the correlator's
 // largest cost, yet snapshots and uploads, nine tenths of a state, hardly
@@ -37,29 +38,17 @@ type Codec struct {
 	// workloads are the encodings of the workload lists of snapshots
 	// (appendWorkloads).
 	workloads map[workloadsKey][]byte
-	// kept are, by part, the encodings of the snapshots of the parts that
-	// hold several PVCs (EncodeSplitPart); keep is the part being encoded.
-	kept map[string]*partKeep
-	keep *partKeep
+	// kept are, by part and PVC, the encodings of the facts of the PVCs
+	// of the parts that hold several (EncodeSplitPart).
+	kept    map[string]map[string]*pvcBlock
+	scratch []byte
 }
 
-// keptSnapshot is the encoding of a snapshot, as of the snapshot it was
-// made of.
-type keptSnapshot struct {
-	s    *model.Snapshot
-	data []byte
-}
-
-// partKeep are the kept encodings of a part's snapshots in name order
-// (the order they are written in), and while EncodeSplitPart encodes the
-// part, those it writes (next), where it is in snaps and which PVCs
-// changed since snaps were made.
-type partKeep struct {
-	snaps, next []keptSnapshot
-	i           int
-	changed     func(pvc string) bool
-	lastPVC     string
-	lastChanged bool
+// pvcBlock is the encoding of one PVC's facts in its part: the members of
+// the part's objects of snapshots, observations, restores and pin
+// generations that are the PVC's, without the braces.
+type pvcBlock struct {
+	snaps, obs, restores, pins []byte
 }
 
 type fragment[V comparable] struct {
@@ -87,11 +76,7 @@ func (c *Codec) Encode(buf []byte, st *model.State) ([]byte, error) {
 	}
 	if len(st.Snapshots) > 0 {
 		buf = append(buf, `,"snapshots":`...)
-		value := c.appendSnapshot
-		if c.keep != nil {
-			value = c.appendKeptSnapshot
-		}
-		if buf, err = appendMapInOrder(buf, st.Snapshots, st.SnapshotNames(), value); err != nil {
+		if buf, err = appendMapInOrder(buf, st.Snapshots, st.SnapshotNames(), c.appendSnapshot); err != nil {
 			return nil, err
 		}
 	}

@@ -122,89 +122,138 @@ func (c *Codec) EncodePart(buf []byte, ns string, p *model.PartFacts) ([]byte, e
 	return c.Encode(buf, st)
 }
 
-// EncodeSplitPart is EncodePart for the part name of a namespace's
-// state, where changed says whether a PVC's facts changed since the part
-// was last encoded by c. When the part holds the snapshots of several PVCs
-// their encodings are kept for its next write, which takes over those of
-// the PVCs that did not change: at 1,000 PVCs in a namespace a part holds
-// about four, and a write re-encoded all of them for the one an event
-// changed (the spread layout's parts hold one). The kept encodings cost
-// the memory of the snapshots' JSON, in such namespaces only (a namespace
-// of a few PVCs seldom has two in one part).
-func (c *Codec) EncodeSplitPart(buf []byte, ns, name string, p *model.PartFacts, changed func(pvc string) bool) ([]byte, error) {
-	several := false
-	first := ""
-	for _, s := range p.Snapshots {
-		if first == "" {
-			first = s.PVC
-		} else if s.PVC != first {
-			several = true
-			break
-		}
-	}
-	if !several {
+// EncodeSplitPart encodes the part name of a namespace's state as
+// EncodePart does, from the facts of its PVCs (pvcs, sorted; facts gives
+// one PVC's), and reports whether it holds none. changed says whether a
+// PVC's facts changed since c last encoded the part: when the part holds
+// several PVCs, the encoding of each one's facts is kept for the part's
+// next write, which takes over those of the PVCs that did not change
+// without reading their facts — at 1,000 PVCs in a namespace a part holds
+// about four, and a write read and re-encoded all of them for the one an
+// event changed (the spread layout's parts hold one). Such a part lists
+// its facts PVC by PVC (each PVC's in key order, as encoding/json would
+// for the whole part): JSON objects, read back the same. The kept
+// encodings cost the memory of the PVCs' JSON, in such namespaces only (a
+// namespace of a few PVCs seldom has two in one part).
+func (c *Codec) EncodeSplitPart(buf []byte, ns, name string, pvcs []string, changed func(pvc string) bool, facts func(pvc string) *model.PartFacts) ([]byte, bool, error) {
+	if len(pvcs) <= 1 {
 		delete(c.kept, name)
-		return c.EncodePart(buf, ns, p)
+		p := &model.PartFacts{}
+		if len(pvcs) == 1 {
+			p = facts(pvcs[0])
+		}
+		buf, err := c.EncodePart(buf, ns, p)
+		return buf, p.Empty(), err
 	}
 	if c.kept == nil {
-		c.kept = map[string]*partKeep{}
+		c.kept = map[string]map[string]*pvcBlock{}
 	}
-	k := c.kept[name]
-	if k == nil {
-		k = &partKeep{}
-		c.kept[name] = k
+	kept := c.kept[name]
+	if kept == nil {
+		kept = map[string]*pvcBlock{}
+		c.kept[name] = kept
 	}
-	k.i, k.changed, k.lastPVC = 0, changed, ""
-	c.keep = k
-	defer func() { c.keep = nil }()
-	buf, err := c.EncodePart(buf, ns, p)
+	blocks := make([]*pvcBlock, len(pvcs))
+	for i, pvc := range pvcs {
+		b := kept[pvc]
+		if b == nil || changed(pvc) {
+			var err error
+			if b, err = c.encodeBlock(facts(pvc)); err != nil {
+				delete(c.kept, name)
+				return nil, false, fmt.Errorf("PVC %s: %w", pvc, err)
+			}
+			kept[pvc] = b
+		}
+		blocks[i] = b
+	}
+	if len(kept) > len(pvcs) {
+		// Forget the PVCs no longer in the part's index (read back).
+		for pvc := range kept {
+			if _, found := slices.BinarySearch(pvcs, pvc); !found {
+				delete(kept, pvc)
+			}
+		}
+	}
+	buf = append(buf[:0], `{"namespace":`...)
+	buf, err := appendString(buf, ns)
 	if err != nil {
-		delete(c.kept, name)
-		return nil, err
+		return nil, false, err
 	}
-	// The encodings written are kept for the next write (the two arrays
-	// take turns); those of snapshots gone are forgotten.
-	clear(k.snaps)
-	k.snaps, k.next = k.next, k.snaps[:0]
-	k.changed = nil
-	return buf, nil
+	empty := true
+	object := func(field string, members func(*pvcBlock) []byte) {
+		open := false
+		for _, b := range blocks {
+			m := members(b)
+			if len(m) == 0 {
+				continue
+			}
+			if open {
+				buf = append(buf, ',')
+			} else {
+				buf = append(buf, field...)
+				buf = append(buf, '{')
+				open = true
+			}
+			buf = append(buf, m...)
+		}
+		if open {
+			buf = append(buf, '}')
+		}
+	}
+	object(`,"snapshots":`, func(b *pvcBlock) []byte { return b.snaps })
+	object(`,"observations":`, func(b *pvcBlock) []byte { return b.obs })
+	object(`,"restores":`, func(b *pvcBlock) []byte { return b.restores })
+	for _, b := range blocks {
+		empty = empty && len(b.snaps) == 0 && len(b.obs) == 0 && len(b.restores) == 0
+	}
+	buf = append(buf, `,"ledger":{},"journal":{`...)
+	object(`"pin_generation":`, func(b *pvcBlock) []byte { return b.pins })
+	return append(buf, `}}`...), empty, nil
 }
 
-// DropKept forgets the kept encodings of snapshots (EncodeSplitPart), as
-// for a namespace idle for a while: its next writes encode them again.
+// encodeBlock encodes one PVC's facts for EncodeSplitPart.
+func (c *Codec) encodeBlock(p *model.PartFacts) (*pvcBlock, error) {
+	var b pvcBlock
+	// members are the members of an encoded object, in a copy of their own.
+	members := func(js []byte, err error) ([]byte, error) {
+		if err != nil || len(js) <= 2 {
+			return nil, err
+		}
+		return slices.Clone(js[1 : len(js)-1]), nil
+	}
+	var err error
+	scratch := c.scratch[:0]
+	if len(p.Snapshots) > 0 {
+		scratch, err = appendMap(scratch[:0], p.Snapshots, c.appendSnapshot)
+		if b.snaps, err = members(scratch, err); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.Observations) > 0 {
+		scratch, err = appendMap(scratch[:0], p.Observations, appendObservation)
+		if b.obs, err = members(scratch, err); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.Restores) > 0 {
+		scratch, err = appendJSON(scratch[:0], p.Restores)
+		if b.restores, err = members(scratch, err); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.PinGeneration) > 0 {
+		scratch, err = appendMap(scratch[:0], p.PinGeneration, appendInt)
+		if b.pins, err = members(scratch, err); err != nil {
+			return nil, err
+		}
+	}
+	c.scratch = scratch
+	return &b, nil
+}
+
+// DropKept forgets the kept encodings of PVCs (EncodeSplitPart), as for a
+// namespace idle for a while: its next writes encode them again.
 func (c *Codec) DropKept() { c.kept = nil }
-
-// appendKeptSnapshot writes s from its kept encoding when s is the
-// snapshot it was made of and its PVC did not change since, else encodes
-// it; either is kept for the next write. The snapshots come in name order,
-// as the kept ones are.
-func (c *Codec) appendKeptSnapshot(buf []byte, s *model.Snapshot) ([]byte, error) {
-	k := c.keep
-	for k.i < len(k.snaps) && k.snaps[k.i].s.Name < s.Name {
-		k.i++
-	}
-	if k.i < len(k.snaps) && k.snaps[k.i].s == s && !k.pvcChanged(s.PVC) {
-		ks := k.snaps[k.i]
-		k.next = append(k.next, ks)
-		return append(buf, ks.data...), nil
-	}
-	start := len(buf)
-	buf, err := c.appendSnapshot(buf, s)
-	if err != nil {
-		return nil, err
-	}
-	k.next = append(k.next, keptSnapshot{s: s, data: slices.Clone(buf[start:])})
-	return buf, nil
-}
-
-// pvcChanged is k.changed(pvc), asked once for a run of snapshots of one
-// PVC.
-func (k *partKeep) pvcChanged(pvc string) bool {
-	if k.lastPVC == "" || pvc != k.lastPVC {
-		k.lastPVC, k.lastChanged = pvc, k.changed(pvc)
-	}
-	return k.lastChanged
-}
 
 // EncodePart returns the JSON of a part's facts with a codec of its own.
 func EncodePart(ns string, p *model.PartFacts) ([]byte, error) {
