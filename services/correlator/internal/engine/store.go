@@ -552,7 +552,7 @@ func (s *store) dropIdleViews(ctx context.Context, idle time.Duration) {
 
 // dropViewsIdleSince drops the derived views of the states whose
 // namespace no handler took since t (those a handler holds are left), and
-// their codecs' kept snapshot encodings.
+// their codecs' kept PVC encodings.
 func (s *store) dropViewsIdleSince(t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
