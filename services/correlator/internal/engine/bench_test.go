@@ -43,6 +43,8 @@ var (
 	benchMemLimit       = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
 	benchEmbedded       = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
 	benchLatencyTrace   = flag.String("latency-trace", "", "BenchmarkMixedStream: write each latency-phase event's stage times here (CSV, unix microseconds), to line spikes up with a trace of the server")
+	benchNATSGOGC       = flag.String("nats-gogc", "", "BenchmarkMixedStream: GOGC of the JetStream server's child process (empty: Go's default, 100)")
+	benchNATSMemLimit   = flag.Int("nats-memlimit-mib", 0, "BenchmarkMixedStream: Go memory limit (GOMEMLIMIT) of the JetStream server's child process in MiB (0: none)")
 	benchCluster        = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
 )
 
@@ -206,6 +208,34 @@ func loadAverage() string {
 	return f[0]
 }
 
+// serverGCEnv sets GOGC and GOMEMLIMIT in the environment that the
+// server's child process inherits (-nats-gogc, -nats-memlimit-mib; this
+// process's runtime read its own when it started) and returns what puts
+// the environment back, so the next round's checks see it unchanged.
+func serverGCEnv() (restore func()) {
+	set := map[string]string{}
+	if *benchNATSGOGC != "" {
+		set["GOGC"] = *benchNATSGOGC
+	}
+	if *benchNATSMemLimit > 0 {
+		set["GOMEMLIMIT"] = strconv.Itoa(*benchNATSMemLimit) + "MiB"
+	}
+	var undo []func()
+	for k, v := range set {
+		if old, ok := os.LookupEnv(k); ok {
+			undo = append(undo, func() { _ = os.Setenv(k, old) })
+		} else {
+			undo = append(undo, func() { _ = os.Unsetenv(k) })
+		}
+		_ = os.Setenv(k, v)
+	}
+	return func() {
+		for _, u := range undo {
+			u()
+		}
+	}
+}
+
 func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 	run := mixedRun{load: [2]string{loadAverage(), ""}}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *benchMemLimit > 0 {
@@ -225,10 +255,13 @@ func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 	if *benchEmbedded {
 		c = natstest.Client(b, natstest.Run(b, opts...), events.WithMaxPending(16384), clientLog)
 	} else {
+		restore := serverGCEnv()
 		p := natstest.RunProcess(b, append(opts, natstest.WithCluster(*benchCluster))...)
+		restore()
 		serverPid = strconv.Itoa(p.Pid)
 		c = natstest.ProcessClient(b, p, events.WithMaxPending(16384), clientLog)
-		b.Logf("JetStream: %d server(s) in a child process, streams with %d replica(s), sync_interval always: %v", p.Servers, p.Servers, !*benchNoSync)
+		b.Logf("JetStream: %d server(s) in a child process (GOGC %q, GOMEMLIMIT %d MiB; empty, 0: Go's defaults), streams with %d replica(s), sync_interval always: %v",
+			p.Servers, *benchNATSGOGC, *benchNATSMemLimit, p.Servers, !*benchNoSync)
 	}
 	m := scenario.MixedStream{Apps: *benchApps, PerNS: perNS, Start: scenario.T0, ObserveEvery: *benchObserveEvery}
 	slots := max(1, *benchEvents / *benchApps)
