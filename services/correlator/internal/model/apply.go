@@ -61,8 +61,8 @@ func merge(st *State, in Input) bool {
 		n := in.Snapshot
 		st.forget(s)
 		from := s.PVC
-		s.PVC, s.EventID, s.Time, s.Completed, s.RestoreSize, s.Workloads = n.PVC, in.EventID, n.Time, true, n.RestoreSize, st.shareWorkloads(n.Workloads)
-		s.Encryption, s.EncryptionEvidence = n.Encryption, n.EncryptionEvidence
+		s.PVC, s.EventID, s.Time, s.Completed, s.RestoreSize, s.Workloads = st.shareString(n.PVC), in.EventID, n.Time, true, st.shareString(n.RestoreSize), st.shareWorkloads(n.Workloads)
+		s.Encryption, s.EncryptionEvidence = st.shareString(n.Encryption), n.EncryptionEvidence
 		if from != s.PVC {
 			st.indexSnapshot(s, from, false)
 		}
@@ -222,7 +222,7 @@ func snapshotFor(st *State, name, pvc string) *Snapshot {
 	}
 	s := st.Snapshots[name]
 	if s == nil {
-		s = &Snapshot{Name: name, PVC: pvc}
+		s = &Snapshot{Name: name, PVC: st.shareString(pvc)}
 		st.Snapshots[name] = s
 		st.indexSnapshot(s, "", true)
 		if st.namesOK {
@@ -231,7 +231,7 @@ func snapshotFor(st *State, name, pvc string) *Snapshot {
 	}
 	if s.PVC == "" && pvc != "" {
 		st.forget(s)
-		s.PVC = pvc
+		s.PVC = st.shareString(pvc)
 		st.indexSnapshot(s, "", false)
 		st.remember(s)
 	}
