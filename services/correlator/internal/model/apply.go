@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
@@ -304,8 +305,10 @@ func prune(r Rules, st *State, in Input) {
 		if restored == nil {
 			restored = restoredSnapshots(st.Restores)
 		}
-		keep := lineageBoundaries(list, st.observationsOn(pvc), restoresInto(st.Restores, pvc), r.KeepKnownGood+1)
+		keep := lineageBoundaries(boundaryPool.Get().(map[*Snapshot]bool), list, st.observationsOn(pvc), restoresInto(st.Restores, pvc), r.KeepKnownGood+1)
 		drop = append(drop, forgettable(list, r.History, pinned, func(s *Snapshot) bool { return keep[s] || restored[s.Name] })...)
+		clear(keep)
+		boundaryPool.Put(keep)
 	}
 	for _, s := range drop {
 		st.forget(s)
@@ -322,6 +325,9 @@ func prune(r Rules, st *State, in Input) {
 		}
 	}
 }
+
+// boundaryPool holds the maps prune collects a PVC's lineage boundaries in.
+var boundaryPool = sync.Pool{New: func() any { return map[*Snapshot]bool{} }}
 
 // pvcsToPrune are the PVCs prune looks at, sorted: with a view cache those
 // whose facts changed (partChanged) or whose snapshots were unpinned

@@ -47,20 +47,27 @@ import (
 // 2,000 long-run scenarios changed, most (restores without snapshot_time)
 // away from those of a history that forgets nothing (README, "Order
 // independence beyond the history").
-func lineageBoundaries(snaps []*Snapshot, observed []*Observation, restores []time.Time, keep int) map[*Snapshot]bool {
+// They are added to out, which the caller may reuse (prune does, through
+// boundaryPool: the map and the rings were a tenth of the bytes an event
+// allocated).
+func lineageBoundaries(out map[*Snapshot]bool, snaps []*Snapshot, observed []*Observation, restores []time.Time, keep int) map[*Snapshot]bool {
 	buf := samplesOf(snaps, observed)
 	defer putSamples(buf)
 	samples := *buf
-	restores = slices.SortedFunc(slices.Values(restores), time.Time.Compare)
-	out := map[*Snapshot]bool{}
+	slices.SortFunc(restores, time.Time.Compare)
 	// Per app, its newest snapshots down to the keep-th newest ready one,
 	// oldest first: the unready ones among them are kept too, so that a
 	// failure forgotten with its snapshot cannot make it look ready when
-	// its completion is delivered again.
-	rings := map[string][]*Snapshot{}
+	// its completion is delivered again. A PVC has the snapshots of an
+	// app or two: a list, each ring kept at the front of its array.
+	type appRing struct {
+		app  string
+		ring []*Snapshot
+	}
+	var rings []appRing
 	mark := func() {
-		for _, ring := range rings {
-			for _, s := range ring {
+		for _, r := range rings {
+			for _, s := range r.ring {
 				out[s] = true
 			}
 		}
@@ -91,7 +98,13 @@ func lineageBoundaries(snaps []*Snapshot, observed []*Observation, restores []ti
 				if slices.ContainsFunc(sm.workloads[:j], func(o Workload) bool { return o.App == w.App }) {
 					continue // the app's ring has it already
 				}
-				rings[w.App] = newestReady(append(rings[w.App], sm.snap), keep)
+				k := slices.IndexFunc(rings, func(r appRing) bool { return r.app == w.App })
+				if k < 0 {
+					k = len(rings)
+					rings = append(rings, appRing{app: w.App})
+				}
+				ring := append(rings[k].ring, sm.snap)
+				rings[k].ring = ring[:copy(ring, newestReady(ring, keep))]
 			}
 		}
 	}
