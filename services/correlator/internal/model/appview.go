@@ -188,7 +188,10 @@ func versionKeys(st *State, app string, views []SnapshotView) []string {
 
 // versionsOf are the verdicts of keys.
 func versionsOf(vd *verdicts, keys []string) []VersionView {
-	var out []VersionView
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([]VersionView, 0, len(keys)) // kept with the view: no spare room
 	for _, k := range keys {
 		out = append(out, vd.of(k))
 	}
