@@ -44,6 +44,7 @@ var (
 	benchEmbedded       = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
 	benchLatencyTrace   = flag.String("latency-trace", "", "BenchmarkMixedStream: write each latency-phase event's stage times here (CSV, unix microseconds), to line spikes up with a trace of the server")
 	benchNATSGOGC       = flag.String("nats-gogc", "", "BenchmarkMixedStream: GOGC of the JetStream server's child process (empty: Go's default, 100)")
+	benchNATSGODEBUG    = flag.String("nats-godebug", "", "BenchmarkMixedStream: GODEBUG of the JetStream server's child process (gctrace=1 traces its GC cycles alone on stderr)")
 	benchNATSMemLimit   = flag.Int("nats-memlimit-mib", 0, "BenchmarkMixedStream: Go memory limit (GOMEMLIMIT) of the JetStream server's child process in MiB (0: none)")
 	benchCluster        = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
 )
@@ -208,14 +209,18 @@ func loadAverage() string {
 	return f[0]
 }
 
-// serverGCEnv sets GOGC and GOMEMLIMIT in the environment that the
-// server's child process inherits (-nats-gogc, -nats-memlimit-mib; this
+// serverGCEnv sets GOGC, GOMEMLIMIT and GODEBUG in the environment that
+// the server's child process inherits (-nats-gogc, -nats-memlimit-mib,
+// -nats-godebug; this
 // process's runtime read its own when it started) and returns what puts
 // the environment back, so the next round's checks see it unchanged.
 func serverGCEnv() (restore func()) {
 	set := map[string]string{}
 	if *benchNATSGOGC != "" {
 		set["GOGC"] = *benchNATSGOGC
+	}
+	if *benchNATSGODEBUG != "" {
+		set["GODEBUG"] = *benchNATSGODEBUG
 	}
 	if *benchNATSMemLimit > 0 {
 		set["GOMEMLIMIT"] = strconv.Itoa(*benchNATSMemLimit) + "MiB"
@@ -256,8 +261,11 @@ func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 		c = natstest.Client(b, natstest.Run(b, opts...), events.WithMaxPending(16384), clientLog)
 	} else {
 		restore := serverGCEnv()
+		started := time.Now()
 		p := natstest.RunProcess(b, append(opts, natstest.WithCluster(*benchCluster))...)
 		restore()
+		// The server's gctrace (-nats-godebug gctrace=1) counts from here.
+		fmt.Fprintf(os.Stderr, "JetStream child process started at %s\n", started.UTC().Format(time.RFC3339Nano))
 		serverPid = strconv.Itoa(p.Pid)
 		c = natstest.ProcessClient(b, p, events.WithMaxPending(16384), clientLog)
 		b.Logf("JetStream: %d server(s) in a child process (GOGC %q, GOMEMLIMIT %d MiB; empty, 0: Go's defaults), streams with %d replica(s), sync_interval always: %v",
