@@ -234,16 +234,18 @@ type VolumeWorkload struct {
 
 // SnapshotCompleted reports a VolumeSnapshot that became ready to use.
 type SnapshotCompleted struct {
-	Namespace             string           `json:"namespace"`
-	PVC                   string           `json:"pvc"`
-	VolumeSnapshot        string           `json:"volume_snapshot"`
-	VolumeSnapshotContent string           `json:"volume_snapshot_content,omitempty"`
-	VolumeSnapshotClass   string           `json:"volume_snapshot_class,omitempty"`
-	RestoreSize           string           `json:"restore_size,omitempty"`
-	CreationTime          time.Time        `json:"creation_time"`
-	Policy                string           `json:"policy,omitempty"`
-	Slot                  *time.Time       `json:"slot,omitempty"`
-	Workloads             []VolumeWorkload `json:"workloads"`
+	Namespace             string     `json:"namespace"`
+	PVC                   string     `json:"pvc"`
+	VolumeSnapshot        string     `json:"volume_snapshot"`
+	VolumeSnapshotContent string     `json:"volume_snapshot_content,omitempty"`
+	VolumeSnapshotClass   string     `json:"volume_snapshot_class,omitempty"`
+	RestoreSize           string     `json:"restore_size,omitempty"`
+	CreationTime          time.Time  `json:"creation_time"`
+	Policy                string     `json:"policy,omitempty"`
+	Slot                  *time.Time `json:"slot,omitempty" jsonschema_description:"The policy's schedule slot the snapshot was taken for; absent for a snapshot no policy scheduled (a Restore's safety snapshot)"`
+	// Workloads are a sample of the claim's lineage: the pods that mounted
+	// it when the snapshot was cut.
+	Workloads []VolumeWorkload `json:"workloads" jsonschema_description:"The pods that mounted the claim when the snapshot was cut; an empty list says nothing mounted it (an idle volume), so a producer that does not know what ran should not send one"`
 	// Encryption is what the snapshotter found about the snapshot's
 	// encryption at rest when it took it; absent in events from before the
 	// check existed, which consumers read as unknown.

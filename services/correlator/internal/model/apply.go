@@ -92,6 +92,12 @@ func merge(st *State, in Input) bool {
 			return false
 		}
 		s.Verifications[in.EventID] = in.Verified.Passed
+		if at := in.Verified.Time; !s.Completed && !at.IsZero() && (s.Time.IsZero() || at.Before(s.Time)) {
+			// A snapshot known only by its restore tests is timed by the
+			// earliest (it was taken before), so that prune can forget a
+			// test of a snapshot forgotten already (forgettableFailures).
+			s.Time = at
+		}
 		st.touchSnapshot(s)
 		return true
 	case in.Expiring != nil:

@@ -95,3 +95,39 @@ func TestFailuresForgottenInAnyOrder(t *testing.T) {
 		}
 	}
 }
+
+// A restore test reported for a snapshot already forgotten (late, or
+// delivered again) made a record that was never forgotten: it had no
+// time. It is timed by the test's report now, and forgotten as a failure
+// is; a test of a snapshot not completed yet stays until its completion.
+func TestLateRestoreTestOfAForgottenSnapshotIsForgotten(t *testing.T) {
+	r := DefaultRules()
+	r.History = 8
+	run := scenario.Run{App: "db", Versions: []string{"v1"}}
+	st := NewState("late")
+	feed(t, r, st, scenario.SARIF("late", "db", "u1", "v1", hr(0)))
+	for i := range 40 {
+		feed(t, r, st, scenario.Snapshot("late", "data", fmt.Sprintf("s-%03d", i), hr(i), run))
+	}
+	if _, ok := st.Snapshots["s-003"]; ok {
+		t.Fatalf("s-003 is remembered after 40 newer slots with history 8: the story does not forget it")
+	}
+	feed(t, r, st, scenario.VerifiedAt("late", "data", "s-003", false, hr(4)))
+	if s, ok := st.Snapshots["s-003"]; ok {
+		t.Errorf("the late restore test of the forgotten s-003 left a record (completed %t, time %v, tests %v)", s.Completed, s.Time, s.Verifications)
+	}
+
+	// A test that comes before its snapshot's completion, among the
+	// history newest, is kept and the completion finds it.
+	feed(t, r, st, scenario.VerifiedAt("late", "data", "s-040", false, hr(41)))
+	if s := st.Snapshots["s-040"]; s == nil || len(s.Verifications) != 1 {
+		t.Fatalf("the restore test of s-040, not completed yet, is not kept: %+v", s)
+	}
+	feed(t, r, st, scenario.Snapshot("late", "data", "s-040", hr(40), run))
+	if s := st.Snapshots["s-040"]; !s.Completed || !s.Time.Equal(hr(40)) || s.Verifications == nil {
+		t.Errorf("s-040 after its completion: completed %t, time %v (want %v), tests %v", s.Completed, s.Time, hr(40), s.Verifications)
+	}
+	if av, _ := Derive(r, st).App("db"); slices.Contains(av.KnownGood["data"], "s-040") {
+		t.Errorf("s-040 failed its restore test but is known-good: %v", av.KnownGood["data"])
+	}
+}

@@ -55,6 +55,9 @@ type Verification struct {
 	Name   string
 	PVC    string
 	Passed bool
+	// Time is when the restore test was reported: the snapshot was taken
+	// before it.
+	Time time.Time
 }
 
 // Expiring is a certificate.expiring fact.
@@ -117,7 +120,7 @@ func FromEvent(ev events.Event) (Input, error) {
 		if p.Namespace == "" || p.VolumeSnapshot == "" {
 			return in, events.Permanent(fmt.Errorf("snapshot.verified %s: namespace and volume_snapshot are required", ev.ID()))
 		}
-		in.Namespace, in.Verified = p.Namespace, &Verification{Name: p.VolumeSnapshot, PVC: p.PVC, Passed: p.Passed}
+		in.Namespace, in.Verified = p.Namespace, &Verification{Name: p.VolumeSnapshot, PVC: p.PVC, Passed: p.Passed, Time: ev.Time().UTC()}
 		return in, nil
 	case events.TypeCertificateExpiring:
 		p, err := events.Decode[events.CertificateExpiring](ev)

@@ -152,10 +152,12 @@ func forgettable(list []*Snapshot, history int, pinned func(name string) bool, k
 	return out
 }
 
-// forgettableFailures are the records of one PVC's snapshots that failed
-// and never completed (failed) that prune may forget: those with history
-// of the PVC's completed snapshots (completed, oldest first) newer than
-// the failure. A failed snapshot is no restore point and no sample; its
+// forgettableFailures are the records of one PVC's snapshots that never
+// completed (failed: known by a failure or a restore test) that prune may
+// forget: those with history of the PVC's completed snapshots (completed,
+// oldest first) newer than the failure (or the restore test, which came
+// after the snapshot was taken: a late test of a snapshot forgotten
+// already). A failed snapshot is no restore point and no sample; its
 // record only keeps the snapshot unready should its completion come too
 // (the snapshotter reports one or the other: both only when it crashed
 // between publishing a failure and marking it reported, while the
@@ -166,8 +168,8 @@ func forgettable(list []*Snapshot, history int, pinned func(name string) bool, k
 func forgettableFailures(failed, completed []*Snapshot, history int) []*Snapshot {
 	var out []*Snapshot
 	for _, s := range failed {
-		if len(s.Failed) == 0 {
-			continue // a restore test of a snapshot not completed yet
+		if s.Time.IsZero() {
+			continue // untimed: a restore test in a state stored before tests were timed
 		}
 		newer, _ := slices.BinarySearchFunc(completed, s.Time, func(c *Snapshot, t time.Time) int {
 			if c.Time.After(t) {

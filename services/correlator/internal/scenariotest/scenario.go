@@ -74,6 +74,13 @@ func Verified(ns, pvc, name string, passed bool) events.Event {
 		events.SnapshotVerified{Namespace: ns, PVC: pvc, VolumeSnapshot: name, Passed: passed, Job: events.ObjectRef{Namespace: ns, Name: "verify-" + name}})
 }
 
+// VerifiedAt is a snapshot.verified event reported at at.
+func VerifiedAt(ns, pvc, name string, passed bool, at time.Time) events.Event {
+	ev := Verified(ns, pvc, name, passed)
+	ev.SetTime(at)
+	return ev
+}
+
 // Critical is a critical finding; Leak is a hard-coded credential finding.
 var (
 	Critical = events.Finding{Tool: "gosec", RuleID: "G402", Severity: "critical", CWEs: []string{"CWE-295"}, Fingerprint: "f-g402"}

@@ -36,16 +36,13 @@ func Claim(vs *snapv1.VolumeSnapshot) string {
 	return vs.Labels[v1alpha1.LabelPVC]
 }
 
-// TakenAt is the time retention buckets a snapshot by: its schedule slot,
+// TakenAt is the time retention buckets a snapshot by, in UTC: its schedule slot,
 // else status.creationTime, else the object's creation.
 func TakenAt(vs *snapv1.VolumeSnapshot) time.Time {
 	if slot := Slot(vs); slot != nil {
-		return *slot
+		return slot.UTC()
 	}
-	if vs.Status != nil && vs.Status.CreationTime != nil {
-		return vs.Status.CreationTime.Time
-	}
-	return vs.CreationTimestamp.Time
+	return CreationTime(vs)
 }
 
 // CreationTime is the snapshot's time in events (snapshot.completed's

@@ -18,9 +18,12 @@ import (
 func ptr[T any](v T) *T { return &v }
 
 func TestTakenAtPrefersTheSlotThenTheSnapshotsCreation(t *testing.T) {
+	// Read in a zone of its own (as metav1.Time decodes into the local
+	// zone), the time comes out in UTC, as the events carry it.
+	zone := time.FixedZone("UTC+2", 2*60*60)
 	slot := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
-	created := slot.Add(3 * time.Minute)
-	object := slot.Add(time.Minute)
+	created := slot.Add(3 * time.Minute).In(zone)
+	object := slot.Add(time.Minute).In(zone)
 	tests := []struct {
 		name string
 		vs   snapv1.VolumeSnapshot
@@ -40,8 +43,8 @@ func TestTakenAtPrefersTheSlotThenTheSnapshotsCreation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := managed.TakenAt(&tt.vs); !got.Equal(tt.want) {
-				t.Errorf("TakenAt = %s, want %s", got, tt.want)
+			if got := managed.TakenAt(&tt.vs); !got.Equal(tt.want) || got.Location() != time.UTC {
+				t.Errorf("TakenAt = %s, want %s in UTC", got, tt.want.UTC())
 			}
 		})
 	}
