@@ -43,9 +43,9 @@ var (
 	benchMemLimit       = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
 	benchEmbedded       = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
 	benchLatencyTrace   = flag.String("latency-trace", "", "BenchmarkMixedStream: write each latency-phase event's stage times here (CSV, unix microseconds), to line spikes up with a trace of the server")
-	benchNATSGOGC       = flag.String("nats-gogc", "", "BenchmarkMixedStream: GOGC of the JetStream server's child process (empty: Go's default, 100)")
+	benchNATSGOGC       = flag.String("nats-gogc", "200", "BenchmarkMixedStream: GOGC of the JetStream server's child process, as deploy/kustomize sets it (empty: Go's default, 100)")
 	benchNATSGODEBUG    = flag.String("nats-godebug", "", "BenchmarkMixedStream: GODEBUG of the JetStream server's child process (gctrace=1 traces its GC cycles alone on stderr)")
-	benchNATSMemLimit   = flag.Int("nats-memlimit-mib", 0, "BenchmarkMixedStream: Go memory limit (GOMEMLIMIT) of the JetStream server's child process in MiB (0: none)")
+	benchNATSMemLimit   = flag.Int("nats-memlimit-mib", 2048, "BenchmarkMixedStream: Go memory limit (GOMEMLIMIT) of the JetStream server's child process in MiB, as deploy/kustomize sets it (its container's limit; 0: none)")
 	benchCluster        = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
 )
 
