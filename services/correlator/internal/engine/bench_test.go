@@ -43,6 +43,9 @@ var (
 	benchMemLimit       = flag.Int("memlimit-mib", 900, "BenchmarkMixedStream: Go memory limit when GOMEMLIMIT is not set, as the service sets itself in a 1 GiB container (0: none)")
 	benchEmbedded       = flag.Bool("embedded", false, "BenchmarkMixedStream: run JetStream inside the benchmark's process instead of a child process")
 	benchLatencyTrace   = flag.String("latency-trace", "", "BenchmarkMixedStream: write each latency-phase event's stage times here (CSV, unix microseconds), to line spikes up with a trace of the server")
+	benchNATSGOGC       = flag.String("nats-gogc", "200", "BenchmarkMixedStream: GOGC of the JetStream server's child process, as deploy/kustomize sets it (empty: Go's default, 100)")
+	benchNATSGODEBUG    = flag.String("nats-godebug", "", "BenchmarkMixedStream: GODEBUG of the JetStream server's child process (gctrace=1 traces its GC cycles alone on stderr)")
+	benchNATSMemLimit   = flag.Int("nats-memlimit-mib", 2048, "BenchmarkMixedStream: Go memory limit (GOMEMLIMIT) of the JetStream server's child process in MiB, as deploy/kustomize sets it (its container's limit; 0: none)")
 	benchCluster        = flag.Int("cluster", 1, "BenchmarkMixedStream: JetStream servers (3: a cluster on loopback with streams and the state bucket replicated three times, as deployed)")
 )
 
@@ -206,6 +209,38 @@ func loadAverage() string {
 	return f[0]
 }
 
+// serverGCEnv sets GOGC, GOMEMLIMIT and GODEBUG in the environment that
+// the server's child process inherits (-nats-gogc, -nats-memlimit-mib,
+// -nats-godebug; this
+// process's runtime read its own when it started) and returns what puts
+// the environment back, so the next round's checks see it unchanged.
+func serverGCEnv() (restore func()) {
+	set := map[string]string{}
+	if *benchNATSGOGC != "" {
+		set["GOGC"] = *benchNATSGOGC
+	}
+	if *benchNATSGODEBUG != "" {
+		set["GODEBUG"] = *benchNATSGODEBUG
+	}
+	if *benchNATSMemLimit > 0 {
+		set["GOMEMLIMIT"] = strconv.Itoa(*benchNATSMemLimit) + "MiB"
+	}
+	var undo []func()
+	for k, v := range set {
+		if old, ok := os.LookupEnv(k); ok {
+			undo = append(undo, func() { _ = os.Setenv(k, old) })
+		} else {
+			undo = append(undo, func() { _ = os.Unsetenv(k) })
+		}
+		_ = os.Setenv(k, v)
+	}
+	return func() {
+		for _, u := range undo {
+			u()
+		}
+	}
+}
+
 func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 	run := mixedRun{load: [2]string{loadAverage(), ""}}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *benchMemLimit > 0 {
@@ -225,10 +260,16 @@ func benchmarkMixedStream(b *testing.B, perNS int) mixedRun {
 	if *benchEmbedded {
 		c = natstest.Client(b, natstest.Run(b, opts...), events.WithMaxPending(16384), clientLog)
 	} else {
+		restore := serverGCEnv()
+		started := time.Now()
 		p := natstest.RunProcess(b, append(opts, natstest.WithCluster(*benchCluster))...)
+		restore()
+		// The server's gctrace (-nats-godebug gctrace=1) counts from here.
+		fmt.Fprintf(os.Stderr, "JetStream child process started at %s\n", started.UTC().Format(time.RFC3339Nano))
 		serverPid = strconv.Itoa(p.Pid)
 		c = natstest.ProcessClient(b, p, events.WithMaxPending(16384), clientLog)
-		b.Logf("JetStream: %d server(s) in a child process, streams with %d replica(s), sync_interval always: %v", p.Servers, p.Servers, !*benchNoSync)
+		b.Logf("JetStream: %d server(s) in a child process (GOGC %q, GOMEMLIMIT %d MiB; empty, 0: Go's defaults), streams with %d replica(s), sync_interval always: %v",
+			p.Servers, *benchNATSGOGC, *benchNATSMemLimit, p.Servers, !*benchNoSync)
 	}
 	m := scenario.MixedStream{Apps: *benchApps, PerNS: perNS, Start: scenario.T0, ObserveEvery: *benchObserveEvery}
 	slots := max(1, *benchEvents / *benchApps)

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/stateguard/stateguard/services/correlator/internal/ordered"
@@ -61,8 +62,8 @@ func merge(st *State, in Input) bool {
 		n := in.Snapshot
 		st.forget(s)
 		from := s.PVC
-		s.PVC, s.EventID, s.Time, s.Completed, s.RestoreSize, s.Workloads = n.PVC, in.EventID, n.Time, true, n.RestoreSize, st.shareWorkloads(n.Workloads)
-		s.Encryption, s.EncryptionEvidence = n.Encryption, n.EncryptionEvidence
+		s.PVC, s.EventID, s.Time, s.Completed, s.RestoreSize, s.Workloads = st.shareString(n.PVC), in.EventID, n.Time, true, st.shareString(n.RestoreSize), st.shareWorkloads(n.Workloads)
+		s.Encryption, s.EncryptionEvidence = st.shareString(n.Encryption), n.EncryptionEvidence
 		if from != s.PVC {
 			st.indexSnapshot(s, from, false)
 		}
@@ -228,7 +229,7 @@ func snapshotFor(st *State, name, pvc string) *Snapshot {
 	}
 	s := st.Snapshots[name]
 	if s == nil {
-		s = &Snapshot{Name: name, PVC: pvc}
+		s = &Snapshot{Name: name, PVC: st.shareString(pvc)}
 		st.Snapshots[name] = s
 		st.indexSnapshot(s, "", true)
 		if st.namesOK {
@@ -237,7 +238,7 @@ func snapshotFor(st *State, name, pvc string) *Snapshot {
 	}
 	if s.PVC == "" && pvc != "" {
 		st.forget(s)
-		s.PVC = pvc
+		s.PVC = st.shareString(pvc)
 		st.indexSnapshot(s, "", false)
 		st.remember(s)
 	}
@@ -310,8 +311,10 @@ func prune(r Rules, st *State, in Input) {
 		if restored == nil {
 			restored = restoredSnapshots(st.Restores)
 		}
-		keep := lineageBoundaries(list, st.observationsOn(pvc), restoresInto(st.Restores, pvc), r.KeepKnownGood+1)
+		keep := lineageBoundaries(boundaryPool.Get().(map[*Snapshot]bool), list, st.observationsOn(pvc), restoresInto(st.Restores, pvc), r.KeepKnownGood+1)
 		drop = append(drop, forgettable(list, r.History, pinned, func(s *Snapshot) bool { return keep[s] || restored[s.Name] })...)
+		clear(keep)
+		boundaryPool.Put(keep)
 	}
 	for _, s := range drop {
 		st.forget(s)
@@ -328,6 +331,9 @@ func prune(r Rules, st *State, in Input) {
 		}
 	}
 }
+
+// boundaryPool holds the maps prune collects a PVC's lineage boundaries in.
+var boundaryPool = sync.Pool{New: func() any { return map[*Snapshot]bool{} }}
 
 // pvcsToPrune are the PVCs prune looks at, sorted: with a view cache those
 // whose facts changed (partChanged) or whose snapshots were unpinned

@@ -699,6 +699,7 @@ func (st *State) deriveChanges(r Rules) changes {
 			}
 			timeline := c.byApp[app]
 			view := deriveApp(r, st, app, timeline, ru)
+			ru.verdicts.release()
 			var snaps []*Snapshot
 			if av != nil {
 				snaps = av.snaps[:0] // read by deriveApp until now

@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stateguard/stateguard/pkg/events"
-
 	scenario "github.com/stateguard/stateguard/services/correlator/internal/scenariotest"
 )
 
@@ -119,6 +118,43 @@ func TestRulesEqualSeesEveryField(t *testing.T) {
 	}
 	if !base.equal(base.clone()) {
 		t.Error("a clone of the rules is not equal to them")
+	}
+}
+
+// The cache keeps an application's verdicts between events but not its
+// uploads by version key (verdicts.release): a version first seen by a
+// later event, known only through an alias — the version label of an image
+// rebuilt under a new digest — must still find the upload that names the
+// label (feed compares the kept views with a fresh derivation after each
+// event).
+func TestCachedVerdictsFindAnAliasSeenLater(t *testing.T) {
+	r := DefaultRules()
+	ns, at := "alias", scenario.T0
+	rebuilt := func(name string, at time.Time) events.Event {
+		p := events.SnapshotCompleted{Namespace: ns, PVC: "db-data", VolumeSnapshot: name, CreationTime: at, RestoreSize: "10Gi",
+			Workloads: []events.VolumeWorkload{{Pod: "db-0", App: "db", Version: "v1", Owner: &events.ObjectRef{Kind: "StatefulSet", Namespace: ns, Name: "db"},
+				Containers: []events.Container{{Name: "c0", Image: "registry.example/db:v1", Digest: scenario.Digest("v1-rebuilt")}}}}}
+		return events.MustNewEvent(events.TypeSnapshotCompleted, scenario.Source, "snapshot-"+ns+"-"+name, p)
+	}
+	st := NewState(ns)
+	feed(t, r, st,
+		scenario.SARIF(ns, "db", "u1", "v1", at, scenario.Critical), // names v1's digest and its label
+		scenario.Snapshot(ns, "db-data", "s1", at.Add(time.Hour), scenario.Run{App: "db", Versions: []string{"v0"}}),
+		rebuilt("s2", at.Add(2*time.Hour)),
+	)
+	if st.cache == nil {
+		t.Fatal("no view cache: the test does not exercise the kept verdicts")
+	}
+	var got string
+	for _, av := range st.derive(r).Apps {
+		for _, sv := range av.Snapshots {
+			if sv.Name == "s2" {
+				got = sv.Class
+			}
+		}
+	}
+	if got != Tainted {
+		t.Fatalf("s2, of the rebuilt image of v1 (by its version label), is %q, want %q", got, Tainted)
 	}
 }
 

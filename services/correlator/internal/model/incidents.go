@@ -168,7 +168,7 @@ func incidentRestorePoints(inc *IncidentView, spans []Span, views []SnapshotView
 	}
 	for _, pvc := range ordered.Keys(firstOn) {
 		first := firstOn[pvc]
-		inc.Lineage = append(inc.Lineage, lineageSpans(lineage[pvc], true)...)
+		inc.Lineage = appendLineageSpans(inc.Lineage, lineage[pvc], true)
 		if rp, ok := restorePointBefore(views, pvc, first.From); ok {
 			inc.RestorePoints = append(inc.RestorePoints, rp)
 			continue

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unique"
 
 	"github.com/stateguard/stateguard/pkg/events"
 )
@@ -330,14 +329,14 @@ func fromSnapshot(in *Input, p events.SnapshotCompleted) error {
 		return events.Permanent(fmt.Errorf("snapshot.completed %s: creation_time is required", in.EventID))
 	}
 	// A namespace's state keeps up to history snapshots per PVC, which
-	// repeat the same PVC and size (interned here) and the same workloads
-	// (one copy per namespace: State.shareWorkloads). The two strings only
-	// this snapshot has share one allocation.
+	// repeat the same PVC and size and the same workloads (one copy per
+	// namespace: State.shareString, State.shareWorkloads). The two strings
+	// only this snapshot has share one allocation.
 	both := p.VolumeSnapshot + in.EventID
 	in.EventID = both[len(p.VolumeSnapshot):]
 	s := &Snapshot{
-		Name: both[:len(p.VolumeSnapshot)], PVC: intern(p.PVC), EventID: in.EventID, Time: p.CreationTime.UTC(),
-		Completed: true, RestoreSize: intern(p.RestoreSize), Encryption: intern(p.Encryption), EncryptionEvidence: p.EncryptionEvidence,
+		Name: both[:len(p.VolumeSnapshot)], PVC: p.PVC, EventID: in.EventID, Time: p.CreationTime.UTC(),
+		Completed: true, RestoreSize: p.RestoreSize, Encryption: p.Encryption, EncryptionEvidence: p.EncryptionEvidence,
 	}
 	for _, w := range p.Workloads {
 		if wl := workloadOf(p.Namespace, w); wl.App != "" {
@@ -377,9 +376,6 @@ func workloadOf(ns string, w events.VolumeWorkload) Workload {
 	wl.Versions = slices.Compact(wl.Versions)
 	return wl
 }
-
-// intern returns the one copy of s.
-func intern(s string) string { return unique.Make(s).Value() }
 
 // AppOf is the application a pod belongs to: its app.kubernetes.io/name,
 // else the workload that owns it, else the pod itself.

@@ -3,6 +3,7 @@ package model
 import (
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stateguard/stateguard/pkg/events"
@@ -34,11 +35,13 @@ type Span struct {
 	Cause string
 }
 
-// sample is what ran on a PVC from Time on.
+// sample is what ran on a PVC from Time on: a completed snapshot's
+// workloads (snap) or an observation's (snap nil).
 type sample struct {
 	time      time.Time
 	eventID   string
 	workloads []Workload
+	snap      *Snapshot
 }
 
 // sampleOrder orders a PVC's samples by time, then event id.
@@ -53,38 +56,64 @@ func sampleOrder(a, b sample) int {
 // writes from the first sample that shows it until the first later sample
 // without it.
 func spansOf(pvc string, samples []sample) []Span {
-	var out []Span
-	open := map[appVersion]int{} // → index in out
-	var seen map[appVersion]bool
+	sc := spanScratchPool.Get().(*spanScratch)
+	defer sc.put()
+	out, open := sc.spans[:0], sc.open[:0] // open: indexes in out
 	for i, sm := range samples {
 		// A sample that shows the same versions as the one before opens
 		// and closes nothing (most do: the snapshots of a version).
 		if i > 0 && sameVersions(samples[i-1].workloads, sm.workloads) {
 			continue
 		}
-		if seen == nil {
-			seen = map[appVersion]bool{}
+		// The spans no longer shown close, then the versions not open yet
+		// open (two sets that do not meet: the order is free).
+		kept := open[:0]
+		for _, j := range open {
+			if shows(sm.workloads, out[j].App, out[j].Version) {
+				kept = append(kept, j)
+			} else {
+				t := sm.time
+				out[j].To = &t
+			}
 		}
-		clear(seen)
+		open = kept
 		for _, w := range sm.workloads {
 			for _, v := range w.Versions {
-				k := appVersion{w.App, v}
-				seen[k] = true
-				if _, ok := open[k]; !ok {
-					open[k] = len(out)
+				if !slices.ContainsFunc(open, func(j int) bool { return out[j].App == w.App && out[j].Version == v }) {
+					open = append(open, len(out))
 					out = append(out, Span{PVC: pvc, App: w.App, Version: v, Label: w.Label, Commit: w.Commit, From: sm.time, Cause: sm.eventID})
 				}
 			}
 		}
-		for k, i := range open {
-			if !seen[k] {
-				t := sm.time
-				out[i].To = &t
-				delete(open, k)
-			}
+	}
+	sc.spans, sc.open = out, open
+	return slices.Clone(out)
+}
+
+// shows reports whether ws show version v of app.
+func shows(ws []Workload, app, v string) bool {
+	for _, w := range ws {
+		if w.App == app && slices.Contains(w.Versions, v) {
+			return true
 		}
 	}
-	return out
+	return false
+}
+
+// spanScratch is spansOf's working memory, reused through spanScratchPool
+// (spansOf runs for each PVC an event's applications read, per event: its
+// growing arrays were a tenth of the bytes an event allocated).
+type spanScratch struct {
+	spans []Span
+	open  []int
+}
+
+var spanScratchPool = sync.Pool{New: func() any { return new(spanScratch) }}
+
+func (sc *spanScratch) put() {
+	clear(sc.spans) // drop what the spans point to (those beyond were dropped before)
+	sc.spans, sc.open = sc.spans[:0], sc.open[:0]
+	spanScratchPool.Put(sc)
 }
 
 type appVersion struct{ app, version string }
@@ -198,18 +227,37 @@ func newLineages(st *State, byPVC map[string][]*Snapshot, verdict func(app strin
 }
 
 // samples are what ran on pvc, sorted by time: its completed snapshots and
-// its observations.
-func (lx *lineages) samples(pvc string) []sample {
-	observed := lx.st.observationsOn(pvc)
-	list := make([]sample, 0, len(lx.byPVC[pvc])+len(observed))
-	for _, s := range lx.byPVC[pvc] {
-		list = append(list, sample{time: s.Time, eventID: s.EventID, workloads: s.Workloads})
+// its observations (samplesOf), in an array to give back with putSamples.
+func (lx *lineages) samples(pvc string) *[]sample {
+	return samplesOf(lx.byPVC[pvc], lx.st.observationsOn(pvc))
+}
+
+// samplesOf merges a PVC's completed snapshots and observations, sorted
+// by time, then event id (sampleOrder), into an array of samplePool; the
+// caller gives it back with putSamples once nothing reads it. Built per
+// event for each PVC an event's applications read and again for prune,
+// these arrays were a fifth of the bytes an event allocated.
+func samplesOf(snaps []*Snapshot, observed []*Observation) *[]sample {
+	p := samplePool.Get().(*[]sample)
+	list := slices.Grow((*p)[:0], len(snaps)+len(observed))
+	for _, s := range snaps {
+		list = append(list, sample{time: s.Time, eventID: s.EventID, workloads: s.Workloads, snap: s})
 	}
 	for _, o := range observed {
 		list = append(list, sample{time: o.Time, eventID: o.EventID, workloads: o.Workloads})
 	}
 	slices.SortFunc(list, sampleOrder)
-	return list
+	*p = list
+	return p
+}
+
+var samplePool = sync.Pool{New: func() any { return new([]sample) }}
+
+// putSamples gives an array of samplesOf back.
+func putSamples(p *[]sample) {
+	clear(*p) // drop what the samples point to
+	*p = (*p)[:0]
+	samplePool.Put(p)
 }
 
 // epochs of pvc, oldest first. A restore's epoch starts with the spans of
@@ -224,7 +272,9 @@ func (lx *lineages) epochsDepth(pvc string, depth int) []epoch {
 		return eps
 	}
 	lx.memo[pvc] = nil // a cycle of restores ends here
-	samples := lx.samples(pvc)
+	buf := lx.samples(pvc)
+	defer putSamples(buf)
+	samples := *buf
 	bounds := []epoch{{}}
 	for _, r := range lx.restores[pvc] {
 		bounds = append(bounds, epoch{start: r.Time, restore: r})
@@ -351,9 +401,10 @@ func (lx *lineages) at(pvc string, t time.Time) []Span {
 	return nil
 }
 
-// lineageSpans is spans in the events' form, for why and the decisions.
-func lineageSpans(spans []Span, first bool) []events.LineageSpan {
-	out := make([]events.LineageSpan, 0, len(spans))
+// appendLineageSpans appends spans in the events' form to out, for why
+// and the decisions.
+func appendLineageSpans(out []events.LineageSpan, spans []Span, first bool) []events.LineageSpan {
+	out = slices.Grow(out, len(spans))
 	for i, sp := range spans {
 		ls := events.LineageSpan{PVC: sp.PVC, App: sp.App, Version: sp.Version, Verdict: sp.Verdict, From: sp.From, To: sp.To, Via: sp.Via}
 		if first && i == 0 && sp.Via == "" {

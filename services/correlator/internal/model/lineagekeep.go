@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -35,13 +36,6 @@ import (
 // snapshots. What it does not cover is in the README's "Order
 // independence beyond the history".
 
-// boundarySample is one sample of a PVC: a completed snapshot (snap) or an
-// observation (snap nil), in lineages.samples' order.
-type boundarySample struct {
-	sample
-	snap *Snapshot // nil for an observation
-}
-
 // lineageBoundaries are the snapshots of one PVC that must be kept however
 // old: the first sample of each set of versions (the first of the PVC and
 // the first of each epoch — restores is when each restore into it began —
@@ -53,44 +47,64 @@ type boundarySample struct {
 // 2,000 long-run scenarios changed, most (restores without snapshot_time)
 // away from those of a history that forgets nothing (README, "Order
 // independence beyond the history").
-func lineageBoundaries(snaps []*Snapshot, observed []*Observation, restores []time.Time, keep int) map[*Snapshot]bool {
-	samples := boundarySamples(snaps, observed)
-	restores = slices.SortedFunc(slices.Values(restores), time.Time.Compare)
-	out := map[*Snapshot]bool{}
+// They are added to out, which the caller may reuse (prune does, through
+// boundaryPool: the map and the rings were a tenth of the bytes an event
+// allocated).
+func lineageBoundaries(out map[*Snapshot]bool, snaps []*Snapshot, observed []*Observation, restores []time.Time, keep int) map[*Snapshot]bool {
+	buf := samplesOf(snaps, observed)
+	defer putSamples(buf)
+	samples := *buf
+	slices.SortFunc(restores, time.Time.Compare)
 	// Per app, its newest snapshots down to the keep-th newest ready one,
 	// oldest first: the unready ones among them are kept too, so that a
 	// failure forgotten with its snapshot cannot make it look ready when
-	// its completion is delivered again.
-	rings := map[string][]*Snapshot{}
+	// its completion is delivered again. A PVC has the snapshots of an
+	// app or two: a list, each ring kept at the front of its array.
+	type appRing struct {
+		app  string
+		ring []*Snapshot
+	}
+	var rings []appRing
 	mark := func() {
-		for _, ring := range rings {
-			for _, s := range ring {
+		for _, r := range rings {
+			for _, s := range r.ring {
 				out[s] = true
 			}
 		}
 	}
-	prev, ri := "", 0
+	ri := 0
 	var prevWorkloads []Workload
+	var set, prev []appVersion // the sample's set of versions, the one before's
 	for i, sm := range samples {
 		newEpoch := false
 		for ri < len(restores) && !sm.time.Before(restores[ri]) {
 			ri, newEpoch = ri+1, true
 		}
-		set := prev
+		changed := false
 		if !sameList(sm.workloads, prevWorkloads) { // snapshots share equal lists (shareWorkloads)
-			set = versionSet(sm.workloads)
+			set = versionSet(set[:0], sm.workloads)
+			changed = !slices.Equal(set, prev)
+			set, prev = prev, set
 		}
 		prevWorkloads = sm.workloads
-		if i == 0 || newEpoch || set != prev {
+		if i == 0 || newEpoch || changed {
 			if sm.snap != nil {
 				out[sm.snap] = true
 			}
 			mark()
 		}
-		prev = set
 		if sm.snap != nil {
-			for _, app := range appsOf(sm.workloads) {
-				rings[app] = newestReady(append(rings[app], sm.snap), keep)
+			for j, w := range sm.workloads {
+				if slices.ContainsFunc(sm.workloads[:j], func(o Workload) bool { return o.App == w.App }) {
+					continue // the app's ring has it already
+				}
+				k := slices.IndexFunc(rings, func(r appRing) bool { return r.app == w.App })
+				if k < 0 {
+					k = len(rings)
+					rings = append(rings, appRing{app: w.App})
+				}
+				ring := append(rings[k].ring, sm.snap)
+				rings[k].ring = ring[:copy(ring, newestReady(ring, keep))]
 			}
 		}
 	}
@@ -112,40 +126,18 @@ func newestReady(list []*Snapshot, keep int) []*Snapshot {
 	return list
 }
 
-// boundarySamples merges a PVC's completed snapshots and observations,
-// sorted as lineages.samples sorts them (sampleOrder).
-func boundarySamples(snaps []*Snapshot, observed []*Observation) []boundarySample {
-	list := make([]boundarySample, 0, len(snaps)+len(observed))
-	for _, s := range snaps {
-		list = append(list, boundarySample{sample{s.Time, s.EventID, s.Workloads}, s})
-	}
-	for _, o := range observed {
-		list = append(list, boundarySample{sample: sample{o.Time, o.EventID, o.Workloads}})
-	}
-	slices.SortFunc(list, func(a, b boundarySample) int { return sampleOrder(a.sample, b.sample) })
-	return list
-}
-
-// versionSet is the set of (application, version) a sample shows, as one
-// comparable string.
-func versionSet(ws []Workload) string {
-	var keys []string
+// versionSet appends to dst the set of (application, version) ws show,
+// sorted, each once.
+func versionSet(dst []appVersion, ws []Workload) []appVersion {
 	for _, w := range ws {
 		for _, v := range w.Versions {
-			keys = append(keys, w.App+"\x00"+v)
+			dst = append(dst, appVersion{w.App, v})
 		}
 	}
-	slices.Sort(keys)
-	return strings.Join(slices.Compact(keys), "\x01")
-}
-
-// appsOf are the applications of ws, each once.
-func appsOf(ws []Workload) []string {
-	var out []string
-	for _, w := range ws {
-		out, _ = setAdd(out, w.App)
-	}
-	return out
+	slices.SortFunc(dst, func(a, b appVersion) int {
+		return cmp.Or(strings.Compare(a.app, b.app), strings.Compare(a.version, b.version))
+	})
+	return slices.Compact(dst)
 }
 
 // forgettable are the snapshots of one PVC (list, oldest first) prune may

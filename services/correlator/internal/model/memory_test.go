@@ -60,13 +60,16 @@ func stateGrowth(b *testing.B, apps, slots int) {
 			}
 		}
 	}
+	var objects uint64 // heap objects at the last heap(): what a GC cycle marks
 	heap := func() uint64 {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
+		objects = ms.HeapObjects
 		return ms.HeapAlloc
 	}
 	base := heap()
+	baseObjects := objects
 	apply(-1)
 	var half uint64
 	for k := range slots {
@@ -77,6 +80,7 @@ func stateGrowth(b *testing.B, apps, slots int) {
 		}
 	}
 	end := heap()
+	endObjects := objects
 	writeHeapProfile(b, *growthProfile, "")
 	// The derived views kept between events, and the facts without them.
 	for _, st := range states {
@@ -93,6 +97,7 @@ func stateGrowth(b *testing.B, apps, slots int) {
 	}
 	b.ReportMetric(float64(failed)/float64(apps), "failed-records/app")
 	b.ReportMetric(float64(end-base)/float64(apps), "heap-B/app")
+	b.ReportMetric(float64(int64(endObjects)-int64(baseObjects))/float64(apps), "objects/app")
 	b.ReportMetric(float64(int64(end)-int64(half))/float64(apps)/float64(slots-slots/2), "growth-B/app/slot")
 	b.ReportMetric(float64(snaps)/float64(apps), "snapshots/app")
 	b.ReportMetric(float64(obs)/float64(apps), "observations/app")

@@ -118,24 +118,37 @@ type verdicts struct {
 	r     Rules
 	st    *State
 	app   string
-	byKey map[string][]*Upload
+	byKey map[string][]*Upload // nil until a key misses the cache (index)
 	cache map[string]VersionView
 }
 
 func newVerdicts(r Rules, st *State, app string) *verdicts {
-	vd := &verdicts{r: r, st: st, app: app, byKey: map[string][]*Upload{}, cache: map[string]VersionView{}}
-	for _, u := range st.uploadsOf(app) {
+	return &verdicts{r: r, st: st, app: app, cache: map[string]VersionView{}}
+}
+
+// index groups the application's uploads by version key.
+func (vd *verdicts) index() {
+	vd.byKey = map[string][]*Upload{}
+	for _, u := range vd.st.uploadsOf(vd.app) {
 		for _, k := range u.Keys {
 			vd.byKey[k] = append(vd.byKey[k], u)
 		}
 	}
-	return vd
 }
+
+// release drops the uploads by key between events: the verdicts asked for
+// stay in the cache, and a key not asked for yet (a new version on a
+// snapshot) indexes the same uploads again. Kept for every application,
+// the index was a tenth of the views the cache keeps in memory.
+func (vd *verdicts) release() { vd.byKey = nil }
 
 // of is verdictOf(key), memoised.
 func (vd *verdicts) of(key string) VersionView {
 	if v, ok := vd.cache[key]; ok {
 		return v
+	}
+	if vd.byKey == nil {
+		vd.index()
 	}
 	v := verdictOf(vd.r, key, vd.byKey[key], vd.st.Dismissals)
 	vd.cache[key] = v
