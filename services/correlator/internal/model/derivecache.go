@@ -726,7 +726,10 @@ func (st *State) deriveChanges(r Rules) changes {
 	ch.pinNames = ordered.Keys(touched)
 	ch.pins = c.pins
 	if ch.all {
+		// decide's only; the list is made again when a whole view is read
+		// (derive), not kept beside certsBy.
 		ch.certs = c.certList()
+		c.certs, c.certsOK = nil, false
 		c.certsFresh = c.certsFresh[:0]
 	} else {
 		ch.certs = c.freshCerts()
