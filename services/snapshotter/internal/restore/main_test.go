@@ -377,3 +377,31 @@ func natsClient(t *testing.T) *events.Client {
 }
 
 var discard = slog.New(slog.DiscardHandler)
+
+// onlyCompleted is the one restore.completed among a namespace's decision
+// events evs (decisionEvents).
+func onlyCompleted(t *testing.T, evs map[string][]events.Event) events.RestoreCompleted {
+	t.Helper()
+	if len(evs[events.TypeRestoreCompleted]) != 1 {
+		t.Fatalf("restore.completed events: %v", evs[events.TypeRestoreCompleted])
+	}
+	done, err := events.Decode[events.RestoreCompleted](evs[events.TypeRestoreCompleted][0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return done
+}
+
+// snapshotCut is when the csi-snapshotter cut volume snapshot ns/name
+// (status.creationTime), in UTC.
+func snapshotCut(t *testing.T, ns, name string) time.Time {
+	t.Helper()
+	var vs snapv1.VolumeSnapshot
+	if err := kc.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, &vs); err != nil {
+		t.Fatal(err)
+	}
+	if vs.Status == nil || vs.Status.CreationTime == nil {
+		t.Fatalf("volume snapshot %s has no status.creationTime: %+v", name, vs.Status)
+	}
+	return vs.Status.CreationTime.UTC()
+}

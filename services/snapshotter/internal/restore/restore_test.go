@@ -109,27 +109,14 @@ func TestRestoreOfADeploymentsClaimInPlace(t *testing.T) {
 	if n := len(evs[events.TypeRestoreProgressed]); n != 5 {
 		t.Errorf("%d restore.progressed events, want 5 (one per phase between Pending and Completed)", n)
 	}
-	if len(evs[events.TypeRestoreCompleted]) != 1 {
-		t.Fatalf("restore.completed events: %v", evs[events.TypeRestoreCompleted])
-	}
-	done, err := events.Decode[events.RestoreCompleted](evs[events.TypeRestoreCompleted][0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	done := onlyCompleted(t, evs)
 	// snapshot_time is when the csi-snapshotter cut the restored snapshot
 	// (its snapshot.completed's creation_time); snapshot_pvc stays empty,
 	// the snapshot is of the claim restored.
-	var known snapv1.VolumeSnapshot
-	if err := kc.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "known-good"}, &known); err != nil {
-		t.Fatal(err)
-	}
-	if known.Status == nil || known.Status.CreationTime == nil {
-		t.Fatalf("volume snapshot known-good has no status.creationTime: %+v", known.Status)
-	}
 	wantDone := events.RestoreCompleted{
 		RestoreID: "r1", Namespace: ns, PVC: "data", VolumeSnapshot: "known-good", PV: r.Status.NewPV, Incident: "inc-1",
 		Restore: "r1", SafetySnapshot: r.Status.SafetySnapshot, OldPV: r.Status.OldPV, CompletedAt: done.CompletedAt,
-		SnapshotTime: ptr.To(known.Status.CreationTime.UTC()),
+		SnapshotTime: ptr.To(snapshotCut(t, ns, "known-good")),
 	}
 	if diff := cmp.Diff(wantDone, done); diff != "" {
 		t.Errorf("restore.completed (-want +got):\n%s", diff)
